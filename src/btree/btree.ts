@@ -1,0 +1,675 @@
+import { HDR_SIZE, hdrCount, hdrLevel, initHeader, setHdrCount, writeU64 } from '../format/block.js';
+import { corrupt, err } from '../format/errors.js';
+import { NULL_BLKNO, type Blkno } from '../format/units.js';
+import { checkBtree, type CheckOptions } from './check.js';
+import { MAX_HEIGHT, NodeLayout, compareKeys, formatKey } from './node.js';
+import type { BtreeOps, BtreeProblem, Key, NodeStore } from './types.js';
+
+/**
+ * The one B+tree engine (the xfs_btree.c pattern): every tree in daxtool is this
+ * class driven by its own BtreeOps table. Node layout: see node.ts.
+ *
+ * Copy-on-write: a node is written only after store.cowNode has made it
+ * writable in the current transaction. That may move the node, so a
+ * modification makes its whole root-to-leaf path writable top-down first,
+ * repointing each parent as it goes; a moved root changes `root`, which the
+ * caller persists. Buffers from readNode are never written.
+ *
+ * After every public operation: keys are strictly ascending across the leaves;
+ * every interior entry's low key (and high key, for overlapping trees) equals the
+ * summary of its child; all non-root nodes are at least half full.
+ */
+export class Btree<R> {
+  /** Current root block (0 = empty tree). Every modification may change it. */
+  root: Blkno;
+  private readonly L: NodeLayout<R>;
+  private readonly name: string;
+  private readonly type: number;
+
+  // The path of the operation in progress, root first (depth 0). pIdx is the
+  // entry taken at each interior depth and the record position at the leaf.
+  // Shared by the non-generator operations, which never interleave.
+  private h = 0;
+  private readonly pBlk: Blkno[] = [];
+  private readonly pIdx: number[] = [];
+  private readonly pBuf: Buffer[] = [];
+  private readonly recScratch: Buffer;
+  private readonly entScratch: Buffer;
+  private readonly sumScratch: Buffer;
+
+  constructor(
+    readonly store: NodeStore,
+    readonly ops: BtreeOps<R>,
+    root: Blkno = NULL_BLKNO,
+    readonly owner = 0,
+  ) {
+    this.L = new NodeLayout(ops, store.blockSize);
+    this.root = root;
+    this.name = ops.name;
+    this.type = ops.type;
+    this.recScratch = Buffer.alloc(this.L.recSize);
+    this.entScratch = Buffer.alloc(this.L.entSize);
+    this.sumScratch = Buffer.alloc(this.L.sumBytes);
+  }
+
+  /** Records per leaf and entries per interior node, at most. */
+  get maxLeafRecs(): number {
+    return this.L.maxLeaf;
+  }
+  get maxNodeRecs(): number {
+    return this.L.maxNode;
+  }
+
+  /** Number of levels (0 for an empty tree). */
+  height(): number {
+    if (this.root === NULL_BLKNO) return 0;
+    return hdrLevel(this.readRoot()) + 1;
+  }
+
+  lookupEq(key: Key): R | undefined {
+    this.checkKey(key);
+    if (this.root === NULL_BLKNO) return undefined;
+    const h = this.descend(key);
+    const leaf = this.pBuf[h - 1]!;
+    const pos = this.pIdx[h - 1]!;
+    if (pos < hdrCount(leaf) && this.L.cmpLeaf(leaf, pos, key) === 0) return this.ops.decode(leaf, this.L.recOff(pos));
+    return undefined;
+  }
+
+  /** The greatest record whose key is ≤ key. */
+  lookupLe(key: Key): R | undefined {
+    this.checkKey(key);
+    if (this.root === NULL_BLKNO) return undefined;
+    const h = this.descend(key);
+    const leaf = this.pBuf[h - 1]!;
+    const pos = this.pIdx[h - 1]!;
+    if (pos < hdrCount(leaf) && this.L.cmpLeaf(leaf, pos, key) === 0) return this.ops.decode(leaf, this.L.recOff(pos));
+    // The descent entered each child through an entry whose low key is ≤ key,
+    // so a leaf without a record ≤ key means key is below the whole tree.
+    if (pos === 0) return undefined;
+    return this.ops.decode(leaf, this.L.recOff(pos - 1));
+  }
+
+  /** The least record whose key is ≥ key. */
+  lookupGe(key: Key): R | undefined {
+    this.checkKey(key);
+    if (this.root === NULL_BLKNO) return undefined;
+    const h = this.descend(key);
+    let leaf = this.pBuf[h - 1]!;
+    const pos = this.pIdx[h - 1]!;
+    if (pos < hdrCount(leaf)) return this.ops.decode(leaf, this.L.recOff(pos));
+    // Everything in this leaf is < key: the answer opens the next leaf.
+    const next = this.nextLeaf(h, this.pBlk, this.pIdx);
+    if (!next) return undefined;
+    leaf = next;
+    return this.ops.decode(leaf, this.L.recOff(0));
+  }
+
+  /** Insert a record; EEXIST if its key is present. */
+  insert(r: R): void {
+    const key = this.ops.key(r);
+    this.checkKey(key);
+    if (this.root === NULL_BLKNO) {
+      const { blkno, buf } = this.store.allocNode(this.type);
+      initHeader(buf, this.type, 0, 1, this.owner);
+      this.ops.encode(r, buf, HDR_SIZE);
+      this.root = blkno;
+      return;
+    }
+    const h = this.descend(key);
+    const leaf = this.pBuf[h - 1]!;
+    const pos = this.pIdx[h - 1]!;
+    if (pos < hdrCount(leaf) && this.L.cmpLeaf(leaf, pos, key) === 0)
+      throw err('EEXIST', `${this.name} btree already holds a record with key ${formatKey(key)}`);
+    this.cowPath(h);
+    this.recScratch.fill(0);
+    this.ops.encode(r, this.recScratch, 0);
+    this.insertItem(h - 1, pos, this.recScratch);
+  }
+
+  /** Replace the record with r's key; ENOENT if none. */
+  update(r: R): void {
+    const key = this.ops.key(r);
+    this.checkKey(key);
+    const h = this.findExact(key);
+    this.cowPath(h);
+    const leaf = this.pBuf[h - 1]!;
+    const off = this.L.recOff(this.pIdx[h - 1]!);
+    this.recScratch.fill(0);
+    this.ops.encode(r, this.recScratch, 0);
+    this.recScratch.copy(leaf, off);
+    // The key is unchanged; only an overlapping tree's high keys can move.
+    if (this.L.overlapping) this.fixKeys(h - 1);
+  }
+
+  /** Remove and return the record with this key; ENOENT if none. */
+  delete(key: Key): R {
+    this.checkKey(key);
+    const h = this.findExact(key);
+    const pos = this.pIdx[h - 1]!;
+    const rec = this.ops.decode(this.pBuf[h - 1]!, this.L.recOff(pos));
+    this.cowPath(h);
+    const leaf = this.pBuf[h - 1]!;
+    this.removeItem(leaf, 0, hdrCount(leaf), pos);
+    this.rebalance(h - 1);
+    return rec;
+  }
+
+  /**
+   * Records with lo ≤ key ≤ hi (either bound optional), ascending. Lazy: reads
+   * one leaf at a time. The tree must not be modified while this is iterated.
+   */
+  *range(lo?: Key, hi?: Key): Generator<R> {
+    if (lo) this.checkKey(lo);
+    if (hi) this.checkKey(hi);
+    if (this.root === NULL_BLKNO) return;
+    if (lo && hi && compareKeys(lo, hi) > 0) return;
+    const L = this.L;
+    const blk: Blkno[] = [];
+    const idx: number[] = [];
+    let buf = this.readRoot();
+    const h = hdrLevel(buf) + 1;
+    blk[0] = this.root;
+    for (let d = 0; ; d++) {
+      const n = hdrCount(buf);
+      if (d === h - 1) {
+        idx[d] = lo ? L.leafLowerBound(buf, n, lo) : 0;
+        break;
+      }
+      const i = lo ? L.childIndex(buf, n, lo) : 0;
+      idx[d] = i;
+      const child = L.ptr(buf, i);
+      buf = this.readNode(child, h - 2 - d, blk[d]!);
+      blk[d + 1] = child;
+    }
+    for (;;) {
+      // Decode this leaf's share before yielding: no node buffer is held across
+      // a yield, so the store may recycle its cache while the caller works.
+      const n = hdrCount(buf);
+      const from = idx[h - 1]!;
+      const end = hi ? L.leafUpperBound(buf, n, hi, from) : n;
+      const recs: R[] = [];
+      for (let i = from; i < end; i++) recs.push(this.ops.decode(buf, L.recOff(i)));
+      yield* recs;
+      if (end < n) return;
+      const next = this.nextLeaf(h, blk, idx);
+      if (!next) return;
+      if (hi && L.cmpLeaf(next, 0, hi) > 0) return;
+      buf = next;
+    }
+  }
+
+  /**
+   * Overlapping trees: records with key ≤ hi and highKey ≥ lo, ascending by key.
+   * Subtrees whose high key is below lo are skipped unread.
+   */
+  *overlapping(lo: Key, hi: Key): Generator<R> {
+    if (!this.L.overlapping) throw err('EINVAL', `${this.name} btree is not an overlapping tree`);
+    this.checkKey(lo);
+    this.checkKey(hi);
+    if (this.root === NULL_BLKNO) return;
+    const L = this.L;
+    // Depth-first, left to right: pending subtrees, the next one on top.
+    const sBlk: Blkno[] = [this.root];
+    const sLevel: number[] = [-1];
+    const sParent: Blkno[] = [0];
+    const kids: Blkno[] = [];
+    while (sBlk.length > 0) {
+      const blkno = sBlk.pop()!;
+      const level = sLevel.pop()!;
+      const parent = sParent.pop()!;
+      const buf = level < 0 ? this.readRoot() : this.readNode(blkno, level, parent);
+      const lvl = hdrLevel(buf);
+      const n = hdrCount(buf);
+      if (lvl === 0) {
+        const recs: R[] = [];
+        for (let i = 0; i < n; i++) {
+          if (L.cmpLeaf(buf, i, hi) > 0) break;
+          if (L.cmpLeafHigh(buf, i, lo) >= 0) recs.push(this.ops.decode(buf, L.recOff(i)));
+        }
+        yield* recs;
+        continue;
+      }
+      kids.length = 0;
+      for (let i = 0; i < n; i++) {
+        if (L.cmpEntry(buf, i, hi) > 0) break;
+        if (L.cmpEntryHigh(buf, i, lo) >= 0) kids.push(L.ptr(buf, i));
+      }
+      for (let j = kids.length - 1; j >= 0; j--) {
+        sBlk.push(kids[j]!);
+        sLevel.push(lvl - 1);
+        sParent.push(blkno);
+      }
+    }
+  }
+
+  /**
+   * Build the tree from records in strictly ascending key order (EINVAL
+   * otherwise; the tree is then left empty). Leaves and nodes are filled
+   * completely left to right, except that the last two of each level share
+   * their items so that both are at least half full. O(n); each node is written
+   * once.
+   */
+  bulkLoad(sorted: Iterable<R>): void {
+    if (this.root !== NULL_BLKNO) throw err('EINVAL', `${this.name} btree: bulk load needs an empty tree`);
+    const L = this.L;
+    const bs = this.store.blockSize;
+    const allocated: Blkno[] = [];
+    // Per level: the node being filled and the full one before it, both in
+    // scratch memory until we know whether the level ends there.
+    const levels: { cur: Buffer; curN: number; prev: Buffer | null; prevN: number; flushed: number }[] = [];
+    const levelAt = (l: number) => {
+      let b = levels[l];
+      if (!b) {
+        b = { cur: Buffer.alloc(bs), curN: 0, prev: null, prevN: 0, flushed: 0 };
+        levels[l] = b;
+      }
+      return b;
+    };
+    const flush = (l: number, node: Buffer, n: number): Blkno => {
+      initHeader(node, this.type, l, n, this.owner);
+      const { blkno, buf } = this.store.allocNode(this.type, allocated.length ? allocated[allocated.length - 1] : undefined);
+      allocated.push(blkno);
+      node.copy(buf, 0, 0, bs);
+      return blkno;
+    };
+    // Flush a finished non-root node and add its entry to the level above.
+    const emit = (l: number, node: Buffer, n: number) => {
+      const blkno = flush(l, node, n);
+      levels[l]!.flushed++;
+      const up = room(l + 1);
+      const off = L.entOff(up.curN);
+      L.summarize(node, l, up.cur, off);
+      L.setPtr(up.cur, up.curN, blkno);
+      up.curN++;
+    };
+    // The level's builder with space for one more item in `cur`.
+    const room = (l: number) => {
+      const b = levelAt(l);
+      if (b.curN === L.maxItems(l)) {
+        if (b.prev) emit(l, b.prev, b.prevN);
+        const spare = b.prev ?? Buffer.alloc(bs);
+        spare.fill(0);
+        b.prev = b.cur;
+        b.prevN = b.curN;
+        b.cur = spare;
+        b.curN = 0;
+      }
+      return b;
+    };
+    try {
+      let prevKey: Key | null = null;
+      for (const r of sorted) {
+        const k = this.ops.key(r);
+        this.checkKey(k);
+        if (prevKey !== null && compareKeys(prevKey, k) >= 0)
+          throw err('EINVAL', `${this.name} btree bulk load: key ${formatKey(k)} does not follow ${formatKey(prevKey)}`);
+        prevKey = k;
+        const b = room(0);
+        initHeader(b.cur, this.type, 0, b.curN, this.owner); // count is set on flush; header bytes are irrelevant until then
+        this.ops.encode(r, b.cur, L.recOff(b.curN));
+        b.curN++;
+      }
+      for (let l = 0; l < levels.length; l++) {
+        const b = levels[l]!;
+        if (b.prev === null && b.flushed === 0) {
+          // The only node of its level: the root.
+          if (b.curN > 0) this.root = flush(l, b.cur, b.curN);
+          break;
+        }
+        if (b.prev) {
+          const min = L.minItems(l);
+          if (b.curN < min) {
+            // Even out the last two nodes: prev is full, so both reach min.
+            const total = b.prevN + b.curN;
+            const k = (total >> 1) - b.curN;
+            const sz = L.itemSize(l);
+            b.cur.copyWithin(HDR_SIZE + k * sz, HDR_SIZE, HDR_SIZE + b.curN * sz);
+            b.prev.copy(b.cur, HDR_SIZE, HDR_SIZE + (b.prevN - k) * sz, HDR_SIZE + b.prevN * sz);
+            b.prev.fill(0, HDR_SIZE + (b.prevN - k) * sz, HDR_SIZE + b.prevN * sz);
+            b.prevN -= k;
+            b.curN += k;
+          }
+          emit(l, b.prev, b.prevN);
+          b.prev = null;
+        }
+        emit(l, b.cur, b.curN);
+      }
+    } catch (e) {
+      for (const blkno of allocated) this.store.freeNode(blkno);
+      this.root = NULL_BLKNO;
+      throw e;
+    }
+  }
+
+  /** Number of records (reads every leaf). */
+  count(): number {
+    let total = 0;
+    this.walk((_blkno, buf, level) => {
+      if (level === 0) total += hdrCount(buf);
+    });
+    return total;
+  }
+
+  /** Every node block of the tree, parents before children. */
+  *nodes(): Generator<{ blkno: Blkno; level: number }> {
+    const out: { blkno: Blkno; level: number }[] = [];
+    this.walk((blkno, _buf, level) => void out.push({ blkno, level }));
+    yield* out;
+  }
+
+  /** Free every node; the tree becomes empty. */
+  destroy(): void {
+    const all: Blkno[] = [];
+    this.walk((blkno) => void all.push(blkno));
+    for (const b of all) this.store.freeNode(b);
+    this.root = NULL_BLKNO;
+  }
+
+  /** Structural check; never throws. See check.ts for what is checked. */
+  check(opts: CheckOptions = {}): BtreeProblem[] {
+    return checkBtree(this.store, this.L, this.root, opts);
+  }
+
+  // ---- internals -------------------------------------------------------
+
+  private checkKey(key: Key): void {
+    if (key.length !== this.L.keyFields)
+      throw err('EINVAL', `${this.name} btree: key ${formatKey(key)} has ${key.length} fields, expected ${this.L.keyFields}`);
+  }
+
+  /**
+   * A node with the sanity the engine relies on: its level is the one its parent
+   * implies (level < 0: the root, any sane level), and its count is within
+   * [1, max], so nothing indexes past the block or descends forever.
+   */
+  private readNode(blkno: Blkno, level: number, parent: Blkno): Buffer {
+    if (blkno === NULL_BLKNO)
+      throw corrupt(`${this.name} btree node has a null child pointer`, `block ${parent}`);
+    const buf = this.store.readNode(blkno, this.type);
+    const lvl = hdrLevel(buf);
+    if (level >= 0 ? lvl !== level : lvl >= MAX_HEIGHT)
+      throw corrupt(
+        `${this.name} btree node is at level ${lvl}, expected ${level >= 0 ? level : `< ${MAX_HEIGHT}`}`,
+        `block ${blkno}`,
+      );
+    const n = hdrCount(buf);
+    const max = this.L.maxItems(lvl);
+    if (n < 1 || n > max) throw corrupt(`${this.name} btree node holds ${n} items (1..${max} allowed)`, `block ${blkno}`);
+    return buf;
+  }
+
+  private readRoot(): Buffer {
+    return this.readNode(this.root, -1, NULL_BLKNO);
+  }
+
+  /**
+   * Read-only descent towards key: fills pBlk/pIdx/pBuf (pIdx at the leaf is the
+   * first position with key ≥ key) and returns the height.
+   */
+  private descend(key: Key): number {
+    const L = this.L;
+    let blkno = this.root;
+    let buf = this.readRoot();
+    const h = hdrLevel(buf) + 1;
+    this.h = h;
+    for (let d = 0; ; d++) {
+      this.pBlk[d] = blkno;
+      this.pBuf[d] = buf;
+      const n = hdrCount(buf);
+      if (d === h - 1) {
+        this.pIdx[d] = L.leafLowerBound(buf, n, key);
+        return h;
+      }
+      const i = L.childIndex(buf, n, key);
+      this.pIdx[d] = i;
+      const child = L.ptr(buf, i);
+      buf = this.readNode(child, h - 2 - d, blkno);
+      blkno = child;
+    }
+  }
+
+  /** descend() to a record that must exist; ENOENT otherwise. */
+  private findExact(key: Key): number {
+    if (this.root !== NULL_BLKNO) {
+      const h = this.descend(key);
+      const leaf = this.pBuf[h - 1]!;
+      const pos = this.pIdx[h - 1]!;
+      if (pos < hdrCount(leaf) && this.L.cmpLeaf(leaf, pos, key) === 0) return h;
+    }
+    throw err('ENOENT', `${this.name} btree has no record with key ${formatKey(key)}`);
+  }
+
+  /**
+   * Advance a path (blk/idx per depth, leaf last) to the next leaf and return it,
+   * or null past the last leaf. Ancestors are re-read rather than held.
+   */
+  private nextLeaf(h: number, blk: Blkno[], idx: number[]): Buffer | null {
+    let d = h - 2;
+    let buf: Buffer | null = null;
+    for (; d >= 0; d--) {
+      const b = d === 0 ? this.readRoot() : this.readNode(blk[d]!, h - 1 - d, blk[d - 1]!);
+      if (idx[d]! + 1 < hdrCount(b)) {
+        idx[d] = idx[d]! + 1;
+        buf = b;
+        break;
+      }
+    }
+    if (!buf) return null;
+    for (; d < h - 1; d++) {
+      const child = this.L.ptr(buf, idx[d]!);
+      buf = this.readNode(child, h - 2 - d, blk[d]!);
+      blk[d + 1] = child;
+      idx[d + 1] = 0;
+    }
+    return buf;
+  }
+
+  /** Make the descended path writable, top-down, repointing parents of moved nodes. */
+  private cowPath(h: number): void {
+    let parent: Buffer | null = null;
+    for (let d = 0; d < h; d++) {
+      const old = this.pBlk[d]!;
+      const { blkno, buf } = this.store.cowNode(old, this.type);
+      if (blkno !== old) {
+        if (parent) this.L.setPtr(parent, this.pIdx[d - 1]!, blkno);
+        else this.root = blkno;
+        this.pBlk[d] = blkno;
+      }
+      this.pBuf[d] = buf;
+      parent = buf;
+    }
+  }
+
+  /** Set parent entry i to describe `child` (summary + pointer). */
+  private writeEntry(parent: Buffer, i: number, child: Buffer, childLevel: number, childBlkno: Blkno): void {
+    this.L.summarize(child, childLevel, parent, this.L.entOff(i));
+    this.L.setPtr(parent, i, childBlkno);
+  }
+
+  /**
+   * Bring ancestors' entries up to date after the node at depth d changed.
+   * Stops at the first entry that is already right: nothing above it can differ.
+   */
+  private fixKeys(d: number): void {
+    const L = this.L;
+    const s = this.sumScratch;
+    for (let k = d; k > 0; k--) {
+      const parent = this.pBuf[k - 1]!;
+      const eo = L.entOff(this.pIdx[k - 1]!);
+      L.summarize(this.pBuf[k]!, this.h - 1 - k, s, 0);
+      if (s.compare(parent, eo, eo + L.sumBytes, 0, L.sumBytes) === 0) return;
+      s.copy(parent, eo);
+    }
+  }
+
+  private removeItem(buf: Buffer, level: number, n: number, pos: number): void {
+    const L = this.L;
+    buf.copyWithin(L.itemOff(level, pos), L.itemOff(level, pos + 1), L.itemOff(level, n));
+    buf.fill(0, L.itemOff(level, n - 1), L.itemOff(level, n));
+    setHdrCount(buf, n - 1);
+  }
+
+  /**
+   * Insert an item (record bytes at a leaf, entry bytes above) at position pos of
+   * the writable node at depth d, splitting full nodes upwards. A split keeps the
+   * lower half in place and moves the upper half to a new right sibling, so both
+   * halves are at least half full.
+   */
+  private insertItem(d: number, pos: number, item: Buffer): void {
+    const L = this.L;
+    for (;;) {
+      const buf = this.pBuf[d]!;
+      const lvl = this.h - 1 - d;
+      const n = hdrCount(buf);
+      const sz = L.itemSize(lvl);
+      const off = (i: number) => HDR_SIZE + i * sz;
+      if (n < L.maxItems(lvl)) {
+        if (pos < n) buf.copyWithin(off(pos + 1), off(pos), off(n));
+        item.copy(buf, off(pos), 0, sz);
+        setHdrCount(buf, n + 1);
+        this.fixKeys(d);
+        return;
+      }
+      const { blkno: rBlk, buf: right } = this.store.allocNode(this.type, this.pBlk[d]);
+      initHeader(right, this.type, lvl, 0, this.owner);
+      const total = n + 1;
+      const lc = (total + 1) >> 1;
+      if (pos < lc) {
+        buf.copy(right, off(0), off(lc - 1), off(n));
+        buf.fill(0, off(lc - 1), off(n));
+        if (pos < lc - 1) buf.copyWithin(off(pos + 1), off(pos), off(lc - 1));
+        item.copy(buf, off(pos), 0, sz);
+      } else {
+        buf.copy(right, off(0), off(lc), off(pos));
+        item.copy(right, off(pos - lc), 0, sz);
+        buf.copy(right, off(pos - lc + 1), off(pos), off(n));
+        buf.fill(0, off(lc), off(n));
+      }
+      setHdrCount(buf, lc);
+      setHdrCount(right, total - lc);
+      if (d === 0) {
+        const { blkno: nr, buf: nroot } = this.store.allocNode(this.type, this.pBlk[0]);
+        initHeader(nroot, this.type, lvl + 1, 2, this.owner);
+        this.writeEntry(nroot, 0, buf, lvl, this.pBlk[0]!);
+        this.writeEntry(nroot, 1, right, lvl, rBlk);
+        this.root = nr;
+        return;
+      }
+      const parent = this.pBuf[d - 1]!;
+      const pi = this.pIdx[d - 1]!;
+      this.writeEntry(parent, pi, buf, lvl, this.pBlk[d]!);
+      L.summarize(right, lvl, this.entScratch, 0);
+      writeU64(this.entScratch, L.sumBytes, rBlk);
+      item = this.entScratch;
+      pos = pi + 1;
+      d--;
+    }
+  }
+
+  /**
+   * Restore min fill after the node at depth d lost an item: borrow one item from
+   * a sibling that can spare it, else merge with that sibling and repeat one
+   * level up. A root left with one child is replaced by that child; an empty
+   * root leaf leaves an empty tree.
+   */
+  private rebalance(d: number): void {
+    const L = this.L;
+    for (;;) {
+      const buf = this.pBuf[d]!;
+      const lvl = this.h - 1 - d;
+      const n = hdrCount(buf);
+      if (d === 0) {
+        if (lvl === 0 && n === 0) {
+          this.store.freeNode(this.pBlk[0]!);
+          this.root = NULL_BLKNO;
+        } else if (lvl > 0 && n === 1) {
+          const child = L.ptr(buf, 0);
+          this.store.freeNode(this.pBlk[0]!);
+          this.root = child;
+        }
+        return;
+      }
+      if (n >= L.minItems(lvl)) {
+        this.fixKeys(d);
+        return;
+      }
+      const parent = this.pBuf[d - 1]!;
+      const pBlkno = this.pBlk[d - 1]!;
+      const pi = this.pIdx[d - 1]!;
+      const pn = hdrCount(parent);
+      if (pn < 2) throw corrupt(`${this.name} btree node has a single child below the root`, `block ${pBlkno}`);
+      const useLeft = pi > 0;
+      const si = useLeft ? pi - 1 : pi + 1;
+      const sOld = L.ptr(parent, si);
+      const sRead = this.readNode(sOld, lvl, pBlkno);
+      const sn = hdrCount(sRead);
+      const sz = L.itemSize(lvl);
+      const off = (i: number) => HDR_SIZE + i * sz;
+      const cowSibling = () => {
+        const { blkno, buf: s } = this.store.cowNode(sOld, this.type);
+        if (blkno !== sOld) L.setPtr(parent, si, blkno);
+        return { sBlk: blkno, s };
+      };
+      if (sn > L.minItems(lvl)) {
+        const { sBlk, s } = cowSibling();
+        if (useLeft) {
+          buf.copyWithin(off(1), off(0), off(n));
+          s.copy(buf, off(0), off(sn - 1), off(sn));
+        } else {
+          s.copy(buf, off(n), off(0), off(1));
+          s.copyWithin(off(0), off(1), off(sn));
+        }
+        s.fill(0, off(sn - 1), off(sn));
+        setHdrCount(buf, n + 1);
+        setHdrCount(s, sn - 1);
+        this.writeEntry(parent, pi, buf, lvl, this.pBlk[d]!);
+        this.writeEntry(parent, si, s, lvl, sBlk);
+        this.fixKeys(d - 1);
+        return;
+      }
+      if (useLeft) {
+        const { sBlk, s } = cowSibling();
+        buf.copy(s, off(sn), off(0), off(n));
+        setHdrCount(s, sn + n);
+        this.store.freeNode(this.pBlk[d]!);
+        this.writeEntry(parent, si, s, lvl, sBlk);
+        this.removeItem(parent, lvl + 1, pn, pi);
+      } else {
+        // The right sibling is consumed whole: copy from it, never make it writable.
+        sRead.copy(buf, off(n), off(0), off(sn));
+        setHdrCount(buf, n + sn);
+        this.store.freeNode(sOld);
+        this.writeEntry(parent, pi, buf, lvl, this.pBlk[d]!);
+        this.removeItem(parent, lvl + 1, pn, si);
+      }
+      d--;
+    }
+  }
+
+  /** Visit every node, parents first; throws ECORRUPT on a node it cannot trust. */
+  private walk(visit: (blkno: Blkno, buf: Buffer, level: number) => void): void {
+    if (this.root === NULL_BLKNO) return;
+    const sBlk: Blkno[] = [this.root];
+    const sLevel: number[] = [-1];
+    const sParent: Blkno[] = [0];
+    const seen = new Set<Blkno>();
+    while (sBlk.length > 0) {
+      const blkno = sBlk.pop()!;
+      const level = sLevel.pop()!;
+      const parent = sParent.pop()!;
+      if (seen.has(blkno)) throw corrupt(`${this.name} btree reaches block ${blkno} twice`, `block ${parent}`);
+      seen.add(blkno);
+      const buf = level < 0 ? this.readRoot() : this.readNode(blkno, level, parent);
+      const lvl = hdrLevel(buf);
+      visit(blkno, buf, lvl);
+      if (lvl === 0) continue;
+      const n = hdrCount(buf);
+      for (let i = n - 1; i >= 0; i--) {
+        sBlk.push(this.L.ptr(buf, i));
+        sLevel.push(lvl - 1);
+        sParent.push(blkno);
+      }
+    }
+  }
+}

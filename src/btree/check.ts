@@ -1,0 +1,176 @@
+import { hdrCount, hdrLevel } from '../format/block.js';
+import { isDaxError } from '../format/errors.js';
+import type { Blkno } from '../format/units.js';
+import { MAX_HEIGHT, type NodeLayout, compareKeys, formatKey } from './node.js';
+import type { BtreeProblem, Key, NodeStore } from './types.js';
+
+export interface CheckOptions {
+  /**
+   * Blocks already claimed (by other trees checked before this one). A node found
+   * in it is reported as btree.cycle and not descended; every node of this tree
+   * is added, so a caller checking all trees with one set finds shared blocks.
+   */
+  visited?: Set<number>;
+  /** More records than this is reported (btree.count) and ends the walk. */
+  maxRecords?: number;
+}
+
+/** Beyond this many problems a tree is reported as broken enough. */
+export const PROBLEM_LIMIT = 1000;
+
+interface Frame {
+  blkno: Blkno;
+  /** Level the parent implies; -1 for the root. */
+  level: number;
+  parent: Blkno;
+  entry: number;
+  /** The parent entry's low key: the child's first key must equal it. */
+  lo: Key | null;
+  /** The next entry's low key (or an ancestor's): every key in the child is below it. */
+  hiEx: Key | null;
+  /** The parent entry's high key (overlapping trees): the child's greatest high key. */
+  high: Key | null;
+}
+
+/**
+ * Walk the whole tree and report every structural problem found. Never throws,
+ * never trusts a count beyond the node's capacity, and never enters a block
+ * twice, so a corrupt tree (cycles included) is walked in bounded time.
+ */
+export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, opts: CheckOptions): BtreeProblem[] {
+  const problems: BtreeProblem[] = [];
+  const ops = L.ops;
+  const add = (check: string, blkno: Blkno, message: string) => {
+    if (problems.length < PROBLEM_LIMIT) problems.push({ check, blkno, message: `${ops.name} btree: ${message}` });
+  };
+  if (root === 0) return problems;
+  const seen = new Set<number>();
+  const visited = opts.visited;
+  const maxRecords = opts.maxRecords ?? Number.POSITIVE_INFINITY;
+  let records = 0;
+  const stack: Frame[] = [{ blkno: root, level: -1, parent: 0, entry: 0, lo: null, hiEx: null, high: null }];
+
+  while (stack.length > 0 && problems.length < PROBLEM_LIMIT) {
+    const f = stack.pop()!;
+    const from = f.level < 0 ? 'the root pointer' : `block ${f.parent} entry ${f.entry}`;
+    const blkno = f.blkno;
+    if (blkno === 0 || !Number.isSafeInteger(blkno) || (store.validBlkno && !store.validBlkno(blkno))) {
+      add('btree.ptr', f.level < 0 ? blkno : f.parent, `${from} points to invalid block ${blkno}`);
+      continue;
+    }
+    if (seen.has(blkno)) {
+      add('btree.cycle', blkno, `block reached a second time (from ${from})`);
+      continue;
+    }
+    if (visited?.has(blkno)) {
+      add('btree.cycle', blkno, `block (reached from ${from}) is already used elsewhere`);
+      continue;
+    }
+    seen.add(blkno);
+    visited?.add(blkno);
+
+    let buf: Buffer;
+    try {
+      buf = store.readNode(blkno, ops.type);
+    } catch (e) {
+      add(readProblemId(e), blkno, `${e instanceof Error ? e.message : String(e)} (reached from ${from})`);
+      continue;
+    }
+
+    try {
+      const lvl = hdrLevel(buf);
+      if (f.level >= 0 && lvl !== f.level) {
+        add('btree.level', blkno, `node is at level ${lvl}, its parent (block ${f.parent}) is at level ${f.level + 1}`);
+        continue;
+      }
+      if (f.level < 0 && lvl >= MAX_HEIGHT) {
+        add('btree.level', blkno, `root is at level ${lvl}, beyond the maximum ${MAX_HEIGHT - 1}`);
+        continue;
+      }
+      let n = hdrCount(buf);
+      const max = L.maxItems(lvl);
+      if (n > max) {
+        add('btree.count', blkno, `node claims ${n} ${lvl === 0 ? 'records' : 'entries'}, more than the ${max} that fit`);
+        n = max;
+      }
+      if (n === 0) {
+        add('btree.count', blkno, `${f.level < 0 ? 'root' : 'node'} is empty`);
+        continue;
+      }
+      const min = f.level < 0 ? 1 : L.minItems(lvl);
+      if (n < min) add('btree.count', blkno, `node holds ${n} ${lvl === 0 ? 'records' : 'entries'}, fewer than the minimum ${min}`);
+
+      const keys: Key[] = new Array<Key>(n);
+      const highs: Key[] | null = L.overlapping ? new Array<Key>(n) : null;
+      if (lvl === 0) {
+        records += n;
+        for (let i = 0; i < n; i++) {
+          const r = ops.decode(buf, L.recOff(i));
+          keys[i] = ops.key(r);
+          if (highs) highs[i] = ops.highKey!(r);
+          const why = ops.checkRecord?.(r);
+          if (why) add('btree.record', blkno, `record ${i} ${formatKey(keys[i]!)}: ${why}`);
+        }
+      } else {
+        for (let i = 0; i < n; i++) {
+          keys[i] = L.entryLow(buf, i);
+          if (highs) highs[i] = L.entryHigh(buf, i);
+        }
+      }
+
+      for (let i = 1; i < n; i++) {
+        if (compareKeys(keys[i - 1]!, keys[i]!) >= 0) {
+          add('btree.order', blkno, `key ${formatKey(keys[i]!)} at position ${i} does not follow ${formatKey(keys[i - 1]!)}`);
+          break;
+        }
+      }
+      if (f.lo && compareKeys(keys[0]!, f.lo) !== 0)
+        add('btree.keys', blkno, `first key ${formatKey(keys[0]!)} differs from ${formatKey(f.lo)} in ${from}`);
+      for (let i = 0; i < n; i++) {
+        const below = i > 0 && f.lo !== null && compareKeys(keys[i]!, f.lo) < 0;
+        const above = f.hiEx !== null && compareKeys(keys[i]!, f.hiEx) >= 0;
+        if (below || above) {
+          const range = `[${f.lo ? formatKey(f.lo) : '-inf'}, ${f.hiEx ? formatKey(f.hiEx) : '+inf'})`;
+          add('btree.keys', blkno, `key ${formatKey(keys[i]!)} at position ${i} is outside ${range}, the range ${from} gives it`);
+          break;
+        }
+      }
+      if (highs && f.high) {
+        let best = highs[0]!;
+        for (let i = 1; i < n; i++) if (compareKeys(highs[i]!, best) > 0) best = highs[i]!;
+        if (compareKeys(best, f.high) !== 0)
+          add('btree.keys', blkno, `greatest high key ${formatKey(best)} differs from ${formatKey(f.high)} in ${from}`);
+      }
+      if (records > maxRecords) {
+        add('btree.count', blkno, `tree holds more than ${maxRecords} records`);
+        break;
+      }
+      if (lvl > 0) {
+        for (let i = n - 1; i >= 0; i--) {
+          stack.push({
+            blkno: L.ptr(buf, i),
+            level: lvl - 1,
+            parent: blkno,
+            entry: i,
+            lo: keys[i]!,
+            hiEx: i + 1 < n ? keys[i + 1]! : f.hiEx,
+            high: highs ? highs[i]! : null,
+          });
+        }
+      }
+    } catch (e) {
+      // Only an ops table that throws on odd bytes gets here.
+      add('btree.record', blkno, `cannot examine node: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return problems;
+}
+
+/** The check id for a node the store refused: btree.<what the store says failed>. */
+function readProblemId(e: unknown): string {
+  if (isDaxError(e)) {
+    const m = /fails (?:block|btree)\.(\w+)/.exec(e.message);
+    if (m) return `btree.${m[1]}`;
+  }
+  return 'btree.crc';
+}

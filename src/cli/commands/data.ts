@@ -1,0 +1,160 @@
+/** put, get, cat, write, truncate, punch: file contents. */
+import { closeSync, existsSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { err } from '../../format/errors.js';
+import type { CommandImpl, Ctx } from '../command.js';
+import { fromHostError, usage } from '../errors.js';
+import { humanSize, plural } from '../output.js';
+import { isDash, num, str, withFs } from './common.js';
+
+/** Opens a host file, turning host errors into reportable ones. */
+function openHost(path: string, flags: 'r' | 'w'): number {
+  try {
+    const fd = openSync(path, flags);
+    if (flags === 'r' && fstatSync(fd).isDirectory()) {
+      closeSync(fd);
+      throw err('EISDIR', 'is a directory', `host file ${path}`);
+    }
+    return fd;
+  } catch (e) {
+    throw fromHostError(e, path);
+  }
+}
+
+function bytesPhrase(n: number): string {
+  return n < 1024 ? plural(n, 'byte') : `${n} bytes (${humanSize(n)})`;
+}
+
+const put: CommandImpl = async (ctx, args) => {
+  const host = str(args[0]);
+  const path = str(args[1]);
+  const stdin = isDash(ctx, host, 'in');
+  const fd = stdin ? 0 : openHost(host, 'r');
+  try {
+    const bytes = await withFs(ctx, true, (fs) => {
+      try {
+        return fs.putFromFd(path, fd);
+      } catch (e) {
+        throw fromHostError(e, stdin ? 'stdin' : host);
+      }
+    });
+    return {
+      json: { ok: true, path, bytes },
+      human: () => `copied ${bytesPhrase(bytes)} from ${stdin ? 'stdin' : host} to ${path}\n`,
+    };
+  } finally {
+    if (!stdin) closeSync(fd);
+  }
+};
+
+const get: CommandImpl = async (ctx, args) => {
+  const path = str(args[0]);
+  const host = str(args[1]);
+  if (isDash(ctx, host, 'out')) {
+    if (ctx.json) throw usage("--json and '-' both want stdout", 'use cat --json, or a host file');
+    const bytes = await withFs(ctx, false, (fs) => fs.readToFd(path, 1));
+    return { json: { ok: true, path, bytes } };
+  }
+  const existed = existsSync(host);
+  const bytes = await withFs(ctx, false, (fs) => {
+    // The image is open (and PATH checked by the first read) before the host file is created.
+    const fd = openHost(host, 'w');
+    try {
+      return fs.readToFd(path, fd);
+    } catch (e) {
+      if (!existed) {
+        try {
+          unlinkSync(host);
+        } catch {
+          // Leaving a partial file is the lesser problem; the read error is reported.
+        }
+      }
+      throw fromHostError(e, host);
+    } finally {
+      closeSync(fd);
+    }
+  });
+  return {
+    json: { ok: true, path, host, bytes },
+    human: () => `copied ${bytesPhrase(bytes)} from ${path} to ${host}\n`,
+  };
+};
+
+const cat: CommandImpl = async (ctx, args) => {
+  const path = str(args[0]);
+  if (ctx.json) {
+    // Raw bytes cannot share stdout with a JSON object, so they travel base64-encoded.
+    const data = await withFs(ctx, false, (fs) => fs.readRange(path, 0, fs.stat(path).size));
+    return { json: { path, size: data.length, encoding: 'base64', data: data.toString('base64') } };
+  }
+  const bytes = await withFs(ctx, false, (fs) => fs.readToFd(path, 1));
+  return { json: { path, size: bytes } };
+};
+
+/** Reads `length` bytes (or the whole file) from the start of a host file. */
+function readHost(host: string, length: number | undefined): Buffer {
+  const fd = openHost(host, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const want = length ?? size;
+    if (want > size) {
+      throw err('EINVAL', `has ${size} bytes, --length asks for ${want}`, `host file ${host}`);
+    }
+    const buf = Buffer.alloc(want);
+    let off = 0;
+    while (off < want) {
+      const n = readSync(fd, buf, off, want - off, off);
+      if (n === 0) throw err('EIO', `ended after ${off} bytes`, `host file ${host}`);
+      off += n;
+    }
+    return buf;
+  } catch (e) {
+    throw fromHostError(e, host);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const write: CommandImpl = async (ctx: Ctx, args, opts) => {
+  const path = str(args[0]);
+  const offset = num(opts.offset)!;
+  let length = num(opts.length);
+  const pattern = num(opts.pattern);
+  const from = opts.from === undefined ? undefined : str(opts.from);
+  if (pattern === undefined && from === undefined) {
+    throw usage('write needs --pattern BYTE or --from HOSTFILE');
+  }
+  if (pattern !== undefined) {
+    if (length === undefined) throw usage('--length is required with --pattern');
+    const n = length;
+    await withFs(ctx, true, (fs) => fs.writePattern(path, offset, n, pattern));
+  } else {
+    const data = readHost(from!, length);
+    length = data.length;
+    await withFs(ctx, true, (fs) => fs.writeFile(path, offset, data));
+  }
+  const written = length;
+  return {
+    json: { ok: true, path, offset, length: written },
+    human: () => `wrote ${bytesPhrase(written)} at offset ${offset} to ${path}\n`,
+  };
+};
+
+const truncate: CommandImpl = async (ctx, args) => {
+  const path = str(args[0]);
+  const size = num(args[1])!;
+  await withFs(ctx, true, (fs) => fs.truncate(path, size));
+  return { json: { ok: true, path, size } };
+};
+
+const punch: CommandImpl = async (ctx, args, opts) => {
+  const path = str(args[0]);
+  const offset = num(opts.offset)!;
+  const length = num(opts.length)!;
+  await withFs(ctx, true, (fs) => fs.punch(path, offset, length));
+  return {
+    json: { ok: true, path, offset, length },
+    human: () => `punched ${bytesPhrase(length)} at offset ${offset} in ${path}\n`,
+  };
+};
+
+export const commands = { put, get, cat, write, truncate, punch };

@@ -1,0 +1,118 @@
+/**
+ * Human and machine output. JSON is one object per command on stdout; tables
+ * are sized to the terminal (80 columns when not a terminal) and coloured only
+ * when the caller says stdout is a colour-capable TTY.
+ */
+import Table from 'cli-table3';
+
+export interface Style {
+  /** ANSI colour allowed (stdout is a TTY and NO_COLOR is unset). */
+  color: boolean;
+  /** Width tables must fit in. */
+  columns: number;
+}
+
+export function json(obj: unknown): string {
+  return `${JSON.stringify(obj)}\n`;
+}
+
+const SIZE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+
+/** 4096 → "4.0 KiB", 1099511627776 → "1.0 TiB", 512 → "512 B". */
+export function humanSize(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 1024) return `${bytes} B`;
+  let v = bytes / 1024;
+  let u = 0;
+  // Compare after rounding so 1048575 reads "1.0 MiB", never "1024.0 KiB".
+  while (u < SIZE_UNITS.length - 1 && Number(v.toFixed(1)) >= 1024) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(1)} ${SIZE_UNITS[u]}`;
+}
+
+/** Pluralised count: plural(1, 'block') → "1 block". */
+export function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+const ANSI: Record<string, [number, number]> = {
+  bold: [1, 22],
+  dim: [2, 22],
+  red: [31, 39],
+  green: [32, 39],
+  yellow: [33, 39],
+  cyan: [36, 39],
+};
+
+export function paint(style: Style, name: keyof typeof ANSI, s: string): string {
+  if (!style.color) return s;
+  const [on, off] = ANSI[name]!;
+  return `\u001b[${on}m${s}\u001b[${off}m`;
+}
+
+export type Align = 'left' | 'right';
+
+export interface TableOptions {
+  align?: Align[];
+  /** Columns that may be narrowed and wrapped first when the table is too wide. */
+  flex?: number[];
+}
+
+/**
+ * A bordered table that fits `style.columns`. Columns are shrunk (flex ones
+ * first, then the widest) and their cells wrapped rather than letting the
+ * terminal wrap the whole row.
+ */
+export function table(
+  style: Style,
+  head: string[],
+  rows: (string | number)[][],
+  opts: TableOptions = {},
+): string {
+  const cells = rows.map((r) => r.map((c) => String(c)));
+  const ncol = head.length;
+  // cli-table3 widths include one space of padding on each side.
+  const widths = head.map((h, i) =>
+    Math.max(h.length, ...cells.map((r) => longestLine(r[i] ?? ''))) + 2,
+  );
+  const limit = Math.max(40, style.columns);
+  const total = (): number => widths.reduce((a, b) => a + b, 0) + ncol + 1;
+  const MIN = 8;
+  const flex = opts.flex ?? [];
+  while (total() > limit) {
+    let pick = -1;
+    for (const i of flex) if (widths[i]! > MIN && (pick < 0 || widths[i]! > widths[pick]!)) pick = i;
+    if (pick < 0) {
+      for (let i = 0; i < ncol; i++) if (widths[i]! > MIN && (pick < 0 || widths[i]! > widths[pick]!)) pick = i;
+    }
+    if (pick < 0) break;
+    widths[pick]!--;
+  }
+  const t = new Table({
+    head: head.map((h) => paint(style, 'bold', h)),
+    colWidths: widths,
+    colAligns: opts.align ?? head.map(() => 'left' as const),
+    wordWrap: true,
+    wrapOnWordBoundary: false,
+    style: { head: [], border: [], compact: true },
+  });
+  for (const r of cells) t.push(r);
+  return `${t.toString()}\n`;
+}
+
+/** A two-column key/value table, for single objects such as info and stat. */
+export function kvTable(style: Style, pairs: [string, string | number][]): string {
+  return table(
+    style,
+    ['field', 'value'],
+    pairs.map(([k, v]) => [k, String(v)]),
+    { flex: [1] },
+  );
+}
+
+function longestLine(s: string): number {
+  let m = 0;
+  for (const l of s.split('\n')) m = Math.max(m, l.length);
+  return m;
+}

@@ -1,0 +1,167 @@
+/**
+ * Parsing and running one command line, for a one-shot invocation and for
+ * each line of `shell` alike. Commander only parses: its action records what
+ * was chosen, and the command runs afterwards under the error boundary, so
+ * every failure — commander's, a parser's, the library's — is reported the
+ * same way. A fresh commander tree is built per call because commander keeps
+ * option values on its Command objects between parses.
+ */
+import { Command, Option } from 'commander';
+import type { Args, Ctx, Env, Opts } from './command.js';
+import { exitPolicy, findCommand, GROUPS, COMMANDS, type CommandSpec, type Parser } from './registry.js';
+import { report } from './errors.js';
+import { version } from './version.js';
+
+export interface DispatchOptions {
+  env: Env;
+  /** Shell mode: the image every line acts on; lines carry no IMAGE argument. */
+  image?: string;
+  /** Prepended to the command name in error lines, e.g. "shell: line 3". */
+  label?: string;
+  /** Every line in JSON mode (shell --json). */
+  json?: boolean;
+}
+
+interface Chosen {
+  spec: CommandSpec;
+  args: Args;
+  opts: Opts;
+}
+
+/** Marks a commander error with the subcommand that raised it, for its exit policy and label. */
+function tag(name: string | undefined) {
+  return (err: Error & { daxtoolCommand?: string }): never => {
+    if (name && err.daxtoolCommand === undefined) err.daxtoolCommand = name;
+    throw err;
+  };
+}
+
+function wrapParser(parse: Parser, what: string) {
+  return (value: string): unknown => parse(value, what);
+}
+
+export function buildProgram(
+  env: Env,
+  shell: boolean,
+  onChoose: (c: Chosen) => void,
+  onEnter: (name: string) => void = () => {},
+): Command {
+  const program = new Command(shell ? '' : 'daxtool');
+  program
+    .description(
+      shell
+        ? 'Commands act on the shell\'s image; write them without IMAGE. "quit" (or Ctrl-D) leaves.'
+        : 'Offline tool for a reflink filesystem image mapped by an emulated DAX machine.',
+    )
+    .configureOutput({
+      writeOut: (s) => env.out(s),
+      writeErr: (s) => env.err(s),
+      outputError: () => {},
+      getOutHelpWidth: () => env.columns,
+      getErrHelpWidth: () => env.columns,
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
+    })
+    .exitOverride(tag(undefined))
+    .showSuggestionAfterError(true)
+    .helpCommand('help [command]', 'show help for a command');
+  if (!shell) program.version(version(), '-V, --version', 'print the version');
+  // Value parsers throw before commander's own errors could be tagged; this names the command for them.
+  program.hook('preSubcommand', (_parent, sub) => onEnter(sub.name()));
+
+  for (const spec of COMMANDS) {
+    if (shell && spec.inShell === false) continue;
+    const cmd = program.command(spec.name).description(spec.summary);
+    // Commander copies the parent's exitOverride; replace it to name this command.
+    cmd.exitOverride(tag(spec.name));
+    const positional: string[] = [];
+    if (spec.image && !shell) {
+      cmd.argument('<image>', 'disk-image file');
+      positional.push('image');
+    }
+    for (const a of spec.args) {
+      const name = a.optional ? `[${a.name}]` : `<${a.name}>`;
+      if (a.parse) cmd.argument(name, a.desc, wrapParser(a.parse, a.name.toUpperCase()));
+      else cmd.argument(name, a.desc);
+      positional.push(a.name);
+    }
+    for (const o of spec.options) {
+      const opt = new Option(o.flags, o.desc);
+      const long = o.flags.split(/[ ,]+/).find((f) => f.startsWith('--')) ?? o.flags;
+      if (o.parse) opt.argParser(wrapParser(o.parse, long));
+      if (o.choices) opt.choices(o.choices);
+      if (o.required) opt.makeOptionMandatory();
+      if (o.conflicts) opt.conflicts(o.conflicts);
+      cmd.addOption(opt);
+    }
+    cmd.option('--json', 'print one JSON object on stdout');
+    if (spec.more) cmd.addHelpText('after', `\n${spec.more}\n`);
+    cmd.action((...actionArgs: unknown[]) => {
+      onChoose({ spec, args: actionArgs.slice(0, positional.length), opts: cmd.opts() });
+    });
+  }
+  return program;
+}
+
+/** Options before a `--` that a usage error should still honour. */
+function wantsJson(tokens: string[]): boolean {
+  const end = tokens.indexOf('--');
+  return (end < 0 ? tokens : tokens.slice(0, end)).includes('--json');
+}
+
+/** Runs one command line; returns its exit code. Never throws. */
+export async function dispatch(tokens: string[], o: DispatchOptions): Promise<number> {
+  const shell = o.image !== undefined;
+  const env = o.env;
+  let chosen: Chosen | undefined;
+  let json = o.json === true || wantsJson(tokens);
+  const prefix = o.label ? `${o.label}: ` : '';
+  let label: string | undefined = o.label;
+  let spec: CommandSpec | undefined;
+  try {
+    let entered: string | undefined;
+    const program = buildProgram(
+      env,
+      shell,
+      (c) => {
+        chosen = c;
+      },
+      (name) => {
+        entered = name;
+      },
+    );
+    try {
+      await program.parseAsync(tokens, { from: 'user' });
+    } catch (e) {
+      const ce = e as { code?: string; exitCode?: number; daxtoolCommand?: string };
+      const name = ce.daxtoolCommand ?? entered;
+      spec = name ? findCommand(name) : undefined;
+      if (spec) label = `${prefix}${spec.name}`;
+      if (ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version') return 0;
+      if (ce.code === 'commander.help') return ce.exitCode === 0 ? 0 : exitPolicy(spec).usage;
+      throw e;
+    }
+    if (!chosen) return 0; // only reachable for commander built-ins that return normally
+    spec = chosen.spec;
+    label = `${prefix}${spec.name}`;
+    json = json || chosen.opts.json === true;
+    const args = [...chosen.args];
+    const image = shell ? o.image! : spec.image ? String(args.shift()) : '';
+    const ctx: Ctx = {
+      command: spec.name,
+      image,
+      json,
+      env,
+      style: { color: env.color, columns: env.columns },
+    };
+    const group = await GROUPS[spec.group]();
+    const impl = group.commands[spec.name];
+    if (!impl) throw new Error(`command ${spec.name} has no implementation`);
+    const outcome = await impl(ctx, args, chosen.opts);
+    if (json) env.emit(outcome.json);
+    else if (outcome.human) env.out(outcome.human(ctx.style));
+    return outcome.exitCode ?? 0;
+  } catch (e) {
+    return report(e, { label, json, policy: exitPolicy(spec), sink: env });
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * The command table: every subcommand's name, arguments and options, declared
+ * as data so that the one-shot parser, the shell's per-line parser, help and
+ * tab completion all come from one place. Implementations live in one module
+ * per group under ./commands and are imported only when a command of that
+ * group runs, so `daxtool --version` and `--help` load no filesystem code,
+ * prompts, spinners or tables.
+ *
+ * Adding the DAX commands (mmap, munmap, fault, ps, exit, ptdump, pages, pin,
+ * unpin, poison) means: a `dax` entry in GROUPS pointing at
+ * ./commands/dax.js exporting `commands`, and their specs appended to COMMANDS;
+ * `demo` and `compare` take no image (`image: false`) and go in a `lab` group.
+ */
+import { PAGE_MODELS } from '../fs/types.js';
+import type { CommandGroup } from './command.js';
+import { DEFAULT_EXIT, FSCK_EXIT, type ExitPolicy } from './errors.js';
+import { parseByte, parseCount, parseSize } from './parse.js';
+
+/** Turns one word into a value, or throws a usage error; `what` names the word for the message. */
+export type Parser = (text: string, what: string) => unknown;
+
+export interface ArgSpec {
+  name: string;
+  desc: string;
+  optional?: boolean;
+  parse?: Parser;
+}
+
+export interface OptSpec {
+  /** Commander flags, e.g. `-l, --long` or `--offset <N>`. */
+  flags: string;
+  desc: string;
+  parse?: Parser;
+  required?: boolean;
+  /** Attribute names (camelCase) this option cannot be combined with. */
+  conflicts?: string[];
+  choices?: readonly string[];
+}
+
+export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'shell';
+
+export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
+  image: () => import('./commands/image.js'),
+  namespace: () => import('./commands/namespace.js'),
+  data: () => import('./commands/data.js'),
+  sharing: () => import('./commands/sharing.js'),
+  maps: () => import('./commands/maps.js'),
+  check: () => import('./commands/check.js'),
+  shell: () => import('./commands/shell.js'),
+};
+
+export interface CommandSpec {
+  name: string;
+  group: GroupName;
+  summary: string;
+  /** Takes IMAGE as its first argument (implied inside shell). */
+  image: boolean;
+  args: ArgSpec[];
+  options: OptSpec[];
+  exit?: ExitPolicy;
+  /** Available as a shell line (default true). */
+  inShell?: boolean;
+  /** Extra help text shown after the options. */
+  more?: string;
+}
+
+const size: Parser = (t, w) => parseSize(t, w);
+const block: Parser = (t, w) => parseCount(t, w);
+const byte: Parser = (t, w) => parseByte(t, w);
+
+const SIZES_HELP =
+  'Sizes and offsets: bytes, K/M/G/T suffixes (powers of 1024, e.g. 4K, 1MiB) or 0x hex.';
+
+export const COMMANDS: CommandSpec[] = [
+  {
+    name: 'mkfs',
+    group: 'image',
+    summary: 'create a filesystem image',
+    image: true,
+    args: [],
+    options: [
+      { flags: '--size <SIZE>', desc: 'image size', parse: size, required: true },
+      { flags: '--block-size <N>', desc: 'block size in bytes (default 4096)', parse: size },
+      { flags: '--label <L>', desc: 'filesystem label' },
+      { flags: '--page-model <M>', desc: 'page descriptor model (default proxy)', choices: PAGE_MODELS },
+      { flags: '--force', desc: 'overwrite an existing image' },
+      { flags: '--dry-run', desc: 'print the geometry, write nothing' },
+      { flags: '-q, --quiet', desc: 'no progress or summary' },
+    ],
+    more: SIZES_HELP,
+  },
+  { name: 'info', group: 'image', summary: 'show the superblock and space summary', image: true, args: [], options: [] },
+  {
+    name: 'ls',
+    group: 'namespace',
+    summary: 'list a directory',
+    image: true,
+    args: [{ name: 'path', desc: 'directory (default /)', optional: true }],
+    options: [{ flags: '-l, --long', desc: 'type, inode and size of each entry' }],
+  },
+  {
+    name: 'stat',
+    group: 'namespace',
+    summary: 'show one file or directory',
+    image: true,
+    args: [{ name: 'path', desc: 'path inside the image' }],
+    options: [],
+  },
+  {
+    name: 'mkdir',
+    group: 'namespace',
+    summary: 'create a directory',
+    image: true,
+    args: [{ name: 'path', desc: 'directory to create' }],
+    options: [{ flags: '-p, --parents', desc: 'create missing parents; an existing directory is not an error' }],
+  },
+  {
+    name: 'put',
+    group: 'data',
+    summary: 'copy a host file (or stdin) into the image',
+    image: true,
+    args: [
+      { name: 'hostfile', desc: 'host file, or - for stdin' },
+      { name: 'path', desc: 'destination inside the image' },
+    ],
+    options: [],
+  },
+  {
+    name: 'get',
+    group: 'data',
+    summary: 'copy a file out of the image (or to stdout)',
+    image: true,
+    args: [
+      { name: 'path', desc: 'file inside the image' },
+      { name: 'hostfile', desc: 'host file, or - for stdout' },
+    ],
+    options: [],
+  },
+  {
+    name: 'cat',
+    group: 'data',
+    summary: 'write a file to stdout',
+    image: true,
+    args: [{ name: 'path', desc: 'file inside the image' }],
+    options: [],
+  },
+  {
+    name: 'write',
+    group: 'data',
+    summary: 'write a byte pattern or host data at an offset (creates the file)',
+    image: true,
+    args: [{ name: 'path', desc: 'file inside the image' }],
+    options: [
+      { flags: '--offset <N>', desc: 'byte offset in the file', parse: size, required: true },
+      { flags: '--length <N>', desc: 'bytes to write (with --from: default the whole host file)', parse: size },
+      { flags: '--pattern <BYTE>', desc: 'fill with this byte (0..255 or 0x..)', parse: byte, conflicts: ['from'] },
+      { flags: '--from <HOSTFILE>', desc: 'take the data from a host file' },
+    ],
+    more: SIZES_HELP,
+  },
+  {
+    name: 'truncate',
+    group: 'data',
+    summary: 'set a file size (shrink frees blocks, grow adds a hole)',
+    image: true,
+    args: [
+      { name: 'path', desc: 'file inside the image' },
+      { name: 'size', desc: 'new size', parse: size },
+    ],
+    options: [],
+    more: SIZES_HELP,
+  },
+  {
+    name: 'punch',
+    group: 'data',
+    summary: 'deallocate a byte range, leaving a hole',
+    image: true,
+    args: [{ name: 'path', desc: 'file inside the image' }],
+    options: [
+      { flags: '--offset <N>', desc: 'byte offset', parse: size, required: true },
+      { flags: '--length <N>', desc: 'bytes', parse: size, required: true },
+    ],
+    more: SIZES_HELP,
+  },
+  {
+    name: 'rm',
+    group: 'namespace',
+    summary: 'remove a file or directory',
+    image: true,
+    args: [{ name: 'path', desc: 'path inside the image' }],
+    options: [{ flags: '-r, --recursive', desc: 'remove a directory and its contents' }],
+  },
+  {
+    name: 'mv',
+    group: 'namespace',
+    summary: 'rename or move',
+    image: true,
+    args: [
+      { name: 'src', desc: 'existing path' },
+      { name: 'dst', desc: 'new path' },
+    ],
+    options: [],
+  },
+  {
+    name: 'reflink',
+    group: 'sharing',
+    summary: 'share blocks of SRC into DST (whole file, or a range); creates DST',
+    image: true,
+    args: [
+      { name: 'src', desc: 'source file' },
+      { name: 'dst', desc: 'destination file' },
+    ],
+    options: [
+      { flags: '--src-offset <N>', desc: 'byte offset in SRC (block aligned)', parse: size },
+      { flags: '--dst-offset <N>', desc: 'byte offset in DST (block aligned)', parse: size },
+      { flags: '--length <N>', desc: "bytes; 0 = to SRC's EOF", parse: size },
+    ],
+    more: `Without range options the whole file is cloned (like FICLONE). ${SIZES_HELP}`,
+  },
+  {
+    name: 'dedupe',
+    group: 'sharing',
+    summary: 'share a range of DST with SRC if the bytes are identical',
+    image: true,
+    args: [
+      { name: 'src', desc: 'source file' },
+      { name: 'dst', desc: 'destination file' },
+    ],
+    options: [
+      { flags: '--src-offset <N>', desc: 'byte offset in SRC', parse: size, required: true },
+      { flags: '--dst-offset <N>', desc: 'byte offset in DST', parse: size, required: true },
+      { flags: '--length <N>', desc: "bytes; 0 = to SRC's EOF", parse: size, required: true },
+    ],
+    more: `Ranges that differ change nothing and report status "differs" (like FIDEDUPERANGE). ${SIZES_HELP}`,
+  },
+  {
+    name: 'unshare',
+    group: 'sharing',
+    summary: 'give a file private copies of its shared blocks',
+    image: true,
+    args: [{ name: 'path', desc: 'file inside the image' }],
+    options: [
+      { flags: '--offset <N>', desc: 'byte offset (default 0)', parse: size },
+      { flags: '--length <N>', desc: 'bytes (default to EOF)', parse: size },
+    ],
+    more: SIZES_HELP,
+  },
+  {
+    name: 'fiemap',
+    group: 'maps',
+    summary: "a file's extents, with their shared flag",
+    image: true,
+    args: [{ name: 'path', desc: 'file inside the image' }],
+    options: [],
+  },
+  {
+    name: 'fsmap',
+    group: 'maps',
+    summary: 'physical blocks and who owns them',
+    image: true,
+    args: [],
+    options: [
+      { flags: '--start <BLOCK>', desc: 'first block', parse: block },
+      { flags: '--end <BLOCK>', desc: 'last block', parse: block },
+    ],
+  },
+  {
+    name: 'verify',
+    group: 'check',
+    summary: 'check every invariant; optionally repair',
+    image: true,
+    args: [],
+    options: [
+      { flags: '--repair', desc: 'fix what can be fixed (asks on a terminal)' },
+      { flags: '-y, --yes', desc: 'answer yes to every repair question' },
+      { flags: '-q, --quiet', desc: 'no progress spinner' },
+    ],
+    exit: FSCK_EXIT,
+    more: 'Exit status as fsck(8): 0 clean, 1 errors repaired, 4 errors left, 8 operational error, 16 usage error, 32 cancelled.',
+  },
+  {
+    name: 'shell',
+    group: 'shell',
+    summary: 'run commands against one image: interactive, from a file, or from stdin',
+    image: true,
+    args: [],
+    options: [
+      { flags: '-f, --file <FILE>', desc: 'request file, one command per line (- = stdin)' },
+      { flags: '--continue', desc: 'run on after a failing line; exit with the first failure' },
+    ],
+    inShell: false,
+    more: "Lines are commands without IMAGE; blank lines and # comments are skipped; quote with '…', \"…\" or \\.",
+  },
+];
+
+export function findCommand(name: string): CommandSpec | undefined {
+  return COMMANDS.find((c) => c.name === name);
+}
+
+export function exitPolicy(spec: CommandSpec | undefined): ExitPolicy {
+  return spec?.exit ?? DEFAULT_EXIT;
+}

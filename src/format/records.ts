@@ -1,0 +1,280 @@
+import { readU64, writeU64 } from './block.js';
+import type { Blkno, FileBlock, Ino } from './units.js';
+
+/**
+ * Leaf record layouts of the filesystem's trees. Each record's encode and
+ * decode sit together with the invariants a checker holds them to. All
+ * integers little-endian; u64 fields are safe JS integers (readU64 turns an
+ * out-of-range value into MAX_SAFE_INTEGER+1 so a check rejects it).
+ */
+
+// ---------------------------------------------------------------- inode tree
+/**
+ * Inode record, key (ino). 72 bytes.
+ *   0 ino u64 | 8 type u16 (1 file, 2 dir) | 10 reserved u16 | 12 nlink u32
+ *  16 size u64 (bytes) | 24 nblocks u64 (data blocks mapped) | 32 extentRoot u64 (0 = no extents)
+ *  40 mtimeMs u64 | 48 ctimeMs u64 | 56 parent u64 (dirs: the directory holding it; files: 0)
+ *  64 flags u32 | 68 reserved u32
+ * Invariants: ino >= 1 (1 is the root directory, its own parent); a directory has
+ * size 0 and no extents; nblocks equals the sum of its extents' lengths.
+ */
+export const INODE_REC_SIZE = 72;
+export const INODE_TYPE_FILE = 1;
+export const INODE_TYPE_DIR = 2;
+export const ROOT_INO: Ino = 1;
+
+export interface InodeRec {
+  ino: Ino;
+  type: number;
+  nlink: number;
+  size: number;
+  nblocks: number;
+  extentRoot: Blkno;
+  mtimeMs: number;
+  ctimeMs: number;
+  parent: Ino;
+  flags: number;
+}
+
+export function encodeInode(r: InodeRec, b: Buffer, o: number): void {
+  writeU64(b, o, r.ino);
+  b.writeUInt16LE(r.type, o + 8);
+  b.writeUInt16LE(0, o + 10);
+  b.writeUInt32LE(r.nlink, o + 12);
+  writeU64(b, o + 16, r.size);
+  writeU64(b, o + 24, r.nblocks);
+  writeU64(b, o + 32, r.extentRoot);
+  writeU64(b, o + 40, r.mtimeMs);
+  writeU64(b, o + 48, r.ctimeMs);
+  writeU64(b, o + 56, r.parent);
+  b.writeUInt32LE(r.flags, o + 64);
+  b.writeUInt32LE(0, o + 68);
+}
+
+export function decodeInode(b: Buffer, o: number): InodeRec {
+  return {
+    ino: readU64(b, o),
+    type: b.readUInt16LE(o + 8),
+    nlink: b.readUInt32LE(o + 12),
+    size: readU64(b, o + 16),
+    nblocks: readU64(b, o + 24),
+    extentRoot: readU64(b, o + 32),
+    mtimeMs: readU64(b, o + 40),
+    ctimeMs: readU64(b, o + 48),
+    parent: readU64(b, o + 56),
+    flags: b.readUInt32LE(o + 64),
+  };
+}
+
+export function checkInode(r: InodeRec): string | null {
+  if (r.ino < 1 || r.ino > Number.MAX_SAFE_INTEGER) return `inode number ${r.ino} out of range`;
+  if (r.type !== INODE_TYPE_FILE && r.type !== INODE_TYPE_DIR) return `inode ${r.ino} has unknown type ${r.type}`;
+  if (r.size > Number.MAX_SAFE_INTEGER) return `inode ${r.ino} size out of range`;
+  if (r.type === INODE_TYPE_DIR && (r.size !== 0 || r.extentRoot !== 0))
+    return `directory inode ${r.ino} has data`;
+  return null;
+}
+
+// ---------------------------------------------------------- directory tree
+/**
+ * Directory entry, key (parent, hash, seq). 288 bytes.
+ *   0 parent u64 | 8 hash u32 (FNV-1a of the name) | 12 seq u32 (disambiguates equal hashes)
+ *  16 child u64 | 24 type u8 | 25 namelen u8 | 26 name[255] | 281 pad to 288
+ * Invariants: 1 <= namelen <= 255; name holds no '/' or NUL and is not "." or "..";
+ * hash = nameHash(name); one entry per (parent, name).
+ */
+export const DIRENT_REC_SIZE = 288;
+export const NAME_MAX = 255;
+
+export interface DirentRec {
+  parent: Ino;
+  hash: number;
+  seq: number;
+  child: Ino;
+  type: number;
+  name: Buffer; // raw bytes (names are byte strings, shown as UTF-8)
+}
+
+export function nameHash(name: Buffer): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name[i];
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export function encodeDirent(r: DirentRec, b: Buffer, o: number): void {
+  writeU64(b, o, r.parent);
+  b.writeUInt32LE(r.hash, o + 8);
+  b.writeUInt32LE(r.seq, o + 12);
+  writeU64(b, o + 16, r.child);
+  b.writeUInt8(r.type, o + 24);
+  b.writeUInt8(r.name.length, o + 25);
+  b.fill(0, o + 26, o + DIRENT_REC_SIZE);
+  r.name.copy(b, o + 26, 0, Math.min(r.name.length, NAME_MAX));
+}
+
+export function decodeDirent(b: Buffer, o: number): DirentRec {
+  const len = b.readUInt8(o + 25);
+  return {
+    parent: readU64(b, o),
+    hash: b.readUInt32LE(o + 8),
+    seq: b.readUInt32LE(o + 12),
+    child: readU64(b, o + 16),
+    type: b.readUInt8(o + 24),
+    name: Buffer.from(b.subarray(o + 26, o + 26 + len)),
+  };
+}
+
+export function nameProblem(name: Buffer): string | null {
+  if (name.length === 0) return 'empty name';
+  if (name.length > NAME_MAX) return `name longer than ${NAME_MAX} bytes`;
+  if (name.includes(0x2f)) return "name contains '/'";
+  if (name.includes(0)) return 'name contains NUL';
+  const s = name.toString('latin1');
+  if (s === '.' || s === '..') return `'${s}' is reserved`;
+  return null;
+}
+
+export function checkDirent(r: DirentRec): string | null {
+  const p = nameProblem(r.name);
+  if (p) return `entry in directory ${r.parent}: ${p}`;
+  if (nameHash(r.name) !== r.hash) return `entry '${r.name.toString()}' in directory ${r.parent}: hash mismatch`;
+  if (r.type !== INODE_TYPE_FILE && r.type !== INODE_TYPE_DIR) return `entry '${r.name.toString()}': unknown type ${r.type}`;
+  return null;
+}
+
+// ------------------------------------------------------------- extent tree
+/**
+ * File extent, key (fblk). 32 bytes.
+ *   0 fblk u64 | 8 pblk u64 | 16 len u64 (blocks) | 24 flags u32 | 28 reserved u32
+ * Invariants: len >= 1; extents of one file do not overlap; two records that are
+ * contiguous in both file and physical blocks are merged into one (so the
+ * record set of a file is canonical and its physical-index records mirror it 1:1).
+ */
+export const EXTENT_REC_SIZE = 32;
+
+export interface ExtentRec {
+  fblk: FileBlock;
+  pblk: Blkno;
+  len: number;
+  flags: number;
+}
+
+export function encodeExtent(r: ExtentRec, b: Buffer, o: number): void {
+  writeU64(b, o, r.fblk);
+  writeU64(b, o + 8, r.pblk);
+  writeU64(b, o + 16, r.len);
+  b.writeUInt32LE(r.flags, o + 24);
+  b.writeUInt32LE(0, o + 28);
+}
+
+export function decodeExtent(b: Buffer, o: number): ExtentRec {
+  return { fblk: readU64(b, o), pblk: readU64(b, o + 8), len: readU64(b, o + 16), flags: b.readUInt32LE(o + 24) };
+}
+
+export function checkExtent(r: ExtentRec): string | null {
+  if (r.len < 1) return `extent at file block ${r.fblk} has length 0`;
+  if (r.fblk + r.len > Number.MAX_SAFE_INTEGER || r.pblk + r.len > Number.MAX_SAFE_INTEGER)
+    return `extent at file block ${r.fblk} out of range`;
+  return null;
+}
+
+// ---------------------------------------------------- physical-block index
+/**
+ * Reverse map record, key (pblk, ino, fblk), high key (pblk+len-1, ino, fblk+len-1). 32 bytes.
+ *   0 pblk u64 | 8 len u64 | 16 ino u64 | 24 fblk u64
+ * Records of different owners overlap (that is sharing), so the tree is an
+ * interval tree. Invariant: each record equals one extent record of inode `ino`
+ * (same fblk, pblk, len), and every extent record has exactly one such record.
+ */
+export const RMAP_REC_SIZE = 32;
+
+export interface RmapRec {
+  pblk: Blkno;
+  len: number;
+  ino: Ino;
+  fblk: FileBlock;
+}
+
+export function encodeRmap(r: RmapRec, b: Buffer, o: number): void {
+  writeU64(b, o, r.pblk);
+  writeU64(b, o + 8, r.len);
+  writeU64(b, o + 16, r.ino);
+  writeU64(b, o + 24, r.fblk);
+}
+
+export function decodeRmap(b: Buffer, o: number): RmapRec {
+  return { pblk: readU64(b, o), len: readU64(b, o + 8), ino: readU64(b, o + 16), fblk: readU64(b, o + 24) };
+}
+
+export function checkRmap(r: RmapRec): string | null {
+  if (r.len < 1) return `reverse-map record at block ${r.pblk} has length 0`;
+  if (r.pblk + r.len > Number.MAX_SAFE_INTEGER || r.fblk + r.len > Number.MAX_SAFE_INTEGER)
+    return `reverse-map record at block ${r.pblk} out of range`;
+  return null;
+}
+
+// ----------------------------------------------------------- refcount tree
+/**
+ * Refcount record, key (pblk). 24 bytes.
+ *   0 pblk u64 | 8 len u64 | 16 refcount u32 | 20 reserved u32
+ * Invariants (XFS's): records exist only where refcount >= 2 (absence means 0 or 1);
+ * records do not overlap; adjacent records with equal refcount are merged.
+ */
+export const REFC_REC_SIZE = 24;
+
+export interface RefcountRec {
+  pblk: Blkno;
+  len: number;
+  refcount: number;
+}
+
+export function encodeRefcount(r: RefcountRec, b: Buffer, o: number): void {
+  writeU64(b, o, r.pblk);
+  writeU64(b, o + 8, r.len);
+  b.writeUInt32LE(r.refcount, o + 16);
+  b.writeUInt32LE(0, o + 20);
+}
+
+export function decodeRefcount(b: Buffer, o: number): RefcountRec {
+  return { pblk: readU64(b, o), len: readU64(b, o + 8), refcount: b.readUInt32LE(o + 16) };
+}
+
+export function checkRefcount(r: RefcountRec): string | null {
+  if (r.len < 1) return `refcount record at block ${r.pblk} has length 0`;
+  if (r.refcount < 2) return `refcount record at block ${r.pblk} has refcount ${r.refcount} (< 2 must not be recorded)`;
+  if (r.pblk + r.len > Number.MAX_SAFE_INTEGER) return `refcount record at block ${r.pblk} out of range`;
+  return null;
+}
+
+// --------------------------------------------------------- free-space tree
+/**
+ * Free extent, key (pblk). 16 bytes.
+ *   0 pblk u64 | 8 len u64
+ * Invariants: records do not overlap and are never adjacent (adjacent free
+ * runs are merged); together with metadata, data and poisoned blocks they cover
+ * the device exactly once.
+ */
+export const FREE_REC_SIZE = 16;
+
+export interface FreeRec {
+  pblk: Blkno;
+  len: number;
+}
+
+export function encodeFree(r: FreeRec, b: Buffer, o: number): void {
+  writeU64(b, o, r.pblk);
+  writeU64(b, o + 8, r.len);
+}
+
+export function decodeFree(b: Buffer, o: number): FreeRec {
+  return { pblk: readU64(b, o), len: readU64(b, o + 8) };
+}
+
+export function checkFree(r: FreeRec): string | null {
+  if (r.len < 1) return `free extent at block ${r.pblk} has length 0`;
+  if (r.pblk + r.len > Number.MAX_SAFE_INTEGER) return `free extent at block ${r.pblk} out of range`;
+  return null;
+}

@@ -1,0 +1,229 @@
+import { Btree } from '../btree/btree.js';
+import { corrupt } from '../format/errors.js';
+import type { ExtentRec, InodeRec, RefcountRec, RmapRec } from '../format/records.js';
+import { CounterId, RootId } from '../format/superblock.js';
+import type { Blkno, FileBlock } from '../format/units.js';
+import { extentOps, MAX_KEY, refcountOps, rmapOps } from './trees.js';
+import type { Tx } from './tx.js';
+
+/**
+ * Block mapping: the per-file extent trees, the physical-block index (reverse
+ * map) and the refcount btree, kept in step. Every change to a file's map goes
+ * through mapExtent/unmapRange, which mirror each extent record into exactly one
+ * reverse-map record (same fblk, pblk, len), and through adjustRefcount, which
+ * keeps XFS's rule: records only where refcount >= 2.
+ */
+export class BlockMap {
+  readonly rmap: Btree<RmapRec>;
+  readonly refc: Btree<RefcountRec>;
+
+  constructor(readonly tx: Tx) {
+    this.rmap = new Btree(tx, rmapOps, tx.roots[RootId.Phys]);
+    this.refc = new Btree(tx, refcountOps, tx.roots[RootId.Refcount]);
+  }
+
+  /** Write the global roots back into the transaction (call before commit). */
+  sync(): void {
+    this.tx.roots[RootId.Phys] = this.rmap.root;
+    this.tx.roots[RootId.Refcount] = this.refc.root;
+  }
+
+  extentTree(inode: InodeRec): Btree<ExtentRec> {
+    return new Btree(this.tx, extentOps, inode.extentRoot, inode.ino);
+  }
+
+  /** Extents of the file that intersect [fblk, end), in file order (unclipped). */
+  extentsIn(tree: Btree<ExtentRec>, fblk: FileBlock, end: FileBlock): ExtentRec[] {
+    const out: ExtentRec[] = [];
+    if (tree.root === 0 || end <= fblk) return out;
+    const first = tree.lookupLe([fblk]);
+    if (first && first.fblk < fblk && first.fblk + first.len > fblk) out.push(first);
+    for (const r of tree.range([fblk], [end - 1])) out.push(r);
+    return out;
+  }
+
+  /** The extent holding file block `fblk`, or undefined for a hole. */
+  lookup(tree: Btree<ExtentRec>, fblk: FileBlock): ExtentRec | undefined {
+    if (tree.root === 0) return undefined;
+    const r = tree.lookupLe([fblk]);
+    return r && r.fblk + r.len > fblk ? r : undefined;
+  }
+
+  /**
+   * Map [fblk, fblk+len) of the file to [pblk, pblk+len). The file range must be
+   * a hole. `fresh` blocks were just allocated (refcount 1, no record);
+   * otherwise this adds a reference to blocks already in use (reflink).
+   */
+  mapExtent(inode: InodeRec, fblk: FileBlock, pblk: Blkno, len: number, fresh: boolean): void {
+    const tree = this.extentTree(inode);
+    let rec: ExtentRec = { fblk, pblk, len, flags: 0 };
+    const left = fblk > 0 ? tree.lookupLe([fblk - 1]) : undefined;
+    if (left && left.fblk + left.len > fblk) throw corrupt(`file block ${fblk} of inode ${inode.ino} is already mapped`, `inode ${inode.ino}`);
+    if (left && left.fblk + left.len === fblk && left.pblk + left.len === pblk) {
+      tree.delete([left.fblk]);
+      this.rmapDelete(inode.ino, left);
+      rec = { fblk: left.fblk, pblk: left.pblk, len: left.len + len, flags: 0 };
+    }
+    const right = tree.lookupGe([fblk]);
+    if (right && right.fblk < fblk + len) throw corrupt(`file block ${right.fblk} of inode ${inode.ino} is already mapped`, `inode ${inode.ino}`);
+    if (right && right.fblk === fblk + len && right.pblk === pblk + len) {
+      tree.delete([right.fblk]);
+      this.rmapDelete(inode.ino, right);
+      rec = { ...rec, len: rec.len + right.len };
+    }
+    tree.insert(rec);
+    this.rmap.insert({ pblk: rec.pblk, len: rec.len, ino: inode.ino, fblk: rec.fblk });
+    inode.extentRoot = tree.root;
+    inode.nblocks += len;
+    if (fresh) this.tx.counters[CounterId.DataBlocks] += len;
+    else this.adjustRefcount(pblk, len, +1);
+  }
+
+  private rmapDelete(ino: number, e: ExtentRec): void {
+    const key = [e.pblk, ino, e.fblk];
+    if (!this.rmap.lookupEq(key)) {
+      throw corrupt(`physical-index record for inode ${ino} file block ${e.fblk} (block ${e.pblk}) is missing`, `block ${e.pblk}`);
+    }
+    this.rmap.delete(key);
+  }
+
+  /**
+   * Remove [fblk, fblk+len) from the file's map; returns the pieces removed
+   * (clipped), in file order. Does not touch refcounts or free anything.
+   */
+  unmapRange(inode: InodeRec, fblk: FileBlock, len: number): ExtentRec[] {
+    const end = fblk + len;
+    const tree = this.extentTree(inode);
+    const removed: ExtentRec[] = [];
+    for (const e of this.extentsIn(tree, fblk, end)) {
+      tree.delete([e.fblk]);
+      this.rmapDelete(inode.ino, e);
+      const s = Math.max(e.fblk, fblk);
+      const t = Math.min(e.fblk + e.len, end);
+      removed.push({ fblk: s, pblk: e.pblk + (s - e.fblk), len: t - s, flags: 0 });
+      if (e.fblk < s) this.insertBoth(tree, inode.ino, { fblk: e.fblk, pblk: e.pblk, len: s - e.fblk, flags: 0 });
+      if (t < e.fblk + e.len) this.insertBoth(tree, inode.ino, { fblk: t, pblk: e.pblk + (t - e.fblk), len: e.fblk + e.len - t, flags: 0 });
+      inode.nblocks -= t - s;
+    }
+    inode.extentRoot = tree.root;
+    return removed;
+  }
+
+  private insertBoth(tree: Btree<ExtentRec>, ino: number, e: ExtentRec): void {
+    tree.insert(e);
+    this.rmap.insert({ pblk: e.pblk, len: e.len, ino, fblk: e.fblk });
+  }
+
+  /** Unmap a range and drop one reference from each block; blocks nobody uses any more are freed. */
+  dropRange(inode: InodeRec, fblk: FileBlock, len: number): ExtentRec[] {
+    const removed = this.unmapRange(inode, fblk, len);
+    for (const e of removed) this.release(e.pblk, e.len);
+    return removed;
+  }
+
+  /**
+   * Set by the DAX layer: of blocks nobody references any more, take those
+   * that must not return to free space (poisoned ones) and return the rest.
+   */
+  retainOnFree: ((pblk: Blkno, len: number) => [Blkno, number][]) | null = null;
+
+  /** Drop one reference from [pblk, pblk+len); free what reaches zero. */
+  release(pblk: Blkno, len: number): void {
+    for (const [s, l] of this.adjustRefcount(pblk, len, -1)) {
+      this.tx.counters[CounterId.DataBlocks] -= l;
+      for (const [fs, fl] of this.retainOnFree ? this.retainOnFree(s, l) : [[s, l] as [Blkno, number]]) this.tx.free(fs, fl);
+    }
+  }
+
+  /** Refcount of every block in [pblk, pblk+len) as runs [start, len, refcount] (1 where unrecorded). */
+  refcountRuns(pblk: Blkno, len: number): [Blkno, number, number][] {
+    return [...runsOf(this.refcRecords(pblk, pblk + len), pblk, pblk + len)];
+  }
+
+  private refcRecords(pblk: Blkno, end: Blkno): RefcountRec[] {
+    const out: RefcountRec[] = [];
+    if (this.refc.root === 0) return out;
+    const first = this.refc.lookupLe([pblk]);
+    if (first && first.pblk < pblk && first.pblk + first.len > pblk) out.push(first);
+    for (const r of this.refc.range([pblk], [end - 1])) out.push(r);
+    return out;
+  }
+
+  /** True when any block of the range is shared (refcount >= 2). */
+  isShared(pblk: Blkno, len: number): boolean {
+    return this.refcRecords(pblk, pblk + len).length > 0;
+  }
+
+  /**
+   * Add delta (+1 or -1) to the refcount of every block in [pblk, pblk+len).
+   * Unrecorded blocks count as 1 (the caller guarantees they are in use).
+   * Returns the runs whose count reached 0.
+   */
+  adjustRefcount(pblk: Blkno, len: number, delta: 1 | -1): [Blkno, number][] {
+    const end = pblk + len;
+    const recs = this.refcRecords(pblk, end);
+    const zero: [Blkno, number][] = [];
+    const keep: RefcountRec[] = [];
+    const first = recs[0];
+    const last = recs[recs.length - 1];
+    for (const r of recs) this.refc.delete([r.pblk]);
+    if (first && first.pblk < pblk) keep.push({ pblk: first.pblk, len: pblk - first.pblk, refcount: first.refcount });
+    let shared = 0;
+    let saved = 0;
+    for (const [s, l, rc] of runsOf(recs, pblk, end)) {
+      const n = rc + delta;
+      if (n < 0) throw corrupt(`refcount of blocks ${s}..${s + l - 1} would go negative`, `block ${s}`);
+      shared += l * ((n >= 2 ? 1 : 0) - (rc >= 2 ? 1 : 0));
+      saved += l * (Math.max(n - 1, 0) - Math.max(rc - 1, 0));
+      if (n >= 2) keep.push({ pblk: s, len: l, refcount: n });
+      else if (n === 0) zero.push([s, l]);
+    }
+    if (last && last.pblk + last.len > end) keep.push({ pblk: end, len: last.pblk + last.len - end, refcount: last.refcount });
+    this.tx.counters[CounterId.SharedBlocks] += shared;
+    this.tx.counters[CounterId.SavedBlocks] += saved;
+    // Merge runs with equal counts, including the neighbours just outside the range.
+    if (keep.length) {
+      const before = this.refc.lookupLe([keep[0].pblk - 1]);
+      if (before && before.pblk + before.len === keep[0].pblk && before.refcount === keep[0].refcount) {
+        this.refc.delete([before.pblk]);
+        keep[0] = { pblk: before.pblk, len: before.len + keep[0].len, refcount: before.refcount };
+      }
+      const lastK = keep[keep.length - 1];
+      const after = this.refc.lookupGe([lastK.pblk + lastK.len]);
+      if (after && after.pblk === lastK.pblk + lastK.len && after.refcount === lastK.refcount) {
+        this.refc.delete([after.pblk]);
+        keep[keep.length - 1] = { ...lastK, len: lastK.len + after.len };
+      }
+    }
+    let prev: RefcountRec | null = null;
+    for (const k of keep) {
+      if (prev && prev.pblk + prev.len === k.pblk && prev.refcount === k.refcount) {
+        prev.len += k.len;
+        continue;
+      }
+      if (prev) this.refc.insert(prev);
+      prev = { ...k };
+    }
+    if (prev) this.refc.insert(prev);
+    return zero;
+  }
+
+  /** Owners of blocks in [pblk, end): reverse-map records that intersect it. */
+  owners(pblk: Blkno, end: Blkno): RmapRec[] {
+    if (this.rmap.root === 0 || end <= pblk) return [];
+    return [...this.rmap.overlapping([pblk, 0, 0], [end - 1, MAX_KEY, MAX_KEY])];
+  }
+}
+
+/** Split [pblk, end) into runs of equal refcount given the records that intersect it (1 between records). */
+function* runsOf(recs: RefcountRec[], pblk: Blkno, end: Blkno): Generator<[Blkno, number, number]> {
+  let cur = pblk;
+  for (const r of recs) {
+    const s = Math.max(r.pblk, pblk);
+    const t = Math.min(r.pblk + r.len, end);
+    if (s > cur) yield [cur, s - cur, 1];
+    yield [s, t - s, r.refcount];
+    cur = t;
+  }
+  if (cur < end) yield [cur, end - cur, 1];
+}

@@ -1,0 +1,365 @@
+import { randomUUID } from 'node:crypto';
+import { readSync, writeSync } from 'node:fs';
+import { err } from '../format/errors.js';
+import { INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
+import { COUNTER_SLOTS, CounterId, loadSuperblock, ROOT_SLOTS, SB_VERSION, type Superblock } from '../format/superblock.js';
+import { BlockCache } from '../io/cache.js';
+import { BlockDevice } from '../io/device.js';
+import { fiemap, fsmap } from './maps.js';
+import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
+import { dedupe, reflink, type RemapRange, unshare } from './share.js';
+import { Tx, type TxContext } from './tx.js';
+import type {
+  DedupeResult,
+  DirEntry,
+  FiemapExtent,
+  FsmapRecord,
+  InfoResult,
+  MkfsOptions,
+  MkfsResult,
+  PageModel,
+  StatResult,
+} from './types.js';
+
+export const MIN_BLOCKS = 64;
+
+/**
+ * An open image. Every public method is one transaction: mutating methods
+ * commit (copy-on-write, superblock flip) before returning, read methods see the
+ * committed state. `mutate`/`view` let upper layers (dax, check) run their own
+ * work in a transaction with the filesystem's.
+ */
+export class Filesystem {
+  private constructor(
+    readonly path: string,
+    private readonly ctx: TxContext,
+    /** Problems found while picking the superblock (a bad slot), for verify. */
+    readonly sbProblems: string[],
+  ) {}
+
+  private readonly txSetups: ((fx: FsTx) => void)[] = [];
+
+  /**
+   * Run `setup` on every transaction's FsTx before its work: how an upper layer
+   * (the DAX machine) installs its hooks, so that plain file operations respect
+   * pins and keep mappings right.
+   */
+  addTxSetup(setup: (fx: FsTx) => void): void {
+    this.txSetups.push(setup);
+  }
+
+  private newFsTx(tx: Tx): FsTx {
+    const fx = new FsTx(tx);
+    for (const s of this.txSetups) s(fx);
+    return fx;
+  }
+
+  get blockSize(): number {
+    return this.ctx.sb.blockSize;
+  }
+
+  get superblock(): Superblock {
+    return this.ctx.sb;
+  }
+
+  get device(): BlockDevice {
+    return this.ctx.dev;
+  }
+
+  get slot(): number {
+    return this.ctx.slot;
+  }
+
+  get writable(): boolean {
+    return this.ctx.writable;
+  }
+
+  static geometry(opts: MkfsOptions): { blockSize: number; blocks: number } {
+    const blockSize = opts.blockSize ?? 4096;
+    if (!Number.isInteger(blockSize) || blockSize < 512 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0)
+      throw err('EINVAL', `block size ${blockSize} must be a power of two from 512 to 65536`);
+    if (!Number.isSafeInteger(opts.sizeBytes) || opts.sizeBytes <= 0) throw err('EINVAL', `invalid image size ${opts.sizeBytes}`);
+    const blocks = Math.floor(opts.sizeBytes / blockSize);
+    if (blocks < MIN_BLOCKS)
+      throw err('EINVAL', `image of ${opts.sizeBytes} bytes is too small`, undefined, `at least ${MIN_BLOCKS} blocks (${MIN_BLOCKS * blockSize} bytes)`);
+    return { blockSize, blocks };
+  }
+
+  /** Make a new, empty filesystem: a sparse file, the root directory, both superblock slots. */
+  static mkfs(path: string, opts: MkfsOptions): MkfsResult {
+    const { blockSize, blocks } = Filesystem.geometry(opts);
+    const pageModel: PageModel = opts.pageModel ?? 'proxy';
+    const label = opts.label ?? '';
+    if (Buffer.byteLength(label, 'utf8') > 63) throw err('EINVAL', 'label longer than 63 bytes', label);
+    const uuid = randomUUID();
+    const result = (sb?: Superblock): MkfsResult => ({
+      path,
+      block_size: blockSize,
+      blocks,
+      free_blocks: sb ? sb.counters[CounterId.FreeBlocks] : blocks - 2,
+      metadata_blocks: sb ? sb.counters[CounterId.MetadataBlocks] + 2 : 2,
+      page_model: pageModel,
+      label,
+      uuid,
+      dry_run: !!opts.dryRun,
+    });
+    if (opts.dryRun) return result();
+    const dev = BlockDevice.create(path, blocks * blockSize, { force: !!opts.force });
+    try {
+      dev.setBlockSize(blockSize);
+      const now = Date.now();
+      const counters = new Array<number>(COUNTER_SLOTS).fill(0);
+      counters[CounterId.FreeBlocks] = blocks - 2;
+      counters[CounterId.NextIno] = ROOT_INO + 1;
+      counters[CounterId.NextPid] = 1;
+      const sb0: Superblock = {
+        generation: 0,
+        version: SB_VERSION,
+        incompat: 0,
+        rocompat: 0,
+        compat: 0,
+        blockSize,
+        pageModel,
+        totalBlocks: blocks,
+        uuid,
+        label,
+        ctimeMs: now,
+        mtimeMs: now,
+        roots: new Array<number>(ROOT_SLOTS).fill(0),
+        counters,
+      };
+      const ctx: TxContext = { dev, cache: new BlockCache(), sb: sb0, slot: 1, writable: true };
+      const tx = new Tx(ctx, { pblk: 2, len: blocks - 2 });
+      const fx = new FsTx(tx);
+      fx.inodes.insert({
+        ino: ROOT_INO,
+        type: INODE_TYPE_DIR,
+        nlink: 2,
+        size: 0,
+        nblocks: 0,
+        extentRoot: 0,
+        mtimeMs: now,
+        ctimeMs: now,
+        parent: ROOT_INO,
+        flags: 0,
+      });
+      tx.counters[CounterId.Inodes] = 1;
+      tx.counters[CounterId.Dirs] = 1;
+      fx.sync();
+      const sb = tx.commit();
+      // Both slots hold the first state, so a fresh image has no bad slot.
+      Tx.writeSuperblock(dev, sb, 1);
+      dev.flush();
+      return result(sb);
+    } finally {
+      dev.close();
+    }
+  }
+
+  static open(path: string, opts: { write: boolean }): Filesystem {
+    const dev = BlockDevice.open(path, { write: opts.write, lock: opts.write ? 'exclusive' : 'shared' });
+    try {
+      const picked = loadSuperblock((o, n) => dev.readAt(o, n), dev.fileSize, path);
+      dev.setBlockSize(picked.sb.blockSize);
+      if (opts.write && picked.readOnly)
+        throw err('EOPNOTSUPP', 'image has read-only-compatible features this daxtool does not know; it can only be read', path);
+      const ctx: TxContext = { dev, cache: new BlockCache(), sb: picked.sb, slot: picked.slot, writable: opts.write };
+      return new Filesystem(path, ctx, picked.problems);
+    } catch (e) {
+      dev.close();
+      throw e;
+    }
+  }
+
+  close(): void {
+    this.ctx.dev.close();
+  }
+
+  /** Run `fn` in a transaction and commit it. On any error nothing is committed. */
+  mutate<T>(fn: (fx: FsTx) => T): T {
+    if (!this.ctx.writable) throw err('EPERM', 'image is open read-only', this.path);
+    const tx = new Tx(this.ctx);
+    try {
+      const fx = this.newFsTx(tx);
+      const out = fn(fx);
+      fx.sync();
+      tx.commit();
+      return out;
+    } catch (e) {
+      tx.abort();
+      throw e;
+    }
+  }
+
+  /** Run `fn` over the committed state; nothing it does is written. */
+  view<T>(fn: (fx: FsTx) => T): T {
+    const tx = new Tx({ ...this.ctx, writable: false });
+    return fn(this.newFsTx(tx));
+  }
+
+  // ------------------------------------------------------------ queries
+  info(): InfoResult {
+    const sb = this.ctx.sb;
+    const c = sb.counters;
+    return {
+      block_size: sb.blockSize,
+      blocks: sb.totalBlocks,
+      free_blocks: c[CounterId.FreeBlocks],
+      files: c[CounterId.Files],
+      dirs: c[CounterId.Dirs],
+      page_model: sb.pageModel as PageModel,
+      label: sb.label,
+      uuid: sb.uuid,
+      version: sb.version,
+      generation: sb.generation,
+      shared_blocks: c[CounterId.SharedBlocks],
+      saved_bytes: c[CounterId.SavedBlocks] * sb.blockSize,
+      poisoned_blocks: c[CounterId.PoisonedBlocks],
+      metadata_blocks: c[CounterId.MetadataBlocks] + 2,
+      data_blocks: c[CounterId.DataBlocks],
+    };
+  }
+
+  stat(path: string): StatResult {
+    return this.view((fx) => {
+      const { inode, path: p } = fx.resolve(path);
+      return { path: p, ino: inode.ino, type: typeName(inode.type), size: inode.size, blocks: inode.nblocks, nlink: inode.nlink, mtime: inode.mtimeMs };
+    });
+  }
+
+  readdir(path: string): DirEntry[] {
+    return this.view((fx) => fx.readdir(path));
+  }
+
+  fiemap(path: string): FiemapExtent[] {
+    return this.view((fx) => fiemap(fx, path));
+  }
+
+  fsmap(startBlk?: number, endBlk?: number): FsmapRecord[] {
+    return this.view((fx) => fsmap(fx, startBlk ?? 0, endBlk ?? this.ctx.sb.totalBlocks - 1));
+  }
+
+  readRange(path: string, offsetBytes: number, lengthBytes: number): Buffer {
+    return this.view((fx) => {
+      const { inode, path: p } = fx.resolve(path);
+      if (inode.type === INODE_TYPE_DIR) throw err('EISDIR', 'is a directory', p);
+      return fx.read(inode, offsetBytes, lengthBytes);
+    });
+  }
+
+  /** The whole file to a host fd, a chunk at a time. */
+  readToFd(path: string, fd: number): number {
+    return this.view((fx) => {
+      const { inode, path: p } = fx.resolve(path);
+      if (inode.type === INODE_TYPE_DIR) throw err('EISDIR', 'is a directory', p);
+      const chunk = IO_CHUNK_BLOCKS * fx.bs;
+      for (let off = 0; off < inode.size; off += chunk) {
+        const data = fx.read(inode, off, chunk);
+        for (let w = 0; w < data.length; ) w += writeSync(fd, data, w, data.length - w);
+      }
+      return inode.size;
+    });
+  }
+
+  // ------------------------------------------------------------ changes
+  mkdir(path: string, opts: { parents?: boolean } = {}): void {
+    this.mutate((fx) => fx.mkdir(path, !!opts.parents));
+  }
+
+  writeFile(path: string, offsetBytes: number, data: Buffer): void {
+    checkRange(offsetBytes, data.length, path);
+    this.mutate((fx) => {
+      const { inode, path: p } = fx.openFile(path, true);
+      fx.write(inode, p, offsetBytes, data.length, (buf, o, pos, n) => data.copy(buf, o, pos, pos + n));
+    });
+  }
+
+  writePattern(path: string, offsetBytes: number, lengthBytes: number, byte: number): void {
+    checkRange(offsetBytes, lengthBytes, path);
+    if (!Number.isInteger(byte) || byte < 0 || byte > 255) throw err('EINVAL', `pattern byte ${byte} is not 0..255`, path);
+    this.mutate((fx) => {
+      const { inode, path: p } = fx.openFile(path, true);
+      if (lengthBytes === 0) return;
+      fx.write(inode, p, offsetBytes, lengthBytes, (buf, o, _pos, n) => buf.fill(byte, o, o + n));
+    });
+  }
+
+  /** Create or replace a file with everything readable from a host fd (a file, a pipe, stdin). */
+  putFromFd(path: string, fd: number): number {
+    return this.mutate((fx) => {
+      const { inode, path: p } = fx.openFile(path, true);
+      fx.truncate(inode, p, 0);
+      const chunk = IO_CHUNK_BLOCKS * fx.bs;
+      const buf = Buffer.allocUnsafe(chunk);
+      let total = 0;
+      for (;;) {
+        let got = 0;
+        while (got < chunk) {
+          let n: number;
+          try {
+            n = readSync(fd, buf, got, chunk - got, null);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+            if ((e as NodeJS.ErrnoException).code === 'EOF') n = 0;
+            else throw err('EIO', `reading the host file: ${(e as Error).message}`, p);
+          }
+          if (n === 0) break;
+          got += n;
+        }
+        if (got === 0) break;
+        checkRange(total, got, p);
+        fx.write(inode, p, total, got, (dst, o, pos, n) => buf.copy(dst, o, pos, pos + n));
+        total += got;
+        if (got < chunk) break;
+      }
+      return total;
+    });
+  }
+
+  truncate(path: string, sizeBytes: number): void {
+    checkRange(sizeBytes, 0, path);
+    this.mutate((fx) => {
+      const { inode, path: p } = fx.resolve(path);
+      if (inode.type === INODE_TYPE_DIR) throw err('EISDIR', 'is a directory', p);
+      fx.truncate(inode, p, sizeBytes);
+    });
+  }
+
+  punch(path: string, offsetBytes: number, lengthBytes: number): void {
+    checkRange(offsetBytes, lengthBytes, path);
+    this.mutate((fx) => {
+      const { inode, path: p } = fx.resolve(path);
+      if (inode.type === INODE_TYPE_DIR) throw err('EISDIR', 'is a directory', p);
+      fx.punch(inode, p, offsetBytes, lengthBytes);
+    });
+  }
+
+  rm(path: string, opts: { recursive?: boolean } = {}): void {
+    this.mutate((fx) => fx.rm(path, !!opts.recursive));
+  }
+
+  rename(src: string, dst: string): void {
+    this.mutate((fx) => fx.rename(src, dst));
+  }
+
+  reflink(src: string, dst: string, range?: RemapRange): { length: number } {
+    return this.mutate((fx) => reflink(fx, src, dst, range));
+  }
+
+  dedupe(src: string, dst: string, srcOffset: number, dstOffset: number, length: number): DedupeResult {
+    return this.mutate((fx) => dedupe(fx, src, dst, { srcOffset, dstOffset, length }));
+  }
+
+  unshare(path: string, offset?: number, length?: number): { unshared_blocks: number } {
+    return this.mutate((fx) => unshare(fx, path, offset, length));
+  }
+}
+
+/** File offsets and lengths: whole, non-negative, and the end still a safe integer. */
+function checkRange(offset: number, length: number, path: string): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw err('EINVAL', `invalid offset ${offset}`, path);
+  if (!Number.isSafeInteger(length) || length < 0) throw err('EINVAL', `invalid length ${length}`, path);
+  if (!Number.isSafeInteger(offset + length) || offset + length > 2 ** 52)
+    throw err('EFBIG', `offset ${offset} + length ${length} is past the largest file size`, path);
+}
+

@@ -1,0 +1,503 @@
+import { Btree } from '../btree/btree.js';
+import { err } from '../format/errors.js';
+import {
+  type DirentRec,
+  type ExtentRec,
+  INODE_TYPE_DIR,
+  INODE_TYPE_FILE,
+  type InodeRec,
+  nameHash,
+  ROOT_INO,
+} from '../format/records.js';
+import { CounterId, RootId } from '../format/superblock.js';
+import type { FileBlock, Ino } from '../format/units.js';
+import { BlockMap } from './bmap.js';
+import { checkNewName, joinPath, splitPath } from './path.js';
+import { direntOps, inodeOps, MAX_KEY } from './trees.js';
+import type { Tx } from './tx.js';
+import type { DirEntry, FileType } from './types.js';
+
+/** Blocks handled per step of a large read or write: bounds memory, keeps I/O large. */
+export const IO_CHUNK_BLOCKS = 2048;
+
+/** Fills `n` bytes of `buf` at `bufOff` with the source's bytes from position `srcPos`. */
+export type FillFn = (buf: Buffer, bufOff: number, srcPos: number, n: number) => void;
+
+export interface Resolved {
+  inode: InodeRec;
+  path: string;
+}
+
+/**
+ * The filesystem's operations inside one transaction: namespace (inode tree +
+ * one directory-entry tree keyed by (parent, name hash, seq)) and file data
+ * (through BlockMap). Upper layers (dax) run in the same transaction so the
+ * machine's state commits together with the filesystem's.
+ */
+export class FsTx {
+  readonly inodes: Btree<InodeRec>;
+  readonly dirents: Btree<DirentRec>;
+  readonly bmap: BlockMap;
+  readonly bs: number;
+  private readonly syncHooks: (() => void)[] = [];
+
+  constructor(readonly tx: Tx) {
+    this.inodes = new Btree(tx, inodeOps, tx.roots[RootId.Inode]);
+    this.dirents = new Btree(tx, direntOps, tx.roots[RootId.Dir]);
+    this.bmap = new BlockMap(tx);
+    this.bs = tx.blockSize;
+  }
+
+  /** Let an upper layer write its roots back before commit. */
+  onSync(fn: () => void): void {
+    this.syncHooks.push(fn);
+  }
+
+  /** Write every tree root back into the transaction. */
+  sync(): void {
+    this.tx.roots[RootId.Inode] = this.inodes.root;
+    this.tx.roots[RootId.Dir] = this.dirents.root;
+    this.bmap.sync();
+    for (const h of this.syncHooks) h();
+  }
+
+  // ------------------------------------------------------------ inodes
+  iget(ino: Ino, what?: string): InodeRec {
+    const r = this.inodes.lookupEq([ino]);
+    if (!r) throw err('ENOENT', `inode ${ino} not found`, what ?? `inode ${ino}`);
+    return r;
+  }
+
+  iput(inode: InodeRec): void {
+    this.inodes.update(inode);
+  }
+
+  private newInode(type: number, parent: Ino): InodeRec {
+    const ino = this.tx.counters[CounterId.NextIno]++;
+    const now = Date.now();
+    const r: InodeRec = {
+      ino,
+      type,
+      nlink: type === INODE_TYPE_DIR ? 2 : 1,
+      size: 0,
+      nblocks: 0,
+      extentRoot: 0,
+      mtimeMs: now,
+      ctimeMs: now,
+      parent: type === INODE_TYPE_DIR ? parent : 0,
+      flags: 0,
+    };
+    this.inodes.insert(r);
+    this.tx.counters[CounterId.Inodes]++;
+    this.tx.counters[type === INODE_TYPE_DIR ? CounterId.Dirs : CounterId.Files]++;
+    return r;
+  }
+
+  // --------------------------------------------------------- directories
+  lookupChild(dir: Ino, name: Buffer): DirentRec | undefined {
+    const h = nameHash(name);
+    for (const d of this.dirents.range([dir, h, 0], [dir, h, MAX_KEY])) if (d.name.equals(name)) return d;
+    return undefined;
+  }
+
+  private addEntry(dir: Ino, name: Buffer, child: Ino, type: number): void {
+    const h = nameHash(name);
+    let seq = 0;
+    for (const d of this.dirents.range([dir, h, 0], [dir, h, MAX_KEY])) seq = d.seq + 1;
+    this.dirents.insert({ parent: dir, hash: h, seq, child, type, name });
+  }
+
+  private removeEntry(d: DirentRec): void {
+    this.dirents.delete([d.parent, d.hash, d.seq]);
+  }
+
+  /** Entries of a directory, by name. */
+  children(dir: Ino): DirentRec[] {
+    const out = [...this.dirents.range([dir, 0, 0], [dir, MAX_KEY, MAX_KEY])];
+    return out.sort((a, b) => Buffer.compare(a.name, b.name));
+  }
+
+  private hasChildren(dir: Ino): boolean {
+    for (const _ of this.dirents.range([dir, 0, 0], [dir, MAX_KEY, MAX_KEY])) return true;
+    return false;
+  }
+
+  /** Resolve a path to its inode; every component but the last must be a directory. */
+  resolve(path: string): Resolved {
+    const parts = splitPath(path);
+    let inode = this.iget(ROOT_INO, '/');
+    let cur = '';
+    for (const name of parts) {
+      const at = cur || '/';
+      if (inode.type !== INODE_TYPE_DIR) throw err('ENOTDIR', 'not a directory', at);
+      cur = `${cur}/${name.toString('utf8')}`;
+      const d = this.lookupChild(inode.ino, name);
+      if (!d) throw err('ENOENT', 'no such file or directory', cur);
+      inode = this.iget(d.child, cur);
+    }
+    return { inode, path: cur || '/' };
+  }
+
+  /** The parent directory and final name of a path that is to be created or removed. */
+  resolveParent(path: string): { dir: InodeRec; name: Buffer; path: string } {
+    const parts = splitPath(path);
+    if (parts.length === 0) throw err('EINVAL', "'/' has no parent entry", '/');
+    const name = parts[parts.length - 1];
+    const parentPath = '/' + parts.slice(0, -1).map((b) => b.toString('utf8')).join('/');
+    const dir = this.resolve(parentPath).inode;
+    const full = joinPath(parentPath, name.toString('utf8'));
+    if (dir.type !== INODE_TYPE_DIR) throw err('ENOTDIR', 'not a directory', parentPath);
+    return { dir, name, path: full };
+  }
+
+  mkdir(path: string, parents: boolean): void {
+    if (parents) {
+      const parts = splitPath(path);
+      let dir = this.iget(ROOT_INO, '/');
+      let cur = '';
+      for (const name of parts) {
+        cur = `${cur}/${name.toString('utf8')}`;
+        const d = this.lookupChild(dir.ino, name);
+        if (d) {
+          dir = this.iget(d.child, cur);
+          if (dir.type !== INODE_TYPE_DIR) throw err('ENOTDIR', 'not a directory', cur);
+          continue;
+        }
+        dir = this.makeDir(dir, name, cur);
+      }
+      return;
+    }
+    const { dir, name, path: full } = this.resolveParent(path);
+    if (this.lookupChild(dir.ino, name)) throw err('EEXIST', 'file exists', full);
+    this.makeDir(dir, name, full);
+  }
+
+  private makeDir(parent: InodeRec, name: Buffer, path: string): InodeRec {
+    checkNewName(name, path);
+    const d = this.newInode(INODE_TYPE_DIR, parent.ino);
+    this.addEntry(parent.ino, name, d.ino, INODE_TYPE_DIR);
+    parent.nlink++;
+    parent.mtimeMs = Date.now();
+    this.iput(parent);
+    return d;
+  }
+
+  /** The regular file at `path`, created (empty) if missing when `create`. */
+  openFile(path: string, create: boolean): Resolved {
+    const { dir, name, path: full } = this.resolveParent(path);
+    const d = this.lookupChild(dir.ino, name);
+    if (d) {
+      const inode = this.iget(d.child, full);
+      if (inode.type === INODE_TYPE_DIR) throw err('EISDIR', 'is a directory', full);
+      return { inode, path: full };
+    }
+    if (!create) throw err('ENOENT', 'no such file or directory', full);
+    checkNewName(name, full);
+    const inode = this.newInode(INODE_TYPE_FILE, dir.ino);
+    this.addEntry(dir.ino, name, inode.ino, INODE_TYPE_FILE);
+    dir.mtimeMs = Date.now();
+    this.iput(dir);
+    return { inode, path: full };
+  }
+
+  readdir(path: string): DirEntry[] {
+    const { inode, path: p } = this.resolve(path);
+    if (inode.type !== INODE_TYPE_DIR) {
+      const name = p.split('/').pop() ?? p;
+      return [{ name, type: 'file', size: inode.size, ino: inode.ino }];
+    }
+    return this.children(inode.ino).map((d) => {
+      const c = this.iget(d.child, joinPath(p, d.name.toString('utf8')));
+      return { name: d.name.toString('utf8'), type: typeName(c.type), size: c.size, ino: c.ino };
+    });
+  }
+
+  /** Remove a file, or a directory (empty, or with everything below it when recursive). */
+  rm(path: string, recursive: boolean): void {
+    const { dir, name, path: full } = this.resolveParent(path);
+    const d = this.lookupChild(dir.ino, name);
+    if (!d) throw err('ENOENT', 'no such file or directory', full);
+    const inode = this.iget(d.child, full);
+    if (inode.type === INODE_TYPE_DIR) {
+      if (!recursive && this.hasChildren(inode.ino)) throw err('ENOTEMPTY', 'directory not empty', full, 'use rm -r');
+      this.removeTree(inode, full);
+      dir.nlink--;
+    } else {
+      this.releaseFile(inode, full);
+    }
+    this.removeEntry(d);
+    dir.mtimeMs = Date.now();
+    this.iput(dir);
+  }
+
+  private removeTree(dirInode: InodeRec, path: string): void {
+    // Depth-first with an explicit stack: deep trees must not exhaust the JS stack.
+    const stack: { inode: InodeRec; path: string }[] = [{ inode: dirInode, path }];
+    const dirs: InodeRec[] = [];
+    while (stack.length) {
+      const { inode, path: p } = stack.pop()!;
+      dirs.push(inode);
+      for (const c of this.children(inode.ino)) {
+        const cp = joinPath(p, c.name.toString('utf8'));
+        const ci = this.iget(c.child, cp);
+        this.removeEntry(c);
+        if (ci.type === INODE_TYPE_DIR) stack.push({ inode: ci, path: cp });
+        else this.releaseFile(ci, cp);
+      }
+    }
+    for (const d of dirs) {
+      this.inodes.delete([d.ino]);
+      this.tx.counters[CounterId.Inodes]--;
+      this.tx.counters[CounterId.Dirs]--;
+    }
+  }
+
+  /**
+   * Hooks for the DAX layer. beforeRelease: file blocks [fblk, fblk+len) are about to
+   * move or go away (refuse if pinned, tear down mappings). afterShare: blocks of
+   * the file became shared (write-protect their mappings).
+   */
+  beforeRelease: ((inode: InodeRec, path: string, fblk: FileBlock, len: number) => void) | null = null;
+  afterShare: ((inode: InodeRec, fblk: FileBlock, len: number) => void) | null = null;
+
+  private releaseFile(inode: InodeRec, path: string): void {
+    this.beforeRelease?.(inode, path, 0, MAX_KEY - 1);
+    this.dropAll(inode);
+    this.inodes.delete([inode.ino]);
+    this.tx.counters[CounterId.Inodes]--;
+    this.tx.counters[CounterId.Files]--;
+  }
+
+  /** Drop every extent of a file (one pass over its tree, then the tree's nodes). */
+  private dropAll(inode: InodeRec): void {
+    if (inode.extentRoot === 0) return;
+    const tree = this.bmap.extentTree(inode);
+    const exts = [...tree.range()];
+    for (const e of exts) {
+      this.bmap.rmap.delete([e.pblk, inode.ino, e.fblk]);
+      this.bmap.release(e.pblk, e.len);
+    }
+    tree.destroy();
+    inode.extentRoot = 0;
+    inode.nblocks = 0;
+  }
+
+  rename(src: string, dst: string): void {
+    const s = this.resolveParent(src);
+    const sd = this.lookupChild(s.dir.ino, s.name);
+    if (!sd) throw err('ENOENT', 'no such file or directory', s.path);
+    const sInode = this.iget(sd.child, s.path);
+    let t = this.resolveParent(dst);
+    let td = this.lookupChild(t.dir.ino, t.name);
+    if (td && td.type === INODE_TYPE_DIR && td.child !== sInode.ino) {
+      // `mv a dir` moves a into dir, as mv(1) does.
+      const inner = this.iget(td.child, t.path);
+      t = { dir: inner, name: s.name, path: joinPath(t.path, s.name.toString('utf8')) };
+      td = this.lookupChild(inner.ino, s.name);
+    }
+    if (td && td.child === sInode.ino) return;
+    if (sInode.type === INODE_TYPE_DIR) {
+      // A directory cannot move below itself.
+      for (let a = t.dir; ; a = this.iget(a.parent)) {
+        if (a.ino === sInode.ino) throw err('EINVAL', 'cannot move a directory into itself', t.path);
+        if (a.ino === ROOT_INO) break;
+      }
+    }
+    checkNewName(t.name, t.path);
+    if (td) {
+      const tInode = this.iget(td.child, t.path);
+      if (tInode.type === INODE_TYPE_DIR) {
+        if (sInode.type !== INODE_TYPE_DIR) throw err('EISDIR', 'is a directory', t.path);
+        if (this.hasChildren(tInode.ino)) throw err('ENOTEMPTY', 'directory not empty', t.path);
+        this.removeTree(tInode, t.path);
+        t.dir.nlink--;
+      } else {
+        if (sInode.type === INODE_TYPE_DIR) throw err('ENOTDIR', 'not a directory', t.path);
+        this.releaseFile(tInode, t.path);
+      }
+      this.removeEntry(td);
+    }
+    this.removeEntry(sd);
+    const sameDir = s.dir.ino === t.dir.ino;
+    const tdir = sameDir ? s.dir : t.dir;
+    if (sInode.type === INODE_TYPE_DIR && !sameDir) {
+      s.dir.nlink--;
+      tdir.nlink++;
+      sInode.parent = tdir.ino;
+      this.iput(sInode);
+    }
+    this.addEntry(tdir.ino, t.name, sInode.ino, sInode.type);
+    const now = Date.now();
+    s.dir.mtimeMs = now;
+    tdir.mtimeMs = now;
+    // t.dir may be the inode record re-read for `mv a dir`; write whichever objects changed.
+    this.iput(s.dir);
+    if (!sameDir) this.iput(tdir);
+  }
+
+  // ------------------------------------------------------------- file data
+  /** Read blocks [fblk, fblk+n) of a file into buf at bufOff (holes read as zeros). */
+  readBlocks(inode: InodeRec, fblk: FileBlock, n: number, buf: Buffer, bufOff: number): void {
+    buf.fill(0, bufOff, bufOff + n * this.bs);
+    if (inode.extentRoot === 0) return;
+    const tree = this.bmap.extentTree(inode);
+    for (const e of this.bmap.extentsIn(tree, fblk, fblk + n)) {
+      const s = Math.max(e.fblk, fblk);
+      const t = Math.min(e.fblk + e.len, fblk + n);
+      const pblk = e.pblk + (s - e.fblk);
+      this.checkReadable(pblk, t - s, inode, s);
+      const o = bufOff + (s - fblk) * this.bs;
+      this.tx.ctx.dev.readInto(pblk, buf.subarray(o, o + (t - s) * this.bs));
+    }
+  }
+
+  /** Hook for poisoned blocks (set by the DAX layer): throws EIO for a bad block. */
+  checkReadable: (pblk: number, len: number, inode: InodeRec, fblk: FileBlock) => void = () => {};
+
+  read(inode: InodeRec, offset: number, length: number): Buffer {
+    const end = Math.min(inode.size, offset + length);
+    if (end <= offset) return Buffer.alloc(0);
+    const b0 = Math.floor(offset / this.bs);
+    const b1 = Math.ceil(end / this.bs);
+    const buf = Buffer.allocUnsafe((b1 - b0) * this.bs);
+    this.readBlocks(inode, b0, b1 - b0, buf, 0);
+    return buf.subarray(offset - b0 * this.bs, end - b0 * this.bs);
+  }
+
+  /**
+   * Write `length` bytes at `offset`, taken from `fill`. Every block written
+   * goes to a newly allocated block (copy-on-write: the committed state and any
+   * other file sharing the old block keep it), partial first and last blocks
+   * merged with their old contents. The file grows to offset+length.
+   */
+  write(inode: InodeRec, path: string, offset: number, length: number, fill: FillFn): void {
+    if (length === 0) return;
+    const bs = this.bs;
+    const end = offset + length;
+    const b0 = Math.floor(offset / bs);
+    const b1 = Math.ceil(end / bs);
+    this.beforeRelease?.(inode, path, b0, b1 - b0);
+    for (let c0 = b0; c0 < b1; ) {
+      const c1 = Math.min(b1, c0 + IO_CHUNK_BLOCKS);
+      const n = c1 - c0;
+      const buf = Buffer.alloc(n * bs);
+      const headPartial = c0 === b0 && offset % bs !== 0;
+      const tailPartial = c1 === b1 && end % bs !== 0;
+      if (headPartial) this.readBlocks(inode, c0, 1, buf, 0);
+      if (tailPartial && !(headPartial && n === 1)) this.readBlocks(inode, c1 - 1, 1, buf, (n - 1) * bs);
+      const s = Math.max(offset, c0 * bs);
+      const t = Math.min(end, c1 * bs);
+      fill(buf, s - c0 * bs, s - offset, t - s);
+      this.replaceBlocks(inode, c0, n, buf);
+      c0 = c1;
+    }
+    if (end > inode.size) inode.size = end;
+    inode.mtimeMs = Date.now();
+    this.iput(inode);
+  }
+
+  /** Give file blocks [fblk, fblk+n) new blocks holding `data` (n blocks of bytes). */
+  replaceBlocks(inode: InodeRec, fblk: FileBlock, n: number, data: Buffer): void {
+    const bs = this.bs;
+    const hintExt = fblk > 0 ? this.bmap.lookup(this.bmap.extentTree(inode), fblk - 1) : undefined;
+    let hint = hintExt ? hintExt.pblk + (fblk - hintExt.fblk) : 2;
+    this.bmap.dropRange(inode, fblk, n);
+    for (let done = 0; done < n; ) {
+      const [p, l] = this.tx.alloc(n - done, hint);
+      this.tx.writeData(p, data.subarray(done * bs, (done + l) * bs));
+      this.bmap.mapExtent(inode, fblk + done, p, l, true);
+      done += l;
+      hint = p + l;
+    }
+  }
+
+  /** Set the size; shrinking drops whole blocks past it and zeroes the tail of the last one. */
+  truncate(inode: InodeRec, path: string, size: number): void {
+    const bs = this.bs;
+    if (size < inode.size) {
+      const keep = Math.ceil(size / bs);
+      const old = Math.ceil(inode.size / bs);
+      if (old > keep) {
+        this.beforeRelease?.(inode, path, keep, old - keep);
+        this.bmap.dropRange(inode, keep, Math.max(old, this.lastMapped(inode)) - keep);
+      }
+      if (size % bs !== 0) this.zeroRange(inode, path, size, keep * bs - size);
+    }
+    inode.size = size;
+    inode.mtimeMs = Date.now();
+    this.iput(inode);
+  }
+
+  /** One past the last mapped file block (0 for none). */
+  lastMapped(inode: InodeRec): FileBlock {
+    if (inode.extentRoot === 0) return 0;
+    const r = this.bmap.extentTree(inode).lookupLe([MAX_KEY]);
+    return r ? r.fblk + r.len : 0;
+  }
+
+  /** Zero bytes [offset, offset+length) inside one block, copying it on write; holes stay holes. */
+  private zeroRange(inode: InodeRec, path: string, offset: number, length: number): void {
+    if (length <= 0) return;
+    const fblk = Math.floor(offset / this.bs);
+    if (!this.bmap.lookup(this.bmap.extentTree(inode), fblk)) return;
+    const size = inode.size;
+    this.write(inode, path, offset, length, (buf, o, _p, n) => buf.fill(0, o, o + n));
+    inode.size = size;
+  }
+
+  /** Deallocate whole blocks inside the range and zero the partial ones; the size stays. */
+  punch(inode: InodeRec, path: string, offset: number, length: number): void {
+    const bs = this.bs;
+    const end = Math.min(offset + length, inode.size);
+    if (end <= offset) return;
+    const first = Math.ceil(offset / bs);
+    const last = Math.floor(end / bs);
+    if (first < last) {
+      this.beforeRelease?.(inode, path, first, last - first);
+      this.bmap.dropRange(inode, first, last - first);
+    }
+    if (first > last) {
+      this.zeroRange(inode, path, offset, end - offset); // inside one block
+    } else {
+      this.zeroRange(inode, path, offset, first * bs - offset);
+      this.zeroRange(inode, path, last * bs, end - last * bs);
+    }
+    inode.mtimeMs = Date.now();
+    this.iput(inode);
+  }
+
+  /** The file's extents in order. */
+  extents(inode: InodeRec): ExtentRec[] {
+    if (inode.extentRoot === 0) return [];
+    return [...this.bmap.extentTree(inode).range()];
+  }
+
+  /** ino -> path for every inode reachable from '/', built in one pass over the directory tree. */
+  pathMap(): Map<Ino, string> {
+    const parentOf = new Map<Ino, { parent: Ino; name: string }>();
+    for (const d of this.dirents.range()) parentOf.set(d.child, { parent: d.parent, name: d.name.toString('utf8') });
+    const paths = new Map<Ino, string>([[ROOT_INO, '/']]);
+    const resolve = (ino: Ino): string => {
+      const chain: { ino: Ino; name: string }[] = [];
+      let cur = ino;
+      while (!paths.has(cur)) {
+        const p = parentOf.get(cur);
+        if (!p || chain.length > parentOf.size) return `<inode ${ino}>`;
+        chain.push({ ino: cur, name: p.name });
+        cur = p.parent;
+      }
+      let base = paths.get(cur)!;
+      for (let i = chain.length - 1; i >= 0; i--) {
+        base = joinPath(base, chain[i].name);
+        paths.set(chain[i].ino, base);
+      }
+      return base;
+    };
+    for (const ino of parentOf.keys()) resolve(ino);
+    return paths;
+  }
+}
+
+export function typeName(t: number): FileType {
+  return t === INODE_TYPE_DIR ? 'dir' : 'file';
+}

@@ -1,0 +1,205 @@
+import { err } from '../format/errors.js';
+import type { ExtentRec, InodeRec } from '../format/records.js';
+import type { FileBlock } from '../format/units.js';
+import type { FsTx, Resolved } from './fstx.js';
+import type { DedupeResult } from './types.js';
+
+/**
+ * Sharing: reflink (FICLONE / FICLONERANGE), dedupe (FIDEDUPERANGE) and
+ * unshare (FALLOC_FL_UNSHARE_RANGE), with Linux's argument rules as the
+ * reference. The refcount btree and the physical-block index are kept exact
+ * by BlockMap; here live only the semantics.
+ */
+
+export interface RemapRange {
+  srcOffset: number;
+  dstOffset: number;
+  /** 0 = to the source's EOF. */
+  length: number;
+}
+
+interface CheckedRange {
+  srcBlk: FileBlock;
+  dstBlk: FileBlock;
+  blocks: number;
+  length: number; // bytes
+}
+
+/**
+ * Linux's remap checks (generic_remap_checks), as the contract states them:
+ * block-aligned offsets; a length that is block-aligned unless it reaches the
+ * source's EOF, and then only onto or past the destination's EOF (so a partial
+ * block never lands in the middle of a file); nothing past the source's EOF;
+ * no overlap of the two ranges within one file.
+ */
+function checkRange(fx: FsTx, src: Resolved, dst: Resolved, r: RemapRange, op: string, dedupe: boolean): CheckedRange {
+  const bs = fx.bs;
+  for (const [name, v] of [
+    ['source offset', r.srcOffset],
+    ['destination offset', r.dstOffset],
+    ['length', r.length],
+  ] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) throw err('EINVAL', `${op}: ${name} ${v} is not a valid byte count`, src.path);
+  }
+  if (r.srcOffset % bs || r.dstOffset % bs)
+    throw err('EINVAL', `${op}: offsets must be multiples of the block size (${bs})`, src.path, `got ${r.srcOffset} and ${r.dstOffset}`);
+  const sSize = src.inode.size;
+  if (r.srcOffset > sSize || (r.srcOffset === sSize && r.length !== 0))
+    throw err('EINVAL', `${op}: source offset ${r.srcOffset} is past the source's EOF (${sSize})`, src.path);
+  const length = r.length === 0 ? sSize - r.srcOffset : r.length;
+  if (r.srcOffset + length > sSize)
+    throw err('EINVAL', `${op}: range ends past the source's EOF (${r.srcOffset}+${length} > ${sSize})`, src.path);
+  if (dedupe && r.dstOffset + length > dst.inode.size)
+    throw err('EINVAL', `${op}: range ends past the destination's EOF (${r.dstOffset}+${length} > ${dst.inode.size})`, dst.path);
+  if (length % bs !== 0) {
+    const atSrcEof = r.srcOffset + length === sSize;
+    const atDstEof = r.dstOffset + length >= dst.inode.size;
+    if (!atSrcEof || !atDstEof)
+      throw err('EINVAL', `${op}: length ${length} is not a multiple of the block size and does not end at EOF`, src.path);
+  }
+  const blocks = Math.ceil(length / bs);
+  if (src.inode.ino === dst.inode.ino) {
+    const a = r.srcOffset / bs;
+    const b = r.dstOffset / bs;
+    if (a < b + blocks && b < a + blocks) throw err('EINVAL', `${op}: source and destination ranges overlap in one file`, src.path);
+  }
+  return { srcBlk: r.srcOffset / bs, dstBlk: r.dstOffset / bs, blocks, length };
+}
+
+function clipped(fx: FsTx, inode: InodeRec, fblk: FileBlock, n: number): ExtentRec[] {
+  const tree = fx.bmap.extentTree(inode);
+  return fx.bmap.extentsIn(tree, fblk, fblk + n).map((e) => {
+    const s = Math.max(e.fblk, fblk);
+    const t = Math.min(e.fblk + e.len, fblk + n);
+    return { fblk: s, pblk: e.pblk + (s - e.fblk), len: t - s, flags: 0 };
+  });
+}
+
+function notDir(r: Resolved, op: string): void {
+  if (r.inode.type !== 1) throw err('EISDIR', `${op}: is a directory`, r.path);
+}
+
+/** Clone a range (or, without `range`, the whole file) of src into dst, sharing blocks. */
+export function reflink(fx: FsTx, srcPath: string, dstPath: string, range?: RemapRange): { length: number } {
+  const src = fx.resolve(srcPath);
+  notDir(src, 'reflink');
+  const existing = tryResolve(fx, dstPath);
+  if (existing) notDir(existing, 'reflink');
+  const dst = existing ?? fx.openFile(dstPath, true);
+  if (!range) {
+    if (src.inode.ino === dst.inode.ino) throw err('EINVAL', 'reflink: source and destination are the same file', src.path);
+    const blocks = Math.ceil(Math.max(dst.inode.size, fx.lastMapped(dst.inode) * fx.bs) / fx.bs);
+    if (blocks > 0) {
+      fx.beforeRelease?.(dst.inode, dst.path, 0, blocks);
+      fx.bmap.dropRange(dst.inode, 0, blocks);
+    }
+    for (const e of fx.extents(src.inode)) fx.bmap.mapExtent(dst.inode, e.fblk, e.pblk, e.len, false);
+    dst.inode.size = src.inode.size;
+    dst.inode.mtimeMs = Date.now();
+    fx.iput(dst.inode);
+    fx.afterShare?.(src.inode, 0, Math.ceil(src.inode.size / fx.bs));
+    return { length: src.inode.size };
+  }
+  const c = checkRange(fx, src, dst, range, 'reflink', false);
+  if (c.blocks === 0) return { length: 0 };
+  const pieces = clipped(fx, src.inode, c.srcBlk, c.blocks);
+  fx.beforeRelease?.(dst.inode, dst.path, c.dstBlk, c.blocks);
+  fx.bmap.dropRange(dst.inode, c.dstBlk, c.blocks);
+  for (const e of pieces) fx.bmap.mapExtent(dst.inode, c.dstBlk + (e.fblk - c.srcBlk), e.pblk, e.len, false);
+  const end = range.dstOffset + c.length;
+  if (end > dst.inode.size) dst.inode.size = end;
+  dst.inode.mtimeMs = Date.now();
+  fx.iput(dst.inode);
+  if (src.inode.ino === dst.inode.ino) Object.assign(src.inode, dst.inode);
+  fx.afterShare?.(src.inode, c.srcBlk, c.blocks);
+  return { length: c.length };
+}
+
+function tryResolve(fx: FsTx, path: string): Resolved | undefined {
+  try {
+    return fx.resolve(path);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Share dst's range with src's when their bytes are identical. A hole matches
+ * only a hole. Otherwise nothing changes and the status is `differs`.
+ */
+export function dedupe(fx: FsTx, srcPath: string, dstPath: string, range: RemapRange): DedupeResult {
+  const src = fx.resolve(srcPath);
+  const dst = fx.resolve(dstPath);
+  notDir(src, 'dedupe');
+  notDir(dst, 'dedupe');
+  const c = checkRange(fx, src, dst, range, 'dedupe', true);
+  if (c.blocks === 0) return { status: 'same', deduped: 0 };
+  const bs = fx.bs;
+  const srcMap = blockMap(fx, src.inode, c.srcBlk, c.blocks);
+  const dstMap = blockMap(fx, dst.inode, c.dstBlk, c.blocks);
+  for (let i = 0; i < c.blocks; i++) if ((srcMap[i] < 0) !== (dstMap[i] < 0)) return { status: 'differs', deduped: 0 };
+  // Compare bytes a chunk at a time, only up to the range's end (the tail past EOF is not compared).
+  const chunk = 1024;
+  for (let i = 0; i < c.blocks; i += chunk) {
+    const n = Math.min(chunk, c.blocks - i);
+    const a = Buffer.allocUnsafe(n * bs);
+    const b = Buffer.allocUnsafe(n * bs);
+    fx.readBlocks(src.inode, c.srcBlk + i, n, a, 0);
+    fx.readBlocks(dst.inode, c.dstBlk + i, n, b, 0);
+    const bytes = Math.min(n * bs, c.length - i * bs);
+    if (a.compare(b, 0, bytes, 0, bytes) !== 0) return { status: 'differs', deduped: 0 };
+  }
+  const pieces = clipped(fx, src.inode, c.srcBlk, c.blocks);
+  fx.beforeRelease?.(dst.inode, dst.path, c.dstBlk, c.blocks);
+  for (const e of pieces) {
+    const d = c.dstBlk + (e.fblk - c.srcBlk);
+    // Blocks already shared between the two stay as they are.
+    let same = true;
+    for (let k = 0; k < e.len && same; k++) same = dstMap[d - c.dstBlk + k] === e.pblk + k;
+    if (same) continue;
+    fx.bmap.dropRange(dst.inode, d, e.len);
+    fx.bmap.mapExtent(dst.inode, d, e.pblk, e.len, false);
+  }
+  fx.iput(dst.inode);
+  fx.afterShare?.(src.inode, c.srcBlk, c.blocks);
+  return { status: 'same', deduped: c.length };
+}
+
+/** Physical block of each file block in the range, -1 for a hole. */
+function blockMap(fx: FsTx, inode: InodeRec, fblk: FileBlock, n: number): Float64Array {
+  const out = new Float64Array(n).fill(-1);
+  for (const e of clipped(fx, inode, fblk, n)) for (let k = 0; k < e.len; k++) out[e.fblk - fblk + k] = e.pblk + k;
+  return out;
+}
+
+/** Copy every shared block of the range so the file owns it alone; unshared blocks stay put. */
+export function unshare(fx: FsTx, path: string, offset?: number, length?: number): { unshared_blocks: number } {
+  const r = fx.resolve(path);
+  notDir(r, 'unshare');
+  const bs = fx.bs;
+  const off = offset ?? 0;
+  const len = length === undefined || length === 0 ? Math.max(0, r.inode.size - off) : length;
+  if (!Number.isSafeInteger(off) || off < 0 || !Number.isSafeInteger(len) || len < 0)
+    throw err('EINVAL', 'unshare: invalid range', r.path);
+  // Whole blocks: copying part of a block would expose stale bytes (the 2024 fix).
+  const b0 = Math.floor(off / bs);
+  const b1 = Math.min(Math.ceil((off + len) / bs), Math.ceil(r.inode.size / bs));
+  let copied = 0;
+  for (const e of clipped(fx, r.inode, b0, Math.max(0, b1 - b0))) {
+    for (const [s, l, rc] of fx.bmap.refcountRuns(e.pblk, e.len)) {
+      if (rc < 2) continue;
+      const fblk = e.fblk + (s - e.pblk);
+      fx.beforeRelease?.(r.inode, r.path, fblk, l);
+      for (let i = 0; i < l; i += 1024) {
+        const n = Math.min(1024, l - i);
+        const buf = Buffer.allocUnsafe(n * bs);
+        fx.readBlocks(r.inode, fblk + i, n, buf, 0);
+        fx.replaceBlocks(r.inode, fblk + i, n, buf);
+      }
+      copied += l;
+    }
+  }
+  fx.iput(r.inode);
+  return { unshared_blocks: copied };
+}

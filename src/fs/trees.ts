@@ -1,0 +1,79 @@
+import type { BtreeOps } from '../btree/types.js';
+import { BlockType } from '../format/block.js';
+import * as R from '../format/records.js';
+
+/**
+ * The ops tables: one per tree, all driving the one engine in src/btree
+ * (the libxfs pattern). Keys are u64 tuples; see src/format/records.ts for
+ * the record layouts and their invariants.
+ */
+
+export const MAX_KEY = Number.MAX_SAFE_INTEGER;
+
+export const inodeOps: BtreeOps<R.InodeRec> = {
+  name: 'inode',
+  type: BlockType.InodeTree,
+  recSize: R.INODE_REC_SIZE,
+  keyFields: 1,
+  key: (r) => [r.ino],
+  encode: R.encodeInode,
+  decode: R.decodeInode,
+  checkRecord: R.checkInode,
+};
+
+export const direntOps: BtreeOps<R.DirentRec> = {
+  name: 'directory',
+  type: BlockType.DirTree,
+  recSize: R.DIRENT_REC_SIZE,
+  keyFields: 3,
+  key: (r) => [r.parent, r.hash, r.seq],
+  encode: R.encodeDirent,
+  decode: R.decodeDirent,
+  checkRecord: R.checkDirent,
+};
+
+export const extentOps: BtreeOps<R.ExtentRec> = {
+  name: 'extent',
+  type: BlockType.ExtentTree,
+  recSize: R.EXTENT_REC_SIZE,
+  keyFields: 1,
+  key: (r) => [r.fblk],
+  encode: R.encodeExtent,
+  decode: R.decodeExtent,
+  checkRecord: R.checkExtent,
+};
+
+export const rmapOps: BtreeOps<R.RmapRec> = {
+  name: 'physical-index',
+  type: BlockType.PhysIndex,
+  recSize: R.RMAP_REC_SIZE,
+  keyFields: 3,
+  overlapping: true,
+  key: (r) => [r.pblk, r.ino, r.fblk],
+  highKey: (r) => [r.pblk + r.len - 1, r.ino, r.fblk + r.len - 1],
+  encode: R.encodeRmap,
+  decode: R.decodeRmap,
+  checkRecord: R.checkRmap,
+};
+
+export const refcountOps: BtreeOps<R.RefcountRec> = {
+  name: 'refcount',
+  type: BlockType.RefcountTree,
+  recSize: R.REFC_REC_SIZE,
+  keyFields: 1,
+  key: (r) => [r.pblk],
+  encode: R.encodeRefcount,
+  decode: R.decodeRefcount,
+  checkRecord: R.checkRefcount,
+};
+
+export const freeOps: BtreeOps<R.FreeRec> = {
+  name: 'free-space',
+  type: BlockType.FreeTree,
+  recSize: R.FREE_REC_SIZE,
+  keyFields: 1,
+  key: (r) => [r.pblk],
+  encode: R.encodeFree,
+  decode: R.decodeFree,
+  checkRecord: R.checkFree,
+};

@@ -1,0 +1,335 @@
+import { Btree } from '../btree/btree.js';
+import type { NodeStore } from '../btree/types.js';
+import { BLOCK_TYPE_NAMES, initHeader, sealBlock, verifyBlock } from '../format/block.js';
+import { corrupt, err } from '../format/errors.js';
+import type { FreeRec } from '../format/records.js';
+import { CounterId, encodeSuperblock, RootId, type Superblock, type SuperblockSlot } from '../format/superblock.js';
+import type { Blkno } from '../format/units.js';
+import type { BlockCache } from '../io/cache.js';
+import type { BlockDevice } from '../io/device.js';
+import { ExtentSet } from './extentset.js';
+import { freeOps } from './trees.js';
+
+/** The committed state a transaction starts from and the device it lives on. */
+export interface TxContext {
+  dev: BlockDevice;
+  cache: BlockCache;
+  sb: Superblock;
+  /** The slot `sb` was read from; a commit writes the other one. */
+  slot: SuperblockSlot;
+  writable: boolean;
+}
+
+export interface AllocOptions {
+  /** Start must be a multiple of this many blocks (2 MiB runs for PMD mappings). */
+  align?: number;
+  /** Metadata may dip into the reserve kept so that a commit can always finish. */
+  metadata?: boolean;
+}
+
+/**
+ * A copy-on-write transaction, and the NodeStore every tree uses.
+ *
+ * Invariants that make a crash at any write leave the image at the state
+ * before or after the command:
+ *  - nothing the committed superblock reaches is ever written: a node changed in
+ *    this transaction is first copied to a block that was free when the
+ *    transaction began (cowNode), and file data is written only to such blocks;
+ *  - blocks freed here are returned to the free-space tree only at commit, and
+ *    the allocator never hands them out before then (it searches the committed
+ *    free tree minus what this transaction allocated);
+ *  - commit writes every new block, flushes, then writes the superblock into the
+ *    slot not holding the committed state, and flushes again.
+ */
+export class Tx implements NodeStore {
+  readonly blockSize: number;
+  readonly generation: number;
+  readonly roots: number[];
+  readonly counters: number[];
+  private readonly dirty = new Map<Blkno, Buffer>();
+  private readonly allocated = new ExtentSet();
+  private pendingAllocs: [Blkno, number][] = [];
+  private pendingFrees: [Blkno, number][] = [];
+  private committedFree: Btree<FreeRec> | null = null;
+  private allocCursor = -1;
+  private done = false;
+
+  constructor(
+    readonly ctx: TxContext,
+    /** mkfs: the free space a brand-new image starts with, before any tree exists. */
+    private readonly bootstrapFree?: FreeRec,
+  ) {
+    this.blockSize = ctx.sb.blockSize;
+    this.generation = ctx.sb.generation + 1;
+    this.roots = ctx.sb.roots.slice();
+    this.counters = ctx.sb.counters.slice();
+  }
+
+  get totalBlocks(): number {
+    return this.ctx.sb.totalBlocks;
+  }
+
+  // ------------------------------------------------------------ NodeStore
+  validBlkno(blkno: Blkno): boolean {
+    return Number.isSafeInteger(blkno) && blkno >= 2 && blkno < this.ctx.sb.totalBlocks;
+  }
+
+  readNode(blkno: Blkno, type: number): Buffer {
+    const d = this.dirty.get(blkno);
+    if (d) return d;
+    return this.readCommitted(blkno, type);
+  }
+
+  /** A committed metadata block, verified and cached. */
+  readCommitted(blkno: Blkno, type: number): Buffer {
+    if (!this.validBlkno(blkno)) {
+      throw corrupt(`${BLOCK_TYPE_NAMES[type] ?? 'metadata'} pointer to block ${blkno} is outside the device`, `block ${blkno}`);
+    }
+    let buf = this.ctx.cache.get(blkno);
+    if (!buf) {
+      buf = this.ctx.dev.read(blkno, 1);
+      verifyBlock(buf, blkno, type);
+      this.ctx.cache.put(blkno, buf);
+    } else if (buf.readUInt16LE(4) !== type) {
+      verifyBlock(buf, blkno, type);
+    }
+    return buf;
+  }
+
+  isDirty(blkno: Blkno): boolean {
+    return this.dirty.has(blkno);
+  }
+
+  cowNode(blkno: Blkno, type: number): { blkno: Blkno; buf: Buffer } {
+    const d = this.dirty.get(blkno);
+    if (d) return { blkno, buf: d };
+    const old = this.readCommitted(blkno, type);
+    const n = this.allocNode(type, blkno);
+    old.copy(n.buf);
+    this.freeNode(blkno);
+    return n;
+  }
+
+  allocNode(type: number, hint?: Blkno): { blkno: Blkno; buf: Buffer } {
+    this.assertWritable();
+    const [blkno] = this.alloc(1, hint ?? 2, { metadata: true });
+    const buf = Buffer.alloc(this.blockSize);
+    initHeader(buf, type, 0, 0, 0);
+    this.dirty.set(blkno, buf);
+    this.counters[CounterId.MetadataBlocks]++;
+    return { blkno, buf };
+  }
+
+  freeNode(blkno: Blkno): void {
+    this.assertWritable();
+    this.dirty.delete(blkno);
+    this.counters[CounterId.MetadataBlocks]--;
+    this.free(blkno, 1);
+  }
+
+  // ------------------------------------------------------------ allocator
+  private assertWritable(): void {
+    if (!this.ctx.writable) throw err('EPERM', 'image is open read-only', this.ctx.dev.path);
+    if (this.done) throw new Error('transaction already finished');
+  }
+
+  private committedFreeTree(): Btree<FreeRec> {
+    if (!this.committedFree) {
+      // Reads only committed nodes: the allocator's view must not move under it.
+      const ro: NodeStore = {
+        blockSize: this.blockSize,
+        readNode: (b, t) => this.readCommitted(b, t),
+        cowNode: () => {
+          throw new Error('committed free tree is read-only');
+        },
+        allocNode: () => {
+          throw new Error('committed free tree is read-only');
+        },
+        freeNode: () => {
+          throw new Error('committed free tree is read-only');
+        },
+      };
+      this.committedFree = new Btree(ro, freeOps, this.ctx.sb.roots[RootId.Free]);
+    }
+    return this.committedFree;
+  }
+
+  /** Committed free extents, starting with the one at or before `from`, then onwards; wraps once. */
+  private *committedFreeFrom(from: Blkno): Generator<FreeRec> {
+    if (this.bootstrapFree) {
+      yield this.bootstrapFree;
+      return;
+    }
+    const t = this.committedFreeTree();
+    const first = t.lookupLe([from]);
+    const start = first ? first.pblk : 0;
+    for (const r of t.range([start])) yield r;
+    if (start > 0) for (const r of t.range([0], [start - 1])) yield r;
+  }
+
+  /** Blocks still free for this transaction. */
+  get freeBlocks(): number {
+    return this.counters[CounterId.FreeBlocks];
+  }
+
+  private reserve(): number {
+    return Math.min(256, Math.max(8, Math.floor(this.ctx.sb.totalBlocks / 64)));
+  }
+
+  /**
+   * Allocate up to `want` contiguous blocks near `hint`; returns [start, len]
+   * with 1 <= len <= want. Prefers a run that holds all of `want` among the
+   * first candidates after the hint, then the first run after the hint.
+   */
+  alloc(want: number, hint: Blkno, opts: AllocOptions = {}): [Blkno, number] {
+    this.assertWritable();
+    const align = opts.align ?? 1;
+    const avail = this.counters[CounterId.FreeBlocks] - (opts.metadata ? 0 : this.reserve());
+    if (avail < (align > 1 ? want : 1)) {
+      throw err('ENOSPC', `no space left on device (${this.counters[CounterId.FreeBlocks]} blocks free)`, this.ctx.dev.path, 'remove files or make a larger image');
+    }
+    want = Math.min(want, avail);
+    if (this.allocCursor >= 0 && !opts.metadata && align === 1) hint = this.allocCursor;
+    let firstFit: [Blkno, number] | null = null;
+    let scanned = 0;
+    for (const f of this.committedFreeFrom(hint)) {
+      const lo = f.pblk;
+      const hi = f.pblk + f.len;
+      for (const [gs, ge] of this.allocated.gaps(lo, hi)) {
+        let s = gs;
+        if (align > 1) s = Math.ceil(gs / align) * align;
+        if (hint > s && hint < ge && align === 1) s = hint; // continue right where the caller left off
+        if (s >= ge) continue;
+        const len = Math.min(want, ge - s);
+        if (align > 1 && len < want) continue;
+        if (len === want) return this.take(s, len, opts);
+        if (!firstFit || len > firstFit[1]) firstFit = [s, len];
+      }
+      if (++scanned >= 64 && firstFit) break;
+    }
+    if (firstFit) return this.take(firstFit[0], firstFit[1], opts);
+    if (align > 1) throw err('ENOSPC', `no free ${want}-block run aligned to ${align} blocks`, this.ctx.dev.path);
+    throw err('ENOSPC', 'no space left on device', this.ctx.dev.path, 'remove files or make a larger image');
+  }
+
+  private take(s: Blkno, len: number, opts: AllocOptions): [Blkno, number] {
+    this.allocated.add(s, len);
+    this.pendingAllocs.push([s, len]);
+    this.counters[CounterId.FreeBlocks] -= len;
+    if (!opts.metadata) this.allocCursor = s + len;
+    return [s, len];
+  }
+
+  /** Release blocks; they become allocatable only after this transaction commits. */
+  free(start: Blkno, len: number): void {
+    this.pendingFrees.push([start, len]);
+    this.counters[CounterId.FreeBlocks] += len;
+  }
+
+  /** Write file data into blocks this transaction allocated (never into committed blocks). */
+  writeData(blkno: Blkno, buf: Buffer): void {
+    if (!this.allocated.has(blkno) || !this.allocated.has(blkno + buf.length / this.blockSize - 1)) {
+      throw new Error(`data write to block ${blkno} that this transaction did not allocate`);
+    }
+    this.ctx.cache.invalidate(blkno);
+    this.ctx.dev.write(blkno, buf);
+  }
+
+  // ---------------------------------------------------------------- commit
+  /** Fold this transaction's allocations and frees into the free-space tree, to a fixed point. */
+  private settleFreeSpace(): void {
+    const tree = new Btree(this, freeOps, this.roots[RootId.Free]);
+    if (this.bootstrapFree && tree.root === 0) {
+      tree.insert({ ...this.bootstrapFree });
+    }
+    // Updating the tree allocates and frees nodes, which queues more work; each
+    // round touches fewer new nodes (a node copied once stays writable), so it converges.
+    for (let round = 0; this.pendingAllocs.length || this.pendingFrees.length; round++) {
+      if (round > 1000) throw new Error('free-space update did not converge');
+      const allocs = this.pendingAllocs;
+      const frees = this.pendingFrees;
+      this.pendingAllocs = [];
+      this.pendingFrees = [];
+      for (const [s, l] of allocs) removeFree(tree, s, l);
+      for (const [s, l] of frees) addFree(tree, s, l);
+    }
+    this.roots[RootId.Free] = tree.root;
+  }
+
+  get hasChanges(): boolean {
+    return this.dirty.size > 0 || this.pendingAllocs.length > 0 || this.pendingFrees.length > 0;
+  }
+
+  /** Make the transaction durable; returns the new committed superblock. */
+  commit(): Superblock {
+    if (this.done) throw new Error('transaction already finished');
+    if (!this.hasChanges && !this.bootstrapFree) {
+      this.done = true;
+      return this.ctx.sb;
+    }
+    this.settleFreeSpace();
+    this.done = true;
+    const sb: Superblock = {
+      ...this.ctx.sb,
+      generation: this.generation,
+      mtimeMs: Date.now(),
+      roots: this.roots.slice(),
+      counters: this.counters.slice(),
+    };
+    const blocks = [...this.dirty.entries()].sort((a, b) => a[0] - b[0]);
+    for (const [blkno, buf] of blocks) sealBlock(buf, blkno, this.generation);
+    this.ctx.dev.writeBatch(blocks.map(([blkno, buf]) => ({ blkno, buf })));
+    this.ctx.dev.flush();
+    const slot: SuperblockSlot = this.ctx.slot === 0 ? 1 : 0;
+    Tx.writeSuperblock(this.ctx.dev, sb, slot);
+    this.ctx.dev.flush();
+    for (const [blkno, buf] of blocks) this.ctx.cache.put(blkno, buf);
+    this.ctx.sb = sb;
+    this.ctx.slot = slot;
+    return sb;
+  }
+
+  static writeSuperblock(dev: BlockDevice, sb: Superblock, slot: SuperblockSlot): void {
+    dev.write(slot, encodeSuperblock(sb, sb.blockSize, slot));
+  }
+
+  abort(): void {
+    this.done = true;
+    this.dirty.clear();
+  }
+}
+
+function removeFree(tree: Btree<FreeRec>, s: Blkno, l: number): void {
+  const r = tree.lookupLe([s]);
+  if (!r || r.pblk + r.len < s + l) {
+    throw corrupt(`blocks ${s}..${s + l - 1} were allocated but are not free in the free-space tree`, `block ${s}`);
+  }
+  const left = s - r.pblk;
+  const right = r.pblk + r.len - (s + l);
+  if (left > 0) tree.update({ pblk: r.pblk, len: left });
+  else tree.delete([r.pblk]);
+  if (right > 0) tree.insert({ pblk: s + l, len: right });
+}
+
+function addFree(tree: Btree<FreeRec>, s: Blkno, l: number): void {
+  let start = s;
+  let len = l;
+  const left = tree.lookupLe([s]);
+  if (left && left.pblk + left.len > s) {
+    throw corrupt(`blocks ${s}..${s + l - 1} freed twice (free extent ${left.pblk}+${left.len} covers them)`, `block ${s}`);
+  }
+  const right = tree.lookupGe([s]);
+  if (right && right.pblk < s + l) {
+    throw corrupt(`blocks ${s}..${s + l - 1} freed twice (free extent ${right.pblk}+${right.len} overlaps)`, `block ${s}`);
+  }
+  if (right && right.pblk === s + l) {
+    tree.delete([right.pblk]);
+    len += right.len;
+  }
+  if (left && left.pblk + left.len === s) {
+    tree.update({ pblk: left.pblk, len: left.len + len });
+    return;
+  }
+  tree.insert({ pblk: start, len });
+}
+

@@ -1,0 +1,491 @@
+import * as fs from 'node:fs';
+import { DaxError, err, type ErrCode } from '../format/errors.js';
+import { DEFAULT_BLOCK_SIZE, MAX_IMAGE_BYTES, MIN_BLOCK_SIZE, isValidBlockSize } from '../format/superblock.js';
+import type { Blkno } from '../format/units.js';
+import { DEFAULT_READER_TIMEOUT_MS, DEFAULT_WRITER_TIMEOUT_MS, lockFd, sleepSync, unlockFd, type LockMode } from './lock.js';
+
+/**
+ * The image file as a block device: positioned, synchronous, whole-block I/O.
+ * This layer knows block numbers and sizes, never what a block means.
+ *
+ * Invariants:
+ * - Nothing reads or writes outside [0, totalBlocks): a block number past the
+ *   end is a bug or corruption and fails with EIO naming the block; bytes past
+ *   EOF are never zero-filled, since silent zeros would look like a hole.
+ * - No operation touches more than the blocks asked for: the image may be
+ *   terabytes and sparse; memory use is bounded by the caller's buffers.
+ * - Every write and every flush is one numbered "mutation point" (see the crash
+ *   injection below), so crash tests can stop a command between any two.
+ */
+
+// ---------------------------------------------------------------------------
+// Crash injection and I/O accounting (process-wide: one command = one process).
+//
+//   DAXTOOL_CRASH_AT=N      the process SIGKILLs itself right before its N-th
+//                           mutation point (1-based). A mutation point is one
+//                           write(2)/writev(2) call issued by write() or by each
+//                           coalesced run of writeBatch(), or one flush().
+//   DAXTOOL_CRASH_MODE=torn instead of stopping before the N-th write, write the
+//                           first half of its bytes (rounded down to 512-byte
+//                           sectors) and then die: a torn write. Default "before".
+//   DAXTOOL_IO_COUNT=1      at process exit, print one line to stderr:
+//                             daxtool-io-count ops=N writes=W flushes=F reads=R
+//                           A harness runs a command once with this to learn N,
+//                           then once per DAXTOOL_CRASH_AT=1..N, and checks that
+//                           each resulting image opens at the state before or
+//                           after the command.
+// Tests in-process use setCrashInjection() with a throwing `die` instead.
+// ---------------------------------------------------------------------------
+
+export type CrashMode = 'before' | 'torn';
+
+export interface IoCounters {
+  /** Mutation points so far: writes + flushes. */
+  ops: number;
+  writes: number;
+  flushes: number;
+  reads: number;
+  bytesWritten: number;
+  bytesRead: number;
+}
+
+const counters: IoCounters = { ops: 0, writes: 0, flushes: 0, reads: 0, bytesWritten: 0, bytesRead: 0 };
+
+interface CrashPlan {
+  at: number;
+  mode: CrashMode;
+  die: () => void;
+}
+
+/** undefined: environment not read yet; null: no crash planned. */
+let crashPlan: CrashPlan | null | undefined;
+
+function killSelf(): void {
+  process.kill(process.pid, 'SIGKILL');
+  for (;;) sleepSync(1000); // never run past a crash point, even if delivery were delayed
+}
+
+function planFromEnv(): CrashPlan | null {
+  const at = process.env.DAXTOOL_CRASH_AT;
+  if (at === undefined || at === '') return null;
+  const n = Number(at);
+  if (!Number.isSafeInteger(n) || n < 1) throw err('EINVAL', `DAXTOOL_CRASH_AT=${at} is not a positive integer`);
+  const m = process.env.DAXTOOL_CRASH_MODE ?? 'before';
+  if (m !== 'before' && m !== 'torn') throw err('EINVAL', `DAXTOOL_CRASH_MODE=${m} is not one of before, torn`);
+  return { at: n, mode: m, die: killSelf };
+}
+
+export function ioCounters(): IoCounters {
+  return { ...counters };
+}
+
+/** Zero the counters (and re-read the crash environment on the next mutation). */
+export function resetIoCounters(): void {
+  for (const k of Object.keys(counters) as (keyof IoCounters)[]) counters[k] = 0;
+  crashPlan = undefined;
+}
+
+/**
+ * Override the crash plan (tests). `die` replaces the SIGKILL, e.g. with a
+ * function that throws. null disables crash injection; the environment is not
+ * consulted again until resetIoCounters().
+ */
+export function setCrashInjection(plan: { at: number; mode?: CrashMode; die?: () => void } | null): void {
+  crashPlan = plan ? { at: plan.at, mode: plan.mode ?? 'before', die: plan.die ?? killSelf } : null;
+}
+
+/** Count one mutation point; returns the crash plan when this is the one to crash at. */
+function mutationPoint(): CrashPlan | null {
+  if (crashPlan === undefined) crashPlan = planFromEnv();
+  counters.ops++;
+  return crashPlan && counters.ops === crashPlan.at ? crashPlan : null;
+}
+
+function crashed(plan: CrashPlan): never {
+  plan.die();
+  throw new Error(`crash injected at I/O operation ${plan.at}`); // only reached when a test's die() returns
+}
+
+let countHookInstalled = false;
+function installCountHook(): void {
+  if (countHookInstalled || process.env.DAXTOOL_IO_COUNT !== '1') return;
+  countHookInstalled = true;
+  process.once('exit', () => {
+    const c = counters;
+    try {
+      fs.writeSync(2, `daxtool-io-count ops=${c.ops} writes=${c.writes} flushes=${c.flushes} reads=${c.reads}\n`);
+    } catch {
+      // stderr closed: nothing useful to do at exit
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+
+export interface OpenOptions {
+  write: boolean;
+  /** Default: exclusive when writing, shared when reading. */
+  lock?: LockMode;
+  /** Default: env DAXTOOL_LOCK_TIMEOUT_MS, else 2000 ms for writers and 5000 ms for readers. */
+  lockTimeoutMs?: number;
+}
+
+export interface CreateOptions {
+  /** Replace an existing file (its contents are discarded, not overwritten). */
+  force?: boolean;
+  lockTimeoutMs?: number;
+}
+
+export interface WriteEntry {
+  blkno: Blkno;
+  buf: Buffer;
+}
+
+/** Most iovecs one writev(2) takes (IOV_MAX on Linux). */
+const IOV_MAX = 1024;
+
+/** Map a Node fs error to a DaxError; `what` says what was being done. */
+function sysError(e: unknown, what: string, object: string, fallback: ErrCode = 'EIO'): DaxError {
+  if (e instanceof DaxError) return e;
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const detail = (e as Error | null)?.message ?? String(e);
+  switch (code) {
+    case 'ENOENT':
+      return err('ENOENT', `${what}: no such file`, object, 'create an image with `daxtool mkfs IMAGE --size SIZE`');
+    case 'EISDIR':
+      return err('EISDIR', `${what}: is a directory`, object);
+    case 'ENOTDIR':
+      return err('ENOTDIR', `${what}: a component of the path is not a directory`, object);
+    case 'EEXIST':
+      return err('EEXIST', `${what}: file exists`, object, 'pass --force to replace it');
+    case 'EACCES':
+    case 'EPERM':
+      return err('EPERM', `${what}: permission denied`, object);
+    case 'EROFS':
+      return err('EPERM', `${what}: read-only file system`, object);
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return err('ENOSPC', `${what}: the host file system is full`, object, 'the image is sparse: writing into it needs free space on the host');
+    case 'EFBIG':
+      return err('EFBIG', `${what}: file too large for the host file system`, object);
+    default:
+      return err(fallback, `${what}: ${detail}`, object);
+  }
+}
+
+function defaultTimeout(mode: LockMode, given?: number): number {
+  if (given !== undefined) return given;
+  const env = Number(process.env.DAXTOOL_LOCK_TIMEOUT_MS);
+  if (process.env.DAXTOOL_LOCK_TIMEOUT_MS && Number.isFinite(env) && env >= 0) return env;
+  return mode === 'exclusive' ? DEFAULT_WRITER_TIMEOUT_MS : DEFAULT_READER_TIMEOUT_MS;
+}
+
+export class BlockDevice {
+  private fd: number | null;
+  private bs = DEFAULT_BLOCK_SIZE;
+  private size: number;
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+    size: number,
+    readonly writable: boolean,
+  ) {
+    this.fd = fd;
+    this.size = size;
+    installCountHook();
+  }
+
+  /**
+   * Open an existing image. The block size starts at DEFAULT_BLOCK_SIZE until
+   * setBlockSize() is called with the superblock's. Takes the advisory lock
+   * before returning, so nothing is read from an image another writer holds.
+   */
+  static open(path: string, opts: OpenOptions): BlockDevice {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, opts.write ? 'r+' : 'r');
+    } catch (e) {
+      throw sysError(e, 'cannot open image', path);
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.isDirectory()) throw err('EISDIR', 'image path is a directory', path);
+      if (!st.isFile()) throw err('EINVAL', 'image is not a regular file', path);
+      if (st.size < 2 * MIN_BLOCK_SIZE)
+        throw err('EINVAL', `not a daxtool image: file is ${st.size} bytes, too small to hold two blocks`, path);
+      const mode = opts.lock ?? (opts.write ? 'exclusive' : 'shared');
+      lockFd(fd, mode, defaultTimeout(mode, opts.lockTimeoutMs), path);
+      return new BlockDevice(path, fd, st.size, opts.write);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw sysError(e, 'cannot open image', path);
+    }
+  }
+
+  /**
+   * Create (or with force, replace) a sparse image of exactly `sizeBytes`,
+   * opened for writing under an exclusive lock. Only ftruncate is used: no
+   * zeros are written, so a terabyte image costs no space and no time.
+   * A replaced file is truncated to zero first, so no old superblock survives.
+   */
+  static create(path: string, sizeBytes: number, opts: CreateOptions = {}): BlockDevice {
+    if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 2 * MIN_BLOCK_SIZE)
+      throw err('EINVAL', `image size ${sizeBytes} is too small: at least ${2 * MIN_BLOCK_SIZE} bytes`, path);
+    if (sizeBytes > MAX_IMAGE_BYTES) throw err('EFBIG', `image size ${sizeBytes} exceeds the 2^53-byte limit`, path);
+    let fd: number;
+    let created = false;
+    try {
+      if (opts.force) {
+        try {
+          fd = fs.openSync(path, 'r+');
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          fd = fs.openSync(path, 'wx+'); // read-write: the new device is read back
+          created = true;
+        }
+      } else {
+        fd = fs.openSync(path, 'wx+'); // read-write: the new device is read back
+        created = true;
+      }
+    } catch (e) {
+      const de = sysError(e, 'cannot create image', path);
+      if (de.code === 'ENOENT') throw err('ENOENT', 'cannot create image: its directory does not exist', path);
+      if (de.code === 'EEXIST')
+        throw err('EEXIST', 'image file already exists', path, 'pass --force to replace it');
+      throw de;
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (st.isDirectory()) throw err('EISDIR', 'image path is a directory', path);
+      if (!st.isFile()) throw err('EINVAL', 'image is not a regular file', path);
+      // Lock before truncating: never destroy an image another command is using.
+      lockFd(fd, 'exclusive', defaultTimeout('exclusive', opts.lockTimeoutMs), path);
+      fs.ftruncateSync(fd, 0);
+      fs.ftruncateSync(fd, sizeBytes);
+      return new BlockDevice(path, fd, sizeBytes, true);
+    } catch (e) {
+      fs.closeSync(fd);
+      if (created) fs.rmSync(path, { force: true });
+      throw sysError(e, 'cannot create image', path);
+    }
+  }
+
+  get blockSize(): number {
+    return this.bs;
+  }
+
+  /** Whole blocks in the file at the current block size. */
+  get totalBlocks(): number {
+    return Math.floor(this.size / this.bs);
+  }
+
+  get fileSize(): number {
+    return this.size;
+  }
+
+  get isOpen(): boolean {
+    return this.fd !== null;
+  }
+
+  setBlockSize(bs: number): void {
+    if (!isValidBlockSize(bs)) throw err('EINVAL', `block size ${bs} is not a power of two from 512 to 65536`, this.path);
+    if (this.size < 2 * bs)
+      throw err('EINVAL', `file of ${this.size} bytes is too small to hold two ${bs}-byte blocks`, this.path);
+    this.bs = bs;
+  }
+
+  private handle(): number {
+    if (this.fd === null) throw err('EIO', 'image is closed', this.path);
+    return this.fd;
+  }
+
+  private blockName(blkno: Blkno): string {
+    return `block ${blkno}`;
+  }
+
+  private checkRange(blkno: Blkno, count: number, op: string): void {
+    if (!Number.isSafeInteger(blkno) || blkno < 0 || !Number.isSafeInteger(count) || count < 1)
+      throw err('EIO', `${op} of ${count} block(s) at invalid block number ${blkno} in ${this.path}`, this.blockName(blkno));
+    if (blkno + count > this.totalBlocks)
+      throw err(
+        'EIO',
+        `${op} of block${count > 1 ? `s ${blkno}..${blkno + count - 1}` : ` ${blkno}`} is past the end of ${this.path} (${this.totalBlocks} blocks)`,
+        this.blockName(blkno),
+      );
+  }
+
+  /** Fill `buf` from byte `pos`; EOF before it is full is an error, never zeros. */
+  private preadFull(buf: Buffer, pos: number, blkno: Blkno | null): void {
+    const fd = this.handle();
+    const object = blkno === null ? this.path : this.blockName(blkno);
+    let done = 0;
+    while (done < buf.length) {
+      let n: number;
+      try {
+        n = fs.readSync(fd, buf, done, buf.length - done, pos + done);
+      } catch (e) {
+        throw sysError(e, `read error in ${this.path} at byte ${pos + done}`, object);
+      }
+      if (n === 0) throw err('EIO', `short read: ${this.path} ends at byte ${pos + done}`, object);
+      done += n;
+    }
+    counters.reads++;
+    counters.bytesRead += buf.length;
+  }
+
+  /**
+   * Raw bytes [offset, offset+length), or null when the file does not reach
+   * that far. For locating the superblock before the block size is known.
+   */
+  readAt(offset: number, length: number): Buffer | null {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) return null;
+    if (offset + length > this.size) return null;
+    const buf = Buffer.allocUnsafe(length);
+    if (length > 0) this.preadFull(buf, offset, null);
+    return buf;
+  }
+
+  /** `count` blocks from `blkno`, freshly allocated. */
+  read(blkno: Blkno, count = 1): Buffer {
+    this.checkRange(blkno, count, 'read');
+    const buf = Buffer.allocUnsafe(count * this.bs);
+    this.preadFull(buf, blkno * this.bs, blkno);
+    return buf;
+  }
+
+  /** Read buf.length bytes (whole blocks) from `blkno` into `buf`. */
+  readInto(blkno: Blkno, buf: Buffer): void {
+    const count = this.wholeBlocks(buf, blkno, 'read');
+    this.checkRange(blkno, count, 'read');
+    this.preadFull(buf, blkno * this.bs, blkno);
+  }
+
+  private wholeBlocks(buf: Buffer, blkno: Blkno, op: string): number {
+    if (buf.length === 0 || buf.length % this.bs !== 0)
+      throw err('EIO', `${op} of ${buf.length} bytes is not a whole number of ${this.bs}-byte blocks`, this.blockName(blkno));
+    return buf.length / this.bs;
+  }
+
+  private assertWritable(blkno: Blkno): void {
+    if (!this.writable) throw err('EPERM', `image ${this.path} is open read-only`, this.blockName(blkno));
+  }
+
+  /** Write whole blocks at `blkno`. One mutation point. */
+  write(blkno: Blkno, buf: Buffer): void {
+    this.assertWritable(blkno);
+    const count = this.wholeBlocks(buf, blkno, 'write');
+    this.checkRange(blkno, count, 'write');
+    this.pwritev([buf], blkno);
+  }
+
+  /**
+   * Write many blocks: sorted, and each run of contiguous blocks issued as one
+   * writev(2) (split at IOV_MAX buffers). Each writev is one mutation point.
+   * Entries must not overlap: the order of two writes to one block would be
+   * ambiguous.
+   */
+  writeBatch(entries: readonly WriteEntry[]): void {
+    if (entries.length === 0) return;
+    const sorted = [...entries].sort((a, b) => a.blkno - b.blkno);
+    const spans = sorted.map((e) => {
+      this.assertWritable(e.blkno);
+      const count = this.wholeBlocks(e.buf, e.blkno, 'write');
+      this.checkRange(e.blkno, count, 'write');
+      return count;
+    });
+    for (let i = 1; i < sorted.length; i++)
+      if (sorted[i - 1].blkno + spans[i - 1] > sorted[i].blkno)
+        throw err('EINVAL', `overlapping writes to block ${sorted[i].blkno} in one batch`, this.blockName(sorted[i].blkno));
+
+    let runStart = 0;
+    for (let i = 1; i <= sorted.length; i++) {
+      const contiguous = i < sorted.length && sorted[i - 1].blkno + spans[i - 1] === sorted[i].blkno && i - runStart < IOV_MAX;
+      if (contiguous) continue;
+      this.pwritev(
+        sorted.slice(runStart, i).map((e) => e.buf),
+        sorted[runStart].blkno,
+      );
+      runStart = i;
+    }
+  }
+
+  /** One mutation point: write `bufs` back to back from block `blkno`, looping over short writes. */
+  private pwritev(bufs: Buffer[], blkno: Blkno): void {
+    const fd = this.handle();
+    const total = bufs.reduce((s, b) => s + b.length, 0);
+    const crash = mutationPoint();
+    let limit = total;
+    if (crash) {
+      if (crash.mode === 'before') crashed(crash);
+      limit = Math.floor(total / 2 / 512) * 512; // torn: only whole sectors reach the disk
+    }
+    const start = blkno * this.bs;
+    let done = 0;
+    let i = 0; // first buffer not fully written
+    let off = 0; // bytes of bufs[i] already written
+    while (done < limit) {
+      const iov: Buffer[] = [];
+      let room = limit - done;
+      for (let j = i; j < bufs.length && room > 0; j++) {
+        const b = j === i ? bufs[j].subarray(off) : bufs[j];
+        const piece = b.length > room ? b.subarray(0, room) : b;
+        iov.push(piece);
+        room -= piece.length;
+      }
+      let n: number;
+      try {
+        n = fs.writevSync(fd, iov, start + done);
+      } catch (e) {
+        throw sysError(e, `write error in ${this.path} at byte ${start + done}`, this.blockName(blkno + Math.floor(done / this.bs)));
+      }
+      if (n <= 0) throw err('EIO', `write made no progress in ${this.path} at byte ${start + done}`, this.blockName(blkno));
+      done += n;
+      while (i < bufs.length && n > 0) {
+        const left = bufs[i].length - off;
+        if (n >= left) {
+          n -= left;
+          i++;
+          off = 0;
+        } else {
+          off += n;
+          n = 0;
+        }
+      }
+    }
+    counters.writes++;
+    counters.bytesWritten += done;
+    if (crash) crashed(crash);
+  }
+
+  /**
+   * fdatasync: everything written so far is durable. One mutation point. The
+   * commit protocol depends on it as a barrier: tree blocks before the
+   * superblock that points at them, the superblock before the command returns.
+   */
+  flush(): void {
+    if (!this.writable) return; // nothing of ours to make durable; not a mutation point
+    const fd = this.handle();
+    const crash = mutationPoint();
+    if (crash) crashed(crash);
+    try {
+      fs.fdatasyncSync(fd);
+    } catch (e) {
+      throw sysError(e, `flush of ${this.path} failed`, this.path);
+    }
+    counters.flushes++;
+  }
+
+  /** Release the lock and the descriptor. Idempotent. */
+  close(): void {
+    if (this.fd === null) return;
+    const fd = this.fd;
+    this.fd = null;
+    unlockFd(fd);
+    try {
+      fs.closeSync(fd);
+    } catch (e) {
+      throw sysError(e, 'close failed', this.path);
+    }
+  }
+}

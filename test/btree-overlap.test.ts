@@ -1,0 +1,158 @@
+import { describe, expect, it } from 'vitest';
+import { Btree } from '../src/btree/btree.js';
+import { MemStore } from '../src/btree/memstore.js';
+import { compareKeys } from '../src/btree/node.js';
+import type { BtreeOps, Key } from '../src/btree/types.js';
+import { readU64, writeU64 } from '../src/format/block.js';
+
+/** An interval [start, start + len - 1] owned by `owner`; several owners may overlap. */
+interface Ival {
+  start: number;
+  len: number;
+  owner: number;
+}
+
+const MAX = Number.MAX_SAFE_INTEGER;
+
+function ivalOps(opts: { leaf?: number; node?: number; fast?: boolean }): BtreeOps<Ival> {
+  const ops: BtreeOps<Ival> = {
+    name: 'interval',
+    type: 5,
+    recSize: 24,
+    keyFields: 2,
+    overlapping: true,
+    maxLeafRecs: opts.leaf,
+    maxNodeRecs: opts.node,
+    key: (r) => [r.start, r.owner],
+    highKey: (r) => [r.start + r.len - 1, r.owner],
+    encode: (r, buf, off) => {
+      writeU64(buf, off, r.start);
+      writeU64(buf, off + 8, r.owner);
+      writeU64(buf, off + 16, r.len);
+    },
+    decode: (buf, off) => ({ start: readU64(buf, off), owner: readU64(buf, off + 8), len: readU64(buf, off + 16) }),
+    checkRecord: (r) => (r.len < 1 ? 'zero length' : null),
+  };
+  if (opts.fast) {
+    ops.keyField = (buf, off, f) => readU64(buf, off + f * 8);
+    ops.highKeyField = (buf, off, f) => (f === 0 ? readU64(buf, off) + readU64(buf, off + 16) - 1 : readU64(buf, off + 8));
+  }
+  return ops;
+}
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const keyOf = (r: Ival): Key => [r.start, r.owner];
+const highOf = (r: Ival): Key => [r.start + r.len - 1, r.owner];
+
+/** Brute force: every record with key ≤ hi and highKey ≥ lo, ascending by key. */
+function bruteOverlap(all: Map<string, Ival>, lo: Key, hi: Key): Ival[] {
+  return [...all.values()]
+    .filter((r) => compareKeys(keyOf(r), hi) <= 0 && compareKeys(highOf(r), lo) >= 0)
+    .sort((a, b) => compareKeys(keyOf(a), keyOf(b)));
+}
+
+describe('overlapping tree', () => {
+  for (const cfg of [
+    { leaf: 4, node: 4, fast: true, seed: 11 },
+    { leaf: 5, node: 5, fast: false, seed: 12 },
+    { leaf: 3, node: 4, fast: true, seed: 13 },
+  ]) {
+    it(`matches brute force under random insert/delete/update (leaf ${cfg.leaf}, node ${cfg.node}${cfg.fast ? ', fast hooks' : ''})`, () => {
+      const rnd = prng(cfg.seed);
+      const store = new MemStore(512);
+      const t = new Btree(store, ivalOps(cfg), 0);
+      const all = new Map<string, Ival>();
+      const id = (start: number, owner: number) => `${start}/${owner}`;
+      let maxHeight = 0;
+      for (let step = 0; step < 12_000; step++) {
+        const phase = Math.floor(step / 4000) % 2;
+        const op = rnd();
+        const start = Math.floor(rnd() * 3000);
+        const owner = Math.floor(rnd() * 6);
+        // Mostly short intervals, sometimes a long one that spans many leaves.
+        const len = rnd() < 0.05 ? 1 + Math.floor(rnd() * 800) : 1 + Math.floor(rnd() * 40);
+        if (op < (phase === 0 ? 0.5 : 0.15)) {
+          if (!all.has(id(start, owner))) {
+            const r = { start, len, owner };
+            t.insert(r);
+            all.set(id(start, owner), r);
+          }
+        } else if (op < 0.65) {
+          const keys = [...all.keys()];
+          if (keys.length) {
+            const r = all.get(keys[Math.floor(rnd() * keys.length)]!)!;
+            if (rnd() < 0.6) {
+              expect(t.delete(keyOf(r))).toEqual(r);
+              all.delete(id(r.start, r.owner));
+            } else {
+              // Changing a length moves high keys all the way up.
+              const nr = { ...r, len };
+              t.update(nr);
+              all.set(id(r.start, r.owner), nr);
+            }
+          }
+        } else {
+          let lo: Key;
+          let hi: Key;
+          if (rnd() < 0.5) {
+            // "Who uses blocks [a, b]": every owner.
+            const a = Math.floor(rnd() * 3200);
+            const b = a + Math.floor(rnd() * (rnd() < 0.2 ? 500 : 20));
+            lo = [a, 0];
+            hi = [b, MAX];
+          } else {
+            const a: Key = [Math.floor(rnd() * 3200), Math.floor(rnd() * 7)];
+            const b: Key = [Math.floor(rnd() * 3200), Math.floor(rnd() * 7)];
+            [lo, hi] = compareKeys(a, b) <= 0 ? [a, b] : [b, a];
+          }
+          expect([...t.overlapping(lo, hi)]).toEqual(bruteOverlap(all, lo, hi));
+        }
+        if (rnd() < 0.02) store.commit();
+        maxHeight = Math.max(maxHeight, t.height());
+        if (step % 1000 === 999) {
+          expect(t.check()).toEqual([]);
+          expect(t.count()).toBe(all.size);
+          expect(store.liveBlocks().length).toBe([...t.nodes()].length);
+        }
+      }
+      expect(maxHeight).toBeGreaterThanOrEqual(5);
+      expect(t.check()).toEqual([]);
+    });
+  }
+
+  it('bulk-loaded overlapping tree: correct high keys and pruned queries', () => {
+    const store = new MemStore(4096);
+    const t = new Btree(store, ivalOps({ fast: true }), 0);
+    const recs: Ival[] = [];
+    for (let i = 0; i < 50_000; i++) recs.push({ start: i * 10, len: i % 1000 === 0 ? 5000 : 15, owner: 1 });
+    t.bulkLoad(recs);
+    expect(t.check()).toEqual([]);
+    const all = new Map(recs.map((r) => [`${r.start}/${r.owner}`, r]));
+    const rnd = prng(5);
+    for (let j = 0; j < 200; j++) {
+      const a = Math.floor(rnd() * 500_000);
+      const lo: Key = [a, 0];
+      const hi: Key = [a + 30, MAX];
+      const reads = store.stats.reads;
+      const got = [...t.overlapping(lo, hi)];
+      expect(got).toEqual(bruteOverlap(all, lo, hi));
+      // Pruning: a narrow query reads a handful of nodes, not the tree.
+      expect(store.stats.reads - reads).toBeLessThan(20);
+    }
+  });
+
+  it('refuses an overlapping ops table without highKey', () => {
+    const ops = { ...ivalOps({}), highKey: undefined };
+    expect(() => new Btree(new MemStore(512), ops, 0)).toThrow(/highKey/);
+  });
+});
