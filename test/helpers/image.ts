@@ -1,0 +1,65 @@
+/** Library-level helpers: a fresh image in a temp dir, and a verify that must come back clean. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { checkImage } from '../../src/check/verify.js';
+import { Filesystem } from '../../src/fs/filesystem.js';
+import type { MkfsOptions } from '../../src/fs/types.js';
+
+export interface TestImage {
+  path: string;
+  fs: Filesystem;
+  /** Close and reopen (proves the state is on disk, not in memory). */
+  reopen(): Filesystem;
+  done(): void;
+}
+
+export function makeImage(opts: Partial<MkfsOptions> = {}): TestImage {
+  const dir = mkdtempSync(join(tmpdir(), 'daxtool-fs-'));
+  const path = join(dir, 'test.img');
+  Filesystem.mkfs(path, { sizeBytes: 64 * 1024 * 1024, ...opts });
+  const img: TestImage = {
+    path,
+    fs: Filesystem.open(path, { write: true }),
+    reopen() {
+      img.fs.close();
+      img.fs = Filesystem.open(path, { write: true });
+      return img.fs;
+    },
+    done() {
+      try {
+        img.fs.close();
+      } catch {
+        /* already closed */
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return img;
+}
+
+/** verify must be clean; on failure the problems are the assertion message. */
+export function expectClean(fs: Filesystem): void {
+  const P = checkImage(fs);
+  const errors = P.items.filter((p) => p.severity === 'error');
+  expect(errors, JSON.stringify(errors, null, 1)).toEqual([]);
+}
+
+/** A small deterministic PRNG (mulberry32) so failures replay from their seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randomBytes(r: () => number, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (r() * 256) | 0;
+  return b;
+}

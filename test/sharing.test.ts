@@ -1,0 +1,289 @@
+import { openSync, readSync, writeSync, closeSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { checkImage } from '../src/check/verify.js';
+import { DaxError } from '../src/format/errors.js';
+import type { Filesystem } from '../src/fs/filesystem.js';
+import { expectClean, makeImage, randomBytes, rng } from './helpers/image.js';
+
+const BS = 4096;
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof DaxError) return e.code;
+    throw e;
+  }
+  return undefined;
+}
+
+/** DESIGN.md's rotation: W = A..F; X, Y, Z are W rotated by 1, 2, 3 blocks, built by range reflinks. */
+function buildRotation(fs: Filesystem): void {
+  for (let i = 0; i < 6; i++) fs.writePattern('/W', i * BS, BS, 0x41 + i);
+  ['/X', '/Y', '/Z'].forEach((name, k) => {
+    for (let i = 0; i < 6; i++) fs.reflink('/W', name, { srcOffset: ((i + k + 1) % 6) * BS, dstOffset: i * BS, length: BS });
+  });
+}
+
+function ownersOf(fs: Filesystem, block: number): [string, number][] {
+  return fs
+    .fsmap(block, block)
+    .filter((r) => r.owner === 'file')
+    .map((r) => [(r as { path: string }).path, (r as { offset: number }).offset] as [string, number])
+    .sort();
+}
+
+describe('reflink, dedupe, unshare', () => {
+  it('builds the rotation: fsmap of A lists (W,0) (X,5) (Y,4) (Z,3); writing X at 5 leaves three owners', () => {
+    const img = makeImage();
+    const fs = img.fs;
+    try {
+      buildRotation(fs);
+      expectClean(fs);
+      const A = fs.fiemap('/W')[0].physical / BS;
+      expect(ownersOf(fs, A)).toEqual([
+        ['/W', 0],
+        ['/X', 5],
+        ['/Y', 4],
+        ['/Z', 3],
+      ]);
+      expect(fs.info().shared_blocks).toBe(6);
+      expect(fs.info().saved_bytes).toBe(18 * BS);
+      expect(fs.fiemap('/X').every((e) => e.shared)).toBe(true);
+      fs.writePattern('/X', 5 * BS, 10, 0x7a);
+      expectClean(fs);
+      expect(ownersOf(fs, A)).toEqual([
+        ['/W', 0],
+        ['/Y', 4],
+        ['/Z', 3],
+      ]);
+      const x = fs.readRange('/X', 0, 6 * BS);
+      for (let i = 0; i < 5; i++) expect(x[i * BS]).toBe(0x41 + ((i + 1) % 6));
+      expect(x.subarray(5 * BS, 5 * BS + 10).every((b) => b === 0x7a)).toBe(true);
+      expect(x[5 * BS + 10]).toBe(0x41);
+      expect(fs.readRange('/W', 0, 1)[0]).toBe(0x41);
+      expect(fs.fiemap('/X').find((e) => e.logical === 5 * BS)?.shared).toBe(false);
+    } finally {
+      img.done();
+    }
+  });
+
+  it('accounting like generic/156: N clones of B blocks cost B; unsharing half a clone costs B/2; rm returns everything', () => {
+    const img = makeImage();
+    const fs = img.fs;
+    const B = 64;
+    try {
+      const free0 = fs.info().free_blocks;
+      const data = randomBytes(rng(7), B * BS);
+      fs.writeFile('/orig', 0, data);
+      const afterWrite = fs.info().free_blocks;
+      const dataCost = free0 - afterWrite;
+      expect(dataCost).toBeGreaterThanOrEqual(B);
+      for (let i = 0; i < 5; i++) fs.reflink('/orig', `/clone${i}`);
+      expectClean(fs);
+      expect(fs.info().data_blocks).toBe(B);
+      fs.unshare('/clone0', 0, (B / 2) * BS);
+      expect(fs.info().data_blocks).toBe(B + B / 2);
+      expectClean(fs);
+      for (let i = 1; i < 5; i++) fs.rm(`/clone${i}`);
+      fs.rm('/clone0');
+      expect(fs.info().data_blocks).toBe(B);
+      // A file no longer shared: unshare costs nothing.
+      const before = fs.info().data_blocks;
+      expect(fs.unshare('/orig').unshared_blocks).toBe(0);
+      expect(fs.info().data_blocks).toBe(before);
+      expect(fs.readRange('/orig', 0, data.length).equals(data)).toBe(true);
+      fs.rm('/orig');
+      expect(fs.info().data_blocks).toBe(0);
+      expect(fs.info().shared_blocks).toBe(0);
+      expect(fs.info().free_blocks).toBe(free0);
+      expectClean(fs);
+    } finally {
+      img.done();
+    }
+  });
+
+  it('refuses invalid reflink and dedupe arguments with no change (generic/157, 158)', () => {
+    const img = makeImage();
+    const fs = img.fs;
+    try {
+      fs.writePattern('/a', 0, 4 * BS + 100, 1);
+      fs.writePattern('/b', 0, 4 * BS, 2);
+      fs.mkdir('/dir');
+      const gen = fs.superblock.generation;
+      expect(code(() => fs.reflink('/a', '/b', { srcOffset: 1, dstOffset: 0, length: BS }))).toBe('EINVAL');
+      expect(code(() => fs.reflink('/a', '/b', { srcOffset: 0, dstOffset: 0, length: 100 }))).toBe('EINVAL');
+      expect(code(() => fs.reflink('/a', '/b', { srcOffset: 0, dstOffset: 0, length: 10 * BS }))).toBe('EINVAL');
+      expect(code(() => fs.reflink('/a', '/b', { srcOffset: 8 * BS, dstOffset: 0, length: BS }))).toBe('EINVAL');
+      expect(code(() => fs.reflink('/a', '/a', { srcOffset: 0, dstOffset: BS, length: 2 * BS }))).toBe('EINVAL');
+      expect(code(() => fs.reflink('/dir', '/b'))).toBe('EISDIR');
+      expect(code(() => fs.reflink('/a', '/dir'))).toBe('EISDIR');
+      expect(code(() => fs.dedupe('/a', '/b', 0, 0, 8 * BS))).toBe('EINVAL');
+      expect(fs.superblock.generation).toBe(gen);
+      // The tail block at EOF may be cloned onto the destination's EOF.
+      fs.reflink('/a', '/b', { srcOffset: 4 * BS, dstOffset: 4 * BS, length: 0 });
+      expect(fs.stat('/b').size).toBe(4 * BS + 100);
+      // Past the destination's EOF: it grows, with a hole between.
+      fs.reflink('/a', '/c', { srcOffset: 0, dstOffset: 8 * BS, length: BS });
+      expect(fs.stat('/c').size).toBe(9 * BS);
+      expect(fs.readRange('/c', 0, 8 * BS).every((x) => x === 0)).toBe(true);
+      expect(fs.fiemap('/c')).toHaveLength(1);
+      expectClean(fs);
+    } finally {
+      img.done();
+    }
+  });
+
+  it('dedupe shares identical ranges only; holes match holes only', () => {
+    const img = makeImage();
+    const fs = img.fs;
+    try {
+      const data = randomBytes(rng(3), 8 * BS);
+      fs.writeFile('/a', 0, data);
+      fs.writeFile('/b', 0, data);
+      const used = fs.info().data_blocks;
+      expect(fs.dedupe('/a', '/b', 0, 0, 8 * BS)).toEqual({ status: 'same', deduped: 8 * BS });
+      expect(fs.info().data_blocks).toBe(used - 8);
+      expect(fs.info().shared_blocks).toBe(8);
+      fs.writeFile('/c', 0, data);
+      fs.writePattern('/c', 3 * BS, 1, data[3 * BS] ^ 1);
+      const gen = fs.superblock.generation;
+      expect(fs.dedupe('/a', '/c', 0, 0, 8 * BS)).toEqual({ status: 'differs', deduped: 0 });
+      expect(fs.superblock.generation).toBe(gen);
+      // A hole against written zeros differs.
+      fs.writePattern('/h', 0, 0, 0);
+      fs.truncate('/h', 2 * BS);
+      fs.writePattern('/z', 0, 2 * BS, 0);
+      expect(fs.dedupe('/h', '/z', 0, 0, 2 * BS).status).toBe('differs');
+      expectClean(fs);
+    } finally {
+      img.done();
+    }
+  });
+
+  it('property: random write/reflink/dedupe/unshare/punch/truncate/rm against a model of contents and owner counts', () => {
+    const img = makeImage();
+    const fs = img.fs;
+    const r = rng(2024);
+    const files = ['/f0', '/f1', '/f2', '/f3'];
+    const model = new Map<string, Buffer>();
+    const pick = () => files[(r() * files.length) | 0];
+    const blocksOf = (n: number) => Math.ceil(n / BS);
+    try {
+      for (let step = 0; step < 120; step++) {
+        const op = r();
+        const p = pick();
+        const cur = model.get(p);
+        if (op < 0.3 || !cur) {
+          const off = ((r() * 6) | 0) * BS + (r() < 0.5 ? 0 : (r() * BS) | 0);
+          const data = randomBytes(r, 1 + ((r() * 3 * BS) | 0));
+          fs.writeFile(p, off, data);
+          const n = Buffer.alloc(Math.max(cur?.length ?? 0, off + data.length));
+          cur?.copy(n);
+          data.copy(n, off);
+          model.set(p, n);
+        } else if (op < 0.55) {
+          const q = pick();
+          const src = cur;
+          const sb = blocksOf(src.length);
+          if (sb === 0) continue;
+          const s = (r() * sb) | 0;
+          const len = 1 + ((r() * (sb - s)) | 0);
+          const d = (r() * 8) | 0;
+          const length = s + len === sb ? src.length - s * BS : len * BS;
+          const dst = model.get(q);
+          const overlap = p === q && s < d + len && d < s + len;
+          const unalignedMid = length % BS !== 0 && dst !== undefined && d * BS + length < dst.length;
+          if (overlap || unalignedMid) {
+            expect(code(() => fs.reflink(p, q, { srcOffset: s * BS, dstOffset: d * BS, length }))).toBe('EINVAL');
+            continue;
+          }
+          fs.reflink(p, q, { srcOffset: s * BS, dstOffset: d * BS, length });
+          const chunk = Buffer.from(src.subarray(s * BS, s * BS + length));
+          const base = dst ?? Buffer.alloc(0);
+          const n = Buffer.alloc(Math.max(base.length, d * BS + length));
+          base.copy(n);
+          chunk.copy(n, d * BS);
+          model.set(q, n);
+        } else if (op < 0.65) {
+          const q = pick();
+          const dst = model.get(q);
+          if (!dst || q === p) continue;
+          const n = Math.min(blocksOf(cur.length), blocksOf(dst.length));
+          if (n === 0) continue;
+          const len = Math.min(n * BS, cur.length, dst.length) - (Math.min(n * BS, cur.length, dst.length) % BS);
+          if (len === 0) continue;
+          const res = fs.dedupe(p, q, 0, 0, len);
+          expect(res.status).toBe(cur.subarray(0, len).equals(dst.subarray(0, len)) ? 'same' : res.status);
+        } else if (op < 0.75) {
+          fs.unshare(p);
+        } else if (op < 0.85) {
+          const off = (r() * cur.length) | 0;
+          const len = (r() * 2 * BS) | 0;
+          fs.punch(p, off, len);
+          cur.fill(0, off, Math.min(cur.length, off + len));
+        } else if (op < 0.95) {
+          const size = (r() * 7 * BS) | 0;
+          fs.truncate(p, size);
+          const n = Buffer.alloc(size);
+          cur.copy(n, 0, 0, Math.min(size, cur.length));
+          model.set(p, n);
+        } else {
+          fs.rm(p);
+          model.delete(p);
+        }
+        expectClean(fs);
+        // Contents match the model; the owner count of every block equals the sum over files.
+        const owners = new Map<number, number>();
+        for (const [q, want] of model) {
+          expect(fs.readRange(q, 0, want.length).equals(want), `${q} at step ${step}`).toBe(true);
+          for (const e of fs.fiemap(q))
+            for (let b = 0; b < e.length / BS; b++) owners.set(e.physical / BS + b, (owners.get(e.physical / BS + b) ?? 0) + 1);
+        }
+        let shared = 0;
+        for (const c of owners.values()) if (c >= 2) shared++;
+        expect(fs.info().shared_blocks).toBe(shared);
+        expect(fs.info().data_blocks).toBe(owners.size);
+      }
+    } finally {
+      img.done();
+    }
+  });
+});
+
+describe('verify catches damage', () => {
+  it('reports a flipped bit in every metadata block (exit 4 equivalent: errors, with the block)', () => {
+    const img = makeImage();
+    const fs = img.fs;
+    try {
+      fs.mkdir('/d/e', { parents: true });
+      for (let i = 0; i < 40; i++) fs.writePattern(`/d/f${i}`, i * BS, BS * (1 + (i % 3)), i);
+      buildRotation(fs);
+      const meta = fs.fsmap().filter((r) => r.owner === 'metadata');
+      const blocks = meta.flatMap((r) => Array.from({ length: r.length }, (_, i) => r.block + i));
+      expect(blocks.length).toBeGreaterThan(5);
+      fs.close();
+      for (const b of blocks) {
+        const fd = openSync(img.path, 'r+');
+        const one = Buffer.alloc(1);
+        const pos = b * BS + 200;
+        readSync(fd, one, 0, 1, pos);
+        one[0] ^= 0x10;
+        writeSync(fd, one, 0, 1, pos);
+        closeSync(fd);
+        const again = img.reopen();
+        const P = checkImage(again);
+        const errs = P.items.filter((p) => p.severity === 'error');
+        expect(errs.length, `flip in block ${b} went unreported`).toBeGreaterThan(0);
+        expect(errs.some((e) => e.block === b || (b < 2 && e.check.startsWith('sb.'))), `block ${b}: ${JSON.stringify(errs)}`).toBe(true);
+        one[0] ^= 0x10;
+        const fd2 = openSync(img.path, 'r+');
+        writeSync(fd2, one, 0, 1, pos);
+        closeSync(fd2);
+      }
+      expectClean(img.reopen());
+    } finally {
+      img.done();
+    }
+  });
+});
