@@ -4,6 +4,7 @@ import type { FsTx } from '../fs/fstx.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { checkFilesystem, type FsFacts } from './fscheck.js';
 import { type Problem, ProblemList } from './problems.js';
+import { derivedBlocker, FIX_CLASSES, fixDangling, fixNlink, fixOrphans, rebuildDerived, type SpaceClaims } from './repair.js';
 
 export type { Problem } from './problems.js';
 
@@ -27,6 +28,8 @@ export interface VerifyOptions {
  */
 export interface Checker {
   name: string;
+  /** Classes of fix this layer can make, asked for and applied like the filesystem's. */
+  repairs?: { id: string; title: string; checks: (p: Problem) => boolean; apply: (fs: Filesystem) => number }[];
   /** Blocks this layer owns (page tables, descriptors, poisoned blocks), for the space check. */
   space?(fs: Filesystem, fx: FsTx): { what: string; runs: [Blkno, number][] }[];
   check(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void;
@@ -66,14 +69,66 @@ function result(P: ProblemList): VerifyResult {
   return { clean, errors, repaired: [], exitCode: clean ? 0 : 4 };
 }
 
-/** Open the image read-only (shared lock), check every invariant, report. */
-export async function verify(imagePath: string, opts: VerifyOptions): Promise<VerifyResult> {
-  if (opts.repair) {
-    throw err('EOPNOTSUPP', 'repair is not available in this version of daxtool; verify without --repair reports the damage', imagePath);
+/** Blocks the upper layers own, which repair must not hand out as free space. */
+function claims(fs: Filesystem): SpaceClaims {
+  return fs.view((fx) => checkers.flatMap((c) => c.space?.(fs, fx) ?? []));
+}
+
+/**
+ * Repair, class by class, each confirmed first; then check again. Exit 1 when
+ * something was repaired and nothing is left, 4 when errors remain.
+ */
+async function repair(fs: Filesystem, first: ProblemList, opts: VerifyOptions): Promise<VerifyResult> {
+  const repaired: { check: string; message: string }[] = [];
+  const skipped: Problem[] = [];
+  const classes = [
+    ...FIX_CLASSES.map((c) => ({ ...c, apply: (f: Filesystem): number => applyFs(c.id, f) })),
+    ...checkers.flatMap((c) => c.repairs ?? []),
+  ];
+  for (const c of classes) {
+    const found = first.items.filter((p) => p.severity === 'error' && c.checks(p));
+    if (!found.length) continue;
+    if (c.id === 'derived') {
+      const why = derivedBlocker(first.items);
+      if (why) {
+        skipped.push({ check: 'repair.skipped', severity: 'error', message: `not rebuilt: ${why}` });
+        continue;
+      }
+    }
+    const yes = opts.confirm ? await opts.confirm(c.title, found.length) : true;
+    if (!yes) {
+      skipped.push({ check: 'repair.declined', severity: 'error', message: `declined: ${c.title} (${found.length} problems)` });
+      continue;
+    }
+    const n = c.apply(fs);
+    repaired.push({ check: c.id, message: `${c.title}: ${found.length} problems, ${n} changes` });
   }
+  const after = result(checkImage(fs));
+  const errors = [...after.errors, ...skipped];
+  const clean = after.clean && skipped.length === 0;
+  return { clean, errors, repaired, exitCode: clean ? (repaired.length ? 1 : 0) : 4 };
+}
+
+function applyFs(id: string, fs: Filesystem): number {
+  switch (id) {
+    case 'dangling':
+      return fixDangling(fs);
+    case 'orphans':
+      return fixOrphans(fs);
+    case 'nlink':
+      return fixNlink(fs);
+    case 'derived':
+      return rebuildDerived(fs, claims(fs)).extents;
+    default:
+      throw err('EINVAL', `unknown repair class ${id}`);
+  }
+}
+
+/** Open the image (read-only unless repairing), check every invariant, report; repair when asked. */
+export async function verify(imagePath: string, opts: VerifyOptions): Promise<VerifyResult> {
   let fs: Filesystem;
   try {
-    fs = Filesystem.open(imagePath, { write: false });
+    fs = Filesystem.open(imagePath, { write: opts.repair });
   } catch (e) {
     if (isDaxError(e) && e.code === 'ECORRUPT') {
       const P = new ProblemList();
@@ -83,7 +138,10 @@ export async function verify(imagePath: string, opts: VerifyOptions): Promise<Ve
     throw e;
   }
   try {
-    return result(checkImage(fs));
+    const P = checkImage(fs);
+    const r = result(P);
+    if (!opts.repair || r.clean) return r;
+    return await repair(fs, P, opts);
   } finally {
     fs.close();
   }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readSync, writeSync } from 'node:fs';
 import { err } from '../format/errors.js';
-import { INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
+import { type FreeRec, INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
 import { COUNTER_SLOTS, CounterId, loadSuperblock, ROOT_SLOTS, SB_VERSION, type Superblock } from '../format/superblock.js';
 import { BlockCache } from '../io/cache.js';
 import { BlockDevice } from '../io/device.js';
@@ -129,7 +129,7 @@ export class Filesystem {
         counters,
       };
       const ctx: TxContext = { dev, cache: new BlockCache(), sb: sb0, slot: 1, writable: true };
-      const tx = new Tx(ctx, { pblk: 2, len: blocks - 2 });
+      const tx = new Tx(ctx, [{ pblk: 2, len: blocks - 2 }]);
       const fx = new FsTx(tx);
       fx.inodes.insert({
         ino: ROOT_INO,
@@ -175,10 +175,13 @@ export class Filesystem {
     this.ctx.dev.close();
   }
 
-  /** Run `fn` in a transaction and commit it. On any error nothing is committed. */
-  mutate<T>(fn: (fx: FsTx) => T): T {
+  /**
+   * Run `fn` in a transaction and commit it. On any error nothing is committed.
+   * `freeSource` (repair only): free space derived from scratch replaces the free-space tree.
+   */
+  mutate<T>(fn: (fx: FsTx) => T, opts: { freeSource?: FreeRec[] } = {}): T {
     if (!this.ctx.writable) throw err('EPERM', 'image is open read-only', this.path);
-    const tx = new Tx(this.ctx);
+    const tx = new Tx(this.ctx, opts.freeSource);
     try {
       const fx = this.newFsTx(tx);
       const out = fn(fx);

@@ -100,14 +100,15 @@ export class FsTx {
     return undefined;
   }
 
-  private addEntry(dir: Ino, name: Buffer, child: Ino, type: number): void {
+  /** Add a directory entry (repair links orphans with it; callers keep link counts). */
+  addEntry(dir: Ino, name: Buffer, child: Ino, type: number): void {
     const h = nameHash(name);
     let seq = 0;
     for (const d of this.dirents.range([dir, h, 0], [dir, h, MAX_KEY])) seq = d.seq + 1;
     this.dirents.insert({ parent: dir, hash: h, seq, child, type, name });
   }
 
-  private removeEntry(d: DirentRec): void {
+  removeEntry(d: DirentRec): void {
     this.dirents.delete([d.parent, d.hash, d.seq]);
   }
 

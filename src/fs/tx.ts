@@ -56,8 +56,12 @@ export class Tx implements NodeStore {
 
   constructor(
     readonly ctx: TxContext,
-    /** mkfs: the free space a brand-new image starts with, before any tree exists. */
-    private readonly bootstrapFree?: FreeRec,
+    /**
+     * Free space given from outside instead of the committed free-space tree,
+     * sorted by block: mkfs (a brand-new image) and repair (free space derived
+     * from every owner, the old tree abandoned). The free tree is rebuilt from it.
+     */
+    private readonly freeSource?: readonly FreeRec[],
   ) {
     this.blockSize = ctx.sb.blockSize;
     this.generation = ctx.sb.generation + 1;
@@ -156,8 +160,17 @@ export class Tx implements NodeStore {
 
   /** Committed free extents, starting with the one at or before `from`, then onwards; wraps once. */
   private *committedFreeFrom(from: Blkno): Generator<FreeRec> {
-    if (this.bootstrapFree) {
-      yield this.bootstrapFree;
+    if (this.freeSource) {
+      const src = this.freeSource;
+      let lo = 0;
+      let hi = src.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (src[mid].pblk + src[mid].len <= from) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let i = lo; i < src.length; i++) yield src[i];
+      for (let i = 0; i < lo; i++) yield src[i];
       return;
     }
     const t = this.committedFreeTree();
@@ -239,8 +252,9 @@ export class Tx implements NodeStore {
   /** Fold this transaction's allocations and frees into the free-space tree, to a fixed point. */
   private settleFreeSpace(): void {
     const tree = new Btree(this, freeOps, this.roots[RootId.Free]);
-    if (this.bootstrapFree && tree.root === 0) {
-      tree.insert({ ...this.bootstrapFree });
+    if (this.freeSource) {
+      tree.root = 0; // the old tree is abandoned: its blocks are free in freeSource
+      tree.bulkLoad(this.freeSource.filter((r) => r.len > 0));
     }
     // Updating the tree allocates and frees nodes, which queues more work; each
     // round touches fewer new nodes (a node copied once stays writable), so it converges.
@@ -263,7 +277,7 @@ export class Tx implements NodeStore {
   /** Make the transaction durable; returns the new committed superblock. */
   commit(): Superblock {
     if (this.done) throw new Error('transaction already finished');
-    if (!this.hasChanges && !this.bootstrapFree) {
+    if (!this.hasChanges && !this.freeSource) {
       this.done = true;
       return this.ctx.sb;
     }
