@@ -1,0 +1,79 @@
+import { copyFileSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verify } from '../src/check/verify.js';
+import { daxtool, tempDir } from './helpers/cli.js';
+import { imageDigest } from './helpers/digest.js';
+
+/**
+ * Crash safety: DAXTOOL_CRASH_AT=N kills the process (SIGKILL, no cleanup)
+ * right before its N-th write or flush of the image. For every N a command
+ * reaches, the image must verify clean and hold exactly the state before or
+ * after the command.
+ */
+const t = tempDir('daxtool-crash-');
+const base = t.path('base.img');
+
+beforeAll(async () => {
+  const host = t.path('host.bin');
+  writeFileSync(host, Buffer.alloc(3 * 4096 + 123, 7));
+  const steps = [
+    ['mkfs', base, '--size', '16M'],
+    ['mkdir', base, '/d'],
+    ['put', base, host, '/d/a'],
+    ['write', base, '/b', '--offset', '0', '--length', '20K', '--pattern', '9'],
+    ['reflink', base, '/b', '/c'],
+  ];
+  for (const s of steps) expect((await daxtool(s)).exitCode, s.join(' ')).toBe(0);
+});
+afterAll(() => t.cleanup());
+
+/** How many writes and flushes a command does (from DAXTOOL_IO_COUNT=1). */
+async function ioPoints(args: string[], img: string): Promise<number> {
+  const r = await daxtool(args.map((a) => (a === 'IMG' ? img : a)), { env: { DAXTOOL_IO_COUNT: '1' } });
+  expect(r.exitCode, r.stderr).toBe(0);
+  const m = /daxtool-io-count ops=(\d+)/.exec(r.stderr);
+  expect(m, r.stderr).not.toBeNull();
+  return Number(m![1]);
+}
+
+const commands: [string, string[]][] = [
+  ['put', ['put', 'IMG', '/etc/hostname', '/d/new']],
+  ['write', ['write', 'IMG', '/b', '--offset', '6000', '--length', '9000', '--pattern', '1']],
+  ['reflink', ['reflink', 'IMG', '/d/a', '/e', '--src-offset', '0', '--dst-offset', '8192', '--length', '8192']],
+  ['dedupe', ['dedupe', 'IMG', '/b', '/c', '--src-offset', '0', '--dst-offset', '0', '--length', '8192']],
+  ['unshare', ['unshare', 'IMG', '/c']],
+  ['rm', ['rm', 'IMG', '-r', '/d']],
+  ['truncate', ['truncate', 'IMG', '/b', '5000']],
+  ['punch', ['punch', 'IMG', '/b', '--offset', '100', '--length', '9000']],
+  ['mkdir', ['mkdir', 'IMG', '-p', '/x/y/z']],
+  ['mv', ['mv', 'IMG', '/b', '/d/b2']],
+];
+
+describe('crash sweep', () => {
+  for (const [name, args] of commands) {
+    it(`${name}: every crash point leaves the state before or after`, async () => {
+      const before = imageDigest(base);
+      const full = t.path(`${name}-full.img`);
+      copyFileSync(base, full);
+      const points = await ioPoints(args, full);
+      const after = imageDigest(full);
+      expect(points).toBeGreaterThan(0);
+      let sawBefore = 0;
+      let sawAfter = 0;
+      for (let n = 1; n <= points; n++) {
+        const img = t.path(`${name}-${n}.img`);
+        copyFileSync(base, img);
+        const r = await daxtool(args.map((a) => (a === 'IMG' ? img : a)), { env: { DAXTOOL_CRASH_AT: String(n) } });
+        expect(r.exitCode, `crash at ${n}: ${r.stderr}`).not.toBe(0);
+        const v = await verify(img, { repair: false });
+        expect(v.errors, `${name}, crash at write ${n}`).toEqual([]);
+        const d = imageDigest(img);
+        expect([before, after], `${name}, crash at write ${n}: state is neither before nor after`).toContain(d);
+        if (d === before) sawBefore++;
+        else sawAfter++;
+      }
+      // The last point is the final flush: everything before it already happened.
+      expect(sawBefore).toBeGreaterThan(0);
+    });
+  }
+});
