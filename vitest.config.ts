@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Fails up front, naming the build command, when dist/ is missing (npm ci builds it).
+    globalSetup: ['test/helpers/global-setup.ts'],
   },
 });

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Btree } from '../src/btree/btree.js';
 import { MemStore } from '../src/btree/memstore.js';
@@ -470,5 +471,49 @@ describe('errors and edge cases', () => {
     const t = new Btree(store, recOps({ leaf: 4, node: 4 }), 0, 77);
     for (let i = 0; i < 200; i++) t.insert({ k: i, v: i });
     for (const { blkno } of t.nodes()) expect(readU64(store.raw(blkno)!, 16)).toBe(77);
+  });
+});
+
+// ---- property test (fast-check shrinks a failing command sequence) ----------------
+
+describe('property: any command sequence keeps the tree equal to the model', () => {
+  it('insert / delete / update / commit over a small key space', () => {
+    const cmd = fc.oneof(
+      fc.record({ op: fc.constant('ins' as const), k: fc.integer({ min: 0, max: 150 }) }),
+      fc.record({ op: fc.constant('del' as const), k: fc.integer({ min: 0, max: 150 }) }),
+      fc.record({ op: fc.constant('upd' as const), k: fc.integer({ min: 0, max: 150 }) }),
+      fc.record({ op: fc.constant('commit' as const), k: fc.constant(0) }),
+    );
+    fc.assert(
+      fc.property(fc.array(cmd, { maxLength: 400 }), fc.boolean(), (cmds, fast) => {
+        const store = new MemStore(512);
+        const t = new Btree(store, recOps({ leaf: 4, node: 4, fast }), 0);
+        const model = new Model();
+        let v = 0;
+        for (const { op, k } of cmds) {
+          v++;
+          if (op === 'ins') {
+            if (model.has(k)) expect(codeOf(() => t.insert({ k, v }))).toBe('EEXIST');
+            else {
+              t.insert({ k, v });
+              model.insert(k, v);
+            }
+          } else if (op === 'del') {
+            if (model.has(k)) {
+              expect(t.delete([k])).toEqual(model.rec(k));
+              model.delete(k);
+            } else expect(codeOf(() => t.delete([k]))).toBe('ENOENT');
+          } else if (op === 'upd') {
+            if (model.has(k)) {
+              t.update({ k, v });
+              model.vals.set(k, v);
+            } else expect(codeOf(() => t.update({ k, v }))).toBe('ENOENT');
+          } else store.commit();
+        }
+        expect([...t.range()]).toEqual(model.range());
+        expectSound(t, store, model);
+      }),
+      { numRuns: 300, seed: 20240601 },
+    );
   });
 });

@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, daxtool, daxtoolRaw, parseJson, ROOT, tempDir, type RunResult } from './helpers/cli.js';
+import { execa } from 'execa';
+import { assertBuilt, BIN, daxtool, daxtoolRaw, parseJson, ROOT, tempDir, type RunResult } from './helpers/cli.js';
 
 const BS = 4096;
 const tmp = tempDir();
@@ -74,6 +75,7 @@ describe('version and help', () => {
     for (const c of ['mkfs', 'info', 'ls', 'put', 'get', 'reflink', 'dedupe', 'fsmap', 'verify', 'shell']) {
       expect(r.stdout).toContain(c);
     }
+    expectFits80(r.stdout);
   });
 
   it('every command has --help and --json', async () => {
@@ -81,6 +83,7 @@ describe('version and help', () => {
       const r = await ok([c, '--help']);
       expect(r.stdout, c).toMatch(/^Usage: daxtool /);
       expect(r.stdout, c).toContain('--json');
+      expectFits80(r.stdout);
     }
   });
 
@@ -435,6 +438,49 @@ describe('errors', () => {
     const r = await daxtool(['put', p, tmp.path('no-such-host-file'), '/x']);
     expect(r.exitCode).toBe(1);
     expectErrorLine(r, 'put', 'ENOENT');
+  });
+});
+
+describe('locking', () => {
+  const img = tmp.path('lock.img');
+
+  /** A writer that holds the exclusive lock until its stdin closes: `put IMAGE - PATH`. */
+  function slowWriter() {
+    const p = execa('node', [BIN, 'put', img, '-', '/slow'], { reject: false, stdin: 'pipe', env: { NO_COLOR: '1' } });
+    p.stdin!.write(Buffer.alloc(4096, 1));
+    return p;
+  }
+
+  async function untilBusy(): Promise<RunResult> {
+    for (let i = 0; i < 100; i++) {
+      const r = await daxtool(['mkdir', img, '/second']);
+      if (r.exitCode !== 0) return r;
+      await daxtool(['rm', img, '/second']);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    throw new Error('the first writer never held the lock');
+  }
+
+  it('a second writer gets a clear busy error', async () => {
+    await ok(['mkfs', img, '--size', '4M', '-q']);
+    const first = slowWriter();
+    const r = await untilBusy();
+    expect(r.exitCode).toBe(1);
+    expectErrorLine(r, 'mkdir', 'EBUSY');
+    first.stdin!.end();
+    const done = await first;
+    expect(done.exitCode, String(done.stderr)).toBe(0);
+    expect((await okJson<{ size: number }>(['stat', img, '/slow'])).size).toBe(4096);
+    await expectClean(img);
+  });
+
+  it('a writer killed with SIGKILL leaves no lock behind', async () => {
+    const first = slowWriter();
+    await untilBusy();
+    first.kill('SIGKILL');
+    await first;
+    await ok(['mkdir', img, '/after-kill']);
+    await expectClean(img);
   });
 });
 

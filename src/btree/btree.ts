@@ -18,6 +18,14 @@ import type { BtreeOps, BtreeProblem, Key, NodeStore } from './types.js';
  * After every public operation: keys are strictly ascending across the leaves;
  * every interior entry's low key (and high key, for overlapping trees) equals the
  * summary of its child; all non-root nodes are at least half full.
+ *
+ * Failures: EEXIST/ENOENT/EINVAL are raised before anything is written. ECORRUPT
+ * can surface in the middle of a modification (a sibling that fails its check
+ * during a rebalance), leaving this transaction's copy half-changed: the caller
+ * abandons the transaction, the committed tree being untouched.
+ *
+ * An instance is not reentrant: ops callbacks and the store must not call back
+ * into the same instance during an operation (other instances are fine).
  */
 export class Btree<R> {
   /** Current root block (0 = empty tree). Every modification may change it. */
@@ -33,9 +41,11 @@ export class Btree<R> {
   private readonly pBlk: Blkno[] = [];
   private readonly pIdx: number[] = [];
   private readonly pBuf: Buffer[] = [];
-  private readonly recScratch: Buffer;
-  private readonly entScratch: Buffer;
-  private readonly sumScratch: Buffer;
+  // Scratch space for modifications, allocated on first use: trees are often
+  // opened just for a lookup.
+  private recScratchBuf: Buffer | null = null;
+  private entScratchBuf: Buffer | null = null;
+  private sumScratchBuf: Buffer | null = null;
 
   constructor(
     readonly store: NodeStore,
@@ -47,9 +57,16 @@ export class Btree<R> {
     this.root = root;
     this.name = ops.name;
     this.type = ops.type;
-    this.recScratch = Buffer.alloc(this.L.recSize);
-    this.entScratch = Buffer.alloc(this.L.entSize);
-    this.sumScratch = Buffer.alloc(this.L.sumBytes);
+  }
+
+  private get recScratch(): Buffer {
+    return (this.recScratchBuf ??= Buffer.alloc(this.L.recSize));
+  }
+  private get entScratch(): Buffer {
+    return (this.entScratchBuf ??= Buffer.alloc(this.L.entSize));
+  }
+  private get sumScratch(): Buffer {
+    return (this.sumScratchBuf ??= Buffer.alloc(this.L.sumBytes));
   }
 
   /** Records per leaf and entries per interior node, at most. */
@@ -306,7 +323,6 @@ export class Btree<R> {
           throw err('EINVAL', `${this.name} btree bulk load: key ${formatKey(k)} does not follow ${formatKey(prevKey)}`);
         prevKey = k;
         const b = room(0);
-        initHeader(b.cur, this.type, 0, b.curN, this.owner); // count is set on flush; header bytes are irrelevant until then
         this.ops.encode(r, b.cur, L.recOff(b.curN));
         b.curN++;
       }

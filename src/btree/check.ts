@@ -124,7 +124,7 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
           break;
         }
       }
-      if (false)
+      if (f.lo && compareKeys(keys[0]!, f.lo) !== 0)
         add('btree.keys', blkno, `first key ${formatKey(keys[0]!)} differs from ${formatKey(f.lo)} in ${from}`);
       for (let i = 0; i < n; i++) {
         const below = i > 0 && f.lo !== null && compareKeys(keys[i]!, f.lo) < 0;

@@ -30,13 +30,11 @@ export class CancelledError extends Error {
   }
 }
 
-/** Commander's errors, tagged with the subcommand whose parser raised them. */
 interface CommanderLike {
   name: string;
   code: string;
   exitCode: number;
   message: string;
-  daxtoolCommand?: string;
 }
 
 export function isCommanderError(e: unknown): e is CommanderLike {

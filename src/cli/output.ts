@@ -60,7 +60,8 @@ export interface TableOptions {
 }
 
 /**
- * A bordered table that fits `style.columns`. Columns are shrunk (flex ones
+ * A bordered table that fits `style.columns`. Cells must be plain text: the
+ * table does its own colouring. Columns are shrunk (flex ones
  * first, then the widest) and their cells wrapped rather than letting the
  * terminal wrap the whole row.
  */
@@ -90,12 +91,14 @@ export function table(
     widths[pick]!--;
   }
   const t = new Table({
-    head: head.map((h) => paint(style, 'bold', h)),
+    head,
     colWidths: widths,
     colAligns: opts.align ?? head.map(() => 'left' as const),
     wordWrap: true,
     wrapOnWordBoundary: false,
-    style: { head: [], border: [], compact: true },
+    // Colour is applied by cli-table3 after wrapping, so escape codes are never split;
+    // with no styles it never loads its colour module (which probes process.stdout).
+    style: { head: style.color ? ['bold'] : [], border: [], compact: true },
   });
   for (const r of cells) t.push(r);
   return `${t.toString()}\n`;

@@ -28,14 +28,6 @@ interface Chosen {
   opts: Opts;
 }
 
-/** Marks a commander error with the subcommand that raised it, for its exit policy and label. */
-function tag(name: string | undefined) {
-  return (err: Error & { daxtoolCommand?: string }): never => {
-    if (name && err.daxtoolCommand === undefined) err.daxtoolCommand = name;
-    throw err;
-  };
-}
-
 function wrapParser(parse: Parser, what: string) {
   return (value: string): unknown => parse(value, what);
 }
@@ -46,7 +38,13 @@ export function buildProgram(
   onChoose: (c: Chosen) => void,
   onEnter: (name: string) => void = () => {},
 ): Command {
-  const program = new Command(shell ? '' : 'daxtool');
+  const program = new Command('daxtool');
+  // Inside the shell a command is typed bare ("ls /"), so its usage line must not name daxtool or IMAGE.
+  if (shell) {
+    program.configureHelp({
+      commandUsage: (cmd) => (cmd.parent ? `${cmd.name()} ${cmd.usage()}` : 'COMMAND [ARGS] [OPTIONS]'),
+    });
+  }
   program
     .description(
       shell
@@ -62,18 +60,16 @@ export function buildProgram(
       getOutHasColors: () => false,
       getErrHasColors: () => false,
     })
-    .exitOverride(tag(undefined))
+    .exitOverride()
     .showSuggestionAfterError(true)
     .helpCommand('help [command]', 'show help for a command');
   if (!shell) program.version(version(), '-V, --version', 'print the version');
-  // Value parsers throw before commander's own errors could be tagged; this names the command for them.
+  // Names the command for whatever its parse throws (commander's errors and our value parsers' alike).
   program.hook('preSubcommand', (_parent, sub) => onEnter(sub.name()));
 
   for (const spec of COMMANDS) {
     if (shell && spec.inShell === false) continue;
     const cmd = program.command(spec.name).description(spec.summary);
-    // Commander copies the parent's exitOverride; replace it to name this command.
-    cmd.exitOverride(tag(spec.name));
     const positional: string[] = [];
     if (spec.image && !shell) {
       cmd.argument('<image>', 'disk-image file');
@@ -95,12 +91,26 @@ export function buildProgram(
       cmd.addOption(opt);
     }
     cmd.option('--json', 'print one JSON object on stdout');
-    if (spec.more) cmd.addHelpText('after', `\n${spec.more}\n`);
+    if (spec.more) cmd.addHelpText('after', `\n${wrap(spec.more, env.columns)}\n`);
     cmd.action((...actionArgs: unknown[]) => {
       onChoose({ spec, args: actionArgs.slice(0, positional.length), opts: cmd.opts() });
     });
   }
   return program;
+}
+
+/** Word-wraps help prose to the terminal width (commander wraps only its own columns). */
+function wrap(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.join('\n');
 }
 
 /** Options before a `--` that a usage error should still honour. */
@@ -133,9 +143,8 @@ export async function dispatch(tokens: string[], o: DispatchOptions): Promise<nu
     try {
       await program.parseAsync(tokens, { from: 'user' });
     } catch (e) {
-      const ce = e as { code?: string; exitCode?: number; daxtoolCommand?: string };
-      const name = ce.daxtoolCommand ?? entered;
-      spec = name ? findCommand(name) : undefined;
+      const ce = e as { code?: string; exitCode?: number };
+      spec = entered ? findCommand(entered) : undefined;
       if (spec) label = `${prefix}${spec.name}`;
       if (ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version') return 0;
       if (ce.code === 'commander.help') return ce.exitCode === 0 ? 0 : exitPolicy(spec).usage;

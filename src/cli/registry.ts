@@ -89,7 +89,7 @@ export const COMMANDS: CommandSpec[] = [
     ],
     more: SIZES_HELP,
   },
-  { name: 'info', group: 'image', summary: 'show the superblock and space summary', image: true, args: [], options: [] },
+  { name: 'info', group: 'image', summary: 'superblock and space summary', image: true, args: [], options: [] },
   {
     name: 'ls',
     group: 'namespace',
@@ -117,7 +117,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'put',
     group: 'data',
-    summary: 'copy a host file (or stdin) into the image',
+    summary: 'copy a host file (or stdin) in',
     image: true,
     args: [
       { name: 'hostfile', desc: 'host file, or - for stdin' },
@@ -128,7 +128,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'get',
     group: 'data',
-    summary: 'copy a file out of the image (or to stdout)',
+    summary: 'copy a file out (or to stdout)',
     image: true,
     args: [
       { name: 'path', desc: 'file inside the image' },
@@ -147,7 +147,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'write',
     group: 'data',
-    summary: 'write a byte pattern or host data at an offset (creates the file)',
+    summary: 'write a byte pattern or host data',
     image: true,
     args: [{ name: 'path', desc: 'file inside the image' }],
     options: [
@@ -156,24 +156,24 @@ export const COMMANDS: CommandSpec[] = [
       { flags: '--pattern <BYTE>', desc: 'fill with this byte (0..255 or 0x..)', parse: byte, conflicts: ['from'] },
       { flags: '--from <HOSTFILE>', desc: 'take the data from a host file' },
     ],
-    more: SIZES_HELP,
+    more: `Creates the file if missing; a gap before OFFSET stays a hole. ${SIZES_HELP}`,
   },
   {
     name: 'truncate',
     group: 'data',
-    summary: 'set a file size (shrink frees blocks, grow adds a hole)',
+    summary: "set a file's size",
     image: true,
     args: [
       { name: 'path', desc: 'file inside the image' },
       { name: 'size', desc: 'new size', parse: size },
     ],
     options: [],
-    more: SIZES_HELP,
+    more: `Shrinking frees blocks past the end; growing adds a hole. ${SIZES_HELP}`,
   },
   {
     name: 'punch',
     group: 'data',
-    summary: 'deallocate a byte range, leaving a hole',
+    summary: 'make a hole in a byte range',
     image: true,
     args: [{ name: 'path', desc: 'file inside the image' }],
     options: [
@@ -204,7 +204,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'reflink',
     group: 'sharing',
-    summary: 'share blocks of SRC into DST (whole file, or a range); creates DST',
+    summary: "share SRC's blocks into DST",
     image: true,
     args: [
       { name: 'src', desc: 'source file' },
@@ -215,12 +215,12 @@ export const COMMANDS: CommandSpec[] = [
       { flags: '--dst-offset <N>', desc: 'byte offset in DST (block aligned)', parse: size },
       { flags: '--length <N>', desc: "bytes; 0 = to SRC's EOF", parse: size },
     ],
-    more: `Without range options the whole file is cloned (like FICLONE). ${SIZES_HELP}`,
+    more: `DST is created if missing. Without range options the whole file is cloned (like FICLONE); with any of them a range is (like FICLONERANGE). ${SIZES_HELP}`,
   },
   {
     name: 'dedupe',
     group: 'sharing',
-    summary: 'share a range of DST with SRC if the bytes are identical',
+    summary: 'share identical ranges of two files',
     image: true,
     args: [
       { name: 'src', desc: 'source file' },
@@ -236,7 +236,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'unshare',
     group: 'sharing',
-    summary: 'give a file private copies of its shared blocks',
+    summary: "make a file's shared blocks private",
     image: true,
     args: [{ name: 'path', desc: 'file inside the image' }],
     options: [
@@ -248,7 +248,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'fiemap',
     group: 'maps',
-    summary: "a file's extents, with their shared flag",
+    summary: "a file's extents and shared flags",
     image: true,
     args: [{ name: 'path', desc: 'file inside the image' }],
     options: [],
@@ -267,7 +267,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'verify',
     group: 'check',
-    summary: 'check every invariant; optionally repair',
+    summary: 'check (and repair) every invariant',
     image: true,
     args: [],
     options: [
@@ -281,7 +281,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'shell',
     group: 'shell',
-    summary: 'run commands against one image: interactive, from a file, or from stdin',
+    summary: 'run many commands on one image',
     image: true,
     args: [],
     options: [
@@ -289,7 +289,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: '--continue', desc: 'run on after a failing line; exit with the first failure' },
     ],
     inShell: false,
-    more: "Lines are commands without IMAGE; blank lines and # comments are skipped; quote with '…', \"…\" or \\.",
+    more: "Interactive on a terminal; otherwise reads -f FILE or stdin. Lines are commands without IMAGE; blank lines and # comments are skipped; quote with '…', \"…\" or \\.",
   },
 ];
 

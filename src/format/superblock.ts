@@ -124,6 +124,14 @@ export enum CounterId {
   SavedBlocks = 10,
   /** Blocks referenced by at least one file. */
   DataBlocks = 11,
+  /** DAX machine: records in the page-descriptor tree (RootId.Desc). */
+  DaxDescRecords = 12,
+  /** DAX machine: DRAM frames in use (records in RootId.Dram). */
+  DaxDramFrames = 13,
+  /** DAX machine: page-table pages of every process. */
+  DaxPageTables = 14,
+  /** DAX machine: present leaf page-table entries (4 KiB and 2 MiB) of every process. */
+  DaxLeafEntries = 15,
 }
 
 export interface Superblock {

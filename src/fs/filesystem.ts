@@ -5,6 +5,7 @@ import { type FreeRec, INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
 import { COUNTER_SLOTS, CounterId, loadSuperblock, ROOT_SLOTS, SB_VERSION, type Superblock } from '../format/superblock.js';
 import { BlockCache } from '../io/cache.js';
 import { BlockDevice } from '../io/device.js';
+import { sleepSync } from '../io/lock.js';
 import { fiemap, fsmap } from './maps.js';
 import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
 import { dedupe, reflink, type RemapRange, unshare } from './share.js';
@@ -258,7 +259,7 @@ export class Filesystem {
       const chunk = IO_CHUNK_BLOCKS * fx.bs;
       for (let off = 0; off < inode.size; off += chunk) {
         const data = fx.read(inode, off, chunk);
-        for (let w = 0; w < data.length; ) w += writeSync(fd, data, w, data.length - w);
+        writeFully(fd, data, p);
       }
       return inode.size;
     });
@@ -302,7 +303,10 @@ export class Filesystem {
           try {
             n = readSync(fd, buf, got, chunk - got, null);
           } catch (e) {
-            if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+            if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
+              sleepSync(2); // a non-blocking pipe with nothing yet: wait, don't spin
+              continue;
+            }
             if ((e as NodeJS.ErrnoException).code === 'EOF') n = 0;
             else throw err('EIO', `reading the host file: ${(e as Error).message}`, p);
           }
@@ -355,6 +359,23 @@ export class Filesystem {
 
   unshare(path: string, offset?: number, length?: number): { unshared_blocks: number } {
     return this.mutate((fx) => unshare(fx, path, offset, length));
+  }
+}
+
+/** Write all of `data` to a host fd; a non-blocking pipe that is full is waited on. */
+function writeFully(fd: number, data: Buffer, path: string): void {
+  for (let w = 0; w < data.length; ) {
+    try {
+      w += writeSync(fd, data, w, data.length - w);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') {
+        sleepSync(2);
+        continue;
+      }
+      if (code === 'EPIPE') throw err('EIO', 'output closed before the file was written', path);
+      throw e;
+    }
   }
 }
 

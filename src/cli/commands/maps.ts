@@ -1,7 +1,7 @@
 /** fiemap and fsmap: logical→physical and physical→owner views. */
 import type { FiemapExtent, FsmapRecord } from '../../fs/types.js';
 import type { CommandImpl } from '../command.js';
-import { humanSize, paint, table } from '../output.js';
+import { humanSize, table } from '../output.js';
 import { num, str, withFs } from './common.js';
 
 const fiemap: CommandImpl = async (ctx, args) => {
@@ -22,7 +22,7 @@ const fiemap: CommandImpl = async (ctx, args) => {
           `${e.logical}..${e.logical + e.length - 1}`,
           `${e.physical / blockSize}..${(e.physical + e.length) / blockSize - 1}`,
           humanSize(e.length),
-          e.shared ? paint(style, 'yellow', 'shared') : '',
+          e.shared ? 'shared' : '',
         ]),
         { align: ['right', 'left', 'left', 'right', 'left'] },
       );

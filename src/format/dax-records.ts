@@ -1,0 +1,433 @@
+import { HDR_SIZE, readU64, writeU64 } from './block.js';
+import type { Blkno, FileBlock, Ino } from './units.js';
+
+/**
+ * On-disk layouts of the emulated DAX machine: its trees' leaf records and
+ * the page-table page. All integers little-endian; u64 fields are safe JS
+ * integers (readU64 turns an out-of-range value into MAX_SAFE_INTEGER+1 so a
+ * check rejects it). The meaning of each structure is in src/dax; what is
+ * kept here is bytes and record-level invariants.
+ *
+ * Addresses are user virtual addresses of an x86-64 process (canonical lower
+ * half, below 2^47). Frames are page frame numbers: frame N < totalBlocks is
+ * image block N (the image is the persistent-memory device); frames from
+ * dramBase(totalBlocks) up are the machine's DRAM.
+ */
+
+export const PAGE_SHIFT = 12;
+export const PAGE_BYTES = 4096;
+export const PMD_SHIFT = 21;
+export const PMD_BYTES = 2 * 1024 * 1024;
+export const PMD_PAGES = 512;
+/** First address past user space (x86-64, 4-level paging: 47-bit user half). */
+export const USER_TOP = 2 ** 47;
+/** PFNs are bits 12..51 of an entry: 40 bits. */
+export const MAX_PFN = 2 ** 40;
+
+/** DRAM frames start at the first 1 GiB boundary (in frames) at or above the device's end. */
+export function dramBase(totalBlocks: number): number {
+  const g = 1 << 18;
+  return Math.ceil((totalBlocks + 1) / g) * g;
+}
+
+// ------------------------------------------------------------- page tables
+/**
+ * Page-table page: one metadata block of type PageTable.
+ *
+ *   off  size        field
+ *     0  48          common header: level = 4 (PGD), 3 (PUD), 2 (PMD) or 1 (PTE);
+ *                    count = present entries; owner = pid
+ *    48  512 × 7     entries: the low 56 bits of the x86-64 entry, little-endian
+ *  3632              zero to the end of the block (covered by the CRC)
+ *
+ * Entry bits (x86-64): 0 present, 1 writable, 2 user, 5 accessed, 6 dirty,
+ * 7 huge (PS; only in a level-2 entry: a 2 MiB page), 12..51 frame number.
+ * Bits 3, 4, 8..11 and 52..55 are zero. An interior entry (levels 4..2 without
+ * PS) is present|writable|user and its frame is the block number of the
+ * next-level table. A huge entry's frame is a multiple of 512.
+ *
+ * Invariants: count equals the number of present entries; an absent entry is
+ * all zero; a table is reachable from exactly one parent entry (or the
+ * process record, for the PGD); owner equals the process's pid.
+ */
+export const PT_ENTRIES = 512;
+export const PT_ENTRY_BYTES = 7;
+export const PT_OFF = HDR_SIZE;
+export const PT_END = PT_OFF + PT_ENTRIES * PT_ENTRY_BYTES;
+
+export const PTE_PRESENT = 0x1;
+export const PTE_WRITE = 0x2;
+export const PTE_USER = 0x4;
+export const PTE_ACCESSED = 0x20;
+export const PTE_DIRTY = 0x40;
+export const PTE_HUGE = 0x80;
+/** Flag bits an entry of ours may carry; anything else in bits 0..11 is corruption. */
+export const PTE_KNOWN = PTE_PRESENT | PTE_WRITE | PTE_USER | PTE_ACCESSED | PTE_DIRTY | PTE_HUGE;
+export const PTE_TABLE = PTE_PRESENT | PTE_WRITE | PTE_USER;
+
+/**
+ * Entry i as a number (frame × 4096 + flags, < 2^52), or -1 when bits 52..55
+ * are set (never written by daxtool: corruption).
+ */
+export function readPte(buf: Buffer, i: number): number {
+  const o = PT_OFF + i * PT_ENTRY_BYTES;
+  const top = buf[o + 6]!;
+  if (top > 0x0f) return -1;
+  return buf.readUInt32LE(o) + buf.readUInt16LE(o + 4) * 0x100000000 + top * 0x1000000000000;
+}
+
+export function writePte(buf: Buffer, i: number, v: number): void {
+  const o = PT_OFF + i * PT_ENTRY_BYTES;
+  buf.writeUInt32LE(v % 0x100000000, o);
+  const hi = Math.floor(v / 0x100000000);
+  buf.writeUInt16LE(hi & 0xffff, o + 4);
+  buf[o + 6] = (hi >>> 16) & 0xff;
+}
+
+export const pteFrame = (v: number): number => (v - (v & 0xfff)) / 4096;
+export const pteFlags = (v: number): number => v & 0xfff;
+export const makePte = (frame: number, flags: number): number => frame * 4096 + flags;
+
+// ----------------------------------------------------------- process tree
+/**
+ * Process, key (pid). 32 bytes.
+ *   0 pid u64 | 8 pgd u64 (block of the level-4 table; 0 = none yet)
+ *  16 sigbus u32 (SIGBUS signals delivered by memory failure) | 20 flags u32 | 24 reserved u64
+ * Invariants: pid >= 1; pgd is 0 or a PageTable block at level 4 owned by pid.
+ */
+export const PROC_REC_SIZE = 32;
+
+export interface ProcRec {
+  pid: number;
+  pgd: Blkno;
+  sigbus: number;
+  flags: number;
+}
+
+export function encodeProc(r: ProcRec, b: Buffer, o: number): void {
+  writeU64(b, o, r.pid);
+  writeU64(b, o + 8, r.pgd);
+  b.writeUInt32LE(r.sigbus >>> 0, o + 16);
+  b.writeUInt32LE(r.flags >>> 0, o + 20);
+  writeU64(b, o + 24, 0);
+}
+
+export function decodeProc(b: Buffer, o: number): ProcRec {
+  return { pid: readU64(b, o), pgd: readU64(b, o + 8), sigbus: b.readUInt32LE(o + 16), flags: b.readUInt32LE(o + 20) };
+}
+
+export function checkProc(r: ProcRec): string | null {
+  if (r.pid < 1 || r.pid > Number.MAX_SAFE_INTEGER) return `process id ${r.pid} out of range`;
+  if (r.pgd > Number.MAX_SAFE_INTEGER) return `process ${r.pid}: page-table root out of range`;
+  return null;
+}
+
+// --------------------------------------------------------------- VMA tree
+/**
+ * Virtual memory area, key (pid, start). 48 bytes.
+ *   0 pid u64 | 8 start u64 | 16 end u64 (exclusive) | 24 ino u64 | 32 offset u64 (file byte offset of start)
+ *  40 prot u8 (bit 0 read, bit 1 write) | 41 flags u8 (bit 0 shared; clear = MAP_PRIVATE) | 42 reserved (6 bytes)
+ * Invariants: start < end <= USER_TOP; start, end and offset are page aligned;
+ * read is always set; the VMAs of one pid do not overlap; ino is a regular file.
+ */
+export const VMA_REC_SIZE = 48;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const VMA_SHARED = 1;
+
+export interface VmaRec {
+  pid: number;
+  start: number;
+  end: number;
+  ino: Ino;
+  offset: number;
+  prot: number;
+  flags: number;
+}
+
+export function encodeVma(r: VmaRec, b: Buffer, o: number): void {
+  writeU64(b, o, r.pid);
+  writeU64(b, o + 8, r.start);
+  writeU64(b, o + 16, r.end);
+  writeU64(b, o + 24, r.ino);
+  writeU64(b, o + 32, r.offset);
+  b[o + 40] = r.prot;
+  b[o + 41] = r.flags;
+  b.fill(0, o + 42, o + VMA_REC_SIZE);
+}
+
+export function decodeVma(b: Buffer, o: number): VmaRec {
+  return {
+    pid: readU64(b, o),
+    start: readU64(b, o + 8),
+    end: readU64(b, o + 16),
+    ino: readU64(b, o + 24),
+    offset: readU64(b, o + 32),
+    prot: b[o + 40]!,
+    flags: b[o + 41]!,
+  };
+}
+
+export function checkVma(r: VmaRec): string | null {
+  const at = `VMA of pid ${r.pid} at 0x${r.start.toString(16)}`;
+  if (r.start >= r.end || r.end > USER_TOP) return `${at}: bad range (end 0x${r.end.toString(16)})`;
+  if (r.start % PAGE_BYTES || r.end % PAGE_BYTES || r.offset % PAGE_BYTES) return `${at}: not page aligned`;
+  if (!(r.prot & PROT_READ) || r.prot & ~(PROT_READ | PROT_WRITE)) return `${at}: bad protection ${r.prot}`;
+  if (r.flags & ~VMA_SHARED) return `${at}: unknown flags ${r.flags}`;
+  if (r.offset + (r.end - r.start) > Number.MAX_SAFE_INTEGER) return `${at}: file offset out of range`;
+  return null;
+}
+
+// -------------------------------------------------------- descriptor tree
+/**
+ * Page descriptors and the per-file page-cache entries of the page models,
+ * key (space, k1, k2, k3). 64 bytes.
+ *   0 space u32 | 4 kind u8 | 5 flags u8 | 6 reserved u16
+ *   8 k1 u64 | 16 k2 u64 | 24 k3 u64
+ *  32 mapcount u32 | 36 share u32
+ *  40 ino u64 | 48 index u64 | 56 target u64
+ *
+ * Spaces and kinds (see src/dax/models.ts for which model uses which):
+ *   space 1 (frame, 0, 0)        one descriptor per device block:
+ *       PRIMARY   proxy model; share = number of proxies
+ *       HIDDEN    pfn-entry model; ino 0 (the hidden per-filesystem mapping), index = frame
+ *       DAXPAGE   shared model; flag SHARED → share = share count, ino/index meaningless;
+ *                 otherwise (ino, index) of its one owner
+ *       NAIVE     naive model; (ino, index) of whoever mapped it first
+ *   space 2 (ino, index, 0)      the file's page-cache entry holding a frame (target):
+ *       PFNENTRY  pfn-entry model
+ *       XAENTRY   shared model (tells when an association begins and ends)
+ *   space 3 (block, ino, index)  per (file, index) mapping of a block:
+ *       PROXY     proxy model; target = the primary's frame
+ *       COPYREF   pagecache model; target = the DRAM frame holding the copy
+ * mapcount is the number of leaf page-table entries behind the record.
+ * Invariants: space/kind agree; mapcount >= 1 (records without mappings are removed).
+ */
+export const DESC_REC_SIZE = 64;
+
+export enum DescSpace {
+  Frame = 1,
+  FileIndex = 2,
+  BlockFileIndex = 3,
+}
+
+export enum DescKind {
+  Primary = 1,
+  Proxy = 2,
+  Hidden = 3,
+  PfnEntry = 4,
+  DaxPage = 5,
+  Naive = 6,
+  XaEntry = 7,
+  CopyRef = 8,
+}
+
+export const DESC_KIND_NAMES: Record<number, string> = {
+  [DescKind.Primary]: 'primary',
+  [DescKind.Proxy]: 'proxy',
+  [DescKind.Hidden]: 'hidden-mapping',
+  [DescKind.PfnEntry]: 'pfn-entry',
+  [DescKind.DaxPage]: 'dax-page',
+  [DescKind.Naive]: 'naive',
+  [DescKind.XaEntry]: 'page-cache-entry',
+  [DescKind.CopyRef]: 'copy-ref',
+};
+
+export const DESC_SPACE_OF: Record<number, DescSpace> = {
+  [DescKind.Primary]: DescSpace.Frame,
+  [DescKind.Hidden]: DescSpace.Frame,
+  [DescKind.DaxPage]: DescSpace.Frame,
+  [DescKind.Naive]: DescSpace.Frame,
+  [DescKind.PfnEntry]: DescSpace.FileIndex,
+  [DescKind.XaEntry]: DescSpace.FileIndex,
+  [DescKind.Proxy]: DescSpace.BlockFileIndex,
+  [DescKind.CopyRef]: DescSpace.BlockFileIndex,
+};
+
+/** DaxPage flag: inserted into more than one (file, index); keeps only a share count. */
+export const DESC_SHARED = 1;
+
+export interface DescRec {
+  space: number;
+  kind: number;
+  flags: number;
+  k1: number;
+  k2: number;
+  k3: number;
+  mapcount: number;
+  share: number;
+  ino: Ino;
+  index: FileBlock;
+  target: number;
+}
+
+export function encodeDesc(r: DescRec, b: Buffer, o: number): void {
+  b.writeUInt32LE(r.space, o);
+  b[o + 4] = r.kind;
+  b[o + 5] = r.flags;
+  b.writeUInt16LE(0, o + 6);
+  writeU64(b, o + 8, r.k1);
+  writeU64(b, o + 16, r.k2);
+  writeU64(b, o + 24, r.k3);
+  b.writeUInt32LE(r.mapcount >>> 0, o + 32);
+  b.writeUInt32LE(r.share >>> 0, o + 36);
+  writeU64(b, o + 40, r.ino);
+  writeU64(b, o + 48, r.index);
+  writeU64(b, o + 56, r.target);
+}
+
+export function decodeDesc(b: Buffer, o: number): DescRec {
+  return {
+    space: b.readUInt32LE(o),
+    kind: b[o + 4]!,
+    flags: b[o + 5]!,
+    k1: readU64(b, o + 8),
+    k2: readU64(b, o + 16),
+    k3: readU64(b, o + 24),
+    mapcount: b.readUInt32LE(o + 32),
+    share: b.readUInt32LE(o + 36),
+    ino: readU64(b, o + 40),
+    index: readU64(b, o + 48),
+    target: readU64(b, o + 56),
+  };
+}
+
+export function descKeyField(b: Buffer, o: number, f: number): number {
+  return f === 0 ? b.readUInt32LE(o) : readU64(b, o + f * 8);
+}
+
+export function checkDesc(r: DescRec): string | null {
+  const at = `descriptor (${r.space}, ${r.k1}, ${r.k2}, ${r.k3})`;
+  const space = DESC_SPACE_OF[r.kind];
+  if (space === undefined) return `${at}: unknown kind ${r.kind}`;
+  if (space !== r.space) return `${at}: kind ${DESC_KIND_NAMES[r.kind]} does not belong in space ${r.space}`;
+  if (r.mapcount < 1) return `${at}: map count 0 (an unmapped descriptor must be freed)`;
+  if (r.flags & ~DESC_SHARED) return `${at}: unknown flags ${r.flags}`;
+  return null;
+}
+
+// -------------------------------------------------------------- DRAM tree
+/**
+ * DRAM frame, key (frame). 48 bytes.
+ *   0 frame u64 | 8 kind u8 (1 zero page, 2 page-cache copy, 3 anonymous) | 9 reserved u8 | 10 reserved u16
+ *  12 mapcount u32 | 16 src u64 (block whose data it holds; 0 = zero-filled)
+ *  24 ino u64 | 32 index u64 (the (file, index) it caches or was copied for) | 40 pid u64 (anonymous: owner)
+ * DRAM contents are not stored (they are the emulated machine's volatile
+ * memory); the record is the frame's page descriptor.
+ * Invariants: frame >= dramBase; mapcount >= 1 (an unmapped frame is freed).
+ */
+export const DRAM_REC_SIZE = 48;
+export enum DramKind {
+  Zero = 1,
+  PageCache = 2,
+  Anon = 3,
+}
+export const DRAM_KIND_NAMES: Record<number, string> = {
+  [DramKind.Zero]: 'zero-page',
+  [DramKind.PageCache]: 'page-cache-copy',
+  [DramKind.Anon]: 'anonymous',
+};
+
+export interface DramRec {
+  frame: number;
+  kind: number;
+  mapcount: number;
+  src: Blkno;
+  ino: Ino;
+  index: FileBlock;
+  pid: number;
+}
+
+export function encodeDram(r: DramRec, b: Buffer, o: number): void {
+  writeU64(b, o, r.frame);
+  b[o + 8] = r.kind;
+  b[o + 9] = 0;
+  b.writeUInt16LE(0, o + 10);
+  b.writeUInt32LE(r.mapcount >>> 0, o + 12);
+  writeU64(b, o + 16, r.src);
+  writeU64(b, o + 24, r.ino);
+  writeU64(b, o + 32, r.index);
+  writeU64(b, o + 40, r.pid);
+}
+
+export function decodeDram(b: Buffer, o: number): DramRec {
+  return {
+    frame: readU64(b, o),
+    kind: b[o + 8]!,
+    mapcount: b.readUInt32LE(o + 12),
+    src: readU64(b, o + 16),
+    ino: readU64(b, o + 24),
+    index: readU64(b, o + 32),
+    pid: readU64(b, o + 40),
+  };
+}
+
+export function checkDram(r: DramRec): string | null {
+  if (DRAM_KIND_NAMES[r.kind] === undefined) return `DRAM frame ${r.frame}: unknown kind ${r.kind}`;
+  if (r.mapcount < 1) return `DRAM frame ${r.frame}: map count 0 (an unmapped frame must be freed)`;
+  if (r.frame >= MAX_PFN) return `DRAM frame ${r.frame} does not fit a 40-bit frame number`;
+  return null;
+}
+
+// --------------------------------------------------------------- pin tree
+/**
+ * Pin (pin_user_pages), key (pid, addr). 40 bytes.
+ *   0 pid u64 | 8 addr u64 (page aligned) | 16 frame u64 (the frame pinned)
+ *  24 ino u64 | 32 index u64 (the (file, index) the address resolved to when pinned)
+ * Invariant: addr page aligned; one pin per (pid, addr).
+ */
+export const PIN_REC_SIZE = 40;
+
+export interface PinRec {
+  pid: number;
+  addr: number;
+  frame: number;
+  ino: Ino;
+  index: FileBlock;
+}
+
+export function encodePin(r: PinRec, b: Buffer, o: number): void {
+  writeU64(b, o, r.pid);
+  writeU64(b, o + 8, r.addr);
+  writeU64(b, o + 16, r.frame);
+  writeU64(b, o + 24, r.ino);
+  writeU64(b, o + 32, r.index);
+}
+
+export function decodePin(b: Buffer, o: number): PinRec {
+  return { pid: readU64(b, o), addr: readU64(b, o + 8), frame: readU64(b, o + 16), ino: readU64(b, o + 24), index: readU64(b, o + 32) };
+}
+
+export function checkPin(r: PinRec): string | null {
+  if (r.addr % PAGE_BYTES) return `pin of pid ${r.pid} at 0x${r.addr.toString(16)} is not page aligned`;
+  return null;
+}
+
+// ------------------------------------------------------------ poison list
+/**
+ * Poisoned block, key (block). 16 bytes.
+ *   0 block u64 | 8 generation u64 (the transaction that poisoned it)
+ * Invariant: block is a device block past the superblocks. A poisoned block is
+ * never free: it stays in the files that use it (reads fail with EIO) and,
+ * once no file does, belongs to this list alone.
+ */
+export const POISON_REC_SIZE = 16;
+
+export interface PoisonRec {
+  block: Blkno;
+  generation: number;
+}
+
+export function encodePoison(r: PoisonRec, b: Buffer, o: number): void {
+  writeU64(b, o, r.block);
+  writeU64(b, o + 8, r.generation);
+}
+
+export function decodePoison(b: Buffer, o: number): PoisonRec {
+  return { block: readU64(b, o), generation: readU64(b, o + 8) };
+}
+
+export function checkPoison(r: PoisonRec): string | null {
+  if (r.block < 2 || r.block > Number.MAX_SAFE_INTEGER) return `poisoned block ${r.block} out of range`;
+  return null;
+}
