@@ -264,11 +264,21 @@ export class NodeLayout<R> {
     const hoff = dstOff + this.keyBytes;
     const hkf = this.hkf;
     if (hkf) {
+      // The best record's first field is kept, not re-read: this runs on every
+      // change to a leaf of an overlapping tree.
       let best = 0;
+      let best0 = n > 0 ? hkf(node, HDR_SIZE, 0) : 0;
       for (let i = 1; i < n; i++) {
         const a = HDR_SIZE + i * this.recSize;
+        const x0 = hkf(node, a, 0);
+        if (x0 < best0) continue;
+        if (x0 > best0) {
+          best = i;
+          best0 = x0;
+          continue;
+        }
         const b = HDR_SIZE + best * this.recSize;
-        for (let f = 0; f < kfields; f++) {
+        for (let f = 1; f < kfields; f++) {
           const x = hkf(node, a, f);
           const y = hkf(node, b, f);
           if (x !== y) {

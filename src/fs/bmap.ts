@@ -208,6 +208,144 @@ export class BlockMap {
     return zero;
   }
 
+  /**
+   * Add many references at once (a large reflink): map `pieces` (file block,
+   * physical block, length; ascending, non-overlapping, the file range a hole)
+   * into the file and add one reference to every block. Cost is linear in the
+   * pieces plus the trees it rebuilds, instead of a dozen tree operations per
+   * piece: the file's extent tree is bulk-loaded when it was empty, and the
+   * physical-block index and refcount btree are rebuilt by merging sorted runs
+   * when the pieces are many compared with them.
+   */
+  shareMany(inode: InodeRec, pieces: ExtentRec[]): void {
+    if (pieces.length === 0) return;
+    const rmapRecs = this.rmap.estimateRecords();
+    if (inode.extentRoot !== 0 || pieces.length < 256 || pieces.length * 8 < rmapRecs) {
+      for (const e of pieces) this.mapExtent(inode, e.fblk, e.pblk, e.len, false);
+      return;
+    }
+    // 1. The file's extent tree, bulk-loaded (pieces from a canonical map are canonical).
+    const tree = this.extentTree(inode);
+    tree.bulkLoad(mergeAdjacent(pieces));
+    inode.extentRoot = tree.root;
+    let blocks = 0;
+    for (const e of pieces) blocks += e.len;
+    inode.nblocks += blocks;
+    // 2. The physical-block index: merge the old records with the new, sorted.
+    const news: RmapRec[] = [];
+    for (const e of tree.range()) news.push({ pblk: e.pblk, len: e.len, ino: inode.ino, fblk: e.fblk });
+    news.sort((a, b) => a.pblk - b.pblk || a.fblk - b.fblk);
+    const rmap = new Btree(this.tx, rmapOps, 0);
+    rmap.bulkLoad(mergeSorted(this.rmap.range(), news, (a, b) => a.pblk - b.pblk || a.ino - b.ino || a.fblk - b.fblk));
+    this.rmap.destroy();
+    this.rmap.root = rmap.root;
+    // 3. Refcounts: old runs plus one per piece covering each block.
+    this.rebuildRefcounts(pieces, +1);
+  }
+
+  /**
+   * Drop every extent of a file at once (rm or whole-file replacement of a
+   * large file): the physical-block index is rebuilt without the file's records
+   * and the refcount btree by merging sorted runs; blocks nobody uses any more
+   * are freed. Falls back to per-extent work when the file is small next to the trees.
+   */
+  releaseAll(inode: InodeRec, exts: ExtentRec[]): void {
+    if (exts.length < 256 || exts.length * 8 < this.rmap.estimateRecords()) {
+      for (const e of exts) {
+        this.rmap.delete([e.pblk, inode.ino, e.fblk]);
+        this.release(e.pblk, e.len);
+      }
+      return;
+    }
+    const rmap = new Btree(this.tx, rmapOps, 0);
+    let dropped = 0;
+    const ino = inode.ino;
+    rmap.bulkLoad(
+      (function* (src: Iterable<RmapRec>) {
+        for (const r of src) {
+          if (r.ino === ino) dropped++;
+          else yield r;
+        }
+      })(this.rmap.range()),
+    );
+    if (dropped !== exts.length)
+      throw corrupt(`inode ${ino} has ${exts.length} extents but ${dropped} physical-index records`, `inode ${ino}`);
+    this.rmap.destroy();
+    this.rmap.root = rmap.root;
+    for (const [s, l] of this.rebuildRefcounts(exts, -1)) {
+      this.tx.counters[CounterId.DataBlocks] -= l;
+      for (const [fs, fl] of this.retainOnFree ? this.retainOnFree(s, l) : [[s, l] as [Blkno, number]]) this.tx.free(fs, fl);
+    }
+  }
+
+  /**
+   * Add `sign` times one reference per extent to every block the extents cover,
+   * rebuilding the refcount btree from a merge of its old records with the
+   * extents' coverage (blocks without a record count 1). Returns the runs that
+   * reach zero. Linear in records plus extents (after sorting the extents).
+   */
+  private rebuildRefcounts(exts: readonly { pblk: Blkno; len: number }[], sign: 1 | -1): [Blkno, number][] {
+    const adds = coverage(exts.map((e) => [e.pblk, e.pblk + e.len] as [number, number]).sort((a, b) => a[0] - b[0]));
+    const out: RefcountRec[] = [];
+    const zero: [Blkno, number][] = [];
+    let shared = 0;
+    let saved = 0;
+    const emit = (s: number, e: number, n: number) => {
+      if (e <= s) return;
+      if (n === 0) {
+        const z = zero[zero.length - 1];
+        if (z && z[0] + z[1] === s) z[1] += e - s;
+        else zero.push([s, e - s]);
+        return;
+      }
+      if (n < 0) throw corrupt(`refcount of blocks ${s}..${e - 1} would go negative`, `block ${s}`);
+      if (n < 2) return;
+      const last = out[out.length - 1];
+      if (last && last.pblk + last.len === s && last.refcount === n) last.len += e - s;
+      else out.push({ pblk: s, len: e - s, refcount: n });
+    };
+    // Counters follow each changed run: shared = blocks with n >= 2, saved = sum of (n - 1).
+    const change = (s: number, e: number, before: number, k: number) => {
+      const after = before + sign * k;
+      shared += (e - s) * ((after >= 2 ? 1 : 0) - (before >= 2 ? 1 : 0));
+      saved += (e - s) * (Math.max(after - 1, 0) - Math.max(before - 1, 0));
+      emit(s, e, after);
+    };
+    const old = this.refc.root === 0 ? [] : [...this.refc.range()];
+    let j = 0;
+    let at = 0; // everything below `at` is emitted
+    for (const [s, e, k] of adds) {
+      while (j < old.length && old[j].pblk + old[j].len <= s) {
+        emit(Math.max(old[j].pblk, at), old[j].pblk + old[j].len, old[j].refcount);
+        j++;
+      }
+      if (j < old.length && old[j].pblk < s) emit(Math.max(old[j].pblk, at), s, old[j].refcount);
+      let cur = s;
+      while (cur < e) {
+        const r = j < old.length && old[j].pblk < e ? old[j] : null;
+        if (r && r.pblk <= cur) {
+          const t = Math.min(e, r.pblk + r.len);
+          change(cur, t, r.refcount, k);
+          cur = t;
+          if (r.pblk + r.len <= e) j++;
+        } else {
+          const t = r ? r.pblk : e;
+          change(cur, t, 1, k);
+          cur = t;
+        }
+      }
+      at = e;
+    }
+    for (; j < old.length; j++) emit(Math.max(old[j].pblk, at), old[j].pblk + old[j].len, old[j].refcount);
+    const refc = new Btree(this.tx, refcountOps, 0);
+    refc.bulkLoad(out);
+    this.refc.destroy();
+    this.refc.root = refc.root;
+    this.tx.counters[CounterId.SharedBlocks] += shared;
+    this.tx.counters[CounterId.SavedBlocks] += saved;
+    return zero;
+  }
+
   /** Owners of blocks in [pblk, end): reverse-map records that intersect it. */
   owners(pblk: Blkno, end: Blkno): RmapRec[] {
     if (this.rmap.root === 0 || end <= pblk) return [];
@@ -226,4 +364,45 @@ function* runsOf(recs: RefcountRec[], pblk: Blkno, end: Blkno): Generator<[Blkno
     cur = t;
   }
   if (cur < end) yield [cur, end - cur, 1];
+}
+
+/** Join pieces contiguous in both file and physical blocks (canonical extent records). */
+function mergeAdjacent(pieces: ExtentRec[]): ExtentRec[] {
+  const out: ExtentRec[] = [];
+  for (const p of pieces) {
+    const last = out[out.length - 1];
+    if (last && last.fblk + last.len === p.fblk && last.pblk + last.len === p.pblk) last.len += p.len;
+    else out.push({ fblk: p.fblk, pblk: p.pblk, len: p.len, flags: 0 });
+  }
+  return out;
+}
+
+/** Merge an ascending stream with an ascending array. */
+function* mergeSorted<T>(a: Iterable<T>, b: T[], cmp: (x: T, y: T) => number): Generator<T> {
+  let j = 0;
+  for (const x of a) {
+    while (j < b.length && cmp(b[j], x) < 0) yield b[j++];
+    yield x;
+  }
+  while (j < b.length) yield b[j++];
+}
+
+/** Sorted intervals (may overlap) -> runs [start, end, how many intervals cover it]. */
+function coverage(iv: [number, number][]): [number, number, number][] {
+  const ev: [number, number][] = [];
+  for (const [s, e] of iv) ev.push([s, 1], [e, -1]);
+  ev.sort((x, y) => x[0] - y[0]);
+  const out: [number, number, number][] = [];
+  let k = 0;
+  for (let i = 0; i < ev.length; ) {
+    const pos = ev[i][0];
+    while (i < ev.length && ev[i][0] === pos) k += ev[i++][1];
+    if (i < ev.length && k > 0) {
+      const next = ev[i][0];
+      const last = out[out.length - 1];
+      if (last && last[1] === pos && last[2] === k) last[1] = next;
+      else out.push([pos, next, k]);
+    }
+  }
+  return out;
 }

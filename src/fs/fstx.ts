@@ -270,14 +270,10 @@ export class FsTx {
   }
 
   /** Drop every extent of a file (one pass over its tree, then the tree's nodes). */
-  private dropAll(inode: InodeRec): void {
+  dropAll(inode: InodeRec): void {
     if (inode.extentRoot === 0) return;
     const tree = this.bmap.extentTree(inode);
-    const exts = [...tree.range()];
-    for (const e of exts) {
-      this.bmap.rmap.delete([e.pblk, inode.ino, e.fblk]);
-      this.bmap.release(e.pblk, e.len);
-    }
+    this.bmap.releaseAll(inode, [...tree.range()]);
     tree.destroy();
     inode.extentRoot = 0;
     inode.nblocks = 0;

@@ -91,9 +91,9 @@ export function reflink(fx: FsTx, srcPath: string, dstPath: string, range?: Rema
     const blocks = Math.ceil(Math.max(dst.inode.size, fx.lastMapped(dst.inode) * fx.bs) / fx.bs);
     if (blocks > 0) {
       fx.beforeRelease?.(dst.inode, dst.path, 0, blocks);
-      fx.bmap.dropRange(dst.inode, 0, blocks);
+      fx.dropAll(dst.inode);
     }
-    for (const e of fx.extents(src.inode)) fx.bmap.mapExtent(dst.inode, e.fblk, e.pblk, e.len, false);
+    fx.bmap.shareMany(dst.inode, fx.extents(src.inode));
     dst.inode.size = src.inode.size;
     dst.inode.mtimeMs = Date.now();
     fx.iput(dst.inode);
@@ -105,7 +105,10 @@ export function reflink(fx: FsTx, srcPath: string, dstPath: string, range?: Rema
   const pieces = clipped(fx, src.inode, c.srcBlk, c.blocks);
   fx.beforeRelease?.(dst.inode, dst.path, c.dstBlk, c.blocks);
   fx.bmap.dropRange(dst.inode, c.dstBlk, c.blocks);
-  for (const e of pieces) fx.bmap.mapExtent(dst.inode, c.dstBlk + (e.fblk - c.srcBlk), e.pblk, e.len, false);
+  fx.bmap.shareMany(
+    dst.inode,
+    pieces.map((e) => ({ ...e, fblk: c.dstBlk + (e.fblk - c.srcBlk) })),
+  );
   const end = range.dstOffset + c.length;
   if (end > dst.inode.size) dst.inode.size = end;
   dst.inode.mtimeMs = Date.now();

@@ -1,5 +1,6 @@
 import type { BtreeOps } from '../btree/types.js';
 import { BlockType } from '../format/block.js';
+import { readU64 } from '../format/block.js';
 import * as R from '../format/records.js';
 
 /**
@@ -16,6 +17,7 @@ export const inodeOps: BtreeOps<R.InodeRec> = {
   recSize: R.INODE_REC_SIZE,
   keyFields: 1,
   key: (r) => [r.ino],
+  keyField: (b, o) => readU64(b, o),
   encode: R.encodeInode,
   decode: R.decodeInode,
   checkRecord: R.checkInode,
@@ -27,6 +29,7 @@ export const direntOps: BtreeOps<R.DirentRec> = {
   recSize: R.DIRENT_REC_SIZE,
   keyFields: 3,
   key: (r) => [r.parent, r.hash, r.seq],
+  keyField: (b, o, f) => (f === 0 ? readU64(b, o) : b.readUInt32LE(o + 4 + 4 * f)),
   encode: R.encodeDirent,
   decode: R.decodeDirent,
   checkRecord: R.checkDirent,
@@ -38,6 +41,7 @@ export const extentOps: BtreeOps<R.ExtentRec> = {
   recSize: R.EXTENT_REC_SIZE,
   keyFields: 1,
   key: (r) => [r.fblk],
+  keyField: (b, o) => readU64(b, o),
   encode: R.encodeExtent,
   decode: R.decodeExtent,
   checkRecord: R.checkExtent,
@@ -51,6 +55,9 @@ export const rmapOps: BtreeOps<R.RmapRec> = {
   overlapping: true,
   key: (r) => [r.pblk, r.ino, r.fblk],
   highKey: (r) => [r.pblk + r.len - 1, r.ino, r.fblk + r.len - 1],
+  // Record layout: pblk 0, len 8, ino 16, fblk 24.
+  keyField: (b, o, f) => readU64(b, o + (f === 0 ? 0 : f === 1 ? 16 : 24)),
+  highKeyField: (b, o, f) => (f === 1 ? readU64(b, o + 16) : readU64(b, o + (f === 0 ? 0 : 24)) + readU64(b, o + 8) - 1),
   encode: R.encodeRmap,
   decode: R.decodeRmap,
   checkRecord: R.checkRmap,
@@ -62,6 +69,7 @@ export const refcountOps: BtreeOps<R.RefcountRec> = {
   recSize: R.REFC_REC_SIZE,
   keyFields: 1,
   key: (r) => [r.pblk],
+  keyField: (b, o) => readU64(b, o),
   encode: R.encodeRefcount,
   decode: R.decodeRefcount,
   checkRecord: R.checkRefcount,
@@ -73,6 +81,7 @@ export const freeOps: BtreeOps<R.FreeRec> = {
   recSize: R.FREE_REC_SIZE,
   keyFields: 1,
   key: (r) => [r.pblk],
+  keyField: (b, o) => readU64(b, o),
   encode: R.encodeFree,
   decode: R.decodeFree,
   checkRecord: R.checkFree,

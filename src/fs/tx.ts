@@ -52,6 +52,7 @@ export class Tx implements NodeStore {
   private pendingFrees: [Blkno, number][] = [];
   private committedFree: Btree<FreeRec> | null = null;
   private allocCursor = -1;
+  private metaCursor = -1;
   private done = false;
 
   constructor(
@@ -202,7 +203,12 @@ export class Tx implements NodeStore {
       throw err('ENOSPC', `no space left on device (${this.counters[CounterId.FreeBlocks]} blocks free)`, this.ctx.dev.path, 'remove files or make a larger image');
     }
     want = Math.min(want, avail);
-    if (this.allocCursor >= 0 && !opts.metadata && align === 1) hint = this.allocCursor;
+    // Continue where the last allocation of the same kind ended: restarting at
+    // the caller's hint would rescan every run this transaction already took.
+    if (align === 1) {
+      const cursor = opts.metadata ? this.metaCursor : this.allocCursor;
+      if (cursor >= 0) hint = cursor;
+    }
     let firstFit: [Blkno, number] | null = null;
     let scanned = 0;
     for (const f of this.committedFreeFrom(hint)) {
@@ -229,7 +235,8 @@ export class Tx implements NodeStore {
     this.allocated.add(s, len);
     this.pendingAllocs.push([s, len]);
     this.counters[CounterId.FreeBlocks] -= len;
-    if (!opts.metadata) this.allocCursor = s + len;
+    if (opts.metadata) this.metaCursor = s + len;
+    else this.allocCursor = s + len;
     return [s, len];
   }
 
