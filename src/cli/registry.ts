@@ -128,11 +128,11 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'get',
     group: 'data',
-    summary: 'copy a file out (or to stdout)',
+    summary: 'copy a file out (or to stdout); a directory is copied with everything below it',
     image: true,
     args: [
-      { name: 'path', desc: 'file inside the image' },
-      { name: 'hostfile', desc: 'host file, or - for stdout' },
+      { name: 'path', desc: 'file or directory inside the image' },
+      { name: 'hostfile', desc: 'host file, or - for stdout; for a directory, the host directory to copy into' },
     ],
     options: [],
   },

@@ -168,6 +168,7 @@ export class FsTx {
       }
       return;
     }
+    if (splitPath(path).length === 0) throw err('EEXIST', 'file exists', '/');
     const { dir, name, path: full } = this.resolveParent(path);
     if (this.lookupChild(dir.ino, name)) throw err('EEXIST', 'file exists', full);
     this.makeDir(dir, name, full);
@@ -284,7 +285,11 @@ export class FsTx {
     const sd = this.lookupChild(s.dir.ino, s.name);
     if (!sd) throw err('ENOENT', 'no such file or directory', s.path);
     const sInode = this.iget(sd.child, s.path);
-    let t = this.resolveParent(dst);
+    // `mv a /`: the root is a directory target like any other.
+    let t =
+      splitPath(dst).length === 0
+        ? { dir: this.iget(ROOT_INO, '/'), name: s.name, path: joinPath('/', s.name.toString('utf8')) }
+        : this.resolveParent(dst);
     let td = this.lookupChild(t.dir.ino, t.name);
     if (td && td.type === INODE_TYPE_DIR && td.child !== sInode.ino) {
       // `mv a dir` moves a into dir, as mv(1) does.

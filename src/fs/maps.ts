@@ -50,6 +50,7 @@ export function fsmap(fx: FsTx, start: Blkno, end: Blkno, extraMetadata: Iterabl
   const total = fx.tx.totalBlocks;
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start)
     throw err('EINVAL', `invalid block range ${start}..${end}`);
+  if (start >= total) throw err('EINVAL', `start block ${start} is past the device's last block ${total - 1}`);
   end = Math.min(end, total - 1);
   const out: FsmapRecord[] = [];
   const within = (b: Blkno) => b >= start && b <= end;

@@ -1,5 +1,7 @@
 /** put, get, cat, write, truncate, punch: file contents. */
-import { closeSync, existsSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { resolve as resolvePath, sep } from 'node:path';
+import type { Filesystem } from '../../fs/filesystem.js';
 import { err } from '../../format/errors.js';
 import type { CommandImpl, Ctx } from '../command.js';
 import { fromHostError, usage } from '../errors.js';
@@ -54,6 +56,14 @@ const get: CommandImpl = async (ctx, args) => {
     const bytes = await withFs(ctx, false, (fs) => fs.readToFd(path, 1));
     return { json: { ok: true, path, bytes } };
   }
+  const isDir = await withFs(ctx, false, (fs) => fs.stat(path).type === 'dir');
+  if (isDir) {
+    const { files, dirs, bytes } = await withFs(ctx, false, (fs) => getTree(fs, path, host));
+    return {
+      json: { ok: true, path, host, files, dirs, bytes },
+      human: () => `copied ${plural(files, 'file')} and ${plural(dirs, 'directory', 'directories')} (${humanSize(bytes)}) from ${path} to ${host}\n`,
+    };
+  }
   const existed = existsSync(host);
   const bytes = await withFs(ctx, false, (fs) => {
     // The image is open (and PATH checked by the first read) before the host file is created.
@@ -78,6 +88,55 @@ const get: CommandImpl = async (ctx, args) => {
     human: () => `copied ${bytesPhrase(bytes)} from ${path} to ${host}\n`,
   };
 };
+
+/**
+ * Copy a directory tree out, like debugfs's rdump. Every host path is built
+ * from one checked name at a time and must stay below the target: a name that
+ * is empty, '.', '..', or holds '/' or NUL (only a damaged image has one) is
+ * refused, and files are created exclusively so nothing outside is followed
+ * through a link planted in the target.
+ */
+function getTree(fs: Filesystem, path: string, host: string): { files: number; dirs: number; bytes: number } {
+  const root = resolvePath(host);
+  const inside = (p: string) => p === root || p.startsWith(root + sep);
+  let files = 0;
+  let dirs = 0;
+  let bytes = 0;
+  const stack: [string, string][] = [[path, root]];
+  while (stack.length) {
+    const [src, dst] = stack.pop()!;
+    try {
+      mkdirSync(dst);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !lstatSync(dst).isDirectory()) throw fromHostError(e, dst);
+    }
+    dirs++;
+    for (const e of fs.readdir(src)) {
+      if (!e.name || e.name === '.' || e.name === '..' || e.name.includes('/') || e.name.includes('\0'))
+        throw err('EINVAL', `refusing to copy out an entry named ${JSON.stringify(e.name)}`, src, 'run `daxtool verify`');
+      const out = resolvePath(dst, e.name);
+      if (!inside(out)) throw err('EINVAL', `entry ${JSON.stringify(e.name)} would be written outside ${root}`, src);
+      const inImage = src === '/' ? `/${e.name}` : `${src}/${e.name}`;
+      if (e.type === 'dir') {
+        stack.push([inImage, out]);
+        continue;
+      }
+      let fd: number;
+      try {
+        fd = openSync(out, 'wx');
+      } catch (er) {
+        throw fromHostError(er, out);
+      }
+      try {
+        bytes += fs.readToFd(inImage, fd);
+        files++;
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+  return { files, dirs: dirs - 1, bytes };
+}
 
 const cat: CommandImpl = async (ctx, args) => {
   const path = str(args[0]);
