@@ -45,6 +45,7 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
   };
   if (root === 0) return problems;
   const seen = new Set<number>();
+  const parentBlamed = new Set<number>();
   const visited = opts.visited;
   const maxRecords = opts.maxRecords ?? Number.POSITIVE_INFINITY;
   let records = 0;
@@ -74,13 +75,23 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
       buf = store.readNode(blkno, ops.type);
     } catch (e) {
       add(readProblemId(e), blkno, `${e instanceof Error ? e.message : String(e)} (reached from ${from})`);
+      // A pointer to something that is not a sound node: the pointer may be what is damaged.
+      if (f.level >= 0 && !parentBlamed.has(f.parent)) {
+        parentBlamed.add(f.parent);
+        add('btree.ptr', f.parent, `entry ${f.entry} points to block ${blkno}, which is not a sound ${ops.name} node`);
+      }
       continue;
     }
 
     try {
       const lvl = hdrLevel(buf);
       if (f.level >= 0 && lvl !== f.level) {
+        // Either side may be the damaged one: name both blocks.
         add('btree.level', blkno, `node is at level ${lvl}, its parent (block ${f.parent}) is at level ${f.level + 1}`);
+        if (!parentBlamed.has(f.parent)) {
+          parentBlamed.add(f.parent);
+          add('btree.level', f.parent, `node at level ${f.level + 1} has a child (block ${blkno}) at level ${lvl}`);
+        }
         continue;
       }
       if (f.level < 0 && lvl >= MAX_HEIGHT) {

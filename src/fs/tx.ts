@@ -214,6 +214,8 @@ export class Tx implements NodeStore {
     for (const f of this.committedFreeFrom(hint)) {
       const lo = f.pblk;
       const hi = f.pblk + f.len;
+      if (lo < 2 || f.len < 1 || hi > this.ctx.sb.totalBlocks)
+        throw corrupt(`free-space record ${lo}+${f.len} lies outside the device (${this.ctx.sb.totalBlocks} blocks)`, `block ${lo}`);
       for (const [gs, ge] of this.allocated.gaps(lo, hi)) {
         let s = gs;
         if (align > 1) s = Math.ceil(gs / align) * align;
