@@ -407,7 +407,7 @@ export class Btree<R> {
   }
 
   /** Structural check; never throws. See check.ts for what is checked. */
-  check(opts: CheckOptions = {}): BtreeProblem[] {
+  check(opts: CheckOptions<R> = {}): BtreeProblem[] {
     return checkBtree(this.store, this.L, this.root, opts);
   }
 

@@ -4,7 +4,7 @@ import type { Blkno } from '../format/units.js';
 import { MAX_HEIGHT, type NodeLayout, compareKeys, formatKey } from './node.js';
 import type { BtreeProblem, Key, NodeStore } from './types.js';
 
-export interface CheckOptions {
+export interface CheckOptions<R = unknown> {
   /**
    * Blocks already claimed (by other trees checked before this one). A node found
    * in it is reported as btree.cycle and not descended; every node of this tree
@@ -13,6 +13,12 @@ export interface CheckOptions {
   visited?: Set<number>;
   /** More records than this is reported (btree.count) and ends the walk. */
   maxRecords?: number;
+  /**
+   * Every record of every leaf, in key order (leaves are visited left to
+   * right), so a caller checks record semantics in the same pass that reads
+   * the blocks instead of walking the tree twice.
+   */
+  onRecord?: (r: R) => void;
 }
 
 /** Beyond this many problems a tree is reported as broken enough. */
@@ -37,7 +43,7 @@ interface Frame {
  * never trusts a count beyond the node's capacity, and never enters a block
  * twice, so a corrupt tree (cycles included) is walked in bounded time.
  */
-export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, opts: CheckOptions): BtreeProblem[] {
+export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, opts: CheckOptions<R>): BtreeProblem[] {
   const problems: BtreeProblem[] = [];
   const ops = L.ops;
   const add = (check: string, blkno: Blkno, message: string) => {
@@ -75,8 +81,10 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
       buf = store.readNode(blkno, ops.type);
     } catch (e) {
       add(readProblemId(e), blkno, `${e instanceof Error ? e.message : String(e)} (reached from ${from})`);
-      // A pointer to something that is not a sound node: the pointer may be what is damaged.
-      if (f.level >= 0 && !parentBlamed.has(f.parent)) {
+      // A pointer to something that is not a node of this tree at all (not a
+      // damaged one: a checksum failure blames the block): the pointer may be
+      // what is damaged, so the parent is named too.
+      if (f.level >= 0 && !/block\.crc/.test(String(e)) && !parentBlamed.has(f.parent)) {
         parentBlamed.add(f.parent);
         add('btree.ptr', f.parent, `entry ${f.entry} points to block ${blkno}, which is not a sound ${ops.name} node`);
       }
@@ -121,6 +129,7 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
           if (highs) highs[i] = ops.highKey!(r);
           const why = ops.checkRecord?.(r);
           if (why) add('btree.record', blkno, `record ${i} ${formatKey(keys[i]!)}: ${why}`);
+          opts.onRecord?.(r);
         }
       } else {
         for (let i = 0; i < n; i++) {

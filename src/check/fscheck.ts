@@ -16,15 +16,35 @@ export interface ExtentRef {
   len: number;
 }
 
+type Run = [start: number, end: number, count: number];
+
 /** What the filesystem checks learned, for the checks layered above them (mappings). */
 export interface FsFacts {
   inodes: Map<Ino, InodeRec>;
-  extents: ExtentRef[]; // sorted by (pblk, ino, fblk)
   metadata: Set<Blkno>;
   brokenTrees: Set<string>;
 }
 
-type Run = [start: number, end: number, count: number];
+/** A growable column store of [a, b, c, d] number tuples: a million extents cost 32 MB, not a million objects. */
+class Tuples {
+  n = 0;
+  private cols: Float64Array[];
+  constructor(width: number, cap = 1024) {
+    this.cols = Array.from({ length: width }, () => new Float64Array(cap));
+  }
+  push(...v: number[]): number {
+    if (this.n === this.cols[0].length) this.cols = this.cols.map((c) => {
+      const g = new Float64Array(c.length * 2);
+      g.set(c);
+      return g;
+    });
+    for (let i = 0; i < v.length; i++) this.cols[i][this.n] = v[i];
+    return this.n++;
+  }
+  col(i: number): Float64Array {
+    return this.cols[i];
+  }
+}
 
 /**
  * The filesystem invariants of DESIGN.md, each a named check:
@@ -36,6 +56,11 @@ type Run = [start: number, end: number, count: number];
  *   refcount.*  refcount = number of extent references, for every block
  *   space.*     free, metadata and data cover the device exactly once
  * `extraSpace` lets upper layers claim blocks (poisoned blocks, page tables).
+ *
+ * One pass per tree: records are examined as the structural check reads them.
+ * Reference counts come from a sweep over the physical-block index (already in
+ * block order) once it is proven equal to the extent records; only when the two
+ * disagree are the extents sorted instead.
  */
 export function checkFilesystem(
   fs: Filesystem,
@@ -49,27 +74,28 @@ export function checkFilesystem(
 
   const visited = new Set<number>([0, 1]);
   const broken = new Set<string>();
-  const checkTree = (name: string, t: Btree<unknown>): boolean => {
-    const probs = t.check({ visited });
+  const checkTree = <R>(name: string, t: Btree<R>, onRecord?: (r: R) => void): boolean => {
+    const probs = t.check({ visited, onRecord });
     for (const p of probs) P.add(p.check, `${name}: ${p.message}`, p.blkno);
     if (probs.length) broken.add(name);
     return probs.length === 0;
   };
   const freeTree = new Btree(fx.tx, freeOps, fx.tx.roots[RootId.Free]);
-  checkTree('inode tree', fx.inodes as Btree<unknown>);
-  checkTree('directory tree', fx.dirents as Btree<unknown>);
-  checkTree('physical-block index', fx.bmap.rmap as Btree<unknown>);
-  checkTree('refcount tree', fx.bmap.refc as Btree<unknown>);
-  checkTree('free-space tree', freeTree as Btree<unknown>);
 
   // ---------------------------------------------------------------- inodes
   const inodes = new Map<Ino, InodeRec>();
-  if (!broken.has('inode tree')) for (const r of fx.inodes.range()) inodes.set(r.ino, r);
+  checkTree('inode tree', fx.inodes, (r) => inodes.set(r.ino, r));
+  if (broken.has('inode tree')) inodes.clear();
+  checkTree('directory tree', fx.dirents);
   let maxIno = 0;
   let files = 0;
   let dirs = 0;
-  const extents: ExtentRef[] = [];
-  for (const inode of inodes.values()) {
+  // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
+  const ext = new Tuples(4, 1 << 16);
+  const slice = new Map<Ino, [number, number]>();
+  // Extent trees in the order of their roots on disk, so reads run forward.
+  const byRoot = [...inodes.values()].sort((x, y) => x.extentRoot - y.extentRoot);
+  for (const inode of byRoot) {
     maxIno = Math.max(maxIno, inode.ino);
     if (inode.type === INODE_TYPE_DIR) dirs++;
     else if (inode.type === INODE_TYPE_FILE) files++;
@@ -77,122 +103,259 @@ export function checkFilesystem(
       if (inode.nblocks !== 0) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded but no extent tree`);
       continue;
     }
-    const tree = fx.bmap.extentTree(inode);
-    if (!checkTree(`extent tree of inode ${inode.ino}`, tree as Btree<unknown>)) continue;
+    const first = ext.n;
     let end = 0;
     let sum = 0;
     const eofBlocks = Math.ceil(inode.size / sb.blockSize);
-    for (const e of tree.range()) {
+    const ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), (e) => {
       if (e.fblk < end) P.add('extent.overlap', `inode ${inode.ino}: extent at file block ${e.fblk} overlaps the one before it`, e.pblk);
       if (e.pblk < 2 || e.pblk + e.len > total)
         P.add('extent.range', `inode ${inode.ino}: extent at file block ${e.fblk} maps blocks ${e.pblk}..${e.pblk + e.len - 1}, outside the device`, e.pblk);
-      else extents.push({ ino: inode.ino, fblk: e.fblk, pblk: e.pblk, len: e.len });
+      else ext.push(inode.ino, e.fblk, e.pblk, e.len);
       if (e.fblk + e.len > eofBlocks)
         P.add('extent.past-eof', `inode ${inode.ino}: file blocks ${Math.max(e.fblk, eofBlocks)}..${e.fblk + e.len - 1} are mapped past EOF (size ${inode.size})`, e.pblk);
       end = e.fblk + e.len;
       sum += e.len;
+    });
+    if (!ok) {
+      ext.n = first; // a damaged tree's records are not trusted as owners
+      continue;
     }
+    slice.set(inode.ino, [first, ext.n - first]);
     if (sum !== inode.nblocks) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded, extents map ${sum}`);
   }
-  extents.sort((a, b) => a.pblk - b.pblk || a.ino - b.ino || a.fblk - b.fblk);
+  const eIno = ext.col(0);
+  const eF = ext.col(1);
+  const eP = ext.col(2);
+  const eL = ext.col(3);
 
   // ------------------------------------------------------------- namespace
   if (!broken.has('inode tree') && !broken.has('directory tree')) checkNamespace(fx, inodes, P);
 
   // ------------------------------------------- reverse map, both directions
-  if (!broken.has('physical-block index')) {
-    let i = 0;
-    const missing = (e: ExtentRef) =>
-      P.add('rmap.missing', `inode ${e.ino} file block ${e.fblk} -> block ${e.pblk} (+${e.len}) has no physical-index record`, e.pblk);
-    for (const r of fx.bmap.rmap.range()) {
-      while (i < extents.length && cmp(extents[i], r) < 0) missing(extents[i++]);
-      if (i < extents.length && cmp(extents[i], r) === 0) {
-        if (extents[i].len !== r.len)
-          P.add('rmap.length', `physical-index record at block ${r.pblk} for inode ${r.ino} has length ${r.len}, the extent ${extents[i].len}`, r.pblk);
-        i++;
-      } else {
-        P.add('rmap.orphan', `physical-index record block ${r.pblk} (+${r.len}) -> inode ${r.ino} file block ${r.fblk} has no extent`, r.pblk);
+  // Each physical-index record must be one extent record (same ino, fblk, pblk, len).
+  const matched = new Uint8Array(ext.n);
+  const sweep = new RefSweep();
+  let rmapAgrees = true;
+  const rmapOk = checkTree('physical-block index', fx.bmap.rmap, (r) => {
+    const sl = slice.get(r.ino);
+    let i = -1;
+    if (sl) {
+      let lo = sl[0];
+      let hi = sl[0] + sl[1];
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (eF[mid] < r.fblk) lo = mid + 1;
+        else hi = mid;
       }
+      if (lo < sl[0] + sl[1] && eF[lo] === r.fblk) i = lo;
     }
-    while (i < extents.length) missing(extents[i++]);
+    if (i < 0 || eP[i] !== r.pblk) {
+      P.add('rmap.orphan', `physical-index record block ${r.pblk} (+${r.len}) -> inode ${r.ino} file block ${r.fblk} has no extent`, r.pblk);
+      rmapAgrees = false;
+      return;
+    }
+    if (eL[i] !== r.len) {
+      P.add('rmap.length', `physical-index record at block ${r.pblk} for inode ${r.ino} has length ${r.len}, the extent ${eL[i]}`, r.pblk);
+      rmapAgrees = false;
+    }
+    matched[i] = 1;
+    sweep.add(r.pblk, r.pblk + r.len);
+  });
+  if (rmapOk) {
+    for (let i = 0; i < ext.n; i++) {
+      if (matched[i]) continue;
+      rmapAgrees = false;
+      P.add('rmap.missing', `inode ${eIno[i]} file block ${eF[i]} -> block ${eP[i]} (+${eL[i]}) has no physical-index record`, eP[i]);
+    }
   }
 
   // ------------------------------------------------------------- refcounts
-  const expected = referenceRuns(extents);
+  // Expected counts: from the index when it equals the extents, else from the sorted extents.
+  let runs: Tuples;
+  if (rmapOk && rmapAgrees) {
+    runs = sweep.finish();
+  } else {
+    const order = Array.from({ length: ext.n }, (_, k) => k).sort((a, b) => eP[a] - eP[b]);
+    const s2 = new RefSweep();
+    for (const k of order) s2.add(eP[k], eP[k] + eL[k]);
+    runs = s2.finish();
+  }
+  const rS = runs.col(0);
+  const rE = runs.col(1);
+  const rC = runs.col(2);
   let shared = 0;
   let saved = 0;
-  for (const [s, e, c] of expected) {
-    if (c >= 2) {
-      shared += e - s;
-      saved += (e - s) * (c - 1);
+  let dataBlocks = 0;
+  for (let k = 0; k < runs.n; k++) {
+    dataBlocks += rE[k] - rS[k];
+    if (rC[k] >= 2) {
+      shared += rE[k] - rS[k];
+      saved += (rE[k] - rS[k]) * (rC[k] - 1);
     }
   }
-  if (!broken.has('refcount tree')) {
-    const actual: Run[] = [];
-    for (const r of fx.bmap.refc.range()) actual.push([r.pblk, r.pblk + r.len, r.refcount]);
-    for (const [s, e, want, have] of diffRuns(expected.filter((r) => r[2] >= 2), actual)) {
-      P.add('refcount.mismatch', `blocks ${s}..${e - 1}: refcount ${have >= 2 ? have : '<2 (no record)'} recorded, ${want} extent references`, s);
+  const actual: Run[] = [];
+  if (checkTree('refcount tree', fx.bmap.refc, (r) => actual.push([r.pblk, r.pblk + r.len, r.refcount]))) {
+    const expected: Run[] = [];
+    for (let k = 0; k < runs.n; k++) if (rC[k] >= 2) expected.push([rS[k], rE[k], rC[k]]);
+    for (const [s, e, want, have] of diffRuns(expected, actual)) {
+      P.add('refcount.mismatch', `blocks ${s}..${e - 1}: refcount ${have >= 2 ? have : '<2 (no record)'} recorded, ${want >= 2 ? want : '<2'} extent references`, s);
     }
   }
 
   // ---------------------------------------------------------------- space
-  const data: [number, number][] = [];
-  for (const [s, e] of expected) {
-    const last = data[data.length - 1];
-    if (last && last[1] === s) last[1] = e;
-    else data.push([s, e]);
-  }
-  const runs: { s: number; e: number; what: string }[] = [];
-  for (const [s, e] of data) runs.push({ s, e, what: 'file data' });
-  for (const b of visited) runs.push({ s: b, e: b + 1, what: 'metadata' });
+  // Three sorted sources (file data runs, free extents, metadata blocks) and the
+  // upper layers' claims, merged in block order: gaps are leaks, overlaps are errors.
   let freeBlocks = 0;
-  if (!broken.has('free-space tree')) {
-    let prevEnd = -1;
-    for (const r of freeTree.range()) {
-      if (r.pblk === prevEnd) P.add('space.unmerged', `free extents meet at block ${r.pblk} without being merged`, r.pblk, 'warning');
-      prevEnd = r.pblk + r.len;
-      runs.push({ s: r.pblk, e: r.pblk + r.len, what: 'free space' });
-      freeBlocks += r.len;
-    }
-  }
-  for (const x of extraSpace) for (const [s, l] of x.runs) runs.push({ s, e: s + l, what: x.what });
-  runs.sort((a, b) => a.s - b.s || a.e - b.e);
+  const free = new Tuples(2);
+  let prevEnd = -1;
+  checkTree('free-space tree', freeTree, (r) => {
+    if (r.pblk === prevEnd) P.add('space.unmerged', `free extents meet at block ${r.pblk} without being merged`, r.pblk, 'warning');
+    prevEnd = r.pblk + r.len;
+    free.push(r.pblk, r.pblk + r.len);
+    freeBlocks += r.len;
+  });
+  const meta = Float64Array.from(visited).sort();
+  const extra: { s: number; e: number; what: string }[] = [];
+  for (const x of extraSpace) for (const [s0, l] of x.runs) extra.push({ s: s0, e: s0 + l, what: x.what });
+  extra.sort((a, b) => a.s - b.s);
+  const fS = free.col(0);
+  const fE = free.col(1);
+  const freeBroken = broken.has('free-space tree');
   let covered = 0;
   let coveredBy = 'start of device';
   let overlaps = 0;
-  for (const r of runs) {
-    if (r.s > covered && !broken.has('free-space tree'))
-      P.add('space.leak', `blocks ${covered}..${r.s - 1} are neither free nor in use (after ${coveredBy})`, covered);
-    else if (r.s < covered && overlaps++ < 100)
-      P.add('space.overlap', `blocks ${r.s}..${Math.min(r.e, covered) - 1} are both ${coveredBy} and ${r.what}`, r.s);
-    if (r.e > covered) {
-      covered = r.e;
-      coveredBy = r.what;
+  const visit = (s0: number, e: number, what: string) => {
+    if (s0 > covered && !freeBroken) P.add('space.leak', `blocks ${covered}..${s0 - 1} are neither free nor in use (after ${coveredBy})`, covered);
+    else if (s0 < covered && overlaps++ < 100) P.add('space.overlap', `blocks ${s0}..${Math.min(e, covered) - 1} are both ${coveredBy} and ${what}`, s0);
+    if (e > covered) {
+      covered = e;
+      coveredBy = what;
+    }
+  };
+  let a = 0; // data runs (merged where adjacent)
+  let b = 0; // free
+  let c = 0; // metadata
+  let d = 0; // extra
+  for (;;) {
+    const ds = a < runs.n ? rS[a] : Infinity;
+    const fs0 = b < free.n ? fS[b] : Infinity;
+    const ms = c < meta.length ? meta[c] : Infinity;
+    const xs = d < extra.length ? extra[d].s : Infinity;
+    const m = Math.min(ds, fs0, ms, xs);
+    if (m === Infinity) break;
+    if (m === ds) {
+      let e = rE[a++];
+      while (a < runs.n && rS[a] === e) e = rE[a++];
+      visit(ds, e, 'file data');
+    } else if (m === fs0) {
+      visit(fs0, fE[b], 'free space');
+      b++;
+    } else if (m === ms) {
+      visit(ms, ms + 1, 'metadata');
+      c++;
+    } else {
+      visit(extra[d].s, extra[d].e, extra[d].what);
+      d++;
     }
   }
-  if (covered < total && !broken.has('free-space tree')) P.add('space.leak', `blocks ${covered}..${total - 1} are neither free nor in use`, covered);
+  if (covered < total && !freeBroken) P.add('space.leak', `blocks ${covered}..${total - 1} are neither free nor in use`, covered);
   if (covered > total) P.add('space.range', `${coveredBy} reaches block ${covered - 1}, past the device's last block ${total - 1}`, total);
 
   // --------------------------------------------------------------- counters
-  const c = sb.counters;
+  const cnt = sb.counters;
   const counter = (id: CounterId, name: string, want: number, skip = false) => {
-    if (!skip && c[id] !== want) P.add('sb.counters', `superblock ${name} is ${c[id]}, the image holds ${want}`, fs.slot);
+    if (!skip && cnt[id] !== want) P.add('sb.counters', `superblock ${name} is ${cnt[id]}, the image holds ${want}`, fs.slot);
   };
   const treesOk = broken.size === 0;
-  counter(CounterId.FreeBlocks, 'free block count', freeBlocks, broken.has('free-space tree'));
+  counter(CounterId.FreeBlocks, 'free block count', freeBlocks, freeBroken);
   counter(CounterId.Files, 'file count', files, !treesOk);
   counter(CounterId.Dirs, 'directory count', dirs, !treesOk);
   counter(CounterId.Inodes, 'inode count', inodes.size, !treesOk);
   counter(CounterId.SharedBlocks, 'shared block count', shared, !treesOk);
   counter(CounterId.SavedBlocks, 'saved block count', saved, !treesOk);
-  counter(CounterId.DataBlocks, 'data block count', data.reduce((a, [s, e]) => a + e - s, 0), !treesOk);
-  if (c[CounterId.NextIno] <= maxIno) P.add('sb.counters', `next inode number ${c[CounterId.NextIno]} is not above the largest inode ${maxIno}`, fs.slot);
+  counter(CounterId.DataBlocks, 'data block count', dataBlocks, !treesOk);
+  if (cnt[CounterId.NextIno] <= maxIno) P.add('sb.counters', `next inode number ${cnt[CounterId.NextIno]} is not above the largest inode ${maxIno}`, fs.slot);
 
-  return { inodes, extents, metadata: visited, brokenTrees: broken };
+  return { inodes, metadata: visited, brokenTrees: broken };
 }
 
-function cmp(a: { pblk: number; ino: number; fblk: number }, b: { pblk: number; ino: number; fblk: number }): number {
-  return a.pblk - b.pblk || a.ino - b.ino || a.fblk - b.fblk;
+/**
+ * Reference counts from intervals fed in ascending start order: runs
+ * [start, end, count] over every referenced block, adjacent equal runs merged.
+ * Ends wait in a binary min-heap, so the cost is n log k for k overlapping.
+ */
+class RefSweep {
+  private heap: number[] = [];
+  private at = 0;
+  private readonly out = new Tuples(3, 1 << 12);
+
+  private emit(s: number, e: number, k: number): void {
+    if (k <= 0 || e <= s) return;
+    const n = this.out.n;
+    if (n > 0) {
+      const E = this.out.col(1);
+      if (E[n - 1] === s && this.out.col(2)[n - 1] === k) {
+        E[n - 1] = e;
+        return;
+      }
+    }
+    this.out.push(s, e, k);
+  }
+
+  /** Retire every end at or before `pos`, emitting the runs between. */
+  private advance(pos: number): void {
+    const h = this.heap;
+    while (h.length && h[0] <= pos) {
+      const end = h[0];
+      this.emit(this.at, end, h.length);
+      this.at = end;
+      this.pop();
+    }
+    if (h.length && pos > this.at) this.emit(this.at, pos, h.length);
+    this.at = Math.max(this.at, pos);
+  }
+
+  add(s: number, e: number): void {
+    this.advance(s);
+    this.at = s;
+    this.push(e);
+  }
+
+  finish(): Tuples {
+    this.advance(Infinity);
+    return this.out;
+  }
+
+  private push(v: number): void {
+    const h = this.heap;
+    h.push(v);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p] <= v) break;
+      h[i] = h[p];
+      i = p;
+    }
+    h[i] = v;
+  }
+
+  private pop(): void {
+    const h = this.heap;
+    const last = h.pop()!;
+    if (!h.length) return;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= h.length) break;
+      const r = l + 1;
+      const m = r < h.length && h[r] < h[l] ? r : l;
+      if (h[m] >= last) break;
+      h[i] = h[m];
+      i = m;
+    }
+    h[i] = last;
+  }
 }
 
 /** Runs [start, end, references] over every referenced block (count >= 1), from extents sorted by pblk. */
@@ -216,27 +379,31 @@ export function referenceRuns(extents: readonly ExtentRef[]): Run[] {
   return out;
 }
 
-/** Where two run lists (absent = 0) disagree: [start, end, a, b]. */
+/** Where two sorted, non-overlapping run lists (absent = 0) disagree: [start, end, a, b]. */
 export function diffRuns(a: Run[], b: Run[]): [number, number, number, number][] {
-  const points = new Set<number>();
-  for (const r of a) points.add(r[0]).add(r[1]);
-  for (const r of b) points.add(r[0]).add(r[1]);
-  const xs = [...points].sort((x, y) => x - y);
   const out: [number, number, number, number][] = [];
   let i = 0;
   let j = 0;
-  for (let k = 0; k + 1 < xs.length; k++) {
-    const s = xs[k];
-    const e = xs[k + 1];
-    while (i < a.length && a[i][1] <= s) i++;
-    while (j < b.length && b[j][1] <= s) j++;
-    const va = i < a.length && a[i][0] <= s ? a[i][2] : 0;
-    const vb = j < b.length && b[j][0] <= s ? b[j][2] : 0;
-    if (va !== vb) {
+  let pos = Math.min(a.length ? a[0][0] : Infinity, b.length ? b[0][0] : Infinity);
+  while (i < a.length || j < b.length) {
+    while (i < a.length && a[i][1] <= pos) i++;
+    while (j < b.length && b[j][1] <= pos) j++;
+    if (i >= a.length && j >= b.length) break;
+    const inA = i < a.length && a[i][0] <= pos;
+    const inB = j < b.length && b[j][0] <= pos;
+    // The next boundary of either list after pos.
+    const next = Math.min(
+      i < a.length ? (inA ? a[i][1] : a[i][0]) : Infinity,
+      j < b.length ? (inB ? b[j][1] : b[j][0]) : Infinity,
+    );
+    const va = inA ? a[i][2] : 0;
+    const vb = inB ? b[j][2] : 0;
+    if (va !== vb && next > pos) {
       const last = out[out.length - 1];
-      if (last && last[1] === s && last[2] === va && last[3] === vb) last[1] = e;
-      else out.push([s, e, va, vb]);
+      if (last && last[1] === pos && last[2] === va && last[3] === vb) last[1] = next;
+      else out.push([pos, next, va, vb]);
     }
+    pos = next;
   }
   return out;
 }

@@ -3,6 +3,7 @@ import type { Blkno } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { checkFilesystem, type FsFacts } from './fscheck.js';
+import { mappingsChecker } from './mappings.js';
 import { type Problem, ProblemList } from './problems.js';
 import { derivedBlocker, FIX_CLASSES, fixDangling, fixNlink, fixOrphans, rebuildDerived, type SpaceClaims } from './repair.js';
 
@@ -35,7 +36,7 @@ export interface Checker {
   check(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void;
 }
 
-const checkers: Checker[] = [];
+const checkers: Checker[] = [mappingsChecker];
 
 /** Upper layers register their checks here (before verify runs). */
 export function registerChecker(c: Checker): void {

@@ -128,7 +128,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'get',
     group: 'data',
-    summary: 'copy a file out (or to stdout); a directory is copied with everything below it',
+    summary: 'copy a file or a directory tree out',
     image: true,
     args: [
       { name: 'path', desc: 'file or directory inside the image' },

@@ -297,7 +297,7 @@ export class FsTx {
       t = { dir: inner, name: s.name, path: joinPath(t.path, s.name.toString('utf8')) };
       td = this.lookupChild(inner.ino, s.name);
     }
-    if (td && td.child === sInode.ino) return;
+    if (td && td.child === sInode.ino) throw err('EINVAL', 'source and destination are the same file', t.path);
     if (sInode.type === INODE_TYPE_DIR) {
       // A directory cannot move below itself.
       for (let a = t.dir; ; a = this.iget(a.parent)) {

@@ -14,10 +14,34 @@ import { freeOps } from './trees.js';
 export interface TxContext {
   dev: BlockDevice;
   cache: BlockCache;
+  /** The last read-ahead window (raw, unverified); dropped at every commit and data write. */
+  window?: { start: Blkno; count: number; buf: Buffer };
   sb: Superblock;
   /** The slot `sb` was read from; a commit writes the other one. */
   slot: SuperblockSlot;
   writable: boolean;
+}
+
+/** Most blocks read per cache miss (128 KiB at 4 KiB blocks). */
+const RA_BLOCKS = 32;
+
+/**
+ * Block-sized buffers carved from 1 MiB slabs: a walk of a hundred thousand
+ * nodes would otherwise make a hundred thousand ArrayBuffers for the GC.
+ * A slab is freed once every block cut from it is gone (the cache evicts in
+ * roughly the order it filled, so slabs empty together).
+ */
+let slab: Buffer | null = null;
+let slabOff = 0;
+function copyBlock(src: Buffer, off: number, bs: number): Buffer {
+  if (!slab || slabOff + bs > slab.length) {
+    slab = Buffer.allocUnsafe(Math.max(bs, 1 << 20));
+    slabOff = 0;
+  }
+  const out = slab.subarray(slabOff, slabOff + bs);
+  slabOff += bs;
+  src.copy(out, 0, off, off + bs);
+  return out;
 }
 
 export interface AllocOptions {
@@ -92,13 +116,36 @@ export class Tx implements NodeStore {
     }
     let buf = this.ctx.cache.get(blkno);
     if (!buf) {
-      buf = this.ctx.dev.read(blkno, 1);
+      buf = this.readAhead(blkno);
       verifyBlock(buf, blkno, type);
       this.ctx.cache.put(blkno, buf);
     } else if (buf.readUInt16LE(4) !== type) {
       verifyBlock(buf, blkno, type);
     }
     return buf;
+  }
+
+  /**
+   * One block, read with its neighbours: trees written in one transaction sit
+   * together, so a walk that misses the cache reads RA_BLOCKS per system call.
+   * The neighbours wait unverified in a small window until asked for (then
+   * verified like any block); a block written since is never served from it.
+   */
+  private readAhead(blkno: Blkno): Buffer {
+    const w = this.ctx.window;
+    const bs = this.blockSize;
+    if (w && blkno >= w.start && blkno < w.start + w.count) return copyBlock(w.buf, (blkno - w.start) * bs, bs);
+    // Grow the window while the walk moves forward just past it, shrink it when
+    // the walk jumps: sequential walks read up to RA_BLOCKS per call, random
+    // lookups do not pay for neighbours they never use.
+    const ahead = w && blkno >= w.start + w.count && blkno < w.start + 2 * w.count + RA_BLOCKS;
+    const want = ahead ? Math.min(RA_BLOCKS, w.count * 2) : w ? Math.max(1, w.count >> 1) : 1;
+    const count = Math.min(want, this.ctx.sb.totalBlocks - blkno);
+    // One window buffer, reused: the blocks handed out are copies.
+    const buf = w && w.buf.length >= count * bs ? w.buf : Buffer.allocUnsafe(RA_BLOCKS * bs);
+    this.ctx.dev.readInto(blkno, buf.subarray(0, count * bs));
+    this.ctx.window = { start: blkno, count, buf };
+    return copyBlock(buf, 0, bs);
   }
 
   isDirty(blkno: Blkno): boolean {
@@ -228,6 +275,19 @@ export class Tx implements NodeStore {
       }
       if (++scanned >= 64 && firstFit) break;
     }
+    // Nothing near the hint holds the whole request: look further for a run
+    // that does (one pass; only requests larger than the nearby runs get here),
+    // keeping the largest seen.
+    if (firstFit && firstFit[1] < want && scanned >= 64) {
+      for (const f of this.committedFreeFrom(0)) {
+        if (f.len <= firstFit[1]) continue;
+        for (const [gs, ge] of this.allocated.gaps(f.pblk, f.pblk + f.len)) {
+          const len = Math.min(want, ge - gs);
+          if (len > firstFit[1]) firstFit = [gs, len];
+        }
+        if (firstFit[1] === want) break;
+      }
+    }
     if (firstFit) return this.take(firstFit[0], firstFit[1], opts);
     if (align > 1) throw err('ENOSPC', `no free ${want}-block run aligned to ${align} blocks`, this.ctx.dev.path);
     throw err('ENOSPC', 'no space left on device', this.ctx.dev.path, 'remove files or make a larger image');
@@ -254,6 +314,7 @@ export class Tx implements NodeStore {
       throw new Error(`data write to block ${blkno} that this transaction did not allocate`);
     }
     this.ctx.cache.invalidate(blkno);
+    this.ctx.window = undefined;
     this.ctx.dev.write(blkno, buf);
   }
 
@@ -301,6 +362,7 @@ export class Tx implements NodeStore {
     };
     const blocks = [...this.dirty.entries()].sort((a, b) => a[0] - b[0]);
     for (const [blkno, buf] of blocks) sealBlock(buf, blkno, this.generation);
+    this.ctx.window = undefined;
     this.ctx.dev.writeBatch(blocks.map(([blkno, buf]) => ({ blkno, buf })));
     this.ctx.dev.flush();
     const slot: SuperblockSlot = this.ctx.slot === 0 ? 1 : 0;
