@@ -5,6 +5,7 @@
  * image and commits on its own, so a failing line leaves the earlier ones done.
  */
 import { closeSync, openSync } from 'node:fs';
+import { Filesystem } from '../../fs/filesystem.js';
 import type { Interface } from 'node:readline';
 import type { CommandImpl, Ctx, Env, Outcome } from '../command.js';
 import { DEFAULT_EXIT, fromHostError, report } from '../errors.js';
@@ -97,23 +98,52 @@ async function runScript(ctx: Ctx, fd: number, fromStdin: boolean, keepGoing: bo
   };
 }
 
-/** Words the shell completes: command names, then a command's options. */
-function completer(line: string): [string[], string] {
-  const words = line.trimStart().split(/\s+/);
-  const cur = words[words.length - 1] ?? '';
-  if (words.length <= 1) {
-    const names = [...COMMANDS.filter((c) => c.inShell !== false).map((c) => c.name), 'help', 'quit'];
-    const hits = names.filter((n) => n.startsWith(cur));
-    return [hits.length ? hits : names, cur];
+/**
+ * Words the shell completes: command names; then a command's options; then
+ * paths inside the image (the image is opened read-only for each completion,
+ * so it never holds a lock while the shell waits).
+ */
+export function makeCompleter(image: string): (line: string) => [string[], string] {
+  return (line: string) => {
+    const words = line.trimStart().split(/\s+/);
+    const cur = words[words.length - 1] ?? '';
+    if (words.length <= 1) {
+      const names = [...COMMANDS.filter((c) => c.inShell !== false).map((c) => c.name), 'help', 'quit'];
+      const hits = names.filter((n) => n.startsWith(cur));
+      return [hits.length ? hits : names, cur];
+    }
+    const spec = findCommand(words[0]!);
+    if (!spec) return [[], cur];
+    if (cur.startsWith('-')) {
+      const flags = [
+        ...spec.options.flatMap((o) => o.flags.split(/[ ,]+/).filter((f) => f.startsWith('-'))),
+        '--json',
+        '--help',
+      ];
+      return [flags.filter((f) => f.startsWith(cur)), cur];
+    }
+    return [imagePaths(image, cur), cur];
+  };
+}
+
+/** Entries of the directory `cur` points into whose names start with its last component. */
+function imagePaths(image: string, cur: string): string[] {
+  const slash = cur.lastIndexOf('/');
+  const dir = slash < 0 ? '/' : cur.slice(0, slash + 1) || '/';
+  const prefix = slash < 0 ? '' : cur.slice(0, slash + 1);
+  const stem = cur.slice(slash + 1);
+  let fs: Filesystem | undefined;
+  try {
+    fs = Filesystem.open(image, { write: false });
+    return fs
+      .readdir(dir)
+      .filter((e) => e.name.startsWith(stem))
+      .map((e) => `${prefix}${e.name}${e.type === 'dir' ? '/' : ''}`);
+  } catch {
+    return []; // completion never reports errors: the command line will
+  } finally {
+    fs?.close();
   }
-  const spec = findCommand(words[0]!);
-  if (!spec || !cur.startsWith('-')) return [[], cur];
-  const flags = [
-    ...spec.options.flatMap((o) => o.flags.split(/[ ,]+/).filter((f) => f.startsWith('-'))),
-    '--json',
-    '--help',
-  ];
-  return [flags.filter((f) => f.startsWith(cur)), cur];
 }
 
 /**
@@ -121,7 +151,7 @@ function completer(line: string): [string[], string] {
  * a command that prompts (mkfs, verify --repair) or reads stdin (put -) has
  * the terminal to itself; history is carried from one interface to the next.
  */
-async function ask(history: string[]): Promise<string | null> {
+async function ask(history: string[], completer: (line: string) => [string[], string]): Promise<string | null> {
   const { createInterface } = await import('node:readline');
   return new Promise((resolve) => {
     const rl: Interface = createInterface({
@@ -154,11 +184,12 @@ async function ask(history: string[]): Promise<string | null> {
 
 async function interactive(ctx: Ctx): Promise<Outcome> {
   const history: string[] = [];
+  const completer = makeCompleter(ctx.image);
   const env: Env = { ...ctx.env, inShell: true };
   let lines = 0;
   ctx.env.out(`daxtool shell on ${ctx.image}; "help" lists commands, "quit" or Ctrl-D leaves\n`);
   for (;;) {
-    const line = await ask(history);
+    const line = await ask(history, completer);
     if (line === null) {
       ctx.env.out('\n');
       break;
