@@ -324,21 +324,22 @@ setTimeout(() => process.exit(0), ${ms});
 });
 
 describe('BlockCache', () => {
-  it('is a bounded LRU with hit/miss counters', () => {
+  it('is a bounded CLOCK cache (second chance) with hit/miss counters', () => {
     const c = new BlockCache(3);
     const b = (n: number): Buffer => Buffer.from([n]);
     c.put(1, b(1));
     c.put(2, b(2));
     c.put(3, b(3));
-    expect(c.get(1)![0]).toBe(1); // 1 becomes most recent
-    c.put(4, b(4)); // evicts 2, the least recently used
+    expect(c.get(1)![0]).toBe(1); // 1 is referenced: it gets a second chance
+    c.put(4, b(4)); // evicts 2, the oldest unreferenced entry
     expect(c.has(2)).toBe(false);
     expect(c.get(2)).toBeUndefined();
     expect([1, 3, 4].every((n) => c.has(n))).toBe(true);
     expect(c.size).toBe(3);
-    c.put(3, b(33)); // replace refreshes
-    c.put(5, b(5)); // evicts 1
-    expect(c.has(1)).toBe(false);
+    c.put(3, b(33)); // replace marks it referenced
+    c.put(5, b(5)); // 3 gets a second chance; 4, oldest unreferenced, goes
+    expect(c.has(4)).toBe(false);
+    expect(c.has(1)).toBe(true);
     expect(c.get(3)![0]).toBe(33);
     c.invalidate(3);
     expect(c.has(3)).toBe(false);

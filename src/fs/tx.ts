@@ -77,6 +77,8 @@ export class Tx implements NodeStore {
   private committedFree: Btree<FreeRec> | null = null;
   private allocCursor = -1;
   private metaCursor = -1;
+  /** The committed free extent the last allocation came from: the next one usually fits in it too. */
+  private lastFree: FreeRec | null = null;
   private done = false;
 
   constructor(
@@ -256,6 +258,13 @@ export class Tx implements NodeStore {
       const cursor = opts.metadata ? this.metaCursor : this.allocCursor;
       if (cursor >= 0) hint = cursor;
     }
+    const lf = this.lastFree;
+    if (align === 1 && lf && hint >= lf.pblk && hint < lf.pblk + lf.len) {
+      for (const [gs, ge] of this.allocated.gaps(hint, lf.pblk + lf.len)) {
+        if (ge - gs >= want) return this.take(gs, want, opts);
+        break;
+      }
+    }
     let firstFit: [Blkno, number] | null = null;
     let scanned = 0;
     for (const f of this.committedFreeFrom(hint)) {
@@ -270,7 +279,10 @@ export class Tx implements NodeStore {
         if (s >= ge) continue;
         const len = Math.min(want, ge - s);
         if (align > 1 && len < want) continue;
-        if (len === want) return this.take(s, len, opts);
+        if (len === want) {
+          this.lastFree = f;
+          return this.take(s, len, opts);
+        }
         if (!firstFit || len > firstFit[1]) firstFit = [s, len];
       }
       if (++scanned >= 64 && firstFit) break;

@@ -3,19 +3,21 @@ import type { Blkno } from '../format/units.js';
 export const DEFAULT_CACHE_BLOCKS = 16384; // 64 MiB at 4 KiB blocks
 
 /**
- * A bounded LRU of clean, already-verified metadata blocks, keyed by block
+ * A bounded cache of clean, already-verified metadata blocks, keyed by block
  * number. Memory is bounded by `capacity` blocks whatever the image size.
  *
  * Contract: only blocks that passed their checks go in, and nobody mutates a
  * Buffer after putting it in or getting it out — a writer copies first (the
  * copy-on-write transaction writes to a new block anyway) and invalidates or
  * re-puts the block number it rewrote. The cache never writes anything back.
- *
- * LRU order is the Map's insertion order: a hit re-inserts the entry at the end,
- * eviction drops the first.
  */
 export class BlockCache {
-  private readonly map = new Map<Blkno, Buffer>();
+  /**
+   * CLOCK (second chance) in Map order: a hit only sets the entry's reference
+   * bit, so the hot path is one Map lookup; eviction walks from the oldest
+   * entry, giving referenced ones another round at the back.
+   */
+  private readonly map = new Map<Blkno, { buf: Buffer; ref: boolean }>();
   hits = 0;
   misses = 0;
   evictions = 0;
@@ -34,15 +36,14 @@ export class BlockCache {
   }
 
   get(blkno: Blkno): Buffer | undefined {
-    const buf = this.map.get(blkno);
-    if (buf === undefined) {
+    const e = this.map.get(blkno);
+    if (e === undefined) {
       this.misses++;
       return undefined;
     }
     this.hits++;
-    this.map.delete(blkno);
-    this.map.set(blkno, buf);
-    return buf;
+    e.ref = true;
+    return e.buf;
   }
 
   has(blkno: Blkno): boolean {
@@ -51,11 +52,26 @@ export class BlockCache {
 
   put(blkno: Blkno, buf: Buffer): void {
     if (this.capacity === 0) return;
-    this.map.delete(blkno);
-    this.map.set(blkno, buf);
-    while (this.map.size > this.capacity) {
-      const oldest = this.map.keys().next().value as Blkno;
+    const e = this.map.get(blkno);
+    if (e) {
+      e.buf = buf;
+      e.ref = true;
+      return;
+    }
+    this.map.set(blkno, { buf, ref: false });
+    let budget = this.map.size; // bounded: every entry is looked at most once per eviction
+    while (this.map.size > this.capacity && budget-- > 0) {
+      const [oldest, entry] = this.map.entries().next().value as [Blkno, { buf: Buffer; ref: boolean }];
       this.map.delete(oldest);
+      if (entry.ref) {
+        entry.ref = false;
+        this.map.set(oldest, entry);
+      } else {
+        this.evictions++;
+      }
+    }
+    while (this.map.size > this.capacity) {
+      this.map.delete(this.map.keys().next().value as Blkno);
       this.evictions++;
     }
   }
