@@ -232,9 +232,7 @@ export class BlockMap {
     for (const e of pieces) blocks += e.len;
     inode.nblocks += blocks;
     // 2. The physical-block index: merge the old records with the new, sorted.
-    const news: RmapRec[] = [];
-    for (const e of tree.range()) news.push({ pblk: e.pblk, len: e.len, ino: inode.ino, fblk: e.fblk });
-    news.sort((a, b) => a.pblk - b.pblk || a.fblk - b.fblk);
+    const news = sortByBlock(mergeAdjacent(pieces)).map((e) => ({ pblk: e.pblk, len: e.len, ino: inode.ino, fblk: e.fblk }));
     const rmap = new Btree(this.tx, rmapOps, 0);
     rmap.bulkLoad(mergeSorted(this.rmap.range(), news, (a, b) => a.pblk - b.pblk || a.ino - b.ino || a.fblk - b.fblk));
     this.rmap.destroy();
@@ -285,7 +283,7 @@ export class BlockMap {
    * reach zero. Linear in records plus extents (after sorting the extents).
    */
   private rebuildRefcounts(exts: readonly { pblk: Blkno; len: number }[], sign: 1 | -1): [Blkno, number][] {
-    const adds = coverage(exts.map((e) => [e.pblk, e.pblk + e.len] as [number, number]).sort((a, b) => a[0] - b[0]));
+    const adds = coverage(exts);
     const out: RefcountRec[] = [];
     const zero: [Blkno, number][] = [];
     let shared = 0;
@@ -387,22 +385,62 @@ function* mergeSorted<T>(a: Iterable<T>, b: T[], cmp: (x: T, y: T) => number): G
   while (j < b.length) yield b[j++];
 }
 
-/** Sorted intervals (may overlap) -> runs [start, end, how many intervals cover it]. */
-function coverage(iv: [number, number][]): [number, number, number][] {
-  const ev: [number, number][] = [];
-  for (const [s, e] of iv) ev.push([s, 1], [e, -1]);
-  ev.sort((x, y) => x[0] - y[0]);
+/**
+ * Extents (may overlap) -> runs [start, end, how many extents cover it], in
+ * block order. Starts and ends are sorted separately as typed arrays (native
+ * sort, no comparator, no per-event objects): a million extents in well under
+ * a second.
+ */
+function coverage(exts: readonly { pblk: number; len: number }[]): [number, number, number][] {
+  const n = exts.length;
+  const starts = new Float64Array(n);
+  const ends = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    starts[i] = exts[i].pblk;
+    ends[i] = exts[i].pblk + exts[i].len;
+  }
+  starts.sort();
+  ends.sort();
   const out: [number, number, number][] = [];
+  let a = 0;
+  let b = 0;
   let k = 0;
-  for (let i = 0; i < ev.length; ) {
-    const pos = ev[i][0];
-    while (i < ev.length && ev[i][0] === pos) k += ev[i++][1];
-    if (i < ev.length && k > 0) {
-      const next = ev[i][0];
+  while (a < n || b < n) {
+    const pos = a < n && starts[a] <= ends[b] ? starts[a] : ends[b];
+    while (a < n && starts[a] === pos) {
+      k++;
+      a++;
+    }
+    while (b < n && ends[b] === pos) {
+      k--;
+      b++;
+    }
+    if (k > 0) {
+      const next = a < n && starts[a] < ends[b] ? starts[a] : ends[b];
       const last = out[out.length - 1];
       if (last && last[1] === pos && last[2] === k) last[1] = next;
       else out.push([pos, next, k]);
     }
   }
+  return out;
+}
+
+/**
+ * Extents of one file (in file order) sorted by physical block, ties in file
+ * order. Block number and position are packed into one double and sorted
+ * natively when they fit in 53 bits (images up to 2^53 / n blocks).
+ */
+function sortByBlock(exts: ExtentRec[]): ExtentRec[] {
+  const n = exts.length;
+  let max = 0;
+  for (const e of exts) if (e.pblk > max) max = e.pblk;
+  if (n === 0 || (max + 1) * n > Number.MAX_SAFE_INTEGER) {
+    return exts.slice().sort((a, b) => a.pblk - b.pblk || a.fblk - b.fblk);
+  }
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = exts[i].pblk * n + i;
+  keys.sort();
+  const out = new Array<ExtentRec>(n);
+  for (let i = 0; i < n; i++) out[i] = exts[keys[i] % n];
   return out;
 }
