@@ -24,30 +24,29 @@ export async function confirm(ctx: Ctx, message: string, dflt = false): Promise<
   }
 }
 
-/** Delay before a spinner appears: operations that finish sooner show nothing. */
-const SPINNER_DELAY_MS = 300;
+/** True when a spinner would be shown: a terminal on stderr, no --json, not --quiet. */
+export function spinnerWanted(ctx: Ctx, quiet: boolean): boolean {
+  return !quiet && !ctx.json && ctx.env.stderrTTY && !ctx.env.inShell;
+}
 
 /**
- * Runs `work` with a spinner on stderr if it is still running after a short
- * delay, on a terminal, outside --json and --quiet. Synchronous work never
- * yields, so it never shows one; that is deliberate rather than a spinner
- * frozen on its first frame.
+ * Runs `work` under a spinner on stderr (ora) when spinnerWanted(). Work that
+ * is synchronous underneath must come through runInWorker (./worker.ts) to
+ * let the spinner move; the spinner ends with a one-line summary of the time.
  */
 export async function withSpinner<T>(ctx: Ctx, text: string, quiet: boolean, work: () => Promise<T>): Promise<T> {
-  if (quiet || ctx.json || !ctx.env.stderrTTY) return work();
-  let spinner: { stop(): unknown } | undefined;
-  let stopped = false;
-  const timer = setTimeout(() => {
-    void import('ora').then(({ default: ora }) => {
-      if (stopped) return;
-      spinner = ora({ text, stream: process.stderr, discardStdin: false }).start();
-    });
-  }, SPINNER_DELAY_MS);
+  if (!spinnerWanted(ctx, quiet)) return work();
+  const { default: ora } = await import('ora');
+  const spinner = ora({ text, stream: process.stderr, discardStdin: false, isEnabled: true }).start();
+  const t0 = Date.now();
   try {
-    return await work();
-  } finally {
-    stopped = true;
-    clearTimeout(timer);
-    spinner?.stop();
+    const r = await work();
+    const secs = (Date.now() - t0) / 1000;
+    if (secs >= 1) spinner.succeed(`${text} (${secs.toFixed(1)} s)`);
+    else spinner.stop();
+    return r;
+  } catch (e) {
+    spinner.stop();
+    throw e;
   }
 }

@@ -3,7 +3,8 @@ import { verify } from '../../check/verify.js';
 import { canPrompt, type CommandImpl } from '../command.js';
 import { usage } from '../errors.js';
 import { paint, plural, type Style } from '../output.js';
-import { confirm, withSpinner } from '../ui.js';
+import { confirm, spinnerWanted, withSpinner } from '../ui.js';
+import { runInWorker } from '../worker.js';
 
 type VerifyResult = Awaited<ReturnType<typeof verify>>;
 
@@ -22,8 +23,12 @@ const verifyCmd: CommandImpl = async (ctx, _args, opts) => {
     return false;
   };
   // A spinner would fight the questions for the terminal.
-  const r: VerifyResult = await withSpinner(ctx, `verifying ${ctx.image}`, opts.quiet === true || ask, () =>
-    verify(ctx.image, repair ? { repair, confirm: confirmFix } : { repair }),
+  const quiet = opts.quiet === true || ask;
+  const r: VerifyResult = await withSpinner(ctx, `verifying ${ctx.image}`, quiet, () =>
+    // Checking is synchronous: on a terminal it runs on a worker thread so the spinner moves.
+    !repair && spinnerWanted(ctx, quiet)
+      ? runInWorker<VerifyResult>({ op: 'verify', image: ctx.image })
+      : verify(ctx.image, repair ? { repair, confirm: confirmFix } : { repair }),
   );
   return {
     json: { clean: r.clean, errors: r.errors, repaired: r.repaired, exit_code: r.exitCode },

@@ -7,6 +7,8 @@ import type { CommandImpl, Ctx } from '../command.js';
 import { fromHostError, usage } from '../errors.js';
 import { humanSize, plural } from '../output.js';
 import { isDash, num, str, withFs } from './common.js';
+import { spinnerWanted, withSpinner } from '../ui.js';
+import { runInWorker } from '../worker.js';
 
 /** Opens a host file, turning host errors into reportable ones. */
 function openHost(path: string, flags: 'r' | 'w'): number {
@@ -26,19 +28,30 @@ function bytesPhrase(n: number): string {
   return n < 1024 ? plural(n, 'byte') : `${n} bytes (${humanSize(n)})`;
 }
 
-const put: CommandImpl = async (ctx, args) => {
+/** Host files from this size up get a spinner (about a second of copying). */
+const PUT_SPINNER_BYTES = 256 * 1024 * 1024;
+
+const put: CommandImpl = async (ctx, args, opts) => {
   const host = str(args[0]);
   const path = str(args[1]);
   const stdin = isDash(ctx, host, 'in');
   const fd = stdin ? 0 : openHost(host, 'r');
   try {
-    const bytes = await withFs(ctx, true, (fs) => {
-      try {
-        return fs.putFromFd(path, fd);
-      } catch (e) {
-        throw fromHostError(e, stdin ? 'stdin' : host);
-      }
-    });
+    // A big host file on a terminal: copy on a worker thread under a spinner.
+    const big = !stdin && fstatSync(fd).size >= PUT_SPINNER_BYTES && spinnerWanted(ctx, opts.quiet === true);
+    const bytes = big
+      ? await withSpinner(ctx, `copying ${host} to ${path}`, false, () =>
+          runInWorker<number>({ op: 'put', image: ctx.image, path, fd }).catch((e: unknown) => {
+            throw fromHostError(e, host);
+          }),
+        )
+      : await withFs(ctx, true, (fs) => {
+          try {
+            return fs.putFromFd(path, fd);
+          } catch (e) {
+            throw fromHostError(e, stdin ? 'stdin' : host);
+          }
+        });
     return {
       json: { ok: true, path, bytes },
       human: () => `copied ${bytesPhrase(bytes)} from ${stdin ? 'stdin' : host} to ${path}\n`,
