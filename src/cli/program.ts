@@ -9,7 +9,7 @@
 import { Command, Option } from 'commander';
 import type { Args, Ctx, Env, Opts } from './command.js';
 import { exitPolicy, findCommand, GROUPS, COMMANDS, type CommandSpec, type Parser } from './registry.js';
-import { report } from './errors.js';
+import { report, usage } from './errors.js';
 import { version } from './version.js';
 
 export interface DispatchOptions {
@@ -128,6 +128,15 @@ export async function dispatch(tokens: string[], o: DispatchOptions): Promise<nu
   const prefix = o.label ? `${o.label}: ` : '';
   let label: string | undefined = o.label;
   let spec: CommandSpec | undefined;
+  // `help NAME` for a command that does not exist is a usage error like any other.
+  if (tokens[0] === 'help' && tokens.length > 1 && !findCommand(tokens[1]!)) {
+    return report(usage(`unknown command '${tokens[1]}'`, 'daxtool --help lists the commands'), {
+      label: `${prefix}help`,
+      json,
+      policy: exitPolicy(undefined),
+      sink: env,
+    });
+  }
   try {
     let entered: string | undefined;
     const program = buildProgram(

@@ -77,8 +77,10 @@ export class Filesystem {
 
   static geometry(opts: MkfsOptions): { blockSize: number; blocks: number } {
     const blockSize = opts.blockSize ?? 4096;
-    if (!Number.isInteger(blockSize) || blockSize < 512 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0)
-      throw err('EINVAL', `block size ${blockSize} must be a power of two from 512 to 65536`);
+    // The format allows 512-byte blocks, but a directory-entry leaf must hold two
+    // 288-byte entries, so mkfs starts at 1024.
+    if (!Number.isInteger(blockSize) || blockSize < 1024 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0)
+      throw err('EINVAL', `block size ${blockSize} must be a power of two from 1024 to 65536`, undefined, 'DAX faults need 4096, the default');
     if (!Number.isSafeInteger(opts.sizeBytes) || opts.sizeBytes <= 0) throw err('EINVAL', `invalid image size ${opts.sizeBytes}`);
     const blocks = Math.floor(opts.sizeBytes / blockSize);
     if (blocks < MIN_BLOCKS)
@@ -97,8 +99,9 @@ export class Filesystem {
       path,
       block_size: blockSize,
       blocks,
-      free_blocks: sb ? sb.counters[CounterId.FreeBlocks] : blocks - 2,
-      metadata_blocks: sb ? sb.counters[CounterId.MetadataBlocks] + 2 : 2,
+      // A new image holds two superblocks, the root inode's leaf and the free-space leaf.
+      free_blocks: sb ? sb.counters[CounterId.FreeBlocks] : blocks - 4,
+      metadata_blocks: sb ? sb.counters[CounterId.MetadataBlocks] + 2 : 4,
       page_model: pageModel,
       label,
       uuid,
@@ -373,8 +376,7 @@ function writeFully(fd: number, data: Buffer, path: string): void {
         sleepSync(2);
         continue;
       }
-      if (code === 'EPIPE') throw err('EIO', 'output closed before the file was written', path);
-      throw e;
+      throw e; // EPIPE included: the CLI treats a closed stdout as the reader having had enough
     }
   }
 }
