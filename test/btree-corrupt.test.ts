@@ -5,6 +5,7 @@ import { MemStore } from '../src/btree/memstore.js';
 import type { BtreeOps, BtreeProblem } from '../src/btree/types.js';
 import { HDR_SIZE, hdrCount, readU64, setHdrCount, setHdrLevel, writeU64 } from '../src/format/block.js';
 import { DaxError } from '../src/format/errors.js';
+import { prng } from './helpers/prng.js';
 
 interface Rec {
   k: number;
@@ -54,16 +55,6 @@ const ivalOps: BtreeOps<Ival> = {
   decode: (buf, off) => ({ start: readU64(buf, off), owner: readU64(buf, off + 8), len: readU64(buf, off + 16) }),
 };
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const N = 300;
 

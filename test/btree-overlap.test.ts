@@ -4,6 +4,7 @@ import { MemStore } from '../src/btree/memstore.js';
 import { compareKeys } from '../src/btree/node.js';
 import type { BtreeOps, Key } from '../src/btree/types.js';
 import { readU64, writeU64 } from '../src/format/block.js';
+import { prng } from './helpers/prng.js';
 
 /** An interval [start, start + len - 1] owned by `owner`; several owners may overlap. */
 interface Ival {
@@ -40,16 +41,6 @@ function ivalOps(opts: { leaf?: number; node?: number; fast?: boolean }): BtreeO
   return ops;
 }
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const keyOf = (r: Ival): Key => [r.start, r.owner];
 const highOf = (r: Ival): Key => [r.start + r.len - 1, r.owner];

@@ -5,6 +5,7 @@ import { MemStore } from '../src/btree/memstore.js';
 import type { BtreeOps } from '../src/btree/types.js';
 import { readU64, writeU64 } from '../src/format/block.js';
 import { DaxError } from '../src/format/errors.js';
+import { prng } from './helpers/prng.js';
 
 // ---- fixtures ---------------------------------------------------------------
 
@@ -36,17 +37,6 @@ function recOps(opts: { leaf?: number; node?: number; fast?: boolean } = {}): Bt
   return ops;
 }
 
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function codeOf(f: () => unknown): string | undefined {
   try {

@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { DaxError } from '../src/format/errors.js';
 import { expectClean, makeImage, randomBytes, rng } from './helpers/image.js';
+import { errCode as code } from './helpers/prng.js';
 
 const BS = 4096;
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DaxError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 describe('filesystem basics', () => {
   it('mkfs gives an empty, clean image with a root directory', () => {

@@ -1,21 +1,11 @@
 import { openSync, readSync, writeSync, closeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkImage } from '../src/check/verify.js';
-import { DaxError } from '../src/format/errors.js';
 import type { Filesystem } from '../src/fs/filesystem.js';
 import { expectClean, makeImage, randomBytes, rng } from './helpers/image.js';
+import { errCode as code } from './helpers/prng.js';
 
 const BS = 4096;
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DaxError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 /** DESIGN.md's rotation: W = A..F; X, Y, Z are W rotated by 1, 2, 3 blocks, built by range reflinks. */
 function buildRotation(fs: Filesystem): void {

@@ -46,17 +46,7 @@ export function expectClean(fs: Filesystem): void {
   expect(errors, JSON.stringify(errors, null, 1)).toEqual([]);
 }
 
-/** A small deterministic PRNG (mulberry32) so failures replay from their seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng as rng } from './prng.js';
 
 export function randomBytes(r: () => number, n: number): Buffer {
   const b = Buffer.allocUnsafe(n);
