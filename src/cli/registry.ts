@@ -37,7 +37,7 @@ export interface OptSpec {
   choices?: readonly string[];
 }
 
-export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'shell';
+export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'shell' | 'completion' | 'dax' | 'lab';
 
 export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   image: () => import('./commands/image.js'),
@@ -47,6 +47,9 @@ export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   maps: () => import('./commands/maps.js'),
   check: () => import('./commands/check.js'),
   shell: () => import('./commands/shell.js'),
+  completion: () => import('./commands/completion.js'),
+  dax: () => import('./commands/dax.js'),
+  lab: () => import('./commands/dax-lab.js'),
 };
 
 export interface CommandSpec {
@@ -65,6 +68,7 @@ export interface CommandSpec {
 }
 
 const size: Parser = (t, w) => parseSize(t, w);
+const count: Parser = (t, w) => parseCount(t, w);
 const block: Parser = (t, w) => parseCount(t, w);
 const byte: Parser = (t, w) => parseByte(t, w);
 
@@ -123,7 +127,7 @@ export const COMMANDS: CommandSpec[] = [
       { name: 'hostfile', desc: 'host file, or - for stdin' },
       { name: 'path', desc: 'destination inside the image' },
     ],
-    options: [],
+    options: [{ flags: '-q, --quiet', desc: 'no progress spinner' }],
   },
   {
     name: 'get',
@@ -291,7 +295,19 @@ export const COMMANDS: CommandSpec[] = [
     inShell: false,
     more: "Interactive on a terminal; otherwise reads -f FILE or stdin. Lines are commands without IMAGE; blank lines and # comments are skipped; quote with '…', \"…\" or \\.",
   },
+  {
+    name: 'completion',
+    group: 'completion',
+    summary: 'print a shell completion script',
+    image: false,
+    args: [{ name: 'shell', desc: 'bash or zsh' }],
+    options: [],
+    inShell: false,
+    more: 'bash: eval "$(daxtool completion bash)"   zsh: eval "$(daxtool completion zsh)" (after compinit)',
+  },
 ];
+
+COMMANDS.push(...DAX_COMMANDS());
 
 export function findCommand(name: string): CommandSpec | undefined {
   return COMMANDS.find((c) => c.name === name);
@@ -299,4 +315,106 @@ export function findCommand(name: string): CommandSpec | undefined {
 
 export function exitPolicy(spec: CommandSpec | undefined): ExitPolicy {
   return spec?.exit ?? DEFAULT_EXIT;
+}
+
+/** The emulated DAX machine's commands (issue 4), and the lab (demo, compare), which make their own images. */
+function DAX_COMMANDS(): CommandSpec[] {
+  const pid = (required: boolean, desc = 'process id'): OptSpec => ({ flags: '--pid <PID>', desc, parse: count, required });
+  const addr = (required: boolean): OptSpec => ({ flags: '--addr <A>', desc: 'virtual address (decimal or 0x hex)', parse: count, required });
+  const ADDR_HELP = 'Addresses and frame numbers: decimal or 0x hex. ' + SIZES_HELP;
+  return [
+    {
+      name: 'mmap',
+      group: 'dax',
+      summary: 'map a file into a process',
+      image: true,
+      args: [{ name: 'path', desc: 'file inside the image' }],
+      options: [
+        pid(true),
+        { flags: '--offset <N>', desc: 'file offset (page aligned, default 0)', parse: size },
+        { flags: '--length <N>', desc: 'bytes to map (default: to EOF)', parse: size },
+        { flags: '--addr <A>', desc: 'address (default: a free 2 MiB-aligned one)', parse: count },
+        { flags: '--private', desc: 'MAP_PRIVATE: writes make anonymous copies' },
+        { flags: '--read-only', desc: 'map without write permission' },
+      ],
+      more: ADDR_HELP,
+    },
+    {
+      name: 'munmap',
+      group: 'dax',
+      summary: 'unmap a range of a process',
+      image: true,
+      args: [],
+      options: [pid(true), addr(true), { flags: '--length <N>', desc: 'bytes (default: to the end of the mapping)', parse: size }],
+      more: ADDR_HELP,
+    },
+    {
+      name: 'fault',
+      group: 'dax',
+      summary: 'take page faults',
+      image: true,
+      args: [{ name: 'path', desc: 'file form: fault the file at --offset', optional: true }],
+      options: [
+        pid(false, 'process (file form: default any mapper, or a new one)'),
+        { flags: '--addr <A>', desc: 'process form: the faulting address', parse: count },
+        { flags: '--offset <N>', desc: 'file form: byte offset in PATH', parse: size },
+        { flags: '--length <N>', desc: 'fault every page of this many bytes', parse: size },
+        { flags: '--write', desc: 'write fault (default read)' },
+      ],
+      more: `Process form: fault IMAGE --pid PID --addr A. File form: fault IMAGE PATH --offset N [--pid PID], which maps the file first when no process maps it. ${ADDR_HELP}`,
+    },
+    { name: 'ps', group: 'dax', summary: 'processes and their mappings', image: true, args: [], options: [] },
+    { name: 'exit', group: 'dax', summary: 'tear a process down', image: true, args: [], options: [pid(true)] },
+    {
+      name: 'ptdump',
+      group: 'dax',
+      summary: 'dump page tables with (file, index)',
+      image: true,
+      args: [],
+      options: [pid(false, 'one process (default all)')],
+    },
+    {
+      name: 'pages',
+      group: 'dax',
+      summary: 'page descriptors, reverse maps',
+      image: true,
+      args: [],
+      options: [{ flags: '--pfn <N>', desc: 'one frame: its descriptors and mappers', parse: count }],
+    },
+    { name: 'pin', group: 'dax', summary: 'pin a mapped page (pin_user_pages)', image: true, args: [], options: [pid(true), addr(true)], more: ADDR_HELP },
+    { name: 'unpin', group: 'dax', summary: 'release a pin', image: true, args: [], options: [pid(true), addr(true)], more: ADDR_HELP },
+    {
+      name: 'poison',
+      group: 'dax',
+      summary: 'memory failure of one block',
+      image: true,
+      args: [],
+      options: [{ flags: '--block <N>', desc: 'physical block', parse: count, required: true }],
+    },
+    {
+      name: 'demo',
+      group: 'lab',
+      summary: 'the W/X/Y/Z rotation, faulted',
+      image: false,
+      args: [],
+      options: [
+        { flags: '--page-model <M>', desc: 'page descriptor model (default proxy)', choices: PAGE_MODELS },
+        { flags: '--keep <IMAGE>', desc: 'keep the image at this path' },
+      ],
+    },
+    {
+      name: 'compare',
+      group: 'lab',
+      summary: 'one workload under every page model',
+      image: false,
+      args: [],
+      options: [
+        { flags: '--workload <W>', desc: 'rotation (default) or random', choices: ['rotation', 'random'] },
+        { flags: '--seed <S>', desc: 'random seed (default 1)', parse: count },
+        { flags: '--files <N>', desc: 'files', parse: count },
+        { flags: '--blocks <M>', desc: 'blocks per file', parse: count },
+        { flags: '--ops <K>', desc: 'operations (random: faults, reflinks, ...)', parse: count },
+      ],
+    },
+  ];
 }

@@ -295,7 +295,7 @@ export class PageTables {
   /** Free every table of the process (its leaf entries must already be accounted for). */
   destroy(proc: ProcRec): void {
     if (!proc.pgd) return;
-    for (const t of this.tables(proc)) {
+    for (const t of [...this.tables(proc)]) {
       this.tx.freeNode(t.blk);
       this.tx.counters[CounterId.DaxPageTables]--;
     }

@@ -84,7 +84,14 @@ export function writePte(buf: Buffer, i: number, v: number): void {
   buf[o + 6] = (hi >>> 16) & 0xff;
 }
 
+/*
+ * Entries are numbers up to 2^52: never apply | or & ~ to a whole entry (JS
+ * bitwise operators truncate to 32 bits). Testing a flag with & is safe: the
+ * flags live in the low 12 bits, which the truncation keeps.
+ */
 export const pteFrame = (v: number): number => (v - (v & 0xfff)) / 4096;
+/** The entry with flags `set` added and `clear` removed. */
+export const pteWithFlags = (v: number, set: number, clear = 0): number => v - (v & 0xfff) + (((v & 0xfff) | set) & ~clear);
 export const pteFlags = (v: number): number => v & 0xfff;
 export const makePte = (frame: number, flags: number): number => frame * 4096 + flags;
 
@@ -182,28 +189,39 @@ export function checkVma(r: VmaRec): string | null {
 /**
  * Page descriptors and the per-file page-cache entries of the page models,
  * key (space, k1, k2, k3). 64 bytes.
- *   0 space u32 | 4 kind u8 | 5 flags u8 | 6 reserved u16
+ *   0 space u8 | 1 kind u8 | 2 flags u8 | 3 reserved u8 | 4 len u32
  *   8 k1 u64 | 16 k2 u64 | 24 k3 u64
  *  32 mapcount u32 | 36 share u32
  *  40 ino u64 | 48 index u64 | 56 target u64
  *
  * Spaces and kinds (see src/dax/models.ts for which model uses which):
- *   space 1 (frame, 0, 0)        one descriptor per device block:
- *       PRIMARY   proxy model; share = number of proxies
- *       HIDDEN    pfn-entry model; ino 0 (the hidden per-filesystem mapping), index = frame
- *       DAXPAGE   shared model; flag SHARED → share = share count, ino/index meaningless;
- *                 otherwise (ino, index) of its one owner
+ *   space 1 (block, 0, 0), a run of `len` device blocks from `block` whose
+ *   descriptors are alike: block+i has the record's kind, flags, mapcount and
+ *   share, the same ino, and index + i (index stays 0 where the kind carries
+ *   none: a proxied primary, a shared dax-page):
+ *       PRIMARY   proxy model; share = number of proxies (0: the primary is the
+ *                 file's own page and carries its (ino, index))
+ *       HIDDEN    pfn-entry model; ino 0 (the hidden per-filesystem mapping), index = block
+ *       DAXPAGE   shared model; flag SHARED → share = share count, no (ino, index);
+ *                 otherwise (ino, index) of its one owner and share = 1
  *       NAIVE     naive model; (ino, index) of whoever mapped it first
- *   space 2 (ino, index, 0)      the file's page-cache entry holding a frame (target):
+ *   space 2 (ino, index, 0), a run of `len` file indices of one file whose
+ *   page-cache entries are alike: index+i holds frame target+i, mapcount alike:
  *       PFNENTRY  pfn-entry model
- *       XAENTRY   shared model (tells when an association begins and ends)
- *   space 3 (block, ino, index)  per (file, index) mapping of a block:
+ *       XAENTRY   shared model (for shared dax-pages: when an association ends)
+ *   space 3 (block, ino, index), len 1: per (file, index) mapping of a block:
  *       PROXY     proxy model; target = the primary's frame
  *       COPYREF   pagecache model; target = the DRAM frame holding the copy
- * mapcount is the number of leaf page-table entries behind the record.
- * Invariants: space/kind agree; mapcount >= 1 (records without mappings are removed).
+ * mapcount is the number of leaf page-table entries behind each descriptor.
+ * Invariants: space/kind agree; mapcount >= 1 (descriptors without mappings
+ * are removed); len >= 1, and a run stays inside one aligned 512-block (space
+ * 1) or 512-index (space 2) chunk — a run describes at most one 2 MiB range,
+ * and a transaction reworks descriptors a chunk at a time; runs of a space do
+ * not overlap.
  */
 export const DESC_REC_SIZE = 64;
+/** Runs of space 1 and 2 stay inside one chunk of this many blocks / indices. */
+export const DESC_CHUNK = 512;
 
 export enum DescSpace {
   Frame = 1,
@@ -251,6 +269,8 @@ export interface DescRec {
   space: number;
   kind: number;
   flags: number;
+  /** Blocks (space 1) or indices (space 2) in the run; 1 in space 3. */
+  len: number;
   k1: number;
   k2: number;
   k3: number;
@@ -262,10 +282,11 @@ export interface DescRec {
 }
 
 export function encodeDesc(r: DescRec, b: Buffer, o: number): void {
-  b.writeUInt32LE(r.space, o);
-  b[o + 4] = r.kind;
-  b[o + 5] = r.flags;
-  b.writeUInt16LE(0, o + 6);
+  b[o] = r.space;
+  b[o + 1] = r.kind;
+  b[o + 2] = r.flags;
+  b[o + 3] = 0;
+  b.writeUInt32LE(r.len >>> 0, o + 4);
   writeU64(b, o + 8, r.k1);
   writeU64(b, o + 16, r.k2);
   writeU64(b, o + 24, r.k3);
@@ -278,9 +299,10 @@ export function encodeDesc(r: DescRec, b: Buffer, o: number): void {
 
 export function decodeDesc(b: Buffer, o: number): DescRec {
   return {
-    space: b.readUInt32LE(o),
-    kind: b[o + 4]!,
-    flags: b[o + 5]!,
+    space: b[o]!,
+    kind: b[o + 1]!,
+    flags: b[o + 2]!,
+    len: b.readUInt32LE(o + 4),
     k1: readU64(b, o + 8),
     k2: readU64(b, o + 16),
     k3: readU64(b, o + 24),
@@ -293,7 +315,7 @@ export function decodeDesc(b: Buffer, o: number): DescRec {
 }
 
 export function descKeyField(b: Buffer, o: number, f: number): number {
-  return f === 0 ? b.readUInt32LE(o) : readU64(b, o + f * 8);
+  return f === 0 ? b[o]! : readU64(b, o + f * 8);
 }
 
 export function checkDesc(r: DescRec): string | null {
@@ -303,6 +325,11 @@ export function checkDesc(r: DescRec): string | null {
   if (space !== r.space) return `${at}: kind ${DESC_KIND_NAMES[r.kind]} does not belong in space ${r.space}`;
   if (r.mapcount < 1) return `${at}: map count 0 (an unmapped descriptor must be freed)`;
   if (r.flags & ~DESC_SHARED) return `${at}: unknown flags ${r.flags}`;
+  if (r.len < 1) return `${at}: run of length 0`;
+  if (space === DescSpace.BlockFileIndex && r.len !== 1) return `${at}: per-mapping record with run length ${r.len}`;
+  const start = space === DescSpace.Frame ? r.k1 : r.k2;
+  if (space !== DescSpace.BlockFileIndex && (start % DESC_CHUNK) + r.len > DESC_CHUNK)
+    return `${at}: run of ${r.len} crosses a ${DESC_CHUNK}-entry chunk boundary`;
   return null;
 }
 

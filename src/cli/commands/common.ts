@@ -13,6 +13,10 @@ export async function withFs<T>(ctx: Ctx, write: boolean, fn: (fs: Filesystem) =
   const fs = Filesystem.open(ctx.image, { write });
   let result: T;
   try {
+    // Every image the CLI opens runs the DAX machine's hooks, so plain file
+    // commands respect pins and keep mappings right (loaded on first use).
+    const { attachMachine } = await import('../../dax/dax.js');
+    attachMachine(fs);
     result = await fn(fs);
   } catch (e) {
     try {

@@ -1,0 +1,158 @@
+import { Btree } from '../btree/btree.js';
+import type { BtreeOps } from '../btree/types.js';
+import { RootId } from '../format/superblock.js';
+import type { Filesystem } from '../fs/filesystem.js';
+import type { FsTx } from '../fs/fstx.js';
+import type { Blkno } from '../format/units.js';
+import {
+  Machine,
+  type FaultBatchResult,
+  type MachineStats,
+  type MmapOptions,
+  type PageInfo,
+  type PtdumpEntry,
+  type VmaInfo,
+  type DescriptorInfo,
+  type FaultResultName,
+} from './machine.js';
+import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from './trees.js';
+
+const attached = new WeakSet<Filesystem>();
+const machines = new WeakMap<FsTx, Machine>();
+
+/**
+ * Install the DAX machine on an open image: every transaction (the
+ * filesystem's own commands included) then gets a Machine whose hooks keep
+ * mappings, pins and poison right. Idempotent. Constructing a Machine reads
+ * nothing; its trees are loaded on first use, so commands that never touch
+ * the machine pay nothing for it.
+ */
+export function attachMachine(fs: Filesystem): void {
+  if (attached.has(fs)) return;
+  attached.add(fs);
+  fs.addTxSetup((fx) => {
+    const m = new Machine(fx);
+    machines.set(fx, m);
+    fx.beforeRelease = (inode, path, fblk, len) => m.beforeRelease(inode, path, fblk, len);
+    fx.afterShare = (inode, fblk, len) => m.afterShare(inode, fblk, len);
+    fx.checkReadable = (pblk, len, inode, fblk) => m.checkReadable(pblk, len, inode, fblk);
+    fx.bmap.retainOnFree = (pblk, len) => m.retainOnFree(pblk, len);
+    fx.onSync(() => m.sync());
+  });
+}
+
+/** The machine of a transaction of an attached image. */
+export function machineOf(fx: FsTx): Machine {
+  const m = machines.get(fx);
+  if (!m) throw new Error('the DAX machine is not attached to this image (call attachMachine first)');
+  return m;
+}
+
+/**
+ * The machine's operations on an open image, one transaction each (mutating
+ * ones commit before returning; nothing is committed when they throw).
+ */
+export class Dax {
+  constructor(readonly fs: Filesystem) {
+    attachMachine(fs);
+  }
+
+  private mutate<T>(fn: (m: Machine) => T): T {
+    return this.fs.mutate((fx) => fn(machineOf(fx)));
+  }
+
+  private view<T>(fn: (m: Machine) => T): T {
+    return this.fs.view((fx) => fn(machineOf(fx)));
+  }
+
+  get model(): string {
+    return this.fs.superblock.pageModel;
+  }
+
+  mmap(o: MmapOptions): { pid: number; addr: number; length: number; path: string; offset: number; shared: boolean; prot: string } {
+    return this.mutate((m) => m.mmap(o));
+  }
+
+  munmap(pid: number, addr: number, length?: number): { pid: number; addr: number; length: number; entries: number } {
+    return this.mutate((m) => m.munmap(pid, addr, length));
+  }
+
+  fault(o: { pid: number; addr: number; length?: number; write?: boolean; trace?: boolean }): FaultBatchResult {
+    return this.mutate((m) => m.fault(o.pid, o.addr, o.length ?? 0, o.write === true, { trace: o.trace }));
+  }
+
+  faultPath(o: { path: string; offset: number; length?: number; write?: boolean; pid?: number; trace?: boolean }): FaultBatchResult & { addr: number; mapped: boolean; path: string } {
+    return this.mutate((m) => m.faultPath(o));
+  }
+
+  ps(): { pid: number; sigbus: number; vmas: VmaInfo[] }[] {
+    return this.view((m) => m.ps());
+  }
+
+  exit(pid: number): { pid: number; vmas: number; entries: number; pins: number } {
+    return this.mutate((m) => m.exit(pid));
+  }
+
+  ptdump(pid?: number): PtdumpEntry[] {
+    return this.view((m) => m.ptdump(pid));
+  }
+
+  pages(pfn: number): PageInfo {
+    return this.view((m) => m.pageInfo(pfn));
+  }
+
+  allPages(): { descriptors: DescriptorInfo[]; dram: DescriptorInfo[] } {
+    return this.view((m) => m.allDescriptors());
+  }
+
+  pin(pid: number, addr: number): { pid: number; addr: number; frame: number; path: string; index: number; faulted: FaultResultName | null } {
+    return this.mutate((m) => m.pin(pid, addr));
+  }
+
+  unpin(pid: number, addr: number): { pid: number; addr: number; frame: number } {
+    return this.mutate((m) => m.unpin(pid, addr));
+  }
+
+  poison(block: Blkno): { block: Blkno; owners: { path: string; ino: number; index: number }[]; killed: number[]; entries: number; already: boolean } {
+    return this.mutate((m) => m.poison(block));
+  }
+
+  stats(): MachineStats {
+    return this.view((m) => m.stats());
+  }
+
+  rmapWalk(block: Blkno): { mappers: { path: string; index: number; pid: number; addr: number; copy: boolean }[]; steps: number } {
+    return this.view((m) => m.rmapWalk(block));
+  }
+}
+
+/**
+ * The machine's metadata blocks by structure (for fsmap's extraMetadata, and
+ * anything else that accounts for space): its trees and every process's page
+ * tables. Read-only; works whether or not the image is attached.
+ */
+export function machineMetadata(fx: FsTx): { what: string; blocks: Blkno[] }[] {
+  const m = machines.get(fx) ?? new Machine(fx);
+  const out: { what: string; blocks: Blkno[] }[] = [];
+  const trees: [string, RootId, BtreeOps<unknown>][] = [
+    ['process-tree', RootId.Proc, procOps as BtreeOps<unknown>],
+    ['vma-tree', RootId.Vma, vmaOps as BtreeOps<unknown>],
+    ['page-descriptors', RootId.Desc, descOps as BtreeOps<unknown>],
+    ['dram-pages', RootId.Dram, dramOps as BtreeOps<unknown>],
+    ['pins', RootId.Pin, pinOps as BtreeOps<unknown>],
+    ['poison-list', RootId.Poison, poisonOps as BtreeOps<unknown>],
+  ];
+  for (const [what, root, ops] of trees) {
+    if (fx.tx.roots[root]) out.push({ what, blocks: [...new Btree(fx.tx, ops, fx.tx.roots[root]).nodes()].map((n) => n.blkno) });
+  }
+  const pt: Blkno[] = [];
+  for (const p of m.procs.values()) for (const t of m.pt.tables(p)) pt.push(t.blk);
+  if (pt.length) out.push({ what: 'page-tables', blocks: pt });
+  return out;
+}
+
+/** Poisoned blocks, and whether a file still uses each (fsmap's `poisoned` owner for the others). */
+export function poisonedBlocks(fx: FsTx): { block: Blkno; inUse: boolean }[] {
+  const m = machines.get(fx) ?? new Machine(fx);
+  return [...m.poisoned].sort((a, b) => a - b).map((block) => ({ block, inUse: fx.bmap.owners(block, block + 1).length > 0 }));
+}

@@ -1,0 +1,201 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { daxtool, parseJson, tempDir, type TempDir } from './helpers/cli.js';
+
+let T: TempDir;
+beforeAll(() => {
+  T = tempDir('daxtool-dax-cli-');
+});
+afterAll(() => T.cleanup());
+
+const PAGE = 4096;
+
+async function ok(args: string[]): Promise<Record<string, unknown>> {
+  const r = await daxtool([...args, '--json']);
+  expect(r.exitCode, `${args.join(' ')}\n${r.stderr}`).toBe(0);
+  return parseJson(r);
+}
+
+/** The rotation of DESIGN.md built through the CLI, mapped by pids 1..4, every page read. */
+async function rotation(img: string, model: string): Promise<{ A: number; addrs: number[] }> {
+  await ok(['mkfs', img, '--size', '64M', '--page-model', model]);
+  for (let i = 0; i < 6; i++) await ok(['write', img, '/W', '--offset', String(i * PAGE), '--length', '4K', '--pattern', String(0x41 + i)]);
+  const names = ['X', 'Y', 'Z'];
+  for (let k = 1; k <= 3; k++) {
+    const dst = `/${names[k - 1]}`;
+    await ok(['reflink', img, '/W', dst, '--src-offset', String(k * PAGE), '--dst-offset', '0', '--length', String((6 - k) * PAGE)]);
+    await ok(['reflink', img, '/W', dst, '--src-offset', '0', '--dst-offset', String((6 - k) * PAGE), '--length', String(k * PAGE)]);
+  }
+  const A = (await ok(['fiemap', img, '/W'])) as { extents: { physical: number }[] };
+  const addrs: number[] = [];
+  for (const [k, f] of ['/W', '/X', '/Y', '/Z'].entries()) {
+    const m = (await ok(['mmap', img, f, '--pid', String(k + 1)])) as { pid: number; addr: number; length: number };
+    expect(m.pid).toBe(k + 1);
+    expect(m.length).toBe(6 * PAGE);
+    addrs.push(m.addr);
+    const r = (await ok(['fault', img, '--pid', String(k + 1), '--addr', `0x${m.addr.toString(16)}`, '--length', '24K'])) as {
+      faults: { result: string; writable: boolean; level: string }[];
+    };
+    expect(r.faults.map((x) => x.result)).toEqual(Array(6).fill('shared'));
+    expect(r.faults.every((x) => !x.writable && x.level === 'pte')).toBe(true);
+  }
+  return { A: A.extents[0]!.physical / PAGE, addrs };
+}
+
+describe('DAX commands', () => {
+  it('rotation: pages --pfn A names (W,0) (X,5) (Y,4) (Z,3); a write by X copies; verify clean', async () => {
+    const img = T.path('rot.img');
+    const { A, addrs } = await rotation(img, 'proxy');
+    const p = (await ok(['pages', img, '--pfn', String(A)])) as { pfn: number; model: string; mappers: { path: string; index: number; pid: number; addr: number; copy: boolean }[]; descriptors: unknown[] };
+    expect(p.pfn).toBe(A);
+    expect(p.model).toBe('proxy');
+    expect(p.mappers.map((m) => [m.path, m.index, m.pid, m.copy])).toEqual([
+      ['/W', 0, 1, false],
+      ['/X', 5, 2, false],
+      ['/Y', 4, 3, false],
+      ['/Z', 3, 4, false],
+    ]);
+    expect(p.descriptors.length).toBe(5); // the primary and one proxy per (file, index)
+    expect((await daxtool(['verify', img])).exitCode).toBe(0);
+    const w = (await ok(['fault', img, '--pid', '2', '--addr', String(addrs[1]! + 5 * PAGE), '--write'])) as { faults: { result: string; from_block: number; to_block: number; writable: boolean; pfn: number }[] };
+    expect(w.faults[0]).toMatchObject({ result: 'cow', from_block: A, writable: true });
+    expect(w.faults[0]!.pfn).toBe(w.faults[0]!.to_block);
+    const after = (await ok(['pages', img, '--pfn', String(A)])) as { mappers: { path: string; index: number }[] };
+    expect(after.mappers.map((m) => [m.path, m.index])).toEqual([
+      ['/W', 0],
+      ['/Y', 4],
+      ['/Z', 3],
+    ]);
+    const dump = (await ok(['ptdump', img, '--pid', '2'])) as { entries: { pid: number; addr: number; level: string; pfn: number; writable: boolean; dirty: boolean; path: string; index: number }[] };
+    expect(dump.entries).toHaveLength(6);
+    expect(dump.entries[5]).toMatchObject({ pid: 2, level: 'pte', pfn: w.faults[0]!.to_block, writable: true, dirty: true, path: '/X', index: 5 });
+    const v = await daxtool(['verify', img, '--json']);
+    expect(v.exitCode).toBe(0);
+    expect(parseJson(v).clean).toBe(true);
+    // The human walk shows the levels, the extent and the action.
+    const h = await daxtool(['fault', img, '/Y', '--offset', String(4 * PAGE), '--write']);
+    expect(h.exitCode).toBe(0);
+    expect(h.stdout).toMatch(/walk: +PGD\[\d+\].*PUD\[\d+\].*PMD\[\d+\].*PTE\[4\]/);
+    expect(h.stdout).toMatch(/extent: .*refcount 3, shared/);
+    expect(h.stdout).toMatch(/copy-on-write: block \d+ \(refcount 3\)/);
+  });
+
+  it('naive: verify exits 4 and names each conflicting index', async () => {
+    const img = T.path('naive.img');
+    const { A } = await rotation(img, 'naive');
+    const v = await daxtool(['verify', img, '--json']);
+    expect(v.exitCode).toBe(4);
+    const errs = (parseJson(v) as { errors: { check: string; message: string }[] }).errors;
+    const text = errs.map((e) => `${e.check} ${e.message}`).join('\n');
+    for (const s of ['/X index 5', '/Y index 4', '/Z index 3']) expect(text).toContain(`block ${A}: entry ${s}`);
+    const human = await daxtool(['verify', img]);
+    expect(human.exitCode).toBe(4);
+    expect(human.stdout).toContain('[dax.desc.index]');
+  });
+
+  it('ps, munmap, exit, pin, poison through the CLI; errors are one line with a code', async () => {
+    const img = T.path('misc.img');
+    await ok(['mkfs', img, '--size', '64M']);
+    await ok(['write', img, '/a', '--offset', '0', '--length', '32K', '--pattern', '7']);
+    const m = (await ok(['mmap', img, '/a', '--pid', '5', '--private', '--read-only'])) as { addr: number };
+    expect(m.addr % (2 * 1024 * 1024)).toBe(0);
+    const ps = (await ok(['ps', img])) as { processes: { pid: number; vmas: { start: number; end: number; path: string; offset: number; prot: string; shared: boolean }[] }[] };
+    expect(ps.processes).toEqual([{ pid: 5, sigbus: 0, vmas: [{ start: m.addr, end: m.addr + 8 * PAGE, path: '/a', offset: 0, prot: 'r', shared: false }] }]);
+    const seg = (await ok(['fault', img, '--pid', '5', '--addr', String(m.addr), '--write'])) as { faults: { result: string; pfn: unknown }[] };
+    expect(seg.faults[0]).toMatchObject({ result: 'sigsegv', pfn: null });
+    const segv2 = (await ok(['fault', img, '--pid', '5', '--addr', '0x1000'])) as { faults: { result: string }[] };
+    expect(segv2.faults[0]!.result).toBe('sigsegv');
+    const pin = (await ok(['pin', img, '--pid', '5', '--addr', String(m.addr + PAGE)])) as { frame: number; faulted: string };
+    expect(pin.faulted).toBe('mapped');
+    const rm = await daxtool(['rm', img, '/a']);
+    expect(rm.exitCode).toBe(1);
+    expect(rm.stderr).toMatch(/^daxtool: rm: .*pinned by pid 5.* \(EBUSY\)\n$/);
+    const rmj = await daxtool(['truncate', img, '/a', '0', '--json']);
+    expect(rmj.exitCode).toBe(1);
+    expect((parseJson(rmj) as { error: { code: string } }).error.code).toBe('EBUSY');
+    await ok(['unpin', img, '--pid', '5', '--addr', String(m.addr + PAGE)]);
+    const p = (await ok(['poison', img, '--block', String(pin.frame)])) as { block: number; owners: { path: string; index: number }[]; killed: number[] };
+    expect(p).toMatchObject({ block: pin.frame, owners: [{ path: '/a', index: 1 }], killed: [5] });
+    const cat = await daxtool(['cat', img, '/a']);
+    expect(cat.exitCode).toBe(1);
+    expect(cat.stderr).toMatch(/\(EIO\)\n$/);
+    expect((await daxtool(['verify', img])).exitCode).toBe(0);
+    const un = (await ok(['munmap', img, '--pid', '5', '--addr', String(m.addr + 2 * PAGE), '--length', '8K'])) as { length: number };
+    expect(un.length).toBe(2 * PAGE);
+    const ps2 = (await ok(['ps', img])) as { processes: { vmas: unknown[] }[] };
+    expect(ps2.processes[0]!.vmas).toHaveLength(2);
+    const ex = (await ok(['exit', img, '--pid', '5'])) as { vmas: number };
+    expect(ex.vmas).toBe(2);
+    expect((await ok(['ps', img])).processes).toEqual([]);
+    expect((await daxtool(['verify', img])).exitCode).toBe(0);
+    const none = await daxtool(['exit', img, '--pid', '5']);
+    expect(none.exitCode).toBe(1);
+    expect(none.stderr).toMatch(/no process with pid 5.*\(ENOENT\)/);
+    const use = await daxtool(['fault', img]);
+    expect(use.exitCode).toBe(2);
+    expect(use.stderr).toMatch(/^daxtool: fault: .*\(EUSAGE\)\n$/);
+  });
+
+  it('fault IMAGE PATH --offset maps the file first; a 4 MiB file gets huge entries', async () => {
+    const img = T.path('pmd.img');
+    await ok(['mkfs', img, '--size', '64M']);
+    await ok(['truncate', img, '/big', '4M']).catch(() => undefined);
+    await ok(['write', img, '/big', '--offset', '0', '--length', '0', '--pattern', '0']);
+    await ok(['truncate', img, '/big', '4M']);
+    const r = (await ok(['fault', img, '/big', '--offset', '0', '--length', '4M', '--write'])) as { pid: number; mapped: boolean; counts: Record<string, number>; faults: { level: string }[] };
+    expect(r.mapped).toBe(true);
+    expect(r.counts.mapped).toBe(2);
+    expect(r.faults.every((f) => f.level === 'pmd')).toBe(true);
+    const d = (await ok(['ptdump', img])) as { entries: { level: string; pfn: number }[] };
+    expect(d.entries.map((e) => e.level)).toEqual(['pmd', 'pmd']);
+    expect(d.entries.every((e) => e.pfn % 512 === 0)).toBe(true);
+    expect((await daxtool(['verify', img])).exitCode).toBe(0);
+    const again = (await ok(['fault', img, '/big', '--offset', '4096'])) as { pid: number; mapped: boolean; faults: { result: string }[] };
+    expect(again).toMatchObject({ pid: r.pid, mapped: false });
+    expect(again.faults[0]!.result).toBe('present');
+  });
+
+  it('shell lines keep the machine right too', async () => {
+    const img = T.path('shell.img');
+    await ok(['mkfs', img, '--size', '64M']);
+    const script = ['write /f --offset 0 --length 8K --pattern 1', 'fault /f --offset 0 --length 8K --write --pid 9', 'reflink /f /g', 'ptdump --pid 9', 'fault /f --offset 0 --write --pid 9', 'verify'].join('\n');
+    const r = await daxtool(['shell', img], { input: script });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/ro A D/); // the reflink write-protected the writable entries
+    expect(r.stdout).toMatch(/: cow/);
+    expect(r.stdout).toMatch(/clean/);
+  });
+});
+
+describe('demo and compare', () => {
+  it('demo: the rotation, the mappers table, one copy-on-write, a clean verify', async () => {
+    const keep = T.path('demo.img');
+    const r = await daxtool(['demo', '--keep', keep]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/│ A +│ \d+ +│ \/W 0 \(pid 1\), \/X 5 \(pid 2\), \/Y 4 \(pid 3\), \/Z 3 \(pid 4\) │/);
+    expect(r.stdout).toMatch(/pid 2 writes \/X index 5: cow/);
+    expect(r.stdout).toMatch(/verify: clean/);
+    expect((await daxtool(['verify', keep])).exitCode).toBe(0);
+    const j = parseJson(await daxtool(['demo', '--page-model', 'pfn-entry', '--json'])) as { model: string; verify: { clean: boolean }; write: { fault: { result: string } } };
+    expect(j).toMatchObject({ model: 'pfn-entry', verify: { clean: true }, write: { fault: { result: 'cow' } } });
+    const n = parseJson(await daxtool(['demo', '--page-model', 'naive', '--json'])) as { verify: { clean: boolean } };
+    expect(n.verify.clean).toBe(false);
+  });
+
+  it('compare runs every model on the same workload', async () => {
+    for (const w of ['rotation', 'random']) {
+      const r = await daxtool(['compare', '--workload', w, '--ops', '300', '--json']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const j = parseJson(r) as { models: { model: string; verify: { clean: boolean }; faults: Record<string, number>; rmap_walk: { wrong: number }; stats: { descriptors: number; dram_frames: number } }[] };
+      expect(j.models.map((m) => m.model)).toEqual(['pagecache', 'proxy', 'pfn-entry', 'shared', 'naive']);
+      for (const m of j.models) {
+        expect(m.verify.clean).toBe(m.model !== 'naive');
+        expect(m.rmap_walk.wrong === 0).toBe(m.model !== 'naive');
+        expect(m.faults).toEqual(j.models[0]!.faults);
+      }
+      expect(j.models[0]!.stats.dram_frames).toBeGreaterThan(j.models[1]!.stats.dram_frames);
+    }
+    const h = await daxtool(['compare']);
+    expect(h.exitCode).toBe(0);
+    for (const line of h.stdout.split('\n')) expect([...line].length, line).toBeLessThanOrEqual(80);
+  });
+});

@@ -1,0 +1,462 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { checkImage } from '../src/check/verify.js';
+import { Dax, machineMetadata } from '../src/dax/index.js';
+import { fsmap } from '../src/fs/maps.js';
+import { buildRotation, mapRotation, type Rotation } from '../src/dax/lab.js';
+import { DaxError } from '../src/format/errors.js';
+import type { PageModel } from '../src/fs/types.js';
+import { expectClean, makeImage, type TestImage } from './helpers/image.js';
+
+const PAGE = 4096;
+const MODELS: PageModel[] = ['pagecache', 'proxy', 'pfn-entry', 'shared', 'naive'];
+const GOOD = MODELS.filter((m) => m !== 'naive');
+
+let img: TestImage | null = null;
+afterEach(() => {
+  img?.done();
+  img = null;
+});
+
+function setup(model: PageModel = 'proxy', sizeBytes = 64 * 1024 * 1024): { img: TestImage; dax: Dax } {
+  img = makeImage({ pageModel: model, sizeBytes });
+  return { img, dax: new Dax(img.fs) };
+}
+
+function code(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof DaxError) return e.code;
+    throw e;
+  }
+  return undefined;
+}
+
+function errorsOf(img: TestImage): { check: string; message: string }[] {
+  return checkImage(img.fs).items.filter((p) => p.severity === 'error');
+}
+
+/** The rotation mapped by four processes (pids 1..4), every page read-faulted. */
+function rotation(dax: Dax, fs: TestImage['fs']): { rot: Rotation; maps: { pid: number; addr: number; path: string }[] } {
+  const rot = buildRotation(fs);
+  const maps = mapRotation(dax, rot);
+  return { rot, maps };
+}
+
+const triple = (ms: { path: string; index: number; pid: number }[]) => ms.map((m) => [m.path, m.index, m.pid]);
+
+describe('rotation under every page model', () => {
+  for (const model of GOOD) {
+    it(`${model}: pages(A) finds (W,0) (X,5) (Y,4) (Z,3) and verify is clean`, () => {
+      const { img, dax } = setup(model);
+      const { rot } = rotation(dax, img.fs);
+      expectClean(img.fs);
+      const A = rot.blocks[0]!;
+      const info = dax.pages(A);
+      expect(info.model).toBe(model);
+      expect(triple(info.mappers)).toEqual([
+        ['/W', 0, 1],
+        ['/X', 5, 2],
+        ['/Y', 4, 3],
+        ['/Z', 3, 4],
+      ]);
+      expect(info.mappers.every((m) => m.copy === (model === 'pagecache'))).toBe(true);
+      expect(info.owners.map((o) => [o.path, o.index])).toEqual([
+        ['/W', 0],
+        ['/X', 5],
+        ['/Y', 4],
+        ['/Z', 3],
+      ]);
+      expect(info.refcount).toBe(4);
+      // Every read of a shared extent is read-only.
+      expect(dax.ptdump().every((e) => !e.writable)).toBe(true);
+      // The state is in the image, not in memory.
+      const again = new Dax(img.reopen());
+      expect(triple(again.pages(A).mappers)).toEqual(triple(info.mappers));
+      expectClean(img.fs);
+    });
+  }
+
+  it('naive: verify fails (the negative control) and names each conflicting index', () => {
+    const { img, dax } = setup('naive');
+    const { rot } = rotation(dax, img.fs);
+    const errors = errorsOf(img);
+    expect(errors.length).toBeGreaterThan(0);
+    const text = errors.map((e) => `${e.check}: ${e.message}`).join('\n');
+    const A = rot.blocks[0]!;
+    for (const [path, index] of [
+      ['/X', 5],
+      ['/Y', 4],
+      ['/Z', 3],
+    ] as const) {
+      expect(text).toMatch(new RegExp(`dax\\.desc\\.index: block ${A}: entry ${path} index ${index} .*says /W index 0`));
+    }
+    expect(text).toContain('dax.rmap.walk');
+    // The naive walk finds only the first mapper.
+    expect(triple(dax.pages(A).mappers)).toEqual([['/W', 0, 1]]);
+  });
+
+  it('naive is clean while no block is mapped at two indices', () => {
+    const { img, dax } = setup('naive');
+    img.fs.writePattern('/a', 0, 8 * PAGE, 0x61);
+    const m = dax.mmap({ path: '/a', pid: 1 });
+    dax.fault({ pid: 1, addr: m.addr, length: m.length, write: true });
+    expectClean(img.fs);
+  });
+});
+
+describe('copy-on-write faults', () => {
+  for (const model of MODELS) {
+    it(`${model}: a write by X on A copies it, moves X index 5 only, drops stale entries of X@5 elsewhere`, () => {
+      const { img, dax } = setup(model);
+      const { rot, maps } = rotation(dax, img.fs);
+      const A = rot.blocks[0]!;
+      // A fifth process maps X too and reads index 5: its entry must go when X@5 moves.
+      const m5 = dax.mmap({ path: '/X', pid: 5 });
+      dax.fault({ pid: 5, addr: m5.addr + 5 * PAGE });
+      const x = maps[1]!;
+      const r = dax.fault({ pid: x.pid, addr: x.addr + 5 * PAGE, write: true });
+      expect(r.faults).toHaveLength(1);
+      const f = r.faults[0]!;
+      expect(f.result).toBe('cow');
+      expect(f.from_block).toBe(A);
+      expect(f.to_block).not.toBe(A);
+      expect(f.writable).toBe(true);
+      const B = f.to_block!;
+      const ext = img.fs.fiemap('/X');
+      const blockAt = (path: string, index: number) => {
+        for (const e of img.fs.fiemap(path))
+          if (index * PAGE >= e.logical && index * PAGE < e.logical + e.length) return (e.physical + index * PAGE - e.logical) / PAGE;
+        return -1;
+      };
+      expect(ext.length).toBeGreaterThan(0);
+      expect(blockAt('/X', 5)).toBe(B);
+      expect(blockAt('/W', 0)).toBe(A);
+      expect(blockAt('/Y', 4)).toBe(A);
+      expect(blockAt('/Z', 3)).toBe(A);
+      // The copy holds A's bytes.
+      expect(img.fs.readRange('/X', 5 * PAGE, PAGE).equals(Buffer.alloc(PAGE, 0x41))).toBe(true);
+      const dump = dax.ptdump();
+      expect(dump.find((e) => e.pid === 5 && e.addr === m5.addr + 5 * PAGE)).toBeUndefined();
+      for (const [pid, index] of [
+        [1, 0],
+        [3, 4],
+        [4, 3],
+      ] as const) {
+        const e = dump.find((d) => d.pid === pid && d.index === index)!;
+        expect(e.writable).toBe(false);
+        if (model !== 'pagecache') expect(e.pfn).toBe(A);
+      }
+      const mine = dump.find((d) => d.pid === x.pid && d.index === 5)!;
+      expect(mine.writable).toBe(true);
+      if (model !== 'pagecache') expect(mine.pfn).toBe(B);
+      if (model === 'naive') {
+        expect(errorsOf(img).length).toBeGreaterThan(0);
+      } else {
+        expectClean(img.fs);
+        expect(triple(dax.pages(A).mappers)).toEqual([
+          ['/W', 0, 1],
+          ['/Y', 4, 3],
+          ['/Z', 3, 4],
+        ]);
+        expect(triple(dax.pages(B).mappers)).toEqual([['/X', 5, 2]]);
+      }
+      // A second write to the same page is already suitably mapped.
+      expect(dax.fault({ pid: x.pid, addr: x.addr + 5 * PAGE, write: true }).faults[0]!.result).toBe('present');
+      // pid 5 refaults X@5 and now sees the new block, read-only first, writable in place later.
+      expect(dax.fault({ pid: 5, addr: m5.addr + 5 * PAGE }).faults[0]!.result).toBe('mapped');
+      expect(dax.fault({ pid: 5, addr: m5.addr + 5 * PAGE, write: true }).faults[0]!.result).toBe('mapped');
+      if (model !== 'naive') expectClean(img.fs);
+    });
+  }
+
+  it('reflink of a file with a writable mapping write-protects it; the next write faults cow', () => {
+    for (const model of GOOD) {
+      const { img, dax } = setup(model);
+      img.fs.writePattern('/f', 0, 4 * PAGE, 0x11);
+      const m = dax.mmap({ path: '/f', pid: 7 });
+      const w = dax.fault({ pid: 7, addr: m.addr, length: 2 * PAGE, write: true });
+      expect(w.faults.map((f) => [f.result, f.writable])).toEqual([
+        ['mapped', true],
+        ['mapped', true],
+      ]);
+      expectClean(img.fs);
+      img.fs.reflink('/f', '/g');
+      const dump = dax.ptdump(7);
+      expect(dump).toHaveLength(2);
+      expect(dump.every((e) => !e.writable)).toBe(true);
+      expectClean(img.fs);
+      const again = dax.fault({ pid: 7, addr: m.addr + PAGE, write: true }).faults[0]!;
+      expect(again.result).toBe('cow');
+      expectClean(img.fs);
+      // The clone kept the old bytes.
+      expect(img.fs.readRange('/g', PAGE, PAGE).equals(Buffer.alloc(PAGE, 0x11))).toBe(true);
+      img.done();
+    }
+    img = null;
+  });
+
+  it('a range reflink onto a mapped destination tears the destination mappings down', () => {
+    const { img, dax } = setup('proxy');
+    img.fs.writePattern('/src', 0, 4 * PAGE, 1);
+    img.fs.writePattern('/dst', 0, 4 * PAGE, 2);
+    const m = dax.mmap({ path: '/dst', pid: 1 });
+    dax.fault({ pid: 1, addr: m.addr, length: 4 * PAGE, write: true });
+    img.fs.reflink('/src', '/dst', { srcOffset: 0, dstOffset: PAGE, length: 2 * PAGE });
+    expect(dax.ptdump(1).map((e) => e.index)).toEqual([0, 3]);
+    expectClean(img.fs);
+    expect(dax.fault({ pid: 1, addr: m.addr + PAGE }).faults[0]!.result).toBe('shared');
+    expectClean(img.fs);
+  });
+});
+
+describe('fault results', () => {
+  it('MAP_PRIVATE write → anon, hole read → zero, past EOF → sigbus, no VMA / read-only VMA → sigsegv', () => {
+    for (const model of MODELS) {
+      const { img, dax } = setup(model);
+      img.fs.writePattern('/p', 0, 2 * PAGE, 0x22);
+      img.fs.truncate('/p', 4 * PAGE + 100); // blocks 2..4 are a hole, EOF inside block 4
+      const priv = dax.mmap({ path: '/p', pid: 1, private: true, length: 8 * PAGE });
+      const r = dax.fault({ pid: 1, addr: priv.addr, length: 8 * PAGE });
+      expect(r.faults.map((f) => f.result)).toEqual(['mapped', 'mapped', 'zero', 'zero', 'zero', 'sigbus', 'sigbus', 'sigbus']);
+      expectClean(img.fs);
+      const w = dax.fault({ pid: 1, addr: priv.addr, write: true }).faults[0]!;
+      expect(w.result).toBe('anon');
+      expect(w.writable).toBe(true);
+      expect(w.pfn!).toBeGreaterThan(img.fs.superblock.totalBlocks);
+      const wh = dax.fault({ pid: 1, addr: priv.addr + 2 * PAGE, write: true }).faults[0]!;
+      expect(wh.result).toBe('anon');
+      // The file is untouched.
+      expect(img.fs.stat('/p').blocks).toBe(2);
+      expectClean(img.fs);
+      expect(dax.fault({ pid: 1, addr: 0x1000 }).faults[0]!.result).toBe('sigsegv');
+      const ro = dax.mmap({ path: '/p', pid: 1, readOnly: true });
+      expect(dax.fault({ pid: 1, addr: ro.addr, write: true }).faults[0]!.result).toBe('sigsegv');
+      expect(dax.fault({ pid: 1, addr: ro.addr }).faults[0]!.result).toBe('mapped');
+      // A shared write to a hole allocates; zero-page entries of that index elsewhere are dropped.
+      const sh = dax.mmap({ path: '/p', pid: 2 });
+      expect(dax.fault({ pid: 2, addr: sh.addr + 3 * PAGE }).faults[0]!.result).toBe('zero');
+      const alloc = dax.fault({ pid: 2, addr: sh.addr + 3 * PAGE, write: true }).faults[0]!;
+      expect([alloc.result, alloc.allocated]).toEqual(['mapped', true]);
+      expect(img.fs.stat('/p').blocks).toBe(3);
+      // pid 1's private zero-page entry for index 3 is gone; its anonymous copy of index 2 stays.
+      expect(dax.ptdump(1).find((e) => e.addr === priv.addr + 3 * PAGE)).toBeUndefined();
+      expect(dax.ptdump(1).find((e) => e.addr === priv.addr + 2 * PAGE)?.kind).toBe('anon');
+      if (model !== 'naive') expectClean(img.fs);
+      img.done();
+    }
+    img = null;
+  });
+
+  it('refuses block sizes other than 4096', () => {
+    img = makeImage({ blockSize: 1024, sizeBytes: 16 * 1024 * 1024 });
+    img.fs.writePattern('/a', 0, 8192, 1);
+    const dax = new Dax(img.fs);
+    expect(code(() => dax.mmap({ path: '/a', pid: 1 }))).toBe('EINVAL');
+  });
+});
+
+describe('huge (PMD) entries', () => {
+  it('a 4 MiB file mapped at a 2 MiB-aligned address gets PMD entries', () => {
+    for (const model of GOOD.filter((m) => m !== 'pagecache')) {
+      const { img, dax } = setup(model);
+      img.fs.writePattern('/big', 0, 0, 0);
+      img.fs.truncate('/big', 4 * 1024 * 1024);
+      const m = dax.mmap({ path: '/big', pid: 1 });
+      expect(m.addr % (2 * 1024 * 1024)).toBe(0);
+      const w = dax.fault({ pid: 1, addr: m.addr, length: m.length, write: true });
+      expect(w.counts.mapped).toBe(2);
+      expect(w.counts.present).toBe(1022);
+      expect(w.faults[0]!.level).toBe('pmd');
+      const dump = dax.ptdump(1);
+      expect(dump.map((e) => [e.level, e.index, e.writable])).toEqual([
+        ['pmd', 0, true],
+        ['pmd', 512, true],
+      ]);
+      expect(dump[0]!.pfn % 512).toBe(0);
+      expectClean(img.fs);
+      // Another process reads it with huge entries too.
+      const m2 = dax.mmap({ path: '/big', pid: 2 });
+      const r = dax.fault({ pid: 2, addr: m2.addr, length: m2.length });
+      expect(r.counts.mapped).toBe(2);
+      expect(dax.ptdump(2).map((e) => e.level)).toEqual(['pmd', 'pmd']);
+      expectClean(img.fs);
+      // Sharing it write-protects the huge entries; a write then copies the whole 2 MiB.
+      img.fs.reflink('/big', '/clone');
+      expect(dax.ptdump().every((e) => !e.writable)).toBe(true);
+      expectClean(img.fs);
+      const c = dax.fault({ pid: 1, addr: m.addr + 5 * PAGE, write: true }).faults[0]!;
+      expect([c.result, c.level]).toEqual(['cow', 'pmd']);
+      expect(c.to_block! % 512).toBe(5);
+      expectClean(img.fs);
+      // A mapping whose address does not line up with the file offset falls back to 4 KiB entries.
+      const m3 = dax.mmap({ path: '/big', pid: 3, addr: m.addr + 0x40000000 + PAGE });
+      const r3 = dax.fault({ pid: 3, addr: m3.addr, length: 4 * PAGE });
+      expect(r3.faults.map((f) => f.level)).toEqual(['pte', 'pte', 'pte', 'pte']);
+      expectClean(img.fs);
+      // Punching a page inside a huge entry tears the whole entry down.
+      img.fs.punch('/big', 1024 * 1024, PAGE);
+      expect(dax.ptdump(1).filter((e) => e.index === 0)).toEqual([]);
+      expectClean(img.fs);
+      img.done();
+    }
+    img = null;
+  });
+});
+
+describe('pins', () => {
+  it('refuse copy-on-write, rm and truncate with EBUSY until unpinned', () => {
+    const { img, dax } = setup('proxy');
+    const { rot, maps } = rotation(dax, img.fs);
+    const A = rot.blocks[0]!;
+    const w = maps[0]!;
+    const pin = dax.pin(w.pid, w.addr);
+    expect(pin.frame).toBe(A);
+    expectClean(img.fs);
+    const x = maps[1]!;
+    let e: unknown;
+    try {
+      dax.fault({ pid: x.pid, addr: x.addr + 5 * PAGE, write: true });
+    } catch (err) {
+      e = err;
+    }
+    expect(e).toBeInstanceOf(DaxError);
+    expect((e as DaxError).code).toBe('EBUSY');
+    expect((e as DaxError).message).toContain(`block ${A} is pinned by pid 1`);
+    expect(code(() => img.fs.rm('/X'))).toBe('EBUSY');
+    expect(code(() => img.fs.truncate('/W', 0))).toBe('EBUSY');
+    expect(code(() => img.fs.writePattern('/Z', 3 * PAGE, 10, 1))).toBe('EBUSY');
+    expect(code(() => dax.munmap(w.pid, w.addr))).toBe('EBUSY');
+    expectClean(img.fs);
+    // Blocks nobody pinned stay free to change.
+    expect(dax.fault({ pid: x.pid, addr: x.addr, write: true }).faults[0]!.result).toBe('cow');
+    dax.unpin(w.pid, w.addr);
+    expect(dax.fault({ pid: x.pid, addr: x.addr + 5 * PAGE, write: true }).faults[0]!.result).toBe('cow');
+    img.fs.rm('/X');
+    img.fs.truncate('/W', 0);
+    expectClean(img.fs);
+    expect(dax.ps().find((p) => p.pid === x.pid)!.vmas).toEqual([]);
+  });
+});
+
+describe('memory failure', () => {
+  for (const model of GOOD) {
+    it(`${model}: poisoning A reports all four owners at their own indices and every mapping process`, () => {
+      const { img, dax } = setup(model);
+      const { rot, maps } = rotation(dax, img.fs);
+      const A = rot.blocks[0]!;
+      const extra = dax.mmap({ path: '/Y', pid: 9 });
+      dax.fault({ pid: 9, addr: extra.addr, length: extra.length });
+      const r = dax.poison(A);
+      expect(r.owners.map((o) => [o.path, o.index])).toEqual([
+        ['/W', 0],
+        ['/X', 5],
+        ['/Y', 4],
+        ['/Z', 3],
+      ]);
+      expect(r.killed).toEqual([1, 2, 3, 4, 9]);
+      expect(dax.ptdump().filter((e) => e.pfn === A)).toEqual([]);
+      expect(code(() => img.fs.readRange('/W', 0, PAGE))).toBe('EIO');
+      expect(code(() => img.fs.readRange('/Y', 4 * PAGE, 1))).toBe('EIO');
+      expect(img.fs.readRange('/Y', 0, 1)[0]).toBe(0x43);
+      expect(dax.fault({ pid: maps[2]!.pid, addr: maps[2]!.addr + 4 * PAGE }).faults[0]!.result).toBe('sigbus');
+      expect(img.fs.info().poisoned_blocks).toBe(1);
+      expect(dax.ps().find((p) => p.pid === 2)!.sigbus).toBe(1);
+      expectClean(img.fs);
+      // Rewriting the page moves the file off the bad block.
+      img.fs.writePattern('/W', 0, PAGE, 0x5a);
+      expect(img.fs.readRange('/W', 0, 1)[0]).toBe(0x5a);
+      expectClean(img.fs);
+      // Once no file uses it, it stays out of free space.
+      for (const p of ['/X', '/Y', '/Z']) img.fs.rm(p);
+      expectClean(img.fs);
+      const free = img.fs.fsmap(A, A).filter((x) => x.owner === 'free');
+      expect(free).toEqual([]);
+      expect(dax.poison(A).already).toBe(true);
+    });
+  }
+
+  it('poisoning a free block takes it out of free space; metadata is refused', () => {
+    const { img, dax } = setup('proxy');
+    const total = img.fs.superblock.totalBlocks;
+    expect(img.fs.fsmap(total - 1, total - 1)[0]!.owner).toBe('free');
+    const r = dax.poison(total - 1);
+    expect(r.owners).toEqual([]);
+    expect(img.fs.fsmap(total - 1, total - 1).filter((x) => x.owner === 'free')).toEqual([]);
+    expectClean(img.fs);
+    const meta = img.fs.fsmap(2, total - 1).find((x) => x.owner === 'metadata')!;
+    expect(code(() => dax.poison(meta.block))).toBe('EINVAL');
+  });
+});
+
+describe('processes', () => {
+  it('mmap, munmap (split), exit, ps; verify clean throughout', () => {
+    const { img, dax } = setup('proxy');
+    img.fs.writePattern('/a', 0, 16 * PAGE, 3);
+    const m = dax.mmap({ path: '/a', pid: 3 });
+    expect(m.length).toBe(16 * PAGE);
+    expect(code(() => dax.mmap({ path: '/a', pid: 3, addr: m.addr + PAGE }))).toBe('EEXIST');
+    dax.fault({ pid: 3, addr: m.addr, length: m.length, write: true });
+    expectClean(img.fs);
+    const u = dax.munmap(3, m.addr + 4 * PAGE, 4 * PAGE);
+    expect(u.entries).toBe(4);
+    const ps = dax.ps();
+    expect(ps).toHaveLength(1);
+    expect(ps[0]!.vmas.map((v) => [v.start - m.addr, v.end - m.addr, v.offset, v.path, v.prot, v.shared])).toEqual([
+      [0, 4 * PAGE, 0, '/a', 'rw', true],
+      [8 * PAGE, 16 * PAGE, 8 * PAGE, '/a', 'rw', true],
+    ]);
+    expect(dax.fault({ pid: 3, addr: m.addr + 5 * PAGE }).faults[0]!.result).toBe('sigsegv');
+    expectClean(img.fs);
+    const x = dax.exit(3);
+    expect(x.vmas).toBe(2);
+    expect(dax.ps()).toEqual([]);
+    expect(dax.stats()).toMatchObject({ page_tables: 0, leaf_entries: 0, descriptors: 0, dram_frames: 0 });
+    expectClean(img.fs);
+    expect(code(() => dax.fault({ pid: 3, addr: m.addr }))).toBe('ENOENT');
+  });
+
+  it('writes, truncate and rm keep mappings right', () => {
+    const { img, dax } = setup('shared');
+    img.fs.writePattern('/a', 0, 8 * PAGE, 3);
+    const m = dax.mmap({ path: '/a', pid: 1 });
+    dax.fault({ pid: 1, addr: m.addr, length: m.length });
+    img.fs.writePattern('/a', 2 * PAGE, 2 * PAGE, 4); // copy-on-write file write: indices 2, 3 move
+    expect(dax.ptdump(1).map((e) => e.index)).toEqual([0, 1, 4, 5, 6, 7]);
+    expectClean(img.fs);
+    img.fs.truncate('/a', 5 * PAGE);
+    expect(dax.ptdump(1).map((e) => e.index)).toEqual([0, 1, 4]);
+    expectClean(img.fs);
+    expect(dax.fault({ pid: 1, addr: m.addr + 6 * PAGE }).faults[0]!.result).toBe('sigbus');
+    img.fs.rm('/a');
+    expect(dax.ps()).toEqual([{ pid: 1, sigbus: 0, vmas: [] }]);
+    expect(dax.ptdump()).toEqual([]);
+    expectClean(img.fs);
+  });
+
+  it('fault PATH --offset maps the file first when needed', () => {
+    const { img, dax } = setup('proxy');
+    img.fs.writePattern('/a', 0, 4 * PAGE, 3);
+    const r = dax.faultPath({ path: '/a', offset: PAGE, length: 2 * PAGE });
+    expect(r.mapped).toBe(true);
+    expect(r.faults.map((f) => f.result)).toEqual(['mapped', 'mapped']);
+    const r2 = dax.faultPath({ path: '/a', offset: PAGE, write: true });
+    expect(r2.mapped).toBe(false);
+    expect(r2.pid).toBe(r.pid);
+    expect(r2.faults[0]!.result).toBe('mapped');
+    expectClean(img.fs);
+  });
+});
+
+describe('space accounting', () => {
+  it('machineMetadata lets fsmap account for every block', () => {
+    const { img, dax } = setup('proxy');
+    rotation(dax, img.fs);
+    const total = img.fs.superblock.totalBlocks;
+    const recs = img.fs.view((fx) => fsmap(fx, 0, total - 1, machineMetadata(fx)));
+    const covered = new Uint8Array(total);
+    for (const r of recs) for (let b = r.block; b < r.block + r.length; b++) covered[b] = 1;
+    expect(covered.every((c) => c === 1)).toBe(true);
+    expect(recs.some((r) => r.owner === 'metadata' && r.what === 'page-tables')).toBe(true);
+  });
+});
