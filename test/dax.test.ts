@@ -3,9 +3,10 @@ import { checkImage } from '../src/check/verify.js';
 import { Dax, machineMetadata } from '../src/dax/index.js';
 import { fsmap } from '../src/fs/maps.js';
 import { buildRotation, mapRotation, type Rotation } from '../src/dax/lab.js';
-import { DaxError } from '../src/format/errors.js';
 import type { PageModel } from '../src/fs/types.js';
 import { expectClean, makeImage, type TestImage } from './helpers/image.js';
+import { DaxError } from '../src/format/errors.js';
+import { errCode as code } from './helpers/prng.js';
 
 const PAGE = 4096;
 const MODELS: PageModel[] = ['pagecache', 'proxy', 'pfn-entry', 'shared', 'naive'];
@@ -20,16 +21,6 @@ afterEach(() => {
 function setup(model: PageModel = 'proxy', sizeBytes = 64 * 1024 * 1024): { img: TestImage; dax: Dax } {
   img = makeImage({ pageModel: model, sizeBytes });
   return { img, dax: new Dax(img.fs) };
-}
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DaxError) return e.code;
-    throw e;
-  }
-  return undefined;
 }
 
 function errorsOf(img: TestImage): { check: string; message: string }[] {
@@ -453,7 +444,7 @@ describe('space accounting', () => {
     const { img, dax } = setup('proxy');
     rotation(dax, img.fs);
     const total = img.fs.superblock.totalBlocks;
-    const recs = img.fs.view((fx) => fsmap(fx, 0, total - 1, machineMetadata(fx)));
+    const recs = img.fs.view((fx) => fsmap(fx, 0, total - 1, { metadata: machineMetadata(fx) }));
     const covered = new Uint8Array(total);
     for (const r of recs) for (let b = r.block; b < r.block + r.length; b++) covered[b] = 1;
     expect(covered.every((c) => c === 1)).toBe(true);

@@ -3,6 +3,7 @@ import { Btree } from '../src/btree/btree.js';
 import { verify } from '../src/check/verify.js';
 import { RootId } from '../src/format/superblock.js';
 import { freeOps } from '../src/fs/trees.js';
+import { Dax } from '../src/dax/index.js';
 import { makeImage, randomBytes, rng } from './helpers/image.js';
 
 const BS = 4096;
@@ -23,6 +24,10 @@ describe('verify --repair', () => {
       fs.reflink('/d/f0', '/d/clone');
       files.set('/d/clone', files.get('/d/f0')!);
       fs.writeFile('/d/sub/orphan', 0, Buffer.from('orphaned but reachable data'));
+      // A process maps /d/f1 and faults it in; the damage below moves the file's first block
+      // behind the machine's back, leaving a stale page-table entry.
+      const dax = new Dax(fs);
+      dax.faultPath({ path: '/d/f1', offset: 0, length: 4096, pid: 7 });
       // Damage every derived structure, in one transaction that bypasses the rules.
       fs.mutate((fx) => {
         const refc = [...fx.bmap.refc.range()];
@@ -34,6 +39,16 @@ describe('verify --repair', () => {
         const last = free.lookupLe([Number.MAX_SAFE_INTEGER])!;
         free.update({ pblk: last.pblk, len: last.len - 10 }); // leaked blocks
         fx.onSync(() => (fx.tx.roots[RootId.Free] = free.root));
+        const f1 = fx.resolve('/d/f1').inode;
+        const old = fx.bmap.lookup(fx.bmap.extentTree(f1), 0)!;
+        const data = Buffer.alloc(4096);
+        fx.readBlocks(f1, 0, 1, data, 0);
+        fx.bmap.unmapRange(f1, 0, 1); // remap without the machine's hooks: a stale entry
+        const [nb] = fx.tx.alloc(1, 5000);
+        fx.tx.writeData(nb, data);
+        fx.bmap.mapExtent(f1, 0, nb, 1, true);
+        fx.bmap.release(old.pblk, 1);
+        fx.iput(f1);
         const d = fx.resolve('/d').inode;
         d.nlink = 7; // wrong link count
         fx.iput(d);
@@ -46,6 +61,7 @@ describe('verify --repair', () => {
       const checks = new Set(before.errors.map((e) => e.check));
       expect(before.exitCode).toBe(4);
       for (const c of ['refcount.mismatch', 'rmap.missing', 'rmap.orphan', 'space.leak', 'ns.nlink', 'ns.orphan']) expect(checks).toContain(c);
+      expect([...checks].some((c) => c.startsWith('dax.entry')), [...checks].join(' ')).toBe(true);
       const asked: string[] = [];
       const fixed = await verify(img.path, { repair: true, confirm: (t) => (asked.push(t), true) });
       expect(fixed.exitCode, JSON.stringify(fixed.errors)).toBe(1);

@@ -505,5 +505,65 @@ function check(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void {
   }
 }
 
+/**
+ * Repair of the machine: page-table entries, descriptors and DRAM frames are
+ * caches of the files' block maps, so dropping them loses no file data (a
+ * process refaults on its next access). When any of them is wrong, every
+ * process's page tables, every descriptor, DRAM frame and pin are dropped; the
+ * processes, their sound VMAs and the poison list stay. The dropped blocks are
+ * left for the free-space rebuild that follows, so damaged tables need not be
+ * walked. VMAs naming a missing process or file, or overlapping, are removed.
+ */
+function resetMappings(fs: Filesystem): number {
+  return fs.mutate((fx) => {
+    let changed = 0;
+    const procs = new Btree(fx.tx, procOps, fx.tx.roots[RootId.Proc]);
+    const pids = new Set<number>();
+    for (const p of [...procs.range()]) {
+      pids.add(p.pid);
+      if (p.pgd !== 0) {
+        procs.update({ ...p, pgd: 0 });
+        changed++;
+      }
+    }
+    const vmas = new Btree(fx.tx, vmaOps, fx.tx.roots[RootId.Vma]);
+    const lastEnd = new Map<number, number>();
+    for (const v of [...vmas.range()]) {
+      const inode = fx.inodes.lookupEq([v.ino]);
+      const overlaps = v.start < (lastEnd.get(v.pid) ?? 0);
+      if (!pids.has(v.pid) || !inode || inode.type !== INODE_TYPE_FILE || overlaps) {
+        vmas.delete([v.pid, v.start]);
+        changed++;
+      } else lastEnd.set(v.pid, v.end);
+    }
+    for (const root of [RootId.Desc, RootId.Dram, RootId.Pin]) {
+      if (fx.tx.roots[root]) changed++;
+      fx.tx.roots[root] = 0;
+    }
+    const c = fx.tx.counters;
+    c[CounterId.DaxDescRecords] = 0;
+    c[CounterId.DaxDramFrames] = 0;
+    c[CounterId.DaxPageTables] = 0;
+    c[CounterId.DaxLeafEntries] = 0;
+    fx.onSync(() => {
+      fx.tx.roots[RootId.Proc] = procs.root;
+      fx.tx.roots[RootId.Vma] = vmas.root;
+    });
+    return changed;
+  });
+}
+
 /** Registered by verify.ts (an import cycle would see verify's checker list uninitialised). */
-export const mappingsChecker: Checker = { name: 'dax mappings', space, check };
+export const mappingsChecker: Checker = {
+  name: 'dax mappings',
+  space,
+  check,
+  repairs: [
+    {
+      id: 'dax-mappings',
+      title: "drop the machine's page-table entries, descriptors, DRAM frames and pins (processes refault)",
+      checks: (p) => p.check.startsWith('dax.') && !p.check.startsWith('dax.poison'),
+      apply: resetMappings,
+    },
+  ],
+};

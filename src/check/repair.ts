@@ -146,7 +146,10 @@ export function rebuildDerived(fs: Filesystem, claims: SpaceClaims): { extents: 
     (fx) => {
       const c = fx.tx.counters;
       c[CounterId.FreeBlocks] = freeBlocks;
-      c[CounterId.MetadataBlocks] = kept.size - 2;
+      // Metadata: the kept filesystem trees and every block an upper layer claims, poisoned ones aside.
+      let claimed = 0;
+      for (const cl of claims) if (cl.what !== 'poisoned') for (const [, l] of cl.runs) claimed += l;
+      c[CounterId.MetadataBlocks] = kept.size - 2 + claimed;
       let shared = 0;
       let saved = 0;
       let data = 0;

@@ -82,9 +82,10 @@ function claims(fs: Filesystem): SpaceClaims {
 async function repair(fs: Filesystem, first: ProblemList, opts: VerifyOptions): Promise<VerifyResult> {
   const repaired: { check: string; message: string }[] = [];
   const skipped: Problem[] = [];
+  // Machine repairs first: the free-space rebuild must see what they leave.
   const classes = [
-    ...FIX_CLASSES.map((c) => ({ ...c, apply: (f: Filesystem): number => applyFs(c.id, f) })),
     ...checkers.flatMap((c) => c.repairs ?? []),
+    ...FIX_CLASSES.map((c) => ({ ...c, apply: (f: Filesystem): number => applyFs(c.id, f) })),
   ];
   for (const c of classes) {
     const found = first.items.filter((p) => p.severity === 'error' && c.checks(p));
@@ -104,7 +105,13 @@ async function repair(fs: Filesystem, first: ProblemList, opts: VerifyOptions): 
     const n = c.apply(fs);
     repaired.push({ check: c.id, message: `${c.title}: ${found.length} problems, ${n} changes` });
   }
-  const after = result(checkImage(fs));
+  // Dropped machine state and rebuilt trees change what owns which block: when
+  // space or counters are still off and nothing forbids it, derive them once more.
+  let after = result(checkImage(fs));
+  if (repaired.length && !derivedBlocker(after.errors) && after.errors.some((p) => p.severity === 'error' && FIX_CLASSES[3].checks(p))) {
+    rebuildDerived(fs, claims(fs));
+    after = result(checkImage(fs));
+  }
   const errors = [...after.errors, ...skipped];
   const clean = after.clean && skipped.length === 0;
   return { clean, errors, repaired, exitCode: clean ? (repaired.length ? 1 : 0) : 4 };

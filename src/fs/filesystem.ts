@@ -6,7 +6,7 @@ import { COUNTER_SLOTS, CounterId, loadSuperblock, ROOT_SLOTS, SB_VERSION, type 
 import { BlockCache } from '../io/cache.js';
 import { BlockDevice } from '../io/device.js';
 import { sleepSync } from '../io/lock.js';
-import { fiemap, fsmap } from './maps.js';
+import { fiemap, fsmap, type FsmapExtra } from './maps.js';
 import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
 import { dedupe, reflink, type RemapRange, unshare } from './share.js';
 import { Tx, type TxContext } from './tx.js';
@@ -242,8 +242,9 @@ export class Filesystem {
     return this.view((fx) => fiemap(fx, path));
   }
 
-  fsmap(startBlk?: number, endBlk?: number): FsmapRecord[] {
-    return this.view((fx) => fsmap(fx, startBlk ?? 0, endBlk ?? this.ctx.sb.totalBlocks - 1));
+  /** `extra` lets an upper layer name its own blocks (the DAX machine's metadata, poisoned blocks). */
+  fsmap(startBlk?: number, endBlk?: number, extra?: (fx: FsTx) => FsmapExtra): FsmapRecord[] {
+    return this.view((fx) => fsmap(fx, startBlk ?? 0, endBlk ?? this.ctx.sb.totalBlocks - 1, extra?.(fx)));
   }
 
   readRange(path: string, offsetBytes: number, lengthBytes: number): Buffer {

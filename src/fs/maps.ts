@@ -8,6 +8,12 @@ import { freeOps } from './trees.js';
 import { Btree } from '../btree/btree.js';
 import type { FiemapExtent, FsmapRecord } from './types.js';
 
+/** Owners the layers above the filesystem know of (the DAX machine's blocks, poisoned blocks). */
+export interface FsmapExtra {
+  metadata?: Iterable<{ what: string; blocks: Iterable<Blkno> }>;
+  poisoned?: Iterable<Blkno>;
+}
+
 /** FIEMAP: the file's extents in bytes, split where sharing starts or stops. */
 export function fiemap(fx: FsTx, path: string): FiemapExtent[] {
   const { inode, path: p } = fx.resolve(path);
@@ -46,7 +52,13 @@ export function* metadataTrees(fx: FsTx): Generator<{ what: string; nodes: Itera
  * with its own file offset (shared blocks have several), metadata by
  * structure, and free space. Sorted by block.
  */
-export function fsmap(fx: FsTx, start: Blkno, end: Blkno, extraMetadata: Iterable<{ what: string; blocks: Iterable<Blkno> }> = []): FsmapRecord[] {
+export function fsmap(
+  fx: FsTx,
+  start: Blkno,
+  end: Blkno,
+  extra: FsmapExtra = {},
+): FsmapRecord[] {
+  const extraMetadata = extra.metadata ?? [];
   const total = fx.tx.totalBlocks;
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start)
     throw err('EINVAL', `invalid block range ${start}..${end}`);
@@ -77,6 +89,7 @@ export function fsmap(fx: FsTx, start: Blkno, end: Blkno, extraMetadata: Iterabl
     const t = Math.min(r.pblk + r.len, end + 1);
     if (t > s) out.push({ block: s, length: t - s, owner: 'free' });
   }
+  for (const b of extra.poisoned ?? []) if (within(b)) out.push({ block: b, length: 1, owner: 'poisoned' });
   const rank = { metadata: 0, file: 1, poisoned: 2, free: 3 } as const;
   out.sort((a, b) => a.block - b.block || rank[a.owner] - rank[b.owner] || ('ino' in a && 'ino' in b ? a.ino - b.ino || a.offset - b.offset : 0));
   return out;

@@ -1,4 +1,5 @@
 /** fiemap and fsmap: logical→physical and physical→owner views. */
+import { machineMetadata, poisonedBlocks } from '../../dax/dax.js';
 import type { FiemapExtent, FsmapRecord } from '../../fs/types.js';
 import type { CommandImpl } from '../command.js';
 import { humanSize, table } from '../output.js';
@@ -45,7 +46,13 @@ const fsmap: CommandImpl = async (ctx, _args, opts) => {
   const start = num(opts.start);
   const end = num(opts.end);
   const { records, blockSize } = await withFs(ctx, false, (fs) => ({
-    records: fs.fsmap(start, end) as FsmapRecord[],
+    // The machine's page tables and trees are metadata too; poisoned blocks no file uses are their own owner.
+    records: fs.fsmap(start, end, (fx) => ({
+      metadata: machineMetadata(fx),
+      poisoned: poisonedBlocks(fx)
+        .filter((p) => !p.inUse)
+        .map((p) => p.block),
+    })) as FsmapRecord[],
     blockSize: fs.blockSize,
   }));
   return {
