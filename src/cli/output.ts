@@ -3,7 +3,15 @@
  * are sized to the terminal (80 columns when not a terminal) and coloured only
  * when the caller says stdout is a colour-capable TTY.
  */
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type TableType from 'cli-table3';
+
+/** cli-table3 is loaded on the first table: commands that print none (info, --json) do not pay for it. */
+let TableCtor: typeof TableType | undefined;
+function tableCtor(): typeof TableType {
+  TableCtor ??= createRequire(import.meta.url)('cli-table3') as typeof TableType;
+  return TableCtor;
+}
 
 export interface Style {
   /** ANSI colour allowed (stdout is a TTY and NO_COLOR is unset). */
@@ -90,6 +98,7 @@ export function table(
     if (pick < 0) break;
     widths[pick]!--;
   }
+  const Table = tableCtor();
   const t = new Table({
     head,
     colWidths: widths,
@@ -105,13 +114,13 @@ export function table(
 }
 
 /** A two-column key/value table, for single objects such as info and stat. */
+/**
+ * Field/value pairs as aligned `field: value` lines, like xfs_info or stat(1)
+ * print them: easy to read and to grep, and no table library to load.
+ */
 export function kvTable(style: Style, pairs: [string, string | number][]): string {
-  return table(
-    style,
-    ['field', 'value'],
-    pairs.map(([k, v]) => [k, String(v)]),
-    { flex: [1] },
-  );
+  const w = Math.max(...pairs.map(([k]) => k.length));
+  return pairs.map(([k, v]) => `${paint(style, 'bold', `${k}:`)}${' '.repeat(w - k.length + 1)}${String(v)}`).join('\n') + '\n';
 }
 
 function longestLine(s: string): number {

@@ -9,14 +9,23 @@ import { usage } from '../errors.js';
  * lock only while it runs. A failure in close() is reported only if the
  * command itself succeeded, so the first error is the one the user sees.
  */
-export async function withFs<T>(ctx: Ctx, write: boolean, fn: (fs: Filesystem) => T | Promise<T>): Promise<T> {
+export async function withFs<T>(
+  ctx: Ctx,
+  write: boolean,
+  fn: (fs: Filesystem) => T | Promise<T>,
+  opts: { machine?: boolean } = {},
+): Promise<T> {
   const fs = Filesystem.open(ctx.image, { write });
   let result: T;
   try {
     // Every image the CLI opens runs the DAX machine's hooks, so plain file
-    // commands respect pins and keep mappings right (loaded on first use).
-    const { attachMachine } = await import('../../dax/dax.js');
-    attachMachine(fs);
+    // commands respect pins, keep mappings right and refuse poisoned reads
+    // (loaded on first use). Pure metadata queries (info, ls, stat, fiemap)
+    // pass machine: false and start faster.
+    if (write || opts.machine !== false) {
+      const { attachMachine } = await import('../../dax/dax.js');
+      attachMachine(fs);
+    }
     result = await fn(fs);
   } catch (e) {
     try {

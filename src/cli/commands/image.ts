@@ -48,7 +48,7 @@ function renderMkfs(r: MkfsResult): string {
 }
 
 const info: CommandImpl = async (ctx) => {
-  const r: InfoResult = await withFs(ctx, false, (fs) => fs.info());
+  const r: InfoResult = await withFs(ctx, false, (fs) => fs.info(), { machine: false });
   return {
     json: r,
     human: (style) => {

@@ -6,7 +6,7 @@ import { str, withFs } from './common.js';
 
 const ls: CommandImpl = async (ctx, args, opts) => {
   const path = args[0] === undefined ? '/' : str(args[0]);
-  const entries: DirEntry[] = await withFs(ctx, false, (fs) => fs.readdir(path));
+  const entries: DirEntry[] = await withFs(ctx, false, (fs) => fs.readdir(path), { machine: false });
   return {
     json: { path, entries },
     human: (style) => {
@@ -24,7 +24,7 @@ const ls: CommandImpl = async (ctx, args, opts) => {
 };
 
 const stat: CommandImpl = async (ctx, args) => {
-  const r: StatResult = await withFs(ctx, false, (fs) => fs.stat(str(args[0])));
+  const r: StatResult = await withFs(ctx, false, (fs) => fs.stat(str(args[0])), { machine: false });
   return {
     json: r,
     human: (style) => {
