@@ -24,12 +24,17 @@ beforeAll(async () => {
     ['reflink', base, '/b', '/c'],
   ];
   for (const s of steps) expect((await daxtool(s)).exitCode, s.join(' ')).toBe(0);
+  // Machine state: pid 1 maps /b and reads it; poison will hit /b's first block.
+  expect((await daxtool(['fault', base, '/b', '--offset', '0', '--length', '8K', '--pid', '1'])).exitCode).toBe(0);
+  const fiemap = JSON.parse((await daxtool(['fiemap', base, '/b', '--json'])).stdout);
+  bBlock = String(fiemap.extents[0].physical / 4096);
 });
+let bBlock = '';
 afterAll(() => t.cleanup());
 
 /** How many writes and flushes a command does (from DAXTOOL_IO_COUNT=1). */
 async function ioPoints(args: string[], img: string): Promise<number> {
-  const r = await daxtool(args.map((a) => (a === 'IMG' ? img : a)), { env: { DAXTOOL_IO_COUNT: '1' } });
+  const r = await daxtool(args.map((a) => (a === 'IMG' ? img : a === 'BLOCK' ? bBlock : a)), { env: { DAXTOOL_IO_COUNT: '1' } });
   expect(r.exitCode, r.stderr).toBe(0);
   const m = /daxtool-io-count ops=(\d+)/.exec(r.stderr);
   expect(m, r.stderr).not.toBeNull();
@@ -47,6 +52,9 @@ const commands: [string, string[]][] = [
   ['punch', ['punch', 'IMG', '/b', '--offset', '100', '--length', '9000']],
   ['mkdir', ['mkdir', 'IMG', '-p', '/x/y/z']],
   ['mv', ['mv', 'IMG', '/b', '/d/b2']],
+  ['fault --write (copy-on-write)', ['fault', 'IMG', '/c', '--offset', '0', '--length', '8K', '--write', '--pid', '2']],
+  ['mmap', ['mmap', 'IMG', '/d/a', '--pid', '3']],
+  ['poison', ['poison', 'IMG', '--block', 'BLOCK']],
 ];
 
 describe('crash sweep', () => {
@@ -63,7 +71,7 @@ describe('crash sweep', () => {
       for (let n = 1; n <= points; n++) {
         const img = t.path(`${name}-${n}.img`);
         copyFileSync(base, img);
-        const r = await daxtool(args.map((a) => (a === 'IMG' ? img : a)), { env: { DAXTOOL_CRASH_AT: String(n) } });
+        const r = await daxtool(args.map((a) => (a === 'IMG' ? img : a === 'BLOCK' ? bBlock : a)), { env: { DAXTOOL_CRASH_AT: String(n) } });
         expect(r.exitCode, `crash at ${n}: ${r.stderr}`).not.toBe(0);
         const v = await verify(img, { repair: false });
         expect(v.errors, `${name}, crash at write ${n}`).toEqual([]);
