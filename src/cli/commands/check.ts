@@ -41,7 +41,7 @@ function renderVerify(image: string, r: VerifyResult, style: Style): string {
   const out: string[] = [];
   for (const e of r.errors) {
     const sev = e.severity === 'error' ? paint(style, 'red', 'error') : paint(style, 'yellow', 'warning');
-    const where = e.block !== undefined ? `block ${e.block}: ` : '';
+    const where = e.block !== undefined && !e.message.startsWith(`block ${e.block}`) ? `block ${e.block}: ` : '';
     out.push(`${sev} [${e.check}] ${where}${e.message}`);
   }
   for (const f of r.repaired) out.push(`${paint(style, 'green', 'repaired')} [${f.check}] ${f.message}`);
