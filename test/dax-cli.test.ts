@@ -75,7 +75,7 @@ describe('DAX commands', () => {
     const h = await daxtool(['fault', img, '/Y', '--offset', String(4 * PAGE), '--write']);
     expect(h.exitCode).toBe(0);
     expect(h.stdout).toMatch(/walk: +PGD\[\d+\].*PUD\[\d+\].*PMD\[\d+\].*PTE\[4\]/);
-    expect(h.stdout).toMatch(/extent: .*refcount 3, shared/);
+    expect(h.stdout.replace(/\n {10}/g, " ")).toMatch(/extent: .*refcount 3, shared/); // wrapped at 80 columns
     expect(h.stdout).toMatch(/copy-on-write: block \d+ \(refcount 3\)/);
   });
 

@@ -128,3 +128,22 @@ function longestLine(s: string): number {
   for (const l of s.split('\n')) m = Math.max(m, l.length);
   return m;
 }
+
+/**
+ * `  label:  text` wrapped at word boundaries to `width` columns, continuation
+ * lines indented under the text: fault traces and similar labelled lines.
+ */
+export function labelled(label: string, text: string, width = 80): string {
+  const head = `  ${`${label}:`.padEnd(8)}`;
+  const room = Math.max(20, width - head.length);
+  const lines: string[] = [];
+  let cur = '';
+  for (const word of text.split(' ')) {
+    if (cur && cur.length + 1 + word.length > room) {
+      lines.push(cur);
+      cur = word;
+    } else cur = cur ? `${cur} ${word}` : word;
+  }
+  lines.push(cur);
+  return lines.map((l, i) => (i === 0 ? head : ' '.repeat(head.length)) + l).join('\n');
+}

@@ -4,6 +4,7 @@ import { hex } from '../../dax/machine.js';
 import { runCompare, runDemo, type CompareResult, type DemoResult, type DemoRow, type Verifier, type Workload } from '../../dax/lab.js';
 import type { Filesystem } from '../../fs/filesystem.js';
 import type { PageModel } from '../../fs/types.js';
+import { renderTrace } from './dax.js';
 import type { CommandImpl } from '../command.js';
 import { humanSize, paint, plural, table, type Style } from '../output.js';
 import { num } from './common.js';
@@ -40,13 +41,7 @@ function renderDemo(r: DemoResult, style: Style): string {
   const f = r.write.fault;
   out.push(`pid ${r.write.pid} writes ${r.write.path} index ${r.write.index}: ${paint(style, f.result === 'cow' ? 'yellow' : 'green', f.result)}`);
   const t = r.write.trace;
-  if (t) {
-    const names = ['', 'PTE', 'PMD', 'PUD', 'PGD'];
-    out.push(`  walk:   ${t.walk.map((w) => `${names[w.level]}[${w.index}]${w.allocated ? ' (allocated)' : ''}`).join(' -> ')}`);
-    if (t.extent) out.push(`  extent: ${t.extent}`);
-    out.push(`  action: ${t.action}`);
-    if (t.entry) out.push(`  entry:  ${t.entry.level} pfn ${t.entry.pfn} [${t.entry.flags.join(' ')}]`);
-  }
+  if (t) out.push(renderTrace(t, style, 80, true).split('\n').slice(1).join('\n'));
   out.push('afterwards:');
   out.push(table(style, ['block', 'frame', 'mappers: path index (pid)'], r.after.map((row) => [row.label, row.block, mapperList(row)]), { flex: [2] }).trimEnd());
   out.push('');
@@ -97,10 +92,12 @@ function renderCompare(r: CompareResult, style: Style): string {
     row('DRAM frames', (m) => m.stats.dram_frames),
     row(' by kind', (m) => kinds(m.stats.dram_by_kind)),
     row(' bytes', (m) => humanSize(m.stats.dram_bytes)),
-    ...results.filter((k) => ms.some((m) => m.faults[k] > 0)).map((k) => row(`fault ${k}`, (m) => m.faults[k])),
+    row('faults', () => ''),
+    ...results.filter((k) => ms.some((m) => m.faults[k] > 0)).map((k) => row(` ${k}`, (m) => m.faults[k])),
     row('COW copies', (m) => m.cow_copies),
-    row('walk steps/blk', (m) => m.rmap_walk.steps_per_block.toFixed(1)),
-    row('walk correct', (m) => `${m.rmap_walk.correct}/${m.rmap_walk.blocks}`),
+    row('rmap walk', () => ''),
+    row(' steps/blk', (m) => m.rmap_walk.steps_per_block.toFixed(1)),
+    row(' correct', (m) => `${m.rmap_walk.correct}/${m.rmap_walk.blocks}`),
     row('verify', (m) => (m.verify.clean ? paint(style, 'green', 'clean') : paint(style, 'red', `${m.verify.errors} err`))),
     row('time', (m) => `${Math.round(m.ms)} ms`),
   ];

@@ -4,6 +4,7 @@ import type { DescriptorInfo } from '../../dax/machine.js';
 import type { CommandImpl, Ctx } from '../command.js';
 import { usage } from '../errors.js';
 import { paint, plural, table, type Style } from '../output.js';
+import { labelled } from '../output.js';
 import { num, str, withFs } from './common.js';
 
 function dax<T>(ctx: Ctx, write: boolean, fn: (d: Dax) => T): Promise<T> {
@@ -75,21 +76,30 @@ const fault: CommandImpl = async (ctx, args, opts) => {
   return { json, human: (style) => renderFaults(r, write, style) };
 };
 
-function renderTrace(t: FaultTrace, style: Style): string {
+/**
+ * One fault, followed step by step: the page-table walk (level, index, table
+ * block), the VMA and file index, the extent lookup, the action, the entry
+ * installed. `brief` leaves out table blocks and the VMA (the demo's compact form).
+ */
+export function renderTrace(t: FaultTrace, style: Style, width = 80, brief = false): string {
   const out: string[] = [];
   out.push(`${paint(style, 'bold', `pid ${t.pid} ${t.write ? 'write' : 'read'} at ${hex(t.addr)}`)}: ${resultText(t.result, style)}`);
   if (t.walk.length) {
     const names = ['', 'PTE', 'PMD', 'PUD', 'PGD'];
-    const walk = t.walk.map((w) => `${names[w.level]}[${w.index}] block ${w.table}${w.allocated ? ' (allocated)' : ''}`).join(' -> ');
-    out.push(`  walk:   ${walk}`);
-  } else out.push('  walk:   no page tables yet');
-  if (t.vma)
+    const walk = t.walk.map((w) => `${names[w.level]}[${w.index}]${brief ? '' : ` block ${w.table}`}${w.allocated ? ' (allocated)' : ''}`).join(' -> ');
+    out.push(labelled('walk', walk, width));
+  } else out.push(labelled('walk', t.vma ? 'no page tables yet' : 'no VMA covers this address', width));
+  if (t.vma && !brief)
     out.push(
-      `  vma:    ${hex(t.vma.start)}..${hex(t.vma.end)} ${t.vma.path} offset ${t.vma.offset} ${t.vma.prot} ${t.vma.shared ? 'shared' : 'private'}${t.index !== null ? ` -> file index ${t.index}` : ''}`,
+      labelled(
+        'vma',
+        `${hex(t.vma.start)}..${hex(t.vma.end)} ${t.vma.path} offset ${t.vma.offset} ${t.vma.prot} ${t.vma.shared ? 'shared' : 'private'}${t.index !== null ? ` -> file index ${t.index}` : ''}`,
+        width,
+      ),
     );
-  if (t.extent) out.push(`  extent: ${t.extent}`);
-  out.push(`  action: ${t.action}`);
-  if (t.entry) out.push(`  entry:  ${t.entry.level} pfn ${t.entry.pfn} [${t.entry.flags.join(' ')}]`);
+  if (t.extent) out.push(labelled('extent', t.extent, width));
+  out.push(labelled('action', t.action, width));
+  if (t.entry) out.push(labelled('entry', `${t.entry.level} pfn ${t.entry.pfn} [${t.entry.flags.join(' ')}]`, width));
   return out.join('\n');
 }
 
