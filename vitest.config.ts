@@ -8,5 +8,6 @@ export default defineConfig({
     pool: 'forks',
     // Fails up front, naming the build command, when dist/ is missing (npm ci builds it).
     globalSetup: ['test/helpers/global-setup.ts'],
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
   },
 });
