@@ -414,6 +414,7 @@ function DAX_COMMANDS(): CommandSpec[] {
         { flags: '--files <N>', desc: 'files', parse: count },
         { flags: '--blocks <M>', desc: 'blocks per file', parse: count },
         { flags: '--ops <K>', desc: 'operations (random: faults, reflinks, ...)', parse: count },
+        { flags: '-q, --quiet', desc: 'no progress spinner' },
       ],
     },
   ];

@@ -1,14 +1,20 @@
 /**
- * Long, synchronous library work (verify of a big image, put of a big file)
- * run in a worker thread, so that the main thread's spinner animates. Only
- * used when a spinner is shown (a terminal, no --json, no --quiet); scripts run
- * the same work inline. Errors cross back as their code, message, object and
- * hint and are rebuilt as DaxErrors, so the one error boundary reports them.
+ * Long, synchronous library work (verify of a big image, put of a big file,
+ * the models of a large compare) run in a child process, so that the parent's
+ * spinner animates and independent work uses every CPU. A process, not a
+ * worker thread: the native addons (flock, CRC32C) are not safe to load in
+ * several threads of one process. Errors cross back as their code, message,
+ * object and hint and are rebuilt as DaxErrors, so the one error boundary
+ * reports them.
  */
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { DaxError, type ErrCode } from '../format/errors.js';
 
-export type WorkerJob = { op: 'verify'; image: string } | { op: 'put'; image: string; path: string; fd: number };
+export type WorkerJob =
+  | { op: 'verify'; image: string }
+  | { op: 'put'; image: string; path: string; fd: number }
+  | { op: 'compare'; options: Omit<import('../dax/lab.js').CompareOptions, 'verify'> };
 
 interface Reply {
   ok?: unknown;
@@ -20,6 +26,10 @@ async function perform(job: WorkerJob): Promise<unknown> {
     case 'verify': {
       const { verify } = await import('../check/verify.js');
       return verify(job.image, { repair: false });
+    }
+    case 'compare': {
+      const [{ runCompare }, { checkImage }] = await Promise.all([import('../dax/lab.js'), import('../check/verify.js')]);
+      return runCompare({ ...job.options, verify: (fs) => checkImage(fs).items });
     }
     case 'put': {
       const { Filesystem } = await import('../fs/filesystem.js');
@@ -33,11 +43,25 @@ async function perform(job: WorkerJob): Promise<unknown> {
   }
 }
 
-/** Run `job` on a worker thread; resolves with its result or rejects with the rebuilt error. */
+/** Run `job` in a child process; resolves with its result or rejects with the rebuilt error. */
 export function runInWorker<T>(job: WorkerJob): Promise<T> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(new URL(import.meta.url), { workerData: job });
-    w.once('message', (r: Reply) => {
+    // The child inherits the host file descriptor a put reads (fds 0-2 plus the job's).
+    const fds = job.op === 'put' ? job.fd : -1;
+    const stdio: ('inherit' | 'ipc' | number)[] = ['inherit', 'inherit', 'inherit', 'ipc'];
+    let sendJob: WorkerJob = job;
+    if (fds > 2) {
+      stdio.push(fds);
+      sendJob = { ...job, fd: 4 } as WorkerJob;
+    }
+    const child = fork(fileURLToPath(import.meta.url), [], {
+      stdio,
+      serialization: 'advanced',
+      env: { ...process.env, DAXTOOL_CHILD_JOB: '1' },
+    });
+    let settled = false;
+    child.once('message', (r: Reply) => {
+      settled = true;
       if (r.error) {
         const e = r.error.internal
           ? new Error(r.error.message)
@@ -45,23 +69,28 @@ export function runInWorker<T>(job: WorkerJob): Promise<T> {
         reject(e);
       } else resolve(r.ok as T);
     });
-    w.once('error', reject);
-    w.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`worker exited with code ${code}`));
+    child.once('error', (e) => {
+      if (!settled) reject(e);
     });
+    child.once('exit', (code, signal) => {
+      if (!settled) reject(new Error(`worker process ended (${signal ?? `exit ${code}`}) without a result`));
+    });
+    child.send(sendJob);
   });
 }
 
-if (!isMainThread && parentPort && (workerData as WorkerJob | undefined)?.op) {
-  const port = parentPort;
-  perform(workerData as WorkerJob).then(
-    (ok) => port.postMessage({ ok } satisfies Reply),
-    (e: unknown) => {
-      const reply: Reply =
-        e instanceof DaxError
-          ? { error: { code: e.code, message: e.message, object: e.object, hint: e.hint } }
-          : { error: { code: 'EIO', message: e instanceof Error ? e.message : String(e), internal: true } };
-      port.postMessage(reply);
-    },
-  );
+if (process.env.DAXTOOL_CHILD_JOB === '1' && process.send) {
+  delete process.env.DAXTOOL_CHILD_JOB;
+  process.once('message', (job: WorkerJob) => {
+    const reply = (r: Reply) => process.send!(r, () => process.disconnect());
+    perform(job).then(
+      (ok) => reply({ ok }),
+      (e: unknown) =>
+        reply(
+          e instanceof DaxError
+            ? { error: { code: e.code, message: e.message, object: e.object, hint: e.hint } }
+            : { error: { code: 'EIO', message: e instanceof Error ? e.message : String(e), internal: true } },
+        ),
+    );
+  });
 }

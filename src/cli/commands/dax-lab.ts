@@ -8,6 +8,10 @@ import { renderTrace } from './dax.js';
 import type { CommandImpl } from '../command.js';
 import { humanSize, paint, plural, table, type Style } from '../output.js';
 import { num } from './common.js';
+import { availableParallelism } from 'node:os';
+import { PAGE_MODELS } from '../../fs/types.js';
+import { withSpinner } from '../ui.js';
+import { runInWorker } from '../worker.js';
 
 const verify: Verifier = (fs: Filesystem) => checkImage(fs).items;
 
@@ -111,15 +115,35 @@ function renderCompare(r: CompareResult, style: Style): string {
   return `${head}\n${table(style, ['', ...ms.map((m) => m.model)], rows, { align: ['left', ...ms.map(() => 'right' as const)] })}${notes.join('\n')}\n`;
 }
 
-const compare: CommandImpl = async (_ctx, _args, opts) => {
-  const r = runCompare({
+/** From this many operations on, the models run on worker threads, one per CPU. */
+const PARALLEL_OPS = 20_000;
+
+const compare: CommandImpl = async (ctx, _args, opts) => {
+  const options = {
     workload: opts.workload as Workload | undefined,
     seed: num(opts.seed),
     files: num(opts.files),
     blocks: num(opts.blocks),
     ops: num(opts.ops),
-    verify,
-  });
+  };
+  const run = async (): Promise<CompareResult> => {
+    // Each model has its own scratch image and shares nothing: a large workload
+    // runs them side by side, in table order, as many at once as there are CPUs.
+    if ((options.ops ?? 0) < PARALLEL_OPS) return runCompare({ ...options, verify });
+    const models = [...PAGE_MODELS];
+    const lanes = Math.max(1, Math.min(availableParallelism(), models.length));
+    const parts: CompareResult[] = new Array(models.length);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: lanes }, async () => {
+        for (let i = next++; i < models.length; i = next++) {
+          parts[i] = await runInWorker<CompareResult>({ op: 'compare', options: { ...options, models: [models[i]!] } });
+        }
+      }),
+    );
+    return { ...parts[0]!, models: parts.map((p) => p.models[0]!) };
+  };
+  const r = await withSpinner(ctx, 'running the workload under every page model', opts.quiet === true, run);
   return { json: r, human: (style) => renderCompare(r, style) };
 };
 
