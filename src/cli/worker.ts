@@ -43,6 +43,9 @@ async function perform(job: WorkerJob): Promise<unknown> {
   }
 }
 
+/** Marks this module, started as a script, as the child that runs one job. */
+const CHILD_FLAG = '--daxtool-child-job';
+
 /** Run `job` in a child process; resolves with its result or rejects with the rebuilt error. */
 export function runInWorker<T>(job: WorkerJob): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -54,11 +57,7 @@ export function runInWorker<T>(job: WorkerJob): Promise<T> {
       stdio.push(fds);
       sendJob = { ...job, fd: 4 } as WorkerJob;
     }
-    const child = fork(fileURLToPath(import.meta.url), [], {
-      stdio,
-      serialization: 'advanced',
-      env: { ...process.env, DAXTOOL_CHILD_JOB: '1' },
-    });
+    const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { stdio, serialization: 'advanced' });
     let settled = false;
     child.once('message', (r: Reply) => {
       settled = true;
@@ -79,8 +78,7 @@ export function runInWorker<T>(job: WorkerJob): Promise<T> {
   });
 }
 
-if (process.env.DAXTOOL_CHILD_JOB === '1' && process.send) {
-  delete process.env.DAXTOOL_CHILD_JOB;
+if (process.argv[2] === CHILD_FLAG && process.send) {
   process.once('message', (job: WorkerJob) => {
     const reply = (r: Reply) => process.send!(r, () => process.disconnect());
     perform(job).then(
