@@ -46,7 +46,8 @@ export function registerChecker(c: Checker): void {
 /** Every check over an open image; never throws for damage it can describe. */
 export function checkImage(fs: Filesystem): ProblemList {
   const P = new ProblemList();
-  fs.view((fx) => {
+  fs.view(
+    (fx) => {
     const guard = <T>(what: string, fn: () => T, fallback: T): T => {
       try {
         return fn();
@@ -58,8 +59,12 @@ export function checkImage(fs: Filesystem): ProblemList {
     };
     const extra = checkers.flatMap((c) => guard(`${c.name} space`, () => c.space?.(fs, fx) ?? [], []));
     const facts = guard('filesystem', () => checkFilesystem(fs, fx, P, extra), null);
+    // The layers above revisit what they read (page tables, descriptors): cache again.
+    fx.tx.ctx.streaming = false;
     if (facts) for (const c of checkers) guard(c.name, () => c.check(fs, fx, facts, P), undefined);
-  });
+    },
+    { streaming: true },
+  );
   return P;
 }
 

@@ -198,9 +198,13 @@ export class Filesystem {
     }
   }
 
-  /** Run `fn` over the committed state; nothing it does is written. */
-  view<T>(fn: (fx: FsTx) => T): T {
-    const tx = new Tx({ ...this.ctx, writable: false });
+  /**
+   * Run `fn` over the committed state; nothing it does is written.
+   * `streaming`: one pass over most of the metadata (verify), so the blocks
+   * read are not put in the cache.
+   */
+  view<T>(fn: (fx: FsTx) => T, opts: { streaming?: boolean } = {}): T {
+    const tx = new Tx({ ...this.ctx, writable: false, streaming: opts.streaming === true });
     return fn(this.newFsTx(tx));
   }
 

@@ -340,17 +340,30 @@ export class FsTx {
   // ------------------------------------------------------------- file data
   /** Read blocks [fblk, fblk+n) of a file into buf at bufOff (holes read as zeros). */
   readBlocks(inode: InodeRec, fblk: FileBlock, n: number, buf: Buffer, bufOff: number): void {
-    buf.fill(0, bufOff, bufOff + n * this.bs);
-    if (inode.extentRoot === 0) return;
-    const tree = this.bmap.extentTree(inode);
-    for (const e of this.bmap.extentsIn(tree, fblk, fblk + n)) {
-      const s = Math.max(e.fblk, fblk);
-      const t = Math.min(e.fblk + e.len, fblk + n);
-      const pblk = e.pblk + (s - e.fblk);
-      this.checkReadable(pblk, t - s, inode, s);
-      const o = bufOff + (s - fblk) * this.bs;
-      this.tx.ctx.dev.readInto(pblk, buf.subarray(o, o + (t - s) * this.bs));
+    const bs = this.bs;
+    // Only holes are zero-filled; mapped blocks are read straight into place.
+    let at = fblk;
+    if (inode.extentRoot !== 0) {
+      const tree = this.bmap.extentTree(inode);
+      for (const e of this.bmap.extentsIn(tree, fblk, fblk + n)) {
+        const s = Math.max(e.fblk, fblk);
+        const t = Math.min(e.fblk + e.len, fblk + n);
+        if (s > at) buf.fill(0, bufOff + (at - fblk) * bs, bufOff + (s - fblk) * bs);
+        const pblk = e.pblk + (s - e.fblk);
+        this.checkReadable(pblk, t - s, inode, s);
+        const o = bufOff + (s - fblk) * bs;
+        this.tx.ctx.dev.readInto(pblk, buf.subarray(o, o + (t - s) * bs));
+        at = t;
+      }
     }
+    if (at < fblk + n) buf.fill(0, bufOff + (at - fblk) * bs, bufOff + n * bs);
+  }
+
+  /** One chunk-sized buffer per transaction, reused by every step of a large write. */
+  private chunk: Buffer | null = null;
+  private chunkBuf(bytes: number): Buffer {
+    if (!this.chunk || this.chunk.length < bytes) this.chunk = Buffer.allocUnsafe(Math.max(bytes, IO_CHUNK_BLOCKS * this.bs));
+    return this.chunk.subarray(0, bytes);
   }
 
   /** Hook for poisoned blocks (set by the DAX layer): throws EIO for a bad block. */
@@ -382,7 +395,8 @@ export class FsTx {
     for (let c0 = b0; c0 < b1; ) {
       const c1 = Math.min(b1, c0 + IO_CHUNK_BLOCKS);
       const n = c1 - c0;
-      const buf = Buffer.alloc(n * bs);
+      // Every byte is set below: partial end blocks are read whole, the rest comes from `fill`.
+      const buf = this.chunkBuf(n * bs);
       const headPartial = c0 === b0 && offset % bs !== 0;
       const tailPartial = c1 === b1 && end % bs !== 0;
       if (headPartial) this.readBlocks(inode, c0, 1, buf, 0);

@@ -14,6 +14,8 @@ import { freeOps } from './trees.js';
 export interface TxContext {
   dev: BlockDevice;
   cache: BlockCache;
+  /** A single pass that never revisits (verify): blocks read are not kept in the cache. */
+  streaming?: boolean;
   /** The last read-ahead window (raw, unverified); dropped at every commit and data write. */
   window?: { start: Blkno; count: number; buf: Buffer };
   sb: Superblock;
@@ -120,7 +122,7 @@ export class Tx implements NodeStore {
     if (!buf) {
       buf = this.readAhead(blkno);
       verifyBlock(buf, blkno, type);
-      this.ctx.cache.put(blkno, buf);
+      if (!this.ctx.streaming) this.ctx.cache.put(blkno, buf);
     } else if (buf.readUInt16LE(4) !== type) {
       verifyBlock(buf, blkno, type);
     }
