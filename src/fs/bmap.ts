@@ -226,15 +226,21 @@ export class BlockMap {
     }
     // 1. The file's extent tree, bulk-loaded (pieces from a canonical map are canonical).
     const tree = this.extentTree(inode);
-    tree.bulkLoad(mergeAdjacent(pieces));
+    const merged = mergeAdjacent(pieces);
+    tree.bulkLoad(merged);
     inode.extentRoot = tree.root;
     let blocks = 0;
     for (const e of pieces) blocks += e.len;
     inode.nblocks += blocks;
     // 2. The physical-block index: merge the old records with the new, sorted.
-    const news = sortByBlock(mergeAdjacent(pieces)).map((e) => ({ pblk: e.pblk, len: e.len, ino: inode.ino, fblk: e.fblk }));
+    // New records are made as the merge consumes them (short-lived, cheap for the GC).
+    const ino = inode.ino;
+    const byBlock = sortByBlock(merged);
+    const news = (function* () {
+      for (const e of byBlock) yield { pblk: e.pblk, len: e.len, ino, fblk: e.fblk };
+    })();
     const rmap = new Btree(this.tx, rmapOps, 0);
-    rmap.bulkLoad(mergeSorted(this.rmap.range(), news, (a, b) => a.pblk - b.pblk || a.ino - b.ino || a.fblk - b.fblk));
+    rmap.bulkLoad(mergeStreams(this.rmap.range(), news, (a, b) => a.pblk - b.pblk || a.ino - b.ino || a.fblk - b.fblk));
     this.rmap.destroy();
     this.rmap.root = rmap.root;
     // 3. Refcounts: old runs plus one per piece covering each block.
@@ -364,25 +370,37 @@ function* runsOf(recs: RefcountRec[], pblk: Blkno, end: Blkno): Generator<[Blkno
   if (cur < end) yield [cur, end - cur, 1];
 }
 
-/** Join pieces contiguous in both file and physical blocks (canonical extent records). */
+/**
+ * Join pieces contiguous in both file and physical blocks (canonical extent
+ * records). Pieces that join nothing are passed through as they are (no copy:
+ * a canonical map of a million extents allocates nothing here).
+ */
 function mergeAdjacent(pieces: ExtentRec[]): ExtentRec[] {
   const out: ExtentRec[] = [];
   for (const p of pieces) {
-    const last = out[out.length - 1];
-    if (last && last.fblk + last.len === p.fblk && last.pblk + last.len === p.pblk) last.len += p.len;
-    else out.push({ fblk: p.fblk, pblk: p.pblk, len: p.len, flags: 0 });
+    const n = out.length;
+    const last = n ? out[n - 1] : undefined;
+    if (last && last.fblk + last.len === p.fblk && last.pblk + last.len === p.pblk) {
+      out[n - 1] = { fblk: last.fblk, pblk: last.pblk, len: last.len + p.len, flags: 0 };
+    } else out.push(p);
   }
   return out;
 }
 
-/** Merge an ascending stream with an ascending array. */
-function* mergeSorted<T>(a: Iterable<T>, b: T[], cmp: (x: T, y: T) => number): Generator<T> {
-  let j = 0;
+/** Merge two ascending streams. */
+function* mergeStreams<T>(a: Iterable<T>, b: Iterator<T>, cmp: (x: T, y: T) => number): Generator<T> {
+  let nb = b.next();
   for (const x of a) {
-    while (j < b.length && cmp(b[j], x) < 0) yield b[j++];
+    while (!nb.done && cmp(nb.value, x) < 0) {
+      yield nb.value;
+      nb = b.next();
+    }
     yield x;
   }
-  while (j < b.length) yield b[j++];
+  while (!nb.done) {
+    yield nb.value;
+    nb = b.next();
+  }
 }
 
 /**
