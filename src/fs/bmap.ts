@@ -240,11 +240,25 @@ export class BlockMap {
       for (const e of byBlock) yield { pblk: e.pblk, len: e.len, ino, fblk: e.fblk };
     })();
     const rmap = new Btree(this.tx, rmapOps, 0);
-    rmap.bulkLoad(mergeStreams(this.rmap.range(), news, (a, b) => a.pblk - b.pblk || a.ino - b.ino || a.fblk - b.fblk));
+    this.streaming(() =>
+      rmap.bulkLoad(mergeStreams(this.rmap.range(), news, (a, b) => a.pblk - b.pblk || a.ino - b.ino || a.fblk - b.fblk)),
+    );
     this.rmap.destroy();
     this.rmap.root = rmap.root;
     // 3. Refcounts: old runs plus one per piece covering each block.
     this.rebuildRefcounts(pieces, +1);
+  }
+
+  /** Run a one-pass read of a whole tree without filling the block cache with it. */
+  private streaming<T>(fn: () => T): T {
+    const ctx = this.tx.ctx;
+    const was = ctx.streaming;
+    ctx.streaming = true;
+    try {
+      return fn();
+    } finally {
+      ctx.streaming = was;
+    }
   }
 
   /**
@@ -264,13 +278,15 @@ export class BlockMap {
     const rmap = new Btree(this.tx, rmapOps, 0);
     let dropped = 0;
     const ino = inode.ino;
-    rmap.bulkLoad(
-      (function* (src: Iterable<RmapRec>) {
-        for (const r of src) {
-          if (r.ino === ino) dropped++;
-          else yield r;
-        }
-      })(this.rmap.range()),
+    this.streaming(() =>
+      rmap.bulkLoad(
+        (function* (src: Iterable<RmapRec>) {
+          for (const r of src) {
+            if (r.ino === ino) dropped++;
+            else yield r;
+          }
+        })(this.rmap.range()),
+      ),
     );
     if (dropped !== exts.length)
       throw corrupt(`inode ${ino} has ${exts.length} extents but ${dropped} physical-index records`, `inode ${ino}`);
