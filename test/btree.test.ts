@@ -5,7 +5,7 @@ import { MemStore } from '../src/btree/memstore.js';
 import type { BtreeOps } from '../src/btree/types.js';
 import { readU64, writeU64 } from '../src/format/block.js';
 import { DaxError } from '../src/format/errors.js';
-import { prng } from './helpers/prng.js';
+import { errCode as codeOf, prng } from './helpers/prng.js';
 
 // ---- fixtures ---------------------------------------------------------------
 
@@ -38,15 +38,6 @@ function recOps(opts: { leaf?: number; node?: number; fast?: boolean } = {}): Bt
 }
 
 
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof DaxError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 /** Sorted-array model of the tree. */
 class Model {
