@@ -4,7 +4,6 @@ import { Btree } from '../src/btree/btree.js';
 import { MemStore } from '../src/btree/memstore.js';
 import type { BtreeOps } from '../src/btree/types.js';
 import { readU64, writeU64 } from '../src/format/block.js';
-import { DaxError } from '../src/format/errors.js';
 import { errCode as codeOf, prng } from './helpers/prng.js';
 
 // ---- fixtures ---------------------------------------------------------------
