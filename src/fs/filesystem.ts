@@ -323,10 +323,17 @@ export class Filesystem {
         }
         if (got === 0) break;
         checkRange(total, got, p);
-        fx.write(inode, p, total, got, (dst, o, pos, n) => buf.copy(dst, o, pos, pos + n));
+        // The file was emptied and every chunk but the last is whole blocks at a
+        // block-aligned offset: the host bytes go straight to new blocks, no copy.
+        const blocks = Math.ceil(got / fx.bs);
+        buf.fill(0, got, blocks * fx.bs);
+        fx.replaceBlocks(inode, total / fx.bs, blocks, buf.subarray(0, blocks * fx.bs));
         total += got;
+        inode.size = total;
         if (got < chunk) break;
       }
+      inode.mtimeMs = Date.now();
+      fx.iput(inode);
       return total;
     });
   }
