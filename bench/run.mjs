@@ -1,0 +1,775 @@
+#!/usr/bin/env node
+/**
+ * daxtool benchmark harness (issue 6).
+ *
+ *   npm run bench                     full run (≈10 min; first run also builds cached peer inputs)
+ *   npm run bench -- --quick          ≈1 min pass at smaller sizes
+ *   options: --only REGEX  cases whose id matches (ids: version, info, mkfs, put-*, get-*,
+ *                          reflink-*, verify-*, fault-*, fault-pmd-*, cow-*, compare-*)
+ *            --no-peers    skip peer tools        --reps N      repetitions per case
+ *            --build       compile src/ into the run's snapshot instead of copying dist/
+ *            --profile RE  after measuring, run matching cases once under node --cpu-prof
+ *                          and print the hottest functions
+ *            --json FILE   also write the raw results as JSON
+ *            --keep        keep the work directory
+ *
+ * The built code is snapshotted at start (dist/, bin/ and package.json copied
+ * into the work directory, node_modules linked), so a rebuild by someone else
+ * during the run cannot mix two versions. Every measured command runs in its
+ * own process: wall time is measured around it, peak RSS by GNU time (or a
+ * preload hook for node commands when GNU time is missing). Each case runs
+ * several times and the median is reported; a case whose runs are long stops
+ * repeating once it has used its time budget (the runs column says how many).
+ * Inputs are built before timing, deterministically, with the daxtool library
+ * (bench/lib/build.mjs); peer inputs are cached (bench/lib/peers.mjs).
+ */
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join, relative } from 'node:path';
+import { BENCH_DIR, fmtCount, fmtMs, fmtRate, fmtRss, fmtSize, killAll, median, run, sh, table, which, haveGnuTime } from './lib/util.mjs';
+import * as peers from './lib/peers.mjs';
+import { summarizeProfile } from './lib/profile.mjs';
+
+const ROOT = join(BENCH_DIR, '..');
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+const TiB = 1024 * GiB;
+
+// ------------------------------------------------------------------ options
+const argv = process.argv.slice(2);
+const flag = (f) => argv.includes(f);
+const opt = (f) => {
+  const i = argv.indexOf(f);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const QUICK = flag('--quick');
+const ONLY = opt('--only') ? new RegExp(opt('--only')) : null;
+const PROFILE = opt('--profile') ? new RegExp(opt('--profile')) : null;
+const NO_PEERS = flag('--no-peers');
+const REPS = opt('--reps') ? Number(opt('--reps')) : QUICK ? 3 : 3;
+const KEEP = flag('--keep');
+const JSON_OUT = opt('--json');
+/** Stop repeating a case once its runs have taken this long (at least one run always). */
+const BUDGET_MS = QUICK ? 4000 : 30000;
+/** Peers repeat less in --quick: their numbers are context, not the subject. */
+const PEER_REPS = QUICK ? 1 : REPS;
+/** A single command taking longer than this is killed and reported as a timeout. */
+const TIMEOUT_MS = QUICK ? 60000 : 300000;
+
+const WORK_ROOT = process.env.BENCH_WORK ?? join(tmpdir(), 'daxtool-bench');
+/** One work directory per harness process, so two runs on one machine do not collide. */
+const WORK = join(WORK_ROOT, `run-${process.pid}`);
+const SNAP = join(WORK, 'snap');
+const DIST = join(SNAP, 'dist');
+const BIN = join(SNAP, 'bin', 'daxtool');
+
+const log = (s) => process.stderr.write(`[bench] ${s}\n`);
+const rows = [];
+const profiles = [];
+const notes = [];
+
+// ------------------------------------------------------------------ setup
+/** Remove the work directory, first unmounting anything a crashed run left mounted in it. */
+function clearWork(dir = WORK) {
+  try {
+    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      const mnt = line.split(' ')[1];
+      if (mnt && mnt.startsWith(dir + '/')) sh(['umount', '-l', mnt], { ok: [1, 32] });
+    }
+  } catch {
+    /* no /proc/mounts */
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Work directories of harness runs that died without cleaning up (their pid is gone). */
+function clearStale() {
+  let names = [];
+  try {
+    names = readdirSync(WORK_ROOT);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^run-(\d+)$/.exec(n);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+      continue; // alive
+    } catch {
+      clearWork(join(WORK_ROOT, n));
+    }
+  }
+}
+
+function snapshot() {
+  clearWork();
+  mkdirSync(SNAP, { recursive: true });
+  cpSync(join(ROOT, 'bin'), join(SNAP, 'bin'), { recursive: true });
+  cpSync(join(ROOT, 'package.json'), join(SNAP, 'package.json'));
+  symlinkSync(join(ROOT, 'node_modules'), join(SNAP, 'node_modules'));
+  if (flag('--build')) {
+    log('compiling src/ into the snapshot…');
+    const tsc = join(ROOT, 'node_modules', '.bin', 'tsc');
+    const r = sh([tsc, '-p', join(ROOT, 'tsconfig.json'), '--outDir', DIST], { ok: [1, 2], cwd: ROOT });
+    if (r.code !== 0) notes.push(`tsc reported errors (code ${r.code}); the emitted code was measured anyway`);
+  } else {
+    if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+      console.error('bench: dist/ is missing: run `npx tsc -p tsconfig.json` (or pass --build)');
+      process.exit(2);
+    }
+    cpSync(join(ROOT, 'dist'), DIST, { recursive: true });
+  }
+}
+
+function machine() {
+  const df = sh(['df', '-T', WORK], { ok: [1] }).stdout.trim().split('\n').pop()?.split(/\s+/) ?? [];
+  let git = '';
+  try {
+    const head = sh(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD']).stdout.trim();
+    const dirty = sh(['git', '-C', ROOT, 'status', '--porcelain', 'src']).stdout.trim().split('\n').filter(Boolean).length;
+    git = `${head}${dirty ? ` + ${dirty} uncommitted src/ changes` : ''}`;
+  } catch {
+    git = 'unknown';
+  }
+  let distTime = '';
+  try {
+    distTime = statSync(join(ROOT, 'dist', 'cli', 'main.js')).mtime.toISOString();
+  } catch {
+    /* --build */
+  }
+  return {
+    date: new Date().toISOString(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    nproc: availableParallelism(),
+    memory: `${(totalmem() / GiB).toFixed(1)} GiB`,
+    node: process.version,
+    kernel: release(),
+    workdir: WORK,
+    disk: df.length > 2 ? `${df[1]} on ${df[0]}` : 'unknown',
+    git,
+    build: flag('--build') ? 'compiled from src/ by --build' : `dist/ built ${distTime}`,
+    mode: QUICK ? 'quick' : 'full',
+    gnuTime: haveGnuTime(),
+    load: loadavg().map((x) => x.toFixed(2)).join(' '),
+  };
+}
+
+/** Which daxtool commands exist in this build (DAX commands land later). */
+async function detect() {
+  const h = await run([BIN, '--help'], { node: true, capture: true });
+  const cmds = new Set();
+  for (const m of h.stdout.matchAll(/^ {2}([a-z][\w-]*)\s/gm)) cmds.add(m[1]);
+  // `daxtool X --help` must print X's own usage: an unknown X prints the program's help (or fails).
+  const sub = async (name) => {
+    const r = await run([BIN, name, '--help'], { node: true, capture: true });
+    return r.code === 0 && r.stdout.includes(`Usage: daxtool ${name}`) ? r.stdout : null;
+  };
+  const fault = cmds.has('fault') ? await sub('fault') : null;
+  const compare = cmds.has('compare') ? await sub('compare') : null;
+  const compareOps = compare ? (compare.match(/(--(?:ops|operations|steps|count|iterations))\b/)?.[1] ?? null) : null;
+  const daxLib = existsSync(join(DIST, 'dax', 'index.js'));
+  return { cmds, fault, compare, compareOps, daxLib };
+}
+
+/** A quick check that the snapshot runs; returns a failure description or null. */
+async function smoke() {
+  const img = join(WORK, 'smoke.img');
+  const steps = [
+    [BIN, 'mkfs', img, '--size', '64M', '--force'],
+    [BIN, 'info', img],
+    [BIN, 'write', img, '/a', '--offset', '0', '--length', '64K', '--pattern', '7'],
+    [BIN, 'reflink', img, '/a', '/b'],
+    [BIN, 'verify', img],
+  ];
+  if (existsSync(join(DIST, 'dax', 'index.js'))) steps.push(['--input-type=module', '-e', `await import(${JSON.stringify(join(DIST, 'dax', 'index.js'))})`]);
+  try {
+    for (const s of steps) {
+      const r = await run(s, { node: true, timeoutMs: 60000 });
+      if (r.code !== 0) return `${s.slice(1, 2).join(' ') || s[0]}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(-1)[0]?.slice(0, 160)}`;
+    }
+    return null;
+  } finally {
+    rmSync(img, { force: true });
+  }
+}
+
+// ------------------------------------------------------------------ measuring
+/**
+ * Run a command `reps` times (within the time budget), `prep(i)` untimed before each.
+ * Returns { runs, ms (median), rssKiB (max), fail }.
+ */
+async function measure(argvCmd, o = {}) {
+  const reps = o.reps ?? REPS;
+  const budget = o.budgetMs ?? BUDGET_MS;
+  const times = [];
+  const cpus = [];
+  const users = [];
+  let rss = null;
+  let fail = null;
+  let spent = 0;
+  let last = null;
+  const rssFile = join(WORK, 'rss.txt');
+  if (o.warmup) {
+    // Untimed: brings a cached peer image into the page cache, as our freshly built inputs are.
+    if (o.prep) await o.prep(-1);
+    await run(typeof argvCmd === 'function' ? argvCmd(-1) : argvCmd, { node: !!o.node, timeoutMs: o.timeoutMs ?? TIMEOUT_MS, env: o.env, cwd: o.cwd });
+  }
+  for (let i = 0; i < reps; i++) {
+    if (o.prep) await o.prep(i);
+    const r = await run(typeof argvCmd === 'function' ? argvCmd(i) : argvCmd, { node: !!o.node, rssFile, timeoutMs: o.timeoutMs ?? TIMEOUT_MS, env: o.env, cwd: o.cwd, capture: !!o.capture });
+    last = r;
+    if (r.timedOut) {
+      fail = `timeout > ${fmtMs(o.timeoutMs ?? TIMEOUT_MS)}`;
+      break;
+    }
+    const okCodes = o.okCodes ?? [0];
+    if (!okCodes.includes(r.code)) {
+      fail = `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' / ').slice(0, 160)}`;
+      break;
+    }
+    times.push(r.ms);
+    if (r.cpuMs !== null) cpus.push(r.cpuMs);
+    if (r.userMs !== null) users.push(r.userMs);
+    if (r.rssKiB !== null) rss = Math.max(rss ?? 0, r.rssKiB);
+    if (o.after) await o.after(i);
+    spent += r.ms;
+    if (spent > budget && times.length >= 1) break;
+  }
+  return { runs: times.length, times, ms: median(times), cpuMs: cpus.length ? median(cpus) : null, userMs: users.length ? median(users) : null, rssKiB: rss, fail, last };
+}
+
+/** One table row. */
+function row(r) {
+  const x = { peers: [], ...r };
+  delete x.last;
+  rows.push(x);
+  const p = x.fail ? `FAILED ${x.fail}` : `${fmtMs(x.ms)}${x.rate ? `, ${x.rate}` : ''}`;
+  log(`${x.case} ${x.size}: ${p}`);
+  return x;
+}
+
+function peerResult(name, m, extra = '') {
+  return { name, ms: m.ms, runs: m.runs, rssKiB: m.rssKiB, fail: m.fail, extra };
+}
+
+function unavailable(name, why) {
+  return { name, unavailable: why };
+}
+
+function want(id) {
+  return !ONLY || ONLY.test(id);
+}
+
+const dax = (...a) => [BIN, ...a];
+const copyImage = (from, to) => sh(['cp', '--sparse=always', from, to]);
+
+async function build(image, spec) {
+  const r = await run([join(BENCH_DIR, 'lib', 'build.mjs'), DIST, image, JSON.stringify(spec)], { node: true, capture: true, timeoutMs: 1800000 });
+  if (r.code !== 0) throw new Error(`building ${spec.kind} input failed: ${r.stderr.trim().slice(-600)}`);
+  const s = JSON.parse(r.stdout.trim().split('\n').pop());
+  log(`  input ${relative(WORK, image)} (${spec.kind}) built in ${fmtMs(s.ms)}`);
+  return s;
+}
+
+async function profile(id, argvCmd, prep) {
+  if (!PROFILE || !PROFILE.test(id)) return;
+  if (prep) await prep(0);
+  const dir = join(WORK, 'prof', id);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const [script, ...rest] = argvCmd;
+  const r = await run(['--cpu-prof', '--cpu-prof-dir', dir, script, ...rest], { node: true, timeoutMs: TIMEOUT_MS * 2 });
+  if (r.code !== 0) {
+    profiles.push({ id, text: `profile run failed: exit ${r.code} ${r.stderr.slice(-300)}` });
+    return;
+  }
+  profiles.push({ id, text: summarizeProfile(dir, DIST) });
+}
+
+// ------------------------------------------------------------------ cases
+const T = peers.tools();
+const peerOk = (bin) => !NO_PEERS && !!bin;
+
+async function caseVersion() {
+  if (want('node')) {
+    const m = await measure([process.execPath, '-e', '0'], { reps: QUICK ? 5 : 10 });
+    row({ id: 'node', case: 'node -e 0 (start-up baseline)', size: '—', ...m, target: null });
+  }
+  if (!want('version')) return;
+  const m = await measure(dax('--version'), { node: true, reps: QUICK ? 5 : 10 });
+  row({ id: 'version', case: '--version', size: '—', ...m, target: { ms: 120 } });
+}
+
+async function caseInfoMkfs() {
+  const img = join(WORK, 'tib.img');
+  const size = TiB;
+  const blocks = size / 4096;
+  if (want('mkfs')) {
+    let alloc = 0;
+    const m = await measure(dax('mkfs', img, '--size', '1T'), {
+      node: true,
+      reps: QUICK ? 3 : 5,
+      prep: () => rmSync(img, { force: true }),
+      after: () => {
+        alloc = Math.max(alloc, statSync(img).blocks * 512);
+      },
+    });
+    const r = row({ id: 'mkfs', case: 'mkfs', size: '1 TiB', ...m, rate: fmtRate(blocks / (m.ms / 1000), 'blocks'), hostBytes: alloc, target: { ms: 200, hostBytes: 64 * MiB } });
+    await profile('mkfs', dax('mkfs', img, '--size', '1T'), () => rmSync(img, { force: true }));
+    const pimg = join(WORK, 'peer-mkfs.img');
+    const peerMkfs = async (name, cmd) => {
+      let palloc = 0;
+      const pm = await measure(cmd, {
+        reps: PEER_REPS,
+        prep: () => {
+          rmSync(pimg, { force: true });
+          sh(['truncate', '-s', String(size), pimg]);
+        },
+        after: () => {
+          palloc = Math.max(palloc, statSync(pimg).blocks * 512);
+        },
+      });
+      rmSync(pimg, { force: true });
+      return peerResult(name, pm, `host ${fmtSize(palloc, 'B')}`);
+    };
+    r.peers.push(peerOk(T.mkfsXfs) ? await peerMkfs('mkfs.xfs -m reflink=1,rmapbt=1', [T.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1', pimg]) : unavailable('mkfs.xfs', NO_PEERS ? 'skipped' : 'peer unavailable: not installed'));
+    r.peers.push(peerOk(T.mke2fs) ? await peerMkfs('mke2fs -t ext4', [T.mke2fs, '-q', '-F', '-t', 'ext4', pimg]) : unavailable('mke2fs', NO_PEERS ? 'skipped' : 'peer unavailable: not installed'));
+  }
+  if (want('info')) {
+    if (!existsSync(img)) sh([process.execPath, BIN, 'mkfs', img, '--size', '1T', '--force']);
+    const m = await measure(dax('info', img), { node: true, reps: QUICK ? 5 : 10 });
+    row({ id: 'info', case: 'info', size: '1 TiB image', ...m, target: { ms: 120 } });
+    await profile('info', dax('info', img));
+    const mj = await measure(dax('info', img, '--json'), { node: true, reps: QUICK ? 3 : 5 });
+    row({ id: 'info-json', case: 'info --json', size: '1 TiB image', ...mj, target: { ms: 120 } });
+  }
+  rmSync(img, { force: true });
+}
+
+/** A deterministic host file of `bytes` (xorshift data, every MiB different), cached. */
+function hostFile(bytes) {
+  mkdirSync(peers.CACHE_DIR, { recursive: true });
+  const p = join(peers.CACHE_DIR, `host-${bytes}.bin`);
+  if (existsSync(p) && statSync(p).size === bytes) return p;
+  const chunk = Buffer.alloc(MiB);
+  let x = 0x9e3779b9 | 0;
+  for (let i = 0; i < MiB; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    chunk.writeInt32LE(x, i);
+  }
+  const fd = openSync(p + '.tmp', 'w');
+  for (let off = 0; off < bytes; off += MiB) {
+    chunk.writeUInt32LE(off / MiB, 0);
+    writeSync(fd, chunk, 0, Math.min(MiB, bytes - off));
+  }
+  closeSync(fd);
+  sh(['mv', p + '.tmp', p]);
+  return p;
+}
+
+async function casePutGet() {
+  const sizes = QUICK ? [64 * MiB] : [64 * MiB, GiB];
+  for (const bytes of sizes) {
+    const label = fmtSize(bytes, 'B');
+    const id = `${bytes >= GiB ? bytes / GiB + 'G' : bytes / MiB + 'M'}`;
+    if (!want(`put-${id}`) && !want(`get-${id}`)) continue;
+    const host = hostFile(bytes);
+    const empty = join(WORK, `empty-${id}.img`);
+    // Every run writes a new file and nothing is deleted until the size is done: the host
+    // ext4 here is mounted with `discard`, and freeing a GiB just before a timed write made
+    // that write 2–4× slower for daxtool and peers alike.
+    const files = [];
+    const fresh = (tag) => (i) => {
+      const f = join(WORK, `${tag}-${id}-${i < 0 ? 'w' : i}.out`);
+      files.push(f);
+      return f;
+    };
+    const prep = () => sh(['sync']);
+    sh([process.execPath, BIN, 'mkfs', empty, '--size', String(Math.max(GiB, bytes * 2)), '--force']);
+    // Peers: cp (copy_file_range, in-kernel), cp + sync FILE (durable, like `put`, which
+    // fdatasyncs), and dd bs=8M with and without conv=fdatasync — the user-space
+    // read/write loop daxtool itself has to run (node has no ranged copy_file_range).
+    let cpPlain = null;
+    let cpSync = null;
+    let ddPlain = null;
+    let ddSync = null;
+    if (peerOk(T.cp)) {
+      const o = { prep, reps: PEER_REPS };
+      const cpOut = fresh('cp');
+      cpPlain = peerResult('cp (copy_file_range)', await measure((i) => [T.cp, host, cpOut(i)], o));
+      const cpsOut = fresh('cps');
+      cpSync = peerResult('cp + sync FILE', await measure((i) => ['sh', '-c', `cp "${host}" "${cpsOut(i)}" && sync "${cpsOut(i)}"`], o));
+      const ddOut = fresh('dd');
+      ddPlain = peerResult('dd bs=8M', await measure((i) => ['dd', `if=${host}`, `of=${ddOut(i)}`, 'bs=8M', 'status=none'], o));
+      const ddsOut = fresh('dds');
+      ddSync = peerResult('dd bs=8M conv=fdatasync', await measure((i) => ['dd', `if=${host}`, `of=${ddsOut(i)}`, 'bs=8M', 'conv=fdatasync', 'status=none'], o));
+      for (const c of [cpPlain, cpSync, ddPlain, ddSync]) c.extra = c.fail ? '' : fmtRate(bytes / (c.ms / 1000), 'B');
+    }
+    if (want(`put-${id}`)) {
+      const work = fresh('put');
+      const cmd = (i) => dax('put', work(i), host, '/f');
+      const m = await measure(cmd, {
+        node: true,
+        prep: (i) => {
+          copyImage(empty, work(i));
+          sh(['sync']);
+        },
+      });
+      const r = row({ id: `put-${id}`, case: 'put', size: label, ...m, rate: fmtRate(bytes / (m.ms / 1000), 'B'), target: bytes >= GiB ? { bytesPerSec: 1e9, bytes } : null });
+      r.peers.push(cpSync ?? unavailable('cp', 'skipped'));
+      if (ddSync) r.peers.push(ddSync);
+      if (cpPlain) r.peers.push(cpPlain);
+      await profile(`put-${id}`, cmd(99), () => copyImage(empty, work(99)));
+    }
+    if (want(`get-${id}`)) {
+      const src = join(WORK, `get-${id}.img`);
+      await build(src, { kind: 'put', host, path: '/f', sizeBytes: Math.max(GiB, bytes * 2) });
+      const out = fresh('get');
+      const cmd = (i) => dax('get', src, '/f', out(i));
+      const m = await measure(cmd, { node: true, prep });
+      const r = row({ id: `get-${id}`, case: 'get', size: label, ...m, rate: fmtRate(bytes / (m.ms / 1000), 'B'), target: bytes >= GiB ? { bytesPerSec: 1e9, bytes } : null });
+      r.peers.push(cpPlain ?? unavailable('cp', 'skipped'));
+      if (ddPlain) r.peers.push(ddPlain);
+      await profile(`get-${id}`, cmd(99));
+      files.push(src);
+    }
+    files.push(empty);
+    for (const f of files) rmSync(f, { force: true });
+    sh(['sync']);
+  }
+}
+
+async function caseReflink() {
+  const sizes = QUICK ? [1000, 10000, 100000] : [10000, 100000, 1000000];
+  const loop = NO_PEERS ? { ok: false, why: 'skipped' } : peers.loopMount(T, WORK);
+  for (const n of sizes) {
+    const id = `reflink-${fmtSize(n)}`;
+    if (!want(id)) continue;
+    const pristine = join(WORK, `reflink-${n}.img`);
+    const work = join(WORK, 'work.img');
+    await build(pristine, { kind: 'extents', n, path: '/src' });
+    const prep = () => copyImage(pristine, work);
+    const cmd = dax('reflink', work, '/src', '/dst');
+    const m = await measure(cmd, { node: true, prep });
+    const r = row({ id, case: 'reflink (whole file, CLI)', size: `${fmtSize(n)} extents`, n, ...m, rate: fmtRate(n / (m.ms / 1000), 'extents'), target: n === 1e6 ? { ms: 2000 } : null, group: 'reflink' });
+    if (QUICK && n > 10000) r.peers.push(unavailable('cp --reflink=always (XFS)', 'skipped in --quick (≈1 min per 1M extents)'));
+    else if (loop.ok) {
+      const { img, builtMs } = await peers.xfsReflinkImage(T, n, WORK, log);
+      if (builtMs) log(`  peer input built in ${fmtMs(builtMs)}`);
+      const mnt = join(WORK, 'xfs.mnt');
+      const pm = await peers.withImageLock(img, () => peers.dirtyCache(img, async (restore) => {
+        peers.mount(img, mnt);
+        try {
+          // Warm: the source's extent map into the page cache and the in-core inode (untimed).
+          sh(['sh', '-c', `"${T.xfsIo}" -r -c fiemap "${join(mnt, 'src')}" > /dev/null`], { timeoutMs: 600000 });
+          return await measure([T.cp, '--reflink=always', join(mnt, 'src'), join(mnt, 'dst')], {
+            reps: PEER_REPS,
+            after: () => {
+              rmSync(join(mnt, 'dst'));
+              sh(['sync', '-f', mnt]);
+            },
+          });
+        } finally {
+          peers.umount(mnt);
+          restore();
+        }
+      }));
+      if (!pm) r.peers.push(unavailable('cp --reflink=always (XFS)', 'peer busy: another bench run has its image mounted'));
+      else r.peers.push(peerResult('cp --reflink=always (XFS, loop)', pm, pm.fail ? '' : fmtRate(n / (pm.ms / 1000), 'extents')));
+    } else r.peers.push(unavailable('cp --reflink=always (XFS)', loop.why));
+    await profile(id, cmd, prep);
+    rmSync(pristine, { force: true });
+    rmSync(work, { force: true });
+  }
+}
+
+async function caseVerify(det) {
+  const sizes = QUICK
+    ? [
+        [1000, 10000],
+        [10000, 100000],
+      ]
+    : [
+        [10000, 100000],
+        [100000, 1000000],
+      ];
+  const loop = NO_PEERS ? { ok: false, why: 'skipped' } : peers.loopMount(T, WORK);
+  for (const [files, extents] of sizes) {
+    const id = `verify-${fmtSize(extents)}`;
+    if (!want(id)) continue;
+    const img = join(WORK, `verify-${extents}.img`);
+    const mapEvery = det.daxLib ? 10 : 0;
+    const s = await build(img, { kind: 'files', files, extents, mapEvery });
+    const cmd = dax('verify', img);
+    const m = await measure(cmd, { node: true, okCodes: [0, 4], capture: true });
+    if (m.last && m.last.code === 4) m.fail = `verify found errors on the input: ${m.last.stdout.trim().split('\n').slice(0, 3).join(' / ').slice(0, 200)}`;
+    delete m.last;
+    const mapped = s.mappedFiles ? `, ${fmtCount(s.mappedFiles)} files mapped (${fmtCount(s.mappedPages)} PTEs)` : ', no mappings (DAX not built)';
+    const r = row({
+      id,
+      case: 'verify',
+      size: `${fmtSize(extents)} extents / ${fmtSize(files)} files`,
+      sizeNote: mapped,
+      n: extents,
+      ...m,
+      rate: `${fmtRate(extents / (m.ms / 1000), 'extents')}, ${fmtRate(files / (m.ms / 1000), 'files')}`,
+      target: extents === 1e6 ? { ms: 2000, rssKiB: 300 * 1024 } : null,
+      group: 'verify',
+    });
+    if (peerOk(T.e2fsck) && T.debugfs && T.mke2fs) {
+      const { img: eimg, builtMs } = await peers.ext4FilesImage(T, files, extents, WORK, log);
+      if (builtMs) log(`  peer input built in ${fmtMs(builtMs)}`);
+      const pm = await measure([T.e2fsck, '-fn', eimg], { reps: PEER_REPS, warmup: true });
+      r.peers.push(peerResult('e2fsck -fn (ext4)', pm));
+    } else r.peers.push(unavailable('e2fsck -fn', NO_PEERS ? 'skipped' : 'peer unavailable: e2fsprogs not installed'));
+    if (peerOk(T.xfsRepair) && loop.ok) {
+      const { img: ximg, builtMs } = await peers.xfsFilesImage(T, files, extents, WORK, log);
+      if (builtMs) log(`  peer input built in ${fmtMs(builtMs)}`);
+      const pm = await measure([T.xfsRepair, '-n', '-f', ximg], { reps: PEER_REPS, warmup: true });
+      r.peers.push(peerResult('xfs_repair -n (XFS)', pm));
+    } else r.peers.push(unavailable('xfs_repair -n', !T.xfsRepair ? 'peer unavailable: xfsprogs not installed' : loop.why));
+    await profile(id, cmd);
+    rmSync(img, { force: true });
+  }
+}
+
+async function caseFault(det) {
+  const sizes = QUICK ? [10000, 100000] : [100000, 1000000];
+  const cowN = QUICK ? 10000 : 100000;
+  const pn = sizes[sizes.length - 1];
+  const pmdN = Math.ceil(pn / 512) * 512; // whole 2 MiB units
+  const work = join(WORK, 'work.img');
+  const lib = (img, o) => run([join(BENCH_DIR, 'lib', 'dax-call.mjs'), DIST, img, JSON.stringify({ op: 'faultPath', ...o })], { node: true, capture: true, timeoutMs: TIMEOUT_MS, rssFile: join(WORK, 'rss.txt') });
+  /** Median in-process handler time (library call, commit included) over fresh copies. */
+  const libTime = async (pristine, o) => {
+    const ts = [];
+    let last = null;
+    let rss = null;
+    for (let i = 0; i < REPS; i++) {
+      copyImage(pristine, work);
+      const r = await lib(work, o);
+      if (r.timedOut) return { fail: `timeout > ${fmtMs(TIMEOUT_MS)}` };
+      if (r.code !== 0) return { fail: `exit ${r.code}: ${r.stderr.trim().split('\n').slice(-2).join(' / ').slice(0, 200)}` };
+      last = JSON.parse(r.stdout.trim().split('\n').pop());
+      ts.push(last.ms);
+      if (r.rssKiB) rss = Math.max(rss ?? 0, r.rssKiB);
+      if (ts.reduce((x, y) => x + y, 0) > BUDGET_MS) break;
+    }
+    return { ms: median(ts), runs: ts.length, last, rssKiB: rss };
+  };
+  /**
+   * One fault case: the handler alone (library, when dist/dax is built) and
+   * the CLI (`daxtool fault IMAGE PATH --offset 0 --length L`, when it exists).
+   */
+  const one = async (id, caseName, n, spec, path, write, target, group) => {
+    if (!want(id)) return;
+    const len = n * 4096;
+    const size = `${fmtSize(n)} pages`;
+    if (!det.daxLib && !det.fault) {
+      row({ id, case: caseName, size, runs: 0, ms: NaN, missing: 'not implemented yet', target });
+      return;
+    }
+    const pristine = join(WORK, `${id}.img`);
+    await build(pristine, spec);
+    if (det.daxLib) {
+      const h = await libTime(pristine, { path, offset: 0, length: len, write });
+      const how = h.last ? ` (${[...Object.entries(h.last.levels), ...Object.entries(h.last.results)].map(([k, v]) => `${fmtCount(v)} ${k}`).join(', ')})` : '';
+      row({ id: `${id}-lib`, case: `${caseName}, handler`, size, sizeNote: how, n, runs: h.runs ?? 0, ms: h.ms, fail: h.fail ?? null, rssKiB: h.rssKiB, rate: fmtRate(n / (h.ms / 1000), 'faults'), target, group: group ? `${group}-lib` : undefined });
+      await profile(`${id}-lib`, [join(BENCH_DIR, 'lib', 'dax-call.mjs'), DIST, work, JSON.stringify({ op: 'faultPath', path, offset: 0, length: len, write })], () => copyImage(pristine, work));
+    }
+    if (det.fault) {
+      const cmd = dax('fault', work, path, '--offset', '0', '--length', String(len), ...(write ? ['--write'] : []));
+      const prep = () => copyImage(pristine, work);
+      const m = await measure(cmd, { node: true, prep });
+      row({ id, case: `${caseName}, CLI`, size, n, ...m, rate: fmtRate(n / (m.ms / 1000), 'faults'), target: det.daxLib ? null : target, group: group ? `${group}-cli` : undefined });
+      await profile(id, cmd, prep);
+    } else row({ id, case: `${caseName}, CLI`, size, runs: 0, ms: NaN, missing: 'not implemented yet (no `fault` command)', target: null });
+    rmSync(pristine, { force: true });
+  };
+  for (const n of sizes)
+    await one(`fault-${fmtSize(n)}`, 'fault (4 KiB, unshared)', n, { kind: 'contig', blocks: n, pmd: false, path: '/f' }, '/f', false, n === 1e6 ? { perSec: 1e6, n } : null, 'fault');
+  await one(`fault-pmd-${fmtSize(pn)}`, 'fault (PMD-aligned)', pmdN, { kind: 'contig', blocks: pmdN, pmd: true, path: '/f' }, '/f', false, { fasterThan: `fault-${fmtSize(pn)}-lib` }, null);
+  await one(`cow-${fmtSize(cowN)}`, 'fault --write (COW)', cowN, { kind: 'cow', blocks: cowN }, '/b', true, { perSec: 2e5, n: cowN }, null);
+  rmSync(work, { force: true });
+}
+
+async function caseCompare(det) {
+  const sizes = QUICK ? [1000, 10000] : [100000, 1000000];
+  for (const n of sizes) {
+    const id = `compare-${fmtSize(n)}`;
+    if (!want(id)) continue;
+    const target = n === 1e6 ? { ms: 30000 } : null;
+    if (!det.compare) {
+      row({ id, case: 'compare --workload random', size: `${fmtSize(n)} ops`, runs: 0, ms: NaN, missing: 'not implemented yet', target });
+      continue;
+    }
+    const cmd = dax('compare', '--workload', 'random', ...(det.compareOps ? [det.compareOps, String(n)] : []));
+    const m = await measure(cmd, { node: true });
+    row({ id, case: 'compare --workload random (5 models)', size: det.compareOps ? `${fmtSize(n)} ops` : 'default size (no ops option found)', n, ...m, rate: fmtRate(n / (m.ms / 1000), 'ops'), target: det.compareOps ? target : null, group: 'compare' });
+    await profile(id, cmd);
+  }
+}
+
+// ------------------------------------------------------------------ report
+function statusOf(r) {
+  const t = r.target;
+  if (r.missing) return r.missing;
+  if (r.fail) return `FAILED: ${r.fail}`;
+  if (!t) return '';
+  const gaps = [];
+  const have = [];
+  if (t.ms !== undefined) {
+    have.push(`≤ ${fmtMs(t.ms)}`);
+    if (r.ms > t.ms) gaps.push(`${(r.ms / t.ms).toFixed(1)}× over time`);
+  }
+  if (t.hostBytes !== undefined) {
+    have.push(`≤ ${fmtSize(t.hostBytes, 'B')} host (used ${fmtSize(r.hostBytes, 'B')})`);
+    if (r.hostBytes > t.hostBytes) gaps.push('host bytes over');
+  }
+  if (t.rssKiB !== undefined) {
+    have.push(`RSS ≤ ${fmtRss(t.rssKiB)}`);
+    if (r.rssKiB > t.rssKiB) gaps.push(`RSS ${(r.rssKiB / t.rssKiB).toFixed(1)}× over`);
+  }
+  if (t.bytesPerSec !== undefined) {
+    const rate = t.bytes / (r.ms / 1000);
+    have.push(`≥ ${fmtRate(t.bytesPerSec, 'B')}`);
+    if (rate < t.bytesPerSec) gaps.push(`${(t.bytesPerSec / rate).toFixed(1)}× too slow`);
+  }
+  if (t.perSec !== undefined) {
+    const rate = t.n / (r.ms / 1000);
+    have.push(`≥ ${fmtCount(t.perSec)}/s`);
+    if (rate < t.perSec) gaps.push(`${(t.perSec / rate).toFixed(1)}× too slow`);
+  }
+  if (t.fasterThan !== undefined) {
+    const other = rows.find((x) => x.id === t.fasterThan);
+    have.push('faster than 4 KiB');
+    const rate = (x) => x.n / x.ms;
+    if (!other || !(rate(r) > rate(other))) gaps.push(other ? `not faster (${fmtRate(other.n / (other.ms / 1000), 'faults')} for 4 KiB)` : 'no 4 KiB row');
+  }
+  return `${gaps.length ? '✗' : '✓'} ${have.join(', ')}${gaps.length ? ` — ${gaps.join(', ')}` : ''}`;
+}
+
+/** Growth per 10× step within each scaling group, against n log n. */
+function growth() {
+  const groups = new Map();
+  for (const r of rows) if (r.group && !r.fail && Number.isFinite(r.ms)) (groups.get(r.group) ?? groups.set(r.group, []).get(r.group)).push(r);
+  for (const rs of groups.values()) {
+    for (let i = 1; i < rs.length; i++) {
+      const a = rs[i - 1];
+      const b = rs[i];
+      const g = b.ms / a.ms;
+      const k = b.n / a.n;
+      const nlogn = k * (Math.log(b.n) / Math.log(a.n));
+      b.growth = `×${g.toFixed(1)} for ×${k} (n log n: ×${nlogn.toFixed(1)})${g > nlogn ? ' ⚠ WORSE THAN n log n' : ''}`;
+      b.superlinear = g > nlogn;
+    }
+  }
+}
+
+function render(mach) {
+  growth();
+  const header = ['case', 'size', 'runs', 'median', 'cpu', 'rate', 'peak RSS', 'peer', 'peer median', 'ours/peer', 'target (issue 6)', '10× growth'];
+  const out = [];
+  for (const r of rows) {
+    const first = r.peers[0];
+    const peerCells = (p) => {
+      if (!p) return ['', '', ''];
+      if (p.unavailable) return [p.name, p.unavailable, ''];
+      if (p.fail) return [p.name, `failed: ${p.fail}`, ''];
+      const ratio = Number.isFinite(r.ms) && !r.fail ? `${(r.ms / p.ms).toFixed(r.ms / p.ms >= 10 ? 0 : 1)}×` : '';
+      return [p.name, `${fmtMs(p.ms)}${p.extra ? ` (${p.extra})` : ''}${p.runs > 1 ? '' : ' ¹'}`, ratio];
+    };
+    out.push([
+      r.case,
+      `${r.size}${r.sizeNote ?? ''}`,
+      r.missing ? '—' : String(r.runs),
+      r.missing || r.fail ? '—' : fmtMs(r.ms),
+      r.missing || r.fail || r.cpuMs == null ? '—' : `${fmtMs(r.cpuMs)}${r.userMs != null && r.userMs < r.cpuMs / 2 ? ` (user ${fmtMs(r.userMs)})` : ''}`,
+      r.missing || r.fail ? '—' : r.rate ?? '',
+      fmtRss(r.rssKiB),
+      ...peerCells(first),
+      statusOf(r),
+      r.growth ?? '',
+    ]);
+    for (const p of r.peers.slice(1)) out.push(['', '', '', '', '', '', '', ...peerCells(p), '', '']);
+  }
+  const lines = [];
+  lines.push(`daxtool benchmark — ${mach.date} — ${mach.mode} run`);
+  lines.push(`machine: ${mach.nproc} CPUs (${mach.cpu}), ${mach.memory} RAM, node ${mach.node}, Linux ${mach.kernel}; work dir ${mach.workdir} on ${mach.disk}`);
+  lines.push(`load average at start ${mach.load}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other work on the machine inflates every time)`);
+  lines.push(`code: ${mach.git}; ${mach.build}; peak RSS by ${mach.gnuTime ? 'GNU time' : 'a preload hook (node processes only)'}`);
+  lines.push(`peers: ${T.xfsVersion ?? 'xfsprogs missing'}; ${T.e2fsVersion ?? 'e2fsprogs missing'}`);
+  lines.push('');
+  lines.push(table(header, out));
+  lines.push('');
+  lines.push('median = median wall time of `runs` runs (a case stops repeating after its time budget; ¹ = one run); cpu = median user+sys CPU time of the measured process (less sensitive to other load than wall time; "(user …)" when most of it is kernel time). CLI rows include node start-up; "handler" rows time the library call alone (commit included; no cpu column).');
+  for (const n of notes) lines.push(`note: ${n}`);
+  return lines.join('\n');
+}
+
+// ------------------------------------------------------------------ main
+async function main() {
+  const t0 = performance.now();
+  const cleanup = () => {
+    killAll();
+    peers.umountAll();
+  };
+  process.on('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  // dist/ is shared with people rebuilding it: a copy taken mid-build is caught
+  // by a smoke test (mkfs + info + reflink + verify, and importing the DAX library) and taken again.
+  clearStale();
+  for (let attempt = 1; ; attempt++) {
+    snapshot();
+    const bad = await smoke();
+    if (!bad) break;
+    if (attempt >= 8) {
+      notes.push(`smoke test of the built code failed: ${bad}`);
+      log(`smoke test failed: ${bad}; measuring anyway`);
+      break;
+    }
+    log(`smoke test failed (${bad}); the code may be mid-edit or mid-rebuild, retrying in 10 s`);
+    await new Promise((r) => setTimeout(r, 10000));
+  }
+  const mach = machine();
+  const det = await detect();
+  log(`work dir ${WORK}; DAX commands: fault ${det.fault ? 'yes' : 'no'}, compare ${det.compare ? `yes (${det.compareOps ?? 'no ops option'})` : 'no'}`);
+  const cases = [
+    ['start-up', caseVersion],
+    ['mkfs/info', caseInfoMkfs],
+    ['put/get', casePutGet],
+    ['reflink', caseReflink],
+    ['verify', () => caseVerify(det)],
+    ['fault', () => caseFault(det)],
+    ['compare', () => caseCompare(det)],
+  ];
+  try {
+    for (const [name, fn] of cases) {
+      // One group failing (a build step, a peer) must not lose the others.
+      try {
+        await fn();
+      } catch (e) {
+        const msg = String(e.message ?? e).split('\n').slice(0, 3).join(' / ').slice(0, 300);
+        notes.push(`${name} cases stopped by an error: ${msg}`);
+        log(`error in ${name}: ${e.stack ?? e}`);
+        peers.umountAll();
+      }
+    }
+  } finally {
+    cleanup();
+  }
+  notes.push(`total harness time ${fmtMs(performance.now() - t0)}`);
+  const text = render(mach);
+  process.stdout.write(text + '\n');
+  for (const p of profiles) process.stdout.write(`\n### cpu profile: ${p.id}\n${p.text}\n`);
+  if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine: mach, rows, notes, profiles }, null, 2));
+  if (!KEEP) clearWork();
+}
+
+await main();
