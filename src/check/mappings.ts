@@ -13,7 +13,7 @@ import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from '../dax/tre
 import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import type { FsFacts } from './fscheck.js';
-import type { ProblemList } from './problems.js';
+import { ProblemList } from './problems.js';
 import type { Checker } from './verify.js';
 
 /**
@@ -49,6 +49,9 @@ const MACHINE_TREES: { root: RootId; ops: BtreeOps<unknown>; what: string }[] = 
   { root: RootId.Pin, ops: pinOps as BtreeOps<unknown>, what: 'pin tree' },
   { root: RootId.Poison, ops: poisonOps as BtreeOps<unknown>, what: 'poison list' },
 ];
+
+/** The page-table walk of space(), handed to check() of the same verify. */
+const walks = new WeakMap<FsTx, { walk: TableWalk; found: ProblemList }>();
 
 interface Leaf {
   pid: number;
@@ -143,7 +146,11 @@ function space(_fs: Filesystem, fx: FsTx): { what: string; runs: [Blkno, number]
   }
   try {
     const procs = [...new Btree(fx.tx, procOps, fx.tx.roots[RootId.Proc]).range()];
-    out.push({ what: 'page tables', runs: walkTables(fx, procs, null).tables.map((b) => [b, 1] as [Blkno, number]) });
+    // The walk is kept for check() (same transaction, same tables): page tables are walked once per verify.
+    const found = new ProblemList();
+    const walk = walkTables(fx, procs, found);
+    walks.set(fx, { walk, found });
+    out.push({ what: 'page tables', runs: walk.tables.map((b) => [b, 1] as [Blkno, number]) });
   } catch (e) {
     if (!isDaxError(e)) throw e;
   }
@@ -201,7 +208,10 @@ function check(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void {
   }
 
   // ---------------------------------------------------------- page tables
-  const walk = walkTables(fx, procs, P);
+  const kept = walks.get(fx);
+  walks.delete(fx);
+  if (kept) for (const p of kept.found.items) P.add(p.check, p.message, p.block, p.severity);
+  const walk = kept ? kept.walk : walkTables(fx, procs, P);
   machineBlocks += walk.tables.length;
 
   // Extent lookups, one tree per file.
