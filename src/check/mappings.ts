@@ -190,8 +190,9 @@ function check(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void {
   if (broken.has('process tree') || broken.has('VMA tree')) return;
   const procs = [...m.procs.values()];
   const pids = new Set(procs.map((p) => p.pid));
-  const paths = fx.pathMap();
-  const name = (ino: Ino) => paths.get(ino) ?? `<inode ${ino}>`;
+  // Paths only for messages: built on the first problem, not for every clean verify.
+  let paths: Map<Ino, string> | null = null;
+  const name = (ino: Ino) => (paths ??= fx.pathMap()).get(ino) ?? `<inode ${ino}>`;
 
   // ---------------------------------------------------------------- VMAs
   const vmas = m.allVmas();
