@@ -267,7 +267,7 @@ export class Filesystem {
       const chunk = IO_CHUNK_BLOCKS * fx.bs;
       for (let off = 0; off < inode.size; off += chunk) {
         const data = fx.read(inode, off, chunk);
-        writeFully(fd, data, p);
+        writeFully(fd, data);
       }
       return inode.size;
     });
@@ -378,7 +378,7 @@ export class Filesystem {
 }
 
 /** Write all of `data` to a host fd; a non-blocking pipe that is full is waited on. */
-function writeFully(fd: number, data: Buffer, path: string): void {
+function writeFully(fd: number, data: Buffer): void {
   for (let w = 0; w < data.length; ) {
     try {
       w += writeSync(fd, data, w, data.length - w);

@@ -1,4 +1,3 @@
-import { BLOCK_TYPE_NAMES, BlockType } from '../format/block.js';
 import { err } from '../format/errors.js';
 import { INODE_TYPE_DIR } from '../format/records.js';
 import { RootId } from '../format/superblock.js';

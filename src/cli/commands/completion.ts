@@ -72,7 +72,7 @@ compdef _daxtool daxtool
 `;
 }
 
-const completion: CommandImpl = async (ctx, args) => {
+const completion: CommandImpl = async (_ctx, args) => {
   const shell = String(args[0]);
   if (shell !== 'bash' && shell !== 'zsh') throw usage(`no completion for shell '${shell}'`, 'use bash or zsh');
   const script = shell === 'bash' ? bashScript() : zshScript();
