@@ -37,8 +37,8 @@ export class BlockMap {
     const out: ExtentRec[] = [];
     if (tree.root === 0 || end <= fblk) return out;
     const first = tree.lookupLe([fblk]);
-    if (first && first.fblk < fblk && first.fblk + first.len > fblk) out.push(first);
-    for (const r of tree.range([fblk], [end - 1])) out.push(r);
+    if (first && first.fblk < fblk && first.fblk + first.len > fblk) out.push(this.sound(tree, first));
+    for (const r of tree.range([fblk], [end - 1])) out.push(this.sound(tree, r));
     return out;
   }
 
@@ -46,7 +46,19 @@ export class BlockMap {
   lookup(tree: Btree<ExtentRec>, fblk: FileBlock): ExtentRec | undefined {
     if (tree.root === 0) return undefined;
     const r = tree.lookupLe([fblk]);
-    return r && r.fblk + r.len > fblk ? r : undefined;
+    return r && r.fblk + r.len > fblk ? this.sound(tree, r) : undefined;
+  }
+
+  /**
+   * An extent record about to be used for I/O or remapping: a damaged one
+   * (zero length, blocks outside the device) is refused here, so nothing sizes
+   * a buffer or a loop by it.
+   */
+  sound(tree: Btree<ExtentRec>, e: ExtentRec): ExtentRec {
+    const total = this.tx.totalBlocks;
+    if (e.len < 1 || e.pblk < 2 || e.pblk + e.len > total || !Number.isSafeInteger(e.fblk + e.len))
+      throw corrupt(`extent at file block ${e.fblk} of inode ${tree.owner} maps blocks ${e.pblk}+${e.len}, outside the device`, `inode ${tree.owner}`);
+    return e;
   }
 
   /**

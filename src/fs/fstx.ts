@@ -274,7 +274,7 @@ export class FsTx {
   dropAll(inode: InodeRec): void {
     if (inode.extentRoot === 0) return;
     const tree = this.bmap.extentTree(inode);
-    this.bmap.releaseAll(inode, [...tree.range()]);
+    this.bmap.releaseAll(inode, this.extents(inode));
     tree.destroy();
     inode.extentRoot = 0;
     inode.nblocks = 0;
@@ -485,7 +485,10 @@ export class FsTx {
   /** The file's extents in order. */
   extents(inode: InodeRec): ExtentRec[] {
     if (inode.extentRoot === 0) return [];
-    return [...this.bmap.extentTree(inode).range()];
+    const tree = this.bmap.extentTree(inode);
+    const out: ExtentRec[] = [];
+    for (const e of tree.range()) out.push(this.bmap.sound(tree, e));
+    return out;
   }
 
   /** ino -> path for every inode reachable from '/', built in one pass over the directory tree. */
