@@ -120,6 +120,21 @@ describe('filesystem basics', () => {
     }
   });
 
+  it('whole 2 MiB stretches of a file get 2 MiB-aligned blocks (for PMD mappings)', () => {
+    const img = makeImage();
+    try {
+      img.fs.writePattern('/small', 0, 100, 1); // something already at the start of the device
+      img.fs.writePattern('/big', 0, 5 * 1024 * 1024, 7);
+      const ext = img.fs.fiemap('/big');
+      expect(ext[0]!.physical % (2 * 1024 * 1024)).toBe(0);
+      expect(ext[0]!.length).toBeGreaterThanOrEqual(4 * 1024 * 1024);
+      expect(img.fs.readRange('/big', 0, 5 * 1024 * 1024).every((b) => b === 7)).toBe(true);
+      expectClean(img.fs);
+    } finally {
+      img.done();
+    }
+  });
+
   it('a 1 TiB image is sparse', async () => {
     const img = makeImage({ sizeBytes: 2 ** 40 });
     try {

@@ -10,7 +10,7 @@ import {
   ROOT_INO,
 } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
-import type { FileBlock, Ino } from '../format/units.js';
+import { type FileBlock, type Ino, PAGE_SIZE, PMD_SIZE } from '../format/units.js';
 import { BlockMap } from './bmap.js';
 import { checkNewName, joinPath, splitPath } from './path.js';
 import { direntOps, inodeOps, MAX_KEY } from './trees.js';
@@ -419,12 +419,30 @@ export class FsTx {
     let hint = hintExt ? hintExt.pblk + (fblk - hintExt.fblk) : 2;
     this.bmap.dropRange(inode, fblk, n);
     for (let done = 0; done < n; ) {
-      const [p, l] = this.tx.alloc(n - done, hint);
+      const [p, l] = this.allocFor(fblk + done, n - done, hint);
       this.tx.writeData(p, data.subarray(done * bs, (done + l) * bs));
       this.bmap.mapExtent(inode, fblk + done, p, l, true);
       done += l;
       hint = p + l;
     }
+  }
+
+  /**
+   * Blocks for file blocks [fblk, fblk+want). Where the request covers whole
+   * 2 MiB-aligned stretches of the file, a 2 MiB-aligned physical run is tried
+   * first, so that the file can be mapped with huge (PMD) entries; otherwise,
+   * or when no aligned run is free, a plain run near the hint.
+   */
+  private allocFor(fblk: FileBlock, want: number, hint: number): [number, number] {
+    const huge = PMD_SIZE / this.bs;
+    if (this.bs === PAGE_SIZE && fblk % huge === 0 && want >= huge && this.tx.freeBlocks >= want + huge) {
+      try {
+        return this.tx.alloc(want - (want % huge), hint, { align: huge });
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'ENOSPC') throw e;
+      }
+    }
+    return this.tx.alloc(want, hint);
   }
 
   /** Set the size; shrinking drops whole blocks past it and zeroes the tail of the last one. */
