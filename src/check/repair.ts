@@ -19,19 +19,25 @@ export interface FixClass {
   id: 'dangling' | 'orphans' | 'nlink' | 'derived';
   title: string;
   checks: (p: Problem) => boolean;
+  /** Apply the fix; `claims()` gives the blocks the layers above own. Returns how many things changed. */
+  apply: (fs: Filesystem, claims: () => SpaceClaims) => number;
 }
 
+/** The problems the derived rebuild answers. */
+export const isDerivedProblem = (p: Problem): boolean =>
+  /^(rmap|refcount|space|sb)\./.test(p.check) ||
+  p.check === 'extent.count' ||
+  ((p.check.startsWith('btree.') || p.check.startsWith('block.')) && /^(physical-block index|refcount tree|free-space tree)/.test(p.message));
+
 export const FIX_CLASSES: FixClass[] = [
-  { id: 'dangling', title: 'remove directory entries that name missing inodes', checks: (p) => p.check === 'ns.dangling' },
-  { id: 'orphans', title: 'move orphaned inodes to /lost+found', checks: (p) => p.check === 'ns.orphan' },
-  { id: 'nlink', title: 'fix link counts', checks: (p) => p.check === 'ns.nlink' },
+  { id: 'dangling', title: 'remove directory entries that name missing inodes', checks: (p) => p.check === 'ns.dangling', apply: (fs) => fixDangling(fs) },
+  { id: 'orphans', title: 'move orphaned inodes to /lost+found', checks: (p) => p.check === 'ns.orphan', apply: (fs) => fixOrphans(fs) },
+  { id: 'nlink', title: 'fix link counts', checks: (p) => p.check === 'ns.nlink', apply: (fs) => fixNlink(fs) },
   {
     id: 'derived',
     title: 'rebuild the physical-block index, refcount btree, free space and superblock counters',
-    checks: (p) =>
-      /^(rmap|refcount|space|sb)\./.test(p.check) ||
-      p.check === 'extent.count' ||
-      (p.check.startsWith('btree.') || p.check.startsWith('block.')) && /^(physical-block index|refcount tree|free-space tree)/.test(p.message),
+    checks: isDerivedProblem,
+    apply: (fs, claims) => rebuildDerived(fs, claims()).extents,
   },
 ];
 

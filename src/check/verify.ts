@@ -1,11 +1,11 @@
-import { err, isDaxError } from '../format/errors.js';
+import { isDaxError } from '../format/errors.js';
 import type { Blkno } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { checkFilesystem, type FsFacts } from './fscheck.js';
 import { mappingsChecker } from './mappings.js';
 import { type Problem, ProblemList } from './problems.js';
-import { derivedBlocker, FIX_CLASSES, fixDangling, fixNlink, fixOrphans, rebuildDerived, type SpaceClaims } from './repair.js';
+import { derivedBlocker, FIX_CLASSES, isDerivedProblem, rebuildDerived, type SpaceClaims } from './repair.js';
 
 export type { Problem } from './problems.js';
 
@@ -90,7 +90,7 @@ async function repair(fs: Filesystem, first: ProblemList, opts: VerifyOptions): 
   // Machine repairs first: the free-space rebuild must see what they leave.
   const classes = [
     ...checkers.flatMap((c) => c.repairs ?? []),
-    ...FIX_CLASSES.map((c) => ({ ...c, apply: (f: Filesystem): number => applyFs(c.id, f) })),
+    ...FIX_CLASSES.map((c) => ({ ...c, apply: (f: Filesystem): number => c.apply(f, () => claims(f)) })),
   ];
   for (const c of classes) {
     const found = first.items.filter((p) => p.severity === 'error' && c.checks(p));
@@ -113,28 +113,13 @@ async function repair(fs: Filesystem, first: ProblemList, opts: VerifyOptions): 
   // Dropped machine state and rebuilt trees change what owns which block: when
   // space or counters are still off and nothing forbids it, derive them once more.
   let after = result(checkImage(fs));
-  if (repaired.length && !derivedBlocker(after.errors) && after.errors.some((p) => p.severity === 'error' && FIX_CLASSES[3].checks(p))) {
+  if (repaired.length && !derivedBlocker(after.errors) && after.errors.some((p) => p.severity === 'error' && isDerivedProblem(p))) {
     rebuildDerived(fs, claims(fs));
     after = result(checkImage(fs));
   }
   const errors = [...after.errors, ...skipped];
   const clean = after.clean && skipped.length === 0;
   return { clean, errors, repaired, exitCode: clean ? (repaired.length ? 1 : 0) : 4 };
-}
-
-function applyFs(id: string, fs: Filesystem): number {
-  switch (id) {
-    case 'dangling':
-      return fixDangling(fs);
-    case 'orphans':
-      return fixOrphans(fs);
-    case 'nlink':
-      return fixNlink(fs);
-    case 'derived':
-      return rebuildDerived(fs, claims(fs)).extents;
-    default:
-      throw err('EINVAL', `unknown repair class ${id}`);
-  }
 }
 
 /** Open the image (read-only unless repairing), check every invariant, report; repair when asked. */
