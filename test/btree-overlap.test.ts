@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Btree } from '../src/btree/btree.js';
 import { MemStore } from '../src/btree/memstore.js';
 import { compareKeys } from '../src/btree/node.js';
-import type { BtreeOps, Key } from '../src/btree/types.js';
-import { readU64, writeU64 } from '../src/format/block.js';
+import type { Key } from '../src/btree/types.js';
 import { ivalOps, type Ival } from './helpers/interval-ops.js';
 import { prng } from './helpers/prng.js';
 
