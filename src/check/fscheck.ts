@@ -360,23 +360,12 @@ class RefSweep {
 
 /** Runs [start, end, references] over every referenced block (count >= 1), from extents sorted by pblk. */
 export function referenceRuns(extents: readonly ExtentRef[]): Run[] {
-  const ev: [number, number][] = [];
-  for (const e of extents) ev.push([e.pblk, 1], [e.pblk + e.len, -1]);
-  ev.sort((a, b) => a[0] - b[0]);
-  const out: Run[] = [];
-  let count = 0;
-  let at = 0;
-  for (let i = 0; i < ev.length; ) {
-    const pos = ev[i][0];
-    if (count > 0 && pos > at) {
-      const last = out[out.length - 1];
-      if (last && last[1] === at && last[2] === count) last[1] = pos;
-      else out.push([at, pos, count]);
-    }
-    while (i < ev.length && ev[i][0] === pos) count += ev[i++][1];
-    at = pos;
-  }
-  return out;
+  // The same sweep verify runs over the physical index; extents must come in block order.
+  const sweep = new RefSweep();
+  for (const e of extents) sweep.add(e.pblk, e.pblk + e.len);
+  const t = sweep.finish();
+  const [S, E, K] = [t.col(0), t.col(1), t.col(2)];
+  return Array.from({ length: t.n }, (_, k) => [S[k], E[k], K[k]] as Run);
 }
 
 /** Where two sorted, non-overlapping run lists (absent = 0) disagree: [start, end, a, b]. */
