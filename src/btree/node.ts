@@ -170,7 +170,10 @@ export class NodeLayout<R> {
 
   /** Sign of (leaf record i's key - key). */
   cmpLeaf(buf: Buffer, i: number, key: Key): number {
-    const off = HDR_SIZE + i * this.recSize;
+    return this.cmpRec(buf, HDR_SIZE + i * this.recSize, key);
+  }
+  /** Sign of (key of the record encoded at buf[off..] - key). */
+  cmpRec(buf: Buffer, off: number, key: Key): number {
     const kf = this.kf;
     if (kf) {
       for (let f = 0; f < this.keyFields; f++) {
@@ -180,8 +183,26 @@ export class NodeLayout<R> {
       }
       return 0;
     }
-    return compareKeys(this.ops.key(this.ops.decode(buf, off)), key);
+    return compareKeys(this.recKey(buf, off), key);
   }
+  /** Sign of (key of the record at a[aOff..] - key of the record at b[bOff..]). */
+  cmpRecs(a: Buffer, aOff: number, b: Buffer, bOff: number): number {
+    const kf = this.kf;
+    if (kf) {
+      for (let f = 0; f < this.keyFields; f++) {
+        const x = kf(a, aOff, f);
+        const y = kf(b, bOff, f);
+        if (x !== y) return x < y ? -1 : 1;
+      }
+      return 0;
+    }
+    return compareKeys(this.recKey(a, aOff), this.recKey(b, bOff));
+  }
+  /** Key of the record encoded at buf[off..] (cold paths and tables without keyField). */
+  recKey(buf: Buffer, off: number): Key {
+    return this.ops.key(this.ops.decode(buf, off));
+  }
+
   /** Sign of (leaf record i's high key - key); overlapping trees. */
   cmpLeafHigh(buf: Buffer, i: number, key: Key): number {
     const off = HDR_SIZE + i * this.recSize;

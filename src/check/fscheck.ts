@@ -1,12 +1,13 @@
 import { Btree } from '../btree/btree.js';
 import { isDaxError } from '../format/errors.js';
-import { INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, ROOT_INO } from '../format/records.js';
+import { type DirentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, ROOT_INO } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import { freeOps } from '../fs/trees.js';
-import type { ProblemList } from './problems.js';
+import { ProblemList } from './problems.js';
+import { Tuples } from './tuples.js';
 
 /** One extent as verify sees it: owner, file block, physical block, length. */
 export interface ExtentRef {
@@ -23,27 +24,8 @@ export interface FsFacts {
   inodes: Map<Ino, InodeRec>;
   metadata: Set<Blkno>;
   brokenTrees: Set<string>;
-}
-
-/** A growable column store of [a, b, c, d] number tuples: a million extents cost 32 MB, not a million objects. */
-class Tuples {
-  n = 0;
-  private cols: Float64Array[];
-  constructor(width: number, cap = 1024) {
-    this.cols = Array.from({ length: width }, () => new Float64Array(cap));
-  }
-  push(...v: number[]): number {
-    if (this.n === this.cols[0].length) this.cols = this.cols.map((c) => {
-      const g = new Float64Array(c.length * 2);
-      g.set(c);
-      return g;
-    });
-    for (let i = 0; i < v.length; i++) this.cols[i][this.n] = v[i];
-    return this.n++;
-  }
-  col(i: number): Float64Array {
-    return this.cols[i];
-  }
+  /** The block file `ino` maps at `index` by its (sound) extent tree; -1 for a hole, an unknown inode or a damaged tree. */
+  blockAt(ino: Ino, index: number): Blkno | -1;
 }
 
 /**
@@ -86,7 +68,8 @@ export function checkFilesystem(
   const inodes = new Map<Ino, InodeRec>();
   checkTree('inode tree', fx.inodes, (r) => inodes.set(r.ino, r));
   if (broken.has('inode tree')) inodes.clear();
-  checkTree('directory tree', fx.dirents);
+  const ns = new NamespaceSweep(inodes);
+  checkTree('directory tree', fx.dirents, (d) => ns.add(d));
   let maxIno = 0;
   let files = 0;
   let dirs = 0;
@@ -130,7 +113,7 @@ export function checkFilesystem(
   const eL = ext.col(3);
 
   // ------------------------------------------------------------- namespace
-  if (!broken.has('inode tree') && !broken.has('directory tree')) checkNamespace(fx, inodes, P);
+  if (!broken.has('inode tree') && !broken.has('directory tree')) ns.finish(P);
 
   // ------------------------------------------- reverse map, both directions
   // Each physical-index record must be one extent record (same ino, fblk, pblk, len).
@@ -277,7 +260,21 @@ export function checkFilesystem(
   counter(CounterId.DataBlocks, 'data block count', dataBlocks, !treesOk);
   if (cnt[CounterId.NextIno] <= maxIno) P.add('sb.counters', `next inode number ${cnt[CounterId.NextIno]} is not above the largest inode ${maxIno}`, fs.slot);
 
-  return { inodes, metadata: visited, brokenTrees: broken };
+  const blockAt = (ino: Ino, index: number): Blkno | -1 => {
+    const sl = slice.get(ino);
+    if (!sl) return -1;
+    // The last extent starting at or before index.
+    let lo = sl[0];
+    let hi = sl[0] + sl[1];
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (eF[mid] <= index) lo = mid + 1;
+      else hi = mid;
+    }
+    const k = lo - 1;
+    return k >= sl[0] && index < eF[k] + eL[k] ? eP[k] + (index - eF[k]) : -1;
+  };
+  return { inodes, metadata: visited, brokenTrees: broken, blockAt };
 }
 
 /**
@@ -397,68 +394,78 @@ export function diffRuns(a: Run[], b: Run[]): [number, number, number, number][]
   return out;
 }
 
-function checkNamespace(fx: FsTx, inodes: Map<Ino, InodeRec>, P: ProblemList): void {
-  const refs = new Map<Ino, number>();
-  const subdirs = new Map<Ino, number>();
-  const children = new Map<Ino, Ino[]>();
-  try {
-    for (const d of fx.dirents.range()) {
-      const parent = inodes.get(d.parent);
-      const name = d.name.toString('utf8');
-      if (!parent) {
-        P.add('ns.dangling', `entry '${name}' belongs to missing directory inode ${d.parent}`);
+/**
+ * Directory entries against the inodes (dangling entries, types, parents, link
+ * counts, reachability from '/'), fed the entries as the directory tree's own
+ * check reads them: the tree is read once. Findings wait until finish(), which
+ * runs only when both trees proved sound.
+ */
+class NamespaceSweep {
+  private readonly refs = new Map<Ino, number>();
+  private readonly subdirs = new Map<Ino, number>();
+  private readonly children = new Map<Ino, Ino[]>();
+  private readonly found = new ProblemList();
+
+  constructor(private readonly inodes: Map<Ino, InodeRec>) {}
+
+  add(d: DirentRec): void {
+    const P = this.found;
+    const name = () => d.name.toString('utf8');
+    const parent = this.inodes.get(d.parent);
+    if (!parent) {
+      P.add('ns.dangling', `entry '${name()}' belongs to missing directory inode ${d.parent}`);
+      return;
+    }
+    if (parent.type !== INODE_TYPE_DIR) P.add('ns.notdir', `entry '${name()}' belongs to inode ${d.parent}, which is not a directory`);
+    const child = this.inodes.get(d.child);
+    if (!child) {
+      P.add('ns.dangling', `entry '${name()}' in directory ${d.parent} points to missing inode ${d.child}`);
+      return;
+    }
+    if (child.type !== d.type) P.add('ns.type', `entry '${name()}' in directory ${d.parent} says type ${d.type}, inode ${d.child} is type ${child.type}`);
+    this.refs.set(d.child, (this.refs.get(d.child) ?? 0) + 1);
+    if (child.type === INODE_TYPE_DIR) {
+      this.subdirs.set(d.parent, (this.subdirs.get(d.parent) ?? 0) + 1);
+      if (child.parent !== d.parent)
+        P.add('ns.parent', `directory inode ${d.child} ('${name()}') records parent ${child.parent}, but its entry is in ${d.parent}`);
+    }
+    const list = this.children.get(d.parent);
+    if (list) list.push(d.child);
+    else this.children.set(d.parent, [d.child]);
+  }
+
+  finish(P: ProblemList): void {
+    for (const p of this.found.items) P.add(p.check, p.message, p.block, p.severity);
+    const { inodes, refs, subdirs, children } = this;
+    const root = inodes.get(ROOT_INO);
+    if (!root || root.type !== INODE_TYPE_DIR) {
+      P.add('ns.root', 'the root directory (inode 1) is missing or not a directory');
+      return;
+    }
+    // Reachability from '/' (iterative: a corrupt tree may be deep or cyclic).
+    const reached = new Set<Ino>([ROOT_INO]);
+    const stack: Ino[] = [ROOT_INO];
+    while (stack.length) {
+      const ino = stack.pop()!;
+      for (const c of children.get(ino) ?? []) {
+        if (reached.has(c)) continue;
+        reached.add(c);
+        stack.push(c);
+      }
+    }
+    for (const inode of inodes.values()) {
+      const n = refs.get(inode.ino) ?? 0;
+      if (inode.ino === ROOT_INO) {
+        if (n > 0) P.add('ns.root', 'the root directory is referenced by a directory entry');
+      } else if (n === 0) {
+        P.add('ns.orphan', `inode ${inode.ino} (${inode.type === INODE_TYPE_DIR ? 'directory' : 'file'}, ${inode.size} bytes) is in no directory`);
         continue;
+      } else if (!reached.has(inode.ino)) {
+        P.add('ns.orphan', `inode ${inode.ino} is not reachable from '/' (a directory cycle?)`);
       }
-      if (parent.type !== INODE_TYPE_DIR) P.add('ns.notdir', `entry '${name}' belongs to inode ${d.parent}, which is not a directory`);
-      const child = inodes.get(d.child);
-      if (!child) {
-        P.add('ns.dangling', `entry '${name}' in directory ${d.parent} points to missing inode ${d.child}`);
-        continue;
-      }
-      if (child.type !== d.type) P.add('ns.type', `entry '${name}' in directory ${d.parent} says type ${d.type}, inode ${d.child} is type ${child.type}`);
-      refs.set(d.child, (refs.get(d.child) ?? 0) + 1);
-      if (child.type === INODE_TYPE_DIR) {
-        subdirs.set(d.parent, (subdirs.get(d.parent) ?? 0) + 1);
-        if (child.parent !== d.parent)
-          P.add('ns.parent', `directory inode ${d.child} ('${name}') records parent ${child.parent}, but its entry is in ${d.parent}`);
-      }
-      const list = children.get(d.parent);
-      if (list) list.push(d.child);
-      else children.set(d.parent, [d.child]);
+      if (n > 1) P.add('ns.links', `inode ${inode.ino} has ${n} directory entries; daxtool has no hard links`);
+      const want = inode.type === INODE_TYPE_DIR ? 2 + (subdirs.get(inode.ino) ?? 0) : 1;
+      if (inode.nlink !== want) P.add('ns.nlink', `inode ${inode.ino} has link count ${inode.nlink}, should be ${want}`);
     }
-  } catch (e) {
-    if (!isDaxError(e)) throw e;
-    P.add('ns.unreadable', `directory tree could not be read: ${e.message}`);
-    return;
-  }
-  const root = inodes.get(ROOT_INO);
-  if (!root || root.type !== INODE_TYPE_DIR) {
-    P.add('ns.root', 'the root directory (inode 1) is missing or not a directory');
-    return;
-  }
-  // Reachability from '/' (iterative: a corrupt tree may be deep or cyclic).
-  const reached = new Set<Ino>([ROOT_INO]);
-  const stack: Ino[] = [ROOT_INO];
-  while (stack.length) {
-    const ino = stack.pop()!;
-    for (const c of children.get(ino) ?? []) {
-      if (reached.has(c)) continue;
-      reached.add(c);
-      stack.push(c);
-    }
-  }
-  for (const inode of inodes.values()) {
-    const n = refs.get(inode.ino) ?? 0;
-    if (inode.ino === ROOT_INO) {
-      if (n > 0) P.add('ns.root', 'the root directory is referenced by a directory entry');
-    } else if (n === 0) {
-      P.add('ns.orphan', `inode ${inode.ino} (${inode.type === INODE_TYPE_DIR ? 'directory' : 'file'}, ${inode.size} bytes) is in no directory`);
-      continue;
-    } else if (!reached.has(inode.ino)) {
-      P.add('ns.orphan', `inode ${inode.ino} is not reachable from '/' (a directory cycle?)`);
-    }
-    if (n > 1) P.add('ns.links', `inode ${inode.ino} has ${n} directory entries; daxtool has no hard links`);
-    const want = inode.type === INODE_TYPE_DIR ? 2 + (subdirs.get(inode.ino) ?? 0) : 1;
-    if (inode.nlink !== want) P.add('ns.nlink', `inode ${inode.ino} has link count ${inode.nlink}, should be ${want}`);
   }
 }

@@ -251,14 +251,24 @@ export class Machine {
     if (this.byPid_) return;
     this.byPid_ = new Map();
     this.byIno_ = new Map();
-    for (const v of this.vmaTree.range()) this.indexVma(v);
+    // Records come in (pid, start) order: appended, each process's list is sorted.
+    for (const v of this.vmaTree.range()) {
+      const a = this.byPid_.get(v.pid);
+      if (a) a.push(v);
+      else this.byPid_.set(v.pid, [v]);
+      const b = this.byIno_.get(v.ino);
+      if (b) b.push(v);
+      else this.byIno_.set(v.ino, [v]);
+    }
   }
 
   private indexVma(v: VmaRec): void {
     const a = this.byPid_!.get(v.pid);
     if (a) {
-      a.push(v);
-      a.sort((x, y) => x.start - y.start);
+      // Sorted insert: one VMA into a sorted list.
+      let i = a.length;
+      while (i > 0 && a[i - 1]!.start > v.start) i--;
+      a.splice(i, 0, v);
     } else this.byPid_!.set(v.pid, [v]);
     const b = this.byIno_!.get(v.ino);
     if (b) b.push(v);
@@ -1377,14 +1387,14 @@ export class Machine {
   }
 
   /** Entries of every process that map (ino, index) to `frame`; counts the steps taken. */
-  private mappersVia(ino: Ino, index: FileBlock, frame: number, copy: boolean, out: Mapper[], cost: { steps: number }): void {
+  private mappersVia(ino: Ino, index: FileBlock, frame: number, copy: boolean, out: Mapper[], cost: { steps: number; paths: boolean }): void {
     for (const v of this.vmasOfIno(ino)) {
       cost.steps++;
       const span = this.vmaSpan(v, index, 1);
       if (!span) continue;
       const r = this.pt.lookup(this.proc(v.pid), span[0]);
       cost.steps++;
-      if (r && this.frameAt(r, span[0]) === frame) out.push({ path: this.pathOf(ino), ino, index, pid: v.pid, addr: span[0], copy });
+      if (r && this.frameAt(r, span[0]) === frame) out.push({ path: cost.paths ? this.pathOf(ino) : '', ino, index, pid: v.pid, addr: span[0], copy });
     }
   }
 
@@ -1392,11 +1402,13 @@ export class Machine {
    * The reverse-map walk of device block `block` the way the page model does
    * it: who maps it, at which (file, index), in which process, at which
    * address. `steps` counts records and page-table lookups visited.
+   * `paths: false` leaves each mapper's path empty (verify names files only
+   * in its messages, and the path map costs a walk of every directory).
    */
-  rmapWalk(block: Blkno): { mappers: Mapper[]; steps: number } {
+  rmapWalk(block: Blkno, opts: { paths?: boolean } = {}): { mappers: Mapper[]; steps: number } {
     this.flushTables();
     const out: Mapper[] = [];
-    const cost = { steps: 0 };
+    const cost = { steps: 0, paths: opts.paths !== false };
     const viaOwners = (): void => {
       for (const r of this.fx.bmap.owners(block, block + 1)) {
         cost.steps++;

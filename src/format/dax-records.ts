@@ -76,6 +76,34 @@ export function readPte(buf: Buffer, i: number): number {
   return buf.readUInt32LE(o) + buf.readUInt16LE(o + 4) * 0x100000000 + top * 0x1000000000000;
 }
 
+/**
+ * Indices of the entries that are not all zero, ascending. Tables are mostly
+ * empty: scanning the entry area a 32-bit word at a time skips empty stretches
+ * without decoding 512 entries.
+ */
+export function nonzeroPtes(buf: Buffer): number[] {
+  const out: number[] = [];
+  const base = buf.byteOffset + PT_OFF;
+  if (base % 4 !== 0) {
+    for (let i = 0; i < PT_ENTRIES; i++) if (!pteZero(buf, i)) out.push(i);
+    return out;
+  }
+  const words = new Uint32Array(buf.buffer, base, (PT_ENTRIES * PT_ENTRY_BYTES) / 4);
+  let next = 0; // entries below this are decided
+  for (let w = 0; w < words.length; w++) {
+    if (words[w] === 0) continue;
+    const last = Math.floor((4 * w + 3) / PT_ENTRY_BYTES);
+    for (let i = Math.max(next, Math.floor((4 * w) / PT_ENTRY_BYTES)); i <= last; i++) if (!pteZero(buf, i)) out.push(i);
+    next = last + 1;
+  }
+  return out;
+}
+
+function pteZero(buf: Buffer, i: number): boolean {
+  const o = PT_OFF + i * PT_ENTRY_BYTES;
+  return buf.readUInt32LE(o) === 0 && buf.readUInt16LE(o + 4) === 0 && buf[o + 6] === 0;
+}
+
 export function writePte(buf: Buffer, i: number, v: number): void {
   const o = PT_OFF + i * PT_ENTRY_BYTES;
   buf.writeUInt32LE(v % 0x100000000, o);

@@ -1,6 +1,6 @@
 import { Btree } from '../btree/btree.js';
 import type { NodeStore } from '../btree/types.js';
-import { BLOCK_TYPE_NAMES, initHeader, sealBlock, verifyBlock } from '../format/block.js';
+import { BLOCK_TYPE_NAMES, BlockType, hdrLevel, initHeader, sealBlock, verifyBlock } from '../format/block.js';
 import { corrupt, err } from '../format/errors.js';
 import type { FreeRec } from '../format/records.js';
 import { CounterId, encodeSuperblock, RootId, type Superblock, type SuperblockSlot } from '../format/superblock.js';
@@ -16,16 +16,20 @@ export interface TxContext {
   cache: BlockCache;
   /** A single pass that never revisits (verify): blocks read are not kept in the cache. */
   streaming?: boolean;
-  /** The last read-ahead window (raw, unverified); dropped at every commit and data write. */
-  window?: { start: Blkno; count: number; buf: Buffer };
+  /**
+   * The last read-ahead window (raw, unverified) and how many of its blocks were
+   * asked for; dropped at every commit and data write. Each window is a buffer
+   * of its own, never reused, so blocks handed out as views of it stay valid.
+   */
+  window?: { start: Blkno; count: number; buf: Buffer; used: number };
   sb: Superblock;
   /** The slot `sb` was read from; a commit writes the other one. */
   slot: SuperblockSlot;
   writable: boolean;
 }
 
-/** Most blocks read per cache miss (128 KiB at 4 KiB blocks). */
-const RA_BLOCKS = 32;
+/** Most blocks read per cache miss (512 KiB at 4 KiB blocks). */
+const RA_BLOCKS = 128;
 
 /**
  * Block-sized buffers carved from 1 MiB slabs: a walk of a hundred thousand
@@ -120,9 +124,14 @@ export class Tx implements NodeStore {
     }
     let buf = this.ctx.cache.get(blkno);
     if (!buf) {
-      buf = this.readAhead(blkno);
-      verifyBlock(buf, blkno, type);
-      if (!this.ctx.streaming) this.ctx.cache.put(blkno, buf);
+      const raw = this.readAhead(blkno);
+      verifyBlock(raw, blkno, type);
+      // A streaming pass keeps only the interior nodes that its lookups and
+      // leaf-to-leaf steps descend through again; the rest it reads once, in place.
+      if (!this.ctx.streaming || (hdrLevel(raw) > 0 && type !== BlockType.PageTable)) {
+        buf = copyBlock(raw, 0, this.blockSize);
+        this.ctx.cache.put(blkno, buf);
+      } else buf = raw;
     } else if (buf.readUInt16LE(4) !== type) {
       verifyBlock(buf, blkno, type);
     }
@@ -138,18 +147,21 @@ export class Tx implements NodeStore {
   private readAhead(blkno: Blkno): Buffer {
     const w = this.ctx.window;
     const bs = this.blockSize;
-    if (w && blkno >= w.start && blkno < w.start + w.count) return copyBlock(w.buf, (blkno - w.start) * bs, bs);
-    // Grow the window while the walk moves forward just past it, shrink it when
-    // the walk jumps: sequential walks read up to RA_BLOCKS per call, random
-    // lookups do not pay for neighbours they never use.
-    const ahead = w && blkno >= w.start + w.count && blkno < w.start + 2 * w.count + RA_BLOCKS;
+    if (w && blkno >= w.start && blkno < w.start + w.count) {
+      w.used++;
+      return w.buf.subarray((blkno - w.start) * bs, (blkno - w.start + 1) * bs);
+    }
+    // Grow the window while the walk moves forward just past it and used at
+    // least half of it; shrink it when the walk jumps or skipped most of it:
+    // sequential walks read up to RA_BLOCKS per call, sparse or random ones
+    // do not pay for neighbours they never use.
+    const ahead = w && blkno >= w.start + w.count && blkno < w.start + 2 * w.count + RA_BLOCKS && w.used * 2 >= w.count;
     const want = ahead ? Math.min(RA_BLOCKS, w.count * 2) : w ? Math.max(1, w.count >> 1) : 1;
     const count = Math.min(want, this.ctx.sb.totalBlocks - blkno);
-    // One window buffer, reused: the blocks handed out are copies.
-    const buf = w && w.buf.length >= count * bs ? w.buf : Buffer.allocUnsafe(RA_BLOCKS * bs);
-    this.ctx.dev.readInto(blkno, buf.subarray(0, count * bs));
-    this.ctx.window = { start: blkno, count, buf };
-    return copyBlock(buf, 0, bs);
+    const buf = Buffer.allocUnsafe(count * bs);
+    this.ctx.dev.readInto(blkno, buf);
+    this.ctx.window = { start: blkno, count, buf, used: 1 };
+    return buf.subarray(0, bs);
   }
 
   isDirty(blkno: Blkno): boolean {

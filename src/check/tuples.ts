@@ -1,0 +1,53 @@
+/**
+ * A growable column store of number tuples: verify meets millions of extents
+ * and mapped pages, and a million objects cost the GC far more than a few
+ * Float64Arrays (a million 4-tuples are 32 MB here).
+ */
+export class Tuples {
+  n = 0;
+  private cols: Float64Array[];
+  constructor(
+    readonly width: number,
+    cap = 1024,
+  ) {
+    this.cols = Array.from({ length: width }, () => new Float64Array(cap));
+  }
+
+  /** Append one tuple (columns past `width` are ignored); returns its row. */
+  push(a: number, b = 0, c = 0, d = 0, e = 0, f = 0): number {
+    const n = this.n;
+    if (n === this.cols[0]!.length) this.cols = this.cols.map((col) => {
+      const g = new Float64Array(col.length * 2);
+      g.set(col);
+      return g;
+    });
+    const C = this.cols;
+    const w = this.width;
+    C[0]![n] = a;
+    if (w > 1) C[1]![n] = b;
+    if (w > 2) C[2]![n] = c;
+    if (w > 3) C[3]![n] = d;
+    if (w > 4) C[4]![n] = e;
+    if (w > 5) C[5]![n] = f;
+    return this.n++;
+  }
+
+  col(i: number): Float64Array {
+    return this.cols[i]!;
+  }
+
+  /** Row numbers ordered by the columns in turn (column 0 first): groups without objects. */
+  sortedRows(): Uint32Array {
+    const rows = new Uint32Array(this.n);
+    for (let i = 0; i < rows.length; i++) rows[i] = i;
+    const C = this.cols;
+    rows.sort((x, y) => {
+      for (let k = 0; k < C.length; k++) {
+        const d = C[k]![x]! - C[k]![y]!;
+        if (d !== 0) return d;
+      }
+      return 0;
+    });
+    return rows;
+  }
+}
