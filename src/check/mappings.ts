@@ -88,19 +88,9 @@ interface MachinePass {
 const passes = new WeakMap<FsTx, MachinePass>();
 
 function machinePass(fx: FsTx): MachinePass {
-  const kept = passes.get(fx);
-  if (kept) return kept;
-  // Cached even in a streaming verify: check() walks the model's reverse maps through these tables again.
-  const ctx = fx.tx.ctx;
-  const streaming = ctx.streaming;
-  ctx.streaming = false;
-  try {
-    const pass = readMachine(fx);
-    passes.set(fx, pass);
-    return pass;
-  } finally {
-    ctx.streaming = streaming;
-  }
+  let pass = passes.get(fx);
+  if (!pass) passes.set(fx, (pass = readMachine(fx)));
+  return pass;
 }
 
 function readMachine(fx: FsTx): MachinePass {
@@ -241,6 +231,20 @@ function sub<V>(m: Map<number, Map<number, V>>, k: number): Map<number, V> {
 }
 
 function check(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void {
+  // The reverse-map walks revisit every tree node and upper page table; a
+  // last-level table serves the few blocks it maps, in a row (the walk keeps
+  // it), so caching those would only churn memory.
+  const ctx = fx.tx.ctx;
+  const admit = ctx.admit;
+  ctx.admit = (type, level) => type !== BlockType.PageTable || level > 1;
+  try {
+    checkMachine(fs, fx, facts, P);
+  } finally {
+    ctx.admit = admit;
+  }
+}
+
+function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void {
   const pass = machinePass(fx);
   passes.delete(fx);
   const sb = fs.superblock;

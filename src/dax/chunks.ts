@@ -197,6 +197,7 @@ function sameRec(a: DescRec, b: DescRec): boolean {
 
 /** The descriptor of one entry of a run record, as a record of its own (len 1). */
 export function expand(r: DescRec, i: number): DescRec {
+  if (r.len === 1) return r;
   if (r.space === DescSpace.Frame) {
     const step = indexed(r.kind, r.ino) ? 1 : 0;
     return { ...r, len: 1, k1: r.k1 + i, index: r.index + i * step };

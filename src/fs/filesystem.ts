@@ -160,14 +160,19 @@ export class Filesystem {
     }
   }
 
-  static open(path: string, opts: { write: boolean }): Filesystem {
+  /**
+   * `cacheBytes` bounds the metadata block cache (default 64 MiB); a single
+   * pass over the whole image (verify) needs little of it.
+   */
+  static open(path: string, opts: { write: boolean; cacheBytes?: number }): Filesystem {
     const dev = BlockDevice.open(path, { write: opts.write, lock: opts.write ? 'exclusive' : 'shared' });
     try {
       const picked = loadSuperblock((o, n) => dev.readAt(o, n), dev.fileSize, path);
       dev.setBlockSize(picked.sb.blockSize);
       if (opts.write && picked.readOnly)
         throw err('EOPNOTSUPP', 'image has read-only-compatible features this daxtool does not know; it can only be read', path);
-      const ctx: TxContext = { dev, cache: new BlockCache(), sb: picked.sb, slot: picked.slot, writable: opts.write };
+      const cache = new BlockCache(opts.cacheBytes === undefined ? undefined : BlockCache.blocksFor(opts.cacheBytes, picked.sb.blockSize));
+      const ctx: TxContext = { dev, cache, sb: picked.sb, slot: picked.slot, writable: opts.write };
       return new Filesystem(path, ctx, picked.problems);
     } catch (e) {
       dev.close();

@@ -17,11 +17,17 @@ export interface TxContext {
   /** A single pass that never revisits (verify): blocks read are not kept in the cache. */
   streaming?: boolean;
   /**
-   * The last read-ahead window (raw, unverified) and how many of its blocks were
-   * asked for; dropped at every commit and data write. Each window is a buffer
-   * of its own, never reused, so blocks handed out as views of it stay valid.
+   * Which blocks to keep in the cache, by type and level, instead of the
+   * streaming rule: a pass that revisits some kinds of block and not others
+   * (verify's reverse-map walks revisit upper page tables, not the last level).
    */
-  window?: { start: Blkno; count: number; buf: Buffer; used: number };
+  admit?: (type: number, level: number) => boolean;
+  /**
+   * The last read-ahead window (raw, unverified) and how many of its blocks were
+   * asked for; dropped at every commit and data write. Its buffer is reused for
+   * the next window unless a block was lent out as a view of it (`lent`).
+   */
+  window?: { start: Blkno; count: number; buf: Buffer; used: number; lent: boolean };
   sb: Superblock;
   /** The slot `sb` was read from; a commit writes the other one. */
   slot: SuperblockSlot;
@@ -32,16 +38,18 @@ export interface TxContext {
 const RA_BLOCKS = 128;
 
 /**
- * Block-sized buffers carved from 1 MiB slabs: a walk of a hundred thousand
+ * Block-sized buffers carved from 64 KiB slabs: a walk of a hundred thousand
  * nodes would otherwise make a hundred thousand ArrayBuffers for the GC.
  * A slab is freed once every block cut from it is gone (the cache evicts in
- * roughly the order it filled, so slabs empty together).
+ * roughly the order it filled, so slabs empty together); small slabs keep a
+ * block that stays cached from holding much else.
  */
+const SLAB_BYTES = 64 << 10;
 let slab: Buffer | null = null;
 let slabOff = 0;
 function copyBlock(src: Buffer, off: number, bs: number): Buffer {
   if (!slab || slabOff + bs > slab.length) {
-    slab = Buffer.allocUnsafe(Math.max(bs, 1 << 20));
+    slab = Buffer.allocUnsafe(Math.max(bs, SLAB_BYTES));
     slabOff = 0;
   }
   const out = slab.subarray(slabOff, slabOff + bs);
@@ -128,10 +136,14 @@ export class Tx implements NodeStore {
       verifyBlock(raw, blkno, type);
       // A streaming pass keeps only the interior nodes that its lookups and
       // leaf-to-leaf steps descend through again; the rest it reads once, in place.
-      if (!this.ctx.streaming || (hdrLevel(raw) > 0 && type !== BlockType.PageTable)) {
+      const admit = this.ctx.admit;
+      if (admit ? admit(type, hdrLevel(raw)) : !this.ctx.streaming || (hdrLevel(raw) > 0 && type !== BlockType.PageTable)) {
         buf = copyBlock(raw, 0, this.blockSize);
         this.ctx.cache.put(blkno, buf);
-      } else buf = raw;
+      } else {
+        this.ctx.window!.lent = true;
+        buf = raw;
+      }
     } else if (buf.readUInt16LE(4) !== type) {
       verifyBlock(buf, blkno, type);
     }
@@ -158,9 +170,11 @@ export class Tx implements NodeStore {
     const ahead = w && blkno >= w.start + w.count && blkno < w.start + 2 * w.count + RA_BLOCKS && w.used * 2 >= w.count;
     const want = ahead ? Math.min(RA_BLOCKS, w.count * 2) : w ? Math.max(1, w.count >> 1) : 1;
     const count = Math.min(want, this.ctx.sb.totalBlocks - blkno);
-    const buf = Buffer.allocUnsafe(count * bs);
-    this.ctx.dev.readInto(blkno, buf);
-    this.ctx.window = { start: blkno, count, buf, used: 1 };
+    // A pass that lends blocks out gets windows sized to the read, each its own buffer.
+    const lends = this.ctx.streaming || this.ctx.admit !== undefined;
+    const buf = w && !w.lent && w.buf.length >= count * bs ? w.buf : Buffer.allocUnsafe((lends ? count : RA_BLOCKS) * bs);
+    this.ctx.dev.readInto(blkno, buf.subarray(0, count * bs));
+    this.ctx.window = { start: blkno, count, buf, used: 1, lent: false };
     return buf.subarray(0, bs);
   }
 
