@@ -3,6 +3,7 @@ import { Btree } from '../src/btree/btree.js';
 import { MemStore } from '../src/btree/memstore.js';
 import { compareKeys } from '../src/btree/node.js';
 import type { Key } from '../src/btree/types.js';
+import { HDR_SIZE, hdrCount } from '../src/format/block.js';
 import { ivalOps, type Ival } from './helpers/interval-ops.js';
 import { prng } from './helpers/prng.js';
 
@@ -109,6 +110,59 @@ describe('overlapping tree', () => {
       expect(store.stats.reads - reads).toBeLessThan(20);
     }
   });
+
+  for (const cfg of [
+    { leaf: 4, node: 4, fast: true, seed: 31 },
+    { leaf: 3, node: 5, fast: false, seed: 32 },
+  ]) {
+    it(`raw bulk load merging two trees' leaves: high keys summarize every subtree (leaf ${cfg.leaf}, node ${cfg.node}${cfg.fast ? ', fast hooks' : ''})`, () => {
+      const rnd = prng(cfg.seed);
+      const ops = ivalOps(cfg);
+      const store = new MemStore(512);
+      // Two owners' intervals in two trees, merged by key into a third as bytes
+      // (the physical index's rebuild when a file gains a clone).
+      const a = new Btree(store, ops, 0);
+      const b = new Btree(store, ops, 0);
+      const all = new Map<string, Ival>();
+      for (let i = 0; i < 1500; i++) {
+        const r = { start: Math.floor(rnd() * 4000), len: rnd() < 0.03 ? 1 + Math.floor(rnd() * 900) : 1 + Math.floor(rnd() * 30), owner: i % 2 };
+        const key = `${r.start}/${r.owner}`;
+        if (all.has(key)) continue;
+        all.set(key, r);
+        (r.owner === 0 ? a : b).insert(r);
+      }
+      store.commit();
+      const t = new Btree(store, ops, 0);
+      const loader = t.bulkLoader();
+      const bRecs = [...b.range()];
+      let j = 0;
+      const one = Buffer.alloc(ops.recSize);
+      for (const leaf of a.leaves()) {
+        const n = hdrCount(leaf);
+        let i = 0;
+        while (i < n) {
+          let e = i;
+          while (e < n && (j === bRecs.length || compareKeys(keyOf(ops.decode(leaf, HDR_SIZE + e * ops.recSize)), keyOf(bRecs[j]!)) < 0)) e++;
+          if (e > i) loader.addRaw(leaf, HDR_SIZE + i * ops.recSize, e - i);
+          if (e < n) {
+            ops.encode(bRecs[j++]!, one, 0);
+            loader.addRaw(one, 0, 1);
+          }
+          i = e;
+        }
+      }
+      for (; j < bRecs.length; j++) loader.add(bRecs[j]!);
+      loader.finish();
+      expect(t.check()).toEqual([]);
+      expect(t.count()).toBe(all.size);
+      for (let q = 0; q < 300; q++) {
+        const x = Math.floor(rnd() * 4200);
+        const lo: Key = [x, 0];
+        const hi: Key = [x + Math.floor(rnd() * 60), MAX];
+        expect([...t.overlapping(lo, hi)]).toEqual(bruteOverlap(all, lo, hi));
+      }
+    });
+  }
 
   it('refuses an overlapping ops table without highKey', () => {
     const ops = { ...ivalOps({}), highKey: undefined };

@@ -2,8 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Btree } from '../src/btree/btree.js';
 import { MemStore } from '../src/btree/memstore.js';
+import type { BulkLoader } from '../src/btree/bulk.js';
 import type { BtreeOps } from '../src/btree/types.js';
-import { readU64, writeU64 } from '../src/format/block.js';
+import { HDR_SIZE, hdrCount, readU64, writeU64 } from '../src/format/block.js';
 import { errCode as codeOf, prng } from './helpers/prng.js';
 
 // ---- fixtures ---------------------------------------------------------------
@@ -365,6 +366,175 @@ describe('bulkLoad', () => {
     t.bulkLoad(recs);
     expect(codeOf(() => t.bulkLoad(recs))).toBe('EINVAL'); // not empty
     expect(t.check()).toEqual([]);
+  });
+});
+
+// ---- bulk loader: raw records, leaves(), destroy(nodes) -----------------------------
+
+/** Records encoded back to back, from byte `at` of a buffer with slack on both sides. */
+function encodeRun(ops: BtreeOps<Rec>, recs: Rec[], at: number): Buffer {
+  const buf = Buffer.alloc(at + recs.length * ops.recSize + 7);
+  recs.forEach((r, i) => ops.encode(r, buf, at + i * ops.recSize));
+  return buf;
+}
+
+/** Every record of the tree, read through leaves() with the table's decoder. */
+function leafRecords(t: Btree<Rec>, ops: BtreeOps<Rec>, nodes?: number[]): Rec[] {
+  const out: Rec[] = [];
+  for (const leaf of t.leaves(nodes)) {
+    for (let i = 0; i < hdrCount(leaf); i++) out.push(ops.decode(leaf, HDR_SIZE + i * ops.recSize));
+  }
+  return out;
+}
+
+describe('bulk loader', () => {
+  const configs = [
+    { leaf: 4, node: 4, fast: true, seed: 21 },
+    { leaf: 5, node: 5, fast: false, seed: 22 },
+    { leaf: 2, node: 4, fast: true, seed: 23 },
+    { leaf: 7, node: 6, fast: false, seed: 24 },
+  ];
+  for (const cfg of configs) {
+    it(`objects and raw runs mixed at random give the model's tree (leaf ${cfg.leaf} node ${cfg.node}${cfg.fast ? ', keyField' : ''})`, () => {
+      const rnd = prng(cfg.seed);
+      const ops = recOps(cfg);
+      for (let trial = 0; trial < 80; trial++) {
+        const store = new MemStore(512);
+        const t = new Btree(store, ops, 0);
+        const n = Math.floor(rnd() * (trial < 40 ? 40 : 400));
+        const model = new Model();
+        let k = Math.floor(rnd() * 5);
+        for (let i = 0; i < n; i++) {
+          model.insert(k, Math.floor(rnd() * 1e6));
+          k += 1 + Math.floor(rnd() * 3);
+        }
+        const recs = model.range();
+        const loader = t.bulkLoader();
+        for (let i = 0; i < n; ) {
+          // Runs from one record to several leaves' worth, at odd offsets.
+          const c = Math.min(n - i, 1 + Math.floor(rnd() * (rnd() < 0.2 ? 3 * cfg.leaf : cfg.leaf)));
+          if (rnd() < 0.3) for (const r of recs.slice(i, i + c)) loader.add(r);
+          else {
+            const at = Math.floor(rnd() * 9);
+            loader.addRaw(encodeRun(ops, recs.slice(i, i + c), at), at, c);
+          }
+          i += c;
+        }
+        loader.finish();
+        expectSound(t, store, model);
+        expect([...t.range()]).toEqual(recs);
+        expect([...t.nodes()].filter((x) => x.level === 0).length).toBe(Math.ceil(n / cfg.leaf));
+        expect(leafRecords(t, ops)).toEqual(recs);
+      }
+    });
+  }
+
+  it('copies a tree leaf by leaf; destroy(nodes) frees exactly the nodes leaves(nodes) listed', () => {
+    for (const cfg of configs) {
+      const rnd = prng(cfg.seed + 100);
+      const ops = recOps(cfg);
+      const store = new MemStore(512);
+      const src = new Btree(store, ops, 0);
+      const model = new Model();
+      // Built by random inserts and deletes: leaves of every fill, a tree several levels deep.
+      for (let step = 0; step < 3000; step++) {
+        const key = Math.floor(rnd() * 2000);
+        if (rnd() < 0.7) {
+          if (!model.has(key)) {
+            src.insert({ k: key, v: step });
+            model.insert(key, step);
+          }
+        } else if (model.has(key)) {
+          src.delete([key]);
+          model.delete(key);
+        }
+      }
+      store.commit();
+      expect(src.height()).toBeGreaterThan(2);
+      const copy = new Btree(store, ops, 0);
+      const loader = copy.bulkLoader();
+      const nodes: number[] = [];
+      let leaves = 0;
+      for (const leaf of src.leaves(nodes)) {
+        loader.addRaw(leaf, HDR_SIZE, hdrCount(leaf));
+        leaves++;
+      }
+      loader.finish();
+      expect(copy.check()).toEqual([]);
+      expect([...copy.range()]).toEqual(model.range());
+      expect([...nodes].sort((a, b) => a - b)).toEqual([...src.nodes()].map((x) => x.blkno).sort((a, b) => a - b));
+      expect(leaves).toBe([...src.nodes()].filter((x) => x.level === 0).length);
+      const copyBlocks = [...copy.nodes()].map((x) => x.blkno).sort((a, b) => a - b);
+      src.destroy(nodes);
+      expect(src.root).toBe(0);
+      store.commit();
+      expect(store.liveBlocks()).toEqual(copyBlocks);
+    }
+  });
+
+  it('leaves() of an empty tree and of a lone root leaf', () => {
+    const ops = recOps({ leaf: 4, node: 4, fast: true });
+    const store = new MemStore(512);
+    const t = new Btree(store, ops, 0);
+    const nodes: number[] = [];
+    expect(leafRecords(t, ops, nodes)).toEqual([]);
+    expect(nodes).toEqual([]);
+    t.insert({ k: 5, v: 1 });
+    t.insert({ k: 3, v: 2 });
+    expect(leafRecords(t, ops, nodes)).toEqual([
+      { k: 3, v: 2 },
+      { k: 5, v: 1 },
+    ]);
+    expect(nodes).toEqual([t.root]);
+  });
+
+  it('refuses records out of order, in a run or across calls; abort frees every node and leaves the tree empty', () => {
+    for (const fast of [true, false]) {
+      const ops = recOps({ leaf: 4, node: 4, fast });
+      const recs = Array.from({ length: 60 }, (_, i) => ({ k: 10 + 2 * i, v: i }));
+      const cases: [string, (l: BulkLoader<Rec>) => void][] = [
+        ['duplicate inside a run', (l) => l.addRaw(encodeRun(ops, [...recs.slice(0, 30), recs[29]!, ...recs.slice(30)], 0), 0, 61)],
+        ['descending inside a run', (l) => l.addRaw(encodeRun(ops, [...recs.slice(0, 20), { k: 11, v: 0 }], 3), 3, 21)],
+        ['a run below the last record', (l) => {
+          l.addRaw(encodeRun(ops, recs.slice(0, 40), 0), 0, 40);
+          l.addRaw(encodeRun(ops, recs.slice(39, 41), 0), 0, 2);
+        }],
+        ['an object below a raw run', (l) => {
+          l.addRaw(encodeRun(ops, recs.slice(0, 40), 0), 0, 40);
+          l.add({ k: 0, v: 0 });
+        }],
+        ['a raw record below an object', (l) => {
+          for (const r of recs.slice(0, 40)) l.add(r);
+          l.addRaw(encodeRun(ops, [{ k: 10, v: 0 }], 0), 0, 1);
+        }],
+      ];
+      for (const [what, feed] of cases) {
+        const store = new MemStore(512);
+        const t = new Btree(store, ops, 0);
+        const loader = t.bulkLoader();
+        expect(codeOf(() => feed(loader)), what).toBe('EINVAL');
+        expect(store.liveBlocks().length, what).toBeGreaterThan(0);
+        loader.abort();
+        loader.abort(); // idempotent
+        expect(t.root, what).toBe(0);
+        expect(store.liveBlocks(), what).toEqual([]);
+        expect(codeOf(() => loader.add(recs[0]!)), what).toBe('EINVAL'); // finished for good
+      }
+    }
+  });
+
+  it('refuses byte ranges outside the buffer and a tree that is not empty', () => {
+    const ops = recOps({ leaf: 4, node: 4, fast: true });
+    const store = new MemStore(512);
+    const t = new Btree(store, ops, 0);
+    const loader = t.bulkLoader();
+    const buf = encodeRun(ops, [{ k: 1, v: 1 }], 0);
+    expect(() => loader.addRaw(buf, 0, 2)).toThrow(RangeError);
+    expect(() => loader.addRaw(buf, -1, 1)).toThrow(RangeError);
+    loader.addRaw(buf, 0, 1);
+    loader.finish();
+    expect(t.lookupEq([1])).toEqual({ k: 1, v: 1 });
+    expect(codeOf(() => t.bulkLoader())).toBe('EINVAL');
   });
 });
 

@@ -1,6 +1,7 @@
 import { HDR_SIZE, hdrCount, hdrLevel, initHeader, setHdrCount, writeU64 } from '../format/block.js';
 import { corrupt, err } from '../format/errors.js';
 import { NULL_BLKNO, type Blkno } from '../format/units.js';
+import { BulkLoader } from './bulk.js';
 import { checkBtree, type CheckOptions } from './check.js';
 import { MAX_HEIGHT, NodeLayout, compareKeys, formatKey } from './node.js';
 import type { BtreeOps, BtreeProblem, Key, NodeStore } from './types.js';
@@ -262,99 +263,75 @@ export class Btree<R> {
 
   /**
    * Build the tree from records in strictly ascending key order (EINVAL
-   * otherwise; the tree is then left empty). Leaves and nodes are filled
-   * completely left to right, except that the last two of each level share
-   * their items so that both are at least half full. O(n); each node is written
-   * once.
+   * otherwise; the tree is then left empty). O(n); each node is written once.
+   * See BulkLoader for the shape.
    */
   bulkLoad(sorted: Iterable<R>): void {
-    if (this.root !== NULL_BLKNO) throw err('EINVAL', `${this.name} btree: bulk load needs an empty tree`);
-    const L = this.L;
-    const bs = this.store.blockSize;
-    const allocated: Blkno[] = [];
-    // Per level: the node being filled and the full one before it, both in
-    // scratch memory until we know whether the level ends there.
-    const levels: { cur: Buffer; curN: number; prev: Buffer | null; prevN: number; flushed: number }[] = [];
-    const levelAt = (l: number) => {
-      let b = levels[l];
-      if (!b) {
-        b = { cur: Buffer.alloc(bs), curN: 0, prev: null, prevN: 0, flushed: 0 };
-        levels[l] = b;
-      }
-      return b;
-    };
-    const flush = (l: number, node: Buffer, n: number): Blkno => {
-      initHeader(node, this.type, l, n, this.owner);
-      const { blkno, buf } = this.store.allocNode(this.type, allocated.length ? allocated[allocated.length - 1] : undefined);
-      allocated.push(blkno);
-      node.copy(buf, 0, 0, bs);
-      return blkno;
-    };
-    // Flush a finished non-root node and add its entry to the level above.
-    const emit = (l: number, node: Buffer, n: number) => {
-      const blkno = flush(l, node, n);
-      levels[l]!.flushed++;
-      const up = room(l + 1);
-      const off = L.entOff(up.curN);
-      L.summarize(node, l, up.cur, off);
-      L.setPtr(up.cur, up.curN, blkno);
-      up.curN++;
-    };
-    // The level's builder with space for one more item in `cur`.
-    const room = (l: number) => {
-      const b = levelAt(l);
-      if (b.curN === L.maxItems(l)) {
-        if (b.prev) emit(l, b.prev, b.prevN);
-        const spare = b.prev ?? Buffer.alloc(bs);
-        spare.fill(0);
-        b.prev = b.cur;
-        b.prevN = b.curN;
-        b.cur = spare;
-        b.curN = 0;
-      }
-      return b;
-    };
+    const loader = this.bulkLoader();
     try {
-      let prevKey: Key | null = null;
-      for (const r of sorted) {
-        const k = this.ops.key(r);
-        this.checkKey(k);
-        if (prevKey !== null && compareKeys(prevKey, k) >= 0)
-          throw err('EINVAL', `${this.name} btree bulk load: key ${formatKey(k)} does not follow ${formatKey(prevKey)}`);
-        prevKey = k;
-        const b = room(0);
-        this.ops.encode(r, b.cur, L.recOff(b.curN));
-        b.curN++;
-      }
-      for (let l = 0; l < levels.length; l++) {
-        const b = levels[l]!;
-        if (b.prev === null && b.flushed === 0) {
-          // The only node of its level: the root.
-          if (b.curN > 0) this.root = flush(l, b.cur, b.curN);
-          break;
-        }
-        if (b.prev) {
-          const min = L.minItems(l);
-          if (b.curN < min) {
-            // Even out the last two nodes: prev is full, so both reach min.
-            const total = b.prevN + b.curN;
-            const k = (total >> 1) - b.curN;
-            const sz = L.itemSize(l);
-            b.cur.copyWithin(HDR_SIZE + k * sz, HDR_SIZE, HDR_SIZE + b.curN * sz);
-            b.prev.copy(b.cur, HDR_SIZE, HDR_SIZE + (b.prevN - k) * sz, HDR_SIZE + b.prevN * sz);
-            b.prev.fill(0, HDR_SIZE + (b.prevN - k) * sz, HDR_SIZE + b.prevN * sz);
-            b.prevN -= k;
-            b.curN += k;
-          }
-          emit(l, b.prev, b.prevN);
-          b.prev = null;
-        }
-        emit(l, b.cur, b.curN);
-      }
+      for (const r of sorted) loader.add(r);
+      loader.finish();
     } catch (e) {
-      for (const blkno of allocated) this.store.freeNode(blkno);
-      this.root = NULL_BLKNO;
+      loader.abort();
       throw e;
+    }
+  }
+
+  /**
+   * A loader that builds this (empty) tree from ascending records, objects or
+   * raw bytes; the caller finishes or aborts it. For rebuilds that copy most
+   * records from other trees' leaves without decoding them.
+   */
+  bulkLoader(): BulkLoader<R> {
+    if (this.root !== NULL_BLKNO) throw err('EINVAL', `${this.name} btree: bulk load needs an empty tree`);
+    return new BulkLoader(this.store, this.L, this.name, this.type, this.owner, (root) => {
+      this.root = root;
+    });
+  }
+
+  /**
+   * Every leaf, in key order, as the node buffer itself (records at
+   * HDR_SIZE + i * ops.recSize, i < the header's count): for one-pass rebuilds
+   * that copy or merge records as bytes. A leaf may be used only until the
+   * iteration resumes, and the tree must not be modified meanwhile. When
+   * `nodes` is given, the block of every node reached is appended to it (each
+   * once, leaves included), so that destroy(nodes) can free the tree without
+   * reading it again.
+   */
+  *leaves(nodes?: Blkno[]): Generator<Buffer> {
+    if (this.root === NULL_BLKNO) return;
+    const L = this.L;
+    // The interior nodes of the current path are held (at most MAX_HEIGHT of
+    // them): stepping to the next leaf re-reads nothing.
+    const bufs: Buffer[] = [this.readRoot()];
+    const blks: Blkno[] = [this.root];
+    const next: number[] = [0];
+    const h = hdrLevel(bufs[0]!) + 1;
+    nodes?.push(this.root);
+    if (h === 1) {
+      yield bufs[0]!;
+      return;
+    }
+    let d = 0;
+    while (d >= 0) {
+      const buf = bufs[d]!;
+      const i = next[d]!;
+      if (i >= hdrCount(buf)) {
+        d--;
+        continue;
+      }
+      next[d] = i + 1;
+      const child = L.ptr(buf, i);
+      const cbuf = this.readNode(child, h - 2 - d, blks[d]!);
+      nodes?.push(child);
+      if (d + 2 === h) {
+        yield cbuf;
+        continue;
+      }
+      d++;
+      bufs[d] = cbuf;
+      blks[d] = child;
+      next[d] = 0;
     }
   }
 
@@ -398,10 +375,18 @@ export class Btree<R> {
     yield* out;
   }
 
-  /** Free every node; the tree becomes empty. */
-  destroy(): void {
-    const all: Blkno[] = [];
-    this.walk((blkno) => void all.push(blkno));
+  /**
+   * Free every node; the tree becomes empty. `nodes`: every node of the tree,
+   * as a complete leaves(nodes) walk of it just listed them, which spares
+   * reading the tree again.
+   */
+  destroy(nodes?: readonly Blkno[]): void {
+    let all = nodes;
+    if (!all) {
+      const walked: Blkno[] = [];
+      this.walk((blkno) => void walked.push(blkno));
+      all = walked;
+    }
     for (const b of all) this.store.freeNode(b);
     this.root = NULL_BLKNO;
   }

@@ -88,8 +88,20 @@ export function readU64(buf: Buffer, off: number): number {
 }
 
 export function writeU64(buf: Buffer, off: number, v: number): void {
-  buf.writeUInt32LE(v >>> 0, off);
-  buf.writeUInt32LE(Math.floor(v / 0x100000000) >>> 0, off + 4);
+  // Byte stores, as in readU64: bulk loads encode millions of fields. The bounds
+  // check keeps writeUInt32LE's refusal of writes past the buffer (indexed
+  // stores out of range would be dropped silently).
+  if (off < 0 || off + 8 > buf.length) throw new RangeError(`u64 write at ${off} outside a ${buf.length}-byte buffer`);
+  const lo = v >>> 0;
+  const hi = Math.floor(v / 0x100000000) >>> 0;
+  buf[off] = lo;
+  buf[off + 1] = lo >>> 8;
+  buf[off + 2] = lo >>> 16;
+  buf[off + 3] = lo >>> 24;
+  buf[off + 4] = hi;
+  buf[off + 5] = hi >>> 8;
+  buf[off + 6] = hi >>> 16;
+  buf[off + 7] = hi >>> 24;
 }
 
 export function decodeHeader(buf: Buffer): BlockHeader {

@@ -174,6 +174,11 @@ export function decodeExtent(b: Buffer, o: number): ExtentRec {
   return { fblk: readU64(b, o), pblk: readU64(b, o + 8), len: readU64(b, o + 16), flags: b.readUInt32LE(o + 24) };
 }
 
+/** Fields of the extent record at b[o..], read in place: bulk paths walk a million records without decoding them. */
+export const extentFblk = (b: Buffer, o: number): FileBlock => readU64(b, o);
+export const extentPblk = (b: Buffer, o: number): Blkno => readU64(b, o + 8);
+export const extentLen = (b: Buffer, o: number): number => readU64(b, o + 16);
+
 export function checkExtent(r: ExtentRec): string | null {
   if (r.len < 1) return `extent at file block ${r.fblk} has length 0`;
   if (r.fblk + r.len > Number.MAX_SAFE_INTEGER || r.pblk + r.len > Number.MAX_SAFE_INTEGER)
@@ -199,11 +204,19 @@ export interface RmapRec {
 }
 
 export function encodeRmap(r: RmapRec, b: Buffer, o: number): void {
-  writeU64(b, o, r.pblk);
-  writeU64(b, o + 8, r.len);
-  writeU64(b, o + 16, r.ino);
-  writeU64(b, o + 24, r.fblk);
+  encodeRmapFields(b, o, r.pblk, r.len, r.ino, r.fblk);
 }
+
+/** encodeRmap from the fields, for bulk paths that make a million records without objects. */
+export function encodeRmapFields(b: Buffer, o: number, pblk: Blkno, len: number, ino: Ino, fblk: FileBlock): void {
+  writeU64(b, o, pblk);
+  writeU64(b, o + 8, len);
+  writeU64(b, o + 16, ino);
+  writeU64(b, o + 24, fblk);
+}
+
+/** The owner of the reverse-map record at b[o..], read in place. */
+export const rmapIno = (b: Buffer, o: number): Ino => readU64(b, o + 16);
 
 export function decodeRmap(b: Buffer, o: number): RmapRec {
   return { pblk: readU64(b, o), len: readU64(b, o + 8), ino: readU64(b, o + 16), fblk: readU64(b, o + 24) };

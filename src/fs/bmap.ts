@@ -1,9 +1,26 @@
 import { Btree } from '../btree/btree.js';
+import { HDR_SIZE, hdrCount } from '../format/block.js';
 import { corrupt } from '../format/errors.js';
-import type { ExtentRec, InodeRec, RefcountRec, RmapRec } from '../format/records.js';
+import {
+  decodeExtent,
+  decodeRefcount,
+  encodeRmapFields,
+  EXTENT_REC_SIZE,
+  extentFblk,
+  extentLen,
+  extentPblk,
+  REFC_REC_SIZE,
+  RMAP_REC_SIZE,
+  rmapIno,
+  type ExtentRec,
+  type InodeRec,
+  type RefcountRec,
+  type RmapRec,
+} from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock } from '../format/units.js';
 import { extentOps, MAX_KEY, refcountOps, rmapOps } from './trees.js';
+import { ExtentColumns } from './columns.js';
 import type { Tx } from './tx.js';
 
 /**
@@ -221,44 +238,206 @@ export class BlockMap {
   }
 
   /**
-   * Add many references at once (a large reflink): map `pieces` (file block,
-   * physical block, length; ascending, non-overlapping, the file range a hole)
-   * into the file and add one reference to every block. Cost is linear in the
-   * pieces plus the trees it rebuilds, instead of a dozen tree operations per
-   * piece: the file's extent tree is bulk-loaded when it was empty, and the
-   * physical-block index and refcount btree are rebuilt by merging sorted runs
-   * when the pieces are many compared with them.
+   * Add many references at once (a large range reflink): map `pieces` (file
+   * block, physical block, length; ascending, non-overlapping, the file range
+   * a hole) into the file and add one reference to every block. Cost is
+   * linear in the pieces plus the trees it rebuilds, instead of a dozen tree
+   * operations per piece: the file's extent tree is bulk-loaded when it was
+   * empty, and the physical-block index and refcount btree are rebuilt by
+   * merging sorted runs when the pieces are many compared with them.
    */
   shareMany(inode: InodeRec, pieces: ExtentRec[]): void {
     if (pieces.length === 0) return;
-    const rmapRecs = this.rmap.estimateRecords();
-    if (inode.extentRoot !== 0 || pieces.length < 256 || pieces.length * 8 < rmapRecs) {
+    if (inode.extentRoot !== 0 || !this.worthRebuilding(pieces.length)) {
       for (const e of pieces) this.mapExtent(inode, e.fblk, e.pblk, e.len, false);
       return;
     }
     // 1. The file's extent tree, bulk-loaded (pieces from a canonical map are canonical).
-    const tree = this.extentTree(inode);
     const merged = mergeAdjacent(pieces);
+    const tree = this.extentTree(inode);
     tree.bulkLoad(merged);
     inode.extentRoot = tree.root;
-    let blocks = 0;
-    for (const e of pieces) blocks += e.len;
-    inode.nblocks += blocks;
-    // 2. The physical-block index: merge the old records with the new, sorted.
-    // New records are made as the merge consumes them (short-lived, cheap for the GC).
-    const ino = inode.ino;
-    const byBlock = sortByBlock(merged);
-    const news = (function* () {
-      for (const e of byBlock) yield { pblk: e.pblk, len: e.len, ino, fblk: e.fblk };
-    })();
+    const cols = ExtentColumns.of(merged);
+    inode.nblocks += cols.blocks();
+    this.addOwner(inode.ino, cols);
+  }
+
+  /**
+   * Whole-file clone: give `dst`, which has no extents, every extent of `src`
+   * and add one reference to every block. A large file's extent tree is
+   * copied leaf bytes to leaf bytes (its records are the clone's records),
+   * then the trees are rebuilt as in shareMany.
+   */
+  shareFile(dst: InodeRec, src: InodeRec): void {
+    if (src.extentRoot === 0) return;
+    if (dst.extentRoot !== 0) throw new Error(`shareFile: inode ${dst.ino} still has extents`);
+    const srcTree = this.extentTree(src);
+    const est = srcTree.estimateRecords();
+    if (!this.worthRebuilding(est)) {
+      this.shareMany(dst, this.allExtents(srcTree));
+      return;
+    }
+    const tree = this.extentTree(dst);
+    const loader = tree.bulkLoader();
+    let cols: ExtentColumns;
+    try {
+      const read = this.streaming(() => this.readExtents(srcTree, est, undefined, (leaf, n) => loader.addRaw(leaf, HDR_SIZE, n)));
+      if (!read.canonical) {
+        // Records that should have been merged: the clone gets the merged map.
+        loader.abort();
+        this.shareMany(dst, this.allExtents(srcTree));
+        return;
+      }
+      loader.finish();
+      cols = read.cols;
+    } catch (e) {
+      loader.abort();
+      throw e;
+    }
+    dst.extentRoot = tree.root;
+    dst.nblocks += cols.blocks();
+    this.addOwner(dst.ino, cols);
+  }
+
+  private clearMap(inode: InodeRec): void {
+    inode.extentRoot = 0;
+    inode.nblocks = 0;
+  }
+
+  /** True when `n` extents are enough to rebuild the shared trees rather than update them one by one. */
+  private worthRebuilding(n: number): boolean {
+    return n >= 256 && n * 8 >= this.rmap.estimateRecords();
+  }
+
+  private allExtents(tree: Btree<ExtentRec>): ExtentRec[] {
+    const out: ExtentRec[] = [];
+    for (const e of tree.range()) out.push(this.sound(tree, e));
+    return out;
+  }
+
+  /**
+   * Every extent of a file's tree as columns, each checked as sound() checks
+   * it, read in place from the leaves (each leaf also handed to `onLeaf`;
+   * the tree's node blocks are added to `nodes`). `canonical`: no two
+   * consecutive extents are contiguous in both file and physical blocks.
+   */
+  private readExtents(
+    tree: Btree<ExtentRec>,
+    capacity: number,
+    nodes?: Blkno[],
+    onLeaf?: (leaf: Buffer, n: number) => void,
+  ): { cols: ExtentColumns; canonical: boolean } {
+    const cols = new ExtentColumns(capacity);
+    const total = this.tx.totalBlocks;
+    const rs = EXTENT_REC_SIZE;
+    let canonical = true;
+    let endF = -1;
+    let endP = -1;
+    for (const leaf of tree.leaves(nodes)) {
+      const n = hdrCount(leaf);
+      for (let i = 0, o = HDR_SIZE; i < n; i++, o += rs) {
+        const fblk = extentFblk(leaf, o);
+        const pblk = extentPblk(leaf, o);
+        const len = extentLen(leaf, o);
+        if (len < 1 || pblk < 2 || pblk + len > total || !Number.isSafeInteger(fblk + len)) this.sound(tree, decodeExtent(leaf, o));
+        if (fblk === endF && pblk === endP) canonical = false;
+        endF = fblk + len;
+        endP = pblk + len;
+        cols.push(fblk, pblk, len);
+      }
+      onLeaf?.(leaf, n);
+    }
+    return { cols, canonical };
+  }
+
+  /**
+   * Steps 2 and 3 of a bulk share, the file's extent tree already holding
+   * `cols`: merge one reverse-map record per extent into the physical-block
+   * index, and add a reference to every block.
+   */
+  private addOwner(ino: number, cols: ExtentColumns): void {
+    const order = blockOrder(cols);
+    const n = cols.length;
+    const P = cols.pblk;
+    const F = cols.fblk;
+    const Ln = cols.len;
     const rmap = new Btree(this.tx, rmapOps, 0);
-    this.streaming(() =>
-      rmap.bulkLoad(mergeStreams(this.rmap.range(), news, (a, b) => a.pblk - b.pblk || a.ino - b.ino || a.fblk - b.fblk)),
-    );
-    this.rmap.destroy();
+    const loader = rmap.bulkLoader();
+    const oldNodes: Blkno[] = [];
+    try {
+      // Records go to the loader in batches staged here: the new ones are
+      // encoded straight into the stage, the old ones copied as bytes (long
+      // runs of them bypass it). One loader call per batch, not per record.
+      const rs = RMAP_REC_SIZE;
+      const STAGE = 2048;
+      const stage = Buffer.alloc(STAGE * rs);
+      let staged = 0;
+      const flush = () => {
+        if (staged > 0) loader.addRaw(stage, 0, staged);
+        staged = 0;
+      };
+      const copyOld = (leaf: Buffer, off: number, count: number) => {
+        if (count >= 16) {
+          flush();
+          loader.addRaw(leaf, off, count);
+          return;
+        }
+        if (staged + count > STAGE) flush();
+        const to = staged * rs;
+        for (let b = 0; b < count * rs; b++) stage[to + b] = leaf[off + b]!;
+        staged += count;
+      };
+      // The next new record in key order (pblk, ino, fblk).
+      let j = 0;
+      let np = 0;
+      let nf = 0;
+      let nl = 0;
+      const load = () => {
+        const x = order ? order[j]! : j;
+        np = P[x]!;
+        nf = F[x]!;
+        nl = Ln[x]!;
+      };
+      const putNew = () => {
+        if (staged === STAGE) flush();
+        encodeRmapFields(stage, staged * rs, np, nl, ino, nf);
+        staged++;
+        if (++j < n) load();
+      };
+      load();
+      const key = rmapOps.keyField!;
+      const below = (leaf: Buffer, o: number): boolean => {
+        const p = key(leaf, o, 0);
+        if (p !== np) return p < np;
+        const i = key(leaf, o, 1);
+        if (i !== ino) return i < ino;
+        return key(leaf, o, 2) < nf;
+      };
+      this.streaming(() => {
+        for (const leaf of this.rmap.leaves(oldNodes)) {
+          const cnt = hdrCount(leaf);
+          let i = 0;
+          while (i < cnt) {
+            let e = i;
+            if (j < n) while (e < cnt && below(leaf, HDR_SIZE + e * rs)) e++;
+            else e = cnt;
+            if (e > i) copyOld(leaf, HDR_SIZE + i * rs, e - i);
+            // An equal key (a stale record of this file) is refused by the loader.
+            if (e < cnt) putNew();
+            i = e;
+          }
+        }
+      });
+      while (j < n) putNew();
+      flush();
+      loader.finish();
+    } catch (e) {
+      loader.abort();
+      throw e;
+    }
+    this.rmap.destroy(oldNodes);
     this.rmap.root = rmap.root;
-    // 3. Refcounts: old runs plus one per piece covering each block.
-    this.rebuildRefcounts(pieces, +1);
+    this.rebuildRefcounts(cols, order, +1);
   }
 
   /** Run a one-pass read of a whole tree without filling the block cache with it. */
@@ -275,36 +454,60 @@ export class BlockMap {
 
   /**
    * Drop every extent of a file at once (rm or whole-file replacement of a
-   * large file): the physical-block index is rebuilt without the file's records
-   * and the refcount btree by merging sorted runs; blocks nobody uses any more
-   * are freed. Falls back to per-extent work when the file is small next to the trees.
+   * large file), its extent tree included: the physical-block index is rebuilt
+   * without the file's records and the refcount btree by merging sorted runs;
+   * blocks nobody uses any more are freed. Falls back to per-extent work when
+   * the file is small next to the trees.
    */
-  releaseAll(inode: InodeRec, exts: ExtentRec[]): void {
-    if (exts.length < 256 || exts.length * 8 < this.rmap.estimateRecords()) {
-      for (const e of exts) {
+  releaseAll(inode: InodeRec): void {
+    if (inode.extentRoot === 0) return;
+    const tree = this.extentTree(inode);
+    const est = tree.estimateRecords();
+    if (!this.worthRebuilding(est)) {
+      for (const e of this.allExtents(tree)) {
         this.rmap.delete([e.pblk, inode.ino, e.fblk]);
         this.release(e.pblk, e.len);
       }
+      tree.destroy();
+      this.clearMap(inode);
       return;
     }
+    const treeNodes: Blkno[] = [];
+    const { cols } = this.streaming(() => this.readExtents(tree, est, treeNodes));
     const rmap = new Btree(this.tx, rmapOps, 0);
+    const loader = rmap.bulkLoader();
+    const oldNodes: Blkno[] = [];
     let dropped = 0;
     const ino = inode.ino;
-    this.streaming(() =>
-      rmap.bulkLoad(
-        (function* (src: Iterable<RmapRec>) {
-          for (const r of src) {
-            if (r.ino === ino) dropped++;
-            else yield r;
+    const rs = RMAP_REC_SIZE;
+    try {
+      this.streaming(() => {
+        for (const leaf of this.rmap.leaves(oldNodes)) {
+          const cnt = hdrCount(leaf);
+          for (let i = 0; i < cnt; ) {
+            let e = i;
+            while (e < cnt && rmapIno(leaf, HDR_SIZE + e * rs) !== ino) e++;
+            if (e > i) loader.addRaw(leaf, HDR_SIZE + i * rs, e - i);
+            i = e;
+            while (i < cnt && rmapIno(leaf, HDR_SIZE + i * rs) === ino) {
+              dropped++;
+              i++;
+            }
           }
-        })(this.rmap.range()),
-      ),
-    );
-    if (dropped !== exts.length)
-      throw corrupt(`inode ${ino} has ${exts.length} extents but ${dropped} physical-index records`, `inode ${ino}`);
-    this.rmap.destroy();
+        }
+      });
+      if (dropped !== cols.length)
+        throw corrupt(`inode ${ino} has ${cols.length} extents but ${dropped} physical-index records`, `inode ${ino}`);
+      loader.finish();
+    } catch (e) {
+      loader.abort();
+      throw e;
+    }
+    this.rmap.destroy(oldNodes);
     this.rmap.root = rmap.root;
-    for (const [s, l] of this.rebuildRefcounts(exts, -1)) {
+    tree.destroy(treeNodes);
+    this.clearMap(inode);
+    for (const [s, l] of this.rebuildRefcounts(cols, blockOrder(cols), -1)) {
       this.tx.counters[CounterId.DataBlocks] -= l;
       for (const [fs, fl] of this.retainOnFree ? this.retainOnFree(s, l) : [[s, l] as [Blkno, number]]) this.tx.free(fs, fl);
     }
@@ -314,14 +517,21 @@ export class BlockMap {
    * Add `sign` times one reference per extent to every block the extents cover,
    * rebuilding the refcount btree from a merge of its old records with the
    * extents' coverage (blocks without a record count 1). Returns the runs that
-   * reach zero. Linear in records plus extents (after sorting the extents).
+   * reach zero. Linear in records plus extents (after sorting the extents;
+   * `order` is their physical order, null when they are in it already).
    */
-  private rebuildRefcounts(exts: readonly { pblk: Blkno; len: number }[], sign: 1 | -1): [Blkno, number][] {
-    const adds = coverage(exts);
-    const out: RefcountRec[] = [];
+  private rebuildRefcounts(exts: ExtentColumns, order: Uint32Array | null, sign: 1 | -1): [Blkno, number][] {
+    const adds = coverage(exts, order);
+    const refc = new Btree(this.tx, refcountOps, 0);
+    const loader = refc.bulkLoader();
+    const oldNodes: Blkno[] = [];
     const zero: [Blkno, number][] = [];
     let shared = 0;
     let saved = 0;
+    // The run being built, added to the loader once the next one cannot join it.
+    let runP = 0;
+    let runL = 0;
+    let runC = 0;
     const emit = (s: number, e: number, n: number) => {
       if (e <= s) return;
       if (n === 0) {
@@ -332,9 +542,14 @@ export class BlockMap {
       }
       if (n < 0) throw corrupt(`refcount of blocks ${s}..${e - 1} would go negative`, `block ${s}`);
       if (n < 2) return;
-      const last = out[out.length - 1];
-      if (last && last.pblk + last.len === s && last.refcount === n) last.len += e - s;
-      else out.push({ pblk: s, len: e - s, refcount: n });
+      if (runL > 0 && runP + runL === s && runC === n) {
+        runL += e - s;
+        return;
+      }
+      if (runL > 0) loader.add({ pblk: runP, len: runL, refcount: runC });
+      runP = s;
+      runL = e - s;
+      runC = n;
     };
     // Counters follow each changed run: shared = blocks with n >= 2, saved = sum of (n - 1).
     const change = (s: number, e: number, before: number, k: number) => {
@@ -343,39 +558,58 @@ export class BlockMap {
       saved += (e - s) * (Math.max(after - 1, 0) - Math.max(before - 1, 0));
       emit(s, e, after);
     };
-    const old = this.refc.root === 0 ? [] : [...this.refc.range()];
-    let j = 0;
-    let at = 0; // everything below `at` is emitted
-    for (const [s, e, k] of adds) {
-      while (j < old.length && old[j].pblk + old[j].len <= s) {
-        emit(Math.max(old[j].pblk, at), old[j].pblk + old[j].len, old[j].refcount);
-        j++;
-      }
-      if (j < old.length && old[j].pblk < s) emit(Math.max(old[j].pblk, at), s, old[j].refcount);
-      let cur = s;
-      while (cur < e) {
-        const r = j < old.length && old[j].pblk < e ? old[j] : null;
-        if (r && r.pblk <= cur) {
-          const t = Math.min(e, r.pblk + r.len);
-          change(cur, t, r.refcount, k);
-          cur = t;
-          if (r.pblk + r.len <= e) j++;
-        } else {
-          const t = r ? r.pblk : e;
-          change(cur, t, 1, k);
-          cur = t;
+    try {
+      const old = this.refc.root === 0 ? null : this.refcStream(oldNodes);
+      let r = old?.next().value ?? null;
+      const step = () => (r = old!.next().value ?? null);
+      let at = 0; // everything below `at` is emitted
+      for (let x = 0; x < adds.length; x++) {
+        const s = adds.start[x]!;
+        const e = adds.end[x]!;
+        const k = adds.count[x]!;
+        while (r && r.pblk + r.len <= s) {
+          emit(Math.max(r.pblk, at), r.pblk + r.len, r.refcount);
+          step();
         }
+        if (r && r.pblk < s) emit(Math.max(r.pblk, at), s, r.refcount);
+        let cur = s;
+        while (cur < e) {
+          const o = r && r.pblk < e ? r : null;
+          if (o && o.pblk <= cur) {
+            const t = Math.min(e, o.pblk + o.len);
+            change(cur, t, o.refcount, k);
+            cur = t;
+            if (o.pblk + o.len <= e) step();
+          } else {
+            const t = o ? o.pblk : e;
+            change(cur, t, 1, k);
+            cur = t;
+          }
+        }
+        at = e;
       }
-      at = e;
+      for (; r; step()) emit(Math.max(r.pblk, at), r.pblk + r.len, r.refcount);
+      if (runL > 0) loader.add({ pblk: runP, len: runL, refcount: runC });
+      loader.finish();
+    } catch (e) {
+      loader.abort();
+      throw e;
     }
-    for (; j < old.length; j++) emit(Math.max(old[j].pblk, at), old[j].pblk + old[j].len, old[j].refcount);
-    const refc = new Btree(this.tx, refcountOps, 0);
-    refc.bulkLoad(out);
-    this.refc.destroy();
+    this.refc.destroy(oldNodes);
     this.refc.root = refc.root;
     this.tx.counters[CounterId.SharedBlocks] += shared;
     this.tx.counters[CounterId.SavedBlocks] += saved;
     return zero;
+  }
+
+  /** The refcount records in order, decoded leaf by leaf; every node's block is added to `nodes`. */
+  private *refcStream(nodes: Blkno[]): Generator<RefcountRec, void> {
+    for (const leaf of this.refc.leaves(nodes)) {
+      const n = hdrCount(leaf);
+      const recs: RefcountRec[] = [];
+      for (let i = 0; i < n; i++) recs.push(decodeRefcount(leaf, HDR_SIZE + i * REFC_REC_SIZE));
+      yield* recs;
+    }
   }
 
   /** Owners of blocks in [pblk, end): reverse-map records that intersect it. */
@@ -415,44 +649,57 @@ function mergeAdjacent(pieces: ExtentRec[]): ExtentRec[] {
   return out;
 }
 
-/** Merge two ascending streams. */
-function* mergeStreams<T>(a: Iterable<T>, b: Iterator<T>, cmp: (x: T, y: T) => number): Generator<T> {
-  let nb = b.next();
-  for (const x of a) {
-    while (!nb.done && cmp(nb.value, x) < 0) {
-      yield nb.value;
-      nb = b.next();
-    }
-    yield x;
-  }
-  while (!nb.done) {
-    yield nb.value;
-    nb = b.next();
-  }
+/** Runs [start, end) with how many extents cover them, as columns. */
+interface Coverage {
+  start: Float64Array;
+  end: Float64Array;
+  count: Float64Array;
+  length: number;
 }
 
 /**
  * Extents (may overlap) -> runs [start, end, how many extents cover it], in
- * block order. Starts and ends are sorted separately as typed arrays (native
- * sort, no comparator, no per-event objects): a million extents in well under
- * a second.
+ * block order, adjacent runs of equal count joined. Starts and ends are sorted
+ * separately as typed arrays (native sort, no comparator, no per-event
+ * objects); extents already in physical order need no sort when they do not
+ * overlap.
  */
-function coverage(exts: readonly { pblk: number; len: number }[]): [number, number, number][] {
+function coverage(exts: ExtentColumns, order: Uint32Array | null): Coverage {
   const n = exts.length;
   const starts = new Float64Array(n);
   const ends = new Float64Array(n);
+  let sorted = true;
   for (let i = 0; i < n; i++) {
-    starts[i] = exts[i].pblk;
-    ends[i] = exts[i].pblk + exts[i].len;
+    const x = order ? order[i]! : i;
+    starts[i] = exts.pblk[x]!;
+    ends[i] = exts.pblk[x]! + exts.len[x]!;
+    if (i > 0 && ends[i]! < ends[i - 1]!) sorted = false;
   }
-  starts.sort();
-  ends.sort();
-  const out: [number, number, number][] = [];
+  if (!sorted) ends.sort();
+  const out: Coverage = { start: new Float64Array(16), end: new Float64Array(16), count: new Float64Array(16), length: 0 };
+  const push = (s: number, e: number, k: number) => {
+    const m = out.length;
+    if (m > 0 && out.end[m - 1] === s && out.count[m - 1] === k) {
+      out.end[m - 1] = e;
+      return;
+    }
+    if (m === out.start.length) {
+      for (const f of ['start', 'end', 'count'] as const) {
+        const g = new Float64Array(m * 2);
+        g.set(out[f]);
+        out[f] = g;
+      }
+    }
+    out.start[m] = s;
+    out.end[m] = e;
+    out.count[m] = k;
+    out.length = m + 1;
+  };
   let a = 0;
   let b = 0;
   let k = 0;
   while (a < n || b < n) {
-    const pos = a < n && starts[a] <= ends[b] ? starts[a] : ends[b];
+    const pos = a < n && starts[a]! <= ends[b]! ? starts[a]! : ends[b]!;
     while (a < n && starts[a] === pos) {
       k++;
       a++;
@@ -461,32 +708,37 @@ function coverage(exts: readonly { pblk: number; len: number }[]): [number, numb
       k--;
       b++;
     }
-    if (k > 0) {
-      const next = a < n && starts[a] < ends[b] ? starts[a] : ends[b];
-      const last = out[out.length - 1];
-      if (last && last[1] === pos && last[2] === k) last[1] = next;
-      else out.push([pos, next, k]);
-    }
+    if (k > 0) push(pos, a < n && starts[a]! < ends[b]! ? starts[a]! : ends[b]!, k);
   }
   return out;
 }
 
 /**
- * Extents of one file (in file order) sorted by physical block, ties in file
- * order. Block number and position are packed into one double and sorted
+ * The order of the extents (in file order) by physical block, ties in file
+ * order; null when that is already their order, as for a file written front to
+ * back. Block number and position are packed into one double and sorted
  * natively when they fit in 53 bits (images up to 2^53 / n blocks).
  */
-function sortByBlock(exts: ExtentRec[]): ExtentRec[] {
+function blockOrder(exts: ExtentColumns): Uint32Array | null {
   const n = exts.length;
+  const P = exts.pblk;
   let max = 0;
-  for (const e of exts) if (e.pblk > max) max = e.pblk;
-  if (n === 0 || (max + 1) * n > Number.MAX_SAFE_INTEGER) {
-    return exts.slice().sort((a, b) => a.pblk - b.pblk || a.fblk - b.fblk);
+  let inOrder = true;
+  for (let i = 0; i < n; i++) {
+    if (i > 0 && P[i]! < P[i - 1]!) inOrder = false;
+    if (P[i]! > max) max = P[i]!;
+  }
+  // Equal blocks are in file order already: the extents are.
+  if (inOrder) return null;
+  const order = new Uint32Array(n);
+  if ((max + 1) * n > Number.MAX_SAFE_INTEGER) {
+    const idx = Array.from({ length: n }, (_, i) => i).sort((a, b) => P[a]! - P[b]! || a - b);
+    order.set(idx);
+    return order;
   }
   const keys = new Float64Array(n);
-  for (let i = 0; i < n; i++) keys[i] = exts[i].pblk * n + i;
+  for (let i = 0; i < n; i++) keys[i] = P[i]! * n + i;
   keys.sort();
-  const out = new Array<ExtentRec>(n);
-  for (let i = 0; i < n; i++) out[i] = exts[keys[i] % n];
-  return out;
+  for (let i = 0; i < n; i++) order[i] = keys[i]! % n;
+  return order;
 }

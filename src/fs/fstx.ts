@@ -272,12 +272,7 @@ export class FsTx {
 
   /** Drop every extent of a file (one pass over its tree, then the tree's nodes). */
   dropAll(inode: InodeRec): void {
-    if (inode.extentRoot === 0) return;
-    const tree = this.bmap.extentTree(inode);
-    this.bmap.releaseAll(inode, this.extents(inode));
-    tree.destroy();
-    inode.extentRoot = 0;
-    inode.nblocks = 0;
+    this.bmap.releaseAll(inode);
   }
 
   rename(src: string, dst: string): void {

@@ -93,7 +93,7 @@ export function reflink(fx: FsTx, srcPath: string, dstPath: string, range?: Rema
       fx.beforeRelease?.(dst.inode, dst.path, 0, blocks);
       fx.dropAll(dst.inode);
     }
-    fx.bmap.shareMany(dst.inode, fx.extents(src.inode));
+    fx.bmap.shareFile(dst.inode, src.inode);
     dst.inode.size = src.inode.size;
     dst.inode.mtimeMs = Date.now();
     fx.iput(dst.inode);

@@ -58,6 +58,19 @@ function copyBlock(src: Buffer, off: number, bs: number): Buffer {
   return out;
 }
 
+/** Zeroed block-sized buffers for new nodes, carved from 1 MiB slabs like copyBlock's. */
+let zslab: Buffer | null = null;
+let zslabOff = 0;
+function zeroBlock(bs: number): Buffer {
+  if (!zslab || zslabOff + bs > zslab.length) {
+    zslab = Buffer.alloc(Math.max(bs, 1 << 20));
+    zslabOff = 0;
+  }
+  const out = zslab.subarray(zslabOff, zslabOff + bs);
+  zslabOff += bs;
+  return out;
+}
+
 export interface AllocOptions {
   /** Start must be a multiple of this many blocks (2 MiB runs for PMD mappings). */
   align?: number;
@@ -195,7 +208,7 @@ export class Tx implements NodeStore {
   allocNode(type: number, hint?: Blkno): { blkno: Blkno; buf: Buffer } {
     this.assertWritable();
     const [blkno] = this.alloc(1, hint ?? 2, { metadata: true });
-    const buf = Buffer.alloc(this.blockSize);
+    const buf = zeroBlock(this.blockSize);
     initHeader(buf, type, 0, 0, 0);
     this.dirty.set(blkno, buf);
     this.counters[CounterId.MetadataBlocks]++;
@@ -370,8 +383,8 @@ export class Tx implements NodeStore {
     // round touches fewer new nodes (a node copied once stays writable), so it converges.
     for (let round = 0; this.pendingAllocs.length || this.pendingFrees.length; round++) {
       if (round > 1000) throw new Error('free-space update did not converge');
-      const allocs = this.pendingAllocs;
-      const frees = this.pendingFrees;
+      const allocs = joinRuns(this.pendingAllocs);
+      const frees = joinRuns(this.pendingFrees);
       this.pendingAllocs = [];
       this.pendingFrees = [];
       for (const [s, l] of allocs) removeFree(tree, s, l);
@@ -424,16 +437,40 @@ export class Tx implements NodeStore {
   }
 }
 
-function removeFree(tree: Btree<FreeRec>, s: Blkno, l: number): void {
-  const r = tree.lookupLe([s]);
-  if (!r || r.pblk + r.len < s + l) {
-    throw corrupt(`blocks ${s}..${s + l - 1} were allocated but are not free in the free-space tree`, `block ${s}`);
+/**
+ * Runs sorted by start, those that touch end to start joined: one tree update
+ * per run instead of per block (a transaction allocates nodes one at a time,
+ * mostly side by side). Overlapping runs are kept apart, so that addFree and
+ * removeFree still see, and refuse, a block freed or allocated twice.
+ */
+function joinRuns(runs: [Blkno, number][]): [Blkno, number][] {
+  if (runs.length < 2) return runs;
+  const sorted = runs.slice().sort((a, b) => a[0] - b[0]);
+  const out: [Blkno, number][] = [];
+  for (const [s, l] of sorted) {
+    const last = out[out.length - 1];
+    if (last && last[0] + last[1] === s) last[1] += l;
+    else out.push([s, l]);
   }
-  const left = s - r.pblk;
-  const right = r.pblk + r.len - (s + l);
-  if (left > 0) tree.update({ pblk: r.pblk, len: left });
-  else tree.delete([r.pblk]);
-  if (right > 0) tree.insert({ pblk: s + l, len: right });
+  return out;
+}
+
+/** Take [s, s+l) out of the free-space tree; a joined run may span records (of a tree whose neighbours were not merged). */
+function removeFree(tree: Btree<FreeRec>, s: Blkno, l: number): void {
+  while (l > 0) {
+    const r = tree.lookupLe([s]);
+    if (!r || r.pblk + r.len <= s) {
+      throw corrupt(`blocks ${s}..${s + l - 1} were allocated but are not free in the free-space tree`, `block ${s}`);
+    }
+    const n = Math.min(l, r.pblk + r.len - s);
+    const left = s - r.pblk;
+    const right = r.pblk + r.len - (s + n);
+    if (left > 0) tree.update({ pblk: r.pblk, len: left });
+    else tree.delete([r.pblk]);
+    if (right > 0) tree.insert({ pblk: s + n, len: right });
+    s += n;
+    l -= n;
+  }
 }
 
 function addFree(tree: Btree<FreeRec>, s: Blkno, l: number): void {
