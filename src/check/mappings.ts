@@ -43,27 +43,33 @@ import type { Checker } from './verify.js';
  *   dax.pin.*, dax.poison.*, sb.counters  pins, the poison list, counters
  */
 
-const MACHINE_TREES: { root: RootId; ops: BtreeOps<unknown>; what: string }[] = [
-  { root: RootId.Proc, ops: procOps as BtreeOps<unknown>, what: 'process tree' },
-  { root: RootId.Vma, ops: vmaOps as BtreeOps<unknown>, what: 'VMA tree' },
-  { root: RootId.Desc, ops: descOps as BtreeOps<unknown>, what: 'page-descriptor tree' },
-  { root: RootId.Dram, ops: dramOps as BtreeOps<unknown>, what: 'DRAM tree' },
-  { root: RootId.Pin, ops: pinOps as BtreeOps<unknown>, what: 'pin tree' },
-  { root: RootId.Poison, ops: poisonOps as BtreeOps<unknown>, what: 'poison list' },
+/**
+ * `keep`: the records are kept from the pass for check(). The descriptor
+ * tree's are not: it can be as big as the mappings, and check() reads it
+ * again after the filesystem pass instead of holding it through that pass.
+ */
+const MACHINE_TREES: { root: RootId; ops: BtreeOps<unknown>; what: string; keep: boolean }[] = [
+  { root: RootId.Proc, ops: procOps as BtreeOps<unknown>, what: 'process tree', keep: true },
+  { root: RootId.Vma, ops: vmaOps as BtreeOps<unknown>, what: 'VMA tree', keep: true },
+  { root: RootId.Desc, ops: descOps as BtreeOps<unknown>, what: 'page-descriptor tree', keep: false },
+  { root: RootId.Dram, ops: dramOps as BtreeOps<unknown>, what: 'DRAM tree', keep: true },
+  { root: RootId.Pin, ops: pinOps as BtreeOps<unknown>, what: 'pin tree', keep: true },
+  { root: RootId.Poison, ops: poisonOps as BtreeOps<unknown>, what: 'poison list', keep: true },
 ];
 
-interface Leaf {
-  pid: number;
-  addr: number;
-  level: 1 | 2;
-  v: number;
-  table: Blkno;
+/** Columns of the present leaf entries. */
+const enum LeafCol {
+  Pid,
+  Addr,
+  Level,
+  Pte,
+  Table,
 }
 
 interface TableWalk {
   tables: Blkno[];
-  /** In (pid, address) order. */
-  leaves: Leaf[];
+  /** Present leaf entries in (pid, address) order, as LeafCol columns. */
+  leaves: Tuples;
 }
 
 /** One structural check of a machine tree: its problems, the blocks it reached, its records in key order. */
@@ -98,7 +104,7 @@ function readMachine(fx: FsTx): MachinePass {
   for (const t of MACHINE_TREES) {
     const visited = new Set<number>();
     const records: unknown[] = [];
-    const problems = new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).check({ visited, onRecord: (r) => void records.push(r) });
+    const problems = new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).check({ visited, onRecord: t.keep ? (r) => void records.push(r) : undefined });
     trees.set(t.what, { problems, blocks: [...visited], records });
   }
   const found = new ProblemList();
@@ -112,7 +118,7 @@ function readMachine(fx: FsTx): MachinePass {
  * bounded by the level each parent implies, not by anything the tables say.
  */
 function walkTables(fx: FsTx, procs: readonly D.ProcRec[], P: ProblemList): TableWalk {
-  const out: TableWalk = { tables: [], leaves: [] };
+  const out: TableWalk = { tables: [], leaves: new Tuples(5, 1 << 12) };
   const seen = new Set<Blkno>();
   for (const proc of procs) {
     const pid = proc.pid;
@@ -153,7 +159,7 @@ function walkTables(fx: FsTx, procs: readonly D.ProcRec[], P: ProblemList): Tabl
         present++;
         const huge = (v & D.PTE_HUGE) !== 0;
         if (level === 1 || (level === 2 && huge)) {
-          out.leaves.push({ pid, addr, level: level as 1 | 2, v, table: blk });
+          out.leaves.push(pid, addr, level, v, blk);
           continue;
         }
         if (huge) {
@@ -315,7 +321,10 @@ function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList):
   const pages = new Tuples(6, 1 << 12);
   const dramCount = new Map<number, number>();
 
-  for (const e of walk.leaves) {
+  const lv = walk.leaves;
+  const [lPid, lAddr, lLevel, lPte, lTable] = [LeafCol.Pid, LeafCol.Addr, LeafCol.Level, LeafCol.Pte, LeafCol.Table].map((c) => lv.col(c)) as Float64Array[];
+  for (let k = 0; k < lv.n; k++) {
+    const e = { pid: lPid![k]!, addr: lAddr![k]!, level: lLevel![k]!, v: lPte![k]!, table: lTable![k]! };
     // Messages only: made when a problem is found.
     const where = () => `pid ${e.pid} at ${hex(e.addr)}`;
     const v = vmaAt(e.pid, e.addr);
@@ -431,7 +440,7 @@ function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList):
   if (!broken.has('page-descriptor tree')) {
     const actual = new DescIndex();
     let nrecords = 0;
-    for (const r of records<DescRec>('page-descriptor tree')) {
+    for (const r of new Btree(fx.tx, descOps, fx.tx.roots[RootId.Desc]).range()) {
       nrecords++;
       // Runs describe one descriptor per block (space 1) or index (space 2): compare them one by one.
       for (let i = 0; i < Math.min(r.len, D.DESC_CHUNK); i++) {
@@ -610,8 +619,8 @@ function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList):
   const c = sb.counters;
   if (c[CounterId.DaxPageTables] !== walk.tables.length)
     P.add('sb.counters', `superblock page-table count is ${c[CounterId.DaxPageTables]}, the processes hold ${walk.tables.length}`, fs.slot);
-  if (c[CounterId.DaxLeafEntries] !== walk.leaves.length)
-    P.add('sb.counters', `superblock mapped-entry count is ${c[CounterId.DaxLeafEntries]}, the page tables hold ${walk.leaves.length}`, fs.slot);
+  if (c[CounterId.DaxLeafEntries] !== walk.leaves.n)
+    P.add('sb.counters', `superblock mapped-entry count is ${c[CounterId.DaxLeafEntries]}, the page tables hold ${walk.leaves.n}`, fs.slot);
   const maxPid = Math.max(0, ...pids);
   if (maxPid && c[CounterId.NextPid] <= maxPid) P.add('sb.counters', `next pid ${c[CounterId.NextPid]} is not above pid ${maxPid}`, fs.slot);
   if (broken.size === 0 && facts.brokenTrees.size === 0) {
