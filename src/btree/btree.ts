@@ -54,7 +54,7 @@ export class Btree<R> {
     root: Blkno = NULL_BLKNO,
     readonly owner = 0,
   ) {
-    this.L = new NodeLayout(ops, store.blockSize);
+    this.L = NodeLayout.of(ops, store.blockSize);
     this.root = root;
     this.name = ops.name;
     this.type = ops.type;

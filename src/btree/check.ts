@@ -50,8 +50,9 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
     if (problems.length < PROBLEM_LIMIT) problems.push({ check, blkno, message: `${ops.name} btree: ${message}` });
   };
   if (root === 0) return problems;
-  const seen = new Set<number>();
-  const parentBlamed = new Set<number>();
+  // Made only for trees with more than a root (a verify checks a one-leaf tree per small file).
+  let seen: Set<number> | null = null;
+  let parentBlamed: Set<number> | null = null;
   const visited = opts.visited;
   const maxRecords = opts.maxRecords ?? Number.POSITIVE_INFINITY;
   let records = 0;
@@ -65,7 +66,7 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
       add('btree.ptr', f.level < 0 ? blkno : f.parent, `${from} points to invalid block ${blkno}`);
       continue;
     }
-    if (seen.has(blkno)) {
+    if (seen?.has(blkno)) {
       add('btree.cycle', blkno, `block reached a second time (from ${from})`);
       continue;
     }
@@ -73,7 +74,7 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
       add('btree.cycle', blkno, `block (reached from ${from}) is already used elsewhere`);
       continue;
     }
-    seen.add(blkno);
+    seen?.add(blkno);
     visited?.add(blkno);
 
     let buf: Buffer;
@@ -84,8 +85,8 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
       // A pointer to something that is not a node of this tree at all (not a
       // damaged one: a checksum failure blames the block): the pointer may be
       // what is damaged, so the parent is named too.
-      if (f.level >= 0 && !/block\.crc/.test(String(e)) && !parentBlamed.has(f.parent)) {
-        parentBlamed.add(f.parent);
+      if (f.level >= 0 && !/block\.crc/.test(String(e)) && !parentBlamed?.has(f.parent)) {
+        (parentBlamed ??= new Set()).add(f.parent);
         add('btree.ptr', f.parent, `entry ${f.entry} points to block ${blkno}, which is not a sound ${ops.name} node`);
       }
       continue;
@@ -96,8 +97,8 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
       if (f.level >= 0 && lvl !== f.level) {
         // Either side may be the damaged one: name both blocks.
         add('btree.level', blkno, `node is at level ${lvl}, its parent (block ${f.parent}) is at level ${f.level + 1}`);
-        if (!parentBlamed.has(f.parent)) {
-          parentBlamed.add(f.parent);
+        if (!parentBlamed?.has(f.parent)) {
+          (parentBlamed ??= new Set()).add(f.parent);
           add('btree.level', f.parent, `node at level ${f.level + 1} has a child (block ${blkno}) at level ${lvl}`);
         }
         continue;
@@ -192,6 +193,7 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
         break;
       }
       if (lvl > 0) {
+        seen ??= new Set([blkno]); // the first interior node is the root
         for (let i = n - 1; i >= 0; i--) {
           stack.push({
             blkno: L.ptr(buf, i),

@@ -58,6 +58,17 @@ export function formatKey(k: Key): string {
  * ops.keyField when the table has it) so that a search allocates nothing.
  */
 export class NodeLayout<R> {
+  private static readonly made = new WeakMap<object, Map<number, NodeLayout<unknown>>>();
+
+  /** The layout of an ops table at a block size, made once: layouts are immutable, and a verify opens a tree per file. */
+  static of<R>(ops: BtreeOps<R>, blockSize: number): NodeLayout<R> {
+    let bySize = NodeLayout.made.get(ops);
+    if (!bySize) NodeLayout.made.set(ops, (bySize = new Map()));
+    let L = bySize.get(blockSize);
+    if (!L) bySize.set(blockSize, (L = new NodeLayout(ops, blockSize) as NodeLayout<unknown>));
+    return L as NodeLayout<R>;
+  }
+
   readonly recSize: number;
   readonly keyFields: number;
   /** Bytes of one key tuple. */
