@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verify } from '../src/check/verify.js';
@@ -83,6 +84,51 @@ describe('crash sweep', () => {
       // Crashing before the superblock write leaves the old state; only crashes after it may show the new one.
       expect(sawBefore).toBeGreaterThan(0);
       console.log(`crash sweep: ${name}: ${points} crash points, ${sawBefore} left the state before, ${sawAfter} after, 0 lost or corrupt`);
+    });
+  }
+});
+
+/**
+ * A copy-on-write fault over a 33 MiB shared extent: a long copy (8 MiB
+ * writes, with O_DIRECT where the host allows), then the commit. A crash at
+ * any of its writes or flushes, whole or torn, must leave the state before or after.
+ */
+describe('crash sweep of a long copy-on-write', () => {
+  const big = t.path('big-base.img');
+  beforeAll(async () => {
+    const host = t.path('big-host.bin');
+    writeFileSync(host, randomBytes(33 * 1024 * 1024 + 4096));
+    for (const s of [
+      ['mkfs', big, '--size', '96M'],
+      ['put', big, host, '/a'],
+      ['reflink', big, '/a', '/b'],
+    ])
+      expect((await daxtool(s)).exitCode, s.join(' ')).toBe(0);
+  });
+
+  for (const mode of ['before', 'torn']) {
+    it(`fault --write of the whole clone, crashing ${mode === 'torn' ? 'with a torn write ' : ''}at every point`, async () => {
+      const args = (img: string) => ['fault', img, '/b', '--offset', '0', '--length', String(33 * 1024 * 1024 + 4096), '--write', '--pid', '1'];
+      const before = imageDigest(big);
+      const full = t.path(`big-${mode}-full.img`);
+      copyFileSync(big, full);
+      const points = await ioPoints(args('IMG'), full);
+      const after = imageDigest(full);
+      expect((await verify(full, { repair: false })).errors).toEqual([]);
+      expect(points).toBeGreaterThan(5); // five 8 MiB copy writes, the commit's, two flushes
+      const seen = new Set<string>();
+      for (let n = 1; n <= points; n++) {
+        const img = t.path(`big-${mode}-${n}.img`);
+        copyFileSync(big, img);
+        const r = await daxtool(args(img), { env: { DAXTOOL_CRASH_AT: String(n), DAXTOOL_CRASH_MODE: mode } });
+        expect(r.exitCode, `crash at ${n}: ${r.stderr}`).not.toBe(0);
+        const v = await verify(img, { repair: false });
+        expect(v.errors, `${mode} crash at ${n}`).toEqual([]);
+        const d = imageDigest(img);
+        expect([before, after], `${mode} crash at ${n}: state is neither before nor after`).toContain(d);
+        seen.add(d === before ? 'before' : 'after');
+      }
+      expect(seen.has('before')).toBe(true);
     });
   }
 });

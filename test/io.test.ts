@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DaxError } from '../src/format/errors.js';
 import { BlockCache } from '../src/io/cache.js';
-import { BlockDevice, ioCounters, resetIoCounters, setCrashInjection } from '../src/io/device.js';
+import { randomBytes } from 'node:crypto';
+import { BlockDevice, ioCounters, resetIoCounters, setCrashInjection, setDirectCopies } from '../src/io/device.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 let dir: string;
@@ -19,6 +20,7 @@ beforeAll(() => {
 afterEach(() => {
   for (const d of open.splice(0)) d.close();
   setCrashInjection(null);
+  setDirectCopies(true);
   resetIoCounters();
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -242,6 +244,97 @@ d.close();
     expect(data[4 * 4096]).toBe(0); // the 5th op (3rd write) never happened
     // The killed writer's lock died with it.
     track(BlockDevice.open(p, { write: true, lockTimeoutMs: 0 }));
+  });
+});
+
+describe('copy and background writeback', () => {
+  class Crash extends Error {}
+  const die = (): never => {
+    throw new Crash('crash');
+  };
+  /** A 256 MiB image whose blocks 100.. hold `n` blocks of random bytes. */
+  function source(name: string, n: number): { d: BlockDevice; data: Buffer } {
+    const d = track(BlockDevice.create(img(name), 256 << 20));
+    const data = randomBytes(n * 4096);
+    for (let o = 0; o < n; o += 1024) d.write(100 + o, data.subarray(o * 4096, Math.min(n, o + 1024) * 4096));
+    d.flush();
+    return { d, data };
+  }
+
+  it('copies in 8 MiB reads and writes, a long copy with O_DIRECT or (turned off) through the page cache', () => {
+    const n = 5 * 2048 + 17; // a long copy: six chunks, the last one short
+    const { d, data } = source('copy.img', n);
+    let to = 20000;
+    for (const direct of [true, false]) {
+      setDirectCopies(direct);
+      resetIoCounters();
+      d.copy(100, to, n);
+      expect(ioCounters()).toMatchObject({ writes: 6, reads: 6, bytesWritten: n * 4096 });
+      expect(d.read(to, n).equals(data), `direct ${direct}`).toBe(true);
+      to += n + 1;
+    }
+    // A short copy and one that ends at the device's last block.
+    d.copy(100, 60000, 3);
+    expect(d.read(60000, 3).equals(data.subarray(0, 3 * 4096))).toBe(true);
+    d.copy(100, d.totalBlocks - 5, 5);
+    expect(d.read(d.totalBlocks - 5, 5).equals(data.subarray(0, 5 * 4096))).toBe(true);
+    expect(thrown(() => d.copy(100, 150, 100)).code).toBe('EINVAL'); // overlapping
+    expect(thrown(() => d.copy(100, d.totalBlocks - 2, 5)).code).toBe('EIO'); // past the end
+  });
+
+  it('copies blocks smaller than a sector of O_DIRECT alignment (512-byte blocks, odd offsets)', () => {
+    const d = track(BlockDevice.create(img('copy512.img'), 8 << 20));
+    d.setBlockSize(512);
+    const data = randomBytes(41 * 512);
+    d.write(3, data);
+    d.copy(3, 1001, 41);
+    expect(d.read(1001, 41).equals(data)).toBe(true);
+  });
+
+  it('each chunk write of a copy is one crash point, either way; a torn one writes half', () => {
+    const n = 4 * 2048;
+    for (const way of ['cache', 'direct'] as const) {
+      const { d, data } = source(`copy-crash-${way}.img`, n);
+      setDirectCopies(way === 'direct');
+      resetIoCounters();
+      setCrashInjection({ at: 3, die });
+      expect(() => d.copy(100, 20000, n)).toThrow(Crash);
+      setCrashInjection(null);
+      expect(d.read(20000, 2 * 2048).equals(data.subarray(0, 2 * 2048 * 4096)), way).toBe(true);
+      expect(d.read(20000 + 2 * 2048, 1)[0] === 0 && d.read(20000 + 3 * 2048 - 1, 1).every((x) => x === 0), way).toBe(true);
+      resetIoCounters();
+      setCrashInjection({ at: 2, mode: 'torn', die });
+      expect(() => d.copy(100, 40000, n)).toThrow(Crash);
+      setCrashInjection(null);
+      const half = 2048 * 2048; // bytes of the torn chunk that reached the file
+      const got = d.read(40000 + 2048, 2048);
+      expect(got.subarray(0, half).equals(data.subarray(2048 * 4096, 2048 * 4096 + half)), way).toBe(true);
+      expect(got.subarray(half).every((x) => x === 0), way).toBe(true);
+    }
+  });
+
+  it('starts writeback in the background; close keeps the descriptor for it but frees the lock at once', async () => {
+    const p = img('writeback.img');
+    const fds = (): number =>
+      fs.readdirSync('/proc/self/fd').filter((f) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${f}`) === p;
+        } catch {
+          return false;
+        }
+      }).length;
+    const d = BlockDevice.create(p, 64 << 20);
+    const data = randomBytes(24 << 20); // past the writeback threshold
+    d.write(10, data);
+    d.flush();
+    d.write(10 + data.length / 4096, data); // and past it again, not flushed
+    d.close();
+    const again = track(BlockDevice.open(p, { write: true, lockTimeoutMs: 0 })); // the lock is free
+    expect(again.read(10 + data.length / 4096, data.length / 4096).equals(data)).toBe(true);
+    again.close();
+    open.pop();
+    for (let i = 0; i < 100 && fds() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(fds()).toBe(0); // the writebacks ended and the last closed the descriptor
   });
 });
 

@@ -290,19 +290,7 @@ function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList):
       list.push(v);
     }
   }
-  const vmaAt = (pid: number, addr: number): D.VmaRec | null => {
-    const a = vmasOf.get(pid);
-    if (!a) return null;
-    let lo = 0;
-    let hi = a.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (a[mid]!.end <= addr) lo = mid + 1;
-      else hi = mid;
-    }
-    const v = a[lo];
-    return v && v.start <= addr ? v : null;
-  };
+  const vmaAt = (pid: number, addr: number): D.VmaRec | null => D.vmaCovering(vmasOf.get(pid) ?? [], addr);
 
   // ---------------------------------------------------------- page tables
   for (const p of pass.found.items) P.add(p.check, p.message, p.block, p.severity);

@@ -35,6 +35,7 @@ export type {
   FaultRecord,
   FaultTrace,
   FaultBatchResult,
+  FaultRun,
   FaultResultName,
   Mapper,
   MmapOptions,
@@ -44,6 +45,6 @@ export type {
   DescriptorInfo,
   VmaInfo,
 } from './machine.js';
-export { Machine, hex, flagNames } from './machine.js';
+export { Machine, hex, flagNames, faultRecords } from './machine.js';
 export { buildRotation, mapRotation, runDemo, runCompare } from './lab.js';
 export type { Rotation, DemoResult, CompareResult, ModelReport } from './lab.js';

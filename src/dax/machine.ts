@@ -57,8 +57,8 @@ import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from './trees.js
  * blocks copies the whole 2 MiB to a new aligned run, a write over a 2 MiB
  * hole allocates one; otherwise 4 KiB entries. In a batch (fault --length), a
  * copy-on-write or hole allocation takes the following pages of the same
- * extent, VMA and 2 MiB region in one copy; each page still reports its own
- * result.
+ * extent (or hole) and VMA in one copy — up to the next 2 MiB region when
+ * that one could take a huge entry; each page still reports its own result.
  *
  * Pins model pin_user_pages: a pinned frame may not be moved, freed or
  * remapped — copy-on-write of it, any file operation releasing it, munmap of
@@ -108,9 +108,98 @@ export interface VmaInfo {
 
 export interface FaultBatchResult {
   pid: number;
+  /**
+   * One record per page, in address order. Built from `runs` on first use
+   * (a long batch then costs no object per page unless someone asks).
+   */
   faults: FaultRecord[];
+  /** The same records, neighbours that differ only by one page in address and blocks joined. */
+  runs: FaultRun[];
   traces: FaultTrace[];
   counts: Record<FaultResultName, number>;
+}
+
+/**
+ * Consecutive pages with alike results: page k of the run is at addr + k
+ * pages, maps frame pfn + k * pfnStep, and (copy-on-write) was copied from
+ * from_block + k to to_block + k.
+ */
+export interface FaultRun {
+  addr: number;
+  pages: number;
+  result: FaultResultName;
+  pfn: number | null;
+  /** 1: the frames follow the pages; 0: every page maps the same frame (the zero page). */
+  pfnStep: 0 | 1;
+  level: LevelName | null;
+  writable: boolean;
+  from_block?: Blkno;
+  to_block?: Blkno;
+  allocated?: boolean;
+}
+
+/** Joins each fault's record onto the last run when it continues it. */
+class FaultRuns {
+  readonly runs: FaultRun[] = [];
+  private last: FaultRun | null = null;
+
+  add(r: FaultRecord): void {
+    const l = this.last;
+    if (l && r.addr === l.addr + l.pages * PAGE && r.result === l.result && r.level === l.level && r.writable === l.writable && r.allocated === l.allocated) {
+      const k = l.pages;
+      const pfnOk =
+        r.pfn === null
+          ? l.pfn === null
+          : l.pfn !== null && (k === 1 ? r.pfn === l.pfn || r.pfn === l.pfn + 1 : r.pfn === l.pfn + k * l.pfnStep);
+      const copyOk =
+        r.from_block === undefined
+          ? l.from_block === undefined
+          : l.from_block !== undefined && r.from_block === l.from_block + k && r.to_block === l.to_block! + k;
+      if (pfnOk && copyOk) {
+        if (k === 1 && r.pfn !== null) l.pfnStep = r.pfn === l.pfn ? 0 : 1;
+        l.pages++;
+        return;
+      }
+    }
+    const n: FaultRun = { addr: r.addr, pages: 1, result: r.result, pfn: r.pfn, pfnStep: 1, level: r.level, writable: r.writable };
+    if (r.from_block !== undefined) {
+      n.from_block = r.from_block;
+      n.to_block = r.to_block;
+    }
+    if (r.allocated !== undefined) n.allocated = r.allocated;
+    this.runs.push(n);
+    this.last = n;
+  }
+}
+
+/** The per-page records of runs (the shape the fault handler gives each page). */
+export function faultRecords(runs: readonly FaultRun[]): FaultRecord[] {
+  const out: FaultRecord[] = [];
+  for (const r of runs) {
+    for (let k = 0; k < r.pages; k++) {
+      const f: FaultRecord = { addr: r.addr + k * PAGE, result: r.result, pfn: r.pfn === null ? null : r.pfn + k * r.pfnStep, level: r.level, writable: r.writable };
+      if (r.allocated !== undefined) f.allocated = r.allocated;
+      if (r.from_block !== undefined) {
+        f.from_block = r.from_block + k;
+        f.to_block = r.to_block! + k;
+      }
+      out.push(f);
+    }
+  }
+  return out;
+}
+
+/** A batch's result whose `faults` are built from its runs when first read. */
+function batchResult(pid: number, runs: FaultRun[], traces: FaultTrace[], counts: Record<FaultResultName, number>): FaultBatchResult {
+  const res = { pid, runs, traces, counts } as FaultBatchResult;
+  let faults: FaultRecord[] | null = null;
+  Object.defineProperty(res, 'faults', {
+    enumerable: true,
+    configurable: true,
+    get: () => (faults ??= faultRecords(runs)),
+    set: (v: FaultRecord[]) => void (faults = v),
+  });
+  return res;
 }
 
 export interface MmapOptions {
@@ -165,8 +254,26 @@ interface ExtCache {
   fblk: FileBlock;
   pblk: Blkno;
   len: number;
-  /** Refcount runs [start, len, refcount] over the extent, computed on first need. */
+  /**
+   * Refcount runs [start, len, refcount] covering the extent (they may start
+   * before it: a copy-on-write run keeps them for the rest of the extent),
+   * computed on first need.
+   */
   runs: [Blkno, number, number][] | null;
+}
+
+/** A run's pages still to be faulted: file indices [next, end) moved from blocks `from`+ (null: a hole) to the pieces' blocks. */
+interface Ahead {
+  ino: Ino;
+  /** File index of the run's first page (the one whose fault made the run). */
+  start: FileBlock;
+  next: FileBlock;
+  end: FileBlock;
+  from: Blkno | null;
+  pieces: [Blkno, number][];
+  /** The piece holding `next` and the file index where it begins (pages are taken in order). */
+  piece: number;
+  pieceStart: FileBlock;
 }
 
 /** Per-call caches of a fault batch: valid only while no other code changes the files involved. */
@@ -177,11 +284,12 @@ interface Batch {
   end: number;
   vma: VmaRec | null;
   /**
-   * Pages of one file whose block a run (copy-on-write or hole allocation)
-   * already replaced while faulting an earlier page of the batch: index →
-   * the fault's result for that page when its turn comes.
+   * The pages of one file whose blocks a run (copy-on-write or hole
+   * allocation) already replaced while faulting an earlier page of the batch.
+   * The run lies inside one VMA and the batch, so its pages come up in index
+   * order: [next, end) are still to come, each taking its block from the run.
    */
-  ahead: { ino: Ino; pages: Map<FileBlock, { from?: Blkno; to: Blkno }> } | null;
+  ahead: Ahead | null;
   /** The 2 MiB region (addr / 2 MiB) where a huge fault was just found impossible: its other pages need not try. */
   noPmd: number;
   inodes: Map<Ino, InodeRec>;
@@ -299,16 +407,7 @@ export class Machine {
   }
 
   vmaAt(pid: number, addr: number): VmaRec | null {
-    const a = this.vmasOf(pid);
-    let lo = 0;
-    let hi = a.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (a[mid]!.end <= addr) lo = mid + 1;
-      else hi = mid;
-    }
-    const v = a[lo];
-    return v && v.start <= addr ? v : null;
+    return D.vmaCovering(this.vmasOf(pid), addr);
   }
 
   /** The descriptor tree's space-3 records (proxies, copy references); its tree is the whole descriptor tree. */
@@ -892,6 +991,12 @@ export class Machine {
   }
 
   private refcountAt(c: ExtCache, pblk: Blkno): number {
+    const i = this.runIndex(c, pblk);
+    return c.runs![i]![2];
+  }
+
+  /** The index in c.runs (computed here if need be) of the run holding block pblk of the extent. */
+  private runIndex(c: ExtCache, pblk: Blkno): number {
     c.runs ??= this.fx.bmap.refcountRuns(c.pblk, c.len);
     const runs = c.runs;
     let lo = 0;
@@ -901,7 +1006,7 @@ export class Machine {
       if (runs[mid]![0] <= pblk) lo = mid;
       else hi = mid - 1;
     }
-    return runs[lo]![2];
+    return lo;
   }
 
   private extentText(c: ExtCache | null, index: FileBlock, rc?: number): string {
@@ -911,11 +1016,13 @@ export class Machine {
   }
 
   /**
-   * Give file blocks [fblk, fblk+n) new blocks holding `data` (or zeros, for a
-   * hole); returns the new block of each page, in order (contiguous when align
-   * is given).
+   * Give file blocks [fblk, fblk+n) new blocks holding a copy of blocks
+   * [src, src+n) (or zeros, for a hole: src null); returns the new blocks as
+   * runs [start, length] in file order (one run when align is given). The
+   * data is written before the file is remapped, and the trees change once
+   * per run, not per page.
    */
-  private placeBlocks(b: Batch, inode: InodeRec, fblk: FileBlock, n: number, data: Buffer | null, align?: number): Blkno[] {
+  private placeBlocks(b: Batch, inode: InodeRec, fblk: FileBlock, n: number, src: Blkno | null, align?: number): [Blkno, number][] {
     const hint = b.ext && b.ext.ino === inode.ino ? b.ext.pblk + b.ext.len : 2;
     const pieces: [Blkno, number][] = [];
     for (let done = 0; done < n; ) {
@@ -925,27 +1032,29 @@ export class Machine {
     }
     let off = 0;
     for (const [p, l] of pieces) {
-      const chunk = data ? data.subarray(off * PAGE, (off + l) * PAGE) : Buffer.alloc(l * PAGE);
-      this.tx.writeData(p, chunk);
+      if (src === null) this.tx.zeroData(p, l);
+      else this.tx.copyData(src + off, p, l);
       off += l;
     }
-    if (data) this.fx.bmap.dropRange(inode, fblk, n);
+    if (src !== null) this.fx.bmap.dropRange(inode, fblk, n);
     off = 0;
     for (const [p, l] of pieces) {
       this.fx.bmap.mapExtent(inode, fblk + off, p, l, true);
-      off += l;
-    }
-    this.fx.iput(inode);
-    b.ext = null;
-    const out: Blkno[] = [];
-    off = 0;
-    for (const [p, l] of pieces) {
-      for (let i = 0; i < l; i++) out.push(p + i);
       // New blocks have no descriptors yet: let the cache know without a lookup per page.
       if (l >= 8) prefetchMaps(this.descState, this.model, p, p + l);
       off += l;
     }
-    return out;
+    this.fx.iput(inode);
+    // The rest of a copied extent keeps its blocks, its record and its
+    // refcounts (only the copied blocks lost a reference): the batch walks on
+    // into it without another lookup, and a long extent copied run by run
+    // costs its refcount records once, not once per run.
+    const c = b.ext;
+    b.ext =
+      src !== null && c && c.ino === inode.ino && fblk >= c.fblk && fblk + n < c.fblk + c.len && src === c.pblk + (fblk - c.fblk)
+        ? { ino: c.ino, fblk: fblk + n, pblk: src + n, len: c.fblk + c.len - fblk - n, runs: c.runs }
+        : null;
+    return pieces;
   }
 
   /** Fault every page of [addr, addr+length) of pid in this transaction. */
@@ -957,24 +1066,25 @@ export class Machine {
     const start = addr - (addr % PAGE);
     const end = Math.min(D.USER_TOP, Math.ceil((addr + Math.max(length, 1)) / PAGE) * PAGE);
     const b = this.newBatch(proc, opts.trace === true, end);
-    const faults: FaultRecord[] = [];
+    const runs = new FaultRuns();
     const traces: FaultTrace[] = [];
     const counts = emptyCounts();
+    let n = 0;
     for (let a = start; a < end; a += PAGE) {
       b.addr = a;
       if (b.trace) b.trace = this.blankTrace(pid, a, write);
       const r = this.faultOne(b, a, write);
       // A very long batch writes its descriptor chunks back now and then, so memory stays bounded.
-      if ((faults.length & 0xffff) === 0xffff && this.state_ && this.state_.frames.size + this.state_.files.size > 4096)
+      if ((n++ & 0xffff) === 0xffff && this.state_ && this.state_.frames.size + this.state_.files.size > 4096)
         this.tx.counters[CounterId.DaxDescRecords] += this.state_.frames.flush() + this.state_.files.flush();
-      faults.push(r);
+      runs.add(r);
       counts[r.result]++;
       if (b.trace) {
         b.trace.result = r.result;
         traces.push(b.trace);
       }
     }
-    return { pid, faults, traces, counts };
+    return batchResult(pid, runs.runs, traces, counts);
   }
 
   private sig(b: Batch, addr: number, result: 'sigsegv' | 'sigbus', why: string): FaultRecord {
@@ -1019,6 +1129,10 @@ export class Machine {
     if (write && !(v.prot & D.PROT_WRITE)) return this.sig(b, addr, 'sigsegv', 'write to a read-only mapping');
     const index = this.vmaIndex(v, addr);
     if (b.trace) b.trace.index = index;
+    // A page an earlier run of this batch replaced is inside EOF and has no
+    // entry anywhere (the run invalidated them all): nothing to look up.
+    const ahead = b.ahead;
+    if (ahead && ahead.ino === v.ino && index === ahead.next && write && v.flags & D.VMA_SHARED) return this.takeAhead(b, v, addr, index, ahead);
     // A present entry lies inside EOF (shrinking a file tears its entries
     // down), so a suitably mapped page needs no look at the inode.
     const cur = this.pt.lookup(proc, addr);
@@ -1058,28 +1172,67 @@ export class Machine {
 
   /**
    * How many pages from this one a run may cover: the same extent (or hole),
-   * the batch, the VMA and the 2 MiB region (the next one may take a huge
-   * entry). None while tracing: each traced fault shows its own work.
+   * the batch, the VMA, and the 2 MiB region unless no later region of the
+   * run could take a huge entry (the next one might, and must get its chance
+   * first). None while tracing: each traced fault shows its own work.
    */
-  private runRoom(b: Batch, v: VmaRec, addr: number, index: FileBlock, limit: number): number {
+  private runRoom(b: Batch, v: VmaRec, addr: number, index: FileBlock, limit: number, c: ExtCache | null): number {
     if (b.trace) return 1;
-    const regionEnd = addr - (addr % PMD) + PMD;
-    return Math.max(1, Math.min(limit - index, (Math.min(b.end, v.end, regionEnd) - addr) / PAGE));
+    const end = this.pmdNever(v, c) ? Math.min(b.end, v.end) : Math.min(b.end, v.end, addr - (addr % PMD) + PMD);
+    return Math.max(1, Math.min(limit - index, (end - addr) / PAGE));
   }
+
+  /**
+   * True when no 2 MiB region of VMA v over extent c (null: a hole) can take a
+   * huge entry: in the pagecache model; when the VMA's addresses and file
+   * offsets do not line up on 2 MiB; or when the extent's blocks do not (a
+   * region's first block would not be 512-aligned). Within one VMA and one
+   * extent both offsets are the same for every region, so one test decides
+   * for all of them.
+   */
+  private pmdNever(v: VmaRec, c: ExtCache | null): boolean {
+    if (this.model === 'pagecache') return true;
+    const N = D.PMD_PAGES;
+    const shift = (((v.offset - v.start) / PAGE) % N + N) % N;
+    if (shift !== 0) return true;
+    return c !== null && ((c.pblk - c.fblk) % N + N) % N !== 0;
+  }
+
+  /** A page an earlier fault's run already gave its new block: only its entry is left to install. */
+  private takeAhead(b: Batch, v: VmaRec, addr: number, index: FileBlock, a: Ahead): FaultRecord {
+    let p = a.pieces[a.piece]!;
+    if (index - a.pieceStart >= p[1]) {
+      a.pieceStart += p[1];
+      p = a.pieces[++a.piece]!;
+    }
+    const to = p[0] + (index - a.pieceStart);
+    a.next = index + 1;
+    if (a.next === a.end) b.ahead = null;
+    const e = this.install(b.proc, v, addr, 1, this.fileFrame(to, v.ino, index), D.PTE_WRITE | D.PTE_DIRTY);
+    // No trace here (runs are not made while tracing), and the batch only
+    // folds the record into its runs: one record object serves every page.
+    const r = this.aheadRecord;
+    r.addr = addr;
+    r.pfn = D.pteFrame(e);
+    if (a.from === null) {
+      r.result = 'mapped';
+      r.allocated = true;
+      r.from_block = r.to_block = undefined;
+    } else {
+      r.result = 'cow';
+      r.allocated = undefined;
+      r.from_block = a.from + (index - a.start);
+      r.to_block = to;
+    }
+    return r;
+  }
+
+  private readonly aheadRecord: FaultRecord = { addr: 0, result: 'cow', pfn: 0, level: 'pte', writable: true };
 
   private fault4k(b: Batch, v: VmaRec, addr: number, index: FileBlock, inode: InodeRec, write: boolean, old4k: number): FaultRecord {
     const proc = b.proc;
     const RO = 0;
     const RW = D.PTE_WRITE | D.PTE_DIRTY;
-    const ahead = b.ahead && b.ahead.ino === v.ino ? b.ahead.pages.get(index) : undefined;
-    if (ahead && write && v.flags & D.VMA_SHARED && !old4k) {
-      // Replaced by an earlier fault's run: this page's share of that work is already done.
-      b.ahead!.pages.delete(index);
-      const e = this.install(proc, v, addr, 1, this.fileFrame(ahead.to, v.ino, index), RW);
-      return ahead.from === undefined
-        ? this.done(b, addr, 'mapped', e, 1, 'hole allocated with the run before it', { allocated: true })
-        : this.done(b, addr, 'cow', e, 1, 'copied with the run before it', { from_block: ahead.from, to_block: ahead.to });
-    }
     const c = this.extentAt(b, inode, index);
     const pblk = c ? c.pblk + (index - c.fblk) : -1;
     const t = b.trace;
@@ -1107,12 +1260,12 @@ export class Machine {
         const next = this.treeOf(b, inode).lookupGe([index]);
         if (next) limit = Math.min(limit, next.fblk);
       }
-      const n = this.runRoom(b, v, addr, index, limit);
+      const n = this.runRoom(b, v, addr, index, limit, null);
       const stale = this.invalidate(v.ino, index, n, { keepAnon: true });
       const got = this.placeBlocks(b, inode, index, n, null);
-      this.setAhead(b, v.ino, index, got, null);
-      const e = this.install(proc, v, addr, 1, this.fileFrame(got[0]!, v.ino, index), RW, this.walkTrace(b));
-      return this.done(b, addr, 'mapped', e, 1, `${prefix}hole: block ${got[0]} allocated and zeroed${stale ? ` (${stale} zero-page entr${stale === 1 ? 'y' : 'ies'} invalidated)` : ''}, mapped writable`, { allocated: true });
+      this.setAhead(b, v.ino, index, n, got, null);
+      const e = this.install(proc, v, addr, 1, this.fileFrame(got[0]![0], v.ino, index), RW, this.walkTrace(b));
+      return this.done(b, addr, 'mapped', e, 1, `${prefix}hole: block ${got[0]![0]} allocated and zeroed${stale ? ` (${stale} zero-page entr${stale === 1 ? 'y' : 'ies'} invalidated)` : ''}, mapped writable`, { allocated: true });
     }
     const rc = this.refcountAt(c!, pblk);
     if (!write) {
@@ -1134,46 +1287,44 @@ export class Machine {
     }
     // Write to a shared block: copy-on-write of this file's block only — and of
     // the shared blocks after it that the batch will write, in one copy.
-    let n = 1;
-    const room = this.runRoom(b, v, addr, index, c!.fblk + c!.len);
-    while (n < room && this.refcountAt(c!, pblk + n) >= 2 && !this.isPoisoned(pblk + n)) n++;
+    const n = this.sharedRun(c!, pblk, this.runRoom(b, v, addr, index, c!.fblk + c!.len, c));
     const why = `cannot copy-on-write ${this.pathOf(v.ino)} index ${index}`;
     this.checkPinnedBlocks(pblk, n, why);
     const stale = this.invalidate(v.ino, index, n, { keepAnon: true, pinWhy: why });
-    const got = this.placeBlocks(b, inode, index, n, this.readRun(pblk, n));
-    this.setAhead(b, v.ino, index, got, pblk);
-    const e = this.install(proc, v, addr, 1, this.fileFrame(got[0]!, v.ino, index), RW, this.walkTrace(b));
+    const got = this.placeBlocks(b, inode, index, n, pblk);
+    this.setAhead(b, v.ino, index, n, got, pblk);
+    const to = got[0]![0];
+    const e = this.install(proc, v, addr, 1, this.fileFrame(to, v.ino, index), RW, this.walkTrace(b));
     return this.done(
       b,
       addr,
       'cow',
       e,
       1,
-      `${prefix}copy-on-write: block ${pblk} (refcount ${rc}) copied to block ${got[0]}; ${this.pathOf(v.ino)} index ${index} remapped; ${stale} stale entr${stale === 1 ? 'y' : 'ies'} of this (file, index) invalidated; other files keep block ${pblk}`,
-      { from_block: pblk, to_block: got[0]! },
+      `${prefix}copy-on-write: block ${pblk} (refcount ${rc}) copied to block ${to}; ${this.pathOf(v.ino)} index ${index} remapped; ${stale} stale entr${stale === 1 ? 'y' : 'ies'} of this (file, index) invalidated; other files keep block ${pblk}`,
+      { from_block: pblk, to_block: to },
     );
   }
 
-  /** Remember the pages after the first of a run, for their own faults. */
-  private setAhead(b: Batch, ino: Ino, index: FileBlock, got: Blkno[], from: Blkno | null): void {
-    if (got.length < 2) return;
-    if (!b.ahead || b.ahead.ino !== ino) b.ahead = { ino, pages: new Map() };
-    for (let j = 1; j < got.length; j++) b.ahead.pages.set(index + j, from === null ? { to: got[j]! } : { from: from + j, to: got[j]! });
+  /** Remember the pages after the first of a run of n, for their own faults. */
+  private setAhead(b: Batch, ino: Ino, index: FileBlock, n: number, pieces: [Blkno, number][], from: Blkno | null): void {
+    b.ahead = n < 2 ? null : { ino, start: index, next: index + 1, end: index + n, from, pieces, piece: 0, pieceStart: index };
   }
 
-  private scratch: Buffer | null = null;
-
   /**
-   * The bytes of blocks [pblk, pblk+n) of the file (one extent, none poisoned:
-   * the callers checked), read straight into a reused buffer: a copy-on-write
-   * run reads and writes its whole range once, and the buffer is written out
-   * before the next run reads.
+   * How many blocks from pblk (at most room) a copy-on-write run takes: the
+   * shared ones in a row, none poisoned (a poisoned block faults on its own).
    */
-  private readRun(pblk: Blkno, n: number): Buffer {
-    if (!this.scratch || this.scratch.length < n * PAGE) this.scratch = Buffer.allocUnsafe(Math.max(n, D.PMD_PAGES) * PAGE);
-    const buf = this.scratch.subarray(0, n * PAGE);
-    this.tx.ctx.dev.readInto(pblk, buf);
-    return buf;
+  private sharedRun(c: ExtCache, pblk: Blkno, room: number): number {
+    let n = 0;
+    for (let i = this.runIndex(c, pblk); i < c.runs!.length && n < room; i++) {
+      const [s, l, rc] = c.runs![i]!;
+      if (rc < 2) break;
+      n = Math.min(room, s + l - pblk);
+    }
+    n = Math.max(n, 1);
+    if (this.poisoned.size) for (let i = 1; i < n; i++) if (this.poisoned.has(pblk + i)) return i;
+    return n;
   }
 
   /**
@@ -1207,7 +1358,7 @@ export class Machine {
       let p: Blkno;
       const stale = this.invalidate(v.ino, idx0, D.PMD_PAGES, { keepAnon: true });
       try {
-        p = this.placeBlocks(b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]!;
+        p = this.placeBlocks(b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]![0];
       } catch (e) {
         if (e instanceof DaxError && e.code === 'ENOSPC') return null;
         throw e;
@@ -1238,7 +1389,7 @@ export class Machine {
     const stale = this.invalidate(v.ino, idx0, D.PMD_PAGES, { keepAnon: true, pinWhy: why });
     let p: Blkno;
     try {
-      p = this.placeBlocks(b, inode, idx0, D.PMD_PAGES, this.readRun(p0, D.PMD_PAGES), D.PMD_PAGES)[0]!;
+      p = this.placeBlocks(b, inode, idx0, D.PMD_PAGES, p0, D.PMD_PAGES)[0]![0];
     } catch (e) {
       if (e instanceof DaxError && e.code === 'ENOSPC') return null;
       throw e;
@@ -1377,7 +1528,8 @@ export class Machine {
     }
     const addr = v.start + (o.offset - v.offset);
     const res = this.fault(v.pid, addr, length, write, { trace: o.trace });
-    return { ...res, addr, mapped, path: r.path };
+    // Assigned, not spread: a spread would build every page's record.
+    return Object.assign(res, { addr, mapped, path: r.path });
   }
 
   // ------------------------------------------------------ reverse maps

@@ -203,6 +203,19 @@ export function decodeVma(b: Buffer, o: number): VmaRec {
   };
 }
 
+/** The VMA of `sorted` (one process's, by start, not overlapping) that covers addr, or null. */
+export function vmaCovering(sorted: readonly VmaRec[], addr: number): VmaRec | null {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]!.end <= addr) lo = mid + 1;
+    else hi = mid;
+  }
+  const v = sorted[lo];
+  return v && v.start <= addr ? v : null;
+}
+
 export function checkVma(r: VmaRec): string | null {
   const at = `VMA of pid ${r.pid} at 0x${r.start.toString(16)}`;
   if (r.start >= r.end || r.end > USER_TOP) return `${at}: bad range (end 0x${r.end.toString(16)})`;

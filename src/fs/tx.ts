@@ -71,6 +71,16 @@ function zeroBlock(bs: number): Buffer {
   return out;
 }
 
+/** Most blocks one write of zeroData moves (8 MiB at 4 KiB blocks). */
+const ZERO_BLOCKS = 2048;
+
+/** Zeros for zeroData, shared and never written into. */
+let zeroBuf: Buffer | null = null;
+function zeros(bytes: number): Buffer {
+  if (!zeroBuf || zeroBuf.length < bytes) zeroBuf = Buffer.alloc(bytes);
+  return zeroBuf.subarray(0, bytes);
+}
+
 export interface AllocOptions {
   /** Start must be a multiple of this many blocks (2 MiB runs for PMD mappings). */
   align?: number;
@@ -176,11 +186,12 @@ export class Tx implements NodeStore {
       w.used++;
       return w.buf.subarray((blkno - w.start) * bs, (blkno - w.start + 1) * bs);
     }
-    // Grow the window while the walk moves forward just past it and used at
-    // least half of it; shrink it when the walk jumps or skipped most of it:
+    // Grow the window while the walk moves forward just past it and used more
+    // than half of it; shrink it when the walk jumps or skipped half of it:
     // sequential walks read up to RA_BLOCKS per call, sparse or random ones
-    // do not pay for neighbours they never use.
-    const ahead = w && blkno >= w.start + w.count && blkno < w.start + 2 * w.count + RA_BLOCKS && w.used * 2 >= w.count;
+    // do not pay for neighbours they never use (copying an unused block costs
+    // about half what a system call saved by reading ahead does).
+    const ahead = w && blkno >= w.start + w.count && blkno < w.start + 2 * w.count + RA_BLOCKS && w.used * 2 > w.count;
     const want = ahead ? Math.min(RA_BLOCKS, w.count * 2) : w ? Math.max(1, w.count >> 1) : 1;
     const count = Math.min(want, this.ctx.sb.totalBlocks - blkno);
     // A pass that lends blocks out gets windows sized to the read, each its own buffer.
@@ -363,12 +374,32 @@ export class Tx implements NodeStore {
 
   /** Write file data into blocks this transaction allocated (never into committed blocks). */
   writeData(blkno: Blkno, buf: Buffer): void {
-    if (!this.allocated.has(blkno) || !this.allocated.has(blkno + buf.length / this.blockSize - 1)) {
+    this.checkDataRange(blkno, buf.length / this.blockSize);
+    this.ctx.window = undefined;
+    this.ctx.dev.write(blkno, buf);
+  }
+
+  private checkDataRange(blkno: Blkno, n: number): void {
+    if (!this.allocated.has(blkno) || !this.allocated.has(blkno + n - 1)) {
       throw new Error(`data write to block ${blkno} that this transaction did not allocate`);
     }
     this.ctx.cache.invalidate(blkno);
+  }
+
+  /**
+   * Copy file data from blocks [from, from+n) into [to, to+n), blocks this
+   * transaction allocated; read from the device as it stands (data never
+   * passes through the metadata cache), in large reads and writes.
+   */
+  copyData(from: Blkno, to: Blkno, n: number): void {
+    this.checkDataRange(to, n);
     this.ctx.window = undefined;
-    this.ctx.dev.write(blkno, buf);
+    this.ctx.dev.copy(from, to, n);
+  }
+
+  /** Write zeros into blocks [to, to+n), which this transaction allocated. */
+  zeroData(to: Blkno, n: number): void {
+    for (let o = 0; o < n; o += ZERO_BLOCKS) this.writeData(to + o, zeros(Math.min(ZERO_BLOCKS, n - o) * this.blockSize));
   }
 
   // ---------------------------------------------------------------- commit

@@ -13,9 +13,12 @@ import { DEFAULT_READER_TIMEOUT_MS, DEFAULT_WRITER_TIMEOUT_MS, lockFd, sleepSync
  *   end is a bug or corruption and fails with EIO naming the block; bytes past
  *   EOF are never zero-filled, since silent zeros would look like a hole.
  * - No operation touches more than the blocks asked for: the image may be
- *   terabytes and sparse; memory use is bounded by the caller's buffers.
+ *   terabytes and sparse; memory use is bounded by the caller's buffers (and
+ *   copy()'s own, COPY_BYTES).
  * - Every write and every flush is one numbered "mutation point" (see the crash
- *   injection below), so crash tests can stop a command between any two.
+ *   injection below), so crash tests can stop a command between any two. A
+ *   background writeback (startWriteback) is none: it changes no byte, only
+ *   how soon written bytes reach the disk, and the protocol never relies on it.
  */
 
 // ---------------------------------------------------------------------------
@@ -23,8 +26,9 @@ import { DEFAULT_READER_TIMEOUT_MS, DEFAULT_WRITER_TIMEOUT_MS, lockFd, sleepSync
 //
 //   DAXTOOL_CRASH_AT=N      the process SIGKILLs itself right before its N-th
 //                           mutation point (1-based). A mutation point is one
-//                           write(2)/writev(2) call issued by write() or by each
-//                           coalesced run of writeBatch(), or one flush().
+//                           write(2)/writev(2) call issued by write(), by each
+//                           coalesced run of writeBatch() or by each chunk of
+//                           copy() (with or without O_DIRECT), or one flush().
 //   DAXTOOL_CRASH_MODE=torn instead of stopping before the N-th write, write the
 //                           first half of its bytes (rounded down to 512-byte
 //                           sectors) and then die: a torn write. Default "before".
@@ -144,6 +148,36 @@ export interface WriteEntry {
 /** Most iovecs one writev(2) takes (IOV_MAX on Linux). */
 const IOV_MAX = 1024;
 
+/**
+ * Bytes written since the last flush or writeback start after which the
+ * kernel is asked to start writing them back (see startWriteback).
+ */
+const WRITEBACK_BYTES = 16 << 20;
+
+/** Most bytes one read or one write of copy() moves: few system calls per MiB, a small buffer. */
+const COPY_BYTES = 8 << 20;
+
+/** File offsets and lengths of O_DIRECT reads and writes are multiples of this (the largest usual logical sector). */
+const DIRECT_ALIGN = 4096;
+
+/** A copy of at least this many COPY_BYTES chunks bypasses the page cache (see copy()). */
+const LONG_COPY_CHUNKS = 4;
+
+/** Long copies use O_DIRECT where the host allows (tests turn it off to cover the other way). */
+let directCopies = true;
+
+/** Let long copies use O_DIRECT (the default) or make every copy go through the page cache. */
+export function setDirectCopies(on: boolean): void {
+  directCopies = on;
+}
+
+interface DirectIo {
+  /** The image opened again, read-write, with O_DIRECT. */
+  fd: number;
+  /** COPY_BYTES at an address O_DIRECT accepts. */
+  buf: Buffer;
+}
+
 /** Map a Node fs error to a DaxError; `what` says what was being done. */
 function sysError(e: unknown, what: string, object: string, fallback: ErrCode = 'EIO'): DaxError {
   if (e instanceof DaxError) return e;
@@ -184,6 +218,19 @@ export class BlockDevice {
   private fd: number | null;
   private bs = DEFAULT_BLOCK_SIZE;
   private size: number;
+  /** Bytes written since the last flush or writeback start. */
+  private unsynced = 0;
+  /** Background fdatasyncs started and not yet finished: the descriptor stays open until they are. */
+  private writebacks = 0;
+  /** close() ran while writebacks were in flight: the last one closes the descriptor. */
+  private closeLater: number | null = null;
+  /**
+   * Long copies' way around the page cache (null: the host refused O_DIRECT,
+   * copies go through the cache; undefined: not tried yet).
+   */
+  private direct: DirectIo | null | undefined;
+  /** Shorter copies' buffer. */
+  private copyBuf: Buffer | null = null;
 
   private constructor(
     readonly path: string,
@@ -361,6 +408,154 @@ export class BlockDevice {
     this.preadFull(buf, blkno * this.bs, blkno);
   }
 
+  /**
+   * Copy blocks [from, from+count) to [to, to+count) (the ranges must not
+   * overlap), COPY_BYTES per read and per write; each write is one mutation
+   * point, as in write().
+   *
+   * A long copy (LONG_COPY_CHUNKS or more) reads and writes with O_DIRECT
+   * where the host allows it. It streams: nothing it moves is wanted in the
+   * page cache soon, and putting it there costs more than the device's own
+   * time — a fresh cache page for every block read (even a hole of a sparse
+   * image, zero-filled) and every block written, which on a virtual machine
+   * whose memory the host backs lazily can cost several times the disk
+   * write. The writes then reach the disk as they are made, leaving the
+   * commit's flush little to wait for. Shorter copies use the page cache
+   * (and its background writeback).
+   */
+  copy(from: Blkno, to: Blkno, count: number): void {
+    this.assertWritable(to);
+    this.checkRange(from, count, 'read');
+    this.checkRange(to, count, 'write');
+    if (from < to + count && to < from + count)
+      throw err('EINVAL', `copy of blocks ${from}..${from + count - 1} onto overlapping blocks ${to}..${to + count - 1}`, this.blockName(to));
+    const per = Math.max(1, Math.floor(COPY_BYTES / this.bs));
+    const long = count >= LONG_COPY_CHUNKS * per && directCopies;
+    for (let o = 0; o < count; o += per) {
+      const k = Math.min(per, count - o);
+      const d = long ? this.directIo() : null;
+      const buf = d ? d.buf.subarray(0, k * this.bs) : this.plainCopyBuffer(k * this.bs);
+      if (!d || !this.readDirect(d, from + o, buf)) this.preadFull(buf, (from + o) * this.bs, from + o);
+      const dw = this.direct; // a refused read above turned O_DIRECT off
+      if (!(d && dw && this.writeDirect(dw, to + o, buf))) this.pwritev([buf], to + o);
+    }
+  }
+
+  private plainCopyBuffer(bytes: number): Buffer {
+    if (!this.copyBuf || this.copyBuf.length < bytes) this.copyBuf = Buffer.allocUnsafe(Math.max(bytes, Math.min(COPY_BYTES, 1 << 20)));
+    return this.copyBuf.subarray(0, bytes);
+  }
+
+  /**
+   * Long copies' O_DIRECT descriptor and buffer, set up on first use: the image
+   * reopened through /proc/self/fd (the same file even if renamed since),
+   * and a buffer that O_DIRECT accepts — the memory of a WebAssembly
+   * instance, which is mapped on pages of its own and so starts page-aligned
+   * (a Buffer's address is neither visible nor aligned). Where either is
+   * refused, copies go through the page cache.
+   */
+  private directIo(): DirectIo | null {
+    if (this.direct !== undefined) return this.direct;
+    this.direct = null;
+    const O_DIRECT = fs.constants.O_DIRECT;
+    if (!O_DIRECT || process.platform !== 'linux') return null;
+    let buf: Buffer;
+    try {
+      const pages = COPY_BYTES / 65536;
+      buf = Buffer.from(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer);
+    } catch {
+      return null;
+    }
+    try {
+      this.direct = { fd: fs.openSync(`/proc/self/fd/${this.handle()}`, fs.constants.O_RDWR | O_DIRECT), buf };
+    } catch {
+      // no O_DIRECT on this file system
+    }
+    return this.direct;
+  }
+
+  /**
+   * Fill buf (d.buf or a prefix of it) from block blkno with O_DIRECT; false
+   * when this read cannot go that way (nothing was read or counted). A
+   * refusal midway turns O_DIRECT off and reads the rest through the cache.
+   */
+  private readDirect(d: DirectIo, blkno: Blkno, buf: Buffer): boolean {
+    const pos = blkno * this.bs;
+    if (pos % DIRECT_ALIGN || buf.length % DIRECT_ALIGN) return false;
+    let done = 0;
+    while (done < buf.length) {
+      let n: number;
+      try {
+        n = fs.readSync(d.fd, buf, done, buf.length - done, pos + done);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw sysError(e, `read error in ${this.path} at byte ${pos + done}`, this.blockName(blkno));
+        this.closeDirect();
+        break;
+      }
+      if (n === 0) throw err('EIO', `short read: ${this.path} ends at byte ${pos + done}`, this.blockName(blkno));
+      done += n;
+      if (n % DIRECT_ALIGN) break;
+    }
+    if (done < buf.length) this.preadFull(buf.subarray(done), pos + done, blkno);
+    else {
+      counters.reads++;
+      counters.bytesRead += buf.length;
+    }
+    return true;
+  }
+
+  /**
+   * Write buf (d.buf or a prefix of it) at block blkno with O_DIRECT: one
+   * mutation point, as pwritev's. False when it cannot go that way (nothing
+   * written, no point counted): not aligned, a torn write to inject (those
+   * go through pwritev), or O_DIRECT refused (then turned off).
+   */
+  private writeDirect(d: DirectIo, blkno: Blkno, buf: Buffer): boolean {
+    const pos = blkno * this.bs;
+    if (pos % DIRECT_ALIGN || buf.length % DIRECT_ALIGN) return false;
+    if (crashPlan === undefined) crashPlan = planFromEnv();
+    if (crashPlan && crashPlan.mode === 'torn' && counters.ops + 1 === crashPlan.at) return false;
+    let done = 0;
+    let crash: CrashPlan | null = null;
+    while (done < buf.length) {
+      let n: number;
+      try {
+        if (done === 0) {
+          // The mutation point comes right before the first byte can reach the disk.
+          crash = mutationPoint();
+          if (crash) crashed(crash);
+        }
+        n = fs.writeSync(d.fd, buf, done, buf.length - done, pos + done);
+      } catch (e) {
+        if (crash) throw e;
+        if ((e as NodeJS.ErrnoException).code === 'EINVAL' && done === 0) {
+          // Refused before anything was written: undo the point, go the cached way from now on.
+          counters.ops--;
+          this.closeDirect();
+          return false;
+        }
+        throw sysError(e, `write error in ${this.path} at byte ${pos + done}`, this.blockName(blkno + Math.floor(done / this.bs)));
+      }
+      if (n <= 0) throw err('EIO', `write made no progress in ${this.path} at byte ${pos + done}`, this.blockName(blkno));
+      done += n;
+    }
+    counters.writes++;
+    counters.bytesWritten += done;
+    return true;
+  }
+
+  private closeDirect(): void {
+    const d = this.direct;
+    this.direct = null;
+    if (d) {
+      try {
+        fs.closeSync(d.fd);
+      } catch {
+        // a second descriptor of a file still open: nothing of ours is lost with it
+      }
+    }
+  }
+
   private wholeBlocks(buf: Buffer, blkno: Blkno, op: string): number {
     if (buf.length === 0 || buf.length % this.bs !== 0)
       throw err('EIO', `${op} of ${buf.length} bytes is not a whole number of ${this.bs}-byte blocks`, this.blockName(blkno));
@@ -456,6 +651,33 @@ export class BlockDevice {
     counters.writes++;
     counters.bytesWritten += done;
     if (crash) crashed(crash);
+    this.unsynced += done;
+    if (this.unsynced >= WRITEBACK_BYTES) this.startWriteback(fd);
+  }
+
+  /**
+   * Start writing back what was written so far, in the background (an
+   * fdatasync on libuv's thread pool; nothing waits for it): a long run of
+   * data writes then reaches the disk while later ones are still being made,
+   * instead of all at the flush that must precede the superblock. Promises
+   * nothing — flush() alone is the barrier, and nothing is durable before it
+   * that could not be at any moment anyway — so it is not a mutation point,
+   * and its outcome is ignored (a failing disk fails the next flush).
+   */
+  private startWriteback(fd: number): void {
+    this.unsynced = 0;
+    this.writebacks++;
+    fs.fdatasync(fd, () => {
+      if (--this.writebacks === 0 && this.closeLater !== null) {
+        const f = this.closeLater;
+        this.closeLater = null;
+        try {
+          fs.closeSync(f);
+        } catch {
+          // Nothing is left to report it to: every byte was flushed before close.
+        }
+      }
+    });
   }
 
   /**
@@ -473,15 +695,26 @@ export class BlockDevice {
     } catch (e) {
       throw sysError(e, `flush of ${this.path} failed`, this.path);
     }
+    this.unsynced = 0;
     counters.flushes++;
   }
 
-  /** Release the lock and the descriptor. Idempotent. */
+  /**
+   * Release the lock and the descriptor. Idempotent. While a background
+   * writeback still uses the descriptor, only the lock goes now and the
+   * descriptor when the writeback ends (its number must not be reused under it).
+   */
   close(): void {
     if (this.fd === null) return;
     const fd = this.fd;
     this.fd = null;
+    this.closeDirect();
+    this.copyBuf = null;
     unlockFd(fd);
+    if (this.writebacks > 0) {
+      this.closeLater = fd;
+      return;
+    }
     try {
       fs.closeSync(fd);
     } catch (e) {

@@ -71,7 +71,9 @@ const fault: CommandImpl = async (ctx, args, opts) => {
       ? d.fault({ pid: pid!, addr: addr!, length, write, trace })
       : d.faultPath({ path, offset: offset!, length, write, pid, trace }),
   );
-  const json: Record<string, unknown> = { pid: r.pid, write, counts: r.counts, faults: r.faults };
+  const json: Record<string, unknown> = { pid: r.pid, write, counts: r.counts };
+  // Read only when JSON is printed: a long batch's per-page records are built on first read.
+  Object.defineProperty(json, 'faults', { enumerable: true, get: () => r.faults });
   if (path !== undefined) Object.assign(json, { path: r.path, addr: r.addr, mapped: r.mapped });
   return { json, human: (style) => renderFaults(r, write, style) };
 };
@@ -112,7 +114,9 @@ function resultText(r: string, style: Style): string {
 function renderFaults(r: FaultBatchResult & { addr?: number; mapped?: boolean; path?: string }, write: boolean, style: Style): string {
   const out: string[] = [];
   if (r.mapped) out.push(`pid ${r.pid}: ${r.path} was not mapped; mapped it at ${hex(r.addr! - (r.addr! % 4096))}`);
-  if (r.traces.length === r.faults.length && r.traces.length > 0) {
+  // Pages come from the runs: r.faults would build a record per page only to count them.
+  const pages = r.runs.reduce((n, x) => n + x.pages, 0);
+  if (r.traces.length === pages && pages > 0) {
     for (let i = 0; i < r.traces.length; i++) {
       const f = r.faults[i]!;
       let s = renderTrace(r.traces[i]!, style);
@@ -120,9 +124,9 @@ function renderFaults(r: FaultBatchResult & { addr?: number; mapped?: boolean; p
       out.push(s);
     }
   } else {
-    const first = r.faults[0];
-    const last = r.faults[r.faults.length - 1];
-    out.push(`pid ${r.pid}: ${plural(r.faults.length, `${write ? 'write' : 'read'} fault`)} over ${first ? hex(first.addr) : '?'}..${last ? hex(last.addr + 4096) : '?'}`);
+    const first = r.runs[0];
+    const last = r.runs[r.runs.length - 1];
+    out.push(`pid ${r.pid}: ${plural(pages, `${write ? 'write' : 'read'} fault`)} over ${first ? hex(first.addr) : '?'}..${last ? hex(last.addr + last.pages * 4096) : '?'}`);
   }
   const counts = Object.entries(r.counts).filter(([, n]) => n > 0);
   out.push(`results: ${counts.map(([k, n]) => `${n} ${k}`).join(', ') || 'none'}`);
