@@ -44,12 +44,22 @@ export interface FsFacts {
  * block order) once it is proven equal to the extent records; only when the two
  * disagree are the extents sorted instead.
  */
-export function checkFilesystem(
-  fs: Filesystem,
-  fx: FsTx,
-  P: ProblemList,
-  extraSpace: { what: string; runs: [Blkno, number][] }[] = [],
-): FsFacts {
+export function checkFilesystem(fs: Filesystem, fx: FsTx, P: ProblemList, extraSpace: SpaceClaim[] = []): FsFacts {
+  return checkTrees(fs, fx, P).finish(extraSpace);
+}
+
+/** Blocks an upper layer owns, by what owns them. */
+export interface SpaceClaim {
+  what: string;
+  runs: [Blkno, number][];
+}
+
+/**
+ * checkFilesystem in two steps: every tree is read and checked first; the
+ * space check, which needs the upper layers' claims, runs at finish(), so the
+ * claims may be gathered meanwhile (by another process).
+ */
+export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: FsFacts; finish(extraSpace: SpaceClaim[]): FsFacts } {
   const sb = fs.superblock;
   const total = sb.totalBlocks;
   for (const p of fs.sbProblems) P.add('sb.slot', p, /slot 1/.test(p) ? 1 : 0);
@@ -198,67 +208,6 @@ export function checkFilesystem(
     free.push(r.pblk, r.pblk + r.len);
     freeBlocks += r.len;
   });
-  const meta = Float64Array.from(visited).sort();
-  const extra: { s: number; e: number; what: string }[] = [];
-  for (const x of extraSpace) for (const [s0, l] of x.runs) extra.push({ s: s0, e: s0 + l, what: x.what });
-  extra.sort((a, b) => a.s - b.s);
-  const fS = free.col(0);
-  const fE = free.col(1);
-  const freeBroken = broken.has('free-space tree');
-  let covered = 0;
-  let coveredBy = 'start of device';
-  let overlaps = 0;
-  const visit = (s0: number, e: number, what: string) => {
-    if (s0 > covered && !freeBroken) P.add('space.leak', `blocks ${covered}..${s0 - 1} are neither free nor in use (after ${coveredBy})`, covered);
-    else if (s0 < covered && overlaps++ < 100) P.add('space.overlap', `blocks ${s0}..${Math.min(e, covered) - 1} are both ${coveredBy} and ${what}`, s0);
-    if (e > covered) {
-      covered = e;
-      coveredBy = what;
-    }
-  };
-  let a = 0; // data runs (merged where adjacent)
-  let b = 0; // free
-  let c = 0; // metadata
-  let d = 0; // extra
-  for (;;) {
-    const ds = a < runs.n ? rS[a] : Infinity;
-    const fs0 = b < free.n ? fS[b] : Infinity;
-    const ms = c < meta.length ? meta[c] : Infinity;
-    const xs = d < extra.length ? extra[d].s : Infinity;
-    const m = Math.min(ds, fs0, ms, xs);
-    if (m === Infinity) break;
-    if (m === ds) {
-      let e = rE[a++];
-      while (a < runs.n && rS[a] === e) e = rE[a++];
-      visit(ds, e, 'file data');
-    } else if (m === fs0) {
-      visit(fs0, fE[b], 'free space');
-      b++;
-    } else if (m === ms) {
-      visit(ms, ms + 1, 'metadata');
-      c++;
-    } else {
-      visit(extra[d].s, extra[d].e, extra[d].what);
-      d++;
-    }
-  }
-  if (covered < total && !freeBroken) P.add('space.leak', `blocks ${covered}..${total - 1} are neither free nor in use`, covered);
-  if (covered > total) P.add('space.range', `${coveredBy} reaches block ${covered - 1}, past the device's last block ${total - 1}`, total);
-
-  // --------------------------------------------------------------- counters
-  const cnt = sb.counters;
-  const counter = (id: CounterId, name: string, want: number, skip = false) => {
-    if (!skip && cnt[id] !== want) P.add('sb.counters', `superblock ${name} is ${cnt[id]}, the image holds ${want}`, fs.slot);
-  };
-  const treesOk = broken.size === 0;
-  counter(CounterId.FreeBlocks, 'free block count', freeBlocks, freeBroken);
-  counter(CounterId.Files, 'file count', files, !treesOk);
-  counter(CounterId.Dirs, 'directory count', dirs, !treesOk);
-  counter(CounterId.Inodes, 'inode count', inodes.size, !treesOk);
-  counter(CounterId.SharedBlocks, 'shared block count', shared, !treesOk);
-  counter(CounterId.SavedBlocks, 'saved block count', saved, !treesOk);
-  counter(CounterId.DataBlocks, 'data block count', dataBlocks, !treesOk);
-  if (cnt[CounterId.NextIno] <= maxIno) P.add('sb.counters', `next inode number ${cnt[CounterId.NextIno]} is not above the largest inode ${maxIno}`, fs.slot);
 
   const blockAt = (ino: Ino, index: number): Blkno | -1 => {
     const sl = slice.get(ino);
@@ -274,7 +223,73 @@ export function checkFilesystem(
     const k = lo - 1;
     return k >= sl[0] && index < eF[k] + eL[k] ? eP[k] + (index - eF[k]) : -1;
   };
-  return { inodes, metadata: visited, brokenTrees: broken, blockAt };
+  const facts: FsFacts = { inodes, metadata: visited, brokenTrees: broken, blockAt };
+
+  const finish = (extraSpace: SpaceClaim[]): FsFacts => {
+    const meta = Float64Array.from(visited).sort();
+    const extra: { s: number; e: number; what: string }[] = [];
+    for (const x of extraSpace) for (const [s0, l] of x.runs) extra.push({ s: s0, e: s0 + l, what: x.what });
+    extra.sort((a, b) => a.s - b.s);
+    const fS = free.col(0);
+    const fE = free.col(1);
+    const freeBroken = broken.has('free-space tree');
+    let covered = 0;
+    let coveredBy = 'start of device';
+    let overlaps = 0;
+    const visit = (s0: number, e: number, what: string) => {
+      if (s0 > covered && !freeBroken) P.add('space.leak', `blocks ${covered}..${s0 - 1} are neither free nor in use (after ${coveredBy})`, covered);
+      else if (s0 < covered && overlaps++ < 100) P.add('space.overlap', `blocks ${s0}..${Math.min(e, covered) - 1} are both ${coveredBy} and ${what}`, s0);
+      if (e > covered) {
+        covered = e;
+        coveredBy = what;
+      }
+    };
+    let a = 0; // data runs (merged where adjacent)
+    let b = 0; // free
+    let c = 0; // metadata
+    let d = 0; // extra
+    for (;;) {
+      const ds = a < runs.n ? rS[a] : Infinity;
+      const fs0 = b < free.n ? fS[b] : Infinity;
+      const ms = c < meta.length ? meta[c] : Infinity;
+      const xs = d < extra.length ? extra[d].s : Infinity;
+      const m = Math.min(ds, fs0, ms, xs);
+      if (m === Infinity) break;
+      if (m === ds) {
+        let e = rE[a++];
+        while (a < runs.n && rS[a] === e) e = rE[a++];
+        visit(ds, e, 'file data');
+      } else if (m === fs0) {
+        visit(fs0, fE[b], 'free space');
+        b++;
+      } else if (m === ms) {
+        visit(ms, ms + 1, 'metadata');
+        c++;
+      } else {
+        visit(extra[d].s, extra[d].e, extra[d].what);
+        d++;
+      }
+    }
+    if (covered < total && !freeBroken) P.add('space.leak', `blocks ${covered}..${total - 1} are neither free nor in use`, covered);
+    if (covered > total) P.add('space.range', `${coveredBy} reaches block ${covered - 1}, past the device's last block ${total - 1}`, total);
+
+    // --------------------------------------------------------------- counters
+    const cnt = sb.counters;
+    const counter = (id: CounterId, name: string, want: number, skip = false) => {
+      if (!skip && cnt[id] !== want) P.add('sb.counters', `superblock ${name} is ${cnt[id]}, the image holds ${want}`, fs.slot);
+    };
+    const treesOk = broken.size === 0;
+    counter(CounterId.FreeBlocks, 'free block count', freeBlocks, freeBroken);
+    counter(CounterId.Files, 'file count', files, !treesOk);
+    counter(CounterId.Dirs, 'directory count', dirs, !treesOk);
+    counter(CounterId.Inodes, 'inode count', inodes.size, !treesOk);
+    counter(CounterId.SharedBlocks, 'shared block count', shared, !treesOk);
+    counter(CounterId.SavedBlocks, 'saved block count', saved, !treesOk);
+    counter(CounterId.DataBlocks, 'data block count', dataBlocks, !treesOk);
+    if (cnt[CounterId.NextIno] <= maxIno) P.add('sb.counters', `next inode number ${cnt[CounterId.NextIno]} is not above the largest inode ${maxIno}`, fs.slot);
+    return facts;
+  };
+  return { facts, finish };
 }
 
 /**

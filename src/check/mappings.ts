@@ -4,7 +4,7 @@ import { BlockType, hdrCount, hdrLevel, hdrOwner } from '../format/block.js';
 import * as D from '../format/dax-records.js';
 import { DescKind, DescSpace, DramKind, type DescRec, type DramRec } from '../format/dax-records.js';
 import { isDaxError } from '../format/errors.js';
-import { INODE_TYPE_FILE, type ExtentRec } from '../format/records.js';
+import { INODE_TYPE_FILE, type ExtentRec, type InodeRec } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import { Machine, hex, type Mapper } from '../dax/machine.js';
@@ -13,7 +13,7 @@ import { expand } from '../dax/chunks.js';
 import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from '../dax/trees.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
-import type { FsFacts } from './fscheck.js';
+import type { FsFacts, SpaceClaim } from './fscheck.js';
 import { ProblemList } from './problems.js';
 import { Tuples } from './tuples.js';
 import type { Checker } from './verify.js';
@@ -176,7 +176,7 @@ function walkTables(fx: FsTx, procs: readonly D.ProcRec[], P: ProblemList): Tabl
   return out;
 }
 
-function space(_fs: Filesystem, fx: FsTx): { what: string; runs: [Blkno, number][] }[] {
+export function space(_fs: Filesystem, fx: FsTx): SpaceClaim[] {
   const pass = machinePass(fx);
   const one = (b: Blkno): [Blkno, number] => [b, 1];
   const out = MACHINE_TREES.map((t) => ({ what: t.what, runs: pass.trees.get(t.what)!.blocks.map(one) }));
@@ -236,7 +236,64 @@ function sub<V>(m: Map<number, Map<number, V>>, k: number): Map<number, V> {
   return s;
 }
 
+/**
+ * What the machine's check asks of the filesystem: the filesystem pass's
+ * facts, or (verify's machine job, in a process of its own) lookups.
+ */
+export interface FsView {
+  inode(ino: Ino): InodeRec | undefined;
+  /** The block the file maps at index; -1 for a hole (or a file whose tree is damaged). */
+  blockAt(ino: Ino, index: FileBlock): Blkno | -1;
+  /** The named filesystem tree was found damaged. */
+  broken(tree: string): boolean;
+}
+
+/** What the machine's check found that a check spanning both layers needs. */
+export interface MachineOutcome {
+  /** Blocks of the machine's trees and page tables, when all of them are sound (else null). */
+  machineBlocks: number | null;
+}
+
 function check(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void {
+  const view: FsView = { inode: (ino) => facts.inodes.get(ino), blockAt: facts.blockAt, broken: (t) => facts.brokenTrees.has(t) };
+  const out = checkMachine(fs, fx, view, P);
+  checkMetadataCount(fs, facts, out, P);
+}
+
+/** The superblock's metadata count against the filesystem's and the machine's blocks. */
+export function checkMetadataCount(fs: Filesystem, facts: FsFacts, out: MachineOutcome, P: ProblemList): void {
+  if (out.machineBlocks === null || facts.brokenTrees.size > 0) return;
+  const c = fs.superblock.counters[CounterId.MetadataBlocks];
+  const meta = facts.metadata.size - 2 + out.machineBlocks;
+  if (c !== meta) P.add('sb.counters', `superblock metadata block count is ${c}, the image holds ${meta} (superblocks aside)`, fs.slot);
+}
+
+/**
+ * The machine's check with the filesystem seen through lookups of its own
+ * (verify's machine job, which runs beside the filesystem pass): the caller
+ * keeps the result only when the filesystem pass finds every tree sound, so
+ * the lookups see what the pass saw.
+ */
+export function checkMachineAlone(fs: Filesystem, fx: FsTx, P: ProblemList): MachineOutcome {
+  const inodes = new Map<Ino, InodeRec | undefined>();
+  const trees = new Map<Ino, Btree<ExtentRec> | null>();
+  const inode = (ino: Ino): InodeRec | undefined => {
+    if (!inodes.has(ino)) inodes.set(ino, fx.inodes.lookupEq([ino]));
+    return inodes.get(ino);
+  };
+  const blockAt = (ino: Ino, index: FileBlock): Blkno | -1 => {
+    let t = trees.get(ino);
+    if (t === undefined) {
+      const i = inode(ino);
+      trees.set(ino, (t = i && i.extentRoot ? fx.bmap.extentTree(i) : null));
+    }
+    const e = t ? fx.bmap.lookup(t, index) : undefined;
+    return e ? e.pblk + (index - e.fblk) : -1;
+  };
+  return checkMachine(fs, fx, { inode, blockAt, broken: () => false }, P);
+}
+
+function checkMachine(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): MachineOutcome {
   // The reverse-map walks revisit every tree node and upper page table; a
   // last-level table serves the few blocks it maps, in a row (the walk keeps
   // it), so caching those would only churn memory.
@@ -244,13 +301,13 @@ function check(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void {
   const admit = ctx.admit;
   ctx.admit = (type, level) => type !== BlockType.PageTable || level > 1;
   try {
-    checkMachine(fs, fx, facts, P);
+    return checkEntries(fs, fx, fsv, P);
   } finally {
     ctx.admit = admit;
   }
 }
 
-function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void {
+function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): MachineOutcome {
   const pass = machinePass(fx);
   passes.delete(fx);
   const sb = fs.superblock;
@@ -266,7 +323,7 @@ function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList):
     if (tp.problems.length) broken.add(t.what);
     else machineBlocks += tp.blocks.length;
   }
-  if (broken.has('process tree') || broken.has('VMA tree') || !pass.walk) return;
+  if (broken.has('process tree') || broken.has('VMA tree') || !pass.walk) return { machineBlocks: null };
   const records = <R>(what: string): R[] => pass.trees.get(what)!.records as R[];
   const procs = records<D.ProcRec>('process tree');
   const pids = new Set(procs.map((p) => p.pid));
@@ -279,7 +336,7 @@ function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList):
   const vmasOf = new Map<number, D.VmaRec[]>();
   for (const v of records<D.VmaRec>('VMA tree')) {
     if (!pids.has(v.pid)) P.add('dax.vma.pid', `VMA ${hex(v.start)}..${hex(v.end)} belongs to pid ${v.pid}, which does not exist`);
-    const inode = facts.inodes.get(v.ino);
+    const inode = fsv.inode(v.ino);
     if (!inode || inode.type !== INODE_TYPE_FILE)
       P.add('dax.vma.file', `VMA ${hex(v.start)}..${hex(v.end)} of pid ${v.pid} maps inode ${v.ino}, which is not a regular file`);
     const list = vmasOf.get(v.pid);
@@ -297,7 +354,7 @@ function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList):
   const walk = pass.walk;
   machineBlocks += walk.tables.length;
 
-  const refcount = (b: Blkno): number => (facts.brokenTrees.has('refcount tree') ? 1 : fx.bmap.refcountRuns(b, 1)[0]![2]);
+  const refcount = (b: Blkno): number => (fsv.broken('refcount tree') ? 1 : fx.bmap.refcountRuns(b, 1)[0]![2]);
 
   const dram = new Map<number, DramRec>();
   if (!broken.has('DRAM tree')) for (const d of records<DramRec>('DRAM tree')) dram.set(d.frame, d);
@@ -320,7 +377,7 @@ function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList):
       P.add('dax.entry.no-vma', `${where()}: present ${e.level === 2 ? 'huge ' : ''}entry lies in no VMA`, e.table);
       continue;
     }
-    const inode = facts.inodes.get(v.ino);
+    const inode = fsv.inode(v.ino);
     if (!inode) continue;
     const shared = (v.flags & D.VMA_SHARED) !== 0;
     const writable = (e.v & D.PTE_WRITE) !== 0;
@@ -347,7 +404,7 @@ function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList):
         if (f < total) pages.push(f, PAGE_PAST_EOF, v.ino, index, e.pid, a);
         continue;
       }
-      const pblk = facts.blockAt(v.ino, index);
+      const pblk = fsv.blockAt(v.ino, index);
       if (f < total) {
         if (model === 'pagecache' && e.level === 1) P.add('dax.entry.model', `${at()}: maps block ${f} directly under the pagecache model`, e.table);
         if (pblk !== f) {
@@ -557,7 +614,7 @@ function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList):
 
   // ----------------------------------------------------- reverse-map walks
   // The model's walk from every mapped block must find exactly the pages that map it (or a copy of it).
-  if (!broken.has('page-descriptor tree') && !facts.brokenTrees.has('physical-block index')) {
+  if (!broken.has('page-descriptor tree') && !fsv.broken('physical-block index')) {
     const same = (x: Mapper, r: number): boolean =>
       x.ino === pIno[r] && x.index === pIdx[r] && x.pid === pPid[r] && x.addr === pAddr[r] && x.copy === (pKind[r] === PAGE_COPY);
     const key = (ino: number, index: number, pid: number, addr: number, copy: boolean) => `${ino}|${index}|${pid}|${addr}|${copy ? 1 : 0}`;
@@ -611,11 +668,7 @@ function checkMachine(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList):
     P.add('sb.counters', `superblock mapped-entry count is ${c[CounterId.DaxLeafEntries]}, the page tables hold ${walk.leaves.n}`, fs.slot);
   const maxPid = Math.max(0, ...pids);
   if (maxPid && c[CounterId.NextPid] <= maxPid) P.add('sb.counters', `next pid ${c[CounterId.NextPid]} is not above pid ${maxPid}`, fs.slot);
-  if (broken.size === 0 && facts.brokenTrees.size === 0) {
-    const meta = facts.metadata.size - 2 + machineBlocks;
-    if (c[CounterId.MetadataBlocks] !== meta)
-      P.add('sb.counters', `superblock metadata block count is ${c[CounterId.MetadataBlocks]}, the image holds ${meta} (superblocks aside)`, fs.slot);
-  }
+  return { machineBlocks: broken.size === 0 ? machineBlocks : null };
 }
 
 /**

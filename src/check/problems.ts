@@ -1,3 +1,4 @@
+import { isDaxError } from '../format/errors.js';
 import type { Blkno } from '../format/units.js';
 
 export type Severity = 'error' | 'warning';
@@ -23,6 +24,17 @@ export class ProblemList {
       return;
     }
     this.items.push(block === undefined ? { check, severity, message } : { check, severity, message, block });
+  }
+
+  /** Run fn; a DaxError (damage fn could not get past) becomes a finding about `what`, and fallback is returned. */
+  guard<T>(what: string, fn: () => T, fallback: T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (!isDaxError(e)) throw e;
+      this.add(e.code === 'ECORRUPT' ? 'check.unreadable' : 'check.failed', `${what}: ${e.describe()}`);
+      return fallback;
+    }
   }
 
   get errors(): number {

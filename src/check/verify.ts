@@ -1,9 +1,11 @@
 import { isDaxError } from '../format/errors.js';
+import { CounterId } from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
 import { Filesystem } from '../fs/filesystem.js';
-import { checkFilesystem, type FsFacts } from './fscheck.js';
-import { mappingsChecker } from './mappings.js';
+import { checkFilesystem, checkTrees, type FsFacts } from './fscheck.js';
+import { startMachineJob } from './machine-job.js';
+import { checkMetadataCount, mappingsChecker } from './mappings.js';
 import { type Problem, ProblemList } from './problems.js';
 import { derivedBlocker, FIX_CLASSES, isDerivedProblem, rebuildDerived, type SpaceClaims } from './repair.js';
 
@@ -48,15 +50,7 @@ export function checkImage(fs: Filesystem): ProblemList {
   const P = new ProblemList();
   fs.view(
     (fx) => {
-    const guard = <T>(what: string, fn: () => T, fallback: T): T => {
-      try {
-        return fn();
-      } catch (e) {
-        if (!isDaxError(e)) throw e;
-        P.add(e.code === 'ECORRUPT' ? 'check.unreadable' : 'check.failed', `${what}: ${e.describe()}`);
-        return fallback;
-      }
-    };
+    const guard = P.guard.bind(P);
     const extra = checkers.flatMap((c) => guard(`${c.name} space`, () => c.space?.(fs, fx) ?? [], []));
     const facts = guard('filesystem', () => checkFilesystem(fs, fx, P, extra), null);
     // The layers above revisit what they read (page tables, descriptors): cache again.
@@ -67,6 +61,66 @@ export function checkImage(fs: Filesystem): ProblemList {
   );
   return P;
 }
+
+/**
+ * checkImage with the DAX machine checked by a process of its own
+ * (machine-job.ts) while this one checks the filesystem; the same findings in
+ * the same order. Where the job fails, or the filesystem pass finds a tree
+ * damaged (the job's view of the files would then not be the pass's), the
+ * machine is checked here as checkImage does.
+ */
+async function checkImageBeside(fs: Filesystem, image: string, strict: boolean): Promise<ProblemList> {
+  const job = startMachineJob(image, VERIFY_CACHE_BYTES);
+  // strict (DAXTOOL_VERIFY_BESIDE=always, for tests): a job that fails is a bug to report, not to cover.
+  const lost = (e: unknown): null => {
+    if (strict) throw new Error(`verify's machine job failed: ${e instanceof Error ? e.message : String(e)}`);
+    return null;
+  };
+  if (!job) {
+    lost('no process could be started');
+    return checkImage(fs);
+  }
+  try {
+    return await fs.view(
+      async (fx) => {
+        const P = new ProblemList();
+        const guard = P.guard.bind(P);
+        const trees = guard('filesystem', () => checkTrees(fs, fx, P), null);
+        const claims = await job.claims.catch(lost);
+        const extra = claims ?? guard(`${mappingsChecker.name} space`, () => mappingsChecker.space?.(fs, fx) ?? [], []);
+        const facts = trees && guard('filesystem', () => trees.finish(extra), null);
+        if (!facts) return P;
+        const found = claims && facts.brokenTrees.size === 0 ? await job.findings.catch(lost) : null;
+        fx.tx.ctx.streaming = false;
+        if (found) {
+          for (const p of found.problems) P.add(p.check, p.message, p.block, p.severity);
+          P.dropped += found.dropped;
+          checkMetadataCount(fs, facts, found.outcome, P);
+        } else guard(mappingsChecker.name, () => mappingsChecker.check(fs, fx, facts, P), undefined);
+        return P;
+      },
+      { streaming: true },
+    );
+  } finally {
+    job.stop();
+  }
+}
+
+/**
+ * Whether verify checks the machine beside the filesystem: when the machine is
+ * big enough to be worth a process (DAXTOOL_VERIFY_BESIDE=always|never decides
+ * instead), and nothing but the machine's checker is layered on.
+ */
+function beside(fs: Filesystem): boolean {
+  const how = process.env.DAXTOOL_VERIFY_BESIDE;
+  if (how === 'never' || checkers.length !== 1 || checkers[0] !== mappingsChecker) return false;
+  if (how === 'always') return true;
+  const c = fs.superblock.counters;
+  return c[CounterId.DaxLeafEntries] + c[CounterId.DaxDescRecords] >= BESIDE_MIN_RECORDS;
+}
+
+/** Machine records (leaf entries and descriptors) from which a process of its own pays off (its start costs about 0.1 s). */
+const BESIDE_MIN_RECORDS = 50_000;
 
 function result(P: ProblemList): VerifyResult {
   const errors = P.items.slice();
@@ -143,7 +197,7 @@ export async function verify(imagePath: string, opts: VerifyOptions): Promise<Ve
     throw e;
   }
   try {
-    const P = checkImage(fs);
+    const P = !opts.repair && beside(fs) ? await checkImageBeside(fs, imagePath, process.env.DAXTOOL_VERIFY_BESIDE === 'always') : checkImage(fs);
     const r = result(P);
     if (!opts.repair || r.clean) return r;
     return await repair(fs, P, opts);

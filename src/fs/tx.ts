@@ -38,36 +38,46 @@ export interface TxContext {
 const RA_BLOCKS = 128;
 
 /**
- * Block-sized buffers carved from 64 KiB slabs: a walk of a hundred thousand
- * nodes would otherwise make a hundred thousand ArrayBuffers for the GC.
- * A slab is freed once every block cut from it is gone (the cache evicts in
- * roughly the order it filled, so slabs empty together); small slabs keep a
- * block that stays cached from holding much else.
+ * Buffers carved from slabs: a walk of a hundred thousand nodes would
+ * otherwise make a hundred thousand ArrayBuffers for the GC. Slab memory is
+ * never handed out twice: a slab is freed once every buffer cut from it is
+ * gone, so a buffer stays valid for as long as anyone holds it.
  */
-const SLAB_BYTES = 64 << 10;
-let slab: Buffer | null = null;
-let slabOff = 0;
-function copyBlock(src: Buffer, off: number, bs: number): Buffer {
-  if (!slab || slabOff + bs > slab.length) {
-    slab = Buffer.allocUnsafe(Math.max(bs, SLAB_BYTES));
-    slabOff = 0;
+class Slabs {
+  private slab: Buffer | null = null;
+  private off = 0;
+
+  constructor(
+    private readonly bytes: number,
+    private readonly zeroed: boolean,
+  ) {}
+
+  take(n: number): Buffer {
+    if (!this.slab || this.off + n > this.slab.length) {
+      const size = Math.max(n, this.bytes);
+      this.slab = this.zeroed ? Buffer.alloc(size) : Buffer.allocUnsafe(size);
+      this.off = 0;
+    }
+    const out = this.slab.subarray(this.off, this.off + n);
+    this.off += n;
+    return out;
   }
-  const out = slab.subarray(slabOff, slabOff + bs);
-  slabOff += bs;
-  src.copy(out, 0, off, off + bs);
-  return out;
 }
 
-/** Zeroed block-sized buffers for new nodes, carved from 1 MiB slabs like copyBlock's. */
-let zslab: Buffer | null = null;
-let zslabOff = 0;
-function zeroBlock(bs: number): Buffer {
-  if (!zslab || zslabOff + bs > zslab.length) {
-    zslab = Buffer.alloc(Math.max(bs, 1 << 20));
-    zslabOff = 0;
-  }
-  const out = zslab.subarray(zslabOff, zslabOff + bs);
-  zslabOff += bs;
+/**
+ * Cached copies of blocks: small slabs, so that a block that stays cached
+ * holds little else alive (the cache evicts in roughly the order it filled,
+ * so the rest of a slab empties together).
+ */
+const cachedCopies = new Slabs(64 << 10, false);
+/** New nodes, zero-filled. */
+const newNodes = new Slabs(1 << 20, true);
+/** Read windows whose blocks are lent out in place (streaming passes): short-lived, so big slabs. */
+const lentWindows = new Slabs(1 << 20, false);
+
+function copyBlock(src: Buffer, off: number, bs: number): Buffer {
+  const out = cachedCopies.take(bs);
+  src.copy(out, 0, off, off + bs);
   return out;
 }
 
@@ -196,7 +206,8 @@ export class Tx implements NodeStore {
     const count = Math.min(want, this.ctx.sb.totalBlocks - blkno);
     // A pass that lends blocks out gets windows sized to the read, each its own buffer.
     const lends = this.ctx.streaming || this.ctx.admit !== undefined;
-    const buf = w && !w.lent && w.buf.length >= count * bs ? w.buf : Buffer.allocUnsafe((lends ? count : RA_BLOCKS) * bs);
+    const buf =
+      w && !w.lent && w.buf.length >= count * bs ? w.buf : lends ? lentWindows.take(count * bs) : Buffer.allocUnsafe(RA_BLOCKS * bs);
     this.ctx.dev.readInto(blkno, buf.subarray(0, count * bs));
     this.ctx.window = { start: blkno, count, buf, used: 1, lent: false };
     return buf.subarray(0, bs);
@@ -219,7 +230,7 @@ export class Tx implements NodeStore {
   allocNode(type: number, hint?: Blkno): { blkno: Blkno; buf: Buffer } {
     this.assertWritable();
     const [blkno] = this.alloc(1, hint ?? 2, { metadata: true });
-    const buf = zeroBlock(this.blockSize);
+    const buf = newNodes.take(this.blockSize);
     initHeader(buf, type, 0, 0, 0);
     this.dirty.set(blkno, buf);
     this.counters[CounterId.MetadataBlocks]++;

@@ -1,0 +1,113 @@
+/**
+ * verify's check of the DAX machine, run in a process of its own beside the
+ * filesystem pass: the two read disjoint trees, and on a big image each takes
+ * a good part of a second, so a second CPU halves the wait. The job sends the
+ * machine's space claims first (the filesystem pass needs them only at its
+ * end), then its findings. A process, not a worker thread: the native addons
+ * (flock, CRC32C) are not safe in several threads of one process.
+ *
+ * The job sees the committed image through a read-only open of its own; the
+ * parent holds its shared lock all along, so no writer commits in between and
+ * both see the same state.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Filesystem } from '../fs/filesystem.js';
+import type { SpaceClaim } from './fscheck.js';
+import { checkMachineAlone, mappingsChecker, space, type MachineOutcome } from './mappings.js';
+import { type Problem, ProblemList } from './problems.js';
+
+/** The job's findings, as checkMachineAlone left them. */
+export interface MachineFindings {
+  problems: Problem[];
+  dropped: number;
+  outcome: MachineOutcome;
+}
+
+export interface MachineJob {
+  /** The machine's space claims; rejects if the job could not make them. */
+  claims: Promise<SpaceClaim[]>;
+  findings: Promise<MachineFindings>;
+  /** End the process (idempotent; done as soon as its findings are in). */
+  stop(): void;
+}
+
+type Message = { claims: SpaceClaim[] } | { findings: MachineFindings } | { error: string };
+
+const FLAG = '--daxtool-machine-job';
+
+/** Start the job on `image`; null when no process could be started. */
+export function startMachineJob(image: string, cacheBytes: number): MachineJob | null {
+  let child: ChildProcess;
+  try {
+    child = fork(fileURLToPath(import.meta.url), [FLAG], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'advanced', execArgv: ['--single-threaded-gc', '--max-semi-space-size=4'] });
+  } catch {
+    return null;
+  }
+  let gotClaims!: (c: SpaceClaim[]) => void;
+  let gotFindings!: (f: MachineFindings) => void;
+  let noClaims!: (e: Error) => void;
+  let noFindings!: (e: Error) => void;
+  const claims = new Promise<SpaceClaim[]>((resolve, reject) => {
+    gotClaims = resolve;
+    noClaims = reject;
+  });
+  const findings = new Promise<MachineFindings>((resolve, reject) => {
+    gotFindings = resolve;
+    noFindings = reject;
+  });
+  // Settled promises ignore later calls: an exit after the findings changes nothing.
+  const failed = (e: Error): void => {
+    noClaims(e);
+    noFindings(e);
+  };
+  // Handled where awaited; a failure of a promise nobody awaits must not end the process.
+  claims.catch(() => {});
+  findings.catch(() => {});
+  const stop = (): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+  };
+  child.on('message', (m: Message) => {
+    if ('claims' in m) gotClaims(m.claims);
+    else if ('findings' in m) {
+      gotFindings(m.findings);
+      stop();
+    } else failed(new Error(m.error));
+  });
+  child.once('error', (e) => failed(e));
+  child.once('exit', (code, signal) => failed(new Error(`machine job ended (${signal ?? `exit ${code}`})`)));
+  child.send({ image, cacheBytes });
+  return { claims, findings, stop };
+}
+
+function runJob(image: string, cacheBytes: number): void {
+  // The channel closes once the last message is out (a big one may take a while to write).
+  const send = (m: Message, last = false): void => {
+    if (last) process.send!(m, () => process.disconnect());
+    else process.send!(m);
+  };
+  let fs: Filesystem | undefined;
+  try {
+    fs = Filesystem.open(image, { write: false, cacheBytes });
+    const f = fs;
+    f.view(
+      (fx) => {
+        send({ claims: space(f, fx) });
+        fx.tx.ctx.streaming = false;
+        const P = new ProblemList();
+        // As checkImage guards the machine's check: damage it cannot get past is a finding.
+        const outcome = P.guard(mappingsChecker.name, () => checkMachineAlone(f, fx, P), { machineBlocks: null });
+        send({ findings: { problems: P.items, dropped: P.dropped, outcome } }, true);
+      },
+      { streaming: true },
+    );
+  } catch (e) {
+    send({ error: e instanceof Error ? e.message : String(e) }, true);
+  } finally {
+    fs?.close();
+  }
+}
+
+if (process.argv[2] === FLAG && process.send) {
+  process.once('message', (m: { image: string; cacheBytes: number }) => runJob(m.image, m.cacheBytes));
+}
