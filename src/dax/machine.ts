@@ -189,17 +189,33 @@ export function faultRecords(runs: readonly FaultRun[]): FaultRecord[] {
   return out;
 }
 
-/** A batch's result whose `faults` are built from its runs when first read. */
-function batchResult(pid: number, runs: FaultRun[], traces: FaultTrace[], counts: Record<FaultResultName, number>): FaultBatchResult {
-  const res = { pid, runs, traces, counts } as FaultBatchResult;
-  let faults: FaultRecord[] | null = null;
-  Object.defineProperty(res, 'faults', {
-    enumerable: true,
-    configurable: true,
-    get: () => (faults ??= faultRecords(runs)),
-    set: (v: FaultRecord[]) => void (faults = v),
-  });
-  return res;
+/**
+ * A batch's result whose `faults` are built from its runs when first read. A
+ * class with the getter on its prototype: one is made per fault call, and an
+ * accessor defined on each object would make every one a slow dictionary object.
+ */
+class FaultBatch implements FaultBatchResult {
+  #faults: FaultRecord[] | null = null;
+
+  constructor(
+    readonly pid: number,
+    readonly runs: FaultRun[],
+    readonly traces: FaultTrace[],
+    readonly counts: Record<FaultResultName, number>,
+  ) {}
+
+  get faults(): FaultRecord[] {
+    return (this.#faults ??= faultRecords(this.runs));
+  }
+
+  set faults(v: FaultRecord[]) {
+    this.#faults = v;
+  }
+
+  /** As a plain object, faults included (they are not an own property). */
+  toJSON(): object {
+    return { ...this, faults: this.faults };
+  }
 }
 
 export interface MmapOptions {
@@ -1084,7 +1100,7 @@ export class Machine {
         traces.push(b.trace);
       }
     }
-    return batchResult(pid, runs.runs, traces, counts);
+    return new FaultBatch(pid, runs.runs, traces, counts);
   }
 
   private sig(b: Batch, addr: number, result: 'sigsegv' | 'sigbus', why: string): FaultRecord {
