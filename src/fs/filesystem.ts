@@ -6,6 +6,7 @@ import { COUNTER_SLOTS, CounterId, loadSuperblock, ROOT_SLOTS, SB_VERSION, type 
 import { BlockCache } from '../io/cache.js';
 import { BlockDevice } from '../io/device.js';
 import { sleepSync } from '../io/lock.js';
+import { infoOf } from './info.js';
 import { fiemap, fsmap, type FsmapExtra } from './maps.js';
 import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
 import { dedupe, reflink, type RemapRange, unshare } from './share.js';
@@ -215,25 +216,7 @@ export class Filesystem {
 
   // ------------------------------------------------------------ queries
   info(): InfoResult {
-    const sb = this.ctx.sb;
-    const c = sb.counters;
-    return {
-      block_size: sb.blockSize,
-      blocks: sb.totalBlocks,
-      free_blocks: c[CounterId.FreeBlocks],
-      files: c[CounterId.Files],
-      dirs: c[CounterId.Dirs],
-      page_model: sb.pageModel as PageModel,
-      label: sb.label,
-      uuid: sb.uuid,
-      version: sb.version,
-      generation: sb.generation,
-      shared_blocks: c[CounterId.SharedBlocks],
-      saved_bytes: c[CounterId.SavedBlocks] * sb.blockSize,
-      poisoned_blocks: c[CounterId.PoisonedBlocks],
-      metadata_blocks: c[CounterId.MetadataBlocks] + 2,
-      data_blocks: c[CounterId.DataBlocks],
-    };
+    return infoOf(this.ctx.sb);
   }
 
   stat(path: string): StatResult {

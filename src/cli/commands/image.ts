@@ -1,13 +1,11 @@
 /** mkfs and info: creating an image and summarising it. */
 import { existsSync, statSync } from 'node:fs';
-import { Filesystem } from '../../fs/filesystem.js';
 import type { InfoResult, MkfsOptions, MkfsResult, PageModel } from '../../fs/types.js';
 import { err } from '../../format/errors.js';
 import { canPrompt, type CommandImpl } from '../command.js';
 import { CancelledError } from '../errors.js';
 import { humanSize, kvTable, plural } from '../output.js';
 import { confirm, withSpinner } from '../ui.js';
-import { withFs } from './common.js';
 
 const mkfs: CommandImpl = async (ctx, _args, opts) => {
   const dryRun = opts.dryRun === true;
@@ -27,9 +25,8 @@ const mkfs: CommandImpl = async (ctx, _args, opts) => {
   if (opts.label !== undefined) mopts.label = String(opts.label);
   if (opts.pageModel !== undefined) mopts.pageModel = opts.pageModel as PageModel;
   const quiet = opts.quiet === true;
-  const r: MkfsResult = await withSpinner(ctx, `creating ${ctx.image}`, quiet, async () =>
-    Filesystem.mkfs(ctx.image, mopts),
-  );
+  const { Filesystem } = await import('../../fs/filesystem.js');
+  const r: MkfsResult = await withSpinner(ctx, `creating ${ctx.image}`, quiet, async () => Filesystem.mkfs(ctx.image, mopts));
   return {
     json: r,
     human: quiet && !dryRun ? undefined : () => renderMkfs(r),
@@ -48,7 +45,9 @@ function renderMkfs(r: MkfsResult): string {
 }
 
 const info: CommandImpl = async (ctx) => {
-  const r: InfoResult = await withFs(ctx, false, (fs) => fs.info(), { machine: false });
+  // The superblock alone: the trees' code is not even loaded.
+  const { readInfo } = await import('../../fs/info.js');
+  const r: InfoResult = readInfo(ctx.image);
   return {
     json: r,
     human: (style) => {

@@ -1,0 +1,41 @@
+import { CounterId, loadSuperblock, type Superblock } from '../format/superblock.js';
+import { BlockDevice } from '../io/device.js';
+import type { InfoResult, PageModel } from './types.js';
+
+/** What `info` reports: the superblock's geometry, identity and counters. */
+export function infoOf(sb: Superblock): InfoResult {
+  const c = sb.counters;
+  return {
+    block_size: sb.blockSize,
+    blocks: sb.totalBlocks,
+    free_blocks: c[CounterId.FreeBlocks],
+    files: c[CounterId.Files],
+    dirs: c[CounterId.Dirs],
+    page_model: sb.pageModel as PageModel,
+    label: sb.label,
+    uuid: sb.uuid,
+    version: sb.version,
+    generation: sb.generation,
+    shared_blocks: c[CounterId.SharedBlocks],
+    saved_bytes: c[CounterId.SavedBlocks] * sb.blockSize,
+    poisoned_blocks: c[CounterId.PoisonedBlocks],
+    metadata_blocks: c[CounterId.MetadataBlocks] + 2,
+    data_blocks: c[CounterId.DataBlocks],
+  };
+}
+
+/**
+ * info of an image, read as Filesystem.open would (same lock, same choice of
+ * superblock slot, same refusals) but without loading the trees' code: the
+ * superblock is all info needs, and start-up is most of its time.
+ */
+export function readInfo(path: string): InfoResult {
+  const dev = BlockDevice.open(path, { write: false, lock: 'shared' });
+  try {
+    const picked = loadSuperblock((o, n) => dev.readAt(o, n), dev.fileSize, path);
+    dev.setBlockSize(picked.sb.blockSize);
+    return infoOf(picked.sb);
+  } finally {
+    dev.close();
+  }
+}
