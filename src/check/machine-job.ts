@@ -40,7 +40,14 @@ const FLAG = '--daxtool-machine-job';
 export function startMachineJob(image: string, cacheBytes: number): MachineJob | null {
   let child: ChildProcess;
   try {
-    child = fork(fileURLToPath(import.meta.url), [FLAG], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'advanced', execArgv: ['--single-threaded-gc', '--max-semi-space-size=4'] });
+    // The job's garbage collector stays on the job's own thread and its young
+    // generation small: the filesystem pass in the parent is the longer of the
+    // two, and the job must not take the parent's GC threads' CPU or much memory.
+    child = fork(fileURLToPath(import.meta.url), [FLAG], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      serialization: 'advanced',
+      execArgv: ['--single-threaded-gc', '--max-semi-space-size=4'],
+    });
   } catch {
     return null;
   }
