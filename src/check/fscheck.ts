@@ -1,5 +1,4 @@
 import { Btree } from '../btree/btree.js';
-import { isDaxError } from '../format/errors.js';
 import { type DirentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, ROOT_INO } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, Ino } from '../format/units.js';

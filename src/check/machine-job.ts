@@ -13,6 +13,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Filesystem } from '../fs/filesystem.js';
+import { STREAMING } from '../fs/tx.js';
 import type { SpaceClaim } from './fscheck.js';
 import { checkMachineAlone, mappingsChecker, space, type MachineOutcome } from './mappings.js';
 import { type Problem, ProblemList } from './problems.js';
@@ -100,13 +101,13 @@ function runJob(image: string, cacheBytes: number): void {
     f.view(
       (fx) => {
         send({ claims: space(f, fx) });
-        fx.tx.ctx.streaming = false;
+        fx.tx.ctx.keep = undefined;
         const P = new ProblemList();
         // As checkImage guards the machine's check: damage it cannot get past is a finding.
         const outcome = P.guard(mappingsChecker.name, () => checkMachineAlone(f, fx, P), { machineBlocks: null });
         send({ findings: { problems: P.items, dropped: P.dropped, outcome } }, true);
       },
-      { streaming: true },
+      { keep: STREAMING },
     );
   } catch (e) {
     send({ error: e instanceof Error ? e.message : String(e) }, true);

@@ -298,12 +298,12 @@ function checkMachine(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
   // last-level table serves the few blocks it maps, in a row (the walk keeps
   // it), so caching those would only churn memory.
   const ctx = fx.tx.ctx;
-  const admit = ctx.admit;
-  ctx.admit = (type, level) => type !== BlockType.PageTable || level > 1;
+  const keep = ctx.keep;
+  ctx.keep = (type, level) => type !== BlockType.PageTable || level > 1;
   try {
     return checkEntries(fs, fx, fsv, P);
   } finally {
-    ctx.admit = admit;
+    ctx.keep = keep;
   }
 }
 

@@ -3,6 +3,7 @@ import { CounterId } from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
 import { Filesystem } from '../fs/filesystem.js';
+import { STREAMING } from '../fs/tx.js';
 import { checkFilesystem, checkTrees, type FsFacts } from './fscheck.js';
 import { startMachineJob } from './machine-job.js';
 import { checkMetadataCount, mappingsChecker } from './mappings.js';
@@ -50,14 +51,14 @@ export function checkImage(fs: Filesystem): ProblemList {
   const P = new ProblemList();
   fs.view(
     (fx) => {
-    const guard = P.guard.bind(P);
-    const extra = checkers.flatMap((c) => guard(`${c.name} space`, () => c.space?.(fs, fx) ?? [], []));
-    const facts = guard('filesystem', () => checkFilesystem(fs, fx, P, extra), null);
-    // The layers above revisit what they read (page tables, descriptors): cache again.
-    fx.tx.ctx.streaming = false;
-    if (facts) for (const c of checkers) guard(c.name, () => c.check(fs, fx, facts, P), undefined);
+      const guard = P.guard.bind(P);
+      const extra = checkers.flatMap((c) => guard(`${c.name} space`, () => c.space?.(fs, fx) ?? [], []));
+      const facts = guard('filesystem', () => checkFilesystem(fs, fx, P, extra), null);
+      // The layers above revisit what they read (page tables, descriptors): cache again.
+      fx.tx.ctx.keep = undefined;
+      if (facts) for (const c of checkers) guard(c.name, () => c.check(fs, fx, facts, P), undefined);
     },
-    { streaming: true },
+    { keep: STREAMING },
   );
   return P;
 }
@@ -91,7 +92,7 @@ async function checkImageBeside(fs: Filesystem, image: string, strict: boolean):
         const facts = trees && guard('filesystem', () => trees.finish(extra), null);
         if (!facts) return P;
         const found = claims && facts.brokenTrees.size === 0 ? await job.findings.catch(lost) : null;
-        fx.tx.ctx.streaming = false;
+        fx.tx.ctx.keep = undefined;
         if (found) {
           for (const p of found.problems) P.add(p.check, p.message, p.block, p.severity);
           P.dropped += found.dropped;
@@ -99,7 +100,7 @@ async function checkImageBeside(fs: Filesystem, image: string, strict: boolean):
         } else guard(mappingsChecker.name, () => mappingsChecker.check(fs, fx, facts, P), undefined);
         return P;
       },
-      { streaming: true },
+      { keep: STREAMING },
     );
   } finally {
     job.stop();

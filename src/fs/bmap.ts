@@ -1,4 +1,5 @@
 import { Btree } from '../btree/btree.js';
+import type { BulkLoader } from '../btree/bulk.js';
 import { HDR_SIZE, hdrCount } from '../format/block.js';
 import { corrupt } from '../format/errors.js';
 import {
@@ -21,7 +22,7 @@ import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock } from '../format/units.js';
 import { extentOps, MAX_KEY, refcountOps, rmapOps } from './trees.js';
 import { ExtentColumns } from './columns.js';
-import type { Tx } from './tx.js';
+import { STREAMING, type Tx } from './tx.js';
 
 /**
  * Block mapping: the per-file extent trees, the physical-block index (reverse
@@ -361,10 +362,7 @@ export class BlockMap {
     const P = cols.pblk;
     const F = cols.fblk;
     const Ln = cols.len;
-    const rmap = new Btree(this.tx, rmapOps, 0);
-    const loader = rmap.bulkLoader();
-    const oldNodes: Blkno[] = [];
-    try {
+    this.replaceRmap((loader, oldLeaves) => {
       // Records go to the loader in batches staged here: the new ones are
       // encoded straight into the stage, the old ones copied as bytes (long
       // runs of them bypass it). One loader call per batch, not per record.
@@ -413,23 +411,37 @@ export class BlockMap {
         if (i !== ino) return i < ino;
         return key(leaf, o, 2) < nf;
       };
-      this.streaming(() => {
-        for (const leaf of this.rmap.leaves(oldNodes)) {
-          const cnt = hdrCount(leaf);
-          let i = 0;
-          while (i < cnt) {
-            let e = i;
-            if (j < n) while (e < cnt && below(leaf, HDR_SIZE + e * rs)) e++;
-            else e = cnt;
-            if (e > i) copyOld(leaf, HDR_SIZE + i * rs, e - i);
-            // An equal key (a stale record of this file) is refused by the loader.
-            if (e < cnt) putNew();
-            i = e;
-          }
+      for (const leaf of oldLeaves) {
+        const cnt = hdrCount(leaf);
+        let i = 0;
+        while (i < cnt) {
+          let e = i;
+          if (j < n) while (e < cnt && below(leaf, HDR_SIZE + e * rs)) e++;
+          else e = cnt;
+          if (e > i) copyOld(leaf, HDR_SIZE + i * rs, e - i);
+          // An equal key (a stale record of this file) is refused by the loader.
+          if (e < cnt) putNew();
+          i = e;
         }
-      });
+      }
       while (j < n) putNew();
       flush();
+    });
+    this.rebuildRefcounts(cols, order, +1);
+  }
+
+  /**
+   * Replace the physical-block index by the tree `fill` loads while reading
+   * the old one's leaves once (in key order, as raw node buffers). The old
+   * tree's nodes are freed from the list gathered during that read; on any
+   * error the new nodes are freed and the old tree stays.
+   */
+  private replaceRmap(fill: (loader: BulkLoader<RmapRec>, oldLeaves: Iterable<Buffer>) => void): void {
+    const rmap = new Btree(this.tx, rmapOps, 0);
+    const loader = rmap.bulkLoader();
+    const oldNodes: Blkno[] = [];
+    try {
+      this.streaming(() => fill(loader, this.rmap.leaves(oldNodes)));
       loader.finish();
     } catch (e) {
       loader.abort();
@@ -437,18 +449,17 @@ export class BlockMap {
     }
     this.rmap.destroy(oldNodes);
     this.rmap.root = rmap.root;
-    this.rebuildRefcounts(cols, order, +1);
   }
 
   /** Run a one-pass read of a whole tree without filling the block cache with it. */
   private streaming<T>(fn: () => T): T {
     const ctx = this.tx.ctx;
-    const was = ctx.streaming;
-    ctx.streaming = true;
+    const was = ctx.keep;
+    ctx.keep = STREAMING;
     try {
       return fn();
     } finally {
-      ctx.streaming = was;
+      ctx.keep = was;
     }
   }
 
@@ -474,37 +485,26 @@ export class BlockMap {
     }
     const treeNodes: Blkno[] = [];
     const { cols } = this.streaming(() => this.readExtents(tree, est, treeNodes));
-    const rmap = new Btree(this.tx, rmapOps, 0);
-    const loader = rmap.bulkLoader();
-    const oldNodes: Blkno[] = [];
-    let dropped = 0;
     const ino = inode.ino;
     const rs = RMAP_REC_SIZE;
-    try {
-      this.streaming(() => {
-        for (const leaf of this.rmap.leaves(oldNodes)) {
-          const cnt = hdrCount(leaf);
-          for (let i = 0; i < cnt; ) {
-            let e = i;
-            while (e < cnt && rmapIno(leaf, HDR_SIZE + e * rs) !== ino) e++;
-            if (e > i) loader.addRaw(leaf, HDR_SIZE + i * rs, e - i);
-            i = e;
-            while (i < cnt && rmapIno(leaf, HDR_SIZE + i * rs) === ino) {
-              dropped++;
-              i++;
-            }
+    this.replaceRmap((loader, oldLeaves) => {
+      let dropped = 0;
+      for (const leaf of oldLeaves) {
+        const cnt = hdrCount(leaf);
+        for (let i = 0; i < cnt; ) {
+          let e = i;
+          while (e < cnt && rmapIno(leaf, HDR_SIZE + e * rs) !== ino) e++;
+          if (e > i) loader.addRaw(leaf, HDR_SIZE + i * rs, e - i);
+          i = e;
+          while (i < cnt && rmapIno(leaf, HDR_SIZE + i * rs) === ino) {
+            dropped++;
+            i++;
           }
         }
-      });
+      }
       if (dropped !== cols.length)
         throw corrupt(`inode ${ino} has ${cols.length} extents but ${dropped} physical-index records`, `inode ${ino}`);
-      loader.finish();
-    } catch (e) {
-      loader.abort();
-      throw e;
-    }
-    this.rmap.destroy(oldNodes);
-    this.rmap.root = rmap.root;
+    });
     tree.destroy(treeNodes);
     this.clearMap(inode);
     for (const [s, l] of this.rebuildRefcounts(cols, blockOrder(cols), -1)) {

@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { readSync, writeSync } from 'node:fs';
 import { err } from '../format/errors.js';
 import { type FreeRec, INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
-import { COUNTER_SLOTS, CounterId, loadSuperblock, ROOT_SLOTS, SB_VERSION, type Superblock } from '../format/superblock.js';
+import { COUNTER_SLOTS, CounterId, ROOT_SLOTS, SB_VERSION, type Superblock } from '../format/superblock.js';
 import { BlockCache } from '../io/cache.js';
 import { BlockDevice } from '../io/device.js';
 import { sleepSync } from '../io/lock.js';
-import { infoOf } from './info.js';
+import { infoOf, openImage } from './info.js';
 import { fiemap, fsmap, type FsmapExtra } from './maps.js';
 import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
 import { dedupe, reflink, type RemapRange, unshare } from './share.js';
-import { Tx, type TxContext } from './tx.js';
+import { type CachePolicy, Tx, type TxContext } from './tx.js';
 import type {
   DedupeResult,
   DirEntry,
@@ -166,10 +166,8 @@ export class Filesystem {
    * pass over the whole image (verify) needs little of it.
    */
   static open(path: string, opts: { write: boolean; cacheBytes?: number }): Filesystem {
-    const dev = BlockDevice.open(path, { write: opts.write, lock: opts.write ? 'exclusive' : 'shared' });
+    const { dev, picked } = openImage(path, opts.write);
     try {
-      const picked = loadSuperblock((o, n) => dev.readAt(o, n), dev.fileSize, path);
-      dev.setBlockSize(picked.sb.blockSize);
       if (opts.write && picked.readOnly)
         throw err('EOPNOTSUPP', 'image has read-only-compatible features this daxtool does not know; it can only be read', path);
       const cache = new BlockCache(opts.cacheBytes === undefined ? undefined : BlockCache.blocksFor(opts.cacheBytes, picked.sb.blockSize));
@@ -206,11 +204,11 @@ export class Filesystem {
 
   /**
    * Run `fn` over the committed state; nothing it does is written.
-   * `streaming`: one pass over most of the metadata (verify), so the blocks
-   * read are not put in the cache.
+   * `keep`: which blocks the reads keep in the cache (STREAMING for one pass
+   * over most of the metadata, as verify makes); default all.
    */
-  view<T>(fn: (fx: FsTx) => T, opts: { streaming?: boolean } = {}): T {
-    const tx = new Tx({ ...this.ctx, writable: false, streaming: opts.streaming === true });
+  view<T>(fn: (fx: FsTx) => T, opts: { keep?: CachePolicy } = {}): T {
+    const tx = new Tx({ ...this.ctx, writable: false, keep: opts.keep });
     return fn(this.newFsTx(tx));
   }
 

@@ -1,4 +1,4 @@
-import { CounterId, loadSuperblock, type Superblock } from '../format/superblock.js';
+import { CounterId, loadSuperblock, type PickResult, type Superblock } from '../format/superblock.js';
 import { BlockDevice } from '../io/device.js';
 import type { InfoResult, PageModel } from './types.js';
 
@@ -25,17 +25,29 @@ export function infoOf(sb: Superblock): InfoResult {
 }
 
 /**
- * info of an image, read as Filesystem.open would (same lock, same choice of
- * superblock slot, same refusals) but without loading the trees' code: the
- * superblock is all info needs, and start-up is most of its time.
+ * How every open of an image starts: the device, locked (shared to read,
+ * exclusive to write), and the superblock slot chosen; the device is closed
+ * again when that fails.
  */
-export function readInfo(path: string): InfoResult {
-  const dev = BlockDevice.open(path, { write: false, lock: 'shared' });
+export function openImage(path: string, write: boolean): { dev: BlockDevice; picked: PickResult } {
+  const dev = BlockDevice.open(path, { write, lock: write ? 'exclusive' : 'shared' });
   try {
     const picked = loadSuperblock((o, n) => dev.readAt(o, n), dev.fileSize, path);
     dev.setBlockSize(picked.sb.blockSize);
-    return infoOf(picked.sb);
-  } finally {
+    return { dev, picked };
+  } catch (e) {
     dev.close();
+    throw e;
   }
+}
+
+/**
+ * info of an image, opened as Filesystem.open opens it but without loading
+ * the trees' code: the superblock is all info needs, and start-up is most of
+ * its time.
+ */
+export function readInfo(path: string): InfoResult {
+  const { dev, picked } = openImage(path, false);
+  dev.close();
+  return infoOf(picked.sb);
 }

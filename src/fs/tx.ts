@@ -14,14 +14,11 @@ import { freeOps } from './trees.js';
 export interface TxContext {
   dev: BlockDevice;
   cache: BlockCache;
-  /** A single pass that never revisits (verify): blocks read are not kept in the cache. */
-  streaming?: boolean;
   /**
-   * Which blocks to keep in the cache, by type and level, instead of the
-   * streaming rule: a pass that revisits some kinds of block and not others
-   * (verify's reverse-map walks revisit upper page tables, not the last level).
+   * Which blocks a read keeps in the cache (unset: all). The others are lent
+   * out in place from their read window, for a pass that reads them once.
    */
-  admit?: (type: number, level: number) => boolean;
+  keep?: CachePolicy;
   /**
    * The last read-ahead window (raw, unverified) and how many of its blocks were
    * asked for; dropped at every commit and data write. Its buffer is reused for
@@ -33,6 +30,16 @@ export interface TxContext {
   slot: SuperblockSlot;
   writable: boolean;
 }
+
+/** Whether a block read (of this type, at this tree level) is kept in the cache. */
+export type CachePolicy = (type: number, level: number) => boolean;
+
+/**
+ * A single pass over most of the metadata (verify, bulk rebuilds): it keeps
+ * only the interior tree nodes, which its lookups and leaf-to-leaf steps
+ * descend through again.
+ */
+export const STREAMING: CachePolicy = (type, level) => level > 0 && type !== BlockType.PageTable;
 
 /** Most blocks read per cache miss (512 KiB at 4 KiB blocks). */
 const RA_BLOCKS = 128;
@@ -72,7 +79,7 @@ class Slabs {
 const cachedCopies = new Slabs(64 << 10, false);
 /** New nodes, zero-filled. */
 const newNodes = new Slabs(1 << 20, true);
-/** Read windows whose blocks are lent out in place (streaming passes): short-lived, so big slabs. */
+/** Read windows whose blocks are lent out in place (passes with a cache policy): short-lived, so big slabs. */
 const lentWindows = new Slabs(1 << 20, false);
 
 function copyBlock(src: Buffer, off: number, bs: number): Buffer {
@@ -167,10 +174,8 @@ export class Tx implements NodeStore {
     if (!buf) {
       const raw = this.readAhead(blkno);
       verifyBlock(raw, blkno, type);
-      // A streaming pass keeps only the interior nodes that its lookups and
-      // leaf-to-leaf steps descend through again; the rest it reads once, in place.
-      const admit = this.ctx.admit;
-      if (admit ? admit(type, hdrLevel(raw)) : !this.ctx.streaming || (hdrLevel(raw) > 0 && type !== BlockType.PageTable)) {
+      const keep = this.ctx.keep;
+      if (!keep || keep(type, hdrLevel(raw))) {
         buf = copyBlock(raw, 0, this.blockSize);
         this.ctx.cache.put(blkno, buf);
       } else {
@@ -205,7 +210,7 @@ export class Tx implements NodeStore {
     const want = ahead ? Math.min(RA_BLOCKS, w.count * 2) : w ? Math.max(1, w.count >> 1) : 1;
     const count = Math.min(want, this.ctx.sb.totalBlocks - blkno);
     // A pass that lends blocks out gets windows sized to the read, each its own buffer.
-    const lends = this.ctx.streaming || this.ctx.admit !== undefined;
+    const lends = this.ctx.keep !== undefined;
     const buf =
       w && !w.lent && w.buf.length >= count * bs ? w.buf : lends ? lentWindows.take(count * bs) : Buffer.allocUnsafe(RA_BLOCKS * bs);
     this.ctx.dev.readInto(blkno, buf.subarray(0, count * bs));
