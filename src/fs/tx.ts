@@ -521,7 +521,7 @@ function removeFree(tree: Btree<FreeRec>, s: Blkno, l: number): void {
 }
 
 function addFree(tree: Btree<FreeRec>, s: Blkno, l: number): void {
-  let start = s;
+  const start = s;
   let len = l;
   const left = tree.lookupLe([s]);
   if (left && left.pblk + left.len > s) {
