@@ -154,9 +154,7 @@ function run(command: string, cwd: string): string[] {
 const OPTIONAL_TOOLS = ['jq'];
 
 function missingTool(command: string): boolean {
-  return OPTIONAL_TOOLS.some(
-    (t) => new RegExp(`\\b${t}\\b`).test(command) && spawnSync('bash', ['-c', `command -v ${t}`]).status !== 0,
-  );
+  return OPTIONAL_TOOLS.some((t) => new RegExp(`\\b${t}\\b`).test(command) && spawnSync('bash', ['-c', `command -v ${t}`]).status !== 0);
 }
 
 /** Replaces what differs from run to run by a placeholder, on expected and actual alike. */
