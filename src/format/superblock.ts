@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { BLOCK_MAGIC, BlockType, HDR_SIZE, blockProblem, decodeHeader, initHeader, readU64, sealBlock, writeU64 } from './block.js';
-import { DaxError, corrupt, err } from './errors.js';
+import { DaxError, corrupt, err, isDaxError } from './errors.js';
 import type { Blkno } from './units.js';
 
 /**
@@ -405,8 +405,8 @@ export function pickSuperblock(read: (slot: SuperblockSlot) => Buffer | null): P
       const sb = decodeSuperblock(buf, slot);
       if (!best || sb.generation > best.sb.generation) best = { sb, slot };
     } catch (e) {
-      if (!(e instanceof DaxError)) throw e;
-      if (e.code === 'EOPNOTSUPP') {
+      if (!isDaxError(e)) throw e;
+      if (isDaxError(e, 'EOPNOTSUPP')) {
         const gen = decodeHeader(buf).generation; // checksum already verified by decode
         if (!refusal || gen > refusal.gen) refusal = { e, gen };
       } else problems.push(e.message);
@@ -483,7 +483,7 @@ export function loadSuperblock(
     try {
       return pickSuperblock((slot) => readAt(slot * bs, bs));
     } catch (e) {
-      if (!(e instanceof DaxError) || e.code === 'EOPNOTSUPP') throw e;
+      if (!isDaxError(e) || isDaxError(e, 'EOPNOTSUPP')) throw e;
       firstError ??= e;
       return null;
     }

@@ -1,5 +1,5 @@
 import { Btree } from '../btree/btree.js';
-import { err } from '../format/errors.js';
+import { err, isDaxError } from '../format/errors.js';
 import {
   type DirentRec,
   type ExtentRec,
@@ -434,7 +434,7 @@ export class FsTx {
       try {
         return this.tx.alloc(want - (want % huge), hint, { align: huge });
       } catch (e) {
-        if ((e as { code?: string }).code !== 'ENOSPC') throw e;
+        if (!isDaxError(e, 'ENOSPC')) throw e;
       }
     }
     return this.tx.alloc(want, hint);

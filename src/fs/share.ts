@@ -1,4 +1,4 @@
-import { err } from '../format/errors.js';
+import { err, isDaxError } from '../format/errors.js';
 import type { ExtentRec, InodeRec } from '../format/records.js';
 import type { FileBlock } from '../format/units.js';
 import type { FsTx, Resolved } from './fstx.js';
@@ -122,7 +122,7 @@ function tryResolve(fx: FsTx, path: string): Resolved | undefined {
   try {
     return fx.resolve(path);
   } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return undefined;
+    if (isDaxError(e, 'ENOENT')) return undefined;
     throw e;
   }
 }
