@@ -141,12 +141,12 @@ export function adjustDescriptors(S: DescState, model: Model, block: number, ino
         if (!px) {
           if (delta < 0) throw inconsistent(block, `no proxy for inode ${ino} index ${index}`);
           px = { ...blank(DescKind.Proxy, DescSpace.BlockFileIndex, block, ino, index), ino, index, target: block };
-          c.share[i]++;
+          c.share[i]!++;
         }
         px.mapcount += delta;
         if (px.mapcount === 0) {
           S.maps.del(kp, tp);
-          c.share[i]--;
+          c.share[i]!--;
         } else S.maps.put(px);
       }
       break;
@@ -162,7 +162,7 @@ export function adjustDescriptors(S: DescState, model: Model, block: number, ino
       }
       {
         const changed = adjustFileEntry(S, DescKind.XaEntry, block, ino, index, delta);
-        if (changed) c.share[i] += delta;
+        if (changed) c.share[i]! += delta;
       }
       break;
     case 'pfn-entry':

@@ -143,7 +143,7 @@ export class FsTx {
   resolveParent(path: string): { dir: InodeRec; name: Buffer; path: string } {
     const parts = splitPath(path);
     if (parts.length === 0) throw err('EINVAL', "'/' has no parent entry", '/');
-    const name = parts[parts.length - 1];
+    const name = parts[parts.length - 1]!;
     const parentPath = '/' + parts.slice(0, -1).map((b) => b.toString('utf8')).join('/');
     const dir = this.resolve(parentPath).inode;
     const full = joinPath(parentPath, name.toString('utf8'));
@@ -520,8 +520,8 @@ export class FsTx {
       }
       let base = paths.get(cur)!;
       for (let i = chain.length - 1; i >= 0; i--) {
-        base = joinPath(base, chain[i].name);
-        paths.set(chain[i].ino, base);
+        base = joinPath(base, chain[i]!.name);
+        paths.set(chain[i]!.ino, base);
       }
       return base;
     };

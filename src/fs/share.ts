@@ -141,7 +141,7 @@ export function dedupe(fx: FsTx, srcPath: string, dstPath: string, range: RemapR
   const bs = fx.bs;
   const srcMap = blockMap(fx, src.inode, c.srcBlk, c.blocks);
   const dstMap = blockMap(fx, dst.inode, c.dstBlk, c.blocks);
-  for (let i = 0; i < c.blocks; i++) if ((srcMap[i] < 0) !== (dstMap[i] < 0)) return { status: 'differs', deduped: 0 };
+  for (let i = 0; i < c.blocks; i++) if ((srcMap[i]! < 0) !== (dstMap[i]! < 0)) return { status: 'differs', deduped: 0 };
   // Compare bytes a chunk at a time, only up to the range's end (the tail past EOF is not compared).
   const chunk = 1024;
   for (let i = 0; i < c.blocks; i += chunk) {
