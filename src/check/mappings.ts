@@ -1,3 +1,5 @@
+// Over 600 lines for now: one pass over the machine's state; checkEntries is to be split along the
+// check-id families it already names (dax.entry, dax.cow, dax.huge, dax.desc).
 import { Btree } from '../btree/btree.js';
 import type { BtreeOps, BtreeProblem } from '../btree/types.js';
 import { BlockType, hdrCount, hdrLevel, hdrOwner } from '../format/block.js';

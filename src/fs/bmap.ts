@@ -1,3 +1,5 @@
+// Over 600 lines on purpose: the extent trees, the physical-block index and the refcount tree change
+// together or not at all, and this class is the one place that does it; the bulk paths could move out.
 import { Btree } from '../btree/btree.js';
 import type { BulkLoader } from '../btree/bulk.js';
 import { HDR_SIZE, hdrCount } from '../format/block.js';

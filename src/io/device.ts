@@ -1,3 +1,5 @@
+// Over 600 lines on purpose: all I/O on the image's descriptor lives here, so that every write and flush
+// is one counted mutation point for crash injection. Direct I/O (readDirect/writeDirect) could move out.
 import * as fs from 'node:fs';
 import { DaxError, err, type ErrCode } from '../format/errors.js';
 import { DEFAULT_BLOCK_SIZE, MAX_IMAGE_BYTES, MIN_BLOCK_SIZE, isValidBlockSize } from '../format/superblock.js';
