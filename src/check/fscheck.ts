@@ -28,7 +28,7 @@ export interface FsFacts {
 }
 
 /**
- * The filesystem invariants of DESIGN.md, each a named check:
+ * The filesystem invariants (ARCHITECTURE.md, "Invariants"), each a named check:
  *   sb.*        superblock slots and counters
  *   btree.*     node checksums, order, key ranges, levels, counts, cycles (every tree)
  *   extent.*    per-file extent sanity (overlap, range, past EOF, block counts)

@@ -21,8 +21,8 @@ import { Tuples } from './tuples.js';
 import type { Checker } from './verify.js';
 
 /**
- * The DAX machine's invariants (DESIGN.md, "Mappings resolve their own
- * per-file index" and the three after it), each with a stable check id:
+ * The DAX machine's invariants (ARCHITECTURE.md, "Invariants": every mapping
+ * resolves its own per-file index, and the rows after it), each with a stable check id:
  *
  *   dax.pt.*       page-table pages: readable, level and owner right, count =
  *                  present entries, no reserved bits, each table reached once

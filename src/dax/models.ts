@@ -5,7 +5,7 @@ import type { RecordTable } from './table.js';
 import type { ChunkStore } from './chunks.js';
 
 /**
- * The page-descriptor models of DESIGN.md: what each keeps for a device block
+ * The page-descriptor models (ARCHITECTURE.md, "Page models"): what each keeps for a device block
  * (a DAX page) mapped into a process, and how it finds who maps a block.
  *
  * The state is a function of the present leaf page-table entries that map
