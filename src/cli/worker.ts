@@ -2,7 +2,7 @@
  * Long, synchronous library work (verify of a big image, put of a big file,
  * the models of a large compare) run in a child process, so that the parent's
  * spinner animates and independent work uses every CPU. A process, not a
- * worker thread: the native addons (flock, CRC32C) are not safe to load in
+ * worker thread: the native CRC32C addon is not safe to load in
  * several threads of one process. Errors cross back as their code, message,
  * object and hint and are rebuilt as DaxErrors, so the one error boundary
  * reports them.
