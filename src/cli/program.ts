@@ -170,7 +170,8 @@ export async function dispatch(tokens: string[], o: DispatchOptions): Promise<nu
       image,
       json,
       env,
-      style: { color: env.color, columns: env.columns },
+      // Tables fit a terminal's width; with none (a pipe, a file) rows are never wrapped.
+      style: { color: env.color, columns: env.width ?? Number.POSITIVE_INFINITY },
     };
     const group = await GROUPS[spec.group]();
     const impl = group.commands[spec.name];
