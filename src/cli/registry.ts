@@ -400,6 +400,7 @@ function DAX_COMMANDS(): CommandSpec[] {
       options: [
         { flags: '--page-model <M>', desc: 'page descriptor model (default proxy)', choices: PAGE_MODELS },
         { flags: '--keep <IMAGE>', desc: 'keep the image at this path' },
+        { flags: '--force', desc: 'with --keep: replace an existing IMAGE (as mkfs --force)' },
       ],
     },
     {
