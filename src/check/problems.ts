@@ -14,9 +14,32 @@ export interface Problem {
 /** Findings stop being recorded past this many: a trashed image must not exhaust memory. */
 export const MAX_PROBLEMS = 5000;
 
+/** verify's phases, in order, for progress (phase i/N). */
+export const PHASES = ['inode tree', 'directory tree', 'extent trees', 'physical-block index', 'refcount tree', 'free-space tree', 'dax machine'] as const;
+
+/** Told where a check is: phase i of n (1-based), its name, and records examined so far. */
+export type ProgressFn = (phase: number, of: number, name: string, items: number) => void;
+
 export class ProblemList {
   readonly items: Problem[] = [];
   dropped = 0;
+  /** Where progress goes, if anyone watches. */
+  progress?: ProgressFn;
+  private phaseNo = 0;
+  private done = 0;
+
+  /** Enter a phase (by its name in PHASES); later phases only, so a phase is announced once. */
+  phase(name: (typeof PHASES)[number]): void {
+    const i = PHASES.indexOf(name) + 1;
+    if (i <= this.phaseNo) return;
+    this.phaseNo = i;
+    this.progress?.(i, PHASES.length, name, this.done);
+  }
+
+  /** One more record examined; progress is told every 4096. */
+  item(): void {
+    if ((++this.done & 4095) === 0 && this.phaseNo) this.progress?.(this.phaseNo, PHASES.length, PHASES[this.phaseNo - 1]!, this.done);
+  }
 
   add(check: string, message: string, block?: Blkno, severity: Severity = 'error'): void {
     if (this.items.length >= MAX_PROBLEMS) {

@@ -37,7 +37,7 @@ export interface OptSpec {
   choices?: readonly string[];
 }
 
-export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'shell' | 'completion' | 'dax' | 'lab';
+export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'inspect' | 'shell' | 'completion' | 'dax' | 'lab';
 
 export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   image: () => import('./commands/image.js'),
@@ -46,6 +46,7 @@ export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   sharing: () => import('./commands/sharing.js'),
   maps: () => import('./commands/maps.js'),
   check: () => import('./commands/check.js'),
+  inspect: () => import('./commands/inspect.js'),
   shell: () => import('./commands/shell.js'),
   completion: () => import('./commands/completion.js'),
   dax: () => import('./commands/dax.js'),
@@ -276,11 +277,27 @@ export const COMMANDS: CommandSpec[] = [
     args: [],
     options: [
       { flags: '--repair', desc: 'fix what can be fixed (asks on a terminal)' },
-      { flags: '-y, --yes', desc: 'answer yes to every repair question' },
+      { flags: '-y, --yes', desc: 'repair, answering yes to every question (e2fsck -y)' },
+      { flags: '-n, --no', desc: 'check only: open read-only, answer no (e2fsck -n)' },
+      { flags: '-p, --preen', desc: 'repair what is safe without asking, report the rest (e2fsck -p)' },
+      { flags: '-f, --force', desc: 'accepted for e2fsck -f: verify always checks everything' },
+      { flags: '--all', desc: 'list every finding, not the first few of each check' },
       { flags: '-q, --quiet', desc: 'no progress spinner' },
     ],
     exit: FSCK_EXIT,
-    more: 'Exit status as fsck(8): 0 clean, 1 errors repaired, 4 errors left, 8 operational error, 16 usage error, 32 cancelled.',
+    more: 'Exit status as fsck(8): 0 clean, 1 errors repaired, 4 errors left, 8 operational error, 16 usage error, 32 cancelled. Only one of -p, -n and -y may be given.',
+  },
+  {
+    name: 'inspect',
+    group: 'inspect',
+    summary: 'decode the superblock or any block by number',
+    image: true,
+    args: [],
+    options: [
+      { flags: '--superblock', desc: 'both superblock slots, every field, which is in use', conflicts: ['block'] },
+      { flags: '--block <N>', desc: 'block N: its type, header, every record or entry, checksum good or bad', parse: block },
+    ],
+    more: "Like xfs_db's `sb 0` + `print` and `fsb N` + `print`, or debugfs's `stats` and `bd`. Reads blocks raw: works on images verify calls damaged.",
   },
   {
     name: 'shell',

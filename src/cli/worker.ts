@@ -10,13 +10,23 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DaxError, type ErrCode } from '../format/errors.js';
+import type { ProgressFn } from '../check/problems.js';
 
 export type WorkerJob =
   | { op: 'verify'; image: string }
   | { op: 'put'; image: string; path: string; fd: number }
   | { op: 'compare'; options: Omit<import('../dax/lab.js').CompareOptions, 'verify'> };
 
+/** The progress a job reports as it goes (verify: phase i/N, records done). */
+export interface JobProgress {
+  phase: number;
+  of: number;
+  name: string;
+  items: number;
+}
+
 interface Reply {
+  progress?: JobProgress;
   ok?: unknown;
   error?: { code: ErrCode; message: string; object?: string; hint?: string; internal?: boolean };
 }
@@ -25,7 +35,8 @@ async function perform(job: WorkerJob): Promise<unknown> {
   switch (job.op) {
     case 'verify': {
       const { verify } = await import('../check/verify.js');
-      return verify(job.image, { repair: false });
+      const progress: ProgressFn = (phase, of, name, items) => process.send?.({ progress: { phase, of, name, items } });
+      return verify(job.image, { repair: false, progress });
     }
     case 'compare': {
       const [{ runCompare }, { checkImage }] = await Promise.all([import('../dax/lab.js'), import('../check/verify.js')]);
@@ -47,7 +58,7 @@ async function perform(job: WorkerJob): Promise<unknown> {
 const CHILD_FLAG = '--daxtool-child-job';
 
 /** Run `job` in a child process; resolves with its result or rejects with the rebuilt error. */
-export function runInWorker<T>(job: WorkerJob): Promise<T> {
+export function runInWorker<T>(job: WorkerJob, onProgress?: (p: JobProgress) => void): Promise<T> {
   return new Promise((resolve, reject) => {
     // The child inherits the host file descriptor a put reads (fds 0-2 plus the job's).
     const fds = job.op === 'put' ? job.fd : -1;
@@ -62,7 +73,12 @@ export function runInWorker<T>(job: WorkerJob): Promise<T> {
     const execArgv = job.op === 'verify' ? [...process.execArgv, '--max-semi-space-size=4'] : process.execArgv;
     const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { stdio, serialization: 'advanced', execArgv });
     let settled = false;
-    child.once('message', (r: Reply) => {
+    child.on('message', (r: Reply) => {
+      if (r.progress) {
+        onProgress?.(r.progress);
+        return;
+      }
+      if (settled) return;
       settled = true;
       if (r.error) {
         const e = r.error.internal
