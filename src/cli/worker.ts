@@ -57,6 +57,10 @@ async function perform(job: WorkerJob): Promise<unknown> {
 /** Marks this module, started as a script, as the child that runs one job. */
 const CHILD_FLAG = '--daxtool-child-job';
 
+/** Children still working; ended with this process (a SIGTERM mid-spinner must not leave them computing). */
+const live = new Set<ReturnType<typeof fork>>();
+let exitHook = false;
+
 /** Run `job` in a child process; resolves with its result or rejects with the rebuilt error. */
 export function runInWorker<T>(job: WorkerJob, onProgress?: (p: JobProgress) => void): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -72,6 +76,14 @@ export function runInWorker<T>(job: WorkerJob, onProgress?: (p: JobProgress) => 
     // young generation trades a few more scavenges for a flat peak RSS.
     const execArgv = job.op === 'verify' ? [...process.execArgv, '--max-semi-space-size=4'] : process.execArgv;
     const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { stdio, serialization: 'advanced', execArgv });
+    live.add(child);
+    if (!exitHook) {
+      exitHook = true;
+      process.on('exit', () => {
+        for (const c of live) c.kill('SIGKILL');
+      });
+    }
+    child.once('exit', () => live.delete(child));
     let settled = false;
     child.on('message', (r: Reply) => {
       if (r.progress) {
