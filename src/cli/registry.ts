@@ -144,10 +144,15 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'cat',
     group: 'data',
-    summary: 'write a file to stdout',
+    summary: 'write a file (or a range of it) to stdout',
     image: true,
     args: [{ name: 'path', desc: 'file inside the image' }],
-    options: [],
+    options: [
+      { flags: '--offset <N>', desc: 'first byte (default 0)', parse: size },
+      { flags: '--length <N>', desc: 'bytes (default to EOF)', parse: size },
+      { flags: '--hex', desc: 'a hex dump in the layout of hexdump -C (offsets are file offsets)' },
+    ],
+    more: `A range past EOF stops at EOF, as pread does. ${SIZES_HELP}`,
   },
   {
     name: 'write',
