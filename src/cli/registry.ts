@@ -261,7 +261,7 @@ export const COMMANDS: CommandSpec[] = [
     summary: "a file's extents and shared flags",
     image: true,
     args: [{ name: 'path', desc: 'file inside the image' }],
-    options: [],
+    options: [{ flags: '-v, --verbose', desc: "xfs_io's fiemap -v table: 512-byte units, holes, FLAGS (0x2000 shared, 0x1 last)" }],
   },
   {
     name: 'fsmap',
@@ -272,7 +272,17 @@ export const COMMANDS: CommandSpec[] = [
     options: [
       { flags: '--start <BLOCK>', desc: 'first block', parse: block },
       { flags: '--end <BLOCK>', desc: 'last block', parse: block },
+      { flags: '-m, --machine', desc: "CSV as xfs_io's fsmap -m: EXT,MAJOR,MINOR,PSTART,PEND,OWNER,OSTART,OEND,LENGTH in 512-byte units" },
     ],
+  },
+  {
+    name: 'du',
+    group: 'maps',
+    summary: 'space per file and directory: total, exclusive, shared, what deleting frees',
+    image: true,
+    args: [{ name: 'path', desc: 'file or directory (default /)', optional: true }],
+    options: [{ flags: '-s, --summarize', desc: 'only PATH itself, not every entry below it' }],
+    more: 'Like btrfs filesystem du and compsize: counts blocks, not sizes (holes are free). Total counts a block once per reference; Exclusive, Shared and Frees count it once. Frees is what rm -r PATH would give back.',
   },
   {
     name: 'verify',

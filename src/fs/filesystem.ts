@@ -7,6 +7,7 @@ import { BlockCache } from '../io/cache.js';
 import { BlockDevice } from '../io/device.js';
 import { sleepSync } from '../io/lock.js';
 import { canSeek, dataRuns, finishSparse, writeSparse } from './sparse.js';
+import { diskUsage, type UsageEntry } from './usage.js';
 import { infoOf, openImage } from './info.js';
 import { fiemap, fsmap, type FsmapExtra } from './maps.js';
 import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
@@ -231,6 +232,11 @@ export class Filesystem {
 
   fiemap(path: string): FiemapExtent[] {
     return this.view((fx) => fiemap(fx, path));
+  }
+
+  /** Space per file and directory at and below `path` (usage.ts). */
+  du(path: string): UsageEntry[] {
+    return this.view((fx) => diskUsage(fx, path));
   }
 
   /** `extra` lets an upper layer name its own blocks (the DAX machine's metadata, poisoned blocks). */
