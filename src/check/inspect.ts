@@ -10,8 +10,7 @@ import { BLOCK_MAGIC, BLOCK_TYPE_NAMES, BlockType, HDR_SIZE, blockProblem, decod
 import { crc32c } from '../format/crc.js';
 import { nonzeroPtes, readPte, PT_ENTRIES, PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, PTE_USER, PTE_WRITE } from '../format/dax-records.js';
 import { err } from '../format/errors.js';
-import { DEFAULT_BLOCK_SIZE, SB_PROBE_BYTES, SB_SLOTS, probeBlockSize, rawSuperblockFields } from '../format/superblock.js';
-import { loadSuperblock } from '../format/superblock.js';
+import { DEFAULT_BLOCK_SIZE, SB_PROBE_BYTES, SB_SLOTS, loadSuperblock, probeBlockSize, rawSuperblockFields } from '../format/superblock.js';
 import { BlockDevice } from '../io/device.js';
 import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from '../dax/trees.js';
 import { direntOps, extentOps, freeOps, inodeOps, refcountOps, rmapOps } from '../fs/trees.js';

@@ -144,7 +144,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'cat',
     group: 'data',
-    summary: 'write a file (or a range of it) to stdout',
+    summary: 'write a file, or a range, to stdout',
     image: true,
     args: [{ name: 'path', desc: 'file inside the image' }],
     options: [
@@ -278,7 +278,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'du',
     group: 'maps',
-    summary: 'space per file and directory: total, exclusive, shared, what deleting frees',
+    summary: 'space used, shared and exclusive',
     image: true,
     args: [{ name: 'path', desc: 'file or directory (default /)', optional: true }],
     options: [{ flags: '-s, --summarize', desc: 'only PATH itself, not every entry below it' }],
@@ -305,7 +305,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'inspect',
     group: 'inspect',
-    summary: 'decode the superblock or any block by number',
+    summary: 'decode the superblock or any block',
     image: true,
     args: [],
     options: [

@@ -10,9 +10,9 @@ import { err } from '../format/errors.js';
  * with its holder — a SIGKILLed writer leaves no lock anyone has to remove.
  *
  * Scheme. Every image has a lock directory named after the image file's
- * device and inode (so symlinks and hard links to one image meet in one
- * place, and the image's own directory may be read-only):
- * `/dev/shm/daxtool-locks/DEV-INO/` (the system temporary directory where
+ * device, inode and birth time (so symlinks and hard links to one image meet
+ * in one place, and the image's own directory may be read-only):
+ * `/dev/shm/daxtool-locks/DEV-INO-BIRTH/` (the system temporary directory where
  * there is no /dev/shm). A holder publishes one empty entry whose NAME says
  * who holds it and how: `w|r.PID.START.THREAD.SEQ`, where START is the
  * process's start time (field 22 of /proc/PID/stat), so a pid reused by
@@ -125,14 +125,14 @@ function conflicts(dir: string, mode: 'shared' | 'exclusive', mine: string | nul
 function lockDir(fd: number): string {
   const st = fstatSync(fd, { bigint: true });
   const root = lockRoot();
-  const dir = join(root, `${st.dev}-${st.ino}`);
-  for (const d of [root, dir]) {
-    try {
-      mkdirSync(d, { mode: 0o1777 });
-      chmodSync(d, 0o1777); // mkdir's mode passes through the umask
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
+  // Birth time too: an inode number freed by a deleted image and reused must not meet its old entries.
+  const dir = join(root, `${st.dev}-${st.ino}-${st.birthtimeNs}`);
+  // One call, no exception when it exists (the common case: this is on every open's path).
+  const made = mkdirSync(dir, { recursive: true, mode: 0o1777 });
+  if (made !== undefined) {
+    // mkdir's mode passes through the umask.
+    if (made === root) chmodSync(root, 0o1777);
+    chmodSync(dir, 0o1777);
   }
   return dir;
 }
