@@ -102,7 +102,10 @@ describe('e2fsck flags', () => {
   async function fixable(name: string): Promise<string> {
     const img = T.path(name);
     copyFileSync(demo, img);
-    for (const pid of [1, 2, 3, 4]) expect((await daxtool(['exit', img, '--pid', String(pid)])).exitCode).toBe(0);
+    for (const pid of [1, 2, 3, 4]) {
+      const r = await daxtool(['exit', img, '--pid', String(pid)]);
+      expect(r.exitCode, r.stderr).toBe(0);
+    }
     flipBit(img, await blockOf(img, 'refcount-tree'));
     return img;
   }
