@@ -97,6 +97,25 @@ describe('verify --repair over damage it cannot rebuild', () => {
   });
 });
 
+describe('verify over a superblock with both slots damaged', () => {
+  it('reports sb.corrupt, says why repair cannot help, and points at inspect --superblock (never at verify)', async () => {
+    const img = T.path('sb.img');
+    copyFileSync(demo, img);
+    flipBit(img, 0);
+    flipBit(img, 1);
+    const r = await daxtool(['verify', img, '-y']);
+    expect(r.exitCode).toBe(4);
+    expect(r.stdout).toMatch(/^error \[sb\.corrupt\]/m);
+    expect(r.stdout).toContain(`not repaired [sb.corrupt] 1 problem: neither superblock slot is valid`);
+    expect(r.stdout).toContain(`daxtool inspect ${img} --superblock`);
+    expect(r.stdout).not.toMatch(/run `daxtool verify`/);
+    const ins = await daxtool(['inspect', img, '--superblock']);
+    expect(ins.exitCode).toBe(0);
+    expect(ins.stdout.match(/^checksum: bad/gm)).toHaveLength(2);
+    expect(ins.stdout).toMatch(/in use: none \(no valid superblock/);
+  });
+});
+
 describe('e2fsck flags', () => {
   /** An image whose refcount tree is damaged (derived: safe to rebuild), with no processes left. */
   async function fixable(name: string): Promise<string> {

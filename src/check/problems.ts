@@ -1,4 +1,4 @@
-import { isDaxError } from '../format/errors.js';
+import { type DaxError, isDaxError } from '../format/errors.js';
 import type { Blkno } from '../format/units.js';
 
 export type Severity = 'error' | 'warning';
@@ -19,6 +19,15 @@ export const PHASES = ['inode tree', 'directory tree', 'extent trees', 'physical
 
 /** Told where a check is: phase i of n (1-based), its name, and records examined so far. */
 export type ProgressFn = (phase: number, of: number, name: string, items: number) => void;
+
+/**
+ * A DaxError as the text of a finding: its object and message without the
+ * hint, which is written for a command that failed (often "run verify") and
+ * would be false inside verify's own report.
+ */
+export function finding(e: DaxError): string {
+  return e.object ? `${e.object}: ${e.message}` : e.message;
+}
 
 export class ProblemList {
   readonly items: Problem[] = [];
@@ -55,7 +64,7 @@ export class ProblemList {
       return fn();
     } catch (e) {
       if (!isDaxError(e)) throw e;
-      this.add(e.code === 'ECORRUPT' ? 'check.unreadable' : 'check.failed', `${what}: ${e.describe()}`);
+      this.add(e.code === 'ECORRUPT' ? 'check.unreadable' : 'check.failed', `${what}: ${finding(e)}`);
       return fallback;
     }
   }

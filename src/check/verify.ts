@@ -7,7 +7,7 @@ import { STREAMING } from '../fs/tx.js';
 import { checkFilesystem, checkTrees, type FsFacts } from './fscheck.js';
 import { startMachineJob } from './machine-job.js';
 import { checkMetadataCount, mappingsChecker } from './mappings.js';
-import { type Problem, ProblemList, type ProgressFn } from './problems.js';
+import { finding, type Problem, ProblemList, type ProgressFn } from './problems.js';
 import { derivedBlocker, FIX_CLASSES, isDerivedProblem, rebuildDerived, type SpaceClaims } from './repair.js';
 import { type ClassOutcome, damagedPrimary, explainLeft, primaryBlocker, type Unrepaired } from './unrepaired.js';
 
@@ -202,7 +202,7 @@ async function repair(image: string, fs: Filesystem, first: ProblemList, opts: V
       repaired.push({ check: c.id, message: `${c.title}: ${found.length} problems, ${n} changes`, problems: found.length });
     } catch (e) {
       if (!isDaxError(e)) throw e;
-      outcomes.set(c.id, { state: 'failed', why: e.describe() });
+      outcomes.set(c.id, { state: 'failed', why: finding(e) });
     }
   }
   // Dropped machine state and rebuilt trees change what owns which block: when
@@ -232,7 +232,7 @@ export async function verify(imagePath: string, opts: VerifyOptions): Promise<Ve
   } catch (e) {
     if (isDaxError(e) && e.code === 'ECORRUPT') {
       const P = new ProblemList();
-      P.add('sb.corrupt', e.describe(), 0);
+      P.add('sb.corrupt', finding(e), 0);
       const r = result(P);
       if (opts.repair) return { ...r, found: r.errors, unrepaired: explainLeft(imagePath, r.errors, [], new Map()) };
       return r;
