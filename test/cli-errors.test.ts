@@ -114,7 +114,9 @@ describe('dispatch (parser wiring)', () => {
     const f = fakeEnv();
     expect(await dispatch(['verify', 'x.img', '--bogus'], { env: f.env })).toBe(16);
     expect(await dispatch(['fsmap', 'x.img', '--start', '4K'], { env: f.env })).toBe(2);
-    expect(f.err[1]).toMatch(/^daxtool: fsmap: --start '4K' .*\(EUSAGE\)\n$/);
+    expect(f.err[1]).toBe('usage: daxtool verify [options] <image>\n');
+    expect(f.err[2]).toMatch(/^daxtool: fsmap: --start '4K' .*\(EUSAGE\)\n$/);
+    expect(f.err[3]).toBe('usage: daxtool fsmap [options] <image>\n');
   });
 
   it('--json usage errors also emit the JSON error', async () => {
@@ -133,18 +135,28 @@ describe('dispatch (parser wiring)', () => {
     expect(f.err).toEqual([]);
   });
 
+  it('a usage error shows the usage line; a missing IMAGE is reported before a missing required option', async () => {
+    const f = fakeEnv();
+    expect(await dispatch(['mkfs'], { env: f.env })).toBe(2);
+    expect(f.err).toEqual(["daxtool: mkfs: missing required argument 'image' (EUSAGE)\n", 'usage: daxtool mkfs [options] <image> --size <SIZE>\n']);
+    expect(await dispatch(['reflink', 'a', 'b'], { env: f.env })).toBe(2);
+    expect(f.err.slice(2)).toEqual(["daxtool: reflink: missing required argument 'dst' (EUSAGE)\n", 'usage: daxtool reflink [options] <image> <src> <dst>\n']);
+  });
+
   it('in the shell, IMAGE is implied and errors carry the line label', async () => {
     const f = fakeEnv();
     expect(await dispatch(['stat'], { env: f.env, image: 'x.img', label: 'shell: line 3' })).toBe(2);
     expect(f.err[0]).toMatch(/^daxtool: shell: line 3: stat: missing required argument 'path' \(EUSAGE\)\n$/);
     expect(await dispatch(['shell'], { env: f.env, image: 'x.img', label: 'shell: line 4' })).toBe(2);
-    expect(f.err[1]).toMatch(/^daxtool: shell: line 4: unknown command 'shell'/);
+    expect(f.err[1]).toBe('usage: stat [options] <path>\n');
+    expect(f.err[2]).toMatch(/^daxtool: shell: line 4: unknown command 'shell'/);
   });
 
   it('write needs exactly one data source', async () => {
     const f = fakeEnv();
     expect(await dispatch(['write', 'x.img', '/f', '--offset', '0', '--pattern', '1', '--from', 'h'], { env: f.env })).toBe(2);
     expect(await dispatch(['write', 'x.img', '/f', '--offset', '0', '--pattern', '1'], { env: f.env })).toBe(2);
-    expect(f.err[1]).toMatch(/--length is required with --pattern/);
+    expect(f.err[2]).toMatch(/--length is required with --pattern/);
+    expect(f.err[3]).toBe('usage: daxtool write [options] <image> <path> --offset <N>\n');
   });
 });

@@ -15,10 +15,15 @@ const tmp = tempDir();
 afterAll(() => tmp.cleanup());
 beforeAll(() => assertBuilt());
 
-/** The one-line error contract: `daxtool: COMMAND: message (CODE)`, nothing else, no stack. */
+/**
+ * The one-line error contract: `daxtool: COMMAND: message (CODE)`, nothing
+ * else, no stack; a usage error of a known command adds its usage line.
+ */
 function expectErrorLine(r: RunResult, command: string | null, code: string): void {
   const lines = r.stderr.split('\n').filter((l) => l !== '');
-  expect(lines, r.stderr).toHaveLength(1);
+  const name = command?.split(': ').pop();
+  if (code === 'EUSAGE' && name && lines.length === 2) expect(lines[1], r.stderr).toMatch(new RegExp(`^usage: (daxtool )?${name} \\[options\\]`));
+  else expect(lines, r.stderr).toHaveLength(1);
   const prefix = command ? `daxtool: ${command}: ` : 'daxtool: ';
   expect(lines[0]!.startsWith(prefix), r.stderr).toBe(true);
   expect(lines[0]!.endsWith(`(${code})`), r.stderr).toBe(true);
@@ -525,7 +530,7 @@ describe('shell', () => {
     const r = await daxtool(['shell', img, '-f', req]);
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('line 2');
-    expect(r.stderr).toMatch(/\(EUSAGE\)\n$/);
+    expect(r.stderr).toMatch(/\(EUSAGE\)\nusage: truncate \[options\] <path> <size>\n$/);
     expectErrorLine(await daxtool(['stat', img, '/never']), 'stat', 'ENOENT');
   });
 
@@ -549,7 +554,7 @@ describe('shell', () => {
   it('put - is refused when stdin carries the commands', async () => {
     const r = await daxtool(['shell', img], { input: 'put - /x\n' });
     expect(r.exitCode).toBe(2);
-    expectErrorLine(r, 'shell', 'EUSAGE');
+    expectErrorLine(r, 'shell: line 1: put', 'EUSAGE');
   });
 
   it('--json prints one object collecting every line', async () => {

@@ -132,7 +132,7 @@ describe('DAX commands', () => {
     expect(none.stderr).toMatch(/no process with pid 5.*\(ENOENT\)/);
     const use = await daxtool(['fault', img]);
     expect(use.exitCode).toBe(2);
-    expect(use.stderr).toMatch(/^daxtool: fault: .*\(EUSAGE\)\n$/);
+    expect(use.stderr).toMatch(/^daxtool: fault: .*\(EUSAGE\)\nusage: daxtool fault \[options\] <image> \[path\]\n$/);
   });
 
   it('fault IMAGE PATH --offset maps the file first; a 4 MiB file gets huge entries', async () => {

@@ -13,9 +13,11 @@ beforeAll(async () => {
 });
 afterAll(() => t.cleanup());
 
+/** One error line; a usage error adds the command's usage line. */
 function oneLine(stderr: string): void {
   const lines = stderr.trim().split('\n');
-  expect(lines, stderr).toHaveLength(1);
+  if (lines.length === 2 && /\(EUSAGE\)$/.test(lines[0]!)) expect(lines[1]).toMatch(/^usage: daxtool \S+ \[options\]/);
+  else expect(lines, stderr).toHaveLength(1);
   expect(lines[0]).toMatch(/^daxtool: /);
   expect(stderr).not.toMatch(/\n\s+at /);
 }

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DaxError } from '../src/format/errors.js';
 import { BlockCache } from '../src/io/cache.js';
@@ -393,14 +393,14 @@ describe('advisory lock', () => {
     track(BlockDevice.open(f, { write: true, lockTimeoutMs: 0 }));
   });
 
-  /** A plain node child that flocks the image exclusively via fs-ext, says "locked", and holds it for `ms`. */
+  /** A plain node child that opens the image for writing (the built io layer), says "locked", and holds it for `ms`. */
   function holder(file: string, ms: number): string {
     return `
-const fsx = require(${JSON.stringify(path.join(ROOT, 'node_modules', 'fs-ext'))});
-const fd = require('fs').openSync(${JSON.stringify(file)}, 'r+');
-fsx.flockSync(fd, 'exnb');
-process.stdout.write('locked\\n');
-setTimeout(() => process.exit(0), ${ms});
+import(${JSON.stringify(pathToFileURL(path.join(ROOT, 'dist', 'io', 'device.js')).href)}).then(({ BlockDevice }) => {
+  BlockDevice.open(${JSON.stringify(file)}, { write: true, lockTimeoutMs: 0 });
+  process.stdout.write('locked\\n');
+  setTimeout(() => process.exit(0), ${ms});
+});
 `;
   }
 

@@ -63,7 +63,7 @@ describe('verify --repair', () => {
       for (const c of ['refcount.mismatch', 'rmap.missing', 'rmap.orphan', 'space.leak', 'ns.nlink', 'ns.orphan']) expect(checks).toContain(c);
       expect([...checks].some((c) => c.startsWith('dax.entry')), [...checks].join(' ')).toBe(true);
       const asked: string[] = [];
-      const fixed = await verify(img.path, { repair: true, confirm: (t) => (asked.push(t), true) });
+      const fixed = await verify(img.path, { repair: true, confirm: (t) => (asked.push(t.title), true) });
       expect(fixed.exitCode, JSON.stringify(fixed.errors)).toBe(1);
       expect(asked.length).toBeGreaterThanOrEqual(3);
       const again = await verify(img.path, { repair: false });

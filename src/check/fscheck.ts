@@ -66,7 +66,12 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   const visited = new Set<number>([0, 1]);
   const broken = new Set<string>();
   const checkTree = <R>(name: string, t: Btree<R>, onRecord?: (r: R) => void): boolean => {
-    const probs = t.check({ visited, onRecord });
+    P.phase(name.startsWith('extent tree') ? 'extent trees' : (name as 'inode tree'));
+    const counted = (r: R): void => {
+      P.item();
+      onRecord?.(r);
+    };
+    const probs = t.check({ visited, onRecord: counted });
     for (const p of probs) P.add(p.check, `${name}: ${p.message}`, p.blkno);
     if (probs.length) broken.add(name);
     return probs.length === 0;

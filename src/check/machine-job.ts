@@ -4,7 +4,7 @@
  * a good part of a second, so a second CPU halves the wait. The job sends the
  * machine's space claims first (the filesystem pass needs them only at its
  * end), then its findings. A process, not a worker thread: the native addons
- * (flock, CRC32C) are not safe in several threads of one process.
+ * (CRC32C) are not safe in several threads of one process.
  *
  * The job sees the committed image through a read-only open of its own; the
  * parent holds its shared lock all along, so no writer commits in between and

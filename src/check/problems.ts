@@ -1,4 +1,4 @@
-import { isDaxError } from '../format/errors.js';
+import { type DaxError, isDaxError } from '../format/errors.js';
 import type { Blkno } from '../format/units.js';
 
 export type Severity = 'error' | 'warning';
@@ -14,9 +14,41 @@ export interface Problem {
 /** Findings stop being recorded past this many: a trashed image must not exhaust memory. */
 export const MAX_PROBLEMS = 5000;
 
+/** verify's phases, in order, for progress (phase i/N). */
+export const PHASES = ['inode tree', 'directory tree', 'extent trees', 'physical-block index', 'refcount tree', 'free-space tree', 'dax machine'] as const;
+
+/** Told where a check is: phase i of n (1-based), its name, and records examined so far. */
+export type ProgressFn = (phase: number, of: number, name: string, items: number) => void;
+
+/**
+ * A DaxError as the text of a finding: its object and message without the
+ * hint, which is written for a command that failed (often "run verify") and
+ * would be false inside verify's own report.
+ */
+export function finding(e: DaxError): string {
+  return e.object ? `${e.object}: ${e.message}` : e.message;
+}
+
 export class ProblemList {
   readonly items: Problem[] = [];
   dropped = 0;
+  /** Where progress goes, if anyone watches. */
+  progress?: ProgressFn;
+  private phaseNo = 0;
+  private done = 0;
+
+  /** Enter a phase (by its name in PHASES); later phases only, so a phase is announced once. */
+  phase(name: (typeof PHASES)[number]): void {
+    const i = PHASES.indexOf(name) + 1;
+    if (i <= this.phaseNo) return;
+    this.phaseNo = i;
+    this.progress?.(i, PHASES.length, name, this.done);
+  }
+
+  /** One more record examined; progress is told every 4096. */
+  item(): void {
+    if ((++this.done & 4095) === 0 && this.phaseNo) this.progress?.(this.phaseNo, PHASES.length, PHASES[this.phaseNo - 1]!, this.done);
+  }
 
   add(check: string, message: string, block?: Blkno, severity: Severity = 'error'): void {
     if (this.items.length >= MAX_PROBLEMS) {
@@ -32,7 +64,7 @@ export class ProblemList {
       return fn();
     } catch (e) {
       if (!isDaxError(e)) throw e;
-      this.add(isDaxError(e, 'ECORRUPT') ? 'check.unreadable' : 'check.failed', `${what}: ${e.describe()}`);
+      this.add(isDaxError(e, 'ECORRUPT') ? 'check.unreadable' : 'check.failed', `${what}: ${finding(e)}`);
       return fallback;
     }
   }

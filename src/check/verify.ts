@@ -7,23 +7,40 @@ import { STREAMING } from '../fs/tx.js';
 import { checkFilesystem, checkTrees, type FsFacts } from './fscheck.js';
 import { startMachineJob } from './machine-job.js';
 import { checkMetadataCount, mappingsChecker } from './mappings.js';
-import { type Problem, ProblemList } from './problems.js';
+import { finding, type Problem, ProblemList, type ProgressFn } from './problems.js';
 import { derivedBlocker, FIX_CLASSES, isDerivedProblem, rebuildDerived, type SpaceClaims } from './repair.js';
+import { type ClassOutcome, damagedPrimary, explainLeft, primaryBlocker, type Unrepaired } from './unrepaired.js';
 
 export type { Problem } from './problems.js';
 
+export type { Unrepaired } from './unrepaired.js';
+
+/** One class of fix that was applied, and how many findings it answered. */
+export interface Repaired {
+  check: string;
+  message: string;
+  problems: number;
+}
+
 export interface VerifyResult {
   clean: boolean;
+  /** What is wrong now: after a repair, what is left. */
   errors: Problem[];
-  repaired: { check: string; message: string }[];
+  /** After a repair: every finding of the first check (errors is then what is left). */
+  found?: Problem[];
+  repaired: Repaired[];
+  /** After a repair: each check still failing, why, and what to do. */
+  unrepaired: Unrepaired[];
   /** fsck(8): 0 clean, 1 errors repaired, 4 errors left. (8, 16 and 32 are the CLI's.) */
   exitCode: 0 | 1 | 4;
 }
 
 export interface VerifyOptions {
   repair: boolean;
-  /** Asked before each class of fix; false skips it. */
-  confirm?: (fixClass: string, count: number) => Promise<boolean> | boolean;
+  /** Asked before each class of fix, with how many findings it answers; false skips it. */
+  /** Told the phase and records done as the first check runs. */
+  progress?: ProgressFn;
+  confirm?: (fixClass: { id: string; title: string; preen: boolean }, count: number) => Promise<boolean> | boolean;
 }
 
 /**
@@ -47,8 +64,9 @@ export function registerChecker(c: Checker): void {
 }
 
 /** Every check over an open image; never throws for damage it can describe. */
-export function checkImage(fs: Filesystem): ProblemList {
+export function checkImage(fs: Filesystem, progress?: ProgressFn): ProblemList {
   const P = new ProblemList();
+  P.progress = progress;
   fs.view(
     (fx) => {
       const guard = P.guard.bind(P);
@@ -56,6 +74,7 @@ export function checkImage(fs: Filesystem): ProblemList {
       const facts = guard('filesystem', () => checkFilesystem(fs, fx, P, extra), null);
       // The layers above revisit what they read (page tables, descriptors): cache again.
       fx.tx.ctx.keep = undefined;
+      if (facts) P.phase('dax machine');
       if (facts) for (const c of checkers) guard(c.name, () => c.check(fs, fx, facts, P), undefined);
     },
     { keep: STREAMING },
@@ -70,7 +89,7 @@ export function checkImage(fs: Filesystem): ProblemList {
  * damaged (the job's view of the files would then not be the pass's), the
  * machine is checked here as checkImage does.
  */
-async function checkImageBeside(fs: Filesystem, image: string, strict: boolean): Promise<ProblemList> {
+async function checkImageBeside(fs: Filesystem, image: string, strict: boolean, progress?: ProgressFn): Promise<ProblemList> {
   const job = startMachineJob(image, VERIFY_CACHE_BYTES);
   // strict (DAXTOOL_VERIFY_BESIDE=always, for tests): a job that fails is a bug to report, not to cover.
   const lost = (e: unknown): null => {
@@ -79,18 +98,20 @@ async function checkImageBeside(fs: Filesystem, image: string, strict: boolean):
   };
   if (!job) {
     lost('no process could be started');
-    return checkImage(fs);
+    return checkImage(fs, progress);
   }
   try {
     return await fs.view(
       async (fx) => {
         const P = new ProblemList();
+        P.progress = progress;
         const guard = P.guard.bind(P);
         const trees = guard('filesystem', () => checkTrees(fs, fx, P), null);
         const claims = await job.claims.catch(lost);
         const extra = claims ?? guard(`${mappingsChecker.name} space`, () => mappingsChecker.space?.(fs, fx) ?? [], []);
         const facts = trees && guard('filesystem', () => trees.finish(extra), null);
         if (!facts) return P;
+        P.phase('dax machine');
         const found = claims && facts.brokenTrees.size === 0 ? await job.findings.catch(lost) : null;
         fx.tx.ctx.keep = undefined;
         if (found) {
@@ -127,7 +148,7 @@ function result(P: ProblemList): VerifyResult {
   const errors = P.items.slice();
   if (P.dropped) errors.push({ check: 'check.truncated', severity: 'error', message: `${P.dropped} more problems not listed` });
   const clean = errors.every((e) => e.severity !== 'error');
-  return { clean, errors, repaired: [], exitCode: clean ? 0 : 4 };
+  return { clean, errors, repaired: [], unrepaired: [], exitCode: clean ? 0 : 4 };
 }
 
 /** Blocks the upper layers own, which repair must not hand out as free space. */
@@ -135,35 +156,54 @@ function claims(fs: Filesystem): SpaceClaims {
   return fs.view((fx) => checkers.flatMap((c) => c.space?.(fs, fx) ?? []));
 }
 
+/** A class of fix as repair runs it: the filesystem's and the layers' alike. */
+interface RunClass {
+  id: string;
+  title: string;
+  /** Safe without asking (e2fsck -p fixes these): it rebuilds from what is there and loses nothing. */
+  preen: boolean;
+  checks: (p: Problem) => boolean;
+  apply: (fs: Filesystem) => number;
+}
+
 /**
- * Repair, class by class, each confirmed first; then check again. Exit 1 when
- * something was repaired and nothing is left, 4 when errors remain.
+ * Repair, class by class, each confirmed first; then check again. Every class
+ * is attempted on its own: one that is blocked by other damage, declined, or
+ * fails (its transaction is rolled back) does not stop the others. What is
+ * left is explained per check (unrepaired.ts). Exit 1 when something was
+ * repaired and nothing is left, 4 when errors remain.
  */
-async function repair(fs: Filesystem, first: ProblemList, opts: VerifyOptions): Promise<VerifyResult> {
-  const repaired: { check: string; message: string }[] = [];
-  const skipped: Problem[] = [];
+async function repair(image: string, fs: Filesystem, first: ProblemList, opts: VerifyOptions): Promise<VerifyResult> {
+  const repaired: Repaired[] = [];
+  const outcomes = new Map<string, ClassOutcome>();
   // Machine repairs first: the free-space rebuild must see what they leave.
-  const classes = [
-    ...checkers.flatMap((c) => c.repairs ?? []),
-    ...FIX_CLASSES.map((c) => ({ ...c, apply: (f: Filesystem): number => c.apply(f, () => claims(f)) })),
+  const classes: RunClass[] = [
+    ...checkers.flatMap((c) => (c.repairs ?? []).map((r) => ({ preen: false, ...r }))),
+    ...FIX_CLASSES.map((c) => ({ ...c, preen: true, apply: (f: Filesystem): number => c.apply(f, () => claims(f)) })),
   ];
+  const firstErrors = first.items.filter((p) => p.severity === 'error');
   for (const c of classes) {
-    const found = first.items.filter((p) => p.severity === 'error' && c.checks(p));
+    // A finding about damage to a primary tree belongs to no class, whatever its check id.
+    const found = firstErrors.filter((p) => !damagedPrimary(p) && c.checks(p));
     if (!found.length) continue;
-    if (c.id === 'derived') {
-      const why = derivedBlocker(first.items);
-      if (why) {
-        skipped.push({ check: 'repair.skipped', severity: 'error', message: `not rebuilt: ${why}` });
-        continue;
-      }
-    }
-    const yes = opts.confirm ? await opts.confirm(c.title, found.length) : true;
-    if (!yes) {
-      skipped.push({ check: 'repair.declined', severity: 'error', message: `declined: ${c.title} (${found.length} problems)` });
+    const why = c.id === 'derived' ? derivedBlocker(first.items) : primaryBlocker(first.items);
+    if (why) {
+      outcomes.set(c.id, { state: 'blocked', why });
       continue;
     }
-    const n = c.apply(fs);
-    repaired.push({ check: c.id, message: `${c.title}: ${found.length} problems, ${n} changes` });
+    const yes = opts.confirm ? await opts.confirm({ id: c.id, title: c.title, preen: c.preen }, found.length) : true;
+    if (!yes) {
+      outcomes.set(c.id, { state: 'declined' });
+      continue;
+    }
+    try {
+      const n = c.apply(fs);
+      outcomes.set(c.id, { state: 'applied' });
+      repaired.push({ check: c.id, message: `${c.title}: ${found.length} problems, ${n} changes`, problems: found.length });
+    } catch (e) {
+      if (!isDaxError(e)) throw e;
+      outcomes.set(c.id, { state: 'failed', why: finding(e) });
+    }
   }
   // Dropped machine state and rebuilt trees change what owns which block: when
   // space or counters are still off and nothing forbids it, derive them once more.
@@ -172,9 +212,9 @@ async function repair(fs: Filesystem, first: ProblemList, opts: VerifyOptions): 
     rebuildDerived(fs, claims(fs));
     after = result(checkImage(fs));
   }
-  const errors = [...after.errors, ...skipped];
-  const clean = after.clean && skipped.length === 0;
-  return { clean, errors, repaired, exitCode: clean ? (repaired.length ? 1 : 0) : 4 };
+  const unrepaired = explainLeft(image, after.errors, classes, outcomes);
+  const clean = after.clean;
+  return { clean, found: first.items.slice(), errors: after.errors, repaired, unrepaired, exitCode: clean ? (repaired.length ? 1 : 0) : 4 };
 }
 
 /**
@@ -192,16 +232,21 @@ export async function verify(imagePath: string, opts: VerifyOptions): Promise<Ve
   } catch (e) {
     if (isDaxError(e, 'ECORRUPT')) {
       const P = new ProblemList();
-      P.add('sb.corrupt', e.describe(), 0);
-      return result(P);
+      P.add('sb.corrupt', finding(e), 0);
+      const r = result(P);
+      if (opts.repair) return { ...r, found: r.errors, unrepaired: explainLeft(imagePath, r.errors, [], new Map()) };
+      return r;
     }
     throw e;
   }
   try {
-    const P = !opts.repair && beside(fs) ? await checkImageBeside(fs, imagePath, process.env.DAXTOOL_VERIFY_BESIDE === 'always') : checkImage(fs);
+    const P =
+      !opts.repair && beside(fs)
+        ? await checkImageBeside(fs, imagePath, process.env.DAXTOOL_VERIFY_BESIDE === 'always', opts.progress)
+        : checkImage(fs, opts.progress);
     const r = result(P);
     if (!opts.repair || r.clean) return r;
-    return await repair(fs, P, opts);
+    return await repair(imagePath, fs, P, opts);
   } finally {
     fs.close();
   }

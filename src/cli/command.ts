@@ -19,9 +19,16 @@ export interface Env {
   stdinTTY: boolean;
   stdoutTTY: boolean;
   stderrTTY: boolean;
-  /** stdout may carry ANSI colour (TTY, NO_COLOR unset, TERM not dumb). */
+  /** stdout may carry ANSI colour (TTY, NO_COLOR unset or empty, TERM not dumb). */
   color: boolean;
+  /** Width for help prose: the terminal's, or 80. */
   columns: number;
+  /** The width a terminal on stdout sets; undefined when none does (tables are then not wrapped). */
+  width?: number;
+  /** stderr can show a spinner: a terminal at least MIN_PROGRESS_COLUMNS wide, TERM not dumb. */
+  progress?: boolean;
+  /** stderr may carry ANSI colour. */
+  stderrColor?: boolean;
   /** stdin carries the shell's commands, so `-` cannot also mean stdin. */
   stdinIsScript: boolean;
   /** Running as a line of `shell`. */
@@ -61,18 +68,28 @@ export function canPrompt(ctx: Ctx): boolean {
   return ctx.env.stdinTTY && ctx.env.stderrTTY && !ctx.json && !ctx.env.stdinIsScript;
 }
 
+/** Narrower than this, a spinner line cannot be kept on one line (and 0 columns once hung ora). */
+export const MIN_PROGRESS_COLUMNS = 20;
+
 export function processEnv(overrides: Partial<Env> = {}): Env {
   const stdoutTTY = tty(1);
-  const noColor = process.env.NO_COLOR !== undefined || process.env.TERM === 'dumb';
+  const dumb = process.env.TERM === 'dumb';
+  // The NO_COLOR convention: present and not empty.
+  const noColor = Boolean(process.env.NO_COLOR) || dumb;
+  const stderrTTY = tty(2);
+  const outWidth = ttyColumns(1);
   return {
     out: (t) => writeAll(1, t),
     err: (t) => writeAll(2, t),
     emit: (obj) => writeAll(1, `${JSON.stringify(obj)}\n`),
     stdinTTY: tty(0),
     stdoutTTY,
-    stderrTTY: tty(2),
+    stderrTTY,
     color: stdoutTTY && !noColor,
-    columns: ttyColumns(1) || 80,
+    columns: outWidth || 80,
+    width: outWidth || undefined,
+    progress: stderrTTY && !dumb && (ttyColumns(2) ?? 0) >= MIN_PROGRESS_COLUMNS,
+    stderrColor: stderrTTY && !noColor,
     stdinIsScript: false,
     inShell: false,
     ...overrides,

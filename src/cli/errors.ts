@@ -129,9 +129,11 @@ export interface ReportSink {
  */
 export function report(
   e: unknown,
-  opts: { label: string | undefined; json: boolean; policy: ExitPolicy; sink: ReportSink },
+  opts: { label: string | undefined; json: boolean; policy: ExitPolicy; sink: ReportSink; command?: string },
 ): number {
   const c = classify(e);
+  // The library prefixes some messages with its operation ("reflink: range ends …"); the label names it already.
+  if (opts.command && c.cls === 'error') c.message = c.message.replace(`${opts.command}: `, '');
   const exit = opts.policy[c.cls];
   if (c.code === 'EPIPE') return exit;
   const where = opts.label ? `${opts.label}: ` : '';

@@ -9,8 +9,13 @@ import { writeAll } from './stdio.js';
 
 export async function main(argv: string[]): Promise<void> {
   const tokens = argv.slice(2);
-  if (tokens.length === 1 && (tokens[0] === '--version' || tokens[0] === '-V')) {
+  const isVersion = (t: string | undefined): boolean => t === '--version' || t === '-V';
+  if (tokens.length === 1 && isVersion(tokens[0])) {
     writeAll(1, `${version()}\n`);
+    return;
+  }
+  if (tokens.length === 2 && tokens.includes('--json') && tokens.some(isVersion)) {
+    writeAll(1, `${JSON.stringify({ version: version() })}\n`);
     return;
   }
   const [{ dispatch }, { processEnv }] = await Promise.all([import('./program.js'), import('./command.js')]);

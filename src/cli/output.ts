@@ -1,6 +1,6 @@
 /**
  * Human and machine output. JSON is one object per command on stdout; tables
- * are sized to the terminal (80 columns when not a terminal) and coloured only
+ * are sized to the terminal (never wrapped when not a terminal) and coloured only
  * when the caller says stdout is a colour-capable TTY.
  */
 import { createRequire } from 'node:module';
@@ -16,7 +16,7 @@ function tableCtor(): typeof TableType {
 export interface Style {
   /** ANSI colour allowed (stdout is a TTY and NO_COLOR is unset). */
   color: boolean;
-  /** Width tables must fit in. */
+  /** Width tables must fit in; Infinity when no terminal sets one. */
   columns: number;
 }
 
@@ -70,8 +70,10 @@ export interface TableOptions {
 /**
  * A bordered table that fits `style.columns`. Cells must be plain text: the
  * table does its own colouring. Columns are shrunk (flex ones
- * first, then the widest) and their cells wrapped rather than letting the
- * terminal wrap the whole row.
+ * first, then the widest) and their cells wrapped between words rather than
+ * letting the terminal wrap the whole row; a column is never made narrower
+ * than its longest word, so `262145 anon` may become two lines but never
+ * `an` / `on`.
  */
 export function table(
   style: Style,
@@ -85,15 +87,17 @@ export function table(
   const widths = head.map((h, i) =>
     Math.max(h.length, ...cells.map((r) => longestLine(r[i] ?? ''))) + 2,
   );
-  const limit = Math.max(40, style.columns);
+  const limit = Math.max(40, style.columns); // Infinity: no terminal, no wrapping
   const total = (): number => widths.reduce((a, b) => a + b, 0) + ncol + 1;
-  const MIN = 8;
+  // A column's floor: its longest word (head included), plus padding.
+  const floor = head.map((h, i) => Math.max(longestWord(h), ...cells.map((r) => longestWord(r[i] ?? ''))) + 2);
   const flex = opts.flex ?? [];
+  const room = (i: number): boolean => widths[i]! > floor[i]!;
   while (total() > limit) {
     let pick = -1;
-    for (const i of flex) if (widths[i]! > MIN && (pick < 0 || widths[i]! > widths[pick]!)) pick = i;
+    for (const i of flex) if (room(i) && (pick < 0 || widths[i]! > widths[pick]!)) pick = i;
     if (pick < 0) {
-      for (let i = 0; i < ncol; i++) if (widths[i]! > MIN && (pick < 0 || widths[i]! > widths[pick]!)) pick = i;
+      for (let i = 0; i < ncol; i++) if (room(i) && (pick < 0 || widths[i]! > widths[pick]!)) pick = i;
     }
     if (pick < 0) break;
     widths[pick]!--;
@@ -104,7 +108,7 @@ export function table(
     colWidths: widths,
     colAligns: opts.align ?? head.map(() => 'left' as const),
     wordWrap: true,
-    wrapOnWordBoundary: false,
+    wrapOnWordBoundary: true,
     // Colour is applied by cli-table3 after wrapping, so escape codes are never split;
     // with no styles it never loads its colour module (which probes process.stdout).
     style: { head: style.color ? ['bold'] : [], border: [], compact: true },
@@ -121,6 +125,12 @@ export function table(
 export function kvTable(style: Style, pairs: [string, string | number][]): string {
   const w = Math.max(...pairs.map(([k]) => k.length));
   return pairs.map(([k, v]) => `${paint(style, 'bold', `${k}:`)}${' '.repeat(w - k.length + 1)}${String(v)}`).join('\n') + '\n';
+}
+
+function longestWord(s: string): number {
+  let m = 0;
+  for (const w of s.split(/\s+/)) m = Math.max(m, w.length);
+  return m;
 }
 
 function longestLine(s: string): number {

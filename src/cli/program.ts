@@ -9,7 +9,7 @@
 import { Command, Option } from 'commander';
 import type { Args, Ctx, Env, Opts } from './command.js';
 import { exitPolicy, findCommand, GROUPS, COMMANDS, type CommandSpec, type Parser } from './registry.js';
-import { report, usage } from './errors.js';
+import { classify, report, usage } from './errors.js';
 import { version } from './version.js';
 
 export interface DispatchOptions {
@@ -99,6 +99,15 @@ export function buildProgram(
   return program;
 }
 
+/** `daxtool reflink [options] <image> <src> <dst>` (in the shell: `reflink [options] <src> <dst>`). */
+export function usageLine(spec: CommandSpec, shell: boolean): string {
+  const words = shell ? [spec.name, '[options]'] : ['daxtool', spec.name, '[options]'];
+  if (spec.image && !shell) words.push('<image>');
+  for (const a of spec.args) words.push(a.optional ? `[${a.name}]` : `<${a.name}>`);
+  for (const o of spec.options) if (o.required) words.push(o.flags.split(/,\s*/).pop()!);
+  return words.join(' ');
+}
+
 /** Word-wraps help prose to the terminal width (commander wraps only its own columns). */
 function wrap(text: string, width: number): string {
   const lines: string[] = [];
@@ -157,6 +166,12 @@ export async function dispatch(tokens: string[], o: DispatchOptions): Promise<nu
       if (spec) label = `${prefix}${spec.name}`;
       if (ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version') return 0;
       if (ce.code === 'commander.help') return ce.exitCode === 0 ? 0 : exitPolicy(spec).usage;
+      // Commander checks required options before arguments; the user reads left to right.
+      if (ce.code === 'commander.missingMandatoryOptionValue') {
+        const sub = program.commands.find((c) => c.name() === entered);
+        const missing = sub?.registeredArguments.find((a, i) => a.required && i >= sub.args.length);
+        if (missing) throw usage(`missing required argument '${missing.name()}'`);
+      }
       throw e;
     }
     if (!chosen) return 0; // only reachable for commander built-ins that return normally
@@ -170,7 +185,8 @@ export async function dispatch(tokens: string[], o: DispatchOptions): Promise<nu
       image,
       json,
       env,
-      style: { color: env.color, columns: env.columns },
+      // Tables fit a terminal's width; with none (a pipe, a file) rows are never wrapped.
+      style: { color: env.color, columns: env.width ?? Number.POSITIVE_INFINITY },
     };
     const group = await GROUPS[spec.group]();
     const impl = group.commands[spec.name];
@@ -180,6 +196,9 @@ export async function dispatch(tokens: string[], o: DispatchOptions): Promise<nu
     else if (outcome.human) env.out(outcome.human(ctx.style));
     return outcome.exitCode ?? 0;
   } catch (e) {
-    return report(e, { label, json, policy: exitPolicy(spec), sink: env });
+    const code = report(e, { label, json, policy: exitPolicy(spec), sink: env, command: spec?.name });
+    // A usage error shows how the command is called (on stderr; stdout stays one JSON object).
+    if (spec && classify(e).cls === 'usage') env.err(`usage: ${usageLine(spec, shell)}\n`);
+    return code;
   }
 }

@@ -37,7 +37,7 @@ export interface OptSpec {
   choices?: readonly string[];
 }
 
-export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'shell' | 'completion' | 'dax' | 'lab';
+export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'inspect' | 'shell' | 'completion' | 'dax' | 'lab';
 
 export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   image: () => import('./commands/image.js'),
@@ -46,6 +46,7 @@ export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   sharing: () => import('./commands/sharing.js'),
   maps: () => import('./commands/maps.js'),
   check: () => import('./commands/check.js'),
+  inspect: () => import('./commands/inspect.js'),
   shell: () => import('./commands/shell.js'),
   completion: () => import('./commands/completion.js'),
   dax: () => import('./commands/dax.js'),
@@ -143,10 +144,15 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'cat',
     group: 'data',
-    summary: 'write a file to stdout',
+    summary: 'write a file, or a range, to stdout',
     image: true,
     args: [{ name: 'path', desc: 'file inside the image' }],
-    options: [],
+    options: [
+      { flags: '--offset <N>', desc: 'first byte (default 0)', parse: size },
+      { flags: '--length <N>', desc: 'bytes (default to EOF)', parse: size },
+      { flags: '--hex', desc: 'a hex dump in the layout of hexdump -C (offsets are file offsets)' },
+    ],
+    more: `A range past EOF stops at EOF, as pread does. ${SIZES_HELP}`,
   },
   {
     name: 'write',
@@ -255,7 +261,7 @@ export const COMMANDS: CommandSpec[] = [
     summary: "a file's extents and shared flags",
     image: true,
     args: [{ name: 'path', desc: 'file inside the image' }],
-    options: [],
+    options: [{ flags: '-v, --verbose', desc: "xfs_io's fiemap -v table: 512-byte units, holes, FLAGS (0x2000 shared, 0x1 last)" }],
   },
   {
     name: 'fsmap',
@@ -266,7 +272,17 @@ export const COMMANDS: CommandSpec[] = [
     options: [
       { flags: '--start <BLOCK>', desc: 'first block', parse: block },
       { flags: '--end <BLOCK>', desc: 'last block', parse: block },
+      { flags: '-m, --machine', desc: "CSV as xfs_io's fsmap -m: EXT,MAJOR,MINOR,PSTART,PEND,OWNER,OSTART,OEND,LENGTH in 512-byte units" },
     ],
+  },
+  {
+    name: 'du',
+    group: 'maps',
+    summary: 'space used, shared and exclusive',
+    image: true,
+    args: [{ name: 'path', desc: 'file or directory (default /)', optional: true }],
+    options: [{ flags: '-s, --summarize', desc: 'only PATH itself, not every entry below it' }],
+    more: 'Like btrfs filesystem du and compsize: counts blocks, not sizes (holes are free). Total counts a block once per reference; Exclusive, Shared and Frees count it once. Frees is what rm -r PATH would give back.',
   },
   {
     name: 'verify',
@@ -276,11 +292,27 @@ export const COMMANDS: CommandSpec[] = [
     args: [],
     options: [
       { flags: '--repair', desc: 'fix what can be fixed (asks on a terminal)' },
-      { flags: '-y, --yes', desc: 'answer yes to every repair question' },
+      { flags: '-y, --yes', desc: 'repair, answering yes to every question (e2fsck -y)' },
+      { flags: '-n, --no', desc: 'check only: open read-only, answer no (e2fsck -n)' },
+      { flags: '-p, --preen', desc: 'repair what is safe without asking, report the rest (e2fsck -p)' },
+      { flags: '-f, --force', desc: 'accepted for e2fsck -f: verify always checks everything' },
+      { flags: '--all', desc: 'list every finding, not the first few of each check' },
       { flags: '-q, --quiet', desc: 'no progress spinner' },
     ],
     exit: FSCK_EXIT,
-    more: 'Exit status as fsck(8): 0 clean, 1 errors repaired, 4 errors left, 8 operational error, 16 usage error, 32 cancelled.',
+    more: 'Exit status as fsck(8): 0 clean, 1 errors repaired, 4 errors left, 8 operational error, 16 usage error, 32 cancelled. Only one of -p, -n and -y may be given.',
+  },
+  {
+    name: 'inspect',
+    group: 'inspect',
+    summary: 'decode the superblock or any block',
+    image: true,
+    args: [],
+    options: [
+      { flags: '--superblock', desc: 'both superblock slots, every field, which is in use', conflicts: ['block'] },
+      { flags: '--block <N>', desc: 'block N: its type, header, every record or entry, checksum good or bad', parse: block },
+    ],
+    more: "Like xfs_db's `sb 0` + `print` and `fsb N` + `print`, or debugfs's `stats` and `bd`. Reads blocks raw: works on images verify calls damaged.",
   },
   {
     name: 'shell',
@@ -400,6 +432,7 @@ function DAX_COMMANDS(): CommandSpec[] {
       options: [
         { flags: '--page-model <M>', desc: 'page descriptor model (default proxy)', choices: PAGE_MODELS },
         { flags: '--keep <IMAGE>', desc: 'keep the image at this path' },
+        { flags: '--force', desc: 'with --keep: replace an existing IMAGE (as mkfs --force)' },
       ],
     },
     {

@@ -3,6 +3,7 @@
  * spinners (ora). Both write to stderr so stdout stays the command's result,
  * and both are loaded only when actually used.
  */
+import { constants } from 'node:os';
 import type { Ctx } from './command.js';
 import { canPrompt } from './command.js';
 import { CancelledError } from './errors.js';
@@ -24,29 +25,55 @@ export async function confirm(ctx: Ctx, message: string, dflt = false): Promise<
   }
 }
 
-/** True when a spinner would be shown: a terminal on stderr, no --json, not --quiet. */
+/**
+ * True when a spinner would be shown: stderr is a terminal with a usable
+ * width and TERM is not dumb (Env.progress), no --json, not --quiet, not a
+ * line of shell.
+ */
 export function spinnerWanted(ctx: Ctx, quiet: boolean): boolean {
-  return !quiet && !ctx.json && ctx.env.stderrTTY && !ctx.env.inShell;
+  return !quiet && !ctx.json && ctx.env.progress === true && !ctx.env.inShell;
 }
+
+/** What a running spinner shows; the work may update it (phase i/N, items done). */
+export interface Progress {
+  update(text: string): void;
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
 /**
  * Runs `work` under a spinner on stderr (ora) when spinnerWanted(). Work that
  * is synchronous underneath must come through runInWorker (./worker.ts) to
  * let the spinner move; the spinner ends with a one-line summary of the time.
+ * SIGINT and SIGTERM end the process while it spins (exit 128+signal), with
+ * the cursor given back: ora's own cursor hook must not keep it alive.
  */
-export async function withSpinner<T>(ctx: Ctx, text: string, quiet: boolean, work: () => Promise<T>): Promise<T> {
-  if (!spinnerWanted(ctx, quiet)) return work();
+export async function withSpinner<T>(
+  ctx: Ctx,
+  text: string,
+  quiet: boolean,
+  work: (progress: Progress) => Promise<T>,
+): Promise<T> {
+  if (!spinnerWanted(ctx, quiet)) return work({ update: () => {} });
   const { default: ora } = await import('ora');
-  const spinner = ora({ text, stream: process.stderr, discardStdin: false, isEnabled: true }).start();
+  const color = ctx.env.stderrColor === true;
+  const spinner = ora({ text, stream: process.stderr, discardStdin: false, isEnabled: true, color: color ? 'cyan' : false }).start();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    spinner.stop();
+    process.exit(128 + (constants.signals[sig] ?? 15));
+  };
+  for (const s of SIGNALS) process.on(s, onSignal);
   const t0 = Date.now();
   try {
-    const r = await work();
+    const r = await work({ update: (t) => (spinner.text = t) });
     const secs = (Date.now() - t0) / 1000;
-    if (secs >= 1) spinner.succeed(`${text} (${secs.toFixed(1)} s)`);
-    else spinner.stop();
+    spinner.stop();
+    if (secs >= 1) ctx.env.err(`${color ? '\u001b[32m✔\u001b[39m' : '✔'} ${text} (${secs.toFixed(1)} s)\n`);
     return r;
   } catch (e) {
     spinner.stop();
     throw e;
+  } finally {
+    for (const s of SIGNALS) process.off(s, onSignal);
   }
 }

@@ -2,7 +2,7 @@
  * Long, synchronous library work (verify of a big image, put of a big file,
  * the models of a large compare) run in a child process, so that the parent's
  * spinner animates and independent work uses every CPU. A process, not a
- * worker thread: the native addons (flock, CRC32C) are not safe to load in
+ * worker thread: the native CRC32C addon is not safe to load in
  * several threads of one process. Errors cross back as their code, message,
  * object and hint and are rebuilt as DaxErrors, so the one error boundary
  * reports them.
@@ -10,13 +10,23 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DaxError, type ErrCode } from '../format/errors.js';
+import type { ProgressFn } from '../check/problems.js';
 
 export type WorkerJob =
   | { op: 'verify'; image: string }
   | { op: 'put'; image: string; path: string; fd: number }
   | { op: 'compare'; options: Omit<import('../dax/lab.js').CompareOptions, 'verify'> };
 
+/** The progress a job reports as it goes (verify: phase i/N, records done). */
+export interface JobProgress {
+  phase: number;
+  of: number;
+  name: string;
+  items: number;
+}
+
 interface Reply {
+  progress?: JobProgress;
   ok?: unknown;
   error?: { code: ErrCode; message: string; object?: string; hint?: string; internal?: boolean };
 }
@@ -25,7 +35,8 @@ async function perform(job: WorkerJob): Promise<unknown> {
   switch (job.op) {
     case 'verify': {
       const { verify } = await import('../check/verify.js');
-      return verify(job.image, { repair: false });
+      const progress: ProgressFn = (phase, of, name, items) => process.send?.({ progress: { phase, of, name, items } });
+      return verify(job.image, { repair: false, progress });
     }
     case 'compare': {
       const [{ runCompare }, { checkImage }] = await Promise.all([import('../dax/lab.js'), import('../check/verify.js')]);
@@ -46,8 +57,12 @@ async function perform(job: WorkerJob): Promise<unknown> {
 /** Marks this module, started as a script, as the child that runs one job. */
 const CHILD_FLAG = '--daxtool-child-job';
 
+/** Children still working; ended with this process (a SIGTERM mid-spinner must not leave them computing). */
+const live = new Set<ReturnType<typeof fork>>();
+let exitHook = false;
+
 /** Run `job` in a child process; resolves with its result or rejects with the rebuilt error. */
-export function runInWorker<T>(job: WorkerJob): Promise<T> {
+export function runInWorker<T>(job: WorkerJob, onProgress?: (p: JobProgress) => void): Promise<T> {
   return new Promise((resolve, reject) => {
     // The child inherits the host file descriptor a put reads (fds 0-2 plus the job's).
     const fds = job.op === 'put' ? job.fd : -1;
@@ -61,8 +76,21 @@ export function runInWorker<T>(job: WorkerJob): Promise<T> {
     // young generation trades a few more scavenges for a flat peak RSS.
     const execArgv = job.op === 'verify' ? [...process.execArgv, '--max-semi-space-size=4'] : process.execArgv;
     const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { stdio, serialization: 'advanced', execArgv });
+    live.add(child);
+    if (!exitHook) {
+      exitHook = true;
+      process.on('exit', () => {
+        for (const c of live) c.kill('SIGKILL');
+      });
+    }
+    child.once('exit', () => live.delete(child));
     let settled = false;
-    child.once('message', (r: Reply) => {
+    child.on('message', (r: Reply) => {
+      if (r.progress) {
+        onProgress?.(r.progress);
+        return;
+      }
+      if (settled) return;
       settled = true;
       if (r.error) {
         const e = r.error.internal

@@ -86,9 +86,9 @@ function verdict(v: Verifier, fs: Filesystem): { clean: boolean; errors: { check
 }
 
 /** A temporary image (or the one to keep), removed by cleanup() unless kept. */
-function scratchImage(keep: string | undefined, model: PageModel, sizeBytes: number, prefix: string): { path: string; cleanup(): void } {
+function scratchImage(keep: string | undefined, model: PageModel, sizeBytes: number, prefix: string, force = false): { path: string; cleanup(): void } {
   if (keep) {
-    Filesystem.mkfs(keep, { sizeBytes, pageModel: model });
+    Filesystem.mkfs(keep, { sizeBytes, pageModel: model, force });
     return { path: keep, cleanup: () => {} };
   }
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -119,10 +119,10 @@ export interface DemoResult {
   ms: number;
 }
 
-export function runDemo(o: { model?: PageModel; keep?: string; verify: Verifier }): DemoResult {
+export function runDemo(o: { model?: PageModel; keep?: string; force?: boolean; verify: Verifier }): DemoResult {
   const t0 = performance.now();
   const model = o.model ?? 'proxy';
-  const img = scratchImage(o.keep, model, 64 * 1024 * 1024, 'daxtool-demo-');
+  const img = scratchImage(o.keep, model, 64 * 1024 * 1024, 'daxtool-demo-', o.force === true);
   try {
     const fs = Filesystem.open(img.path, { write: true });
     try {

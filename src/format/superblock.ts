@@ -523,3 +523,38 @@ export function loadSuperblock(
 
 /** Block numbers of the slots, for the fs layer's space accounting. */
 export const SUPERBLOCK_BLKNOS: readonly Blkno[] = SB_SLOTS;
+
+/**
+ * Every field of a superblock slot as stored, by name, without judging any of
+ * them (for inspection: a slot that fails its checks is shown too). Roots and
+ * counters are named after RootId and CounterId; unnamed slots are omitted
+ * while zero.
+ */
+export function rawSuperblockFields(buf: Buffer): [string, string | number][] {
+  const out: [string, string | number][] = [];
+  if (buf.length < SB_PAYLOAD_END) return out;
+  const u32 = (o: number): number => buf.readUInt32LE(o);
+  out.push(['version', u32(OFF_VERSION)], ['incompat', `0x${u32(OFF_INCOMPAT).toString(16)}`], ['rocompat', `0x${u32(OFF_ROCOMPAT).toString(16)}`], ['compat', `0x${u32(OFF_COMPAT).toString(16)}`]);
+  out.push(['block_size', u32(OFF_BLOCK_SIZE)]);
+  const pm = u32(OFF_PAGE_MODEL);
+  out.push(['page_model', PAGE_MODEL_NAMES[pm] ?? `unknown (${pm})`]);
+  out.push(['total_blocks', readU64(buf, OFF_TOTAL_BLOCKS)]);
+  const u = buf.subarray(OFF_UUID, OFF_UUID + UUID_BYTES).toString('hex');
+  out.push(['uuid', `${u.slice(0, 8)}-${u.slice(8, 12)}-${u.slice(12, 16)}-${u.slice(16, 20)}-${u.slice(20)}`]);
+  const label = buf.subarray(OFF_LABEL, OFF_LABEL + LABEL_FIELD);
+  const end = label.indexOf(0);
+  out.push(['label', JSON.stringify(label.subarray(0, end < 0 ? LABEL_FIELD : end).toString('utf8'))]);
+  const time = (ms: number): string => (ms <= 8.64e15 ? new Date(ms).toISOString() : `${ms} (out of range)`);
+  out.push(['ctime', time(readU64(buf, OFF_CTIME))], ['mtime', time(readU64(buf, OFF_MTIME))]);
+  for (let i = 0; i < ROOT_SLOTS; i++) {
+    const v = readU64(buf, OFF_ROOTS + 8 * i);
+    const name = RootId[i];
+    if (name !== undefined || v !== 0) out.push([`root.${name ?? i}`, v]);
+  }
+  for (let i = 0; i < COUNTER_SLOTS; i++) {
+    const v = readU64(buf, OFF_COUNTERS + 8 * i);
+    const name = CounterId[i];
+    if (name !== undefined || v !== 0) out.push([`counter.${name ?? i}`, v]);
+  }
+  return out;
+}

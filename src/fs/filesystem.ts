@@ -6,6 +6,8 @@ import { CounterId, counterSlots, rootSlots, SB_VERSION, type Superblock } from 
 import { BlockCache } from '../io/cache.js';
 import { BlockDevice } from '../io/device.js';
 import { sleepSync } from '../io/lock.js';
+import { canSeek, dataRuns, finishSparse, writeSparse } from './sparse.js';
+import { diskUsage, type UsageEntry } from './usage.js';
 import { infoOf, openImage } from './info.js';
 import { fiemap, fsmap, type FsmapExtra } from './maps.js';
 import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
@@ -232,6 +234,11 @@ export class Filesystem {
     return this.view((fx) => fiemap(fx, path));
   }
 
+  /** Space per file and directory at and below `path` (usage.ts). */
+  du(path: string): UsageEntry[] {
+    return this.view((fx) => diskUsage(fx, path));
+  }
+
   /** `extra` lets an upper layer name its own blocks (the DAX machine's metadata, poisoned blocks). */
   fsmap(startBlk?: number, endBlk?: number, extra?: (fx: FsTx) => FsmapExtra): FsmapRecord[] {
     return this.view((fx) => fsmap(fx, startBlk ?? 0, endBlk ?? this.ctx.sb.totalBlocks - 1, extra?.(fx)));
@@ -245,16 +252,24 @@ export class Filesystem {
     });
   }
 
-  /** The whole file to a host fd, a chunk at a time. */
-  readToFd(path: string, fd: number): number {
+  /**
+   * The whole file to a host fd, a chunk at a time. With `sparse`, a regular
+   * host file the caller has just created or emptied gets holes where the file
+   * reads zeros (sparse.ts: positioned writes, so never an fd the user opened,
+   * which may append); anything else gets every byte.
+   */
+  readToFd(path: string, fd: number, opts: { sparse?: boolean } = {}): number {
+    const sparse = opts.sparse === true && canSeek(fd);
     return this.view((fx) => {
       const { inode, path: p } = fx.resolve(path);
       if (inode.type === INODE_TYPE_DIR) throw err('EISDIR', 'is a directory', p);
       const chunk = IO_CHUNK_BLOCKS * fx.bs;
       for (let off = 0; off < inode.size; off += chunk) {
         const data = fx.read(inode, off, chunk);
-        writeFully(fd, data);
+        if (sparse) writeSparse(fd, data, off, fx.bs);
+        else writeFully(fd, data);
       }
+      if (sparse) finishSparse(fd, inode.size);
       return inode.size;
     });
   }
@@ -310,10 +325,12 @@ export class Filesystem {
         if (got === 0) break;
         checkRange(total, got, p);
         // The file was emptied and every chunk but the last is whole blocks at a
-        // block-aligned offset: the host bytes go straight to new blocks, no copy.
+        // block-aligned offset: the host bytes go straight to new blocks, no
+        // copy; blocks of zeros are left as holes (sparse.ts).
         const blocks = Math.ceil(got / fx.bs);
         buf.fill(0, got, blocks * fx.bs);
-        fx.replaceBlocks(inode, total / fx.bs, blocks, buf.subarray(0, blocks * fx.bs));
+        const first = total / fx.bs;
+        for (const [s, n] of dataRuns(buf, blocks, fx.bs)) fx.replaceBlocks(inode, first + s, n, buf.subarray(s * fx.bs, (s + n) * fx.bs));
         total += got;
         inode.size = total;
         if (got < chunk) break;

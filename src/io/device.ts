@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { DaxError, err, type ErrCode } from '../format/errors.js';
 import { DEFAULT_BLOCK_SIZE, MAX_IMAGE_BYTES, MIN_BLOCK_SIZE, isValidBlockSize } from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
-import { DEFAULT_READER_TIMEOUT_MS, DEFAULT_WRITER_TIMEOUT_MS, lockFd, sleepSync, unlockFd, type LockMode } from './lock.js';
+import { DEFAULT_READER_TIMEOUT_MS, DEFAULT_WRITER_TIMEOUT_MS, lockImage, sleepSync, type ImageLock, type LockMode } from './lock.js';
 
 /**
  * The image file as a block device: positioned, synchronous, whole-block I/O.
@@ -239,6 +239,8 @@ export class BlockDevice {
     fd: number,
     size: number,
     readonly writable: boolean,
+    /** The advisory lock taken at open, released at close. */
+    private readonly lock: ImageLock,
   ) {
     this.fd = fd;
     this.size = size;
@@ -264,8 +266,8 @@ export class BlockDevice {
       if (st.size < 2 * MIN_BLOCK_SIZE)
         throw err('EINVAL', `not a daxtool image: file is ${st.size} bytes, too small to hold two blocks`, path);
       const mode = opts.lock ?? (opts.write ? 'exclusive' : 'shared');
-      lockFd(fd, mode, defaultTimeout(mode, opts.lockTimeoutMs), path);
-      return new BlockDevice(path, fd, st.size, opts.write);
+      const lock = lockImage(fd, mode, defaultTimeout(mode, opts.lockTimeoutMs), path);
+      return new BlockDevice(path, fd, st.size, opts.write, lock);
     } catch (e) {
       fs.closeSync(fd);
       throw sysError(e, 'cannot open image', path);
@@ -284,6 +286,7 @@ export class BlockDevice {
     if (sizeBytes > MAX_IMAGE_BYTES) throw err('EFBIG', `image size ${sizeBytes} exceeds the 2^53-byte limit`, path);
     let fd: number;
     let created = false;
+    let lock: ImageLock | undefined;
     try {
       if (opts.force) {
         try {
@@ -309,11 +312,12 @@ export class BlockDevice {
       if (st.isDirectory()) throw err('EISDIR', 'image path is a directory', path);
       if (!st.isFile()) throw err('EINVAL', 'image is not a regular file', path);
       // Lock before truncating: never destroy an image another command is using.
-      lockFd(fd, 'exclusive', defaultTimeout('exclusive', opts.lockTimeoutMs), path);
+      lock = lockImage(fd, 'exclusive', defaultTimeout('exclusive', opts.lockTimeoutMs), path);
       fs.ftruncateSync(fd, 0);
       fs.ftruncateSync(fd, sizeBytes);
-      return new BlockDevice(path, fd, sizeBytes, true);
+      return new BlockDevice(path, fd, sizeBytes, true, lock);
     } catch (e) {
+      lock?.release();
       fs.closeSync(fd);
       if (created) fs.rmSync(path, { force: true });
       throw sysError(e, 'cannot create image', path);
@@ -712,7 +716,7 @@ export class BlockDevice {
     this.fd = null;
     this.closeDirect();
     this.copyBuf = null;
-    unlockFd(fd);
+    this.lock.release();
     if (this.writebacks > 0) {
       this.closeLater = fd;
       return;

@@ -1,57 +1,122 @@
-/** verify: every invariant as a named check, with fsck(8) exit codes. */
-import { verify } from '../../check/verify.js';
+/**
+ * verify: every invariant as a named check, with fsck(8) exit codes and
+ * e2fsck's -n, -y, -p and -f. Findings of one check are grouped: a count and
+ * the first few examples (all of them with --all, and always in --json).
+ */
+import { verify, type Problem, type VerifyResult } from '../../check/verify.js';
 import { canPrompt, type CommandImpl } from '../command.js';
 import { usage } from '../errors.js';
 import { paint, plural, type Style } from '../output.js';
-import { confirm, spinnerWanted, withSpinner } from '../ui.js';
-import { runInWorker } from '../worker.js';
+import { confirm, spinnerWanted, withSpinner, type Progress } from '../ui.js';
+import { runInWorker, type JobProgress } from '../worker.js';
 
-type VerifyResult = Awaited<ReturnType<typeof verify>>;
+/** Examples shown per check without --all. */
+export const EXAMPLES = 3;
+
+/** How verify runs, from e2fsck's flags (e2fsck(8): only one of -p, -n, -y). */
+type Mode = 'check' | 'ask' | 'yes' | 'preen';
+
+function mode(opts: Record<string, unknown>): Mode {
+  const given = (['preen', 'no', 'yes'] as const).filter((k) => opts[k] === true);
+  if (given.length > 1) throw usage('only one of -p, -n and -y may be given', 'as with e2fsck: -n checks only, -y repairs everything, -p repairs what is safe');
+  if (opts.no === true && opts.repair === true) throw usage('-n (no changes) contradicts --repair');
+  if (opts.yes === true) return 'yes';
+  if (opts.preen === true) return 'preen';
+  if (opts.repair === true) return 'ask';
+  return 'check';
+}
+
+const progressText = (image: string, p: JobProgress): string =>
+  `verifying ${image}: phase ${p.phase}/${p.of} ${p.name}, ${p.items.toLocaleString('en-US')} records checked`;
 
 const verifyCmd: CommandImpl = async (ctx, _args, opts) => {
-  const repair = opts.repair === true;
-  const yes = opts.yes === true;
-  if (yes && !repair) throw usage('--yes only applies with --repair');
-  const ask = repair && !yes && canPrompt(ctx);
-  const confirmFix = async (fixClass: string, count: number): Promise<boolean> => {
-    if (yes) return true;
-    if (ask) return confirm(ctx, `Fix ${plural(count, 'problem')} of class ${fixClass}?`, false);
+  const m = mode(opts);
+  const repair = m !== 'check';
+  const ask = m === 'ask' && canPrompt(ctx);
+  const confirmFix = async (c: { id: string; title: string; preen: boolean }, count: number): Promise<boolean> => {
+    if (m === 'yes') return true;
+    if (m === 'preen') {
+      if (c.preen) return true;
+      ctx.env.err(`daxtool: verify: -p does not ${c.title} (${plural(count, 'problem')}): it needs a decision (use --repair or -y)\n`);
+      return false;
+    }
+    if (ask) return confirm(ctx, `${c.title}? (${plural(count, 'problem')})`, false);
     // Nobody to ask: the safe answer is no, and the user must learn why nothing was fixed.
-    ctx.env.err(
-      `daxtool: verify: no terminal to ask; not fixing ${plural(count, 'problem')} of class ${fixClass} (use --yes)\n`,
-    );
+    ctx.env.err(`daxtool: verify: no terminal to ask; not fixing ${plural(count, 'problem')}: ${c.title} (use -y)\n`);
     return false;
   };
   // A spinner would fight the questions for the terminal.
   const quiet = opts.quiet === true || ask;
-  const r: VerifyResult = await withSpinner(ctx, `verifying ${ctx.image}`, quiet, () =>
-    // Checking is synchronous: on a terminal it runs on a worker thread so the spinner moves.
+  const r: VerifyResult = await withSpinner(ctx, `verifying ${ctx.image}`, quiet, (progress: Progress) =>
+    // Checking is synchronous: on a terminal it runs in a process of its own so the spinner moves and shows the phase.
     !repair && spinnerWanted(ctx, quiet)
-      ? runInWorker<VerifyResult>({ op: 'verify', image: ctx.image })
+      ? runInWorker<VerifyResult>({ op: 'verify', image: ctx.image }, (p) => progress.update(progressText(ctx.image, p)))
       : verify(ctx.image, repair ? { repair, confirm: confirmFix } : { repair }),
   );
+  const problemsRepaired = r.repaired.reduce((a, f) => a + f.problems, 0);
   return {
-    json: { clean: r.clean, errors: r.errors, repaired: r.repaired, exit_code: r.exitCode },
-    human: (style) => renderVerify(ctx.image, r, style),
+    json: {
+      clean: r.clean,
+      errors: r.errors,
+      ...(r.found ? { found: r.found } : {}),
+      repaired: r.repaired,
+      problems_repaired: problemsRepaired,
+      unrepaired: r.unrepaired,
+      exit_code: r.exitCode,
+    },
+    human: (style) => renderVerify(ctx.image, r, style, opts.all === true),
     exitCode: r.exitCode,
   };
 };
 
-function renderVerify(image: string, r: VerifyResult, style: Style): string {
-  const out: string[] = [];
-  for (const e of r.errors) {
-    const sev = e.severity === 'error' ? paint(style, 'red', 'error') : paint(style, 'yellow', 'warning');
-    const where = e.block !== undefined && !e.message.startsWith(`block ${e.block}`) ? `block ${e.block}: ` : '';
-    out.push(`${sev} [${e.check}] ${where}${e.message}`);
+/** Findings grouped by check, in the order each check first appears. */
+function groups(ps: Problem[]): Problem[][] {
+  const by = new Map<string, Problem[]>();
+  for (const p of ps) {
+    const k = `${p.severity} ${p.check}`;
+    const g = by.get(k);
+    if (g) g.push(p);
+    else by.set(k, [p]);
   }
+  return [...by.values()];
+}
+
+function line(p: Problem): string {
+  const where = p.block !== undefined && !p.message.startsWith(`block ${p.block}`) ? `block ${p.block}: ` : '';
+  return `${where}${p.message}`;
+}
+
+function renderFindings(ps: Problem[], style: Style, all: boolean): string[] {
+  const out: string[] = [];
+  for (const g of groups(ps)) {
+    const p = g[0]!;
+    const sev = p.severity === 'error' ? paint(style, 'red', 'error') : paint(style, 'yellow', 'warning');
+    if (g.length === 1) {
+      out.push(`${sev} [${p.check}] ${line(p)}`);
+      continue;
+    }
+    const shown = all ? g : g.slice(0, EXAMPLES);
+    out.push(`${sev} [${p.check}] ${plural(g.length, 'problem')}${shown.length < g.length ? `, the first ${shown.length}:` : ':'}`);
+    for (const q of shown) out.push(`  ${line(q)}`);
+    if (shown.length < g.length) out.push(`  … and ${g.length - shown.length} more (--all lists every one)`);
+  }
+  return out;
+}
+
+function renderVerify(image: string, r: VerifyResult, style: Style, all: boolean): string {
+  // After a repair, every finding of the first check is shown, then what became of it.
+  const out = renderFindings(r.found ?? r.errors, style, all);
   for (const f of r.repaired) out.push(`${paint(style, 'green', 'repaired')} [${f.check}] ${f.message}`);
+  for (const u of r.unrepaired)
+    out.push(`${paint(style, 'red', 'not repaired')} [${u.check}] ${plural(u.count, 'problem')}: ${u.reason} (hint: ${u.hint})`);
   const errors = r.errors.filter((e) => e.severity === 'error').length;
   const warnings = r.errors.length - errors;
+  const problemsRepaired = r.repaired.reduce((a, f) => a + f.problems, 0);
   let summary: string;
-  if (r.clean && r.repaired.length === 0) summary = paint(style, 'green', 'clean');
+  if (r.clean && r.repaired.length === 0 && warnings === 0) summary = paint(style, 'green', 'clean');
   else {
     const parts: string[] = [];
-    if (r.repaired.length) parts.push(`${plural(r.repaired.length, 'problem')} repaired`);
+    if (problemsRepaired) parts.push(`${plural(problemsRepaired, 'problem')} repaired`);
     if (errors) parts.push(`${plural(errors, 'error')} left`);
     if (warnings) parts.push(plural(warnings, 'warning'));
     if (!parts.length) parts.push('clean');

@@ -9,6 +9,8 @@ import { humanSize, plural } from '../output.js';
 import { isDash, num, str, withFs } from './common.js';
 import { spinnerWanted, withSpinner } from '../ui.js';
 import { runInWorker } from '../worker.js';
+import { HexDump } from '../hexdump.js';
+import { writeAll } from '../stdio.js';
 
 /** Opens a host file, turning host errors into reportable ones. */
 function openHost(path: string, flags: 'r' | 'w'): number {
@@ -82,7 +84,7 @@ const get: CommandImpl = async (ctx, args) => {
     // The image is open (and PATH checked by the first read) before the host file is created.
     const fd = openHost(host, 'w');
     try {
-      return fs.readToFd(path, fd);
+      return fs.readToFd(path, fd, { sparse: true });
     } catch (e) {
       if (!existed) {
         try {
@@ -141,7 +143,7 @@ function getTree(fs: Filesystem, path: string, host: string): { files: number; d
         throw fromHostError(er, out);
       }
       try {
-        bytes += fs.readToFd(inImage, fd);
+        bytes += fs.readToFd(inImage, fd, { sparse: true });
         files++;
       } finally {
         closeSync(fd);
@@ -151,15 +153,39 @@ function getTree(fs: Filesystem, path: string, host: string): { files: number; d
   return { files, dirs: dirs - 1, bytes };
 }
 
-const cat: CommandImpl = async (ctx, args) => {
+/** cat reads a range this many bytes at a time. */
+const CAT_CHUNK = 1 << 20;
+
+const cat: CommandImpl = async (ctx, args, opts) => {
   const path = str(args[0]);
+  const offset = num(opts.offset) ?? 0;
+  const ranged = opts.offset !== undefined || opts.length !== undefined;
   if (ctx.json) {
     // Raw bytes cannot share stdout with a JSON object, so they travel base64-encoded.
-    const data = await withFs(ctx, false, (fs) => fs.readRange(path, 0, fs.stat(path).size));
-    return { json: { path, size: data.length, encoding: 'base64', data: data.toString('base64') } };
+    const data = await withFs(ctx, false, (fs) => {
+      const size = fs.stat(path).size;
+      return fs.readRange(path, offset, Math.max(0, Math.min(num(opts.length) ?? size, size - offset)));
+    });
+    return { json: { path, offset, size: data.length, encoding: 'base64', data: data.toString('base64') } };
   }
-  const bytes = await withFs(ctx, false, (fs) => fs.readToFd(path, 1));
-  return { json: { path, size: bytes } };
+  if (!ranged && opts.hex !== true) {
+    const bytes = await withFs(ctx, false, (fs) => fs.readToFd(path, 1));
+    return { json: { path, size: bytes } };
+  }
+  // A range, or a hex dump: read it a chunk at a time (past EOF there is nothing to read, as with pread).
+  const dump = opts.hex === true ? new HexDump(offset) : null;
+  const bytes = await withFs(ctx, false, (fs) => {
+    const size = fs.stat(path).size;
+    const end = Math.min(size, opts.length === undefined ? size : offset + num(opts.length)!);
+    for (let o = offset; o < end; o += CAT_CHUNK) {
+      const data = fs.readRange(path, o, Math.min(CAT_CHUNK, end - o));
+      if (dump) ctx.env.out(dump.push(data));
+      else writeAll(1, data);
+    }
+    return Math.max(0, end - offset);
+  });
+  if (dump) ctx.env.out(dump.end());
+  return { json: { path, offset, size: bytes } };
 };
 
 /** Reads `length` bytes (or the whole file) from the start of a host file. */

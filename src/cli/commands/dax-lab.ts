@@ -6,6 +6,7 @@ import type { Filesystem } from '../../fs/filesystem.js';
 import type { PageModel } from '../../fs/types.js';
 import { renderTrace } from './dax.js';
 import type { CommandImpl } from '../command.js';
+import { usage } from '../errors.js';
 import { humanSize, paint, plural, table, type Style } from '../output.js';
 import { num } from './common.js';
 import { availableParallelism } from 'node:os';
@@ -60,7 +61,8 @@ function renderDemo(r: DemoResult, style: Style): string {
 
 const demo: CommandImpl = async (_ctx, _args, opts) => {
   const keep = opts.keep === undefined ? undefined : String(opts.keep);
-  const r = runDemo({ model: opts.pageModel as PageModel | undefined, keep, verify });
+  if (opts.force === true && keep === undefined) throw usage('--force only applies with --keep', 'demo --keep IMAGE --force replaces IMAGE');
+  const r = runDemo({ model: opts.pageModel as PageModel | undefined, keep, force: opts.force === true, verify });
   // Under the naive model the demo's verify fails: that is the negative control, shown, not an error of the demo.
   return { json: r, human: (style) => renderDemo(r, style) };
 };

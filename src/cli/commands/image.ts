@@ -37,7 +37,7 @@ function renderMkfs(r: MkfsResult): string {
   const total = r.blocks * r.block_size;
   const lines = [
     `${r.dry_run ? 'would create' : 'created'} ${r.path}: ${plural(r.blocks, 'block')} of ${r.block_size} bytes (${humanSize(total)}), page model ${r.page_model}`,
-    `label ${JSON.stringify(r.label)}, uuid ${r.uuid}`,
+    `label ${r.label === '' ? '(none)' : JSON.stringify(r.label)}, uuid ${r.uuid}`,
     `${plural(r.metadata_blocks, 'metadata block')}, ${r.free_blocks} free (${humanSize(r.free_blocks * r.block_size)})`,
   ];
   if (r.dry_run) lines.push('dry run: nothing written');

@@ -4,16 +4,20 @@ import type { FiemapExtent, FsmapRecord } from '../../fs/types.js';
 import type { CommandImpl } from '../command.js';
 import { humanSize, table } from '../output.js';
 import { num, str, withFs } from './common.js';
+import { usage } from '../errors.js';
+import { fiemapVerbose, fsmapMachine } from '../xfsio.js';
 
-const fiemap: CommandImpl = async (ctx, args) => {
+const fiemap: CommandImpl = async (ctx, args, opts) => {
   const path = str(args[0]);
-  const { extents, blockSize } = await withFs(ctx, false, (fs) => ({
+  const { extents, blockSize, size } = await withFs(ctx, false, (fs) => ({
     extents: fs.fiemap(path) as FiemapExtent[],
     blockSize: fs.blockSize,
+    size: fs.stat(path).size,
   }));
   return {
     json: { path, block_size: blockSize, extents },
     human: (style) => {
+      if (opts.verbose === true) return fiemapVerbose(path, extents, size);
       if (extents.length === 0) return `${path}: no extents\n`;
       return table(
         style,
@@ -43,6 +47,7 @@ function ownerText(r: FsmapRecord): string {
 }
 
 const fsmap: CommandImpl = async (ctx, _args, opts) => {
+  if (opts.machine === true && ctx.json) throw usage('-m and --json are two output formats: choose one');
   const start = num(opts.start);
   const end = num(opts.end);
   const { records, blockSize } = await withFs(ctx, false, (fs) => ({
@@ -58,7 +63,7 @@ const fsmap: CommandImpl = async (ctx, _args, opts) => {
   return {
     json: { block_size: blockSize, records },
     human: (style) =>
-      table(
+      opts.machine === true ? fsmapMachine(records, blockSize) : table(
         style,
         ['blocks', 'count', 'size', 'owner', 'detail'],
         records.map((r) => [
@@ -73,4 +78,22 @@ const fsmap: CommandImpl = async (ctx, _args, opts) => {
   };
 };
 
-export const commands = { fiemap, fsmap };
+/** du: btrfs filesystem du's columns, plus what deleting each entry frees and what sharing saves. */
+const du: CommandImpl = async (ctx, args, opts) => {
+  const path = args[0] === undefined ? '/' : str(args[0]);
+  const all = await withFs(ctx, false, (fs) => fs.du(path));
+  const top = all[all.length - 1]!;
+  const entries = opts.summarize === true ? [top] : all;
+  return {
+    json: { path: top.path, entries, saved: top.saved },
+    human: () => {
+      const col = (n: number): string => humanSize(n).padStart(10);
+      const lines = [`${'Total'.padStart(10)}  ${'Exclusive'.padStart(10)}  ${'Shared'.padStart(10)}  ${'Frees'.padStart(10)}  Filename`];
+      for (const e of entries) lines.push(`${col(e.total)}  ${col(e.exclusive)}  ${col(e.shared)}  ${col(e.frees)}  ${e.path}`);
+      lines.push(`sharing saves ${humanSize(top.saved)} in ${top.path} ((N-1) x L over blocks referenced N times)`);
+      return `${lines.join('\n')}\n`;
+    },
+  };
+};
+
+export const commands = { fiemap, fsmap, du };
