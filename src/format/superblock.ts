@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { BLOCK_MAGIC, BlockType, HDR_SIZE, blockProblem, decodeHeader, initHeader, readU64, sealBlock, writeU64 } from './block.js';
 import { DaxError, corrupt, err } from './errors.js';
 import type { Blkno } from './units.js';
@@ -40,6 +40,11 @@ import type { Blkno } from './units.js';
  * not more, root and counter slots. Reserved slots are kept as read and written
  * back unchanged, so a compat feature may claim one.
  */
+/** A random (version 4) uuid; node:crypto is loaded on first use, since reading an image never needs it. */
+export function newUuid(): string {
+  return (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).randomUUID();
+}
+
 export const SB_VERSION = 1;
 export const MIN_BLOCK_SIZE = 512;
 export const MAX_BLOCK_SIZE = 65536;
@@ -181,7 +186,7 @@ export function makeSuperblock(opts: {
     blockSize: opts.blockSize,
     pageModel: opts.pageModel ?? DEFAULT_PAGE_MODEL,
     totalBlocks: opts.totalBlocks,
-    uuid: opts.uuid ?? randomUUID(),
+    uuid: opts.uuid ?? newUuid(),
     label: opts.label ?? '',
     ctimeMs: now,
     mtimeMs: now,

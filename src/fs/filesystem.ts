@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { readSync, writeSync } from 'node:fs';
 import { err } from '../format/errors.js';
 import { type FreeRec, INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
-import { COUNTER_SLOTS, CounterId, ROOT_SLOTS, SB_VERSION, type Superblock } from '../format/superblock.js';
+import { COUNTER_SLOTS, CounterId, ROOT_SLOTS, SB_VERSION, newUuid, type Superblock } from '../format/superblock.js';
 import { BlockCache } from '../io/cache.js';
 import { BlockDevice } from '../io/device.js';
 import { sleepSync } from '../io/lock.js';
@@ -95,7 +94,7 @@ export class Filesystem {
     const pageModel: PageModel = opts.pageModel ?? 'proxy';
     const label = opts.label ?? '';
     if (Buffer.byteLength(label, 'utf8') > 63) throw err('EINVAL', 'label longer than 63 bytes', label);
-    const uuid = randomUUID();
+    const uuid = newUuid();
     const result = (sb?: Superblock): MkfsResult => ({
       path,
       block_size: blockSize,
