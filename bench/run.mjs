@@ -54,6 +54,8 @@ const JSON_OUT = opt('--json');
 const BUDGET_MS = QUICK ? 4000 : 30000;
 /** Peers repeat less in --quick: their numbers are context, not the subject. */
 const PEER_REPS = QUICK ? 1 : REPS;
+/** The one-unit runs the marginal columns subtract are short and noisy: more of them. */
+const ONE_REPS = QUICK ? 5 : 10;
 /** A single command taking longer than this is killed and reported as a timeout. */
 const TIMEOUT_MS = QUICK ? 60000 : 300000;
 
@@ -471,7 +473,7 @@ async function caseReflink() {
     await build(pristine, { kind: 'extents', n, path: '/src' });
     const prep = () => copyImage(pristine, work);
     const cmd = dax('reflink', work, '/src', '/dst');
-    const m = await measure(cmd, { node: true, prep });
+    const m = await measure(cmd, { node: true, prep, reps: n === 1 ? ONE_REPS : REPS });
     const target = n === 1e6 ? { ms: 2000 } : n === 20000 ? { margRatio: 0.05 } : null;
     const r = row({ id, case: 'reflink (whole file, CLI)', size: `${fmtSize(n)} extent${n > 1 ? 's' : ''}`, n, ...m, rate: fmtRate(n / (m.ms / 1000), 'extents'), target, group: scaling(n) ? 'reflink' : undefined, marginal: n > 1 ? { kind: 'per', one: 'reflink-1', peer: 'cp --reflink=always (XFS, loop)', unit: 'extent' } : undefined });
     if (QUICK && n > 10000) r.peers.push(unavailable('cp --reflink=always (XFS)', 'skipped in --quick (≈1 min per 1M extents)'));
@@ -485,7 +487,7 @@ async function caseReflink() {
           // Warm: the source's extent map into the page cache and the in-core inode (untimed).
           sh(['sh', '-c', `"${T.xfsIo}" -r -c fiemap "${join(mnt, 'src')}" > /dev/null`], { timeoutMs: 600000 });
           return await measure([T.cp, '--reflink=always', join(mnt, 'src'), join(mnt, 'dst')], {
-            reps: PEER_REPS,
+            reps: n === 1 ? ONE_REPS : PEER_REPS,
             after: () => {
               rmSync(join(mnt, 'dst'));
               sh(['sync', '-f', mnt]);
@@ -577,7 +579,7 @@ async function cowPeer(n, blocks, name) {
       try {
         const b = join(mnt, 'b');
         return await measure([T.python, '-c', peers.MMAP_WRITE_PY, b, String(n)], {
-          reps: PEER_REPS,
+          reps: n === 1 ? ONE_REPS : PEER_REPS,
           warmup: true,
           prep: () => {
             rmSync(b, { force: true });
@@ -610,7 +612,7 @@ async function caseFault(det) {
     const ts = [];
     let last = null;
     let rss = null;
-    for (let i = 0; i < REPS; i++) {
+    for (let i = 0; i < (o.length <= 4096 ? ONE_REPS : REPS); i++) {
       copyImage(pristine, work);
       const r = await lib(work, o);
       if (r.timedOut) return { fail: `timeout > ${fmtMs(TIMEOUT_MS)}` };
@@ -647,7 +649,7 @@ async function caseFault(det) {
     if (det.fault) {
       const cmd = dax('fault', work, path, '--offset', '0', '--length', String(len), ...(write ? ['--write'] : []));
       const prep = () => copyImage(pristine, work);
-      const m = await measure(cmd, { node: true, prep });
+      const m = await measure(cmd, { node: true, prep, reps: n === 1 ? ONE_REPS : REPS });
       const r = row({ id, case: `${caseName}, CLI`, size, n, ...m, rate: fmtRate(n / (m.ms / 1000), 'faults'), target: extra.cliTarget ?? (det.daxLib ? null : target), group: group ? `${group}-cli` : undefined, marginal: marg(extra.marg?.one) });
       if (extra.peer) r.peers.push(extra.peer);
       await profile(id, cmd, prep);
