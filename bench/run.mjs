@@ -116,6 +116,8 @@ function snapshot() {
     const tsc = join(ROOT, 'node_modules', '.bin', 'tsc');
     const r = sh([tsc, '-p', join(ROOT, 'tsconfig.json'), '--outDir', DIST], { ok: [1, 2], cwd: ROOT });
     if (r.code !== 0) notes.push(`tsc reported errors (code ${r.code}); the emitted code was measured anyway`);
+    // As `npm run build` does: bin/daxtool runs the bundle when it is there.
+    sh([process.execPath, join(ROOT, 'scripts', 'bundle.mjs'), DIST], { cwd: ROOT });
   } else {
     if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
       console.error('bench: dist/ is missing: run `npx tsc -p tsconfig.json` (or pass --build)');

@@ -17,14 +17,15 @@
  * A module that forks itself (cli/worker.ts, check/machine-job.ts) finds its
  * chunk through import.meta.url and recognizes the child by its argv flag at
  * the chunk's top level, as in dist/. Run by `npm run build` and `prepare`
- * after tsc; `node scripts/bundle.mjs --check` only reports what it would do.
+ * after tsc (`node scripts/bundle.mjs [DIST]`).
  */
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const DIST = join(ROOT, 'dist');
+/** The compiled tree to bundle: dist/, or the directory given (the benchmark's snapshot). */
+const DIST = process.argv[2] && !process.argv[2].startsWith('-') ? process.argv[2] : join(ROOT, 'dist');
 const OUT = join(DIST, 'bundle');
 
 /** The chunk a compiled module belongs to (path relative to dist/, with / separators). */
