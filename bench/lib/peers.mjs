@@ -282,23 +282,19 @@ export function xfsCowImage(t, blocks, workDir, log) {
   }, log);
 }
 
-/** An empty ext4 image of `bytes` (sparse), for `dumpe2fs -h`, the peer of `info`. */
-export function ext4EmptyImage(t, bytes, log) {
-  const key = `v1 ${t.e2fsVersion} bytes=${bytes}`;
-  return cached(`ext4-empty-${bytes}`, key, async (img) => {
+/** An empty image of `bytes` (sparse), made by the `mkfs` argv (image path appended), cached as `kind`-`bytes`. */
+function emptyImage(kind, version, bytes, mkfs, log) {
+  return cached(`${kind}-${bytes}`, `v1 ${version} bytes=${bytes}`, async (img) => {
     sh(['truncate', '-s', String(bytes), img]);
-    sh([t.mke2fs, '-q', '-F', '-t', 'ext4', img]);
+    sh([...mkfs, img]);
   }, log);
 }
 
-/** An empty XFS image of `bytes` (sparse), for `xfs_repair -n`, the peer of verify of a small image. */
-export function xfsEmptyImage(t, bytes, log) {
-  const key = `v1 ${t.xfsVersion} bytes=${bytes}`;
-  return cached(`xfs-empty-${bytes}`, key, async (img) => {
-    sh(['truncate', '-s', String(bytes), img]);
-    sh([t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1', img]);
-  }, log);
-}
+/** An empty ext4 image, for `dumpe2fs -h`, the peer of `info`. */
+export const ext4EmptyImage = (t, bytes, log) => emptyImage('ext4-empty', t.e2fsVersion, bytes, [t.mke2fs, '-q', '-F', '-t', 'ext4'], log);
+
+/** An empty XFS image, for `xfs_repair -n`, the peer of verify of a small image. */
+export const xfsEmptyImage = (t, bytes, log) => emptyImage('xfs-empty', t.xfsVersion, bytes, [t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1'], log);
 
 /**
  * The copy-on-write peer's program: map FILE shared and writable, store one
