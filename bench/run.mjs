@@ -222,7 +222,7 @@ async function measure(argvCmd, o = {}) {
   }
   for (let i = 0; i < reps; i++) {
     if (o.prep) await o.prep(i);
-    const r = await run(typeof argvCmd === 'function' ? argvCmd(i) : argvCmd, { node: !!o.node, rssFile, timeoutMs: o.timeoutMs ?? TIMEOUT_MS, env: o.env, cwd: o.cwd, capture: !!o.capture });
+    const r = await run(typeof argvCmd === 'function' ? argvCmd(i) : argvCmd, { node: !!o.node, rssFile, timeoutMs: o.timeoutMs ?? TIMEOUT_MS, env: o.env, cwd: o.cwd, capture: !!o.capture, hook: !!o.startup });
     last = r;
     if (r.timedOut) {
       fail = `timeout > ${fmtMs(o.timeoutMs ?? TIMEOUT_MS)}`;
@@ -298,11 +298,11 @@ const peerOk = (bin) => !NO_PEERS && !!bin;
 
 async function caseVersion() {
   if (want('node')) {
-    const m = await measure([process.execPath, '-e', '0'], { reps: QUICK ? 5 : 10 });
+    const m = await measure(['-e', '0'], { node: true, startup: true, reps: QUICK ? 5 : 10 });
     row({ id: 'node', case: 'node -e 0 (start-up baseline)', size: '—', ...m, target: null });
   }
   if (!want('version')) return;
-  const m = await measure(dax('--version'), { node: true, reps: QUICK ? 5 : 10 });
+  const m = await measure(dax('--version'), { node: true, startup: true, reps: QUICK ? 5 : 10 });
   row({ id: 'version', case: '--version', size: '—', ...m, target: { ms: 120 }, marginal: { kind: 'startup' } });
 }
 
@@ -314,6 +314,7 @@ async function caseInfoMkfs() {
     let alloc = 0;
     const m = await measure(dax('mkfs', img, '--size', '1T'), {
       node: true,
+      startup: true,
       reps: QUICK ? 3 : 5,
       prep: () => rmSync(img, { force: true }),
       after: () => {
@@ -343,20 +344,20 @@ async function caseInfoMkfs() {
   }
   if (want('info')) {
     if (!existsSync(img)) sh([process.execPath, BIN, 'mkfs', img, '--size', '1T', '--force']);
-    const m = await measure(dax('info', img), { node: true, reps: QUICK ? 5 : 10 });
+    const m = await measure(dax('info', img), { node: true, startup: true, reps: QUICK ? 5 : 10 });
     const r = row({ id: 'info', case: 'info', size: '1 TiB image', ...m, target: { ms: 120, aboveRatio: 3 }, marginal: { kind: 'startup' } });
     const dumpe2fs = peerOk(T.dumpe2fs) && T.mke2fs ? await peers.ext4EmptyImage(T, size, log) : null;
     if (dumpe2fs) r.peers.push(peerResult('dumpe2fs -h (ext4 1 TiB)', await measure([T.dumpe2fs, '-h', dumpe2fs.img], { reps: QUICK ? 5 : 10, warmup: true })));
     else r.peers.push(unavailable('dumpe2fs -h', NO_PEERS ? 'skipped' : 'peer unavailable: e2fsprogs not installed'));
     await profile('info', dax('info', img));
-    const mj = await measure(dax('info', img, '--json'), { node: true, reps: QUICK ? 3 : 5 });
+    const mj = await measure(dax('info', img, '--json'), { node: true, startup: true, reps: QUICK ? 3 : 5 });
     row({ id: 'info-json', case: 'info --json', size: '1 TiB image', ...mj, target: { ms: 120 }, marginal: { kind: 'startup' } });
   }
   if (want('verify-small')) {
     // Start-up bound: an empty image, so the time is loading and opening, as for the peer.
     const small = join(WORK, 'small.img');
     sh([process.execPath, BIN, 'mkfs', small, '--size', '1G', '--force']);
-    const m = await measure(dax('verify', small), { node: true, reps: QUICK ? 5 : 10 });
+    const m = await measure(dax('verify', small), { node: true, startup: true, reps: QUICK ? 5 : 10 });
     const r = row({ id: 'verify-small', case: 'verify (empty image)', size: '1 GiB image', ...m, target: { aboveRatio: 3 }, marginal: { kind: 'startup' } });
     const ximg = peerOk(T.xfsRepair) ? await peers.xfsEmptyImage(T, GiB, log) : null;
     if (ximg) r.peers.push(peerResult('xfs_repair -n (XFS 1 GiB)', await measure([T.xfsRepair, '-n', '-f', ximg.img], { reps: QUICK ? 3 : 5, warmup: true })));
@@ -789,7 +790,8 @@ function marginals() {
       if (!ok(node)) continue;
       const above = r.ms - node.ms;
       const p = r.peers.find(peerOk);
-      r.marg = { text: `${fmtMs(above)} above node`, peerText: p ? `${fmtMs(p.ms)} (whole run)` : '', value: above, ratio: p ? above / p.ms : null };
+      const cpuAbove = r.cpuMs != null && node.cpuMs != null ? `, cpu ${fmtMs(r.cpuMs - node.cpuMs)}` : '';
+      r.marg = { text: `${fmtMs(above)} above node${cpuAbove}`, peerText: p ? `${fmtMs(p.ms)} (whole run)` : '', value: above, ratio: p ? above / p.ms : null };
     } else {
       const one = byId.get(m.one);
       if (!ok(one) || !(r.n > 1)) continue;
