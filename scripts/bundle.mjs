@@ -32,6 +32,7 @@ const OUT = join(DIST, 'bundle');
 export function chunkOf(rel) {
   // Each command group, and the modules that load a package or fork: chunks of their own, loaded when used.
   if (rel.startsWith('cli/commands/') || rel === 'cli/commander-program.js' || rel === 'cli/worker.js') return undefined;
+  if (rel === 'format/dax-records.js') return 'lib'; // the machine's records: only the filesystem's users read them
   if (rel.startsWith('cli/') || rel.startsWith('format/') || rel.startsWith('io/')) return 'core';
   if (rel === 'fs/info.js' || rel === 'fs/mkfs.js' || rel === 'fs/types.js') return 'core';
   return 'lib';

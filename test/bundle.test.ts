@@ -25,6 +25,7 @@ describe('bundle', () => {
     expect(chunkOf('fs/filesystem.js')).toBe('lib');
     expect(chunkOf('check/verify.js')).toBe('lib');
     expect(chunkOf('dax/machine.js')).toBe('lib');
+    expect(chunkOf('format/dax-records.js')).toBe('lib');
     expect(chunkOf('cli/commands/image.js')).toBeUndefined();
     expect(chunkOf('cli/commander-program.js')).toBeUndefined();
     expect(chunkOf('cli/worker.js')).toBeUndefined();
