@@ -40,11 +40,6 @@ import type { Blkno } from './units.js';
  * not more, root and counter slots. Reserved slots are kept as read and written
  * back unchanged, so a compat feature may claim one.
  */
-/** A random (version 4) uuid; node:crypto is loaded on first use, since reading an image never needs it. */
-export function newUuid(): string {
-  return (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).randomUUID();
-}
-
 export const SB_VERSION = 1;
 export const MIN_BLOCK_SIZE = 512;
 export const MAX_BLOCK_SIZE = 65536;
@@ -166,6 +161,11 @@ export const otherSlot = (slot: SuperblockSlot): SuperblockSlot => (slot === 0 ?
 
 const slotName = (slot: number): string => `superblock slot ${slot}`;
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
+
+/** A random (version 4) uuid; node:crypto is loaded on first use, since reading an image never needs it. */
+export function newUuid(): string {
+  return (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).randomUUID();
+}
 
 /** A fresh superblock for mkfs: generation 1, no roots, zero counters. */
 export function makeSuperblock(opts: {
