@@ -54,6 +54,8 @@ const JSON_OUT = opt('--json');
 const BUDGET_MS = QUICK ? 4000 : 30000;
 /** Peers repeat less in --quick: their numbers are context, not the subject. */
 const PEER_REPS = QUICK ? 1 : REPS;
+/** The one-unit runs the marginal columns subtract are short and noisy: more of them. */
+const ONE_REPS = QUICK ? 5 : 10;
 /** A single command taking longer than this is killed and reported as a timeout. */
 const TIMEOUT_MS = QUICK ? 60000 : 300000;
 
@@ -114,6 +116,8 @@ function snapshot() {
     const tsc = join(ROOT, 'node_modules', '.bin', 'tsc');
     const r = sh([tsc, '-p', join(ROOT, 'tsconfig.json'), '--outDir', DIST], { ok: [1, 2], cwd: ROOT });
     if (r.code !== 0) notes.push(`tsc reported errors (code ${r.code}); the emitted code was measured anyway`);
+    // As `npm run build` does: bin/daxtool runs the bundle when it is there.
+    sh([process.execPath, join(ROOT, 'scripts', 'bundle.mjs'), DIST], { cwd: ROOT });
   } else {
     if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
       console.error('bench: dist/ is missing: run `npx tsc -p tsconfig.json` (or pass --build)');
@@ -218,7 +222,7 @@ async function measure(argvCmd, o = {}) {
   }
   for (let i = 0; i < reps; i++) {
     if (o.prep) await o.prep(i);
-    const r = await run(typeof argvCmd === 'function' ? argvCmd(i) : argvCmd, { node: !!o.node, rssFile, timeoutMs: o.timeoutMs ?? TIMEOUT_MS, env: o.env, cwd: o.cwd, capture: !!o.capture });
+    const r = await run(typeof argvCmd === 'function' ? argvCmd(i) : argvCmd, { node: !!o.node, rssFile, timeoutMs: o.timeoutMs ?? TIMEOUT_MS, env: o.env, cwd: o.cwd, capture: !!o.capture, hook: !!o.startup });
     last = r;
     if (r.timedOut) {
       fail = `timeout > ${fmtMs(o.timeoutMs ?? TIMEOUT_MS)}`;
@@ -294,12 +298,12 @@ const peerOk = (bin) => !NO_PEERS && !!bin;
 
 async function caseVersion() {
   if (want('node')) {
-    const m = await measure([process.execPath, '-e', '0'], { reps: QUICK ? 5 : 10 });
+    const m = await measure(['-e', '0'], { node: true, startup: true, reps: QUICK ? 5 : 10 });
     row({ id: 'node', case: 'node -e 0 (start-up baseline)', size: '—', ...m, target: null });
   }
   if (!want('version')) return;
-  const m = await measure(dax('--version'), { node: true, reps: QUICK ? 5 : 10 });
-  row({ id: 'version', case: '--version', size: '—', ...m, target: { ms: 120 } });
+  const m = await measure(dax('--version'), { node: true, startup: true, reps: QUICK ? 5 : 10 });
+  row({ id: 'version', case: '--version', size: '—', ...m, target: { ms: 120 }, marginal: { kind: 'startup' } });
 }
 
 async function caseInfoMkfs() {
@@ -310,13 +314,14 @@ async function caseInfoMkfs() {
     let alloc = 0;
     const m = await measure(dax('mkfs', img, '--size', '1T'), {
       node: true,
+      startup: true,
       reps: QUICK ? 3 : 5,
       prep: () => rmSync(img, { force: true }),
       after: () => {
         alloc = Math.max(alloc, statSync(img).blocks * 512);
       },
     });
-    const r = row({ id: 'mkfs', case: 'mkfs', size: '1 TiB', ...m, rate: fmtRate(blocks / (m.ms / 1000), 'blocks'), hostBytes: alloc, target: { ms: 200, hostBytes: 64 * MiB } });
+    const r = row({ id: 'mkfs', case: 'mkfs', size: '1 TiB', ...m, rate: fmtRate(blocks / (m.ms / 1000), 'blocks'), hostBytes: alloc, target: { ms: 200, hostBytes: 64 * MiB, aboveRatio: 3 }, marginal: { kind: 'startup' } });
     await profile('mkfs', dax('mkfs', img, '--size', '1T'), () => rmSync(img, { force: true }));
     const pimg = join(WORK, 'peer-mkfs.img');
     const peerMkfs = async (name, cmd) => {
@@ -339,11 +344,26 @@ async function caseInfoMkfs() {
   }
   if (want('info')) {
     if (!existsSync(img)) sh([process.execPath, BIN, 'mkfs', img, '--size', '1T', '--force']);
-    const m = await measure(dax('info', img), { node: true, reps: QUICK ? 5 : 10 });
-    row({ id: 'info', case: 'info', size: '1 TiB image', ...m, target: { ms: 120 } });
+    const m = await measure(dax('info', img), { node: true, startup: true, reps: QUICK ? 5 : 10 });
+    const r = row({ id: 'info', case: 'info', size: '1 TiB image', ...m, target: { ms: 120, aboveRatio: 3 }, marginal: { kind: 'startup' } });
+    const dumpe2fs = peerOk(T.dumpe2fs) && T.mke2fs ? await peers.ext4EmptyImage(T, size, log) : null;
+    if (dumpe2fs) r.peers.push(peerResult('dumpe2fs -h (ext4 1 TiB)', await measure([T.dumpe2fs, '-h', dumpe2fs.img], { reps: QUICK ? 5 : 10, warmup: true })));
+    else r.peers.push(unavailable('dumpe2fs -h', NO_PEERS ? 'skipped' : 'peer unavailable: e2fsprogs not installed'));
     await profile('info', dax('info', img));
-    const mj = await measure(dax('info', img, '--json'), { node: true, reps: QUICK ? 3 : 5 });
-    row({ id: 'info-json', case: 'info --json', size: '1 TiB image', ...mj, target: { ms: 120 } });
+    const mj = await measure(dax('info', img, '--json'), { node: true, startup: true, reps: QUICK ? 3 : 5 });
+    row({ id: 'info-json', case: 'info --json', size: '1 TiB image', ...mj, target: { ms: 120 }, marginal: { kind: 'startup' } });
+  }
+  if (want('verify-small')) {
+    // Start-up bound: an empty image, so the time is loading and opening, as for the peer.
+    const small = join(WORK, 'small.img');
+    sh([process.execPath, BIN, 'mkfs', small, '--size', '1G', '--force']);
+    const m = await measure(dax('verify', small), { node: true, startup: true, reps: QUICK ? 5 : 10 });
+    const r = row({ id: 'verify-small', case: 'verify (empty image)', size: '1 GiB image', ...m, target: { aboveRatio: 3 }, marginal: { kind: 'startup' } });
+    const ximg = peerOk(T.xfsRepair) ? await peers.xfsEmptyImage(T, GiB, log) : null;
+    if (ximg) r.peers.push(peerResult('xfs_repair -n (XFS 1 GiB)', await measure([T.xfsRepair, '-n', '-f', ximg.img], { reps: QUICK ? 3 : 5, warmup: true })));
+    else r.peers.push(unavailable('xfs_repair -n', NO_PEERS ? 'skipped' : 'peer unavailable: xfsprogs not installed'));
+    await profile('verify-small', dax('verify', small));
+    rmSync(small, { force: true });
   }
   rmSync(img, { force: true });
 }
@@ -444,7 +464,9 @@ async function casePutGet() {
 }
 
 async function caseReflink() {
-  const sizes = QUICK ? [1000, 10000, 100000] : [10000, 100000, 1000000];
+  // 1 extent: the fixed cost per command, which the per-extent column takes away.
+  const sizes = QUICK ? [1, 1000, 10000, 20000, 100000] : [1, 10000, 20000, 100000, 1000000];
+  const scaling = (n) => n >= 1000 && Number.isInteger(Math.log10(n));
   const loop = NO_PEERS ? { ok: false, why: 'skipped' } : peers.loopMount(T, WORK);
   for (const n of sizes) {
     const id = `reflink-${fmtSize(n)}`;
@@ -454,8 +476,9 @@ async function caseReflink() {
     await build(pristine, { kind: 'extents', n, path: '/src' });
     const prep = () => copyImage(pristine, work);
     const cmd = dax('reflink', work, '/src', '/dst');
-    const m = await measure(cmd, { node: true, prep });
-    const r = row({ id, case: 'reflink (whole file, CLI)', size: `${fmtSize(n)} extents`, n, ...m, rate: fmtRate(n / (m.ms / 1000), 'extents'), target: n === 1e6 ? { ms: 2000 } : null, group: 'reflink' });
+    const m = await measure(cmd, { node: true, prep, reps: n === 1 ? ONE_REPS : REPS });
+    const target = n === 1e6 ? { ms: 2000 } : n === 20000 ? { margRatio: 0.05 } : null;
+    const r = row({ id, case: 'reflink (whole file, CLI)', size: `${fmtSize(n)} extent${n > 1 ? 's' : ''}`, n, ...m, rate: fmtRate(n / (m.ms / 1000), 'extents'), target, group: scaling(n) ? 'reflink' : undefined, marginal: n > 1 ? { kind: 'per', one: 'reflink-1', peer: 'cp --reflink=always (XFS, loop)', unit: 'extent' } : undefined });
     if (QUICK && n > 10000) r.peers.push(unavailable('cp --reflink=always (XFS)', 'skipped in --quick (≈1 min per 1M extents)'));
     else if (loop.ok) {
       const { img, builtMs } = await peers.xfsReflinkImage(T, n, WORK, log);
@@ -467,7 +490,7 @@ async function caseReflink() {
           // Warm: the source's extent map into the page cache and the in-core inode (untimed).
           sh(['sh', '-c', `"${T.xfsIo}" -r -c fiemap "${join(mnt, 'src')}" > /dev/null`], { timeoutMs: 600000 });
           return await measure([T.cp, '--reflink=always', join(mnt, 'src'), join(mnt, 'dst')], {
-            reps: PEER_REPS,
+            reps: n === 1 ? ONE_REPS : PEER_REPS,
             after: () => {
               rmSync(join(mnt, 'dst'));
               sh(['sync', '-f', mnt]);
@@ -488,12 +511,15 @@ async function caseReflink() {
 }
 
 async function caseVerify(det) {
+  // [files, extents in all]: two big files (issue 16's first row), then many small ones.
   const sizes = QUICK
     ? [
+        [2, 40000],
         [1000, 10000],
         [10000, 100000],
       ]
     : [
+        [2, 40000],
         [10000, 100000],
         [100000, 1000000],
       ];
@@ -512,13 +538,13 @@ async function caseVerify(det) {
     const r = row({
       id,
       case: 'verify',
-      size: `${fmtSize(extents)} extents / ${fmtSize(files)} files`,
+      size: files < 10 ? `${files} files × ${fmtSize(extents / files)} extents` : `${fmtSize(extents)} extents / ${fmtSize(files)} files`,
       sizeNote: mapped,
       n: extents,
       ...m,
       rate: `${fmtRate(extents / (m.ms / 1000), 'extents')}, ${fmtRate(files / (m.ms / 1000), 'files')}`,
-      target: extents === 1e6 ? { ms: 2000, rssKiB: 300 * 1024 } : null,
-      group: 'verify',
+      target: extents === 1e6 ? { ms: 2000, rssKiB: 300 * 1024, peerRatio: { name: 'xfs_repair -n (XFS)', max: 1 } } : files < 10 ? { peerRatio: { name: 'xfs_repair -n (XFS)', max: 1 } } : null,
+      group: files < 10 ? undefined : 'verify',
     });
     if (peerOk(T.e2fsck) && T.debugfs && T.mke2fs) {
       const { img: eimg, builtMs } = await peers.ext4FilesImage(T, files, extents, WORK, log);
@@ -537,8 +563,48 @@ async function caseVerify(det) {
   }
 }
 
+/**
+ * The copy-on-write peer: on a loop-mounted XFS, /b a reflink of /a (made untimed before each
+ * run), then one store into each of the first n pages of a shared writable mapping of /b, and
+ * msync + fsync (bench/lib/peers.mjs MMAP_WRITE_PY).
+ */
+async function cowPeer(n, blocks, name) {
+  if (NO_PEERS) return unavailable(name, 'skipped');
+  if (!T.python) return unavailable(name, 'peer unavailable: python3 not installed');
+  const loop = peers.loopMount(T, WORK);
+  if (!loop.ok) return unavailable(name, loop.why);
+  const { img, builtMs } = await peers.xfsCowImage(T, blocks, WORK, log);
+  if (builtMs) log(`  peer input built in ${fmtMs(builtMs)}`);
+  const mnt = join(WORK, 'xfs-cow.mnt');
+  const pm = await peers.withImageLock(img, () =>
+    peers.dirtyCache(img, async (restore) => {
+      peers.mount(img, mnt);
+      try {
+        const b = join(mnt, 'b');
+        return await measure([T.python, '-c', peers.MMAP_WRITE_PY, b, String(n)], {
+          reps: n === 1 ? ONE_REPS : PEER_REPS,
+          warmup: true,
+          prep: () => {
+            rmSync(b, { force: true });
+            sh([T.cp, '--reflink=always', join(mnt, 'a'), b]);
+            sh(['sync', '-f', mnt]);
+          },
+        });
+      } finally {
+        rmSync(join(mnt, 'b'), { force: true });
+        peers.umount(mnt);
+        restore();
+      }
+    }),
+  );
+  if (!pm) return unavailable(name, 'peer busy: another bench run has its image mounted');
+  return peerResult(name, pm, pm.fail ? '' : `${fmtCount(n / (pm.ms / 1000))} pages/s`);
+}
+
 async function caseFault(det) {
-  const sizes = QUICK ? [10000, 100000] : [100000, 1000000];
+  // 1 page: the fixed cost per command, which the marginal columns take away.
+  const sizes = QUICK ? [1, 10000, 25000, 100000] : [1, 25000, 100000, 1000000];
+  const scaling = (n) => n >= 10000 && Number.isInteger(Math.log10(n));
   const cowN = QUICK ? 10000 : 100000;
   const pn = sizes[sizes.length - 1];
   const pmdN = Math.ceil(pn / 512) * 512; // whole 2 MiB units
@@ -549,7 +615,7 @@ async function caseFault(det) {
     const ts = [];
     let last = null;
     let rss = null;
-    for (let i = 0; i < REPS; i++) {
+    for (let i = 0; i < (o.length <= 4096 ? ONE_REPS : REPS); i++) {
       copyImage(pristine, work);
       const r = await lib(work, o);
       if (r.timedOut) return { fail: `timeout > ${fmtMs(TIMEOUT_MS)}` };
@@ -565,8 +631,9 @@ async function caseFault(det) {
    * One fault case: the handler alone (library, when dist/dax is built) and
    * the CLI (`daxtool fault IMAGE PATH --offset 0 --length L`, when it exists).
    */
-  const one = async (id, caseName, n, spec, path, write, target, group) => {
+  const one = async (id, caseName, n, spec, path, write, target, group, extra = {}) => {
     if (!want(id)) return;
+    const marg = (oneId) => (extra.marg && n > 1 ? { kind: 'per', one: oneId, unit: extra.marg.unit, rate: !!extra.marg.rate, peer: extra.marg.peer } : undefined);
     const len = n * 4096;
     const size = `${fmtSize(n)} pages`;
     if (!det.daxLib && !det.fault) {
@@ -578,22 +645,35 @@ async function caseFault(det) {
     if (det.daxLib) {
       const h = await libTime(pristine, { path, offset: 0, length: len, write });
       const how = h.last ? ` (${[...Object.entries(h.last.levels), ...Object.entries(h.last.results)].map(([k, v]) => `${fmtCount(v)} ${k}`).join(', ')})` : '';
-      row({ id: `${id}-lib`, case: `${caseName}, handler`, size, sizeNote: how, n, runs: h.runs ?? 0, ms: h.ms, fail: h.fail ?? null, rssKiB: h.rssKiB, rate: fmtRate(n / (h.ms / 1000), 'faults'), target, group: group ? `${group}-lib` : undefined });
+      const r = row({ id: `${id}-lib`, case: `${caseName}, handler`, size, sizeNote: how, n, runs: h.runs ?? 0, ms: h.ms, fail: h.fail ?? null, rssKiB: h.rssKiB, rate: fmtRate(n / (h.ms / 1000), 'faults'), target, group: group ? `${group}-lib` : undefined, marginal: marg(extra.marg ? `${extra.marg.one}-lib` : '') });
+      if (extra.peer) r.peers.push(extra.peer);
       await profile(`${id}-lib`, [join(BENCH_DIR, 'lib', 'dax-call.mjs'), DIST, work, JSON.stringify({ op: 'faultPath', path, offset: 0, length: len, write })], () => copyImage(pristine, work));
     }
     if (det.fault) {
       const cmd = dax('fault', work, path, '--offset', '0', '--length', String(len), ...(write ? ['--write'] : []));
       const prep = () => copyImage(pristine, work);
-      const m = await measure(cmd, { node: true, prep });
-      row({ id, case: `${caseName}, CLI`, size, n, ...m, rate: fmtRate(n / (m.ms / 1000), 'faults'), target: det.daxLib ? null : target, group: group ? `${group}-cli` : undefined });
+      const m = await measure(cmd, { node: true, prep, reps: n === 1 ? ONE_REPS : REPS });
+      const r = row({ id, case: `${caseName}, CLI`, size, n, ...m, rate: fmtRate(n / (m.ms / 1000), 'faults'), target: extra.cliTarget ?? (det.daxLib ? null : target), group: group ? `${group}-cli` : undefined, marginal: marg(extra.marg?.one) });
+      if (extra.peer) r.peers.push(extra.peer);
       await profile(id, cmd, prep);
     } else row({ id, case: `${caseName}, CLI`, size, runs: 0, ms: NaN, missing: 'not implemented yet (no `fault` command)', target: null });
     rmSync(pristine, { force: true });
   };
   for (const n of sizes)
-    await one(`fault-${fmtSize(n)}`, 'fault (4 KiB, unshared)', n, { kind: 'contig', blocks: n, pmd: false, path: '/f' }, '/f', false, n === 1e6 ? { perSec: 1e6, n } : null, 'fault');
+    await one(`fault-${fmtSize(n)}`, 'fault (4 KiB, unshared)', n, { kind: 'contig', blocks: n, pmd: false, path: '/f' }, '/f', false, n === 1e6 ? { perSec: 1e6, n } : null, scaling(n) ? 'fault' : null, {
+      marg: { one: 'fault-1', unit: 'faults', rate: true },
+      cliTarget: n === 25000 || n === 1e6 ? { margRate: 1e6 } : null,
+    });
   await one(`fault-pmd-${fmtSize(pn)}`, 'fault (PMD-aligned)', pmdN, { kind: 'contig', blocks: pmdN, pmd: true, path: '/f' }, '/f', false, { fasterThan: `fault-${fmtSize(pn)}-lib` }, null);
-  await one(`cow-${fmtSize(cowN)}`, 'fault --write (COW)', cowN, { kind: 'cow', blocks: cowN }, '/b', true, { perSec: 2e5, n: cowN }, null);
+  const cowPeerName = 'mmap store per page + msync + fsync (XFS reflinked file, loop)';
+  for (const n of [1, cowN]) {
+    const peer = want(`cow-${fmtSize(n)}`) ? await cowPeer(n, cowN, cowPeerName) : undefined;
+    await one(`cow-${fmtSize(n)}`, 'fault --write (COW)', n, { kind: 'cow', blocks: n }, '/b', true, n > 1 ? { perSec: 2e5, n } : null, null, {
+      marg: { one: 'cow-1', unit: 'page', peer: cowPeerName },
+      cliTarget: n > 1 ? { margRatio: 0.2 } : null,
+      peer,
+    });
+  }
   rmSync(work, { force: true });
 }
 
@@ -644,6 +724,27 @@ function statusOf(r) {
     have.push(`≥ ${fmtCount(t.perSec)}/s`);
     if (rate < t.perSec) gaps.push(`${(t.perSec / rate).toFixed(1)}× too slow`);
   }
+  if (t.aboveRatio !== undefined) {
+    have.push(`≤ ${t.aboveRatio}× the peer above node start-up`);
+    if (!r.marg || r.marg.ratio === null) gaps.push('no peer or baseline');
+    else if (r.marg.ratio > t.aboveRatio) gaps.push(`${r.marg.ratio.toFixed(1)}×`);
+  }
+  if (t.margRatio !== undefined) {
+    have.push(`marginal ≤ ${t.margRatio}× the peer's`);
+    if (!r.marg || r.marg.ratio === null) gaps.push('no peer marginal');
+    else if (r.marg.ratio > t.margRatio) gaps.push(`${r.marg.ratio.toFixed(2)}×`);
+  }
+  if (t.margRate !== undefined) {
+    have.push(`≥ ${fmtCount(t.margRate)}/s above the 1-unit run`);
+    if (!r.marg) gaps.push('no 1-unit row');
+    else if (r.marg.value < t.margRate) gaps.push(`${(t.margRate / r.marg.value).toFixed(1)}× too slow`);
+  }
+  if (t.peerRatio !== undefined) {
+    const p = r.peers.find((x) => x.name === t.peerRatio.name && !x.fail && !x.unavailable);
+    have.push(`≤ ${t.peerRatio.max}× ${t.peerRatio.name.split(' (')[0]}`);
+    if (!p) gaps.push('peer missing');
+    else if (r.ms / p.ms > t.peerRatio.max) gaps.push(`${(r.ms / p.ms).toFixed(2)}×`);
+  }
   if (t.fasterThan !== undefined) {
     const other = rows.find((x) => x.id === t.fasterThan);
     have.push('faster than 4 KiB');
@@ -670,9 +771,49 @@ function growth() {
   }
 }
 
+/**
+ * Marginal costs: start-up rows above `node -e 0` (the runtime's own start), and per unit
+ * above the same case's one-unit run (the fixed cost of a command: start-up, open, commit,
+ * flush), for daxtool and for the peer measured at both sizes. r.marg = { text, peerText,
+ * value (per second for rates, ms per unit otherwise), ratio (ours/peer or null) }.
+ */
+function marginals() {
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const ok = (r) => r && !r.fail && !r.missing && Number.isFinite(r.ms);
+  const peerOk = (p) => p && !p.fail && !p.unavailable && Number.isFinite(p.ms);
+  const node = byId.get('node');
+  const per = (ms) => (ms < 1 ? `${(ms * 1000).toFixed(ms < 0.01 ? 2 : 1)} µs` : fmtMs(ms));
+  for (const r of rows) {
+    const m = r.marginal;
+    if (!m || !ok(r)) continue;
+    if (m.kind === 'startup') {
+      if (!ok(node)) continue;
+      const above = r.ms - node.ms;
+      const p = r.peers.find(peerOk);
+      const cpuAbove = r.cpuMs != null && node.cpuMs != null ? `, cpu ${fmtMs(r.cpuMs - node.cpuMs)}` : '';
+      r.marg = { text: `${fmtMs(above)} above node${cpuAbove}`, peerText: p ? `${fmtMs(p.ms)} (whole run)` : '', value: above, ratio: p ? above / p.ms : null };
+    } else {
+      const one = byId.get(m.one);
+      if (!ok(one) || !(r.n > 1)) continue;
+      const ours = (r.ms - one.ms) / (r.n - 1);
+      const pr = m.peer ? r.peers.find((p) => p.name === m.peer && peerOk(p)) : null;
+      const p1 = m.peer ? one.peers.find((p) => p.name === m.peer && peerOk(p)) : null;
+      const theirs = pr && p1 ? (pr.ms - p1.ms) / (r.n - 1) : null;
+      const show = (x) => (m.rate ? fmtRate(1000 / x, m.unit) : `${per(x)}/${m.unit}`);
+      r.marg = {
+        text: `${show(ours)} above 1`,
+        peerText: theirs !== null ? show(theirs) : '',
+        value: m.rate ? 1000 / ours : ours,
+        ratio: theirs !== null ? ours / theirs : null,
+      };
+    }
+  }
+}
+
 function render(mach) {
+  marginals();
   growth();
-  const header = ['case', 'size', 'runs', 'median', 'cpu', 'rate', 'peak RSS', 'peer', 'peer median', 'ours/peer', 'target (issue 6)', '10× growth'];
+  const header = ['case', 'size', 'runs', 'median', 'cpu', 'rate', 'peak RSS', 'peer', 'peer median', 'ours/peer', 'marginal', 'peer marginal', 'marginal ours/peer', 'target (issues 6, 16)', '10× growth'];
   const out = [];
   for (const r of rows) {
     const first = r.peers[0];
@@ -692,10 +833,13 @@ function render(mach) {
       r.missing || r.fail ? '—' : r.rate ?? '',
       fmtRss(r.rssKiB),
       ...peerCells(first),
+      r.marg?.text ?? '',
+      r.marg?.peerText ?? '',
+      r.marg?.ratio != null ? `${r.marg.ratio.toFixed(r.marg.ratio < 0.1 ? 3 : 2)}×` : '',
       statusOf(r),
       r.growth ?? '',
     ]);
-    for (const p of r.peers.slice(1)) out.push(['', '', '', '', '', '', '', ...peerCells(p), '', '']);
+    for (const p of r.peers.slice(1)) out.push(['', '', '', '', '', '', '', ...peerCells(p), '', '', '', '', '']);
   }
   const lines = [];
   lines.push(`daxtool benchmark — ${mach.date} — ${mach.mode} run`);
@@ -707,6 +851,7 @@ function render(mach) {
   lines.push(table(header, out));
   lines.push('');
   lines.push('median = median wall time of `runs` runs (a case stops repeating after its time budget; ¹ = one run); cpu = median user+sys CPU time of the measured process (less sensitive to other load than wall time; "(user …)" when most of it is kernel time). CLI rows include node start-up; "handler" rows time the library call alone (commit included; no cpu column).');
+  lines.push('marginal = start-up rows: median above `node -e 0` (the runtime\'s own start), against the peer\'s whole run; sized rows: (median − the 1-unit row\'s median) / (n − 1), per unit or as a rate, for daxtool and for the peer run at both sizes.');
   for (const n of notes) lines.push(`note: ${n}`);
   return lines.join('\n');
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { crc32c, crc32cJs } from '../src/format/crc.js';
+import { crc32c, crc32cJs, crcIsNative, NATIVE_AFTER_BYTES } from '../src/format/crc.js';
 import { prng } from './helpers/prng.js';
 
 describe('crc32c', () => {
@@ -12,6 +12,39 @@ describe('crc32c', () => {
       for (let i = 0; i < b.length; i++) b[i] = (r() * 256) | 0;
       expect(crc32c(b)).toBe(crc32cJs(b));
       expect(crc32c(b, 0x1234)).toBe(crc32cJs(b, 0x1234));
+    }
+  });
+
+  it('moves to the native code after NATIVE_AFTER_BYTES, with the same results on both sides of the switch', () => {
+    const r = prng(11);
+    const b = Buffer.alloc(4096);
+    for (let i = 0; i < b.length; i++) b[i] = (r() * 256) | 0;
+    const want = crc32cJs(b, 7);
+    // Odd offsets and lengths: the JS loop's 8-byte steps and its tail both run.
+    const odd = b.subarray(3, 3 + 1001);
+    const wantOdd = crc32cJs(odd);
+    for (let sent = 0; sent <= NATIVE_AFTER_BYTES + 3 * b.length; sent += b.length) {
+      expect(crc32c(b, 7)).toBe(want);
+      expect(crc32c(odd)).toBe(wantOdd);
+    }
+    expect(crcIsNative()).toBe(true);
+    expect(crc32c(b, 7)).toBe(want);
+  });
+
+  it('slice-by-8 agrees with the bitwise definition', () => {
+    const bitwise = (buf: Uint8Array): number => {
+      let c = ~0 >>> 0;
+      for (const x of buf) {
+        c ^= x;
+        for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+      }
+      return ~c >>> 0;
+    };
+    const r = prng(12);
+    for (let n = 0; n < 40; n++) {
+      const b = Buffer.alloc(n * 3 + 1);
+      for (let i = 0; i < b.length; i++) b[i] = (r() * 256) | 0;
+      expect(crc32cJs(b)).toBe(bitwise(b));
     }
   });
 });

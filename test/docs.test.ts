@@ -26,7 +26,7 @@ import type { Command, Option } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { processEnv } from '../src/cli/command.js';
 import { DEFAULT_EXIT, FSCK_EXIT } from '../src/cli/errors.js';
-import { buildProgram } from '../src/cli/program.js';
+import { buildProgram } from '../src/cli/commander-program.js';
 import { COMMANDS } from '../src/cli/registry.js';
 import { BLOCK_MAGIC, BLOCK_TYPE_NAMES, HDR_SIZE } from '../src/format/block.js';
 import * as DR from '../src/format/dax-records.js';

@@ -53,6 +53,7 @@ describe.skipIf(!hasScript)('progress on a terminal', () => {
     const r = await onTty(`stty cols 100; node ${BIN} mkfs ${a} --size 1G`, { NO_COLOR: '1' });
     expect(r.exitCode).toBe(0);
     expect(r.out).toContain(`${ESC}[?25l`); // the spinner ran (cursor hidden)
+    // eslint-disable-next-line no-control-regex -- colour escapes are what this test looks for
     expect(r.out).not.toMatch(/\u001b\[3[0-9]m/);
     const b = T.path('emptynocolor.img');
     const e = await onTty(`stty cols 100; node ${BIN} mkfs ${b} --size 1G`, { NO_COLOR: '' });

@@ -31,6 +31,8 @@ export function tools() {
     e2fsck: which('e2fsck'),
     debugfs: which('debugfs'),
     xfsIo: which('xfs_io'),
+    dumpe2fs: which('dumpe2fs'),
+    python: which('python3'),
     cp: which('cp'),
     mount: which('mount'),
     umount: which('umount'),
@@ -263,3 +265,50 @@ export function ext4FilesImage(t, files, extents, workDir, log) {
     sh([t.e2fsck, '-fn', img]);
   }, log);
 }
+
+/** XFS image (reflink, rmapbt) with /a holding `blocks` written blocks in one extent, for the copy-on-write peer. */
+export function xfsCowImage(t, blocks, workDir, log) {
+  const key = `v1 ${t.xfsVersion} blocks=${blocks}`;
+  return cached(`xfs-cow-${blocks}`, key, async (img) => {
+    sh(['truncate', '-s', String(Math.max(2 * GiB, blocks * 4096 * 4)), img]);
+    sh([t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1', img]);
+    const mnt = join(workDir, 'xfs-build.mnt');
+    mount(img, mnt);
+    try {
+      sh([t.xfsIo, '-f', '-c', `pwrite -q -b 8m -S 0xab 0 ${blocks * 4096}`, '-c', 'fsync', join(mnt, 'a')], { timeoutMs: 600000 });
+    } finally {
+      umount(mnt);
+    }
+  }, log);
+}
+
+/** An empty image of `bytes` (sparse), made by the `mkfs` argv (image path appended), cached as `kind`-`bytes`. */
+function emptyImage(kind, version, bytes, mkfs, log) {
+  return cached(`${kind}-${bytes}`, `v1 ${version} bytes=${bytes}`, async (img) => {
+    sh(['truncate', '-s', String(bytes), img]);
+    sh([...mkfs, img]);
+  }, log);
+}
+
+/** An empty ext4 image, for `dumpe2fs -h`, the peer of `info`. */
+export const ext4EmptyImage = (t, bytes, log) => emptyImage('ext4-empty', t.e2fsVersion, bytes, [t.mke2fs, '-q', '-F', '-t', 'ext4'], log);
+
+/** An empty XFS image, for `xfs_repair -n`, the peer of verify of a small image. */
+export const xfsEmptyImage = (t, bytes, log) => emptyImage('xfs-empty', t.xfsVersion, bytes, [t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1'], log);
+
+/**
+ * The copy-on-write peer's program: map FILE shared and writable, store one
+ * byte into each of its first `pages` pages (each store a write fault on a
+ * shared extent: XFS's page-cache copy-on-write), then msync and fsync, as
+ * daxtool's fault --write commits and fdatasyncs. Python's mmap, so no
+ * compiler is needed; its loop costs well under a microsecond per page.
+ */
+export const MMAP_WRITE_PY = [
+  'import mmap, os, sys',
+  'path, pages = sys.argv[1], int(sys.argv[2])',
+  'fd = os.open(path, os.O_RDWR)',
+  'm = mmap.mmap(fd, pages * 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)',
+  'for off in range(0, pages * 4096, 4096): m[off] = 0x5a',
+  'm.flush()',
+  'os.fsync(fd)',
+].join('\n');

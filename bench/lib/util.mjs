@@ -56,14 +56,16 @@ export function killAll() {
  * the RSS fallback can preload the hook. stdout is kept only when `capture`.
  */
 export function run(argv, opts = {}) {
-  const { node = false, capture = false, timeoutMs = 0, env = {}, cwd, input, rssFile } = opts;
+  const { node = false, capture = false, timeoutMs = 0, env = {}, cwd, input, rssFile, hook = false } = opts;
   let cmd;
   let args;
   const rssOut = rssFile ?? null;
   if (rssOut) rmSync(rssOut, { force: true });
   const childEnv = { ...process.env, NO_COLOR: '1', ...env };
   const base = node ? [process.execPath, ...argv] : argv;
-  if (rssOut && haveGnuTime()) {
+  // `hook`: a node command measured by the preload hook even where GNU time works, for CPU times
+  // in microseconds (GNU time's are in 10 ms steps); it sees the process itself, not its children.
+  if (rssOut && haveGnuTime() && !(hook && node)) {
     cmd = '/usr/bin/time';
     args = ['-f', '%M %U %S', '-o', rssOut, ...base];
   } else if (rssOut && node) {
@@ -167,6 +169,7 @@ export function median(xs) {
 // ------------------------------------------------------------------ formatting
 export function fmtMs(ms) {
   if (!Number.isFinite(ms)) return '—';
+  if (ms < 0) return `−${fmtMs(-ms)}`;
   if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
   if (ms < 1000) return `${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
   return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;

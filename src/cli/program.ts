@@ -1,16 +1,15 @@
 /**
  * Parsing and running one command line, for a one-shot invocation and for
- * each line of `shell` alike. Commander only parses: its action records what
- * was chosen, and the command runs afterwards under the error boundary, so
- * every failure — commander's, a parser's, the library's — is reported the
- * same way. A fresh commander tree is built per call because commander keeps
- * option values on its Command objects between parses.
+ * each line of `shell` alike. A plain line is parsed from the command table
+ * alone (quickparse.ts); anything else goes to commander, loaded only then.
+ * Parsing only records what was chosen, and the command runs afterwards under
+ * the error boundary, so every failure — commander's, a parser's, the
+ * library's — is reported the same way.
  */
-import { Command, Option } from 'commander';
-import type { Args, Ctx, Env, Opts } from './command.js';
-import { exitPolicy, findCommand, GROUPS, COMMANDS, type CommandSpec, type Parser } from './registry.js';
+import type { Ctx, Env } from './command.js';
+import { exitPolicy, findCommand, GROUPS, type CommandSpec } from './registry.js';
 import { classify, report, usage } from './errors.js';
-import { version } from './version.js';
+import { quickParse, type Chosen } from './quickparse.js';
 
 export interface DispatchOptions {
   env: Env;
@@ -20,106 +19,6 @@ export interface DispatchOptions {
   label?: string;
   /** Every line in JSON mode (shell --json). */
   json?: boolean;
-}
-
-interface Chosen {
-  spec: CommandSpec;
-  args: Args;
-  opts: Opts;
-}
-
-function wrapParser(parse: Parser, what: string) {
-  return (value: string): unknown => parse(value, what);
-}
-
-export function buildProgram(
-  env: Env,
-  shell: boolean,
-  onChoose: (c: Chosen) => void,
-  onEnter: (name: string) => void = () => {},
-): Command {
-  const program = new Command('daxtool');
-  // Inside the shell a command is typed bare ("ls /"), so its usage line must not name daxtool or IMAGE.
-  if (shell) {
-    program.configureHelp({
-      commandUsage: (cmd) => (cmd.parent ? `${cmd.name()} ${cmd.usage()}` : 'COMMAND [ARGS] [OPTIONS]'),
-    });
-  }
-  program
-    .description(
-      shell
-        ? 'Commands act on the shell\'s image; write them without IMAGE. "quit" (or Ctrl-D) leaves.'
-        : 'Offline tool for a reflink filesystem image mapped by an emulated DAX machine.',
-    )
-    .configureOutput({
-      writeOut: (s) => env.out(s),
-      writeErr: (s) => env.err(s),
-      outputError: () => {},
-      getOutHelpWidth: () => env.columns,
-      getErrHelpWidth: () => env.columns,
-      getOutHasColors: () => false,
-      getErrHasColors: () => false,
-    })
-    .exitOverride()
-    .showSuggestionAfterError(true)
-    .helpCommand('help [command]', 'show help for a command');
-  if (!shell) program.version(version(), '-V, --version', 'print the version');
-  // Names the command for whatever its parse throws (commander's errors and our value parsers' alike).
-  program.hook('preSubcommand', (_parent, sub) => onEnter(sub.name()));
-
-  for (const spec of COMMANDS) {
-    if (shell && spec.inShell === false) continue;
-    const cmd = program.command(spec.name).description(spec.summary);
-    const positional: string[] = [];
-    if (spec.image && !shell) {
-      cmd.argument('<image>', 'disk-image file');
-      positional.push('image');
-    }
-    for (const a of spec.args) {
-      const name = a.optional ? `[${a.name}]` : `<${a.name}>`;
-      if (a.parse) cmd.argument(name, a.desc, wrapParser(a.parse, a.name.toUpperCase()));
-      else cmd.argument(name, a.desc);
-      positional.push(a.name);
-    }
-    for (const o of spec.options) {
-      const opt = new Option(o.flags, o.desc);
-      const long = o.flags.split(/[ ,]+/).find((f) => f.startsWith('--')) ?? o.flags;
-      if (o.parse) opt.argParser(wrapParser(o.parse, long));
-      if (o.choices) opt.choices(o.choices);
-      if (o.required) opt.makeOptionMandatory();
-      if (o.conflicts) opt.conflicts(o.conflicts);
-      cmd.addOption(opt);
-    }
-    cmd.option('--json', 'print one JSON object on stdout');
-    if (spec.more) cmd.addHelpText('after', `\n${wrap(spec.more, env.columns)}\n`);
-    cmd.action((...actionArgs: unknown[]) => {
-      onChoose({ spec, args: actionArgs.slice(0, positional.length), opts: cmd.opts() });
-    });
-  }
-  return program;
-}
-
-/** `daxtool reflink [options] <image> <src> <dst>` (in the shell: `reflink [options] <src> <dst>`). */
-export function usageLine(spec: CommandSpec, shell: boolean): string {
-  const words = shell ? [spec.name, '[options]'] : ['daxtool', spec.name, '[options]'];
-  if (spec.image && !shell) words.push('<image>');
-  for (const a of spec.args) words.push(a.optional ? `[${a.name}]` : `<${a.name}>`);
-  for (const o of spec.options) if (o.required) words.push(o.flags.split(/,\s*/).pop()!);
-  return words.join(' ');
-}
-
-/** Word-wraps help prose to the terminal width (commander wraps only its own columns). */
-function wrap(text: string, width: number): string {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(/\s+/)) {
-    if (line && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else line = line ? `${line} ${word}` : word;
-  }
-  if (line) lines.push(line);
-  return lines.join('\n');
 }
 
 /** Options before a `--` that a usage error should still honour. */
@@ -147,32 +46,36 @@ export async function dispatch(tokens: string[], o: DispatchOptions): Promise<nu
     });
   }
   try {
-    let entered: string | undefined;
-    const program = buildProgram(
-      env,
-      shell,
-      (c) => {
-        chosen = c;
-      },
-      (name) => {
-        entered = name;
-      },
-    );
-    try {
-      await program.parseAsync(tokens, { from: 'user' });
-    } catch (e) {
-      const ce = e as { code?: string; exitCode?: number };
-      spec = entered ? findCommand(entered) : undefined;
-      if (spec) label = `${prefix}${spec.name}`;
-      if (ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version') return 0;
-      if (ce.code === 'commander.help') return ce.exitCode === 0 ? 0 : exitPolicy(spec).usage;
-      // Commander checks required options before arguments; the user reads left to right.
-      if (ce.code === 'commander.missingMandatoryOptionValue') {
-        const sub = program.commands.find((c) => c.name() === entered);
-        const missing = sub?.registeredArguments.find((a, i) => a.required && i >= sub.args.length);
-        if (missing) throw usage(`missing required argument '${missing.name()}'`);
+    chosen = quickParse(tokens, shell) ?? undefined;
+    if (!chosen) {
+      let entered: string | undefined;
+      const { buildProgram } = await import('./commander-program.js');
+      const program = buildProgram(
+        env,
+        shell,
+        (c) => {
+          chosen = c;
+        },
+        (name) => {
+          entered = name;
+        },
+      );
+      try {
+        await program.parseAsync(tokens, { from: 'user' });
+      } catch (e) {
+        const ce = e as { code?: string; exitCode?: number };
+        spec = entered ? findCommand(entered) : undefined;
+        if (spec) label = `${prefix}${spec.name}`;
+        if (ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version') return 0;
+        if (ce.code === 'commander.help') return ce.exitCode === 0 ? 0 : exitPolicy(spec).usage;
+        // Commander checks required options before arguments; the user reads left to right.
+        if (ce.code === 'commander.missingMandatoryOptionValue') {
+          const sub = program.commands.find((c) => c.name() === entered);
+          const missing = sub?.registeredArguments.find((a, i) => a.required && i >= sub.args.length);
+          if (missing) throw usage(`missing required argument '${missing.name()}'`);
+        }
+        throw e;
       }
-      throw e;
     }
     if (!chosen) return 0; // only reachable for commander built-ins that return normally
     spec = chosen.spec;
@@ -201,4 +104,13 @@ export async function dispatch(tokens: string[], o: DispatchOptions): Promise<nu
     if (spec && classify(e).cls === 'usage') env.err(`usage: ${usageLine(spec, shell)}\n`);
     return code;
   }
+}
+
+/** `daxtool reflink [options] <image> <src> <dst>` (in the shell: `reflink [options] <src> <dst>`). */
+export function usageLine(spec: CommandSpec, shell: boolean): string {
+  const words = shell ? [spec.name, '[options]'] : ['daxtool', spec.name, '[options]'];
+  if (spec.image && !shell) words.push('<image>');
+  for (const a of spec.args) words.push(a.optional ? `[${a.name}]` : `<${a.name}>`);
+  for (const o of spec.options) if (o.required) words.push(o.flags.split(/,\s*/).pop()!);
+  return words.join(' ');
 }

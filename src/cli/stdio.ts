@@ -6,8 +6,8 @@
  * fds 0 and 1 (put -, get -, cat). Writing text through fs.writeSync keeps
  * the fds as inherited and keeps text and data in order.
  */
-import { isatty } from 'node:tty';
-import { readSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fstatSync, readSync, writeSync } from 'node:fs';
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
@@ -32,9 +32,21 @@ export function writeAll(fd: number, data: string | Uint8Array): void {
   }
 }
 
+/** Linux's major number of the memory devices (/dev/null, /dev/zero, …), which are never terminals. */
+const MEM_MAJOR = 1;
+
+/**
+ * Is `fd` a terminal? Only a character device can be, and on Linux not one of
+ * the memory devices (what a script's or a benchmark's discarded output is):
+ * those are answered from fstat, so the tty module (which loads net and
+ * streams, a few ms of start-up) is loaded only for a device that may be one.
+ */
 export function tty(fd: number): boolean {
   try {
-    return isatty(fd);
+    const st = fstatSync(fd);
+    if (!st.isCharacterDevice()) return false;
+    if (process.platform === 'linux' && ((st.rdev >>> 8) & 0xfff) === MEM_MAJOR) return false;
+    return (createRequire(import.meta.url)('node:tty') as typeof import('node:tty')).isatty(fd);
   } catch {
     return false;
   }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { BLOCK_MAGIC, BlockType, HDR_SIZE, blockProblem, decodeHeader, initHeader, readU64, sealBlock, writeU64 } from './block.js';
 import { DaxError, corrupt, err, isDaxError } from './errors.js';
 import type { Blkno } from './units.js';
@@ -176,6 +176,11 @@ export const otherSlot = (slot: SuperblockSlot): SuperblockSlot => (slot === 0 ?
 const slotName = (slot: number): string => `superblock slot ${slot}`;
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 
+/** A random (version 4) uuid; node:crypto is loaded on first use, since reading an image never needs it. */
+export function newUuid(): string {
+  return (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).randomUUID();
+}
+
 /** A fresh superblock for mkfs: generation 1, no roots, zero counters. */
 export function makeSuperblock(opts: {
   blockSize: number;
@@ -195,7 +200,7 @@ export function makeSuperblock(opts: {
     blockSize: opts.blockSize,
     pageModel: opts.pageModel ?? DEFAULT_PAGE_MODEL,
     totalBlocks: opts.totalBlocks,
-    uuid: opts.uuid ?? randomUUID(),
+    uuid: opts.uuid ?? newUuid(),
     label: opts.label ?? '',
     ctimeMs: now,
     mtimeMs: now,

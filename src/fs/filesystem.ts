@@ -1,14 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import { readSync, writeSync } from 'node:fs';
 import { err } from '../format/errors.js';
-import { type FreeRec, INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
-import { CounterId, counterSlots, rootSlots, SB_VERSION, type Superblock } from '../format/superblock.js';
+import { type FreeRec, INODE_TYPE_DIR } from '../format/records.js';
+import type { Superblock } from '../format/superblock.js';
 import { BlockCache } from '../io/cache.js';
 import { BlockDevice } from '../io/device.js';
 import { sleepSync } from '../io/lock.js';
 import { canSeek, dataRuns, finishSparse, writeSparse } from './sparse.js';
 import { diskUsage, type UsageEntry } from './usage.js';
 import { infoOf, openImage } from './info.js';
+import { geometry, mkfs } from './mkfs.js';
 import { fiemap, fsmap, type FsmapExtra } from './maps.js';
 import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
 import { dedupe, reflink, type RemapRange, unshare } from './share.js';
@@ -21,11 +21,10 @@ import type {
   InfoResult,
   MkfsOptions,
   MkfsResult,
-  PageModel,
   StatResult,
 } from './types.js';
 
-export const MIN_BLOCKS = 64;
+export { MIN_BLOCKS } from './mkfs.js';
 
 /**
  * An open image. Every public method is one transaction: mutating methods
@@ -79,88 +78,12 @@ export class Filesystem {
   }
 
   static geometry(opts: MkfsOptions): { blockSize: number; blocks: number } {
-    const blockSize = opts.blockSize ?? 4096;
-    // The format allows 512-byte blocks, but a directory-entry leaf must hold two
-    // 288-byte entries, so mkfs starts at 1024.
-    if (!Number.isInteger(blockSize) || blockSize < 1024 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0)
-      throw err('EINVAL', `block size ${blockSize} must be a power of two from 1024 to 65536`, undefined, 'DAX faults need 4096, the default');
-    if (!Number.isSafeInteger(opts.sizeBytes) || opts.sizeBytes <= 0) throw err('EINVAL', `invalid image size ${opts.sizeBytes}`);
-    const blocks = Math.floor(opts.sizeBytes / blockSize);
-    if (blocks < MIN_BLOCKS)
-      throw err('EINVAL', `image of ${opts.sizeBytes} bytes is too small`, undefined, `at least ${MIN_BLOCKS} blocks (${MIN_BLOCKS * blockSize} bytes)`);
-    return { blockSize, blocks };
+    return geometry(opts);
   }
 
-  /** Make a new, empty filesystem: a sparse file, the root directory, both superblock slots. */
+  /** Make a new, empty filesystem (fs/mkfs.ts, which loads only what mkfs runs). */
   static mkfs(path: string, opts: MkfsOptions): MkfsResult {
-    const { blockSize, blocks } = Filesystem.geometry(opts);
-    const pageModel: PageModel = opts.pageModel ?? 'proxy';
-    const label = opts.label ?? '';
-    if (Buffer.byteLength(label, 'utf8') > 63) throw err('EINVAL', 'label longer than 63 bytes', label);
-    const uuid = randomUUID();
-    const result = (sb?: Superblock): MkfsResult => ({
-      path,
-      block_size: blockSize,
-      blocks,
-      // A new image holds two superblocks, the root inode's leaf and the free-space leaf.
-      free_blocks: sb ? sb.counters[CounterId.FreeBlocks] : blocks - 4,
-      metadata_blocks: sb ? sb.counters[CounterId.MetadataBlocks] + 2 : 4,
-      page_model: pageModel,
-      label,
-      uuid,
-      dry_run: !!opts.dryRun,
-    });
-    if (opts.dryRun) return result();
-    const dev = BlockDevice.create(path, blocks * blockSize, { force: !!opts.force });
-    try {
-      dev.setBlockSize(blockSize);
-      const now = Date.now();
-      const counters = counterSlots();
-      counters[CounterId.FreeBlocks] = blocks - 2;
-      counters[CounterId.NextIno] = ROOT_INO + 1;
-      counters[CounterId.NextPid] = 1;
-      const sb0: Superblock = {
-        generation: 0,
-        version: SB_VERSION,
-        incompat: 0,
-        rocompat: 0,
-        compat: 0,
-        blockSize,
-        pageModel,
-        totalBlocks: blocks,
-        uuid,
-        label,
-        ctimeMs: now,
-        mtimeMs: now,
-        roots: rootSlots(),
-        counters,
-      };
-      const ctx: TxContext = { dev, cache: new BlockCache(), sb: sb0, slot: 1, writable: true };
-      const tx = new Tx(ctx, [{ pblk: 2, len: blocks - 2 }]);
-      const fx = new FsTx(tx);
-      fx.inodes.insert({
-        ino: ROOT_INO,
-        type: INODE_TYPE_DIR,
-        nlink: 2,
-        size: 0,
-        nblocks: 0,
-        extentRoot: 0,
-        mtimeMs: now,
-        ctimeMs: now,
-        parent: ROOT_INO,
-        flags: 0,
-      });
-      tx.counters[CounterId.Inodes] = 1;
-      tx.counters[CounterId.Dirs] = 1;
-      fx.sync();
-      const sb = tx.commit();
-      // Both slots hold the first state, so a fresh image has no bad slot.
-      Tx.writeSuperblock(dev, sb, 1);
-      dev.flush();
-      return result(sb);
-    } finally {
-      dev.close();
-    }
+    return mkfs(path, opts);
   }
 
   /**

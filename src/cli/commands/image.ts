@@ -25,8 +25,9 @@ const mkfs: CommandImpl = async (ctx, _args, opts) => {
   if (opts.label !== undefined) mopts.label = String(opts.label);
   if (opts.pageModel !== undefined) mopts.pageModel = opts.pageModel as PageModel;
   const quiet = opts.quiet === true;
-  const { Filesystem } = await import('../../fs/filesystem.js');
-  const r: MkfsResult = await withSpinner(ctx, `creating ${ctx.image}`, quiet, async () => Filesystem.mkfs(ctx.image, mopts));
+  // fs/mkfs.js, not the Filesystem: mkfs loads only the code it runs.
+  const { mkfs: makeImage } = await import('../../fs/mkfs.js');
+  const r: MkfsResult = await withSpinner(ctx, `creating ${ctx.image}`, quiet, async () => makeImage(ctx.image, mopts));
   return {
     json: r,
     human: quiet && !dryRun ? undefined : () => renderMkfs(r),

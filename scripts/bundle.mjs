@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+/**
+ * Bundles the compiled CLI (dist/cli/main.js and everything it imports,
+ * statically or lazily) into a few ES modules in dist/bundle/, run by
+ * bin/daxtool when present and newer than dist/. Node 20's module loader
+ * spends about a millisecond per module; a command loads 25-60 of them, and
+ * for the start-up bound commands (mkfs, info, --version, verify of a small
+ * image) that was a large part of their time above the runtime's own start.
+ *
+ * The chunks keep the commands' laziness: `core` is what every command runs
+ * (command line, output, on-disk format, device, superblock-only info and
+ * mkfs); `lib` the filesystem, B+trees, checker and DAX machine, loaded only
+ * by the commands that open an image as a filesystem; each command group is
+ * a small chunk of its own. Packages (commander, inquirer, ora, cli-table3,
+ * the native addons) and node's built-ins stay external.
+ *
+ * A module that forks itself (cli/worker.ts, check/machine-job.ts) finds its
+ * chunk through import.meta.url and recognizes the child by its argv flag at
+ * the chunk's top level, as in dist/. Run by `npm run build` and `prepare`
+ * after tsc (`node scripts/bundle.mjs [DIST]`).
+ */
+import { existsSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** The compiled tree to bundle: dist/, or the directory given (the benchmark's snapshot). */
+const DIST = process.argv[2] && !process.argv[2].startsWith('-') ? process.argv[2] : join(ROOT, 'dist');
+const OUT = join(DIST, 'bundle');
+
+/** The chunk a compiled module belongs to (path relative to dist/, with / separators). */
+export function chunkOf(rel) {
+  // Each command group, and the modules that load a package or fork: chunks of their own, loaded when used.
+  if (rel.startsWith('cli/commands/') || rel === 'cli/commander-program.js' || rel === 'cli/worker.js') return undefined;
+  if (rel === 'format/dax-records.js') return 'lib'; // the machine's records: only the filesystem's users read them
+  if (rel.startsWith('cli/') || rel.startsWith('format/') || rel.startsWith('io/')) return 'core';
+  if (rel === 'fs/info.js' || rel === 'fs/mkfs.js' || rel === 'fs/types.js') return 'core';
+  return 'lib';
+}
+
+async function main() {
+  let rollup;
+  try {
+    ({ rollup } = await import('rollup'));
+  } catch {
+    // Without rollup (a production install) bin/daxtool runs dist/ as compiled.
+    process.stderr.write('bundle: rollup not installed; bin/daxtool will run dist/ unbundled\n');
+    rmSync(OUT, { recursive: true, force: true });
+    return;
+  }
+  const entry = join(DIST, 'cli', 'main.js');
+  if (!existsSync(entry)) throw new Error('bundle: dist/cli/main.js missing: run tsc first');
+  rmSync(OUT, { recursive: true, force: true });
+  const bundle = await rollup({
+    input: { main: entry },
+    // Bare specifiers (packages, node: built-ins) stay imports; only dist/ is bundled.
+    external: (id) => !id.startsWith('.') && !id.startsWith('/') && !id.startsWith('\0'),
+    // Module order and top-level side effects (the fork children's argv checks) are kept as written.
+    treeshake: false,
+    onwarn: (w, warn) => {
+      if (w.code === 'CIRCULAR_DEPENDENCY') return;
+      warn(w);
+    },
+  });
+  const { output } = await bundle.write({
+    dir: OUT,
+    format: 'es',
+    entryFileNames: '[name].js',
+    chunkFileNames: '[name].js',
+    manualChunks: (id) => {
+      const rel = relative(DIST, id).split(sep).join('/');
+      return rel.startsWith('..') ? undefined : chunkOf(rel);
+    },
+    sourcemap: false,
+  });
+  await bundle.close();
+  const files = output.filter((o) => o.type === 'chunk').map((o) => o.fileName);
+  // Newer than every file of dist/ it was made from: bin/daxtool compares the two.
+  const t = statSync(join(OUT, 'main.js')).mtimeMs;
+  if (t < statSync(entry).mtimeMs) throw new Error('bundle: dist/bundle/main.js is older than dist/cli/main.js');
+  process.stderr.write(`bundle: ${files.length} chunks in dist/bundle (${files.sort().join(', ')})\n`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();
