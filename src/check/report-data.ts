@@ -37,6 +37,7 @@ import type { Filesystem } from '../fs/filesystem.js';
 import type { FsTx } from '../fs/fstx.js';
 import { metadataTrees } from '../fs/maps.js';
 import { freeOps } from '../fs/trees.js';
+import { STREAMING } from '../fs/tx.js';
 import { Btree } from '../btree/btree.js';
 import { RootId } from '../format/superblock.js';
 import { err } from '../format/errors.js';
@@ -207,7 +208,8 @@ export interface ReportOptions {
 /** Gather everything `report` draws, in one read-only view of the image. */
 export function gatherReport(fs: Filesystem, image: string, opts: ReportOptions = {}): ReportData {
   const limits = { ...DEFAULT_LIMITS, ...opts.limits };
-  return fs.view((fx) => new Gatherer(fx, image, limits).run(opts.files ?? []));
+  // One pass over most metadata: keep only interior nodes in the cache (as verify does).
+  return fs.view((fx) => new Gatherer(fx, image, limits).run(opts.files ?? []), { keep: STREAMING });
 }
 
 /** Refcount records (rc ≥ 2) as columns, for binary search and merging. */
