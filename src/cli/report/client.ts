@@ -102,7 +102,7 @@ export function reportClient(): void {
     const parts: string[] = [];
     for (const r of rects) {
       parts.push(
-        `<rect class="blk${r.cls === 2 && r.rc >= 2 ? ' shared' : ''}" x="${r.col * g.cell}" y="${r.row * g.cell}" width="${r.cells * g.cell}" height="${g.cell}" fill="${colourOf(r.cls, r.rc)}" data-cls="${C.classes[r.cls] ?? ''}" data-rc="${r.rc}" data-b0="${r.b0}" data-blocks="${r.blocks}"></rect>`,
+        `<rect class="blk${r.cls === 2 && r.rc >= 2 ? ' shared' : ''}" x="${r.col * g.cell}" y="${r.row * g.cell}" width="${r.cells * g.cell}" height="${g.cell}" fill="${colourOf(r.cls, r.rc)}" stroke="#fff" stroke-width="${g.cell >= 12 ? 1 : 0}" data-cls="${C.classes[r.cls] ?? ''}" data-rc="${r.rc}" data-b0="${r.b0}" data-blocks="${r.blocks}"></rect>`,
       );
       // Big cells carry their refcount.
       if (g.cell >= 18 && r.cls === 2 && r.rc >= 2)
@@ -115,14 +115,17 @@ export function reportClient(): void {
       parts.push(`<rect id="map-sel" x="${(c % g.cols) * g.cell + 1}" y="${Math.floor(c / g.cols) * g.cell + 1}" width="${g.cell - 2}" height="${g.cell - 2}" fill="none" stroke="#000" stroke-width="2"></rect>`);
     }
     svg.innerHTML = parts.join('');
-    const shared = sharedIn(state.from, state.to);
+    // Bucketed runs only bound the shared blocks of a window; the whole device's count is exact.
+    const whole = state.from === 0 && state.to === d.totalBlocks;
+    const shared = whole ? d.counts.shared : sharedIn(state.from, state.to);
+    const sharedText = d.bucket && !whole ? `at most ${shared} shared (buckets of ${d.bucket} blocks)` : `${shared} shared`;
     const view = $('map-view');
     view.dataset.from = String(state.from);
     view.dataset.to = String(state.to);
     view.dataset.per = String(g.per);
     view.dataset.shared = String(shared);
     const rest = state.from === 0 && state.to < d.totalBlocks && first[1] === state.to ? ` (all past block ${state.to - 1} is free: "whole device" shows it)` : '';
-    view.textContent = `blocks ${state.from}..${state.to - 1}${rest}, ${g.per === 1 ? 'one block' : `${g.per} blocks`} per cell: ${shared} shared. ${g.per > 1 ? 'Click a cell to zoom in.' : 'Click a block to select it.'}`;
+    view.textContent = `blocks ${state.from}..${state.to - 1}${rest}, ${g.per === 1 ? 'one block' : `${g.per} blocks`} per cell: ${sharedText}. ${g.per > 1 ? 'Click a cell to zoom in.' : 'Click a block to select it.'}`;
   }
 
   function blockAt(ev: MouseEvent): number {

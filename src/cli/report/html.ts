@@ -26,8 +26,8 @@ th:first-child,td:first-child{text-align:left}.note{color:#555;font-size:12px}co
 
 const REPORT_CSS = `
 .row{display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap}
-#map{border:1px solid #ccc;cursor:crosshair;display:block}
-#map rect.blk{stroke:#fff;stroke-width:.5}#map rect.blk:hover{stroke:#000}#map text.rc{pointer-events:none}
+#mapbox{border:1px solid #ccc;display:inline-block;line-height:0}#map{cursor:crosshair;display:block}
+#map rect.blk:hover{stroke:#000;stroke-width:1}#map text.rc{pointer-events:none}
 #details{min-width:280px;max-width:460px}#details ul{margin:2px 0;padding-left:18px}
 #hover{font-size:12px;color:#333;min-height:18px}
 .legend span{display:inline-block;margin-right:12px;font-size:12px}.legend i{display:inline-block;width:12px;height:12px;border:1px solid #999;vertical-align:-2px;margin-right:4px}
@@ -84,7 +84,7 @@ ${cut.length ? `<p class="note" id="cut">In this page: ${esc(cut.join('; '))}.</
 <h2>Physical space</h2>
 <div class="legend" id="legend">${legend}</div>
 <p><button id="zoom-used">blocks in use</button> <button id="zoom-all">whole device</button> <button id="zoom-out">zoom out</button> block <input id="goto" size="10" inputmode="numeric"> <button id="goto-btn">select</button> <span id="map-view" class="note"></span></p>
-<div class="row"><div><svg id="map" xmlns="http://www.w3.org/2000/svg"></svg><div id="hover"></div></div>
+<div class="row"><div><div id="mapbox"><svg id="map" xmlns="http://www.w3.org/2000/svg"></svg></div><div id="hover"></div></div>
 <div id="details"><p class="note">Hover over a block for its owners; click one to select it (or a cell of the rotation below).</p></div></div>
 ${
   d.rotation
