@@ -431,7 +431,7 @@ function REPORT_COMMAND(): CommandSpec {
     image: true,
     args: [],
     options: [
-      { flags: '--out <FILE>', desc: 'where to write (default IMAGE.html, or IMAGE.svg with --svg; - = stdout)' },
+      { flags: '--out <FILE>', desc: 'where to write; - = stdout (default IMAGE.html; IMAGE.svg with --svg)' },
       { flags: '--files <PATHS>', desc: 'comma-separated files for the file × index matrix (e.g. /W,/X,/Y,/Z)' },
       { flags: '--svg', desc: 'only the physical map and the matrix, as one SVG document' },
     ],

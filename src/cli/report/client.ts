@@ -12,7 +12,7 @@
  * would invalidate.
  */
 import type { ReportData } from '../../check/report-data.js';
-import { colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
+import { cellLines, colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
 
 export interface ClientConfig {
   /** Map width in pixels and cells at most (a larger window puts several blocks in a cell). */
@@ -109,6 +109,7 @@ export function reportClient(): void {
         for (let k = 0; k < r.cells; k++)
           parts.push(`<text class="rc" x="${(r.col + k + 0.5) * g.cell}" y="${(r.row + 0.5) * g.cell + 4}" text-anchor="middle" font-size="11">${r.rc}</text>`);
     }
+    if (g.cell >= 12) parts.push(`<path class="cells" d="${cellLines(rects, g.cell, 0)}" stroke="#fff" stroke-width="1" pointer-events="none"></path>`);
     const sel = state.selected;
     if (sel >= state.from && sel < state.to) {
       const c = Math.floor((sel - state.from) / g.per);

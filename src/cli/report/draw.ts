@@ -129,3 +129,10 @@ export function initialWindow(start: number[], len: number[], cls: number[], tot
   const to = Math.min(total, Math.max(used, 64));
   return to * 4 <= total ? [0, to] : [0, total];
 }
+
+/** White lines between the cells inside strips, so that big cells read as blocks (one SVG path). */
+export function cellLines(rects: MapRect[], cell: number, top: number): string {
+  let d = '';
+  for (const r of rects) for (let k = 1; k < r.cells; k++) d += `M${(r.col + k) * cell},${top + r.row * cell}v${cell}`;
+  return d;
+}

@@ -8,7 +8,7 @@ import { BLOCK_CLASSES, type ReportData } from '../../check/report-data.js';
 import { hex } from '../../dax/machine.js';
 import { humanSize } from '../output.js';
 import { reportClient, type ClientConfig } from './client.js';
-import { colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
+import { cellLines, colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
 import { MAP_CELLS, MAP_WIDTH, esc, graphSvg, legendEntries, rotationSvg } from './svg.js';
 
 /** JSON that is safe inside a <script> element. */
@@ -67,7 +67,7 @@ export function renderReportHtml(d: ReportData): string {
   const legend = legendEntries(d)
     .map((e) => `<span><i style="background:${colourOf(e.cls, e.rc)}"></i>${esc(e.text)}</span>`)
     .join('');
-  const script = [colourOf, mapGeometry, initialWindow, mapRects, reportClient].map((f) => f.toString()).join('\n');
+  const script = [colourOf, mapGeometry, initialWindow, mapRects, cellLines, reportClient].map((f) => f.toString()).join('\n');
   const cut: string[] = [];
   if (d.bucket) cut.push(`${d.runCount} runs are drawn in buckets of ${d.bucket} blocks (each bucket shows its most shared content; the counts are exact)`);
   if (d.owners.pblk.length < d.owners.total) cut.push(`owners are embedded for blocks below ${d.owners.completeBelow} (${d.owners.pblk.length} of ${d.owners.total} physical-index records)`);

@@ -6,7 +6,7 @@
  */
 import { BLOCK_CLASSES, type ReportData, type RotationData, type GraphData } from '../../check/report-data.js';
 import { hex } from '../../dax/machine.js';
-import { colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
+import { cellLines, colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
 
 /** The map: its width in pixels, and cells at most (a larger window puts several blocks in a cell). */
 export const MAP_WIDTH = 768;
@@ -24,9 +24,12 @@ export function legendEntries(d: ReportData): { cls: number; rc: number; text: s
   const out = [
     { cls: 0, rc: 0, text: `free (${c.free})` },
     { cls: 1, rc: 0, text: `metadata (${c.metadata})` },
-    { cls: 2, rc: 1, text: `data, refcount 1 (${c.data - c.shared})` },
   ];
-  for (const rc of [2, 3, 4, 8]) if (c.maxRefcount >= rc) out.push({ cls: 2, rc, text: `refcount ${rc === 4 ? '4–7' : rc === 8 ? '≥ 8' : rc}` });
+  if (c.data > c.shared) out.push({ cls: 2, rc: 1, text: `data, refcount 1 (${c.data - c.shared})` });
+  // One entry per colour of shared data present (2, 3, 4–7, ≥ 8).
+  const groups = new Set<number>();
+  for (let i = 0; i < d.runs.rc.length; i++) if (d.runs.cls[i] === 2 && d.runs.rc[i]! >= 2) groups.add(Math.min(d.runs.rc[i]! >= 8 ? 8 : d.runs.rc[i]! >= 4 ? 4 : d.runs.rc[i]!, 8));
+  for (const rc of [2, 3, 4, 8]) if (groups.has(rc)) out.push({ cls: 2, rc, text: `refcount ${rc === 4 ? '4–7' : rc === 8 ? '≥ 8' : rc}` });
   if (c.poisoned) out.push({ cls: 3, rc: 0, text: `poisoned (${c.poisoned})` });
   if (c.unaccounted) out.push({ cls: 4, rc: 0, text: `unaccounted (${c.unaccounted})` });
   return out;
@@ -47,11 +50,12 @@ export function mapSvg(d: ReportData): string {
   out.push(`<text x="0" y="14" font-weight="bold">${esc(`physical space: ${range}${g.per > 1 ? `, ${g.per} per cell` : ''}; ${d.counts.shared} shared`)}</text>`);
   for (const r of rects) {
     out.push(
-      `<rect class="blk" x="${r.col * g.cell}" y="${top + r.row * g.cell}" width="${r.cells * g.cell}" height="${g.cell}" fill="${colourOf(r.cls, r.rc)}" stroke="#fff" stroke-width="${g.cell >= 18 ? 1 : 0}" data-cls="${BLOCK_CLASSES[r.cls] ?? ''}" data-rc="${r.rc}" data-b0="${r.b0}" data-blocks="${r.blocks}"/>`,
+      `<rect class="blk" x="${r.col * g.cell}" y="${top + r.row * g.cell}" width="${r.cells * g.cell}" height="${g.cell}" fill="${colourOf(r.cls, r.rc)}" stroke="#fff" stroke-width="${g.cell >= 12 ? 1 : 0}" data-cls="${BLOCK_CLASSES[r.cls] ?? ''}" data-rc="${r.rc}" data-b0="${r.b0}" data-blocks="${r.blocks}"/>`,
     );
     if (g.cell >= 18 && r.cls === 2 && r.rc >= 2)
       for (let k = 0; k < r.cells; k++) out.push(`<text x="${(r.col + k + 0.5) * g.cell}" y="${top + (r.row + 0.5) * g.cell + 4}" text-anchor="middle" font-size="11">${r.rc}</text>`);
   }
+  if (g.cell >= 12) out.push(`<path d="${cellLines(rects, g.cell, top)}" stroke="#fff" stroke-width="1"/>`);
   let y = top + g.rows * g.cell + 8;
   for (const e of legend) {
     out.push(`<rect x="0" y="${y}" width="12" height="12" fill="${colourOf(e.cls, e.rc)}" stroke="#999"/><text x="18" y="${y + 10}">${esc(e.text)}</text>`);
