@@ -242,7 +242,7 @@ describe('report and compare --html on the command line', () => {
     expect(readFileSync(`${image}.html`, 'utf8')).toContain('id="report-data"');
     const h = await daxtool(['report', image, '--svg', '--files', '/W,/X', '--out', join(dir, 'r.svg')]);
     expect(h.exitCode, h.stderr).toBe(0);
-    expect(h.stdout).toMatch(/^wrote .*r\.svg \(\d+\.\d KiB\): 16384 blocks in \d+ runs, 6 shared; 4 files with data; 24 page-table entries\n$/);
+    expect(h.stdout).toMatch(/^wrote .*r\.svg \(\d+\.\d KiB\)\n16384 blocks in \d+ runs, 6 shared; 4 files with data; 24 page-table entries\n$/);
     expect(readFileSync(join(dir, 'r.svg'), 'utf8').match(/class="rot-cell"/g)).toHaveLength(12);
     const out = await daxtool(['report', image, '--out', '-']);
     expect(out.stdout.startsWith('<!DOCTYPE html>')).toBe(true);

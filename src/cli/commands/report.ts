@@ -67,7 +67,12 @@ const report: CommandImpl = async (ctx, _args, opts) => {
       where === '-'
         ? undefined
         : () =>
-            `wrote ${where} (${humanSize(bytes)}): ${plural(data.totalBlocks, 'block')} in ${plural(data.runCount, 'run')}${data.bucket ? ` (drawn in buckets of ${data.bucket})` : ''}, ${data.counts.shared} shared; ${plural(data.fileCount, 'file')} with data; ${plural(mapped, 'page-table entry', 'page-table entries')}\n`,
+            [
+              `wrote ${where} (${humanSize(bytes)})`,
+              `${plural(data.totalBlocks, 'block')} in ${plural(data.runCount, 'run')}, ${data.counts.shared} shared; ${plural(data.fileCount, 'file')} with data; ${plural(mapped, 'page-table entry', 'page-table entries')}`,
+              ...(data.bucket ? [`(the map is drawn in buckets of ${plural(data.bucket, 'block')})`] : []),
+              '',
+            ].join('\n'),
   };
 };
 
