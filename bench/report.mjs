@@ -12,7 +12,7 @@
  * Each report runs `--reps` times (default 3); the median wall time is printed.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -31,12 +31,19 @@ const WORK = keep ?? mkdtempSync(join(tmpdir(), 'daxtool-bench-report-'));
 const TARGET_MS = 5000;
 const TARGET_BYTES = 10 * 1000 * 1000;
 
-function run(cmd, argv) {
+/** GNU time, where installed, adds the CPU time and peak RSS of the command (wall time suffers most from other load). */
+const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
+
+function run(cmd, argv, timed = false) {
+  const stats = join(WORK, 'time.txt');
+  const [c, a] = timed && GNU_TIME ? [GNU_TIME, ['-o', stats, '-f', '%U %S %M', cmd, ...argv]] : [cmd, argv];
   const t0 = performance.now();
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(c, a, { encoding: 'utf8', maxBuffer: 64 << 20 });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')}: exit ${r.status}\n${r.stderr}`);
-  return { ms, stdout: r.stdout };
+  if (!(timed && GNU_TIME)) return { ms, stdout: r.stdout, cpuMs: NaN, rssKiB: NaN };
+  const [u, sys, rss] = readFileSync(stats, 'utf8').trim().split(/\s+/).map(Number);
+  return { ms, stdout: r.stdout, cpuMs: (u + sys) * 1000, rssKiB: rss };
 }
 
 function build(image, spec) {
@@ -74,17 +81,19 @@ try {
     const built = build(image, c.spec);
     if (c.then) await c.then(image);
     const out = join(WORK, `${c.id}.html`);
-    const times = [];
+    const runs = [];
     let json;
     for (let i = 0; i < REPS; i++) {
-      const r = run(process.execPath, [BIN, 'report', image, '--files', c.files, '--out', out, '--json']);
-      times.push(r.ms);
+      const r = run(process.execPath, [BIN, 'report', image, '--files', c.files, '--out', out, '--json'], true);
+      runs.push(r);
       json = JSON.parse(r.stdout);
     }
-    times.sort((a, b) => a - b);
-    const ms = times[Math.floor(times.length / 2)];
+    const median = (k) => runs.map((r) => r[k]).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+    const ms = median('ms');
+    const cpuMs = median('cpuMs');
+    const rssKiB = median('rssKiB');
     const bytes = statSync(out).size;
-    rows.push({ case: c.what, ms: Math.round(ms), bytes, runs: json.runs, bucket: json.bucket, entries: json.entries, ok: ms < TARGET_MS && bytes < TARGET_BYTES });
+    rows.push({ case: c.what, ms: Math.round(ms), cpuMs, rssKiB, bytes, runs: json.runs, bucket: json.bucket, entries: json.entries, ok: ms < TARGET_MS && bytes < TARGET_BYTES });
     process.stderr.write(`${c.id}: built in ${(built / 1000).toFixed(1)} s; report ${Math.round(ms)} ms, ${(bytes / 1e6).toFixed(2)} MB\n`);
     if (!keep) rmSync(image, { force: true });
   }
@@ -92,7 +101,9 @@ try {
   if (!keep) rmSync(WORK, { recursive: true, force: true });
 }
 console.log(`report (median of ${REPS}, wall time including node start-up; targets: < ${TARGET_MS / 1000} s, < ${TARGET_BYTES / 1e6} MB)`);
-console.log('| image | runs | bucket | entries | time | page | target |');
-console.log('|---|---|---|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.case} | ${r.runs} | ${r.bucket || '—'} | ${r.entries} | ${(r.ms / 1000).toFixed(2)} s | ${(r.bytes / 1e6).toFixed(2)} MB | ${r.ok ? 'met' : 'MISSED'} |`);
+console.log('| image | runs | bucket | entries | time | cpu | peak RSS | page | target |');
+console.log('|---|---|---|---|---|---|---|---|---|');
+const sec = (ms) => (Number.isNaN(ms) ? '—' : `${(ms / 1000).toFixed(2)} s`);
+for (const r of rows)
+  console.log(`| ${r.case} | ${r.runs} | ${r.bucket || '—'} | ${r.entries} | ${sec(r.ms)} | ${sec(r.cpuMs)} | ${Number.isNaN(r.rssKiB) ? '—' : `${Math.round(r.rssKiB / 1024)} MiB`} | ${(r.bytes / 1e6).toFixed(2)} MB | ${r.ok ? 'met' : 'MISSED'} |`);
 process.exitCode = rows.every((r) => r.ok) ? 0 : 1;

@@ -23,16 +23,15 @@
  * the cost grows with the records, never with blocks. Whatever is cut by a
  * budget is counted (`total` beside what is kept), never dropped silently.
  *
- * Nothing here writes; the image is read through Filesystem.view.
+ * Nothing here writes; the image is read through Filesystem.view. The
+ * machine's views are in report-machine.ts, the bucketing of too many runs in
+ * report-runs.ts; drawing belongs to the CLI (src/cli/report/).
  */
 import { readU64, HDR_SIZE, hdrCount } from '../format/block.js';
-import * as D from '../format/dax-records.js';
-import { DramKind } from '../format/dax-records.js';
-import { RMAP_REC_SIZE } from '../format/records.js';
+import { INODE_TYPE_DIR, RMAP_REC_SIZE } from '../format/records.js';
 import type { Blkno, Ino } from '../format/units.js';
-import { Machine, type Mapper } from '../dax/machine.js';
+import { Machine } from '../dax/machine.js';
 import { machineMetadata, poisonedBlocks } from '../dax/dax.js';
-import { WALK_HOW } from '../dax/machine.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import type { FsTx } from '../fs/fstx.js';
 import { metadataTrees } from '../fs/maps.js';
@@ -41,8 +40,11 @@ import { STREAMING } from '../fs/tx.js';
 import { Btree } from '../btree/btree.js';
 import { RootId } from '../format/superblock.js';
 import { err } from '../format/errors.js';
-import { INODE_TYPE_DIR } from '../format/records.js';
 import type { PageModel } from '../fs/types.js';
+import { gatherGraph, gatherMappings, gatherProcesses, type ReportContext } from './report-machine.js';
+import { bucketRuns } from './report-runs.js';
+
+export { bucketRuns } from './report-runs.js';
 
 /** Block classes, by their index in the runs' `cls` column. */
 export const BLOCK_CLASSES = ['free', 'metadata', 'data', 'poisoned', 'unaccounted'] as const;
@@ -261,7 +263,8 @@ class Gatherer {
       .map((u) => ({ file: this.file(u.ino), total: u.total, exclusive: u.total - u.shared, shared: u.shared }));
     usage.sort((a, b) => this.files[a.file]!.path.localeCompare(this.files[b.file]!.path));
     const rotation = rotationFiles.length ? this.rotation(rotationFiles) : null;
-    const mappings = this.mappings();
+    const x: ReportContext = { m: this.m, total: this.total, limits: this.limits, file: (ino) => this.file(ino), refcountOf: (b) => this.refcountOf(b) };
+    const mappings = gatherMappings(x);
     return {
       image: this.image,
       label: sb.label,
@@ -279,9 +282,9 @@ class Gatherer {
       mappings,
       usage,
       fileCount: scan.usage.size,
-      processes: this.processes(),
+      processes: gatherProcesses(x),
       rotation,
-      graph: this.graph(mappings),
+      graph: gatherGraph(x, mappings),
     };
   }
 
@@ -478,172 +481,4 @@ class Gatherer {
       }
     return { paths: shown, indices, sizes, cells, labels, refcounts };
   }
-
-  /** Every present leaf entry that maps a device block (or a page-cache copy of one), joined into ranges. */
-  private mappings(): MappingColumns {
-    const out: MappingColumns = { pid: [], addr: [], pages: [], pfn: [], file: [], index: [], writable: [], copy: [], level: [], total: 0, kept: 0 };
-    const m = this.m;
-    for (const p of [...m.procs.values()].sort((a, b) => a.pid - b.pid)) {
-      for (const e of m.pt.leaves(p)) {
-        const v = m.vmaAt(p.pid, e.addr);
-        if (!v) continue;
-        let frame = D.pteFrame(e.v);
-        let copy = 0;
-        if (frame >= this.total) {
-          const d = frame === m.zeroFrame ? undefined : m.dram.tree.lookupEq([frame]);
-          if (!d || d.kind !== DramKind.PageCache) continue;
-          frame = d.src;
-          copy = 1;
-        }
-        const pages = e.level === 2 ? D.PMD_PAGES : 1;
-        const index = m.vmaIndex(v, e.addr);
-        const writable = (e.v & D.PTE_WRITE) !== 0 ? 1 : 0;
-        const file = this.file(v.ino);
-        const k = out.pid.length - 1;
-        out.total++;
-        if (
-          k >= 0 &&
-          out.pid[k] === p.pid &&
-          out.level[k] === e.level &&
-          out.file[k] === file &&
-          out.writable[k] === writable &&
-          out.copy[k] === copy &&
-          out.addr[k]! + out.pages[k]! * D.PAGE_BYTES === e.addr &&
-          out.pfn[k]! + out.pages[k]! === frame &&
-          out.index[k]! + out.pages[k]! === index &&
-          !copy
-        ) {
-          out.pages[k]! += pages;
-          out.kept++;
-          continue;
-        }
-        if (out.pid.length >= this.limits.mappings) continue;
-        out.kept++;
-        out.pid.push(p.pid);
-        out.addr.push(e.addr);
-        out.pages.push(pages);
-        out.pfn.push(frame);
-        out.file.push(file);
-        out.index.push(index);
-        out.writable.push(writable);
-        out.copy.push(copy);
-        out.level.push(e.level);
-      }
-    }
-    return out;
-  }
-
-  private processes(): ReportData['processes'] {
-    const m = this.m;
-    return [...m.procs.values()]
-      .sort((a, b) => a.pid - b.pid)
-      .map((p) => ({
-        pid: p.pid,
-        vmas: m.vmasOf(p.pid).map((v) => {
-          const i = m.vmaInfo(v);
-          return { start: i.start, end: i.end, file: this.file(v.ino), offset: i.offset, prot: i.prot, shared: i.shared };
-        }),
-      }));
-  }
-
-  /** The mapping graph for a few mapped frames, shared ones first. */
-  private graph(maps: MappingColumns): GraphData | null {
-    if (maps.pid.length === 0) return null;
-    // Candidate frames: every block the kept ranges map, bounded (a range of a huge mapping adds its first pages only).
-    const seen = new Set<number>();
-    const cands: { pfn: number; rc: number }[] = [];
-    for (let k = 0; k < maps.pid.length && cands.length < 4096; k++) {
-      for (let i = 0; i < Math.min(maps.pages[k]!, 64); i++) {
-        const b = maps.pfn[k]! + i;
-        if (seen.has(b)) continue;
-        seen.add(b);
-        cands.push({ pfn: b, rc: this.refcountOf(b) });
-      }
-    }
-    cands.sort((a, b) => Number(b.rc >= 2) - Number(a.rc >= 2) || a.pfn - b.pfn);
-    const frames: GraphFrame[] = [];
-    const m = this.m;
-    for (const c of cands.slice(0, this.limits.graphFrames)) {
-      const entries: GraphEntry[] = [];
-      for (let k = 0; k < maps.pid.length; k++) {
-        const d = c.pfn - maps.pfn[k]!;
-        if (d < 0 || d >= maps.pages[k]!) continue;
-        const addr = maps.addr[k]! + d * D.PAGE_BYTES;
-        const v = m.vmaAt(maps.pid[k]!, addr)!;
-        const info = m.vmaInfo(v);
-        entries.push({
-          pid: maps.pid[k]!,
-          addr,
-          vma: { start: info.start, end: info.end, offset: info.offset, prot: info.prot, shared: info.shared },
-          level: maps.level[k] === 2 ? 'pmd' : 'pte',
-          writable: maps.writable[k] === 1,
-          copy: maps.copy[k] === 1,
-          file: maps.file[k]!,
-          index: maps.index[k]! + d,
-          cow: c.rc >= 2,
-        });
-      }
-      const walk = m.rmapWalk(c.pfn);
-      const found = new Set<number>();
-      const wk = walk.mappers.map((w: Mapper) => {
-        const file = this.file(w.ino);
-        const hit = entries.findIndex((e) => e.pid === w.pid && e.addr === w.addr && e.file === file && e.index === w.index);
-        if (hit >= 0) found.add(hit);
-        return { file, index: w.index, pid: w.pid, addr: w.addr, copy: w.copy, ok: hit >= 0 };
-      });
-      frames.push({ pfn: c.pfn, refcount: c.rc, entries, walk: wk, steps: walk.steps, missed: entries.length - found.size });
-    }
-    return { model: m.model, how: WALK_HOW[m.model], frames, mappedFrames: seen.size };
-  }
-}
-
-/**
- * Too many runs for the page: cut physical space into buckets of `bucket`
- * blocks, each shown as its most telling content (the highest refcount of
- * data, else data, poisoned, metadata, unaccounted, free), and join equal
- * neighbours. The exact counts are kept apart.
- */
-export function bucketRuns(runs: Runs, total: number, max: number): { runs: Runs; bucket: number } {
-  if (runs.start.length <= max) return { runs, bucket: 0 };
-  const k = Math.ceil(total / max);
-  const rank = (cls: number, rc: number): number => (cls === DATA ? 10 + rc : ([0, 3, 0, 5, 2][cls] ?? 0));
-  const out: Runs = { start: [], len: [], cls: [], rc: [], what: [] };
-  const put = (s: number, l: number, cls: number, rc: number, what: number): void => {
-    const j = out.start.length - 1;
-    if (j >= 0 && out.cls[j] === cls && out.rc[j] === rc && out.what[j] === what && out.start[j]! + out.len[j]! === s) out.len[j]! += l;
-    else {
-      out.start.push(s);
-      out.len.push(l);
-      out.cls.push(cls);
-      out.rc.push(rc);
-      out.what.push(what);
-    }
-  };
-  let cur = -1;
-  let best = { cls: FREE, rc: 0, what: -1, r: -1 };
-  const flush = (): void => {
-    if (cur >= 0) put(cur * k, Math.min(k, total - cur * k), best.cls, best.rc, best.what);
-    cur = -1;
-  };
-  for (let i = 0; i < runs.start.length; i++) {
-    const s = runs.start[i]!;
-    const e = s + runs.len[i]!;
-    const me = { cls: runs.cls[i]!, rc: runs.rc[i]!, what: runs.what[i]!, r: rank(runs.cls[i]!, runs.rc[i]!) };
-    const b0 = Math.floor(s / k);
-    const b1 = Math.floor((e - 1) / k);
-    if (b0 !== cur) {
-      flush();
-      cur = b0;
-      best = me;
-    } else if (me.r > best.r) best = me;
-    if (b1 > b0) {
-      flush();
-      // Buckets wholly inside this run.
-      if (b1 > b0 + 1) put((b0 + 1) * k, (b1 - b0 - 1) * k, me.cls, me.rc, me.what);
-      cur = b1;
-      best = me;
-    }
-  }
-  flush();
-  return { runs: out, bucket: k };
 }
