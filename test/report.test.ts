@@ -113,6 +113,22 @@ describe('report data', () => {
     expect(n.frames.every((f) => f.walk.length === 1)).toBe(true);
   });
 
+  it('pagecache: the entries map DRAM copies, shown against the blocks they copy; a poisoned block is its own class', () => {
+    const { img, rot, dax } = rotationImage('pagecache');
+    const d = gatherReport(img.fs, img.path);
+    expect(d.mappings.total).toBe(24);
+    expect(d.mappings.copy.every((c) => c === 1)).toBe(true);
+    const g = d.graph!;
+    expect(g.frames.map((f) => f.pfn)).toEqual(rot.blocks);
+    expect(g.frames.every((f) => f.entries.every((e) => e.copy) && f.walk.length === 4 && f.walk.every((w) => w.ok && w.copy) && f.missed === 0)).toBe(true);
+    dax.poison(rot.blocks[2]!);
+    const p = gatherReport(img.fs, img.path);
+    expect(p.counts).toMatchObject({ poisoned: 1, shared: 5 });
+    expectCover(p.runs, p.totalBlocks);
+    const k = p.runs.start.indexOf(rot.blocks[2]!);
+    expect([p.runs.len[k], p.runs.cls[k], p.runs.rc[k]]).toEqual([1, 3, 4]);
+  });
+
   it('budgets cut what the page holds and say so', () => {
     const { img } = rotationImage();
     const d = gatherReport(img.fs, img.path, { files: FILES, limits: { owners: 3, mappings: 2, files: 2, rotationIndices: 4, graphFrames: 1, runs: 4 } });

@@ -42,7 +42,7 @@ import { RootId } from '../format/superblock.js';
 import { err } from '../format/errors.js';
 import type { PageModel } from '../fs/types.js';
 import { gatherGraph, gatherMappings, gatherProcesses, type ReportContext } from './report-machine.js';
-import { bucketRuns } from './report-runs.js';
+import { appendRun, bucketRuns, emptyRuns } from './report-runs.js';
 
 export { bucketRuns } from './report-runs.js';
 
@@ -400,7 +400,7 @@ class Gatherer {
     const poisoned = poisonedBlocks(this.fx);
     pieces.sort((a, b) => a.s - b.s || a.cls - b.cls);
     // Walk in order, clipping overlaps (a damaged image; verify names them) and filling gaps.
-    const runs: Runs = { start: [], len: [], cls: [], rc: [], what: [] };
+    const runs = emptyRuns();
     const counts = { free: 0, metadata: 0, data: 0, shared: 0, poisoned: 0, unaccounted: 0, maxRefcount: 0 };
     const push = (s: number, l: number, cls: number, rc: number, what: number): void => {
       if (l <= 0) return;
@@ -412,15 +412,7 @@ class Gatherer {
         counts.maxRefcount = Math.max(counts.maxRefcount, rc);
       } else if (cls === POISON) counts.poisoned += l;
       else counts.unaccounted += l;
-      const k = runs.start.length - 1;
-      if (k >= 0 && runs.cls[k] === cls && runs.rc[k] === rc && runs.what[k] === what && runs.start[k]! + runs.len[k]! === s) runs.len[k]! += l;
-      else {
-        runs.start.push(s);
-        runs.len.push(l);
-        runs.cls.push(cls);
-        runs.rc.push(rc);
-        runs.what.push(what);
-      }
+      appendRun(runs, s, l, cls, rc, what);
     };
     let pi = 0;
     const emit = (s: number, l: number, cls: number, rc: number, what: number): void => {

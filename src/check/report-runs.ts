@@ -4,6 +4,23 @@ import type { Runs } from './report-data.js';
 const FREE = 0;
 const DATA = 2;
 
+export function emptyRuns(): Runs {
+  return { start: [], len: [], cls: [], rc: [], what: [] };
+}
+
+/** Append [s, s+l) to the runs, joining the last run when it ends at s with the same content. */
+export function appendRun(runs: Runs, s: number, l: number, cls: number, rc: number, what: number): void {
+  const j = runs.start.length - 1;
+  if (j >= 0 && runs.cls[j] === cls && runs.rc[j] === rc && runs.what[j] === what && runs.start[j]! + runs.len[j]! === s) runs.len[j]! += l;
+  else {
+    runs.start.push(s);
+    runs.len.push(l);
+    runs.cls.push(cls);
+    runs.rc.push(rc);
+    runs.what.push(what);
+  }
+}
+
 /**
  * Too many runs for the page: cut physical space into buckets of `bucket`
  * blocks, each shown as its most telling content (the highest refcount of
@@ -14,18 +31,8 @@ export function bucketRuns(runs: Runs, total: number, max: number): { runs: Runs
   if (runs.start.length <= max) return { runs, bucket: 0 };
   const k = Math.ceil(total / max);
   const rank = (cls: number, rc: number): number => (cls === DATA ? 10 + rc : ([0, 3, 0, 5, 2][cls] ?? 0));
-  const out: Runs = { start: [], len: [], cls: [], rc: [], what: [] };
-  const put = (s: number, l: number, cls: number, rc: number, what: number): void => {
-    const j = out.start.length - 1;
-    if (j >= 0 && out.cls[j] === cls && out.rc[j] === rc && out.what[j] === what && out.start[j]! + out.len[j]! === s) out.len[j]! += l;
-    else {
-      out.start.push(s);
-      out.len.push(l);
-      out.cls.push(cls);
-      out.rc.push(rc);
-      out.what.push(what);
-    }
-  };
+  const out = emptyRuns();
+  const put = (s: number, l: number, cls: number, rc: number, what: number): void => appendRun(out, s, l, cls, rc, what);
   let cur = -1;
   let best = { cls: FREE, rc: 0, what: -1, r: -1 };
   const flush = (): void => {
