@@ -230,6 +230,18 @@ describe('the page', () => {
     expect(svg).toMatch(/data-cls="data" data-rc="4" data-b0="\d+" data-blocks="6"/);
   });
 
+  it('an empty image: no files, no processes, a map of metadata and free space', () => {
+    img = makeImage();
+    const d = gatherReport(img.fs, img.path);
+    expect(d.counts).toMatchObject({ data: 0, shared: 0, unaccounted: 0 });
+    expect(d.counts.metadata + d.counts.free).toBe(d.totalBlocks);
+    expect([d.graph, d.rotation, d.usage.length, d.processes.length]).toEqual([null, null, 0, 0]);
+    const html = renderReportHtml(d);
+    expect(html).toContain('No file owns data blocks.');
+    expect(html).toContain('No page-table entry maps a device block.');
+    expect(standaloneSvg(d)).not.toContain('rot-cell');
+  });
+
   it('escapes file names in markup and in the embedded data', () => {
     img = makeImage();
     const name = '/<img onerror=x>&"\u2028';
@@ -272,6 +284,11 @@ describe('report and compare --html on the command line', () => {
     expect(nodir.exitCode).toBe(1);
     expect(nodir.stderr).toMatch(/\(ENOENT\)/);
     expect((await daxtool(['report', image, '--out', '-', '--json'])).exitCode).toBe(2);
+    expect((await daxtool(['report', image, '--files', ','])).exitCode).toBe(2);
+    // A line of shell, without IMAGE.
+    const sh = await daxtool(['shell', image], { input: `report --files /W --out ${join(dir, 's.html')}\n` });
+    expect(sh.exitCode, sh.stderr).toBe(0);
+    expect(readFileSync(join(dir, 's.html'), 'utf8').match(/class="rot-cell"/g)).toHaveLength(6);
   });
 
   it('compare --html writes five charts of five bars beside the table it prints', async () => {

@@ -427,7 +427,7 @@ function REPORT_COMMAND(): CommandSpec {
   return {
     name: 'report',
     group: 'report',
-    summary: 'sharing, mappings and space as an HTML page',
+    summary: 'pictures of sharing and mappings',
     image: true,
     args: [],
     options: [
