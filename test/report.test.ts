@@ -304,5 +304,10 @@ describe('report and compare --html on the command line', () => {
     expect(html).toContain('<table id="compare-table">');
     const j = parseJson(await daxtool(['compare', '--html', file, '--json']));
     expect(j.html).toBe(file);
+    const both = await daxtool(['compare', '--html', '-', '--json']);
+    expect(both.exitCode).toBe(2);
+    expect(both.stderr).toMatch(/--json prints the result on stdout/);
+    const page = await daxtool(['compare', '--html', '-']);
+    expect(page.stdout.startsWith('<!DOCTYPE html>')).toBe(true);
   });
 });

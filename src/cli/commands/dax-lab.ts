@@ -149,14 +149,15 @@ const compare: CommandImpl = async (ctx, _args, opts) => {
     );
     return { ...parts[0]!, models: parts.map((p) => p.models[0]!) };
   };
+  const report = opts.html === undefined ? null : await import('./report.js');
+  report?.checkOutput(ctx, String(opts.html));
   const r = await withSpinner(ctx, 'running the workload under every page model', opts.quiet === true, run);
-  if (opts.html === undefined) return { json: r, human: (style) => renderCompare(r, style) };
+  if (!report) return { json: r, human: (style) => renderCompare(r, style) };
   // The page: charts beside the same table (no colour codes in it).
   const { renderCompareHtml } = await import('../report/compare-html.js');
-  const { writeOutput } = await import('./report.js');
   const t = compareRows(r, { color: false, columns: 80 });
   const page = renderCompareHtml(r, t.heading, t, t.notes);
-  const html = writeOutput(ctx, String(opts.html), page);
+  const html = report.writeOutput(ctx, String(opts.html), page);
   const wrote = html === '-' ? '' : `wrote ${html} (${humanSize(Buffer.byteLength(page))}): the comparison as charts\n`;
   return { json: { ...r, html }, human: html === '-' ? undefined : (style) => renderCompare(r, style) + wrote };
 };

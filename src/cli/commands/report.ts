@@ -13,10 +13,15 @@ import { renderReportHtml } from '../report/html.js';
 import { standaloneSvg } from '../report/svg.js';
 import { withFs } from './common.js';
 
+/** Refuses, before any work, an output that cannot be: `-` (stdout) when --json owns stdout. */
+export function checkOutput(ctx: Ctx, file: string): void {
+  if (file === '-' && ctx.json) throw usage('--json prints the result on stdout, so the page cannot go there too', 'give a file name');
+}
+
 /** Writes a generated page to FILE, or to stdout for `-`; returns where it went. */
 export function writeOutput(ctx: Ctx, file: string, text: string): string {
+  checkOutput(ctx, file);
   if (file === '-') {
-    if (ctx.json) throw usage('--json prints the result on stdout, so the page cannot go there too', 'give a file name');
     ctx.env.out(text);
     return '-';
   }
@@ -43,6 +48,7 @@ const report: CommandImpl = async (ctx, _args, opts) => {
   const svg = opts.svg === true;
   const files = parseFileList(opts.files);
   const out = opts.out === undefined ? `${ctx.image}.${svg ? 'svg' : 'html'}` : String(opts.out);
+  checkOutput(ctx, out);
   const t0 = performance.now();
   const data = await withFs(ctx, false, (fs) => gatherReport(fs, ctx.image, { files }));
   const text = svg ? standaloneSvg(data) : renderReportHtml(data);
