@@ -82,7 +82,8 @@ describe('report page in Chromium', () => {
     for (const s of shared) expect(s).toMatchObject({ rc: '4', fill: colourOf(2, 4) });
     expect(await page.locator('#map rect.blk[data-cls="metadata"]').count()).toBeGreaterThan(0);
     expect(await page.locator('#map rect.blk[data-cls="free"]').count()).toBeGreaterThan(0);
-    expect(await page.locator('#map text.rc').allTextContents()).toEqual(['4', '4', '4', '4', '4', '4']);
+    // Big cells name the blocks of the matrix (A..F, contiguous on disk).
+    expect(await page.locator('#map text.lbl').allTextContents()).toEqual(['A', 'B', 'C', 'D', 'E', 'F']);
     expect(await page.locator('#summary').getAttribute('data-shared')).toBe('6');
 
     // The rotation: 4 × 6 cells, each block in four of them, on a diagonal.
@@ -110,7 +111,7 @@ describe('report page in Chromium', () => {
     const box = (await strip.boundingBox())!;
     const at = { x: (B - b0 + 0.5) * box.height, y: box.height / 2 };
     await strip.hover({ position: at });
-    await expect.poll(() => page.locator('#hover').textContent()).toMatch(new RegExp(`^block ${B}: data, refcount 4; owners: /W 1, /X 0, /Y 5, /Z 4; mapped by pid 1 at 0x`));
+    await expect.poll(() => page.locator('#hover').textContent()).toMatch(new RegExp(`^block ${B} \\(B\\): data, refcount 4; owners: /W 1, /X 0, /Y 5, /Z 4; mapped by pid 1 at 0x`));
     await strip.click({ position: at });
     await expect.poll(() => page.locator('#sel-head').getAttribute('data-block')).toBe(String(B));
     expect(await texts(page, '#owners li.owner')).toEqual(['/W index 1', '/X index 0', '/Y index 5', '/Z index 4']);

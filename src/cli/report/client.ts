@@ -12,7 +12,7 @@
  * would invalidate.
  */
 import type { ReportData } from '../../check/report-data.js';
-import { cellLines, colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
+import { cellLines, cellText, colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
 
 export interface ClientConfig {
   /** Map width in pixels and cells at most (a larger window puts several blocks in a cell). */
@@ -34,6 +34,7 @@ export function reportClient(): void {
   const hex = (n: number): string => `0x${n.toString(16)}`;
   const first = initialWindow(d.runs.start, d.runs.len, d.runs.cls, d.totalBlocks);
   const state = { from: first[0], to: first[1], selected: -1 };
+  const labels: Record<string, string> = d.rotation ? d.rotation.labels : {};
   const svg = $('map') as unknown as SVGSVGElement;
 
   function runAt(b: number): number {
@@ -72,13 +73,14 @@ export function reportClient(): void {
 
   function describe(b: number): { head: string; cls: string; rc: number } {
     const r = runAt(b);
-    if (r < 0) return { head: `block ${b}`, cls: '?', rc: 0 };
+    const name = labels[String(b)] ? `block ${b} (${labels[String(b)]})` : `block ${b}`;
+    if (r < 0) return { head: name, cls: '?', rc: 0 };
     const cls = C.classes[d.runs.cls[r]!] ?? '?';
     const rc = d.runs.rc[r]!;
     const what = d.runs.what[r]! >= 0 ? ` (${d.whats[d.runs.what[r]!]})` : '';
     const rcText = d.runs.cls[r] === 2 ? `, refcount ${rc}` : '';
     const bucket = d.bucket ? ` — shown in buckets of ${d.bucket} blocks` : '';
-    return { head: `block ${b}: ${cls}${what}${rcText}${bucket}`, cls, rc };
+    return { head: `${name}: ${cls}${what}${rcText}${bucket}`, cls, rc };
   }
 
   /** Shared blocks in [from, to), exactly, from the runs (not the drawn cells). */
@@ -104,10 +106,12 @@ export function reportClient(): void {
       parts.push(
         `<rect class="blk${r.cls === 2 && r.rc >= 2 ? ' shared' : ''}" x="${r.col * g.cell}" y="${r.row * g.cell}" width="${r.cells * g.cell}" height="${g.cell}" fill="${colourOf(r.cls, r.rc)}" stroke="#fff" stroke-width="${g.cell >= 12 ? 1 : 0}" data-cls="${C.classes[r.cls] ?? ''}" data-rc="${r.rc}" data-b0="${r.b0}" data-blocks="${r.blocks}"></rect>`,
       );
-      // Big cells carry their refcount.
-      if (g.cell >= 18 && r.cls === 2 && r.rc >= 2)
-        for (let k = 0; k < r.cells; k++)
-          parts.push(`<text class="rc" x="${(r.col + k + 0.5) * g.cell}" y="${(r.row + 0.5) * g.cell + 4}" text-anchor="middle" font-size="11">${r.rc}</text>`);
+      // Big cells (one block each) carry the block's letter or its refcount.
+      if (g.cell >= 18 && g.per === 1)
+        for (let k = 0; k < r.cells; k++) {
+          const t = cellText(r, k, labels);
+          if (t) parts.push(`<text class="${t.cls}" x="${(r.col + k + 0.5) * g.cell}" y="${(r.row + 0.5) * g.cell + 4}" text-anchor="middle" font-size="11">${esc(t.text)}</text>`);
+        }
     }
     if (g.cell >= 12) parts.push(`<path class="cells" d="${cellLines(rects, g.cell, 0)}" stroke="#fff" stroke-width="1" pointer-events="none"></path>`);
     const sel = state.selected;

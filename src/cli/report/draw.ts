@@ -136,3 +136,15 @@ export function cellLines(rects: MapRect[], cell: number, top: number): string {
   for (const r of rects) for (let k = 1; k < r.cells; k++) d += `M${(r.col + k) * cell},${top + r.row * cell}v${cell}`;
   return d;
 }
+
+/**
+ * What a big cell says: the block's letter from the rotation matrix when it
+ * has one, else the refcount of shared data; null for nothing. `k`: the cell's
+ * place in the strip; one block per cell is assumed (big cells are never coarse).
+ */
+export function cellText(r: MapRect, k: number, labels: Record<string, string>): { cls: string; text: string } | null {
+  const label = labels[String(r.b0 + k)];
+  if (label !== undefined) return { cls: 'lbl', text: label };
+  if (r.cls === 2 && r.rc >= 2) return { cls: 'rc', text: String(r.rc) };
+  return null;
+}

@@ -8,7 +8,7 @@ import { BLOCK_CLASSES, type ReportData } from '../../check/report-data.js';
 import { hex } from '../../dax/machine.js';
 import { humanSize } from '../output.js';
 import { reportClient, type ClientConfig } from './client.js';
-import { cellLines, colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
+import { cellLines, cellText, colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
 import { MAP_CELLS, MAP_WIDTH, esc, graphSvg, legendEntries, rotationSvg } from './svg.js';
 
 /** JSON that is safe inside a <script> element. */
@@ -27,7 +27,7 @@ th:first-child,td:first-child{text-align:left}.note{color:#555;font-size:12px}co
 const REPORT_CSS = `
 .row{display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap}
 #mapbox{border:1px solid #ccc;display:inline-block;line-height:0}#map{cursor:crosshair;display:block}
-#map rect.blk:hover{stroke:#000;stroke-width:1}#map text.rc{pointer-events:none}
+#map rect.blk:hover{stroke:#000;stroke-width:1}#map text{pointer-events:none}
 #details{min-width:280px;max-width:460px}#details ul{margin:2px 0;padding-left:18px}
 #hover{font-size:12px;color:#333;min-height:18px}
 .legend span{display:inline-block;margin-right:12px;font-size:12px}.legend i{display:inline-block;width:12px;height:12px;border:1px solid #999;vertical-align:-2px;margin-right:4px}
@@ -67,7 +67,7 @@ export function renderReportHtml(d: ReportData): string {
   const legend = legendEntries(d)
     .map((e) => `<span><i style="background:${colourOf(e.cls, e.rc)}"></i>${esc(e.text)}</span>`)
     .join('');
-  const script = [colourOf, mapGeometry, initialWindow, mapRects, cellLines, reportClient].map((f) => f.toString()).join('\n');
+  const script = [colourOf, mapGeometry, initialWindow, mapRects, cellLines, cellText, reportClient].map((f) => f.toString()).join('\n');
   const cut: string[] = [];
   if (d.bucket) cut.push(`${d.runCount} runs are drawn in buckets of ${d.bucket} blocks (each bucket shows its most shared content; the counts are exact)`);
   if (d.owners.pblk.length < d.owners.total) cut.push(`owners are embedded for blocks below ${d.owners.completeBelow} (${d.owners.pblk.length} of ${d.owners.total} physical-index records)`);

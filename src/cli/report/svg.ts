@@ -6,7 +6,7 @@
  */
 import { BLOCK_CLASSES, type ReportData, type RotationData, type GraphData } from '../../check/report-data.js';
 import { hex } from '../../dax/machine.js';
-import { cellLines, colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
+import { cellLines, cellText, colourOf, initialWindow, mapGeometry, mapRects } from './draw.js';
 
 /** The map: its width in pixels, and cells at most (a larger window puts several blocks in a cell). */
 export const MAP_WIDTH = 768;
@@ -52,8 +52,11 @@ export function mapSvg(d: ReportData): string {
     out.push(
       `<rect class="blk" x="${r.col * g.cell}" y="${top + r.row * g.cell}" width="${r.cells * g.cell}" height="${g.cell}" fill="${colourOf(r.cls, r.rc)}" stroke="#fff" stroke-width="${g.cell >= 12 ? 1 : 0}" data-cls="${BLOCK_CLASSES[r.cls] ?? ''}" data-rc="${r.rc}" data-b0="${r.b0}" data-blocks="${r.blocks}"/>`,
     );
-    if (g.cell >= 18 && r.cls === 2 && r.rc >= 2)
-      for (let k = 0; k < r.cells; k++) out.push(`<text x="${(r.col + k + 0.5) * g.cell}" y="${top + (r.row + 0.5) * g.cell + 4}" text-anchor="middle" font-size="11">${r.rc}</text>`);
+    if (g.cell >= 18 && g.per === 1)
+      for (let k = 0; k < r.cells; k++) {
+        const t = cellText(r, k, d.rotation?.labels ?? {});
+        if (t) out.push(`<text class="${t.cls}" x="${(r.col + k + 0.5) * g.cell}" y="${top + (r.row + 0.5) * g.cell + 4}" text-anchor="middle" font-size="11">${esc(t.text)}</text>`);
+      }
   }
   if (g.cell >= 12) out.push(`<path d="${cellLines(rects, g.cell, top)}" stroke="#fff" stroke-width="1"/>`);
   let y = top + g.rows * g.cell + 8;
@@ -144,8 +147,8 @@ export function standaloneSvg(d: ReportData): string {
  */
 export function graphSvg(d: ReportData, g: GraphData): string {
   const RH = 24;
-  const X = { proc: 8, vma: 96, pte: 290, frame: 520, walk: 660 };
-  const W = { proc: 64, vma: 170, pte: 200, frame: 110, walk: 150 };
+  const X = { proc: 8, vma: 96, pte: 290, frame: 520, walk: 690 };
+  const W = { proc: 64, vma: 170, pte: 200, frame: 145, walk: 150 };
   const out: string[] = [];
   const edges: string[] = [];
   const nodes: string[] = [];
@@ -180,7 +183,7 @@ export function graphSvg(d: ReportData, g: GraphData): string {
       edges.push(line('e-pte', X.pte + W.pte, yy, X.frame, y0 + ((n - 1) * RH) / 2));
     });
     const fy = y0 + ((n - 1) * RH) / 2;
-    nodes.push(box(`frame${f.refcount >= 2 ? ' shared' : ''}`, X.frame, fy, W.frame, `frame ${f.pfn} (rc ${f.refcount})`, `data-frame="${f.pfn}" data-rc="${f.refcount}"`));
+    nodes.push(box(`frame${f.refcount >= 2 ? ' shared' : ''}`, X.frame, fy, W.frame, `frame ${f.pfn} rc ${f.refcount}, ${f.steps} steps`, `data-frame="${f.pfn}" data-rc="${f.refcount}"`));
     f.walk.forEach((w, i) => {
       const yy = y0 + i * RH;
       const path = d.files[w.file]?.path ?? '?';
