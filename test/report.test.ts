@@ -13,7 +13,7 @@ import { Dax } from '../src/dax/index.js';
 import { buildRotation, mapRotation, type Rotation } from '../src/dax/lab.js';
 import type { PageModel } from '../src/fs/types.js';
 import { renderReportHtml } from '../src/cli/report/html.js';
-import { colourOf, initialWindow, mapGeometry, mapRects } from '../src/cli/report/draw.js';
+import { cellText, colourOf, initialWindow, mapGeometry, mapRects } from '../src/cli/report/draw.js';
 import { standaloneSvg } from '../src/cli/report/svg.js';
 import { daxtool, parseJson } from './helpers/cli.js';
 import { makeImage, type TestImage } from './helpers/image.js';
@@ -170,6 +170,13 @@ describe('drawing helpers', () => {
       [1, 0, 4],
     ]);
     expect(shared.reduce((a, r) => a + r.blocks, 0)).toBe(6);
+  });
+
+  it('cellText: a block of the matrix by its letter, other shared blocks by their refcount', () => {
+    const [meta, , shared] = mapRects(runs.start, runs.len, runs.cls, runs.rc, runs.what, 0, 64, 1, 64);
+    expect(cellText(shared!, 0, { 9: 'A' })).toEqual({ cls: 'rc', text: '4' });
+    expect(cellText(shared!, 1, { 9: 'A' })).toEqual({ cls: 'lbl', text: 'A' });
+    expect(cellText(meta!, 0, {})).toBeNull();
   });
 
   it('mapRects: a cell of several blocks shows the most shared of them', () => {
