@@ -129,6 +129,22 @@ describe('report data', () => {
     expect([p.runs.len[k], p.runs.cls[k], p.runs.rc[k]]).toEqual([1, 3, 4]);
   });
 
+  it('huge entries: one range of 512 pages per PMD entry', () => {
+    img = makeImage();
+    img.fs.writeFile('/big', 0, Buffer.alloc(4 << 20, 7));
+    const dax = new Dax(img.fs);
+    const m = dax.mmap({ path: '/big', pid: 1 });
+    dax.fault({ pid: 1, addr: m.addr, length: m.length });
+    const d = gatherReport(img.fs, img.path);
+    expect(d.mappings.level).toEqual([2]);
+    expect(d.mappings.pages).toEqual([1024]);
+    expect(d.mappings.total).toBe(2);
+    const g = d.graph!;
+    expect(g.frames.length).toBeGreaterThan(0);
+    expect(g.frames[0]!.entries).toMatchObject([{ level: 'pmd', pid: 1, index: 0 }]);
+    expect(g.frames.every((f) => f.missed === 0 && f.walk.every((w) => w.ok))).toBe(true);
+  });
+
   it('budgets cut what the page holds and say so', () => {
     const { img } = rotationImage();
     const d = gatherReport(img.fs, img.path, { files: FILES, limits: { owners: 3, mappings: 2, files: 2, rotationIndices: 4, graphFrames: 1, runs: 4 } });

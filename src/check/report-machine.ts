@@ -111,7 +111,9 @@ export function gatherGraph(x: ReportContext, maps: MappingColumns): GraphData |
       const d = c.pfn - maps.pfn[k]!;
       if (d < 0 || d >= maps.pages[k]!) continue;
       const addr = maps.addr[k]! + d * D.PAGE_BYTES;
-      const v = m.vmaAt(maps.pid[k]!, addr)!;
+      // A huge entry may reach past its VMA; pages outside it map nothing.
+      const v = m.vmaAt(maps.pid[k]!, addr);
+      if (!v) continue;
       const info = m.vmaInfo(v);
       entries.push({
         pid: maps.pid[k]!,
