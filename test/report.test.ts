@@ -92,7 +92,7 @@ describe('report data', () => {
       expect(f.walk).toHaveLength(4);
       expect(f.walk.every((w) => w.ok)).toBe(true);
       expect(f.missed).toBe(0);
-      expect(f.entries.every((e) => e.cow && !e.writable && e.level === 'pte')).toBe(true);
+      expect(f.entries.every((e) => e.cow && e.found && !e.writable && e.level === 'pte')).toBe(true);
     }
   });
 
@@ -111,6 +111,7 @@ describe('report data', () => {
     const n = gatherReport(naive.img.fs, naive.img.path).graph!;
     expect(n.frames.some((f) => f.missed > 0)).toBe(true);
     expect(n.frames.every((f) => f.walk.length === 1)).toBe(true);
+    expect(n.frames.every((f) => f.entries.filter((e) => !e.found).length === f.missed)).toBe(true);
   });
 
   it('pagecache: the entries map DRAM copies, shown against the blocks they copy; a poisoned block is its own class', () => {

@@ -154,6 +154,8 @@ export interface GraphEntry {
   index: number;
   /** A write through this entry copies the block (refcount ≥ 2), invalidating every entry of the same (file, index). */
   cow: boolean;
+  /** The page model's reverse-map walk of the frame found this entry. */
+  found: boolean;
 }
 
 export interface GraphFrame {

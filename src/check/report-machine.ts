@@ -125,6 +125,7 @@ export function gatherGraph(x: ReportContext, maps: MappingColumns): GraphData |
         file: maps.file[k]!,
         index: maps.index[k]! + d,
         cow: c.rc >= 2,
+        found: false,
       });
     }
     const walk = m.rmapWalk(c.pfn);
@@ -132,7 +133,10 @@ export function gatherGraph(x: ReportContext, maps: MappingColumns): GraphData |
     const wk = walk.mappers.map((w: Mapper) => {
       const file = x.file(w.ino);
       const hit = entries.findIndex((e) => e.pid === w.pid && e.addr === w.addr && e.file === file && e.index === w.index);
-      if (hit >= 0) found.add(hit);
+      if (hit >= 0) {
+        found.add(hit);
+        entries[hit]!.found = true;
+      }
       return { file, index: w.index, pid: w.pid, addr: w.addr, copy: w.copy, ok: hit >= 0 };
     });
     frames.push({ pfn: c.pfn, refcount: c.rc, entries, walk: wk, steps: walk.steps, missed: entries.length - found.size });

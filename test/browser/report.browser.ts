@@ -151,6 +151,28 @@ describe('report page in Chromium', () => {
     await page.close();
   });
 
+  it('under the naive model the graph shows the entries its walk misses', async () => {
+    const naive = join(dir, 'naive.img');
+    Filesystem.mkfs(naive, { sizeBytes: 64 * 1024 * 1024, pageModel: 'naive' });
+    const fs = Filesystem.open(naive, { write: true });
+    try {
+      mapRotation(new Dax(fs), buildRotation(fs));
+    } finally {
+      fs.close();
+    }
+    const html = join(dir, 'naive.html');
+    expect((await daxtool(['report', naive, '--out', html])).exitCode).toBe(0);
+    const { page, errors } = await open(html);
+    // One descriptor, one (file, index): the walk finds /W's entry of each block and misses the other three.
+    expect(await page.locator('.graph .frame.shared').count()).toBe(6);
+    expect(await page.locator('.graph .walk.ok').count()).toBe(6);
+    expect(await page.locator('.graph .pte.missed').count()).toBe(18);
+    expect(await page.locator('.graph text.missed').allTextContents()).toEqual(Array(6).fill('3 entries not found by the walk'));
+    await page.screenshot({ path: join(SHOTS, 'report-naive.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('the SVG shows the map and the matrix alone', async () => {
     const svg = join(dir, 'rot.svg');
     expect((await daxtool(['report', image, '--svg', '--files', '/W,/X,/Y,/Z', '--out', svg])).exitCode).toBe(0);

@@ -37,7 +37,7 @@ const REPORT_CSS = `
 .graph .frame.shared rect{fill:#fde68a}.graph .walk.ok rect{fill:#dcfce7;stroke:#3f9142}.graph .walk.bad rect{fill:#fee2e2;stroke:#d6453d}
 .graph .pte{cursor:pointer}.graph .pte.cow rect{stroke:#d97706;stroke-dasharray:3 2}
 .graph .pte.inval rect{fill:#fecaca;stroke:#b91c1c;stroke-width:2;stroke-dasharray:none}.graph .pte.sel rect{stroke:#000;stroke-width:2}
-.graph .missed{fill:#b91c1c}
+.graph .missed{fill:#b91c1c}.graph .pte.missed text{fill:#b91c1c;font-weight:bold}
 .bar{display:inline-block;height:10px;vertical-align:middle}
 `;
 
@@ -94,7 +94,7 @@ ${
 <h2>Mappings: process → VMA → page-table entry → frame → (file, index)</h2>
 ${
   g
-    ? `<p class="note">Reverse-map walk of the <b>${esc(g.model)}</b> model: ${esc(g.how)}. Green: an entry confirms the (file, index) the walk found; red: it does not. Dashed orange: a write through this entry copies the block (shared); click an entry to highlight the entries that write would invalidate. ${g.frames.length} of ${g.mappedFrames} mapped frames shown, shared ones first.</p>
+    ? `<p class="note">Reverse-map walk of the <b>${esc(g.model)}</b> model: ${esc(g.how)}. Green: an entry confirms the (file, index) the walk found; red: it does not, or (an entry in red) the walk missed that entry. Dashed orange: a write through this entry copies the block (shared); click an entry to highlight the entries that write would invalidate. ${g.frames.length} of ${g.mappedFrames} mapped frames shown, shared ones first.</p>
 <p id="graph-info" class="note"></p>${graphSvg(d, g)}`
     : '<p class="note">No page-table entry maps a device block.</p>'
 }

@@ -171,13 +171,13 @@ export function graphSvg(d: ReportData, g: GraphData): string {
       const flags = `${e.level} ${e.writable ? 'RW' : 'ro'}${e.copy ? ' copy' : ''}`;
       nodes.push(
         box(
-          `pte${e.cow ? ' cow' : ''}`,
+          `pte${e.cow ? ' cow' : ''}${e.found ? '' : ' missed'}`,
           X.pte,
           yy,
           W.pte,
           `pid ${e.pid} ${hex(e.addr)} ${flags}`,
           `data-pid="${e.pid}" data-addr="${e.addr}" data-file="${e.file}" data-index="${e.index}" data-frame="${f.pfn}" data-cow="${e.cow ? 1 : 0}" tabindex="0"`,
-          `pid ${e.pid} at ${hex(e.addr)} (${flags}) -> frame ${f.pfn}, ${path} index ${e.index}; ${e.cow ? `a write copies the block and invalidates every entry of (${path}, ${e.index})` : 'a write keeps the block'}`,
+          `pid ${e.pid} at ${hex(e.addr)} (${flags}) -> frame ${f.pfn}, ${path} index ${e.index}${e.found ? '' : '; not found by the walk'}; ${e.cow ? `a write copies the block and invalidates every entry of (${path}, ${e.index})` : 'a write keeps the block'}`,
         ),
       );
       edges.push(line('e-pte', X.pte + W.pte, yy, X.frame, y0 + ((n - 1) * RH) / 2));
@@ -212,7 +212,7 @@ export function graphSvg(d: ReportData, g: GraphData): string {
     edges.push(line('e-proc', X.proc + W.proc, py.reduce((a, b) => a + b, 0) / py.length, X.vma, vy));
   }
   for (const [pid, ys] of procY) nodes.push(box('proc', X.proc, ys.reduce((a, b) => a + b, 0) / ys.length, W.proc, `pid ${pid}`, `data-pid="${pid}"`));
-  const w = X.walk + W.walk + 8;
+  const w = X.walk + 250;
   const h = y + 8;
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ${FONT} font-size="11">`);
   const heads: [number, string][] = [
