@@ -309,6 +309,10 @@ describe('report and compare --html on the command line', () => {
     expect(nodir.stderr).toMatch(/\(ENOENT\)/);
     expect((await daxtool(['report', image, '--out', '-', '--json'])).exitCode).toBe(2);
     expect((await daxtool(['report', image, '--files', ','])).exitCode).toBe(2);
+    const self = await daxtool(['report', image, '--out', image]);
+    expect(self.exitCode).toBe(1);
+    expect(self.stderr).toMatch(/would overwrite the image .*\(EINVAL\)/);
+    expect((await daxtool(['verify', image])).exitCode).toBe(0);
     // A line of shell, without IMAGE.
     const sh = await daxtool(['shell', image], { input: `report --files /W --out ${join(dir, 's.html')}\n` });
     expect(sh.exitCode, sh.stderr).toBe(0);

@@ -3,7 +3,7 @@
  * rotation matrix, mapping graph, per-file bytes) or, with --svg, the map and
  * the matrix as one SVG document. Read-only: the image is only viewed.
  */
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { gatherReport } from '../../check/report-data.js';
 import { err, type ErrCode } from '../../format/errors.js';
 import type { CommandImpl, Ctx } from '../command.js';
@@ -34,6 +34,13 @@ export function writeOutput(ctx: Ctx, file: string, text: string): string {
   return file;
 }
 
+function sameFile(a: string, b: string): boolean {
+  if (a === '-') return false;
+  const x = statSync(a, { throwIfNoEntry: false });
+  const y = statSync(b, { throwIfNoEntry: false });
+  return !!x && !!y && x.dev === y.dev && x.ino === y.ino;
+}
+
 export function parseFileList(v: unknown): string[] {
   if (v === undefined) return [];
   const list = String(v)
@@ -49,6 +56,7 @@ const report: CommandImpl = async (ctx, _args, opts) => {
   const files = parseFileList(opts.files);
   const out = opts.out === undefined ? `${ctx.image}.${svg ? 'svg' : 'html'}` : String(opts.out);
   checkOutput(ctx, out);
+  if (sameFile(out, ctx.image)) throw err('EINVAL', 'the output would overwrite the image', out, 'give another --out');
   const t0 = performance.now();
   const data = await withFs(ctx, false, (fs) => gatherReport(fs, ctx.image, { files }));
   const text = svg ? standaloneSvg(data) : renderReportHtml(data);
