@@ -37,7 +37,7 @@ export interface OptSpec {
   choices?: readonly string[];
 }
 
-export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'inspect' | 'shell' | 'completion' | 'dax' | 'lab';
+export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'inspect' | 'shell' | 'completion' | 'dax' | 'lab' | 'report';
 
 export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   image: () => import('./commands/image.js'),
@@ -51,6 +51,7 @@ export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   completion: () => import('./commands/completion.js'),
   dax: () => import('./commands/dax.js'),
   lab: () => import('./commands/dax-lab.js'),
+  report: () => import('./commands/report.js'),
 };
 
 export interface CommandSpec {
@@ -339,7 +340,7 @@ export const COMMANDS: CommandSpec[] = [
   },
 ];
 
-COMMANDS.push(...DAX_COMMANDS());
+COMMANDS.push(...DAX_COMMANDS(), REPORT_COMMAND());
 
 export function findCommand(name: string): CommandSpec | undefined {
   return COMMANDS.find((c) => c.name === name);
@@ -447,8 +448,26 @@ function DAX_COMMANDS(): CommandSpec[] {
         { flags: '--files <N>', desc: 'files', parse: count },
         { flags: '--blocks <M>', desc: 'blocks per file', parse: count },
         { flags: '--ops <K>', desc: 'operations (random: faults, reflinks, ...)', parse: count },
+        { flags: '--html <FILE>', desc: 'also write the comparison as charts to an HTML page' },
         { flags: '-q, --quiet', desc: 'no progress spinner' },
       ],
     },
   ];
+}
+
+/** report (issue 14): the image as pictures. */
+function REPORT_COMMAND(): CommandSpec {
+  return {
+    name: 'report',
+    group: 'report',
+    summary: 'pictures of sharing and mappings',
+    image: true,
+    args: [],
+    options: [
+      { flags: '--out <FILE>', desc: 'where to write; - = stdout (default IMAGE.html; IMAGE.svg with --svg)' },
+      { flags: '--files <PATHS>', desc: 'comma-separated files for the file × index matrix (e.g. /W,/X,/Y,/Z)' },
+      { flags: '--svg', desc: 'only the physical map and the matrix, as one SVG document' },
+    ],
+    more: 'The page is self-contained (no network when viewed): a zoomable map of physical space coloured by refcount, the rotation matrix, the mapping graph with what a write would invalidate, and per-file bytes.',
+  };
 }

@@ -82,7 +82,8 @@ const SHORT: Record<string, string> = {
   anonymous: 'anon',
 };
 
-function renderCompare(r: CompareResult, style: Style): string {
+/** The comparison table's heading, rows and notes (the terminal and the --html page print the same). */
+function compareRows(r: CompareResult, style: Style): { heading: string; head: string[]; rows: (string | number)[][]; notes: string[] } {
   const ms = r.models;
   const row = (name: string, f: (m: (typeof ms)[number]) => string | number): (string | number)[] => [name, ...ms.map(f)];
   const kinds = (rec: Record<string, number>) =>
@@ -107,14 +108,19 @@ function renderCompare(r: CompareResult, style: Style): string {
     row('verify', (m) => (m.verify.clean ? paint(style, 'green', 'clean') : paint(style, 'red', `${m.verify.errors} err`))),
     row('time', (m) => `${Math.round(m.ms)} ms`),
   ];
-  const head = `compare: ${r.workload} workload, ${plural(r.files, 'file')} of ${plural(r.blocks, 'block')}, ${plural(r.ops, 'op')}, seed ${r.seed}`;
+  const heading = `compare: ${r.workload} workload, ${plural(r.files, 'file')} of ${plural(r.blocks, 'block')}, ${plural(r.ops, 'op')}, seed ${r.seed}`;
   const notes = [
     'descriptors: descriptors, proxies, page-cache entries; one per page, 64 B each',
     'records: what the image stores (alike neighbours share one run record)',
     "walk: each mapped block's reverse-map walk, checked against the page tables",
   ];
   if (ms.some((m) => !m.verify.clean)) notes.push('verify fails where one descriptor cannot name every (file, index)');
-  return `${head}\n${table(style, ['', ...ms.map((m) => m.model)], rows, { align: ['left', ...ms.map(() => 'right' as const)] })}${notes.join('\n')}\n`;
+  return { heading, head: ['', ...ms.map((m) => m.model)], rows, notes };
+}
+
+function renderCompare(r: CompareResult, style: Style): string {
+  const t = compareRows(r, style);
+  return `${t.heading}\n${table(style, t.head, t.rows, { align: ['left', ...r.models.map(() => 'right' as const)] })}${t.notes.join('\n')}\n`;
 }
 
 /** From this many operations on, the models run on worker threads, one per CPU. */
@@ -145,8 +151,17 @@ const compare: CommandImpl = async (ctx, _args, opts) => {
     );
     return { ...parts[0]!, models: parts.map((p) => p.models[0]!) };
   };
+  const report = opts.html === undefined ? null : await import('./report.js');
+  report?.checkOutput(ctx, String(opts.html));
   const r = await withSpinner(ctx, 'running the workload under every page model', opts.quiet === true, run);
-  return { json: r, human: (style) => renderCompare(r, style) };
+  if (!report) return { json: r, human: (style) => renderCompare(r, style) };
+  // The page: charts beside the same table (no colour codes in it).
+  const { renderCompareHtml } = await import('../report/compare-html.js');
+  const t = compareRows(r, { color: false, columns: 80 });
+  const page = renderCompareHtml(r, t.heading, t, t.notes);
+  const html = report.writeOutput(ctx, String(opts.html), page);
+  const wrote = html === '-' ? '' : `wrote ${html} (${humanSize(Buffer.byteLength(page))}): the comparison as charts\n`;
+  return { json: { ...r, html }, human: html === '-' ? undefined : (style) => renderCompare(r, style) + wrote };
 };
 
 export const commands = { demo, compare };
