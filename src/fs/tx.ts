@@ -7,6 +7,7 @@ import { CounterId, encodeSuperblock, RootId, type Superblock, type SuperblockSl
 import type { Blkno } from '../format/units.js';
 import type { BlockCache } from '../io/cache.js';
 import type { BlockDevice } from '../io/device.js';
+import { commitFailed } from './commit-failure.js';
 import { ExtentSet } from './extentset.js';
 import { freeOps } from './trees.js';
 
@@ -466,8 +467,14 @@ export class Tx implements NodeStore {
     this.ctx.dev.writeBatch(blocks.map(([blkno, buf]) => ({ blkno, buf })));
     this.ctx.dev.flush();
     const slot: SuperblockSlot = this.ctx.slot === 0 ? 1 : 0;
-    Tx.writeSuperblock(this.ctx.dev, sb, slot);
-    this.ctx.dev.flush();
+    try {
+      Tx.writeSuperblock(this.ctx.dev, sb, slot);
+      this.ctx.dev.flush();
+    } catch (e) {
+      // The new superblock may be on the disk and is in the page cache: roll it
+      // back before reporting the failure (commit-failure.ts says why and how).
+      throw commitFailed(this.ctx.dev, this.ctx.sb, slot, sb, e);
+    }
     for (const [blkno, buf] of blocks) this.ctx.cache.put(blkno, buf);
     this.ctx.sb = sb;
     this.ctx.slot = slot;
