@@ -109,10 +109,25 @@ export class WriteLog {
   }
 }
 
+/** One record as the log stores it (for a harness that writes or edits logs). */
+export function encodeLogRecord(rec: LogRecord): Buffer {
+  switch (rec.kind) {
+    case 'write':
+      return Buffer.concat([header(LogKind.Write, rec.offset, rec.data.length), rec.data]);
+    case 'flush':
+      return header(LogKind.Flush, 0, 0);
+    case 'create':
+      return header(LogKind.Create, rec.size, 0);
+    case 'mark': {
+      const payload = Buffer.from(rec.label, 'utf8');
+      return Buffer.concat([header(LogKind.Mark, 0, payload.length), payload]);
+    }
+  }
+}
+
 /** Append a MARK record (a harness's label between commands). */
 export function appendLogMark(path: string, label: string): void {
-  const payload = Buffer.from(label, 'utf8');
-  fs.appendFileSync(path, Buffer.concat([header(LogKind.Mark, 0, payload.length), payload]));
+  fs.appendFileSync(path, encodeLogRecord({ kind: 'mark', label }));
 }
 
 /** Every record of a write log, in order; a torn last record (the process died mid-append) is dropped. */
