@@ -1,6 +1,9 @@
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Btree } from '../src/btree/btree.js';
+import { RootId } from '../src/format/superblock.js';
 import { Filesystem } from '../src/fs/filesystem.js';
+import { freeOps } from '../src/fs/trees.js';
 import { encodeLogRecord, readWriteLog } from '../src/io/writelog.js';
 import { daxtool, parseJson, tempDir } from './helpers/cli.js';
 import { replay, Session, summary, type ReplayOptions } from './helpers/powercut.js';
@@ -14,8 +17,8 @@ import { prng } from './helpers/prng.js';
  * nothing lost that a returned command had committed (helpers/powercut.ts).
  *
  * npm test runs a bounded sample; DAXTOOL_FULL_SWEEP=1 (npm run sweep) tries
- * up to 1024 subsets per interval, 16 tear points per write, and the
- * 200-command random sequence.
+ * up to 1024 subsets per interval and 16 tear points per write for each
+ * command, and the 200-command random sequence with up to 32 and 4.
  */
 const full = process.env.DAXTOOL_FULL_SWEEP === '1';
 const opts: ReplayOptions = full ? { subsets: 1024, tears: 16, seed: 17 } : { subsets: 8, tears: 1, seed: 17 };
@@ -103,7 +106,11 @@ describe('power cut after every flush, any subset of unflushed writes, torn writ
       // Damage only derived structures (what repair rebuilds), bypassing the rules.
       fs.mutate((fx) => {
         const refc = [...fx.bmap.refc.range()];
-        fx.bmap.refc.delete([refc[0].pblk]);
+        fx.bmap.refc.delete([refc[0].pblk]); // a refcount record lost
+        const free = new Btree(fx.tx, freeOps, fx.tx.roots[RootId.Free]);
+        const last = free.lookupLe([Number.MAX_SAFE_INTEGER])!;
+        free.update({ pblk: last.pblk, len: last.len - 10 }); // ten blocks leaked
+        fx.onSync(() => (fx.tx.roots[RootId.Free] = free.root));
       });
     } finally {
       fs.close();
@@ -215,7 +222,7 @@ describe('power cut over a random command sequence', () => {
         expect(s.states[i + 1].errors, `verify after ${args.join(' ')}`).toBe('');
       }
       expect(ok).toBeGreaterThan(length / 3); // the sequence does things, not only fail
-      const rep = await replay(s, full ? opts : { ...opts, subsets: 4, tears: 1 });
+      const rep = await replay(s, full ? { ...opts, subsets: 32, tears: 4 } : { ...opts, subsets: 4, tears: 1 });
       console.log(summary(`random sequence of ${length} (${ok} succeeded)`, rep));
       expect(rep.failures.slice(0, 5), `${rep.failures.length} failures`).toEqual([]);
       totals.states += rep.states;

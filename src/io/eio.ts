@@ -35,7 +35,7 @@ export const EIO_ENV = 'DAXTOOL_EIO';
 let plan: EioPlan | null | undefined;
 
 function planFromEnv(): EioPlan | null {
-  const v = process.env[EIO_ENV];
+  const v = process.env.DAXTOOL_EIO;
   if (v === undefined || v === '') return null;
   const m = /^(read|write|flush):([1-9][0-9]*)(\+?)$/.exec(v);
   if (!m) throw err('EINVAL', `${EIO_ENV}=${v} is not KIND:N or KIND:N+ (KIND read, write or flush; N from 1)`);

@@ -55,7 +55,7 @@ export class WriteLog {
 
   /** The log named by the environment, or null (the common case: logging off). */
   static fromEnv(): WriteLog | null {
-    const path = process.env[WRITE_LOG_ENV];
+    const path = process.env.DAXTOOL_WRITE_LOG;
     if (path === undefined || path === '') return null;
     try {
       return new WriteLog(path, fs.openSync(path, 'a'));
