@@ -63,6 +63,7 @@ async function sweep(name: string, args: string[], from = base, expectExit = 0):
     console.log(summary(name, rep));
     expect(rep.failures.slice(0, 5), `${name}: ${rep.failures.length} failures`).toEqual([]);
     expect(rep.flushes, 'the command committed').toBeGreaterThanOrEqual(2);
+    expect(rep.replaysExactly, 'the whole log replays to the final image').toBe(true);
     // The cut images show both the state before and the command's result.
     expect(rep.matched.get(0) ?? 0).toBeGreaterThan(0);
     if (s.states[1].digest !== s.states[0].digest) expect(rep.matched.get(1) ?? 0).toBeGreaterThan(0);
@@ -124,6 +125,7 @@ describe('power cut after every flush, any subset of unflushed writes, torn writ
       const rep = await replay(s, opts);
       console.log(summary('verify --repair', rep));
       expect(rep.failures.slice(0, 5), `${rep.failures.length} failures`).toEqual([]);
+      expect(rep.replaysExactly, 'the whole log replays to the final image').toBe(true);
       // Cut images are either still damaged (as before) or repaired, never something else.
       expect(rep.matched.get(0) ?? 0).toBeGreaterThan(0);
       expect(rep.matched.get(1) ?? 0).toBeGreaterThan(0);
@@ -225,6 +227,7 @@ describe('power cut over a random command sequence', () => {
       const rep = await replay(s, full ? { ...opts, subsets: 32, tears: 4 } : { ...opts, subsets: 4, tears: 1 });
       console.log(summary(`random sequence of ${length} (${ok} succeeded)`, rep));
       expect(rep.failures.slice(0, 5), `${rep.failures.length} failures`).toEqual([]);
+      expect(rep.replaysExactly, 'the whole log replays to the final image').toBe(true);
       totals.states += rep.states;
       totals.commands += length;
     } finally {

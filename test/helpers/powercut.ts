@@ -154,6 +154,8 @@ export interface ReplayReport {
   torn: number;
   flushes: number;
   writes: number;
+  /** Replaying every logged write over the first image gives the final image exactly (no write escaped the log). */
+  replaysExactly: boolean;
   /** How many rebuilt images matched each command's state before (index i-1) or after (i). */
   matched: Map<number, number>;
   failures: string[];
@@ -241,7 +243,7 @@ function subsetsOf(m: number, max: number, r: () => number): number[][] {
 export async function replay(s: Session, opts: ReplayOptions): Promise<ReplayReport> {
   const records: LogRecord[] = existsSync(s.log) ? readWriteLog(s.log) : [];
   const r = prng(opts.seed);
-  const report: ReplayReport = { states: 0, atFlush: 0, subsets: 0, torn: 0, flushes: 0, writes: 0, matched: new Map(), failures: [] };
+  const report: ReplayReport = { replaysExactly: false, states: 0, atFlush: 0, subsets: 0, torn: 0, flushes: 0, writes: 0, matched: new Map(), failures: [] };
 
   // For each command (1-based), the flushes completed before it returned.
   const flushesBefore: number[] = [0];
@@ -329,11 +331,33 @@ export async function replay(s: Session, opts: ReplayOptions): Promise<ReplayRep
     await interval(); // the writes after the last flush (if any) and the final state
     report.flushes = k;
     report.writes = nWrites;
+    // Every write logged: the whole log over the first image gives the last, byte for byte.
+    for (const w of pending) writeSync(fd, w.data, 0, w.data.length, w.offset);
+    report.replaysExactly = sameBytes(work, s.img);
   } finally {
     closeSync(fd);
     rmSync(work, { force: true });
   }
   return report;
+}
+
+/** Do two files hold the same bytes? */
+export function sameBytes(a: string, b: string): boolean {
+  const fa = openSync(a, 'r');
+  const fb = openSync(b, 'r');
+  try {
+    const ba = Buffer.alloc(1 << 20);
+    const bb = Buffer.alloc(1 << 20);
+    for (let pos = 0; ; pos += ba.length) {
+      const na = readSync(fa, ba, 0, ba.length, pos);
+      const nb = readSync(fb, bb, 0, bb.length, pos);
+      if (na !== nb || !ba.subarray(0, na).equals(bb.subarray(0, nb))) return false;
+      if (na === 0) return true;
+    }
+  } finally {
+    closeSync(fa);
+    closeSync(fb);
+  }
 }
 
 /** One line for the test log. */
