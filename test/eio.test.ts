@@ -93,6 +93,7 @@ describe('an injected EIO leaves the state before the command', () => {
         points++;
       }
       expect(after).not.toBe(before); // the command does change the image when the disk works
+      console.log(`I/O errors: ${name}: EIO on ${reads.length} of ${n.read} reads, ${n.write} writes, ${n.flush} flushes: each one error line, the state before`);
     }, 300_000);
 
     it(`${name}: the disk dies at the commit's flush: the error names both states`, async () => {

@@ -21,7 +21,7 @@ import { prng } from './helpers/prng.js';
  * command, and the 200-command random sequence with up to 32 and 4.
  */
 const full = process.env.DAXTOOL_FULL_SWEEP === '1';
-const opts: ReplayOptions = full ? { subsets: 1024, tears: 16, seed: 17 } : { subsets: 8, tears: 1, seed: 17 };
+const opts: ReplayOptions = full ? { subsets: 1024, tears: 16, seed: 17 } : { subsets: 8, tears: 2, seed: 17 };
 
 const t = tempDir('daxtool-powercut-');
 const base = t.path('base.img');
@@ -224,7 +224,7 @@ describe('power cut over a random command sequence', () => {
         expect(s.states[i + 1].errors, `verify after ${args.join(' ')}`).toBe('');
       }
       expect(ok).toBeGreaterThan(length / 3); // the sequence does things, not only fail
-      const rep = await replay(s, full ? { ...opts, subsets: 32, tears: 4 } : { ...opts, subsets: 4, tears: 1 });
+      const rep = await replay(s, full ? { ...opts, subsets: 32, tears: 4 } : { ...opts, subsets: 4, tears: 2 });
       console.log(summary(`random sequence of ${length} (${ok} succeeded)`, rep));
       expect(rep.failures.slice(0, 5), `${rep.failures.length} failures`).toEqual([]);
       expect(rep.replaysExactly, 'the whole log replays to the final image').toBe(true);

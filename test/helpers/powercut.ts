@@ -168,17 +168,22 @@ interface Write {
   n: number;
 }
 
-/** Every way of cutting `w` at a 512-byte or 4 KiB boundary, at most `max` of them spread over the write. */
+/**
+ * Where to cut a write of `len` bytes: every 512-byte boundary when there are
+ * at most `max`, else `max` of them, first those most likely to matter (the
+ * first sector, the first 4 KiB, the last sector, the last 4 KiB), then 4 KiB
+ * boundaries spread over the write.
+ */
 function tearPoints(len: number, max: number): number[] {
-  const all = new Set<number>();
-  for (let b = 512; b < len; b += 512) all.add(b);
-  const sorted = [...all].sort((a, b) => a - b);
-  if (sorted.length <= max) return sorted;
-  // Keep the first sector, the first 4 KiB, the last sector, then 4 KiB boundaries spread evenly.
-  const pick = new Set<number>([512, Math.min(4096, len - 512), len - 512]);
-  const fours = sorted.filter((b) => b % 4096 === 0);
-  for (let i = 0; pick.size < max && i < fours.length; i++) pick.add(fours[Math.floor((i * fours.length) / Math.max(1, max - 3)) % fours.length]);
-  return [...pick].filter((b) => b > 0 && b < len).sort((a, b) => a - b);
+  const all: number[] = [];
+  for (let b = 512; b < len; b += 512) all.push(b);
+  if (all.length <= max) return all;
+  const pick = new Set<number>();
+  for (const b of [512, 4096, len - 512, len - 4096]) if (b > 0 && b < len && pick.size < max) pick.add(b);
+  const fours = all.filter((b) => b % 4096 === 0);
+  for (let i = 0; pick.size < max && i < fours.length; i++) pick.add(fours[Math.floor((i * fours.length) / max) % fours.length]);
+  for (let i = 0; pick.size < max && i < all.length; i++) pick.add(all[i]);
+  return [...pick].sort((a, b) => a - b);
 }
 
 /**
