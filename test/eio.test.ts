@@ -5,7 +5,7 @@ import { DaxError } from '../src/format/errors.js';
 import { Filesystem } from '../src/fs/filesystem.js';
 import { resetIoCounters } from '../src/io/device.js';
 import { daxtool, tempDir } from './helpers/cli.js';
-import { logicalDigest } from './helpers/powercut.js';
+import { imageDigest } from './helpers/digest.js';
 import { prng } from './helpers/prng.js';
 
 /**
@@ -63,14 +63,14 @@ async function counts(args: (img: string) => string[]): Promise<{ n: Counts; aft
   const r = await daxtool(args(img), { env: { DAXTOOL_IO_COUNT: '1' } });
   expect(r.exitCode, r.stderr).toBe(0);
   const m = /writes=(\d+) flushes=(\d+) reads=(\d+)/.exec(r.stderr)!;
-  return { n: { write: Number(m[1]), flush: Number(m[2]), read: Number(m[3]) }, after: logicalDigest(img) };
+  return { n: { write: Number(m[1]), flush: Number(m[2]), read: Number(m[3]) }, after: imageDigest(img) };
 }
 
 describe('an injected EIO leaves the state before the command', () => {
   for (const [name, cmd] of commands) {
     it(`${name}: every write and flush${full ? ' and read' : ', a sample of the reads'}`, async () => {
       const args = (img: string) => cmd.map((a) => (a === 'IMG' ? img : a));
-      const before = logicalDigest(base);
+      const before = imageDigest(base);
       const { n, after } = await counts(args);
       expect(n.flush).toBe(2);
       const r = prng(n.read);
@@ -89,7 +89,7 @@ describe('an injected EIO leaves the state before the command', () => {
         expect(res.stderr, what).toMatch(new RegExp(`^daxtool: ${cmd[0]}: [^\\n]*\\(EIO\\)\\n$`));
         if (kind === 'flush' && at === 2) expect(res.stderr, what).toMatch(/flush of .* failed: EIO.*the commit was rolled back: the image holds the state before this command \(generation \d+\)/);
         expect((await verify(img, { repair: false })).errors, what).toEqual([]);
-        expect(logicalDigest(img) === before, `${what}: the image is not in the state before the command`).toBe(true);
+        expect(imageDigest(img) === before, `${what}: the image is not in the state before the command`).toBe(true);
         points++;
       }
       expect(after).not.toBe(before); // the command does change the image when the disk works
@@ -98,7 +98,7 @@ describe('an injected EIO leaves the state before the command', () => {
 
     it(`${name}: the disk dies at the commit's flush: the error names both states`, async () => {
       const args = (img: string) => cmd.map((a) => (a === 'IMG' ? img : a));
-      const before = logicalDigest(base);
+      const before = imageDigest(base);
       const { after } = await counts(args);
       const img = t.path(`${name}-dead.img`);
       copyFileSync(base, img);
@@ -111,7 +111,7 @@ describe('an injected EIO leaves the state before the command', () => {
       );
       // The disk "recovered": whichever superblock it kept, the image is sound and in one of the two states.
       expect((await verify(img, { repair: false })).errors).toEqual([]);
-      expect([before, after]).toContain(logicalDigest(img));
+      expect([before, after]).toContain(imageDigest(img));
       points++;
     }, 60_000);
   }
@@ -119,7 +119,7 @@ describe('an injected EIO leaves the state before the command', () => {
   it('after a commit that could not be rolled back, the process writes nothing more to the image', async () => {
     const img = t.path('fence.img');
     copyFileSync(base, img);
-    const before = logicalDigest(img);
+    const before = imageDigest(img);
     process.env.DAXTOOL_EIO = 'flush:2+';
     resetIoCounters();
     const fs = Filesystem.open(img, { write: true });
@@ -147,7 +147,7 @@ describe('an injected EIO leaves the state before the command', () => {
     const names = ro.readdir('/').map((e) => e.name);
     ro.close();
     expect(names).not.toContain('y');
-    if (!names.includes('x')) expect(logicalDigest(img)).toBe(before);
+    if (!names.includes('x')) expect(imageDigest(img)).toBe(before);
     expect((await verify(img, { repair: false })).errors).toEqual([]);
   });
 });

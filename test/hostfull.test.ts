@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verify } from '../src/check/verify.js';
 import { daxtool, daxtoolRaw, tempDir } from './helpers/cli.js';
-import { logicalDigest } from './helpers/powercut.js';
+import { imageDigest } from './helpers/digest.js';
 
 /**
  * A full host file system: a sparse image on a small tmpfs, filled up by
@@ -69,7 +69,7 @@ describe('host file system full', () => {
     expect((await daxtool(['mkfs', img, '--size', '64M'])).exitCode).toBe(0);
     expect((await daxtool(['write', img, '/keep', '--offset', '0', '--length', '8K', '--pattern', '5'])).exitCode).toBe(0);
     fill(filler, 128 * 1024);
-    const before = logicalDigest(img);
+    const before = imageDigest(img);
 
     for (const args of [
       ['put', img, big, '/big'],
@@ -79,7 +79,7 @@ describe('host file system full', () => {
       expect(r.exitCode, r.stderr).toBe(1);
       expect(r.stderr).toMatch(new RegExp(`^daxtool: ${args[0]}: host filesystem full: [^\\n]*\\(ENOSPC\\)\\n$`));
       expect((await verify(img, { repair: false })).errors, args[0]).toEqual([]);
-      expect(logicalDigest(img), `${args[0]}: the state before the command`).toBe(before);
+      expect(imageDigest(img), `${args[0]}: the state before the command`).toBe(before);
     }
 
     rmSync(filler);

@@ -5,7 +5,8 @@ import { RootId } from '../src/format/superblock.js';
 import { Filesystem } from '../src/fs/filesystem.js';
 import { freeOps } from '../src/fs/trees.js';
 import { encodeLogRecord, readWriteLog } from '../src/io/writelog.js';
-import { daxtool, parseJson, tempDir } from './helpers/cli.js';
+import { daxtool, tempDir } from './helpers/cli.js';
+import { makeMutationBase, MUTATIONS, type MutationBase } from './helpers/mutations.js';
 import { replay, Session, summary, type ReplayOptions } from './helpers/powercut.js';
 import { prng } from './helpers/prng.js';
 
@@ -25,27 +26,11 @@ const opts: ReplayOptions = full ? { subsets: 1024, tears: 16, seed: 17 } : { su
 
 const t = tempDir('daxtool-powercut-');
 const base = t.path('base.img');
-let bBlock = '';
-let addr = '';
+let mb: MutationBase;
 const totals = { states: 0, commands: 0 };
 
 beforeAll(async () => {
-  const host = t.path('host.bin');
-  writeFileSync(host, Buffer.alloc(3 * 4096 + 123, 7));
-  const steps = [
-    ['mkfs', base, '--size', '16M'],
-    ['mkdir', base, '/d'],
-    ['put', base, host, '/d/a'],
-    ['write', base, '/b', '--offset', '0', '--length', '20K', '--pattern', '9'],
-    ['reflink', base, '/b', '/c'],
-    ['write', base, '/g', '--offset', '0', '--length', '20K', '--pattern', '9'],
-    ['fault', base, '/b', '--offset', '0', '--length', '8K', '--pid', '1'],
-  ];
-  for (const s of steps) expect((await daxtool(s)).exitCode, s.join(' ')).toBe(0);
-  const fiemap = JSON.parse((await daxtool(['fiemap', base, '/b', '--json'])).stdout);
-  bBlock = String(fiemap.extents[0].physical / 4096);
-  const ps = parseJson<{ processes: { vmas: { start: number }[] }[] }>(await daxtool(['ps', base, '--json']));
-  addr = String(ps.processes[0].vmas[0].start);
+  mb = await makeMutationBase(base, t.path('host.bin'));
 });
 afterAll(() => {
   console.log(`power cut: ${totals.commands} commands, ${totals.states} images checked in all (${full ? 'full sweep' : 'npm test sample'})`);
@@ -75,27 +60,11 @@ async function sweep(name: string, args: string[], from = base, expectExit = 0):
   }
 }
 
-const commands: [string, string[]][] = [
-  ['put', ['put', 'IMG', '/etc/hostname', '/d/new']],
-  ['write', ['write', 'IMG', '/b', '--offset', '6000', '--length', '9000', '--pattern', '1']],
-  ['reflink', ['reflink', 'IMG', '/d/a', '/e', '--src-offset', '0', '--dst-offset', '8192', '--length', '8192']],
-  ['dedupe', ['dedupe', 'IMG', '/b', '/g', '--src-offset', '0', '--dst-offset', '0', '--length', '8192']],
-  ['unshare', ['unshare', 'IMG', '/c']],
-  ['rm', ['rm', 'IMG', '-r', '/d']],
-  ['truncate', ['truncate', 'IMG', '/b', '5000']],
-  ['punch', ['punch', 'IMG', '/b', '--offset', '100', '--length', '9000']],
-  ['mkdir', ['mkdir', 'IMG', '-p', '/x/y/z']],
-  ['mv', ['mv', 'IMG', '/b', '/d/b2']],
-  ['mmap', ['mmap', 'IMG', '/d/a', '--pid', '3']],
-  ['fault --write', ['fault', 'IMG', '/c', '--offset', '0', '--length', '8K', '--write', '--pid', '2']],
-  ['pin', ['pin', 'IMG', '--pid', '1', '--addr', 'ADDR']],
-  ['poison', ['poison', 'IMG', '--block', 'BLOCK']],
-];
 
 describe('power cut after every flush, any subset of unflushed writes, torn writes', () => {
-  for (const [name, args] of commands) {
+  for (const [name, args] of MUTATIONS) {
     it(name, async () => {
-      await sweep(name, args.map((a) => (a === 'BLOCK' ? bBlock : a === 'ADDR' ? addr : a)));
+      await sweep(name, mb.args(args, 'IMG'));
     }, 300_000);
   }
 

@@ -23,60 +23,15 @@
  * completed flush, or the one after it (the command in flight). That is "no
  * committed data lost" and "a state the sequence passed through" in one test.
  */
-import { createHash } from 'node:crypto';
 import { closeSync, copyFileSync, ftruncateSync, openSync, readSync, writeSync, existsSync, rmSync } from 'node:fs';
 import { verify } from '../../src/check/verify.js';
-import { Dax, poisonedBlocks } from '../../src/dax/index.js';
-import { Filesystem } from '../../src/fs/filesystem.js';
 import { appendLogMark, readWriteLog, WRITE_LOG_ENV, type LogRecord } from '../../src/io/writelog.js';
 import { daxtool, type RunResult } from './cli.js';
+import { imageDigest } from './digest.js';
 import { prng } from './prng.js';
 
 /** Superblock slots are blocks 0 and 1; every image here has 4 KiB blocks. */
 const SB_BYTES = 2 * 4096;
-
-/**
- * The logical state of an image, as one hash: the namespace (paths, types,
- * sizes), every file's bytes, which file blocks share a physical block
- * (physical blocks numbered by first appearance in a walk, so the hash says
- * what shares with what, not where the allocator put it), the processes and
- * their VMAs, every page-table entry, every page descriptor (pins included)
- * and the poison list.
- */
-export function logicalDigest(path: string): string {
-  const fs = Filesystem.open(path, { write: false });
-  try {
-    const h = createHash('sha256');
-    const ids = new Map<number, number>();
-    const walk = (dir: string) => {
-      for (const e of fs.readdir(dir)) {
-        const p = dir === '/' ? `/${e.name}` : `${dir}/${e.name}`;
-        h.update(`${p}\0${e.type}\0${e.size}\0`);
-        if (e.type === 'dir') {
-          walk(p);
-          continue;
-        }
-        h.update(fs.readRange(p, 0, e.size)); // before the machine is attached: poisoned blocks read raw
-        for (const ext of fs.fiemap(p)) {
-          for (let o = 0; o < ext.length; o += 4096) {
-            const pb = (ext.physical + o) / 4096;
-            if (!ids.has(pb)) ids.set(pb, ids.size);
-            h.update(`${(ext.logical + o) / 4096}>${ids.get(pb)};`);
-          }
-        }
-      }
-    };
-    walk('/');
-    const dax = new Dax(fs);
-    h.update(JSON.stringify(dax.ps()));
-    h.update(JSON.stringify(dax.ptdump()));
-    h.update(JSON.stringify(dax.allPages()));
-    h.update(JSON.stringify(fs.view((fx) => poisonedBlocks(fx))));
-    return h.digest('hex');
-  } finally {
-    fs.close();
-  }
-}
 
 /** A state the sequence passed through: its digest and verify's error checks (sorted). */
 export interface State {
@@ -89,7 +44,7 @@ async function stateOf(img: string): Promise<State> {
   const errors = v.errors.map((p) => p.check).sort().join(',');
   let digest: string;
   try {
-    digest = logicalDigest(img);
+    digest = imageDigest(img);
   } catch (e) {
     digest = `unreadable: ${(e as Error).message}`;
   }
