@@ -49,6 +49,7 @@ async function sweep(name: string, args: string[], from = base, expectExit = 0):
     expect(rep.failures.slice(0, 5), `${name}: ${rep.failures.length} failures`).toEqual([]);
     expect(rep.flushes, 'the command committed').toBeGreaterThanOrEqual(2);
     expect(rep.replaysExactly, 'the whole log replays to the final image').toBe(true);
+    expect(rep.tornSuperblock, 'a sub-sector tear of the superblock reaches its checksum').toBeGreaterThan(0);
     // The cut images show both the state before and the command's result.
     expect(rep.matched.get(0) ?? 0).toBeGreaterThan(0);
     if (s.states[1].digest !== s.states[0].digest) expect(rep.matched.get(1) ?? 0).toBeGreaterThan(0);
