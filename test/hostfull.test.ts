@@ -20,6 +20,8 @@ const root = process.getuid?.() === 0;
 let mounted = false;
 let why = root ? '' : 'not running as root: cannot mount a small tmpfs to fill';
 
+if (!root) console.warn(`SKIPPED host-full tests: ${why}`);
+
 beforeAll(() => {
   if (!root) return;
   mkdirSync(mnt);
@@ -56,11 +58,8 @@ function fill(path: string, leave: number): void {
 }
 
 describe('host file system full', () => {
-  it.runIf(root)('put and write: ENOSPC mid-command loses nothing and the next command works once space is freed', async () => {
-    if (!mounted) {
-      console.warn(`SKIPPED: ${why}`);
-      return;
-    }
+  it.runIf(root)('put and write: ENOSPC mid-command loses nothing and the next command works once space is freed', async (ctx) => {
+    if (!mounted) ctx.skip(); // beforeAll said why
     const img = `${mnt}/x.img`;
     const filler = `${mnt}/filler`;
     const big = t.path('big.bin');
@@ -89,8 +88,4 @@ describe('host file system full', () => {
     expect((await daxtoolRaw(['cat', img, '/big'])).stdout.equals(readFileSync(big))).toBe(true);
     expect((await daxtoolRaw(['cat', img, '/keep'])).stdout.equals(Buffer.alloc(8192, 5))).toBe(true);
   }, 60_000);
-
-  it.skipIf(root)(`skipped: ${why || 'running as root'}`, () => {
-    console.warn(`SKIPPED host-full tests: ${why}`);
-  });
 });
