@@ -3,6 +3,7 @@ import { copyFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verify } from '../src/check/verify.js';
 import { daxtool, tempDir } from './helpers/cli.js';
+import { makeMutationBase, MUTATIONS, type MutationBase } from './helpers/mutations.js';
 import { imageDigest } from './helpers/digest.js';
 
 /**
@@ -14,52 +15,23 @@ import { imageDigest } from './helpers/digest.js';
 const t = tempDir('daxtool-crash-');
 const base = t.path('base.img');
 
+let mb: MutationBase;
 beforeAll(async () => {
-  const host = t.path('host.bin');
-  writeFileSync(host, Buffer.alloc(3 * 4096 + 123, 7));
-  const steps = [
-    ['mkfs', base, '--size', '16M'],
-    ['mkdir', base, '/d'],
-    ['put', base, host, '/d/a'],
-    ['write', base, '/b', '--offset', '0', '--length', '20K', '--pattern', '9'],
-    ['reflink', base, '/b', '/c'],
-  ];
-  for (const s of steps) expect((await daxtool(s)).exitCode, s.join(' ')).toBe(0);
-  // Machine state: pid 1 maps /b and reads it; poison will hit /b's first block.
-  expect((await daxtool(['fault', base, '/b', '--offset', '0', '--length', '8K', '--pid', '1'])).exitCode).toBe(0);
-  const fiemap = JSON.parse((await daxtool(['fiemap', base, '/b', '--json'])).stdout);
-  bBlock = String(fiemap.extents[0].physical / 4096);
+  mb = await makeMutationBase(base, t.path('host.bin'));
 });
-let bBlock = '';
 afterAll(() => t.cleanup());
 
 /** How many writes and flushes a command does (from DAXTOOL_IO_COUNT=1). */
 async function ioPoints(args: string[], img: string): Promise<number> {
-  const r = await daxtool(args.map((a) => (a === 'IMG' ? img : a === 'BLOCK' ? bBlock : a)), { env: { DAXTOOL_IO_COUNT: '1' } });
+  const r = await daxtool(mb.args(args, img), { env: { DAXTOOL_IO_COUNT: '1' } });
   expect(r.exitCode, r.stderr).toBe(0);
   const m = /daxtool-io-count ops=(\d+)/.exec(r.stderr);
   expect(m, r.stderr).not.toBeNull();
   return Number(m![1]);
 }
 
-const commands: [string, string[]][] = [
-  ['put', ['put', 'IMG', '/etc/hostname', '/d/new']],
-  ['write', ['write', 'IMG', '/b', '--offset', '6000', '--length', '9000', '--pattern', '1']],
-  ['reflink', ['reflink', 'IMG', '/d/a', '/e', '--src-offset', '0', '--dst-offset', '8192', '--length', '8192']],
-  ['dedupe', ['dedupe', 'IMG', '/b', '/c', '--src-offset', '0', '--dst-offset', '0', '--length', '8192']],
-  ['unshare', ['unshare', 'IMG', '/c']],
-  ['rm', ['rm', 'IMG', '-r', '/d']],
-  ['truncate', ['truncate', 'IMG', '/b', '5000']],
-  ['punch', ['punch', 'IMG', '/b', '--offset', '100', '--length', '9000']],
-  ['mkdir', ['mkdir', 'IMG', '-p', '/x/y/z']],
-  ['mv', ['mv', 'IMG', '/b', '/d/b2']],
-  ['fault --write (copy-on-write)', ['fault', 'IMG', '/c', '--offset', '0', '--length', '8K', '--write', '--pid', '2']],
-  ['mmap', ['mmap', 'IMG', '/d/a', '--pid', '3']],
-  ['poison', ['poison', 'IMG', '--block', 'BLOCK']],
-];
-
 describe('crash sweep', () => {
-  for (const [name, args] of commands) {
+  for (const [name, args] of MUTATIONS) {
     it(`${name}: every crash point leaves the state before or after`, async () => {
       const before = imageDigest(base);
       const full = t.path(`${name}-full.img`);
@@ -72,7 +44,7 @@ describe('crash sweep', () => {
       for (let n = 1; n <= points; n++) {
         const img = t.path(`${name}-${n}.img`);
         copyFileSync(base, img);
-        const r = await daxtool(args.map((a) => (a === 'IMG' ? img : a === 'BLOCK' ? bBlock : a)), { env: { DAXTOOL_CRASH_AT: String(n) } });
+        const r = await daxtool(mb.args(args, img), { env: { DAXTOOL_CRASH_AT: String(n) } });
         expect(r.exitCode, `crash at ${n}: ${r.stderr}`).not.toBe(0);
         const v = await verify(img, { repair: false });
         expect(v.errors, `${name}, crash at write ${n}`).toEqual([]);

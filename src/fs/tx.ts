@@ -1,12 +1,13 @@
 import { Btree } from '../btree/btree.js';
 import type { NodeStore } from '../btree/types.js';
 import { BLOCK_TYPE_NAMES, BlockType, hdrLevel, initHeader, sealBlock, verifyBlock } from '../format/block.js';
-import { corrupt, err } from '../format/errors.js';
+import { corrupt, DaxError, err } from '../format/errors.js';
 import type { FreeRec } from '../format/records.js';
 import { CounterId, type Counters, counterSlots, encodeSuperblock, RootId, type Roots, rootSlots, type Superblock, type SuperblockSlot } from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
 import type { BlockCache } from '../io/cache.js';
 import type { BlockDevice } from '../io/device.js';
+import { commitFailed } from './commit-failure.js';
 import { ExtentSet } from './extentset.js';
 import { freeOps } from './trees.js';
 
@@ -133,6 +134,8 @@ export class Tx implements NodeStore {
   private metaCursor = -1;
   /** The committed free extent the last allocation came from: the next one usually fits in it too. */
   private lastFree: FreeRec | null = null;
+  /** freeSource less what the committed state still reaches (writableNow). */
+  private safeFree: readonly FreeRec[] | null = null;
   private done = false;
 
   constructor(
@@ -279,7 +282,7 @@ export class Tx implements NodeStore {
   /** Committed free extents, starting with the one at or before `from`, then onwards; wraps once. */
   private *committedFreeFrom(from: Blkno): Generator<FreeRec> {
     if (this.freeSource) {
-      const src = this.freeSource;
+      const src = this.writableNow();
       let lo = 0;
       let hi = src.length;
       while (lo < hi) {
@@ -296,6 +299,45 @@ export class Tx implements NodeStore {
     const start = first ? first.pblk : 0;
     for (const r of t.range([start])) yield r;
     if (start > 0) for (const r of t.range([0], [start - 1])) yield r;
+  }
+
+  /**
+   * The part of freeSource this transaction may write into before it commits.
+   * freeSource (repair) counts the blocks of the trees it abandons as free, but
+   * the committed superblock still reaches them until the commit: written now,
+   * a power cut before the superblock reaches the disk would leave the old
+   * state with its trees overwritten (found by the power-cut replay). So
+   * blocks are handed out only where the committed free-space tree says free
+   * too; the rest become free with the commit. A committed free tree that
+   * cannot be read (the damage being repaired) cannot say, and freeSource is
+   * used as it is. mkfs has no committed tree: nothing is reachable.
+   */
+  private writableNow(): readonly FreeRec[] {
+    if (this.safeFree) return this.safeFree;
+    const src = this.freeSource!;
+    this.safeFree = src;
+    if (this.ctx.sb.roots[RootId.Free] === 0) return src;
+    let committed: FreeRec[];
+    try {
+      committed = [...this.committedFreeTree().range()];
+    } catch (e) {
+      if (e instanceof DaxError) return src;
+      throw e;
+    }
+    const out: FreeRec[] = [];
+    let j = 0;
+    for (const r of src) {
+      const end = r.pblk + r.len;
+      while (j < committed.length && committed[j]!.pblk + committed[j]!.len <= r.pblk) j++;
+      for (let k = j; k < committed.length && committed[k]!.pblk < end; k++) {
+        const c = committed[k]!;
+        const lo = Math.max(r.pblk, c.pblk);
+        const hi = Math.min(end, c.pblk + c.len);
+        if (hi > lo) out.push({ pblk: lo, len: hi - lo });
+      }
+    }
+    this.safeFree = out;
+    return out;
   }
 
   /** Blocks still free for this transaction. */
@@ -466,8 +508,14 @@ export class Tx implements NodeStore {
     this.ctx.dev.writeBatch(blocks.map(([blkno, buf]) => ({ blkno, buf })));
     this.ctx.dev.flush();
     const slot: SuperblockSlot = this.ctx.slot === 0 ? 1 : 0;
-    Tx.writeSuperblock(this.ctx.dev, sb, slot);
-    this.ctx.dev.flush();
+    try {
+      Tx.writeSuperblock(this.ctx.dev, sb, slot);
+      this.ctx.dev.flush();
+    } catch (e) {
+      // The new superblock may be on the disk and is in the page cache: roll it
+      // back before reporting the failure (commit-failure.ts says why and how).
+      throw commitFailed(this.ctx.dev, this.ctx.sb, slot, sb, e);
+    }
     for (const [blkno, buf] of blocks) this.ctx.cache.put(blkno, buf);
     this.ctx.sb = sb;
     this.ctx.slot = slot;

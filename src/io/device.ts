@@ -4,7 +4,9 @@ import * as fs from 'node:fs';
 import { DaxError, err, type ErrCode } from '../format/errors.js';
 import { DEFAULT_BLOCK_SIZE, MAX_IMAGE_BYTES, MIN_BLOCK_SIZE, isValidBlockSize } from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
+import { failIo, resetEioInjection } from './eio.js';
 import { DEFAULT_READER_TIMEOUT_MS, DEFAULT_WRITER_TIMEOUT_MS, lockImage, sleepSync, type ImageLock, type LockMode } from './lock.js';
+import { WriteLog } from './writelog.js';
 
 /**
  * The image file as a block device: positioned, synchronous, whole-block I/O.
@@ -21,6 +23,10 @@ import { DEFAULT_READER_TIMEOUT_MS, DEFAULT_WRITER_TIMEOUT_MS, lockImage, sleepS
  *   injection below), so crash tests can stop a command between any two. A
  *   background writeback (startWriteback) is none: it changes no byte, only
  *   how soon written bytes reach the disk, and the protocol never relies on it.
+ * - With DAXTOOL_WRITE_LOG set, every write that reached the file and every
+ *   flush that succeeded is appended to the write log, in order (writelog.ts);
+ *   with DAXTOOL_EIO set, one chosen read, write or flush fails (eio.ts).
+ * - Once fenced (fence()), the device writes and flushes nothing more.
  */
 
 // ---------------------------------------------------------------------------
@@ -89,6 +95,7 @@ export function ioCounters(): IoCounters {
 export function resetIoCounters(): void {
   for (const k of Object.keys(counters) as (keyof IoCounters)[]) counters[k] = 0;
   crashPlan = undefined;
+  resetEioInjection();
 }
 
 /**
@@ -201,7 +208,13 @@ function sysError(e: unknown, what: string, object: string, fallback: ErrCode = 
       return err('EPERM', `${what}: read-only file system`, object);
     case 'ENOSPC':
     case 'EDQUOT':
-      return err('ENOSPC', `${what}: the host file system is full`, object, 'the image is sparse: writing into it needs free space on the host');
+      // The cause leads the line (`daxtool: CMD: host filesystem full: ...`); what failed follows.
+      return err(
+        'ENOSPC',
+        `host filesystem full: ${what}`,
+        undefined,
+        'the image is sparse and needs host space for every block it writes: free space on the host file system and run the command again',
+      );
     case 'EFBIG':
       return err('EFBIG', `${what}: file too large for the host file system`, object);
     default:
@@ -226,6 +239,10 @@ export class BlockDevice {
   private writebacks = 0;
   /** close() ran while writebacks were in flight: the last one closes the descriptor. */
   private closeLater: number | null = null;
+  /** Where writes and flushes are logged (DAXTOOL_WRITE_LOG); null when off, the usual case. */
+  private readonly log: WriteLog | null;
+  /** Why nothing more may be written (see fence()); null while the device is usable. */
+  private fenced: DaxError | null = null;
   /**
    * Long copies' way around the page cache (null: the host refused O_DIRECT,
    * copies go through the cache; undefined: not tried yet).
@@ -244,6 +261,7 @@ export class BlockDevice {
   ) {
     this.fd = fd;
     this.size = size;
+    this.log = writable ? WriteLog.fromEnv() : null;
     installCountHook();
   }
 
@@ -315,7 +333,9 @@ export class BlockDevice {
       lock = lockImage(fd, 'exclusive', defaultTimeout('exclusive', opts.lockTimeoutMs), path);
       fs.ftruncateSync(fd, 0);
       fs.ftruncateSync(fd, sizeBytes);
-      return new BlockDevice(path, fd, sizeBytes, true, lock);
+      const dev = new BlockDevice(path, fd, sizeBytes, true, lock);
+      dev.log?.create(sizeBytes);
+      return dev;
     } catch (e) {
       lock?.release();
       fs.closeSync(fd);
@@ -376,6 +396,7 @@ export class BlockDevice {
     while (done < buf.length) {
       let n: number;
       try {
+        if (done === 0) failIo('read', 'read');
         n = fs.readSync(fd, buf, done, buf.length - done, pos + done);
       } catch (e) {
         throw sysError(e, `read error in ${this.path} at byte ${pos + done}`, object);
@@ -492,6 +513,7 @@ export class BlockDevice {
     while (done < buf.length) {
       let n: number;
       try {
+        if (done === 0) failIo('read', 'read');
         n = fs.readSync(d.fd, buf, done, buf.length - done, pos + done);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw sysError(e, `read error in ${this.path} at byte ${pos + done}`, this.blockName(blkno));
@@ -530,6 +552,7 @@ export class BlockDevice {
           // The mutation point comes right before the first byte can reach the disk.
           crash = mutationPoint();
           if (crash) crashed(crash);
+          failIo('write', 'write');
         }
         n = fs.writeSync(d.fd, buf, done, buf.length - done, pos + done);
       } catch (e) {
@@ -547,6 +570,7 @@ export class BlockDevice {
     }
     counters.writes++;
     counters.bytesWritten += done;
+    if (this.log) this.log.write(pos, [buf], done);
     return true;
   }
 
@@ -570,6 +594,17 @@ export class BlockDevice {
 
   private assertWritable(blkno: Blkno): void {
     if (!this.writable) throw err('EPERM', `image ${this.path} is open read-only`, this.blockName(blkno));
+    if (this.fenced) throw this.fenced;
+  }
+
+  /**
+   * Write and flush nothing more through this device: a commit failed in a
+   * way that leaves it unknown which superblock the disk holds (see
+   * fs/commit-failure.ts), so any later write could build on the wrong one.
+   * `why` is thrown by every later write and flush.
+   */
+  fence(why: DaxError): void {
+    this.fenced = why;
   }
 
   /** Write whole blocks at `blkno`. One mutation point. */
@@ -625,6 +660,11 @@ export class BlockDevice {
     let done = 0;
     let i = 0; // first buffer not fully written
     let off = 0; // bytes of bufs[i] already written
+    try {
+      failIo('write', 'writev');
+    } catch (e) {
+      throw sysError(e, `write error in ${this.path} at byte ${start}`, this.blockName(blkno));
+    }
     while (done < limit) {
       const iov: Buffer[] = [];
       let room = limit - done;
@@ -656,6 +696,7 @@ export class BlockDevice {
     }
     counters.writes++;
     counters.bytesWritten += done;
+    if (this.log) this.log.write(start, bufs, done);
     if (crash) crashed(crash);
     this.unsynced += done;
     if (this.unsynced >= WRITEBACK_BYTES) this.startWriteback(fd);
@@ -693,16 +734,19 @@ export class BlockDevice {
    */
   flush(): void {
     if (!this.writable) return; // nothing of ours to make durable; not a mutation point
+    if (this.fenced) throw this.fenced;
     const fd = this.handle();
     const crash = mutationPoint();
     if (crash) crashed(crash);
     try {
+      failIo('flush', 'fdatasync');
       fs.fdatasyncSync(fd);
     } catch (e) {
       throw sysError(e, `flush of ${this.path} failed`, this.path);
     }
     this.unsynced = 0;
     counters.flushes++;
+    if (this.log) this.log.flush();
   }
 
   /**
@@ -716,6 +760,7 @@ export class BlockDevice {
     this.fd = null;
     this.closeDirect();
     this.copyBuf = null;
+    this.log?.close();
     this.lock.release();
     if (this.writebacks > 0) {
       this.closeLater = fd;
