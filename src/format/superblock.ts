@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newUuid, nowMs } from './clock.js';
 import { BLOCK_MAGIC, BlockType, HDR_SIZE, blockProblem, decodeHeader, initHeader, readU64, sealBlock, writeU64 } from './block.js';
 import { DaxError, corrupt, err } from './errors.js';
 import type { Blkno } from './units.js';
@@ -171,7 +171,7 @@ export function makeSuperblock(opts: {
   uuid?: string;
   nowMs?: number;
 }): Superblock {
-  const now = opts.nowMs ?? Date.now();
+  const now = opts.nowMs ?? nowMs();
   const sb: Superblock = {
     generation: 1,
     version: SB_VERSION,
@@ -181,7 +181,7 @@ export function makeSuperblock(opts: {
     blockSize: opts.blockSize,
     pageModel: opts.pageModel ?? DEFAULT_PAGE_MODEL,
     totalBlocks: opts.totalBlocks,
-    uuid: opts.uuid ?? randomUUID(),
+    uuid: opts.uuid ?? newUuid(),
     label: opts.label ?? '',
     ctimeMs: now,
     mtimeMs: now,

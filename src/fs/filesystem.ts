@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newUuid, nowMs } from '../format/clock.js';
 import { readSync, writeSync } from 'node:fs';
 import { err } from '../format/errors.js';
 import { type FreeRec, INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
@@ -95,7 +95,7 @@ export class Filesystem {
     const pageModel: PageModel = opts.pageModel ?? 'proxy';
     const label = opts.label ?? '';
     if (Buffer.byteLength(label, 'utf8') > 63) throw err('EINVAL', 'label longer than 63 bytes', label);
-    const uuid = randomUUID();
+    const uuid = newUuid();
     const result = (sb?: Superblock): MkfsResult => ({
       path,
       block_size: blockSize,
@@ -112,7 +112,7 @@ export class Filesystem {
     const dev = BlockDevice.create(path, blocks * blockSize, { force: !!opts.force });
     try {
       dev.setBlockSize(blockSize);
-      const now = Date.now();
+      const now = nowMs();
       const counters = new Array<number>(COUNTER_SLOTS).fill(0);
       counters[CounterId.FreeBlocks] = blocks - 2;
       counters[CounterId.NextIno] = ROOT_INO + 1;
@@ -318,7 +318,7 @@ export class Filesystem {
         inode.size = total;
         if (got < chunk) break;
       }
-      inode.mtimeMs = Date.now();
+      inode.mtimeMs = nowMs();
       fx.iput(inode);
       return total;
     });
