@@ -37,7 +37,7 @@ export interface OptSpec {
   choices?: readonly string[];
 }
 
-export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'shell' | 'completion' | 'dax' | 'lab';
+export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'shell' | 'completion' | 'dax' | 'lab' | 'scenario';
 
 export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   image: () => import('./commands/image.js'),
@@ -50,6 +50,7 @@ export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   completion: () => import('./commands/completion.js'),
   dax: () => import('./commands/dax.js'),
   lab: () => import('./commands/dax-lab.js'),
+  scenario: () => import('./commands/scenario.js'),
 };
 
 export interface CommandSpec {
@@ -416,6 +417,23 @@ function DAX_COMMANDS(): CommandSpec[] {
         { flags: '--ops <K>', desc: 'operations (random: faults, reflinks, ...)', parse: count },
         { flags: '-q, --quiet', desc: 'no progress spinner' },
       ],
+    },
+    {
+      name: 'scenario',
+      group: 'scenario',
+      inShell: false,
+      summary: 'list, show or run scenarios with expectations, under one or every page model',
+      image: false,
+      args: [
+        { name: 'action', desc: 'list, show or run' },
+        { name: 'name', desc: 'a built-in scenario, or a scenario FILE (a path, or NAME.dax); run without one runs them all', optional: true },
+      ],
+      options: [
+        { flags: '--model <M>', desc: 'page model of the scratch image (default proxy)', choices: PAGE_MODELS, conflicts: ['allModels'] },
+        { flags: '--all-models', desc: 'run under every page model; prints a table of scenarios × models' },
+        { flags: '--keep <IMAGE>', desc: 'keep the scratch image at this path (one scenario, one model)' },
+      ],
+      more: 'A scenario is a shell -f file whose "# expect: ..." lines say what the command above them must give; see daxtool(5), SCENARIO FILES. A failed expectation exits 1 and names its line.',
     },
   ];
 }
