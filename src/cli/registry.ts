@@ -361,6 +361,7 @@ function DAX_COMMANDS(): CommandSpec[] {
         { flags: '--offset <N>', desc: 'file form: byte offset in PATH', parse: size },
         { flags: '--length <N>', desc: 'fault every page of this many bytes', parse: size },
         { flags: '--write', desc: 'write fault (default read)' },
+        { flags: '--explain', desc: "one page: the path Linux's fault handler takes (fs/dax.c, XFS), every PMD fallback and its reason" },
       ],
       more: `Process form: fault IMAGE --pid PID --addr A. File form: fault IMAGE PATH --offset N [--pid PID], which maps the file first when no process maps it. ${ADDR_HELP}`,
     },
@@ -390,7 +391,10 @@ function DAX_COMMANDS(): CommandSpec[] {
       summary: 'memory failure of one block',
       image: true,
       args: [],
-      options: [{ flags: '--block <N>', desc: 'physical block', parse: count, required: true }],
+      options: [
+        { flags: '--block <N>', desc: 'physical block', parse: count, required: true },
+        { flags: '--explain', desc: "the path of Linux's memory failure: memory_failure → xfs_dax_notify_failure → rmap → mf_dax_kill_procs" },
+      ],
     },
     {
       name: 'demo',

@@ -16,7 +16,11 @@
  * command's --json result; see expect.ts.
  *
  *   # let A = faults[0].pfn                       (names a value of the result above;
- *   pages --pfn $A                                 later commands and values use $A)
+ *   pages --pfn $A                                 later commands and values use $A;
+ *   # let B = extents[0].physical / 4096           a number may be divided, bytes to blocks)
+ *
+ *   # env: DAXTOOL_REFCOUNT_MAX=6                 (header: DAXTOOL_* variables set while
+ *                                                  the scenario runs)
  *
  * Every other `#` line is a comment.
  *
@@ -42,6 +46,8 @@ export interface Let {
   line: number;
   name: string;
   path: string;
+  /** `# let A = extents[0].physical / 4096`: divide by this (bytes to blocks). */
+  divide: number;
 }
 
 export interface Scenario {
@@ -52,17 +58,19 @@ export interface Scenario {
   see: string[];
   /** Extra mkfs words for the scratch image (the page model is the runner's). */
   mkfs: string[];
+  /** DAXTOOL_* environment variables set while it runs. */
+  env: Record<string, string>;
   /** Comment lines before the first command that are not headers: the scenario's description. */
   about: string[];
   steps: Step[];
 }
 
-const HEADER = /^#\s*(title|see|mkfs):\s*(.*)$/;
+const HEADER = /^#\s*(title|see|mkfs|env):\s*(.*)$/;
 const EXPECT = /^#\s*expect(?:\[([^\]]*)\])?:\s*(.*)$/;
-const LET = /^#\s*let\s+([A-Za-z_]\w*)\s*=\s*(\S+)\s*$/;
+const LET = /^#\s*let\s+([A-Za-z_]\w*)\s*=\s*(\S+)(?:\s*\/\s*(\d+))?\s*$/;
 
 export function parseScenario(name: string, text: string, file = ''): Scenario {
-  const sc: Scenario = { name, file, title: '', see: [], mkfs: [], about: [], steps: [] };
+  const sc: Scenario = { name, file, title: '', see: [], mkfs: [], env: {}, about: [], steps: [] };
   const where = (n: number): string => `${file || name}:${n}`;
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
@@ -92,14 +100,21 @@ export function parseScenario(name: string, text: string, file = ''): Scenario {
         } catch (x) {
           throw usage(`${where(n)}: ${(x as Error).message}`, 'see daxtool(5), SCENARIO FILES');
         }
-        step.lets.push({ line: n, name: l[1]!, path: l[2]! });
+        const divide = l[3] === undefined ? 1 : Number(l[3]);
+        if (divide === 0) throw usage(`${where(n)}: division by 0`);
+        step.lets.push({ line: n, name: l[1]!, path: l[2]!, divide });
         continue;
       }
       const h = HEADER.exec(line);
       if (h && sc.steps.length === 0) {
         if (h[1] === 'title') sc.title = h[2]!;
         else if (h[1] === 'see') sc.see.push(h[2]!);
-        else sc.mkfs.push(...shellwords(h[2]!));
+        else if (h[1] === 'mkfs') sc.mkfs.push(...shellwords(h[2]!));
+        else {
+          const kv = /^(DAXTOOL_[A-Z0-9_]+)=(\S*)$/.exec(h[2]!.trim());
+          if (!kv) throw usage(`${where(n)}: want '# env: DAXTOOL_NAME=VALUE'`);
+          sc.env[kv[1]!] = kv[2]!;
+        }
         continue;
       }
       if (sc.steps.length === 0) sc.about.push(line.replace(/^#\s?/, ''));

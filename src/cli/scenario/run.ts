@@ -58,6 +58,19 @@ function substitute(word: string, vars: ReadonlyMap<string, unknown>): string {
 }
 
 export async function runScenario(sc: Scenario, model: string, opts: { keep?: string } = {}): Promise<ScenarioRun> {
+  const saved = new Map(Object.keys(sc.env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, sc.env);
+  try {
+    return await runSteps(sc, model, opts);
+  } finally {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+async function runSteps(sc: Scenario, model: string, opts: { keep?: string }): Promise<ScenarioRun> {
   const dir = opts.keep ? undefined : mkdtempSync(join(tmpdir(), 'daxtool-scenario-'));
   const image = opts.keep ?? join(dir!, `${sc.name}.img`);
   try {
@@ -77,6 +90,12 @@ export async function runScenario(sc: Scenario, model: string, opts: { keep?: st
     for (const step of sc.steps) {
       const words = step.words.map((w) => substitute(w, vars));
       const out = await runLine(image, words, { json: true, label: `line ${step.line}` });
+      // A let names a value first, so expectations of the same step may use it.
+      for (const l of step.lets) {
+        const v = valueAt(out.json, l.path);
+        if (v === undefined || v === null) vars.delete(l.name);
+        else vars.set(l.name, l.divide === 1 ? v : Number(v) / l.divide);
+      }
       const bound = forModel(step.expects, model);
       const verdicts = bound.map((e) => check(e, out, vars));
       expectations += verdicts.length;
@@ -87,11 +106,6 @@ export async function runScenario(sc: Scenario, model: string, opts: { keep?: st
       for (const v of verdicts)
         if (!v.ok)
           failures.push({ line: step.line, command: step.text, expected: v.expectation.text, expectation_line: v.expectation.line, actual: v.actual });
-      for (const l of step.lets) {
-        const v = valueAt(out.json, l.path);
-        if (v === undefined || v === null) vars.delete(l.name);
-        else vars.set(l.name, v);
-      }
       steps.push({ line: step.line, command: words.join(' '), exit_code: out.exitCode, result: out.json, summary: summarize(step.words[0]!, out), verdicts });
     }
     return { scenario: sc.name, title: sc.title, model, passed: failures.length === 0, expectations, failures, steps, image: opts.keep ?? null };
