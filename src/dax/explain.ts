@@ -340,7 +340,7 @@ function pagecachePath(f: FaultFacts, result: FaultResultName, call: Call, out: 
   call('__xfs_filemap_fault', XFILE, 'not-dax');
   if (f.write && !f.vma!.shared) {
     call('do_cow_fault', MM, 'anon-copy');
-    return out('anon', 'pte');
+    return out('anon', 'pte', false, f.pmdFallbacks);
   }
   call('filemap_fault', 'mm/filemap.c', f.extent ? 'page-cache' : 'page-cache-hole');
   if (f.write) {
@@ -348,7 +348,7 @@ function pagecachePath(f: FaultFacts, result: FaultResultName, call: Call, out: 
     call('iomap_page_mkwrite', 'fs/iomap/buffered-io.c', (f.refcount ?? 1) >= 2 ? 'cow-on-writeback' : 'dirty');
   }
   // What daxtool's pagecache model reports is kept as the result: the kernel's page cache has no DAX result to compare.
-  return out(result, result === 'sigbus' || result === 'sigsegv' ? null : 'pte');
+  return out(result, result === 'sigbus' || result === 'sigsegv' ? null : 'pte', false, f.pmdFallbacks);
 }
 
 // ------------------------------------------------------------------ poison
