@@ -14,7 +14,8 @@
  *                             over `[*]`, some element (or none) equals VALUE
  *   ~                         a string matches the regular expression VALUE (/…/ optional)
  *
- * VALUE is a number (decimal or 0x hex), true, false, null, a "quoted string",
+ * VALUE is a number (decimal or 0x hex), true, false, null (also matches a
+ * missing field: `error.code == null` means no error), a "quoted string",
  * $NAME (a value named by an earlier `# let`), or the rest of the line as a
  * bare word.
  *
@@ -167,7 +168,8 @@ function resolve(root: unknown, path: Part[]): { values: unknown[]; many: boolea
   return { values, many };
 }
 
-const same = (a: unknown, b: unknown): boolean => a === b || JSON.stringify(a) === JSON.stringify(b);
+/** Equal as JSON values; a missing value equals null. */
+const same = (a: unknown, b: unknown): boolean => (a ?? null) === (b ?? null) || JSON.stringify(a) === JSON.stringify(b);
 
 function holds(op: Op, v: unknown, want: unknown): boolean {
   switch (op) {
