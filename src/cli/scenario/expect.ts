@@ -15,7 +15,8 @@
  *   ~                         a string matches the regular expression VALUE (/…/ optional)
  *
  * VALUE is a number (decimal or 0x hex), true, false, null (also matches a
- * missing field: `error.code == null` means no error), a "quoted string",
+ * missing field: `error.code == null` means no error), a "quoted string", a
+ * JSON array or object (`killed == [1,2]`),
  * $NAME (a value named by an earlier `# let`), or the rest of the line as a
  * bare word.
  *
@@ -98,11 +99,11 @@ function parseValue(text: string, op: Op): unknown {
   if (t === 'null') return null;
   if (/^-?\d+$/.test(t)) return Number(t);
   if (/^0x[0-9a-fA-F]+$/.test(t)) return Number.parseInt(t.slice(2), 16);
-  if (t.startsWith('"')) {
+  if (t.startsWith('"') || t.startsWith('[') || t.startsWith('{')) {
     try {
       return JSON.parse(t) as unknown;
     } catch {
-      throw new Error(`cannot read the string ${t}`);
+      throw new Error(`cannot read the JSON value ${t}`);
     }
   }
   return t;
