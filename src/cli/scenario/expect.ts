@@ -71,7 +71,10 @@ export interface StepOutcome {
 const OPS: Op[] = ['==', '!=', '<=', '>=', '<', '>', 'has', 'lacks', '~'];
 const OP_RE = /^(\S+)\s+(==|!=|<=|>=|<|>|has|lacks|~)\s+(.+)$/;
 
+const PATH_RE = /^[A-Za-z_][\w-]*(?:\[(?:\d+|\*)\]|\.[A-Za-z_][\w-]*)*$/;
+
 export function parsePath(text: string): Part[] {
+  if (!PATH_RE.test(text)) throw new Error(`cannot read the path '${text}' (keys, [N] and [*], joined by dots)`);
   const parts: Part[] = [];
   const re = /([A-Za-z_][\w-]*)|\[(\d+|\*)\]|\./gy;
   let m: RegExpExecArray | null;
