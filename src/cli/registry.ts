@@ -426,7 +426,7 @@ function DAX_COMMANDS(): CommandSpec[] {
       name: 'scenario',
       group: 'scenario',
       inShell: false,
-      summary: 'list, show or run scenarios with expectations, under one or every page model',
+      summary: 'named cases with expectations',
       image: false,
       args: [
         { name: 'action', desc: 'list, show or run' },
