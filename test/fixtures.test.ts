@@ -4,8 +4,8 @@
  * info, verify, ls, stat, fiemap, fsmap, ps, ptdump and pages must still say
  * what they said when it was made (fields added since are allowed, none may
  * change or go). A format change that cannot read them fails here. Then
- * `npm run fixtures -- --check` must find the committed images and golden
- * files equal to what this build generates.
+ * `npm run fixtures -- --check --only images` must find the committed images
+ * of this build's format version equal to what this build generates.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -96,8 +96,9 @@ describe('fixture images', () => {
 });
 
 describe('npm run fixtures', () => {
-  it('regenerates exactly what is committed (images of this format version, scenarios\' golden output)', async () => {
-    const r = await execa('node', [join(ROOT, 'fixtures', 'generate.mjs'), '--check'], { reject: false, cwd: ROOT });
+  // The scenarios' golden reports are compared by test/scenario.test.ts, which runs them anyway.
+  it('regenerates exactly the committed images of this format version and what they say', async () => {
+    const r = await execa('node', [join(ROOT, 'fixtures', 'generate.mjs'), '--check', '--only', 'images'], { reject: false, cwd: ROOT });
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
   });

@@ -4,27 +4,34 @@
  * expectation language; and the `scenario`, `fault --explain` and
  * `poison --explain` commands through the CLI.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { builtinNames, loadScenario } from '../src/cli/scenario/catalog.js';
+import { builtinDir, builtinNames, loadScenario } from '../src/cli/scenario/catalog.js';
+import { renderRun } from '../src/cli/scenario/render.js';
 import { check, forModel, parseExpectation } from '../src/cli/scenario/expect.js';
 import { parseScenario } from '../src/cli/scenario/parse.js';
 import { runScenario } from '../src/cli/scenario/run.js';
 import { PAGE_MODELS } from '../src/fs/types.js';
-import { daxtool, parseJson } from './helpers/cli.js';
+import { daxtool, parseJson, ROOT } from './helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'daxtool-scenario-test-'));
-let savedTmp: string | undefined;
+const pinned = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'pinned.json'), 'utf8')) as { clock_ms: string; uuid: string };
+const ENV = { DAXTOOL_FIXED_CLOCK_MS: pinned.clock_ms, DAXTOOL_FIXED_UUID: pinned.uuid, TMPDIR: existsSync('/dev/shm') ? '/dev/shm' : tmpdir() };
+const saved = new Map<string, string | undefined>();
 beforeAll(() => {
-  // Scratch images in memory where possible: every step commits with a flush.
-  savedTmp = process.env.TMPDIR;
-  if (existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
+  // As fixtures/generate.mjs runs them: a pinned clock and uuid, scratch images in memory where possible.
+  for (const [k, v] of Object.entries(ENV)) {
+    saved.set(k, process.env[k]);
+    process.env[k] = v;
+  }
 });
 afterAll(() => {
-  if (savedTmp === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = savedTmp;
+  for (const [k, v] of saved) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -51,12 +58,19 @@ describe('built-in scenarios', () => {
     );
   });
 
+  const golden = (name: string): string => readFileSync(join(builtinDir(), 'golden', `${name}.txt`), 'utf8');
   const cases = names.flatMap((name) => PAGE_MODELS.map((model) => ({ name, model })));
-  it.each(cases)('$name holds under $model', async ({ name, model }) => {
+  it.each(cases)('$name holds under $model, as its golden report says', async ({ name, model }) => {
     const r = await runScenario(loadScenario(name), model);
     expect(r.failures, JSON.stringify(r.failures, null, 1)).toEqual([]);
     expect(r.passed).toBe(true);
     expect(r.expectations).toBeGreaterThan(0);
+    // npm run fixtures writes each scenario's report under every model; this run must be one of them, unchanged.
+    expect(golden(name).split(/\n(?=scenario )/), 'run `npm run fixtures` after changing a scenario').toContain(renderRun(r, { color: false, columns: 100 }));
+  });
+
+  it('have golden reports, and no golden report is left without its scenario', () => {
+    expect(readdirSync(join(builtinDir(), 'golden')).sort()).toEqual(names.map((n) => `${n}.txt`).sort());
   });
 });
 
