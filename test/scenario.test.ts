@@ -243,6 +243,12 @@ describe('fault --explain and poison --explain', () => {
     expect(poisoned.stdout).toMatch(/xfs_dax_notify_failure/);
     expect(poisoned.stdout).toMatch(/mf_dax_kill_procs .*pid 2/);
     expect((await daxtool(['fault', img, '--pid', '2', '--addr', '0x40001000', '--length', '8K', '--explain'])).exitCode).toBe(2);
+    // A read of a whole 2 MiB hole: Linux maps the huge zero page, daxtool 4 KiB zero pages; the difference is said.
+    await run(['write', '/hole', '--offset', '4092K', '--length', '4K', '--pattern', '1']);
+    await run(['mmap', '/hole', '--pid', '3', '--addr', '0x40000000']);
+    const hole = await run(['fault', '--pid', '3', '--addr', '0x40000000', '--explain']);
+    expect(hole.stdout).toMatch(/dax_pmd_load_hole \(fs\/dax\.c\): the huge zero page/);
+    expect(hole.stdout).toMatch(/daxtool: zero \(pte\), where the path above ends in zero \(pmd\)/);
     expect((await daxtool(['verify', img])).exitCode).toBe(0);
   });
 });

@@ -101,6 +101,8 @@ function says(c: KernelCall): string {
       return 'the anonymous page is mapped writable';
     case 'zero-page':
       return 'the zero page is mapped read-only';
+    case 'huge-zero-page':
+      return 'the huge zero page is mapped read-only by a PMD';
     case 'hwpoison':
       return `block ${w(c, 'block')} is poisoned: -EHWPOISON, VM_FAULT_HWPOISON → SIGBUS`;
     case 'not-dax':
@@ -147,9 +149,10 @@ export function renderFaultExplanation(x: FaultExplanation, style: Style): strin
   const out = [`${paint(style, 'bold', 'kernel path')} (Linux, XFS -o dax=always, reflink, rmapbt; page model ${x.facts.model}):`];
   for (const c of x.calls) {
     out.push(line(c, style));
-    if (c.says === 'pmd-fallback') for (const r of x.pmd.fallbacks) out.push(`      - ${FALLBACK_WORDS[r]}`);
+    if (c.says === 'pmd-fallback' || c.says === 'huge-zero-page') for (const r of x.pmd.fallbacks) out.push(`      - ${FALLBACK_WORDS[r]}`);
   }
-  if (!x.pmd.tried && x.pmd.fallbacks.length && x.calls.every((c) => c.fn !== 'dax_iomap_pmd_fault') && x.kernelResult !== 'present') {
+  const shown = x.calls.some((c) => c.says === 'pmd-fallback' || c.says === 'huge-zero-page');
+  if (!shown && x.pmd.fallbacks.length && x.kernelResult !== 'present') {
     out.push('  no 2 MiB entry possible here:');
     for (const r of x.pmd.fallbacks) out.push(`      - ${FALLBACK_WORDS[r]}`);
   }

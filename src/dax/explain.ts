@@ -240,7 +240,15 @@ export function explainFault(f: FaultFacts, r: FaultBatchResult): FaultExplanati
       tried = true;
       if (!(p && p.level === 'pmd')) call('create_huge_pmd', MM, 'huge-fault');
       call('xfs_filemap_huge_fault', XFILE, xfsWrite ? 'xfs-write-fault' : 'xfs-read-fault', { order: 9 });
-      call('dax_iomap_pmd_fault', DAX, fb.length ? 'pmd-fallback' : 'pmd-ok', { reasons: fb.join(',') });
+      // A read of a whole 2 MiB hole is no fallback for Linux: dax_pmd_load_hole maps the huge zero page.
+      const hugeHole = fb.length === 1 && fb[0] === 'hole-read';
+      call('dax_iomap_pmd_fault', DAX, fb.length && !hugeHole ? 'pmd-fallback' : 'pmd-ok', { reasons: fb.join(',') });
+      if (hugeHole) {
+        call('xfs_dax_fault_locked', XFILE, 'read-ops');
+        call('xfs_read_iomap_begin', XIOMAP, 'iomap-hole');
+        call('dax_pmd_load_hole', DAX, 'huge-zero-page');
+        return out('zero', 'pmd', true, fb);
+      }
       if (fb.length === 0) return hugePath(f, xfsWrite, call, out);
       call('split_huge_pmd', MM, 'fallback-to-pte');
     }
