@@ -174,6 +174,10 @@ describe('daxtool scenario', () => {
     expect(r.stdout).toMatch(/passed: \d+ expectations held under pfn-entry/);
     const v = await daxtool(['verify', img]);
     expect(v.exitCode).toBe(0);
+    // --keep never makes an image over an existing file.
+    const again = await daxtool(['scenario', 'run', 'same-file-two-indexes', '--keep', img]);
+    expect(again.exitCode).toBe(1);
+    expect(again.stderr).toMatch(/\(EEXIST\)$/m);
   });
 
   it('--all-models prints one table of scenarios × models', async () => {

@@ -12,7 +12,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DaxError } from '../../format/errors.js';
+import { DaxError, type ErrCode } from '../../format/errors.js';
 import { runLine } from '../capture.js';
 import { check, forModel, valueAt, type Expectation, type Verdict } from './expect.js';
 import type { Scenario } from './parse.js';
@@ -74,13 +74,15 @@ async function runSteps(sc: Scenario, model: string, opts: { keep?: string }): P
   const dir = opts.keep ? undefined : mkdtempSync(join(tmpdir(), 'daxtool-scenario-'));
   const image = opts.keep ?? join(dir!, `${sc.name}.img`);
   try {
-    const mkfs = ['mkfs', ...(sc.mkfs.includes('--size') ? [] : DEFAULT_SIZE), ...sc.mkfs, '--page-model', model, '--force', '-q'];
+    // A kept image is never made over an existing file (as demo --keep): only the scratch one is forced.
+    const mkfs = ['mkfs', ...(sc.mkfs.includes('--size') ? [] : DEFAULT_SIZE), ...sc.mkfs, '--page-model', model, ...(opts.keep ? [] : ['--force']), '-q'];
     const made = await runLine(image, mkfs, { json: true });
     if (made.exitCode !== 0) {
-      const e = (made.json as { error?: { code?: string; message?: string } } | null)?.error;
-      throw new DaxError('EINVAL', `${sc.name}: cannot make the scratch image: ${e?.message ?? made.err.trim()}`, {
+      const e = (made.json as { error?: { code?: ErrCode; message?: string } } | null)?.error;
+      const why = (e?.message ?? made.err.trim()).replace(/ \(hint: .*\)$/, '');
+      throw new DaxError(e?.code ?? 'EINVAL', `${sc.name}: cannot make the image: ${why}`, {
         object: image,
-        hint: 'check the scenario\'s "# mkfs:" line',
+        hint: opts.keep ? 'give --keep a path that does not exist yet' : 'check the scenario\'s "# mkfs:" line',
       });
     }
     const steps: StepRun[] = [];
