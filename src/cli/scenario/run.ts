@@ -90,6 +90,8 @@ async function runSteps(sc: Scenario, model: string, opts: { keep?: string }): P
     let expectations = 0;
     const vars = new Map<string, unknown>();
     for (const step of sc.steps) {
+      // Commands run synchronously; yield to the event loop between steps so a long run starves nothing (timers, IPC).
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const words = step.words.map((w) => substitute(w, vars));
       const out = await runLine(image, words, { json: true, label: `line ${step.line}` });
       // A let names a value first, so expectations of the same step may use it.
