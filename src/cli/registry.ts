@@ -37,7 +37,7 @@ export interface OptSpec {
   choices?: readonly string[];
 }
 
-export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'inspect' | 'shell' | 'completion' | 'dax' | 'lab' | 'report';
+export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'inspect' | 'shell' | 'completion' | 'dax' | 'lab' | 'report' | 'scenario';
 
 export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   image: () => import('./commands/image.js'),
@@ -52,6 +52,7 @@ export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
   dax: () => import('./commands/dax.js'),
   lab: () => import('./commands/dax-lab.js'),
   report: () => import('./commands/report.js'),
+  scenario: () => import('./commands/scenario.js'),
 };
 
 export interface CommandSpec {
@@ -393,6 +394,7 @@ function DAX_COMMANDS(): CommandSpec[] {
         { flags: '--offset <N>', desc: 'file form: byte offset in PATH', parse: size },
         { flags: '--length <N>', desc: 'fault every page of this many bytes', parse: size },
         { flags: '--write', desc: 'write fault (default read)' },
+        { flags: '--explain', desc: "one page: the path Linux's fault handler takes (fs/dax.c, XFS), every PMD fallback and its reason" },
       ],
       more: `Process form: fault IMAGE --pid PID --addr A. File form: fault IMAGE PATH --offset N [--pid PID], which maps the file first when no process maps it. ${ADDR_HELP}`,
     },
@@ -422,7 +424,10 @@ function DAX_COMMANDS(): CommandSpec[] {
       summary: 'memory failure of one block',
       image: true,
       args: [],
-      options: [{ flags: '--block <N>', desc: 'physical block', parse: count, required: true }],
+      options: [
+        { flags: '--block <N>', desc: 'physical block', parse: count, required: true },
+        { flags: '--explain', desc: "the path of Linux's memory failure: memory_failure → xfs_dax_notify_failure → rmap → mf_dax_kill_procs" },
+      ],
     },
     {
       name: 'demo',
@@ -451,6 +456,23 @@ function DAX_COMMANDS(): CommandSpec[] {
         { flags: '--html <FILE>', desc: 'also write the comparison as charts to an HTML page' },
         { flags: '-q, --quiet', desc: 'no progress spinner' },
       ],
+    },
+    {
+      name: 'scenario',
+      group: 'scenario',
+      inShell: false,
+      summary: 'named cases with expectations',
+      image: false,
+      args: [
+        { name: 'action', desc: 'list, show or run' },
+        { name: 'name', desc: 'a built-in scenario, or a scenario FILE (a path, or NAME.dax); run without one runs them all', optional: true },
+      ],
+      options: [
+        { flags: '--model <M>', desc: 'page model of the scratch image (default proxy)', choices: PAGE_MODELS, conflicts: ['allModels'] },
+        { flags: '--all-models', desc: 'run under every page model; prints a table of scenarios × models' },
+        { flags: '--keep <IMAGE>', desc: 'keep the scratch image at this path (one scenario, one model)' },
+      ],
+      more: 'A scenario is a shell -f file whose "# expect: ..." lines say what the command above them must give; see daxtool(5), SCENARIO FILES. A failed expectation exits 1 and names its line.',
     },
   ];
 }

@@ -16,6 +16,7 @@ import {
   type FaultResultName,
 } from './machine.js';
 import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from './trees.js';
+import { explainFault, explainPoison, faultFacts, poisonFacts, type FaultExplanation, type PoisonExplanation } from './explain.js';
 
 const attached = new WeakSet<Filesystem>();
 const machines = new WeakMap<FsTx, Machine>();
@@ -83,6 +84,32 @@ export class Dax {
 
   faultPath(o: { path: string; offset: number; length?: number; write?: boolean; pid?: number; trace?: boolean }): FaultBatchResult & { addr: number; mapped: boolean; path: string } {
     return this.mutate((m) => m.faultPath(o));
+  }
+
+  /**
+   * One page's fault (process form, or file form with `path`), with the path
+   * Linux would take for it (explain.ts): the facts are read before the fault.
+   */
+  faultExplained(o: { pid?: number; addr?: number; path?: string; offset?: number; write?: boolean }): {
+    result: FaultBatchResult & { addr: number; mapped: boolean; path?: string };
+    explanation: FaultExplanation;
+  } {
+    return this.mutate((m) => {
+      const write = o.write === true;
+      const t = o.path === undefined ? { pid: o.pid!, addr: o.addr!, mapped: false, path: undefined } : m.faultTarget({ path: o.path, offset: o.offset!, write, pid: o.pid });
+      const facts = faultFacts(m, t.pid, t.addr, write);
+      const r = m.fault(t.pid, t.addr, 1, write, { trace: true });
+      return { result: Object.assign(r, { addr: t.addr, mapped: t.mapped, path: t.path }), explanation: explainFault(facts, r) };
+    });
+  }
+
+  /** poison, with the path Linux's memory failure takes through XFS's reverse map. */
+  poisonExplained(block: Blkno): { result: ReturnType<Machine['poison']>; explanation: PoisonExplanation } {
+    return this.mutate((m) => {
+      const facts = poisonFacts(m, block);
+      const r = m.poison(block);
+      return { result: r, explanation: explainPoison(block, facts, r.killed) };
+    });
   }
 
   ps(): { pid: number; sigbus: number; vmas: VmaInfo[] }[] {

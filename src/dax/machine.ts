@@ -1521,6 +1521,14 @@ export class Machine {
    * process when none is given).
    */
   faultPath(o: { path: string; offset: number; length?: number; write?: boolean; pid?: number; trace?: boolean }): FaultBatchResult & { addr: number; mapped: boolean; path: string } {
+    const t = this.faultTarget(o);
+    const res = this.fault(t.pid, t.addr, t.length, t.write, { trace: o.trace });
+    // Assigned, not spread: a spread would build every page's record.
+    return Object.assign(res, { addr: t.addr, mapped: t.mapped, path: t.path });
+  }
+
+  /** Where a file-form fault lands: a mapping of the range (made here if no process has one) and the address. */
+  faultTarget(o: { path: string; offset: number; length?: number; write?: boolean; pid?: number }): { pid: number; addr: number; length: number; write: boolean; mapped: boolean; path: string } {
     this.requireDax(o.path);
     const r = this.fx.resolve(o.path);
     if (r.inode.type === INODE_TYPE_DIR) throw err('EISDIR', 'cannot map a directory', r.path);
@@ -1542,10 +1550,7 @@ export class Machine {
       v = this.vmaAt(pid, m.addr)!;
       mapped = true;
     }
-    const addr = v.start + (o.offset - v.offset);
-    const res = this.fault(v.pid, addr, length, write, { trace: o.trace });
-    // Assigned, not spread: a spread would build every page's record.
-    return Object.assign(res, { addr, mapped, path: r.path });
+    return { pid: v.pid, addr: v.start + (o.offset - v.offset), length, write, mapped, path: r.path };
   }
 
   // ------------------------------------------------------ reverse maps

@@ -19,6 +19,7 @@ export type ErrCode =
   | 'EFBIG'
   | 'EPERM'
   | 'EXDEV'
+  | 'EMLINK'
   | 'EOPNOTSUPP'
   | 'EUSAGE';
 

@@ -238,6 +238,20 @@ export function checkRmap(r: RmapRec): string | null {
  */
 export const REFC_REC_SIZE = 24;
 
+/** The largest refcount a record holds (its u32 field). */
+export const REFCOUNT_MAX = 0xffff_ffff;
+
+/**
+ * The refcount past which a new reference is refused: REFCOUNT_MAX, or lower
+ * when the hidden DAXTOOL_REFCOUNT_MAX says so. A test knob, as xfs/179 uses
+ * xfs_db to set a record near the maximum: a scenario reaches the limit in a
+ * few reflinks instead of four billion.
+ */
+export function refcountMax(): number {
+  const v = Number(process.env.DAXTOOL_REFCOUNT_MAX);
+  return process.env.DAXTOOL_REFCOUNT_MAX && Number.isInteger(v) && v >= 2 && v < REFCOUNT_MAX ? v : REFCOUNT_MAX;
+}
+
 export interface RefcountRec {
   pblk: Blkno;
   len: number;

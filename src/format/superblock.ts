@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { newUuid, nowMs } from './clock.js';
 import { BLOCK_MAGIC, BlockType, HDR_SIZE, blockProblem, decodeHeader, initHeader, readU64, sealBlock, writeU64 } from './block.js';
 import { DaxError, corrupt, err, isDaxError } from './errors.js';
 import type { Blkno } from './units.js';
@@ -176,10 +176,6 @@ export const otherSlot = (slot: SuperblockSlot): SuperblockSlot => (slot === 0 ?
 const slotName = (slot: number): string => `superblock slot ${slot}`;
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 
-/** A random (version 4) uuid; node:crypto is loaded on first use, since reading an image never needs it. */
-export function newUuid(): string {
-  return (createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')).randomUUID();
-}
 
 /** A fresh superblock for mkfs: generation 1, no roots, zero counters. */
 export function makeSuperblock(opts: {
@@ -190,7 +186,7 @@ export function makeSuperblock(opts: {
   uuid?: string;
   nowMs?: number;
 }): Superblock {
-  const now = opts.nowMs ?? Date.now();
+  const now = opts.nowMs ?? nowMs();
   const sb: Superblock = {
     generation: 1,
     version: SB_VERSION,

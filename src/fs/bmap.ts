@@ -3,8 +3,9 @@
 import { Btree } from '../btree/btree.js';
 import type { BulkLoader } from '../btree/bulk.js';
 import { HDR_SIZE, hdrCount } from '../format/block.js';
-import { corrupt } from '../format/errors.js';
+import { corrupt, DaxError, err } from '../format/errors.js';
 import {
+  refcountMax,
   decodeExtent,
   decodeRefcount,
   encodeRmapFields,
@@ -205,6 +206,7 @@ export class BlockMap {
     for (const [s, l, rc] of runsOf(recs, pblk, end)) {
       const n = rc + delta;
       if (n < 0) throw corrupt(`refcount of blocks ${s}..${s + l - 1} would go negative`, `block ${s}`);
+      if (n > refcountMax()) throw overflow(s, l, rc);
       shared += l * ((n >= 2 ? 1 : 0) - (rc >= 2 ? 1 : 0));
       saved += l * (Math.max(n - 1, 0) - Math.max(rc - 1, 0));
       if (n >= 2) keep.push({ pblk: s, len: l, refcount: n });
@@ -543,6 +545,7 @@ export class BlockMap {
         return;
       }
       if (n < 0) throw corrupt(`refcount of blocks ${s}..${e - 1} would go negative`, `block ${s}`);
+      if (n > refcountMax()) throw overflow(s, e - s, n - 1);
       if (n < 2) return;
       if (runL > 0 && runP + runL === s && runC === n) {
         runL += e - s;
@@ -619,6 +622,16 @@ export class BlockMap {
     if (this.rmap.root === 0 || end <= pblk) return [];
     return [...this.rmap.overlapping([pblk, 0, 0], [end - 1, MAX_KEY, MAX_KEY])];
   }
+}
+
+/**
+ * A reference that would take a block past the format's largest refcount is
+ * refused, and the command's transaction with it (nothing changes). XFS keeps
+ * such an extent at MAXREFCOUNT forever instead (xfs_refcount_adjust_extents
+ * skips it; xfs/179): daxtool would rather refuse than leak.
+ */
+function overflow(pblk: Blkno, len: number, rc: number): DaxError {
+  return err('EMLINK', `blocks ${pblk}..${pblk + len - 1} already have ${rc} references, the most a refcount record holds`, `block ${pblk}`, 'copy the data instead of sharing it (unshare, or write a new file)');
 }
 
 /** Split [pblk, end) into runs of equal refcount given the records that intersect it (1 between records). */

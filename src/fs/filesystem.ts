@@ -1,3 +1,4 @@
+import { nowMs } from '../format/clock.js';
 import { readSync, writeSync } from 'node:fs';
 import { err } from '../format/errors.js';
 import { type FreeRec, INODE_TYPE_DIR } from '../format/records.js';
@@ -258,7 +259,7 @@ export class Filesystem {
         inode.size = total;
         if (got < chunk) break;
       }
-      inode.mtimeMs = Date.now();
+      inode.mtimeMs = nowMs();
       fx.iput(inode);
       return total;
     });

@@ -1,3 +1,4 @@
+import { nowMs } from '../format/clock.js';
 import { Btree } from '../btree/btree.js';
 import { err, isDaxError } from '../format/errors.js';
 import {
@@ -74,7 +75,7 @@ export class FsTx {
 
   private newInode(type: number, parent: Ino): InodeRec {
     const ino = this.tx.counters[CounterId.NextIno]++;
-    const now = Date.now();
+    const now = nowMs();
     const r: InodeRec = {
       ino,
       type,
@@ -179,7 +180,7 @@ export class FsTx {
     const d = this.newInode(INODE_TYPE_DIR, parent.ino);
     this.addEntry(parent.ino, name, d.ino, INODE_TYPE_DIR);
     parent.nlink++;
-    parent.mtimeMs = Date.now();
+    parent.mtimeMs = nowMs();
     this.iput(parent);
     return d;
   }
@@ -197,7 +198,7 @@ export class FsTx {
     checkNewName(name, full);
     const inode = this.newInode(INODE_TYPE_FILE, dir.ino);
     this.addEntry(dir.ino, name, inode.ino, INODE_TYPE_FILE);
-    dir.mtimeMs = Date.now();
+    dir.mtimeMs = nowMs();
     this.iput(dir);
     return { inode, path: full };
   }
@@ -228,7 +229,7 @@ export class FsTx {
       this.releaseFile(inode, full);
     }
     this.removeEntry(d);
-    dir.mtimeMs = Date.now();
+    dir.mtimeMs = nowMs();
     this.iput(dir);
   }
 
@@ -324,7 +325,7 @@ export class FsTx {
       this.iput(sInode);
     }
     this.addEntry(tdir.ino, t.name, sInode.ino, sInode.type);
-    const now = Date.now();
+    const now = nowMs();
     s.dir.mtimeMs = now;
     tdir.mtimeMs = now;
     // t.dir may be the inode record re-read for `mv a dir`; write whichever objects changed.
@@ -403,7 +404,7 @@ export class FsTx {
       c0 = c1;
     }
     if (end > inode.size) inode.size = end;
-    inode.mtimeMs = Date.now();
+    inode.mtimeMs = nowMs();
     this.iput(inode);
   }
 
@@ -453,7 +454,7 @@ export class FsTx {
       if (size % bs !== 0) this.zeroRange(inode, path, size, keep * bs - size);
     }
     inode.size = size;
-    inode.mtimeMs = Date.now();
+    inode.mtimeMs = nowMs();
     this.iput(inode);
   }
 
@@ -491,7 +492,7 @@ export class FsTx {
       this.zeroRange(inode, path, offset, first * bs - offset);
       this.zeroRange(inode, path, last * bs, end - last * bs);
     }
-    inode.mtimeMs = Date.now();
+    inode.mtimeMs = nowMs();
     this.iput(inode);
   }
 

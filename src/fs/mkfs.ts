@@ -13,13 +13,13 @@
  * with the same flushes (so crash points fall where they always did).
  */
 import { BlockType, HDR_SIZE, initHeader, sealBlock } from '../format/block.js';
+import { newUuid, nowMs } from '../format/clock.js';
 import { err } from '../format/errors.js';
 import { encodeFree, encodeInode, INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
 import {
   CounterId,
   counterSlots,
   encodeSuperblock,
-  newUuid,
   RootId,
   rootSlots,
   SB_VERSION,
@@ -67,7 +67,7 @@ export function mkfs(path: string, opts: MkfsOptions): MkfsResult {
   const dev = BlockDevice.create(path, blocks * blockSize, { force: !!opts.force });
   try {
     dev.setBlockSize(blockSize);
-    const sb = writeEmpty(dev, { blockSize, blocks, pageModel, label, uuid, now: Date.now() });
+    const sb = writeEmpty(dev, { blockSize, blocks, pageModel, label, uuid, now: nowMs() });
     return result(sb);
   } finally {
     dev.close();

@@ -1,3 +1,4 @@
+import { nowMs } from '../format/clock.js';
 import { err, isDaxError } from '../format/errors.js';
 import type { ExtentRec, InodeRec } from '../format/records.js';
 import type { FileBlock } from '../format/units.js';
@@ -95,7 +96,7 @@ export function reflink(fx: FsTx, srcPath: string, dstPath: string, range?: Rema
     }
     fx.bmap.shareFile(dst.inode, src.inode);
     dst.inode.size = src.inode.size;
-    dst.inode.mtimeMs = Date.now();
+    dst.inode.mtimeMs = nowMs();
     fx.iput(dst.inode);
     fx.afterShare?.(src.inode, 0, Math.ceil(src.inode.size / fx.bs));
     return { length: src.inode.size };
@@ -111,7 +112,7 @@ export function reflink(fx: FsTx, srcPath: string, dstPath: string, range?: Rema
   );
   const end = range.dstOffset + c.length;
   if (end > dst.inode.size) dst.inode.size = end;
-  dst.inode.mtimeMs = Date.now();
+  dst.inode.mtimeMs = nowMs();
   fx.iput(dst.inode);
   if (src.inode.ino === dst.inode.ino) Object.assign(src.inode, dst.inode);
   fx.afterShare?.(src.inode, c.srcBlk, c.blocks);

@@ -1,3 +1,4 @@
+import { nowMs } from '../format/clock.js';
 import { Btree } from '../btree/btree.js';
 import type { NodeStore } from '../btree/types.js';
 import { BLOCK_TYPE_NAMES, BlockType, hdrLevel, initHeader, sealBlock, verifyBlock } from '../format/block.js';
@@ -498,7 +499,7 @@ export class Tx implements NodeStore {
     const sb: Superblock = {
       ...this.ctx.sb,
       generation: this.generation,
-      mtimeMs: Date.now(),
+      mtimeMs: nowMs(),
       roots: rootSlots(this.roots),
       counters: counterSlots(this.counters),
     };

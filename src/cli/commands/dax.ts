@@ -6,6 +6,7 @@ import { usage } from '../errors.js';
 import { paint, plural, table, type Style } from '../output.js';
 import { labelled } from '../output.js';
 import { num, str, withFs } from './common.js';
+import { renderFaultExplanation, renderPoisonExplanation } from '../explain.js';
 
 function dax<T>(ctx: Ctx, write: boolean, fn: (d: Dax) => T): Promise<T> {
   return withFs(ctx, write, (fs) => fn(new Dax(fs)));
@@ -64,6 +65,14 @@ const fault: CommandImpl = async (ctx, args, opts) => {
   } else {
     if (offset === undefined) throw usage('the file form needs --offset (fault IMAGE PATH --offset N)');
     if (addr !== undefined) throw usage('--addr goes with the process form; with PATH give --offset');
+  }
+  if (opts.explain === true) {
+    if (length !== undefined && length > 4096) throw usage('--explain follows one fault: give no --length, or one page');
+    const x = await dax(ctx, true, (d) => d.faultExplained({ pid, addr, path, offset, write }));
+    const r = x.result;
+    const json: Record<string, unknown> = { pid: r.pid, write, counts: r.counts, faults: r.faults, explain: x.explanation };
+    if (path !== undefined) Object.assign(json, { path: r.path, addr: r.addr, mapped: r.mapped });
+    return { json, human: (style) => `${renderFaults(r, write, style)}${renderFaultExplanation(x.explanation, style)}` };
   }
   const trace = !ctx.json && Math.ceil((length ?? 1) / 4096) <= DETAIL;
   const r: FaultBatchResult & { addr?: number; mapped?: boolean; path?: string } = await dax(ctx, true, (d) =>
@@ -348,9 +357,13 @@ const unpin: CommandImpl = async (ctx, _args, opts) => {
 };
 
 const poison: CommandImpl = async (ctx, _args, opts) => {
-  const r = await dax(ctx, true, (d) => d.poison(need(num(opts.block), '--block')));
+  const block = need(num(opts.block), '--block');
+  const explained = opts.explain === true ? await dax(ctx, true, (d) => d.poisonExplained(block)) : undefined;
+  const r = explained ? explained.result : await dax(ctx, true, (d) => d.poison(block));
+  const json: Record<string, unknown> = { block: r.block, owners: r.owners.map((o) => ({ path: o.path, index: o.index })), killed: r.killed, entries: r.entries, already: r.already };
+  if (explained) json.explain = explained.explanation;
   return {
-    json: { block: r.block, owners: r.owners.map((o) => ({ path: o.path, index: o.index })), killed: r.killed, entries: r.entries, already: r.already },
+    json,
     human: (style) => {
       const out = [
         `${paint(style, 'red', 'memory failure')} at block ${r.block}${r.already ? ' (already poisoned)' : ''}`,
@@ -358,7 +371,7 @@ const poison: CommandImpl = async (ctx, _args, opts) => {
         `mappings torn down: ${r.entries}`,
         `SIGBUS sent to: ${r.killed.length ? r.killed.map((p) => `pid ${p}`).join(', ') : 'no process'}`,
       ];
-      return `${out.join('\n')}\n`;
+      return `${out.join('\n')}\n${explained ? renderPoisonExplanation(explained.explanation, style) : ''}`;
     },
   };
 };
