@@ -33,8 +33,8 @@ export function attachMachine(fs: Filesystem): void {
   fs.addTxSetup((fx) => {
     const m = new Machine(fx);
     machines.set(fx, m);
-    fx.beforeRelease = (inode, path, fblk, len) => m.beforeRelease(inode, path, fblk, len);
-    fx.afterShare = (inode, fblk, len) => m.afterShare(inode, fblk, len);
+    fx.beforeRelease = (inode, path, fblk, len, keepAnon) => m.beforeRelease(inode, path, fblk, len, keepAnon);
+    fx.beforeRemap = (src, srcPath, dst, dstPath) => m.beforeRemap(src, srcPath, dst, dstPath);
     fx.checkReadable = (pblk, len, inode, fblk) => m.checkReadable(pblk, len, inode, fblk);
     fx.bmap.retainOnFree = (pblk, len) => m.retainOnFree(pblk, len);
     fx.onSync(() => m.sync());

@@ -24,16 +24,21 @@ import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from './trees.js
  *  - beforeRelease (write, truncate, punch, rm, reflink/dedupe onto a range,
  *    unshare): the file's blocks in the range are about to move or go away.
  *    Refused with EBUSY if a pinned block is involved; otherwise every entry
- *    mapping (file, index in range) in every process is torn down — private
- *    (anonymous) copies included, as Linux's truncate does — and with them the
- *    descriptors and page-cache copies they held. File writes are
- *    copy-on-write in this filesystem (every written block moves), so a
- *    write(2) into a mapped range also tears its mappings down: the next access
- *    faults and maps the new block. Removing a file removes the VMAs that map
- *    it (there are no orphan inodes to keep it alive).
- *  - afterShare (reflink, dedupe): blocks of the file became shared; every
- *    writable entry mapping them is write-protected, so a later write faults
- *    and copies.
+ *    mapping (file, index in range) in every process is torn down, and with
+ *    them the descriptors and page-cache copies they held. Private
+ *    (anonymous) copies go only for truncate, punch and rm (Linux's truncate
+ *    unmaps with even_cows); a write, an unshare or a remap keeps them (a
+ *    process's own copy is not the file's). File writes move the blocks they
+ *    write (copy-on-write; under the `linux` model only shared blocks and
+ *    holes move), so a write(2) tears down the mappings of the blocks that
+ *    move: the next access faults and maps the new block. Removing a file
+ *    removes the VMAs that map it (there are no orphan inodes to keep it alive).
+ *  - beforeRemap (reflink, dedupe): every file-backed entry of both files, all
+ *    pages, every process, is torn down (anonymous copies stay), as Linux's
+ *    xfs_reflink_remap_prep does: xfs_ilock2_io_mmap breaks both files' DAX
+ *    layouts (xfs_break_dax_layouts -> dax_layout_busy_page_range ->
+ *    unmap_mapping_pages(mapping, 0, all, even_cows = false)). A pinned page of
+ *    either file refuses it (Linux waits for the pin instead).
  *  - checkReadable: reads of a poisoned block fail with EIO.
  *  - retainOnFree: a poisoned block nobody references any more stays out of
  *    free space (it then belongs to the poison list alone).
@@ -761,7 +766,7 @@ export class Machine {
   }
 
   // -------------------------------------------------------------- hooks
-  beforeRelease(inode: InodeRec, path: string, fblk: FileBlock, len: number): void {
+  beforeRelease(inode: InodeRec, path: string, fblk: FileBlock, len: number, keepAnon = false): void {
     if (!this.hasState()) return;
     const removal = fblk === 0 && len >= MAX_KEY - 1;
     const why = removal ? `cannot remove ${path}` : `cannot change blocks ${fblk}..${fblk + len - 1} of ${path}`;
@@ -773,22 +778,14 @@ export class Machine {
         this.checkPinnedBlocks(e.pblk + (s - e.fblk), t - s, why);
       }
     }
-    this.invalidate(inode.ino, fblk, Math.min(len, MAX_KEY - fblk), { keepAnon: false, pinWhy: why });
+    this.invalidate(inode.ino, fblk, Math.min(len, MAX_KEY - fblk), { keepAnon: keepAnon && !removal, pinWhy: why });
     if (removal) for (const v of this.vmasOfIno(inode.ino).slice()) this.removeVma(v);
   }
 
-  afterShare(inode: InodeRec, fblk: FileBlock, len: number): void {
+  beforeRemap(src: InodeRec, srcPath: string, dst: InodeRec, dstPath: string): void {
     if (!this.hasState()) return;
-    for (const v of this.vmasOfIno(inode.ino)) {
-      const span = this.vmaSpan(v, fblk, len);
-      if (!span) continue;
-      this.pt.update(this.proc(v.pid), span[0], span[1], (_addr, level, e) => {
-        if (!(e & D.PTE_WRITE)) return e;
-        const frame = D.pteFrame(e);
-        if (level === 1 && frame >= this.totalBlocks && this.isAnon(frame)) return e;
-        return D.pteWithFlags(e, 0, D.PTE_WRITE);
-      });
-    }
+    for (const [inode, path] of src.ino === dst.ino ? [[src, srcPath] as const] : [[src, srcPath] as const, [dst, dstPath] as const])
+      this.invalidate(inode.ino, 0, MAX_KEY - 1, { keepAnon: true, pinWhy: `cannot remap ${srcPath} onto ${dstPath}: its mappings of ${path} must go first` });
   }
 
   checkReadable(pblk: Blkno, len: number, inode: InodeRec, fblk: FileBlock): void {

@@ -256,11 +256,15 @@ export class FsTx {
 
   /**
    * Hooks for the DAX layer. beforeRelease: file blocks [fblk, fblk+len) are about to
-   * move or go away (refuse if pinned, tear down mappings). afterShare: blocks of
-   * the file became shared (write-protect their mappings).
+   * move or go away (refuse if pinned, tear down mappings); keepAnon: private
+   * anonymous copies of the range stay (a write or an unshare moves the file's
+   * blocks, but a process's own copy is not the file's: Linux unmaps with
+   * even_cows = false there, and only truncate and punch drop the copies).
+   * beforeRemap: a reflink or dedupe is about to remap dst from src (Linux's
+   * xfs_reflink_remap_prep breaks the layouts of both files).
    */
-  beforeRelease: ((inode: InodeRec, path: string, fblk: FileBlock, len: number) => void) | null = null;
-  afterShare: ((inode: InodeRec, fblk: FileBlock, len: number) => void) | null = null;
+  beforeRelease: ((inode: InodeRec, path: string, fblk: FileBlock, len: number, keepAnon?: boolean) => void) | null = null;
+  beforeRemap: ((src: InodeRec, srcPath: string, dst: InodeRec, dstPath: string) => void) | null = null;
 
   private releaseFile(inode: InodeRec, path: string): void {
     this.beforeRelease?.(inode, path, 0, MAX_KEY - 1);
@@ -386,7 +390,7 @@ export class FsTx {
     const end = offset + length;
     const b0 = Math.floor(offset / bs);
     const b1 = Math.ceil(end / bs);
-    this.beforeRelease?.(inode, path, b0, b1 - b0);
+    this.beforeRelease?.(inode, path, b0, b1 - b0, true);
     for (let c0 = b0; c0 < b1; ) {
       const c1 = Math.min(b1, c0 + IO_CHUNK_BLOCKS);
       const n = c1 - c0;
