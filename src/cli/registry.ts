@@ -389,7 +389,22 @@ function DAX_COMMANDS(): CommandSpec[] {
       summary: 'memory failure of one block',
       image: true,
       args: [],
-      options: [{ flags: '--block <N>', desc: 'physical block', parse: count, required: true }],
+      options: [
+        { flags: '--block <N>', desc: 'physical block found bad (by hardware or a scrub)', parse: count },
+        pid(false, 'with --addr: the process that injects it (MADV_HWPOISON)'),
+        { flags: '--addr <A>', desc: 'with --pid: the virtual address injected', parse: count },
+        { flags: '--transient', desc: 'software injection: not kept on the bad-block list' },
+      ],
+      more: `Two forms: poison IMAGE --block N (found at a block: early-kill processes mapping it get BUS_MCEERR_AO, late-kill ones nothing and keep their mappings) and poison IMAGE --pid PID --addr A (injected by that process, like madvise(MADV_HWPOISON): it gets BUS_MCEERR_AR). By default the poison persists (the pmem bad-block list): faults give SIGBUS and reads EIO until a write of the whole block clears it; --transient forgets it at once. ${ADDR_HELP}`,
+    },
+    {
+      name: 'prctl',
+      group: 'dax',
+      summary: 'set a process memory-failure kill policy',
+      image: true,
+      args: [],
+      options: [pid(true), { flags: '--mce-kill <P>', desc: 'early or late (every process starts late)', choices: ['early', 'late'], required: true }],
+      more: 'Like prctl(PR_MCE_KILL): an early-kill process gets BUS_MCEERR_AO as soon as a page it maps fails; a late-kill one only a BUS_MCEERR_AR when it touches it. Makes the process if it does not exist.',
     },
     {
       name: 'demo',

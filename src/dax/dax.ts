@@ -16,6 +16,7 @@ import {
   type FaultResultName,
 } from './machine.js';
 import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from './trees.js';
+import type { KillPolicy, MfResult } from './memory-failure.js';
 
 const attached = new WeakSet<Filesystem>();
 const machines = new WeakMap<FsTx, Machine>();
@@ -33,9 +34,10 @@ export function attachMachine(fs: Filesystem): void {
   fs.addTxSetup((fx) => {
     const m = new Machine(fx);
     machines.set(fx, m);
-    fx.beforeRelease = (inode, path, fblk, len) => m.beforeRelease(inode, path, fblk, len);
-    fx.afterShare = (inode, fblk, len) => m.afterShare(inode, fblk, len);
+    fx.beforeRelease = (inode, path, fblk, len, keepAnon) => m.beforeRelease(inode, path, fblk, len, keepAnon);
+    fx.beforeRemap = (src, srcPath, dst, dstPath) => m.beforeRemap(src, srcPath, dst, dstPath);
     fx.checkReadable = (pblk, len, inode, fblk) => m.checkReadable(pblk, len, inode, fblk);
+    fx.clearPoison = (pblk) => m.clearPoison(pblk);
     fx.bmap.retainOnFree = (pblk, len) => m.retainOnFree(pblk, len);
     fx.onSync(() => m.sync());
   });
@@ -85,7 +87,7 @@ export class Dax {
     return this.mutate((m) => m.faultPath(o));
   }
 
-  ps(): { pid: number; sigbus: number; vmas: VmaInfo[] }[] {
+  ps(): { pid: number; sigbus: number; mce_kill: KillPolicy; vmas: VmaInfo[] }[] {
     return this.view((m) => m.ps());
   }
 
@@ -113,8 +115,19 @@ export class Dax {
     return this.mutate((m) => m.unpin(pid, addr));
   }
 
-  poison(block: Blkno): { block: Blkno; owners: { path: string; ino: number; index: number }[]; killed: number[]; entries: number; already: boolean } {
-    return this.mutate((m) => m.poison(block));
+  /** Memory failure found at a block (by hardware or a scrub); `transient`: not kept on the bad-block list. */
+  poison(block: Blkno, opts: { transient?: boolean } = {}): MfResult {
+    return this.mutate((m) => m.poison(block, opts));
+  }
+
+  /** Memory failure injected by pid at addr (MADV_HWPOISON): that process gets BUS_MCEERR_AR. */
+  poisonAddr(pid: number, addr: number, opts: { transient?: boolean } = {}): MfResult & { pid: number; addr: number; faulted: FaultResultName | null } {
+    return this.mutate((m) => m.poisonAddr(pid, addr, opts));
+  }
+
+  /** prctl(PR_MCE_KILL): whether pid is signalled as soon as a page it maps fails (early) or when it touches it (late, the default). */
+  setKillPolicy(pid: number, policy: KillPolicy): { pid: number; mce_kill: KillPolicy; created: boolean } {
+    return this.mutate((m) => m.setKillPolicy(pid, policy));
   }
 
   stats(): MachineStats {
