@@ -1135,7 +1135,8 @@ export class Machine {
     if (b.trace) b.trace.action = `${result.toUpperCase()}${code ? ` (${code})` : ''}: ${why}`;
     const r: FaultRecord = { addr, result, pfn: null, level: null, writable: false };
     if (code) r.code = code;
-    if (code === 'BUS_MCEERR_AR') r.lsb = LSB_PTE;
+    // si_addr_lsb: the mapping's size for a memory-failure code, 0 otherwise.
+    if (code) r.lsb = code === 'BUS_MCEERR_AR' ? LSB_PTE : 0;
     return r;
   }
 
@@ -1548,14 +1549,6 @@ export class Machine {
     this.poisonTree.insert({ block, generation: this.tx.generation });
     this.poisoned.add(block);
     this.tx.counters[CounterId.PoisonedBlocks]++;
-  }
-
-  /** A whole-block write in place cleared the block's poison (pmem_recovery_write). */
-  clearPoison(block: Blkno): void {
-    if (!this.isPoisoned(block)) return;
-    this.poisonTree.delete([block]);
-    this.poisoned.delete(block);
-    this.tx.counters[CounterId.PoisonedBlocks]--;
   }
 
   /** The device block a DRAM frame is a page-cache copy of (pagecache model), or null. */
