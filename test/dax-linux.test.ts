@@ -238,6 +238,20 @@ describe('linux: PMD faults', () => {
   });
 });
 
+describe('linux: memory failure of an anonymous copy', () => {
+  it('injected at a private copy: the process gets BUS_MCEERR_AR and loses the copy; the file is untouched', () => {
+    const { img, dax } = setup();
+    img.fs.writePattern('/a', 0, 2 * PAGE, 1);
+    const m = dax.mmap({ path: '/a', pid: 1, private: true });
+    dax.fault({ pid: 1, addr: m.addr, write: true });
+    const r = dax.poisonAddr(1, m.addr);
+    expect([r.block, r.signals, r.unmapped, r.persistent]).toEqual([null, [{ pid: 1, code: 'BUS_MCEERR_AR', addr: m.addr, lsb: 12 }], [{ pid: 1, addr: m.addr }], false]);
+    expect(dax.ptdump(1)).toEqual([]);
+    expect(img.fs.info().poisoned_blocks).toBe(0);
+    expectClean(img.fs);
+  });
+});
+
 describe('linux: kill policy', () => {
   it('late kill (the default) leaves mappings of a block found bad; early kill gets BUS_MCEERR_AO where mapped', () => {
     const { img, dax } = setup();
