@@ -7,7 +7,7 @@ import { INODE_TYPE_DIR, type ExtentRec, type InodeRec } from '../format/records
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
-import { freeOps, MAX_KEY } from '../fs/trees.js';
+import { MAX_KEY } from '../fs/trees.js';
 import { adjustDescriptors, descCacheKey, key3, prefetchMaps, type DescState, type Model } from './models.js';
 import { linuxPmdFallback, LSB_PTE, poisonedFaultCode, sharedInsertUnmap, type SigbusCode } from './linux-dax.js';
 import { ChunkStore, fileEntry, frameDesc } from './chunks.js';
