@@ -1428,9 +1428,12 @@ export class Machine {
     if (c.fblk + c.len < idx0 + D.PMD_PAGES) return null;
     const p0 = c.pblk + (idx0 - c.fblk);
     if (p0 % D.PMD_PAGES !== 0) return null;
-    if (this.poisoned.size) for (let i = 0; i < D.PMD_PAGES; i++) if (this.poisoned.has(p0 + i)) return null;
+    let bad = -1;
+    if (this.poisoned.size) for (let i = 0; i < D.PMD_PAGES && bad < 0; i++) if (this.poisoned.has(p0 + i)) bad = p0 + i;
     c.runs ??= this.fx.bmap.refcountRuns(c.pblk, c.len);
     const anyShared = c.runs.some(([s, l, rc]) => rc >= 2 && s < p0 + D.PMD_PAGES && s + l > p0);
+    // A poisoned block falls back (dax_iomap_direct_access fails), except for linux's copy-on-write below.
+    if (bad >= 0 && !(linux && write && anyShared)) return null;
     if (b.trace) b.trace.extent = `${this.extentText(c, idx0)}; blocks ${p0}..${p0 + 511} ${anyShared ? 'include shared blocks' : 'are not shared'}`;
     if (linux) {
       const why = linuxPmdFallback(false, c.runs, p0);
@@ -1453,6 +1456,7 @@ export class Machine {
     const why = `cannot copy-on-write ${this.pathOf(v.ino)} indices ${idx0}..${idx0 + 511}`;
     this.checkPinnedBlocks(p0, D.PMD_PAGES, why);
     const stale = this.invalidate(v.ino, idx0, D.PMD_PAGES, { keepAnon: true, pinWhy: why });
+    if (bad >= 0) return this.linuxFailedPmdCow(b, inode, addr, idx0, bad);
     let p: Blkno;
     try {
       p = this.placeBlocks(b, inode, idx0, D.PMD_PAGES, p0, D.PMD_PAGES)[0]![0];
@@ -1466,6 +1470,22 @@ export class Machine {
       from_block: p0 + Math.floor((addr % PMD) / PAGE),
       to_block: p + Math.floor((addr % PMD) / PAGE),
     });
+  }
+
+  /**
+   * linux: a PMD copy-on-write whose source holds a poisoned block. The new
+   * COW extent maps fine and dax_insert_entry has unmapped the file's 2 MiB,
+   * but dax_iomap_copy_around cannot read the source: the fault ends in
+   * VM_FAULT_SIGBUS (BUS_ADRERR). dax_iomap_pmd_fault still hands the fault's
+   * return value to iomap_iter as the bytes processed, so
+   * xfs_dax_write_iomap_end -> xfs_reflink_end_cow remaps the whole 2 MiB to
+   * the new blocks, which hold zeros (XFS allocates DAX COW blocks zeroed):
+   * the file's data there is lost. Seen in the booted kernel (Linux 6.12).
+   */
+  private linuxFailedPmdCow(b: Batch, inode: InodeRec, addr: number, idx0: FileBlock, bad: Blkno): FaultRecord {
+    this.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);
+    const p = this.placeBlocks(b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]![0];
+    return this.sig(b, addr, 'sigbus', `copy-on-write of the 2 MiB cannot read poisoned block ${bad}; xfs_reflink_end_cow still remapped indices ${idx0}..${idx0 + 511} to zeroed blocks ${p}..${p + 511}`, 'BUS_ADRERR');
   }
 
   // ------------------------------------------------------- translation
