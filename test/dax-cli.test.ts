@@ -42,6 +42,66 @@ async function rotation(img: string, model: string): Promise<{ A: number; addrs:
 }
 
 describe('DAX commands', () => {
+  it('the linux model: mkfs, read faults of shared pages, write(2) in place, prctl, poison by address and by block; verify after each step', async () => {
+    const img = T.path('linux.img');
+    const step = async (args: string[]): Promise<Record<string, unknown>> => {
+      const r = await ok(args);
+      const v = await daxtool(['verify', img, '--json']);
+      expect(v.exitCode, `verify after ${args.join(' ')}\n${v.stdout}`).toBe(0);
+      return r;
+    };
+    await step(['mkfs', img, '--size', '64M', '--page-model', 'linux']);
+    expect((await ok(['info', img])).page_model).toBe('linux');
+    await step(['write', img, '/a', '--offset', '0', '--length', '16K', '--pattern', '1']);
+    await step(['reflink', img, '/a', '/b', '--src-offset', '0', '--dst-offset', '0', '--length', '8K']);
+    const a1 = (await step(['mmap', img, '/a', '--pid', '1'])) as { addr: number };
+    const a2 = (await step(['mmap', img, '/a', '--pid', '2'])) as { addr: number };
+    const b3 = (await step(['mmap', img, '/b', '--pid', '3'])) as { addr: number };
+    await step(['fault', img, '--pid', '1', '--addr', String(a1.addr), '--length', '16K']);
+    await step(['fault', img, '--pid', '3', '--addr', String(b3.addr), '--length', '8K']);
+    // pid 2's read of /a's shared pages unmaps pid 1's (same file); pid 3 maps /b and keeps its.
+    await step(['fault', img, '--pid', '2', '--addr', String(a2.addr), '--length', '16K']);
+    type Pt = { entries: { pid: number; index: number; pfn: number }[] };
+    const pt = (await ok(['ptdump', img])) as Pt;
+    expect(pt.entries.filter((e) => e.pid === 1).map((e) => e.index)).toEqual([2, 3]);
+    expect(pt.entries.filter((e) => e.pid === 3).map((e) => e.index)).toEqual([0, 1]);
+    // write(2) of an unshared page: in place, the mappings stay.
+    await step(['write', img, '/a', '--offset', String(3 * PAGE), '--length', '100', '--pattern', '9']);
+    expect(((await ok(['ptdump', img])) as Pt).entries).toEqual(pt.entries);
+    expect(await step(['prctl', img, '--pid', '3', '--mce-kill', 'early'])).toEqual({ pid: 3, mce_kill: 'early', created: false });
+    const ps = (await ok(['ps', img])) as { processes: { pid: number; mce_kill: string }[] };
+    expect(ps.processes.map((p) => [p.pid, p.mce_kill])).toEqual([
+      [1, 'late'],
+      [2, 'late'],
+      [3, 'early'],
+    ]);
+    // Injected by pid 2 at /a page 0: AR to pid 2, AO to pid 3 (/b maps the block), transient.
+    const inj = (await step(['poison', img, '--pid', '2', '--addr', String(a2.addr + 10), '--transient'])) as Record<string, unknown>;
+    expect(inj).toMatchObject({
+      pid: 2,
+      addr: a2.addr,
+      persistent: false,
+      killed: [2, 3],
+      signals: [
+        { pid: 2, code: 'BUS_MCEERR_AR', addr: a2.addr, lsb: 12 },
+        { pid: 3, code: 'BUS_MCEERR_AO', addr: b3.addr, lsb: 12 },
+      ],
+    });
+    expect((await ok(['info', img])).poisoned_blocks).toBe(0);
+    // Found at a block, nobody early maps it any more: no signal, nothing unmapped; it persists.
+    const blk = ((await ok(['fiemap', img, '/a'])) as { extents: { physical: number }[] }).extents[0]!.physical / PAGE;
+    const found = (await step(['poison', img, '--block', String(blk)])) as Record<string, unknown>;
+    expect(found).toMatchObject({ block: blk, signals: [], unmapped: [], persistent: true });
+    const f = (await step(['fault', img, '--pid', '2', '--addr', String(a2.addr)])) as { faults: Record<string, unknown>[] };
+    expect(f.faults[0]).toMatchObject({ result: 'sigbus', code: 'BUS_MCEERR_AR', lsb: 12 });
+    const eio = await daxtool(['write', img, '/a', '--offset', '0', '--length', '4K', '--pattern', '5']);
+    expect(eio.exitCode).toBe(1);
+    expect(eio.stderr).toMatch(/\(EIO\)\n$/);
+    expect((await daxtool(['verify', img])).exitCode).toBe(0);
+    const both = await daxtool(['poison', img, '--block', String(blk), '--pid', '1']);
+    expect(both.exitCode).toBe(2);
+  });
+
   it('rotation: pages --pfn A names (W,0) (X,5) (Y,4) (Z,3); a write by X copies; verify clean', async () => {
     const img = T.path('rot.img');
     const { A, addrs } = await rotation(img, 'proxy');
@@ -99,7 +159,7 @@ describe('DAX commands', () => {
     const m = (await ok(['mmap', img, '/a', '--pid', '5', '--private', '--read-only'])) as { addr: number };
     expect(m.addr % (2 * 1024 * 1024)).toBe(0);
     const ps = (await ok(['ps', img])) as { processes: { pid: number; vmas: { start: number; end: number; path: string; offset: number; prot: string; shared: boolean }[] }[] };
-    expect(ps.processes).toEqual([{ pid: 5, sigbus: 0, vmas: [{ start: m.addr, end: m.addr + 8 * PAGE, path: '/a', offset: 0, prot: 'r', shared: false }] }]);
+    expect(ps.processes).toEqual([{ pid: 5, sigbus: 0, mce_kill: 'late', vmas: [{ start: m.addr, end: m.addr + 8 * PAGE, path: '/a', offset: 0, prot: 'r', shared: false }] }]);
     const seg = (await ok(['fault', img, '--pid', '5', '--addr', String(m.addr), '--write'])) as { faults: { result: string; pfn: unknown }[] };
     expect(seg.faults[0]).toMatchObject({ result: 'sigsegv', pfn: null });
     const segv2 = (await ok(['fault', img, '--pid', '5', '--addr', '0x1000'])) as { faults: { result: string }[] };
@@ -113,8 +173,9 @@ describe('DAX commands', () => {
     expect(rmj.exitCode).toBe(1);
     expect((parseJson(rmj) as { error: { code: string } }).error.code).toBe('EBUSY');
     await ok(['unpin', img, '--pid', '5', '--addr', String(m.addr + PAGE)]);
+    expect(await ok(['prctl', img, '--pid', '5', '--mce-kill', 'early'])).toEqual({ pid: 5, mce_kill: 'early', created: false });
     const p = (await ok(['poison', img, '--block', String(pin.frame)])) as { block: number; owners: { path: string; index: number }[]; killed: number[] };
-    expect(p).toMatchObject({ block: pin.frame, owners: [{ path: '/a', index: 1 }], killed: [5] });
+    expect(p).toMatchObject({ block: pin.frame, owners: [{ path: '/a', index: 1 }], killed: [5], signals: [{ pid: 5, code: 'BUS_MCEERR_AO', addr: m.addr + PAGE, lsb: 12 }], persistent: true });
     const cat = await daxtool(['cat', img, '/a']);
     expect(cat.exitCode).toBe(1);
     expect(cat.stderr).toMatch(/\(EIO\)\n$/);
@@ -160,7 +221,8 @@ describe('DAX commands', () => {
     const script = ['write /f --offset 0 --length 8K --pattern 1', 'fault /f --offset 0 --length 8K --write --pid 9', 'reflink /f /g', 'ptdump --pid 9', 'fault /f --offset 0 --write --pid 9', 'verify'].join('\n');
     const r = await daxtool(['shell', img], { input: script });
     expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/ro A D/); // the reflink write-protected the writable entries
+    // The reflink unmapped every entry of both files: ptdump of pid 9 lists none, and the write faults afresh.
+    expect(r.stdout).not.toMatch(/r[ow] A D/);
     expect(r.stdout).toMatch(/: cow/);
     expect(r.stdout).toMatch(/clean/);
   });
@@ -186,11 +248,12 @@ describe('demo and compare', () => {
       const r = await daxtool(['compare', '--workload', w, '--ops', '300', '--json']);
       expect(r.exitCode, r.stderr).toBe(0);
       const j = parseJson(r) as { models: { model: string; verify: { clean: boolean }; faults: Record<string, number>; rmap_walk: { wrong: number }; stats: { descriptors: number; dram_frames: number } }[] };
-      expect(j.models.map((m) => m.model)).toEqual(['pagecache', 'proxy', 'pfn-entry', 'shared', 'naive']);
+      expect(j.models.map((m) => m.model)).toEqual(['pagecache', 'proxy', 'pfn-entry', 'shared', 'naive', 'linux']);
       for (const m of j.models) {
         expect(m.verify.clean).toBe(m.model !== 'naive');
         expect(m.rmap_walk.wrong === 0).toBe(m.model !== 'naive');
-        expect(m.faults).toEqual(j.models[0]!.faults);
+        // linux's read faults of shared pages unmap other mappings, and its PMD rules differ: its counts differ.
+        if (m.model !== 'linux') expect(m.faults).toEqual(j.models[0]!.faults);
       }
       expect(j.models[0]!.stats.dram_frames).toBeGreaterThan(j.models[1]!.stats.dram_frames);
     }

@@ -17,7 +17,7 @@ describe('random operation sequences keep every invariant', () => {
   // DAX_RANDOM_SEEDS=N runs N seeds per model (default 1) for a longer soak.
   const seeds = Number(process.env.DAX_RANDOM_SEEDS ?? 1);
   const steps = Number(process.env.DAX_RANDOM_STEPS ?? 200);
-  for (const model of ['proxy', 'pfn-entry', 'shared', 'pagecache', 'naive'] as PageModel[])
+  for (const model of ['proxy', 'pfn-entry', 'shared', 'pagecache', 'naive', 'linux'] as PageModel[])
   for (let seed = 0; seed < seeds; seed++) {
     it(`${model} (seed ${seed})`, () => {
       const img = makeImage({ pageModel: model, sizeBytes: 128 * 1024 * 1024 });
@@ -88,10 +88,20 @@ describe('random operation sequences keep every invariant', () => {
             } else if (x < 0.97) {
               const ext = img.fs.fiemap(f);
               const e = pick(ext);
-              if (e) {
+              const v = pick(maps);
+              if (r() < 0.3) {
+                const pid = 1 + int(4);
+                const early = r() < 0.5;
+                what = `prctl pid ${pid} ${early ? 'early' : 'late'}`;
+                dax.setKillPolicy(pid, early ? 'early' : 'late');
+              } else if (v && r() < 0.5) {
+                const transient = r() < 0.5;
+                what = `poison pid ${v.pid} ${v.path}${transient ? ' transient' : ''}`;
+                dax.poisonAddr(v.pid, v.start + PAGE * int((v.end - v.start) / PAGE), { transient });
+              } else if (e) {
                 const b = e.physical / PAGE + int(e.length / PAGE);
                 what = `poison ${b}`;
-                dax.poison(b);
+                dax.poison(b, { transient: r() < 0.3 });
               }
             } else {
               what = `rm ${f}`;

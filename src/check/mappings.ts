@@ -12,6 +12,7 @@ import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import { Machine, hex, type Mapper } from '../dax/machine.js';
 import { LEVEL_SPAN } from '../dax/pagetable.js';
 import { expand } from '../dax/chunks.js';
+import { primaryKind } from '../dax/models.js';
 import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from '../dax/trees.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
@@ -30,7 +31,8 @@ import type { Checker } from './verify.js';
  *   dax.entry.*    every present leaf entry lies in a VMA, within EOF, and maps
  *                  what that file's extent tree says for its index: the block
  *                  itself, or the zero page for a hole, or a DRAM copy the model
- *                  or a private mapping calls for; never a poisoned block
+ *                  or a private mapping calls for (a poisoned block may stay
+ *                  mapped by late-kill processes memory failure did not signal)
  *   dax.cow.*      no writable entry maps a block whose refcount is >= 2, and
  *                  none maps a file through a read-only or private mapping
  *   dax.huge.*     PMD entries only over 2 MiB-aligned, physically contiguous
@@ -418,7 +420,8 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
               e.table,
             );
         }
-        if (poisoned.has(f)) P.add('dax.entry.poisoned', `${at()}: maps poisoned block ${f}`, f);
+        // A poisoned block may stay mapped: memory failure leaves the mappings of late-kill processes it
+        // did not signal (mf_dax_kill_procs unmaps only where it collected someone), as Linux does.
         if (writable) {
           if (!shared) P.add('dax.cow.private', `${at()}: writable entry maps block ${f} of ${name(v.ino)} through a private mapping`, f);
           const rc = refcount(f);
@@ -510,7 +513,7 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
       if (r && r.mapcount !== n) P.add('dax.desc.mapcount', `${what()}: map count ${r.mapcount}, but ${n} entries map it`);
     };
     if (model !== 'pagecache') {
-      const primary = model === 'proxy' ? DescKind.Primary : model === 'pfn-entry' ? DescKind.Hidden : model === 'shared' ? DescKind.DaxPage : DescKind.Naive;
+      const primary = primaryKind(model);
       // Per block: its entries (kind PAGE_ENTRY), and of them the distinct (file, index) pairs as row runs.
       const assoc: [row: number, n: number][] = [];
       for (const [s, e] of blockRuns()) {
@@ -557,7 +560,7 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
             mapcount(en, n, () => `PFN entry of ${name(ino)} index ${index}`);
             if (en && en.target !== p) P.add('dax.desc.index', `${name(ino)} index ${index}: PFN entry holds block ${en.target}, the entry ${mapperText(r)} maps block ${p}`, p);
           }
-        } else if (model === 'shared' && d) {
+        } else if ((model === 'shared' || model === 'linux') && d) {
           if (!(d.flags & D.DESC_SHARED)) {
             if (d.share !== 1) P.add('dax.desc.share', `${what()}: unshared descriptor with share count ${d.share}`, p);
             for (const [r] of assoc) {

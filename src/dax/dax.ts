@@ -17,6 +17,7 @@ import {
 } from './machine.js';
 import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from './trees.js';
 import { explainFault, explainPoison, faultFacts, poisonFacts, type FaultExplanation, type PoisonExplanation } from './explain.js';
+import type { KillPolicy, MfResult } from './memory-failure.js';
 
 const attached = new WeakSet<Filesystem>();
 const machines = new WeakMap<FsTx, Machine>();
@@ -34,9 +35,10 @@ export function attachMachine(fs: Filesystem): void {
   fs.addTxSetup((fx) => {
     const m = new Machine(fx);
     machines.set(fx, m);
-    fx.beforeRelease = (inode, path, fblk, len) => m.beforeRelease(inode, path, fblk, len);
-    fx.afterShare = (inode, fblk, len) => m.afterShare(inode, fblk, len);
+    fx.beforeRelease = (inode, path, fblk, len, keepAnon) => m.beforeRelease(inode, path, fblk, len, keepAnon);
+    fx.beforeRemap = (src, srcPath, dst, dstPath) => m.beforeRemap(src, srcPath, dst, dstPath);
     fx.checkReadable = (pblk, len, inode, fblk) => m.checkReadable(pblk, len, inode, fblk);
+    fx.isPoisoned = (pblk) => m.isPoisoned(pblk);
     fx.bmap.retainOnFree = (pblk, len) => m.retainOnFree(pblk, len);
     fx.onSync(() => m.sync());
   });
@@ -104,15 +106,15 @@ export class Dax {
   }
 
   /** poison, with the path Linux's memory failure takes through XFS's reverse map. */
-  poisonExplained(block: Blkno): { result: ReturnType<Machine['poison']>; explanation: PoisonExplanation } {
+  poisonExplained(block: Blkno, opts: { transient?: boolean } = {}): { result: MfResult; explanation: PoisonExplanation } {
     return this.mutate((m) => {
       const facts = poisonFacts(m, block);
-      const r = m.poison(block);
+      const r = m.poison(block, opts);
       return { result: r, explanation: explainPoison(block, facts, r.killed) };
     });
   }
 
-  ps(): { pid: number; sigbus: number; vmas: VmaInfo[] }[] {
+  ps(): { pid: number; sigbus: number; mce_kill: KillPolicy; vmas: VmaInfo[] }[] {
     return this.view((m) => m.ps());
   }
 
@@ -140,8 +142,19 @@ export class Dax {
     return this.mutate((m) => m.unpin(pid, addr));
   }
 
-  poison(block: Blkno): { block: Blkno; owners: { path: string; ino: number; index: number }[]; killed: number[]; entries: number; already: boolean } {
-    return this.mutate((m) => m.poison(block));
+  /** Memory failure found at a block (by hardware or a scrub); `transient`: not kept on the bad-block list. */
+  poison(block: Blkno, opts: { transient?: boolean } = {}): MfResult {
+    return this.mutate((m) => m.poison(block, opts));
+  }
+
+  /** Memory failure injected by pid at addr (MADV_HWPOISON): that process gets BUS_MCEERR_AR. */
+  poisonAddr(pid: number, addr: number, opts: { transient?: boolean } = {}): MfResult & { pid: number; addr: number; faulted: FaultResultName | null } {
+    return this.mutate((m) => m.poisonAddr(pid, addr, opts));
+  }
+
+  /** prctl(PR_MCE_KILL): whether pid is signalled as soon as a page it maps fails (early) or when it touches it (late, the default). */
+  setKillPolicy(pid: number, policy: KillPolicy): { pid: number; mce_kill: KillPolicy; created: boolean } {
+    return this.mutate((m) => m.setKillPolicy(pid, policy));
   }
 
   stats(): MachineStats {

@@ -7,11 +7,13 @@ import { INODE_TYPE_DIR, type ExtentRec, type InodeRec } from '../format/records
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
-import { freeOps, MAX_KEY } from '../fs/trees.js';
+import { MAX_KEY } from '../fs/trees.js';
 import { adjustDescriptors, descCacheKey, key3, prefetchMaps, type DescState, type Model } from './models.js';
+import { linuxPmdFallback, LSB_PTE, poisonedFaultCode, sharedInsertUnmap, type SigbusCode } from './linux-dax.js';
 import { ChunkStore, fileEntry, frameDesc } from './chunks.js';
 import { LEVEL_NAMES, PageTables, ptIndex, type LeafEntry, type WalkStep } from './pagetable.js';
 import { RecordTable } from './table.js';
+import { killPolicyOf, memoryFailure, poisonAddr, setKillPolicy, type KillPolicy, type MfResult } from './memory-failure.js';
 import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from './trees.js';
 
 /**
@@ -24,16 +26,21 @@ import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from './trees.js
  *  - beforeRelease (write, truncate, punch, rm, reflink/dedupe onto a range,
  *    unshare): the file's blocks in the range are about to move or go away.
  *    Refused with EBUSY if a pinned block is involved; otherwise every entry
- *    mapping (file, index in range) in every process is torn down — private
- *    (anonymous) copies included, as Linux's truncate does — and with them the
- *    descriptors and page-cache copies they held. File writes are
- *    copy-on-write in this filesystem (every written block moves), so a
- *    write(2) into a mapped range also tears its mappings down: the next access
- *    faults and maps the new block. Removing a file removes the VMAs that map
- *    it (there are no orphan inodes to keep it alive).
- *  - afterShare (reflink, dedupe): blocks of the file became shared; every
- *    writable entry mapping them is write-protected, so a later write faults
- *    and copies.
+ *    mapping (file, index in range) in every process is torn down, and with
+ *    them the descriptors and page-cache copies they held. Private
+ *    (anonymous) copies go only for truncate, punch and rm (Linux's truncate
+ *    unmaps with even_cows); a write, an unshare or a remap keeps them (a
+ *    process's own copy is not the file's). File writes move the blocks they
+ *    write (copy-on-write; under the `linux` model only shared blocks and
+ *    holes move), so a write(2) tears down the mappings of the blocks that
+ *    move: the next access faults and maps the new block. Removing a file
+ *    removes the VMAs that map it (there are no orphan inodes to keep it alive).
+ *  - beforeRemap (reflink, dedupe): every file-backed entry of both files, all
+ *    pages, every process, is torn down (anonymous copies stay), as Linux's
+ *    xfs_reflink_remap_prep does: xfs_ilock2_io_mmap breaks both files' DAX
+ *    layouts (xfs_break_dax_layouts -> dax_layout_busy_page_range ->
+ *    unmap_mapping_pages(mapping, 0, all, even_cows = false)). A pinned page of
+ *    either file refuses it (Linux waits for the pin instead).
  *  - checkReadable: reads of a poisoned block fail with EIO.
  *  - retainOnFree: a poisoned block nobody references any more stays out of
  *    free space (it then belongs to the poison list alone).
@@ -81,6 +88,9 @@ export interface FaultRecord {
   to_block?: Blkno;
   /** A hole was allocated by this write fault. */
   allocated?: boolean;
+  /** A SIGBUS's si_code, and for a memory-failure code its addr_lsb. */
+  code?: SigbusCode;
+  lsb?: number;
 }
 
 export interface FaultTrace {
@@ -136,6 +146,8 @@ export interface FaultRun {
   from_block?: Blkno;
   to_block?: Blkno;
   allocated?: boolean;
+  code?: SigbusCode;
+  lsb?: number;
 }
 
 /** Joins each fault's record onto the last run when it continues it. */
@@ -145,7 +157,7 @@ class FaultRuns {
 
   add(r: FaultRecord): void {
     const l = this.last;
-    if (l && r.addr === l.addr + l.pages * PAGE && r.result === l.result && r.level === l.level && r.writable === l.writable && r.allocated === l.allocated) {
+    if (l && r.addr === l.addr + l.pages * PAGE && r.result === l.result && r.level === l.level && r.writable === l.writable && r.allocated === l.allocated && r.code === l.code) {
       const k = l.pages;
       const pfnOk =
         r.pfn === null
@@ -167,6 +179,8 @@ class FaultRuns {
       n.to_block = r.to_block;
     }
     if (r.allocated !== undefined) n.allocated = r.allocated;
+    if (r.code !== undefined) n.code = r.code;
+    if (r.lsb !== undefined) n.lsb = r.lsb;
     this.runs.push(n);
     this.last = n;
   }
@@ -179,6 +193,8 @@ export function faultRecords(runs: readonly FaultRun[]): FaultRecord[] {
     for (let k = 0; k < r.pages; k++) {
       const f: FaultRecord = { addr: r.addr + k * PAGE, result: r.result, pfn: r.pfn === null ? null : r.pfn + k * r.pfnStep, level: r.level, writable: r.writable };
       if (r.allocated !== undefined) f.allocated = r.allocated;
+      if (r.code !== undefined) f.code = r.code;
+      if (r.lsb !== undefined) f.lsb = r.lsb;
       if (r.from_block !== undefined) {
         f.from_block = r.from_block + k;
         f.to_block = r.to_block! + k;
@@ -364,6 +380,11 @@ export class Machine {
   }
 
   private procChanged(p: ProcRec): void {
+    this.procDirty.add(p.pid);
+  }
+
+  /** A process record changed (written back at sync). */
+  touchProc(p: ProcRec): void {
     this.procDirty.add(p.pid);
   }
 
@@ -573,7 +594,7 @@ export class Machine {
   }
 
   /** The [lo, hi) addresses of VMA v that map file indices [i0, i0+n), or null. */
-  private vmaSpan(v: VmaRec, i0: FileBlock, n: number): [number, number] | null {
+  vmaSpan(v: VmaRec, i0: FileBlock, n: number): [number, number] | null {
     const f0 = v.offset / PAGE;
     const f1 = f0 + (v.end - v.start) / PAGE;
     const s = Math.max(f0, i0);
@@ -639,18 +660,21 @@ export class Machine {
   }
 
   /** Set while memory failure tears mappings down: pins of the DRAM copies it destroys go with them. */
-  private dropPinsOnFree = false;
+  dropPinsOnFree = false;
 
   /** One more or one fewer leaf entry maps `frame` for VMA v at addr: descriptors, DRAM map counts, the entry counter. */
   private account(v: VmaRec, addr: number, level: 1 | 2, frame: number, delta: 1 | -1): void {
     this.tx.counters[CounterId.DaxLeafEntries] += delta;
     const index = this.vmaIndex(v, addr);
-    if (level === 2) {
-      for (let i = 0; i < D.PMD_PAGES; i++) adjustDescriptors(this.descState, this.model, frame + i, v.ino, index + i, delta);
-      return;
-    }
-    if (frame < this.totalBlocks) {
-      adjustDescriptors(this.descState, this.model, frame, v.ino, index, delta);
+    if (level === 2 || frame < this.totalBlocks) {
+      const n = level === 2 ? D.PMD_PAGES : 1;
+      // linux: dax_associate_entry's `shared` is the iomap's IOMAP_F_SHARED (the extent is shared now).
+      const runs = this.model === 'linux' && delta > 0 ? this.fx.bmap.refcountRuns(frame, n) : null;
+      let r = 0;
+      for (let i = 0; i < n; i++) {
+        while (runs && runs[r]![0] + runs[r]![1] <= frame + i) r++;
+        adjustDescriptors(this.descState, this.model, frame + i, v.ino, index + i, delta, runs !== null && runs[r]![2] >= 2);
+      }
       return;
     }
     const d = this.dramGet(frame);
@@ -679,6 +703,18 @@ export class Machine {
       if (n.mapcount === 0) this.desc.del(k, kt);
       else this.desc.put({ ...ref, mapcount: ref.mapcount + delta });
     }
+  }
+
+  /**
+   * linux: dax_insert_entry of an entry for a shared extent first unmaps the
+   * file-backed mappings of that (file, index) — or of the PMD's 512 — in
+   * every process (linux-dax.ts). Returns the entries removed; nothing under
+   * other models.
+   */
+  private linuxSharedInsert(ino: Ino, index: FileBlock, pmd: boolean, sharedExtent: boolean): number {
+    if (this.model !== 'linux') return 0;
+    const u = sharedInsertUnmap(ino, index, pmd, sharedExtent);
+    return u ? this.invalidate(u.ino, u.index, u.pages, { keepAnon: true }) : 0;
   }
 
   /** Install a leaf entry (the slot must be empty). */
@@ -761,7 +797,7 @@ export class Machine {
   }
 
   // -------------------------------------------------------------- hooks
-  beforeRelease(inode: InodeRec, path: string, fblk: FileBlock, len: number): void {
+  beforeRelease(inode: InodeRec, path: string, fblk: FileBlock, len: number, keepAnon = false): void {
     if (!this.hasState()) return;
     const removal = fblk === 0 && len >= MAX_KEY - 1;
     const why = removal ? `cannot remove ${path}` : `cannot change blocks ${fblk}..${fblk + len - 1} of ${path}`;
@@ -773,22 +809,14 @@ export class Machine {
         this.checkPinnedBlocks(e.pblk + (s - e.fblk), t - s, why);
       }
     }
-    this.invalidate(inode.ino, fblk, Math.min(len, MAX_KEY - fblk), { keepAnon: false, pinWhy: why });
+    this.invalidate(inode.ino, fblk, Math.min(len, MAX_KEY - fblk), { keepAnon: keepAnon && !removal, pinWhy: why });
     if (removal) for (const v of this.vmasOfIno(inode.ino).slice()) this.removeVma(v);
   }
 
-  afterShare(inode: InodeRec, fblk: FileBlock, len: number): void {
+  beforeRemap(src: InodeRec, srcPath: string, dst: InodeRec, dstPath: string): void {
     if (!this.hasState()) return;
-    for (const v of this.vmasOfIno(inode.ino)) {
-      const span = this.vmaSpan(v, fblk, len);
-      if (!span) continue;
-      this.pt.update(this.proc(v.pid), span[0], span[1], (_addr, level, e) => {
-        if (!(e & D.PTE_WRITE)) return e;
-        const frame = D.pteFrame(e);
-        if (level === 1 && frame >= this.totalBlocks && this.isAnon(frame)) return e;
-        return D.pteWithFlags(e, 0, D.PTE_WRITE);
-      });
-    }
+    for (const [inode, path] of src.ino === dst.ino ? [[src, srcPath] as const] : [[src, srcPath] as const, [dst, dstPath] as const])
+      this.invalidate(inode.ino, 0, MAX_KEY - 1, { keepAnon: true, pinWhy: `cannot remap ${srcPath} onto ${dstPath}: its mappings of ${path} must go first` });
   }
 
   checkReadable(pblk: Blkno, len: number, inode: InodeRec, fblk: FileBlock): void {
@@ -814,7 +842,7 @@ export class Machine {
   }
 
   // ------------------------------------------------------ processes & VMAs
-  private getOrCreateProc(pid: number): ProcRec {
+  getOrCreateProc(pid: number): ProcRec {
     this.checkPid(pid);
     let p = this.procs.get(pid);
     if (!p) {
@@ -949,10 +977,10 @@ export class Machine {
     return { pid, vmas: vmas.length, entries, pins };
   }
 
-  ps(): { pid: number; sigbus: number; vmas: VmaInfo[] }[] {
+  ps(): { pid: number; sigbus: number; mce_kill: KillPolicy; vmas: VmaInfo[] }[] {
     return [...this.procs.values()]
       .sort((a, b) => a.pid - b.pid)
-      .map((p) => ({ pid: p.pid, sigbus: p.sigbus, vmas: this.vmasOf(p.pid).map((v) => this.vmaInfo(v)) }));
+      .map((p) => ({ pid: p.pid, sigbus: p.sigbus, mce_kill: killPolicyOf(p.flags), vmas: this.vmasOf(p.pid).map((v) => this.vmaInfo(v)) }));
   }
 
   // -------------------------------------------------------------- faults
@@ -1103,9 +1131,13 @@ export class Machine {
     return new FaultBatch(pid, runs.runs, traces, counts);
   }
 
-  private sig(b: Batch, addr: number, result: 'sigsegv' | 'sigbus', why: string): FaultRecord {
-    if (b.trace) b.trace.action = `${result.toUpperCase()}: ${why}`;
-    return { addr, result, pfn: null, level: null, writable: false };
+  private sig(b: Batch, addr: number, result: 'sigsegv' | 'sigbus', why: string, code?: SigbusCode): FaultRecord {
+    if (b.trace) b.trace.action = `${result.toUpperCase()}${code ? ` (${code})` : ''}: ${why}`;
+    const r: FaultRecord = { addr, result, pfn: null, level: null, writable: false };
+    if (code) r.code = code;
+    // si_addr_lsb: the mapping's size for a memory-failure code, 0 otherwise.
+    if (code) r.lsb = code === 'BUS_MCEERR_AR' ? LSB_PTE : 0;
+    return r;
   }
 
   private done(b: Batch, addr: number, result: FaultResultName, e: number, level: 1 | 2, action: string, extra: Partial<FaultRecord> = {}): FaultRecord {
@@ -1160,7 +1192,7 @@ export class Machine {
       }
     }
     const inode = this.inodeOf(b, v.ino);
-    if (index >= Math.ceil(inode.size / PAGE)) return this.sig(b, addr, 'sigbus', `file index ${index} is past EOF (size ${inode.size})`);
+    if (index >= Math.ceil(inode.size / PAGE)) return this.sig(b, addr, 'sigbus', `file index ${index} is past EOF (size ${inode.size})`, 'BUS_ADRERR');
     let old4k = 0;
     if (cur) {
       const e = cur.v;
@@ -1253,12 +1285,19 @@ export class Machine {
     const pblk = c ? c.pblk + (index - c.fblk) : -1;
     const t = b.trace;
     if (t) t.extent = this.extentText(c, index, c ? this.refcountAt(c, pblk) : undefined);
-    if (pblk >= 0 && this.isPoisoned(pblk)) return this.sig(b, addr, 'sigbus', `block ${pblk} is poisoned`);
+    if (pblk >= 0 && this.isPoisoned(pblk)) {
+      const code = poisonedFaultCode(this.model === 'linux', write && (v.flags & D.VMA_SHARED) !== 0, this.refcountAt(c!, pblk) >= 2);
+      // linux, COW of a poisoned source: dax_insert_entry has unmapped the (file, index) before
+      // dax_iomap_copy_around fails; the PTE fault reports nothing processed, so the COW is cancelled.
+      const gone = code === 'BUS_ADRERR' ? this.linuxSharedInsert(v.ino, index, false, true) : 0;
+      return this.sig(b, addr, 'sigbus', `block ${pblk} is poisoned${code === 'BUS_ADRERR' ? `: the copy-on-write cannot read it (${gone} mapping${gone === 1 ? '' : 's'} of this (file, index) unmapped first)` : ''}`, code);
+    }
     const prefix = t?.action ?? '';
     if (!(v.flags & D.VMA_SHARED)) {
       if (!write) {
         if (pblk < 0) return this.done(b, addr, 'zero', this.install(proc, v, addr, 1, this.zeroFrame, RO, this.walkTrace(b)), 1, `${prefix}hole: zero page mapped read-only`);
         const shared = this.refcountAt(c!, pblk) >= 2;
+        this.linuxSharedInsert(v.ino, index, false, shared);
         const e = this.install(proc, v, addr, 1, this.fileFrame(pblk, v.ino, index), RO, this.walkTrace(b));
         return this.done(b, addr, shared ? 'shared' : 'mapped', e, 1, `${prefix}private mapping: ${this.model === 'pagecache' ? 'page-cache copy' : `block ${pblk}`} mapped read-only`);
       }
@@ -1285,9 +1324,10 @@ export class Machine {
     }
     const rc = this.refcountAt(c!, pblk);
     if (!write) {
+      const gone = this.linuxSharedInsert(v.ino, index, false, rc >= 2);
       const e = this.install(proc, v, addr, 1, this.fileFrame(pblk, v.ino, index), RO, this.walkTrace(b));
       return rc >= 2
-        ? this.done(b, addr, 'shared', e, 1, `${prefix}shared extent: block ${pblk} (refcount ${rc}) mapped read-only${this.model === 'pagecache' ? ' through a page-cache copy' : ''}`)
+        ? this.done(b, addr, 'shared', e, 1, `${prefix}shared extent: block ${pblk} (refcount ${rc}) mapped read-only${this.model === 'pagecache' ? ' through a page-cache copy' : ''}${gone ? `; dax_insert_entry unmapped ${gone} other mapping${gone === 1 ? '' : 's'} of this (file, index)` : ''}`)
         : this.done(b, addr, 'mapped', e, 1, `${prefix}block ${pblk} mapped read-only (a write will upgrade it)${this.model === 'pagecache' ? ' through a page-cache copy' : ''}`);
     }
     if (rc < 2) {
@@ -1365,6 +1405,11 @@ export class Machine {
     if (!c && !write) return null;
     const cnt = this.pt.ptCount(proc, base);
     if (cnt > 0) return null;
+    const linux = this.model === 'linux';
+    if (linux && cnt === 0) {
+      if (b.trace) b.trace.action = `huge entry refused: ${linuxPmdFallback(true, [], 0)}; `;
+      return null;
+    }
     const RW = D.PTE_WRITE | D.PTE_DIRTY;
     const prune = (): void => {
       if (cnt === 0) this.pt.update(proc, base, base + PMD, (_a, _l, e) => e, true);
@@ -1386,14 +1431,25 @@ export class Machine {
     if (c.fblk + c.len < idx0 + D.PMD_PAGES) return null;
     const p0 = c.pblk + (idx0 - c.fblk);
     if (p0 % D.PMD_PAGES !== 0) return null;
-    if (this.poisoned.size) for (let i = 0; i < D.PMD_PAGES; i++) if (this.poisoned.has(p0 + i)) return null;
+    let bad = -1;
+    if (this.poisoned.size) for (let i = 0; i < D.PMD_PAGES && bad < 0; i++) if (this.poisoned.has(p0 + i)) bad = p0 + i;
     c.runs ??= this.fx.bmap.refcountRuns(c.pblk, c.len);
     const anyShared = c.runs.some(([s, l, rc]) => rc >= 2 && s < p0 + D.PMD_PAGES && s + l > p0);
+    // A poisoned block falls back (dax_iomap_direct_access fails), except for linux's copy-on-write below.
+    if (bad >= 0 && !(linux && write && anyShared)) return null;
     if (b.trace) b.trace.extent = `${this.extentText(c, idx0)}; blocks ${p0}..${p0 + 511} ${anyShared ? 'include shared blocks' : 'are not shared'}`;
+    if (linux) {
+      const why = linuxPmdFallback(false, c.runs, p0);
+      if (why) {
+        if (b.trace) b.trace.action = `huge entry refused: ${why}; `;
+        return null;
+      }
+    }
     if (!write) {
+      const gone = this.linuxSharedInsert(v.ino, idx0, true, anyShared);
       prune();
       const e = this.install(proc, v, base, 2, p0, 0, this.walkTrace(b));
-      return this.done(b, addr, anyShared ? 'shared' : 'mapped', e, 2, `2 MiB aligned extent: huge entry for blocks ${p0}..${p0 + 511} mapped read-only`);
+      return this.done(b, addr, anyShared ? 'shared' : 'mapped', e, 2, `2 MiB aligned extent: huge entry for blocks ${p0}..${p0 + 511} mapped read-only${gone ? `; dax_insert_entry unmapped ${gone} other entr${gone === 1 ? 'y' : 'ies'} of these 512 (file, index)` : ''}`);
     }
     if (!anyShared) {
       prune();
@@ -1403,6 +1459,7 @@ export class Machine {
     const why = `cannot copy-on-write ${this.pathOf(v.ino)} indices ${idx0}..${idx0 + 511}`;
     this.checkPinnedBlocks(p0, D.PMD_PAGES, why);
     const stale = this.invalidate(v.ino, idx0, D.PMD_PAGES, { keepAnon: true, pinWhy: why });
+    if (bad >= 0) return this.linuxFailedPmdCow(b, inode, addr, idx0, bad);
     let p: Blkno;
     try {
       p = this.placeBlocks(b, inode, idx0, D.PMD_PAGES, p0, D.PMD_PAGES)[0]![0];
@@ -1416,6 +1473,22 @@ export class Machine {
       from_block: p0 + Math.floor((addr % PMD) / PAGE),
       to_block: p + Math.floor((addr % PMD) / PAGE),
     });
+  }
+
+  /**
+   * linux: a PMD copy-on-write whose source holds a poisoned block. The new
+   * COW extent maps fine and dax_insert_entry has unmapped the file's 2 MiB,
+   * but dax_iomap_copy_around cannot read the source: the fault ends in
+   * VM_FAULT_SIGBUS (BUS_ADRERR). dax_iomap_pmd_fault still hands the fault's
+   * return value to iomap_iter as the bytes processed, so
+   * xfs_dax_write_iomap_end -> xfs_reflink_end_cow remaps the whole 2 MiB to
+   * the new blocks, which hold zeros (XFS allocates DAX COW blocks zeroed):
+   * the file's data there is lost. Seen in the booted kernel (Linux 6.12).
+   */
+  private linuxFailedPmdCow(b: Batch, inode: InodeRec, addr: number, idx0: FileBlock, bad: Blkno): FaultRecord {
+    this.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);
+    const p = this.placeBlocks(b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]![0];
+    return this.sig(b, addr, 'sigbus', `copy-on-write of the 2 MiB cannot read poisoned block ${bad}; xfs_reflink_end_cow still remapped indices ${idx0}..${idx0 + 511} to zeroed blocks ${p}..${p + 511}`, 'BUS_ADRERR');
   }
 
   // ------------------------------------------------------- translation
@@ -1477,41 +1550,35 @@ export class Machine {
   }
 
   // ------------------------------------------------------------- poison
-  poison(block: Blkno): { block: Blkno; owners: { path: string; ino: Ino; index: FileBlock }[]; killed: number[]; entries: number; already: boolean } {
-    if (!Number.isSafeInteger(block) || block < 2 || block >= this.totalBlocks)
-      throw err('EINVAL', `block ${block} is not a device block past the superblocks (2..${this.totalBlocks - 1})`);
-    const owners = this.fx.bmap.owners(block, block + 1).map((r) => ({ path: this.pathOf(r.ino), ino: r.ino, index: r.fblk + (block - r.pblk) }));
-    owners.sort((a, b) => a.path.localeCompare(b.path) || a.index - b.index);
-    if (this.isPoisoned(block)) return { block, owners, killed: [], entries: 0, already: true };
-    if (owners.length === 0) {
-      const free = new Btree(this.tx, freeOps, this.tx.roots[RootId.Free]).lookupLe([block]);
-      if (!free || free.pblk + free.len <= block)
-        throw err('EINVAL', `block ${block} holds metadata; daxtool models memory failure of data and free blocks only`, `block ${block}`);
-      const [got] = this.tx.alloc(1, block, { metadata: true });
-      if (got !== block) throw new Error(`internal: could not take free block ${block} out of free space (got ${got})`);
-    }
-    const killed = new Set<number>();
-    let entries = 0;
-    this.dropPinsOnFree = true;
-    try {
-      for (const o of owners) {
-        entries += this.invalidate(o.ino, o.index, 1, {
-          keepAnon: true,
-          onZap: (_addr, _level, _frame, v) => void killed.add(v.pid),
-        });
-      }
-    } finally {
-      this.dropPinsOnFree = false;
-    }
-    for (const pid of killed) {
-      const p = this.proc(pid);
-      p.sigbus++;
-      this.procDirty.add(pid);
-    }
+  /** Memory failure found at a block (memory-failure.ts). */
+  poison(block: Blkno, opts: { transient?: boolean } = {}): MfResult {
+    return memoryFailure(this, block, opts);
+  }
+
+  /** Memory failure injected by pid at addr, like madvise(MADV_HWPOISON) (memory-failure.ts). */
+  poisonAddr(pid: number, addr: number, opts: { transient?: boolean } = {}): ReturnType<typeof poisonAddr> {
+    this.requireDax();
+    this.checkAddr(addr);
+    return poisonAddr(this, pid, addr, opts);
+  }
+
+  /** prctl(PR_MCE_KILL) for pid (memory-failure.ts); the process is made if missing. */
+  setKillPolicy(pid: number, policy: KillPolicy): ReturnType<typeof setKillPolicy> {
+    return setKillPolicy(this, pid, policy);
+  }
+
+  /** Put a block on the poison list (pmem's bad-block list). */
+  recordPoison(block: Blkno): void {
     this.poisonTree.insert({ block, generation: this.tx.generation });
     this.poisoned.add(block);
     this.tx.counters[CounterId.PoisonedBlocks]++;
-    return { block, owners, killed: [...killed].sort((a, b) => a - b), entries, already: false };
+  }
+
+  /** The device block a DRAM frame is a page-cache copy of (pagecache model), or null. */
+  copySource(frame: number): Blkno | null {
+    if (frame < this.totalBlocks || frame === this.zeroFrame) return null;
+    const d = this.dramGet(frame);
+    return d && d.kind === DramKind.PageCache ? d.src : null;
   }
 
   // ------------------------------------------------------ file-form fault
@@ -1618,6 +1685,10 @@ export class Machine {
         if (d) this.mappersVia(d.ino, d.index, block, false, out, cost);
         break;
       }
+      case 'linux':
+        // xfs_dax_notify_failure: the rmap btree's owners of the block, then each file's VMAs.
+        if (d1()) viaOwners();
+        break;
       case 'pagecache':
         for (const ref of this.desc.range([DescSpace.BlockFileIndex, block, 0, 0], [DescSpace.BlockFileIndex, block, MAX_KEY, MAX_KEY])) {
           cost.steps++;
@@ -1878,6 +1949,7 @@ export const WALK_HOW: Record<Model, string> = {
   shared: 'descriptor (file, index) if not shared, else physical-block index -> owners -> VMAs',
   naive: "the descriptor's own (file, index) -> VMAs",
   pagecache: "copy references of the block -> each copy's (file, index) -> VMAs",
+  linux: 'the filesystem reverse map (xfs_dax_notify_failure) -> owners (file, offset) -> VMAs',
 };
 
 export function mapperOrder(a: Mapper, b: Mapper): number {

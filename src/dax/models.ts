@@ -49,6 +49,26 @@ import type { ChunkStore } from './chunks.js';
  *                the copies of a block are found by a range scan. A copy lives
  *                while it is mapped, and write-breaking the sharing of a
  *                (file, index) invalidates its entries, which drops the copy.
+ *   linux      Linux 6.12's fs/dax.c. (1, block) DAXPAGE, kept as `shared`
+ *                keeps it, with one difference, dax_associate_entry's: the
+ *                association is made shared when the extent is shared at
+ *                fault time (XFS reports IOMAP_F_SHARED), not when a second
+ *                (file, index) maps the block. dax_page_share_get: a folio of
+ *                a shared extent keeps no mapping/index (flag SHARED) and only
+ *                `share`, the number of associations made (one per
+ *                (file, index) entry, tracked by an XAENTRY (2, ino, index));
+ *                dax_page_share_put on the last entry of an association;
+ *                the descriptor is cleared with its last mapping
+ *                (dax_disassociate_entry). A folio of an unshared extent
+ *                carries (ino, index), share = 1. Walk: the filesystem's
+ *                reverse map (xfs_dax_notify_failure's rmap query) -> owners
+ *                -> VMAs.
+ *
+ *              Where Linux differs and daxtool does not follow: a DAX entry of
+ *              the file's page cache outlives its mappings in Linux (until
+ *              truncate or invalidation); here it lives while mapped, as for
+ *              every model, so that verify can recompute it from the page
+ *              tables. No user-visible fact depends on it.
  */
 
 export type Model = PageModelName;
@@ -72,6 +92,21 @@ function blank(kind: DescKind, space: DescSpace, k1: number, k2: number, k3: num
 }
 
 const MAXK = Number.MAX_SAFE_INTEGER;
+
+/** The kind of a model's per-block descriptor. */
+export function primaryKind(model: Model): DescKind {
+  switch (model) {
+    case 'proxy':
+      return DescKind.Primary;
+    case 'pfn-entry':
+      return DescKind.Hidden;
+    case 'shared':
+    case 'linux':
+      return DescKind.DaxPage;
+    default:
+      return DescKind.Naive;
+  }
+}
 
 /** Load the per-mapping records (proxies, copy references) of blocks [p0, p1) in one scan. */
 export function prefetchMaps(S: DescState, model: Model, p0: number, p1: number): void {
@@ -110,15 +145,15 @@ function adjustFileEntry(S: DescState, kind: DescKind, block: number, ino: Ino, 
  * (ino, index): update the model's descriptors. Not for `pagecache`, which maps
  * no device block directly.
  */
-export function adjustDescriptors(S: DescState, model: Model, block: number, ino: Ino, index: FileBlock, delta: 1 | -1): void {
+export function adjustDescriptors(S: DescState, model: Model, block: number, ino: Ino, index: FileBlock, delta: 1 | -1, sharedExtent = false): void {
   const c = S.frames.chunk(0, block);
   const i = block - c.base;
   const mc = c.mapcount[i]!;
   if (mc === 0) {
     if (delta < 0) throw inconsistent(block, 'unmapped but it has no descriptor');
-    c.kind[i] = model === 'proxy' ? DescKind.Primary : model === 'pfn-entry' ? DescKind.Hidden : model === 'shared' ? DescKind.DaxPage : DescKind.Naive;
+    c.kind[i] = primaryKind(model);
     c.flags[i] = 0;
-    c.share[i] = model === 'shared' ? 1 : 0;
+    c.share[i] = model === 'shared' || model === 'linux' ? 1 : 0;
     c.ino[i] = model === 'pfn-entry' ? 0 : ino;
     c.index[i] = model === 'pfn-entry' ? block : index;
   }
@@ -151,7 +186,9 @@ export function adjustDescriptors(S: DescState, model: Model, block: number, ino
       }
       break;
     case 'shared':
-      if (!(c.flags[i]! & DESC_SHARED) && (mc === 0 || (c.ino[i] === ino && c.index[i] === index))) break;
+    case 'linux':
+      // linux: dax_associate_entry(..., shared) -> dax_page_share_get when the extent is shared.
+      if (!(c.flags[i]! & DESC_SHARED) && !(model === 'linux' && sharedExtent && delta > 0) && (mc === 0 || (c.ino[i] === ino && c.index[i] === index))) break;
       if (!(c.flags[i]! & DESC_SHARED)) {
         if (delta < 0) throw inconsistent(block, `unmapped for inode ${ino} index ${index}, which does not map it`);
         // Marked shared: from now on only the share count; the associations are tracked by page-cache entries.
@@ -159,6 +196,8 @@ export function adjustDescriptors(S: DescState, model: Model, block: number, ino
         c.flags[i] = DESC_SHARED;
         c.ino[i] = 0;
         c.index[i] = 0;
+        // A first association made shared (linux) counts from zero: adjustFileEntry below adds it.
+        if (mc === 0) c.share[i] = 0;
       }
       {
         const changed = adjustFileEntry(S, DescKind.XaEntry, block, ino, index, delta);

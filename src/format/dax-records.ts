@@ -128,8 +128,10 @@ export const makePte = (frame: number, flags: number): number => frame * 4096 + 
  * Process, key (pid). 32 bytes.
  *   0 pid u64 | 8 pgd u64 (block of the level-4 table; 0 = none yet)
  *  16 sigbus u32 (SIGBUS signals delivered by memory failure) | 20 flags u32 | 24 reserved u64
- * Invariants: pid >= 1; pgd is 0 or a PageTable block at level 4 owned by pid.
+ * flags: bit 0 PROC_MCE_EARLY (the process asked for early kill on memory failure, prctl(PR_MCE_KILL)).
+ * Invariants: pid >= 1; pgd is 0 or a PageTable block at level 4 owned by pid; no unknown flag.
  */
+export const PROC_MCE_EARLY = 1;
 export const PROC_REC_SIZE = 32;
 
 export interface ProcRec {
@@ -154,6 +156,7 @@ export function decodeProc(b: Buffer, o: number): ProcRec {
 export function checkProc(r: ProcRec): string | null {
   if (r.pid < 1 || r.pid > Number.MAX_SAFE_INTEGER) return `process id ${r.pid} out of range`;
   if (r.pgd > Number.MAX_SAFE_INTEGER) return `process ${r.pid}: page-table root out of range`;
+  if (r.flags & ~PROC_MCE_EARLY) return `process ${r.pid}: unknown flags ${r.flags}`;
   return null;
 }
 

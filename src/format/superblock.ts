@@ -83,7 +83,7 @@ export const KNOWN_ROCOMPAT = 0;
 export const KNOWN_COMPAT = 0;
 
 /** On-disk page-model numbers are indexes into this list; the fs layer re-exports it as PageModel. */
-export const PAGE_MODEL_NAMES = ['pagecache', 'proxy', 'pfn-entry', 'shared', 'naive'] as const;
+export const PAGE_MODEL_NAMES = ['pagecache', 'proxy', 'pfn-entry', 'shared', 'naive', 'linux'] as const;
 export type PageModelName = (typeof PAGE_MODEL_NAMES)[number];
 export const DEFAULT_PAGE_MODEL: PageModelName = 'proxy';
 

@@ -13,6 +13,7 @@ import {
 import { CounterId, RootId } from '../format/superblock.js';
 import { type FileBlock, type Ino, PAGE_SIZE, PMD_SIZE } from '../format/units.js';
 import { BlockMap } from './bmap.js';
+import { writeInPlace } from './overwrite.js';
 import { checkNewName, joinPath, splitPath } from './path.js';
 import { direntOps, inodeOps, MAX_KEY } from './trees.js';
 import type { Tx } from './tx.js';
@@ -257,11 +258,25 @@ export class FsTx {
 
   /**
    * Hooks for the DAX layer. beforeRelease: file blocks [fblk, fblk+len) are about to
-   * move or go away (refuse if pinned, tear down mappings). afterShare: blocks of
-   * the file became shared (write-protect their mappings).
+   * move or go away (refuse if pinned, tear down mappings); keepAnon: private
+   * anonymous copies of the range stay (a write or an unshare moves the file's
+   * blocks, but a process's own copy is not the file's: Linux unmaps with
+   * even_cows = false there, and only truncate and punch drop the copies).
+   * beforeRemap: a reflink or dedupe is about to remap dst from src (Linux's
+   * xfs_reflink_remap_prep breaks the layouts of both files).
    */
-  beforeRelease: ((inode: InodeRec, path: string, fblk: FileBlock, len: number) => void) | null = null;
-  afterShare: ((inode: InodeRec, fblk: FileBlock, len: number) => void) | null = null;
+  beforeRelease: ((inode: InodeRec, path: string, fblk: FileBlock, len: number, keepAnon?: boolean) => void) | null = null;
+  beforeRemap: ((src: InodeRec, srcPath: string, dst: InodeRec, dstPath: string) => void) | null = null;
+  /** Hook: is block pblk poisoned (the DAX layer's poison list)? */
+  isPoisoned: ((pblk: number) => boolean) | null = null;
+
+  /**
+   * write(2) overwrites unshared blocks in place, as XFS does (overwrite.ts),
+   * instead of moving every written block: the `linux` page model's rule.
+   */
+  get overwriteInPlace(): boolean {
+    return this.tx.ctx.sb.pageModel === 'linux';
+  }
 
   private releaseFile(inode: InodeRec, path: string): void {
     this.beforeRelease?.(inode, path, 0, MAX_KEY - 1);
@@ -379,15 +394,17 @@ export class FsTx {
    * Write `length` bytes at `offset`, taken from `fill`. Every block written
    * goes to a newly allocated block (copy-on-write: the committed state and any
    * other file sharing the old block keep it), partial first and last blocks
-   * merged with their old contents. The file grows to offset+length.
+   * merged with their old contents. The file grows to offset+length. Under the
+   * `linux` model unshared blocks are overwritten in place instead (overwrite.ts).
    */
   write(inode: InodeRec, path: string, offset: number, length: number, fill: FillFn): void {
     if (length === 0) return;
+    if (this.overwriteInPlace) return writeInPlace(this, inode, path, offset, length, fill, (pblk) => this.isPoisoned?.(pblk) === true);
     const bs = this.bs;
     const end = offset + length;
     const b0 = Math.floor(offset / bs);
     const b1 = Math.ceil(end / bs);
-    this.beforeRelease?.(inode, path, b0, b1 - b0);
+    this.beforeRelease?.(inode, path, b0, b1 - b0, true);
     for (let c0 = b0; c0 < b1; ) {
       const c1 = Math.min(b1, c0 + IO_CHUNK_BLOCKS);
       const n = c1 - c0;

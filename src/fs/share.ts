@@ -90,21 +90,25 @@ export function reflink(fx: FsTx, srcPath: string, dstPath: string, range?: Rema
   if (!range) {
     if (src.inode.ino === dst.inode.ino) throw err('EINVAL', 'reflink: source and destination are the same file', src.path);
     const blocks = Math.ceil(Math.max(dst.inode.size, fx.lastMapped(dst.inode) * fx.bs) / fx.bs);
+    fx.beforeRemap?.(src.inode, src.path, dst.inode, dst.path);
     if (blocks > 0) {
-      fx.beforeRelease?.(dst.inode, dst.path, 0, blocks);
+      // Private copies inside the new size stay; past it they go, as a truncate's do.
+      const keep = Math.min(blocks, Math.ceil(src.inode.size / fx.bs));
+      fx.beforeRelease?.(dst.inode, dst.path, 0, keep, true);
+      if (blocks > keep) fx.beforeRelease?.(dst.inode, dst.path, keep, blocks - keep);
       fx.dropAll(dst.inode);
     }
     fx.bmap.shareFile(dst.inode, src.inode);
     dst.inode.size = src.inode.size;
     dst.inode.mtimeMs = nowMs();
     fx.iput(dst.inode);
-    fx.afterShare?.(src.inode, 0, Math.ceil(src.inode.size / fx.bs));
     return { length: src.inode.size };
   }
   const c = checkRange(fx, src, dst, range, 'reflink', false);
   if (c.blocks === 0) return { length: 0 };
   const pieces = clipped(fx, src.inode, c.srcBlk, c.blocks);
-  fx.beforeRelease?.(dst.inode, dst.path, c.dstBlk, c.blocks);
+  fx.beforeRemap?.(src.inode, src.path, dst.inode, dst.path);
+  fx.beforeRelease?.(dst.inode, dst.path, c.dstBlk, c.blocks, true);
   fx.bmap.dropRange(dst.inode, c.dstBlk, c.blocks);
   fx.bmap.shareMany(
     dst.inode,
@@ -115,7 +119,6 @@ export function reflink(fx: FsTx, srcPath: string, dstPath: string, range?: Rema
   dst.inode.mtimeMs = nowMs();
   fx.iput(dst.inode);
   if (src.inode.ino === dst.inode.ino) Object.assign(src.inode, dst.inode);
-  fx.afterShare?.(src.inode, c.srcBlk, c.blocks);
   return { length: c.length };
 }
 
@@ -155,7 +158,8 @@ export function dedupe(fx: FsTx, srcPath: string, dstPath: string, range: RemapR
     if (a.compare(b, 0, bytes, 0, bytes) !== 0) return { status: 'differs', deduped: 0 };
   }
   const pieces = clipped(fx, src.inode, c.srcBlk, c.blocks);
-  fx.beforeRelease?.(dst.inode, dst.path, c.dstBlk, c.blocks);
+  fx.beforeRemap?.(src.inode, src.path, dst.inode, dst.path);
+  fx.beforeRelease?.(dst.inode, dst.path, c.dstBlk, c.blocks, true);
   for (const e of pieces) {
     const d = c.dstBlk + (e.fblk - c.srcBlk);
     // Blocks already shared between the two stay as they are.
@@ -166,7 +170,6 @@ export function dedupe(fx: FsTx, srcPath: string, dstPath: string, range: RemapR
     fx.bmap.mapExtent(dst.inode, d, e.pblk, e.len, false);
   }
   fx.iput(dst.inode);
-  fx.afterShare?.(src.inode, c.srcBlk, c.blocks);
   return { status: 'same', deduped: c.length };
 }
 
@@ -194,7 +197,7 @@ export function unshare(fx: FsTx, path: string, offset?: number, length?: number
     for (const [s, l, rc] of fx.bmap.refcountRuns(e.pblk, e.len)) {
       if (rc < 2) continue;
       const fblk = e.fblk + (s - e.pblk);
-      fx.beforeRelease?.(r.inode, r.path, fblk, l);
+      fx.beforeRelease?.(r.inode, r.path, fblk, l, true);
       for (let i = 0; i < l; i += 1024) {
         const n = Math.min(1024, l - i);
         const buf = Buffer.allocUnsafe(n * bs);

@@ -438,6 +438,18 @@ export class Tx implements NodeStore {
     this.ctx.dev.write(blkno, buf);
   }
 
+  /**
+   * Overwrite blocks a file already owns, in place (XFS's write of unshared
+   * blocks, which the `linux` model follows). Not copy-on-write: the bytes
+   * reach the device now, before the commit and whatever becomes of it.
+   */
+  overwriteData(blkno: Blkno, buf: Buffer): void {
+    const n = buf.length / this.blockSize;
+    for (let i = 0; i < n; i++) this.ctx.cache.invalidate(blkno + i);
+    this.ctx.window = undefined;
+    this.ctx.dev.write(blkno, buf);
+  }
+
   private checkDataRange(blkno: Blkno, n: number): void {
     if (!this.allocated.has(blkno) || !this.allocated.has(blkno + n - 1)) {
       throw new Error(`data write to block ${blkno} that this transaction did not allocate`);

@@ -1,6 +1,7 @@
 /** mmap, munmap, fault, ps, exit, ptdump, pages, pin, unpin, poison: the emulated DAX machine. */
 import { Dax, hex, type FaultBatchResult, type FaultTrace, type PageInfo, type PtdumpEntry } from '../../dax/index.js';
-import type { DescriptorInfo } from '../../dax/machine.js';
+import type { DescriptorInfo, FaultResultName } from '../../dax/machine.js';
+import type { KillPolicy, MfResult } from '../../dax/memory-failure.js';
 import type { CommandImpl, Ctx } from '../command.js';
 import { usage } from '../errors.js';
 import { paint, plural, table, type Style } from '../output.js';
@@ -146,12 +147,12 @@ function renderFaults(r: FaultBatchResult & { addr?: number; mapped?: boolean; p
 const ps: CommandImpl = async (ctx) => {
   const procs = await dax(ctx, false, (d) => d.ps());
   return {
-    json: { processes: procs.map((p) => ({ pid: p.pid, sigbus: p.sigbus, vmas: p.vmas.map(({ ino: _ino, ...v }) => v) })) },
+    json: { processes: procs.map((p) => ({ pid: p.pid, sigbus: p.sigbus, mce_kill: p.mce_kill, vmas: p.vmas.map(({ ino: _ino, ...v }) => v) })) },
     human: () => {
       if (procs.length === 0) return 'no processes\n';
       const out: string[] = [];
       for (const p of procs) {
-        out.push(`pid ${p.pid}${p.sigbus ? ` (${plural(p.sigbus, 'SIGBUS', 'SIGBUSes')} from memory failure)` : ''}:`);
+        out.push(`pid ${p.pid}${p.mce_kill === 'early' ? ' [early kill]' : ''}${p.sigbus ? ` (${plural(p.sigbus, 'SIGBUS', 'SIGBUSes')} from memory failure)` : ''}:`);
         if (p.vmas.length === 0) out.push('  (no mappings)');
         // Like /proc/PID/maps: range, permissions (s = shared, p = private), file offset, path.
         for (const v of p.vmas)
@@ -357,23 +358,49 @@ const unpin: CommandImpl = async (ctx, _args, opts) => {
 };
 
 const poison: CommandImpl = async (ctx, _args, opts) => {
-  const block = need(num(opts.block), '--block');
-  const explained = opts.explain === true ? await dax(ctx, true, (d) => d.poisonExplained(block)) : undefined;
-  const r = explained ? explained.result : await dax(ctx, true, (d) => d.poison(block));
-  const json: Record<string, unknown> = { block: r.block, owners: r.owners.map((o) => ({ path: o.path, index: o.index })), killed: r.killed, entries: r.entries, already: r.already };
+  const transient = opts.transient === true;
+  const block = num(opts.block);
+  const pid = num(opts.pid);
+  const addr = num(opts.addr);
+  if ((block === undefined) === (pid === undefined && addr === undefined))
+    throw usage('give either --block N or --pid PID --addr A', 'see `daxtool poison --help`');
+  if (opts.explain === true && block === undefined) throw usage('--explain goes with --block N', 'see `daxtool poison --help`');
+  const explained = opts.explain === true ? await dax(ctx, true, (d) => d.poisonExplained(block!, { transient })) : undefined;
+  const r: MfResult & { pid?: number; addr?: number; faulted?: FaultResultName | null } = explained
+    ? explained.result
+    : await dax(ctx, true, (d) =>
+        block !== undefined ? d.poison(block, { transient }) : d.poisonAddr(need(pid, '--pid'), need(addr, '--addr'), { transient }),
+      );
+  const injected = r.pid !== undefined ? { pid: r.pid, addr: r.addr, faulted: r.faulted } : {};
+  const json: Record<string, unknown> = {
+      block: r.block,
+      ...injected,
+      owners: r.owners.map((o) => ({ path: o.path, index: o.index })),
+      killed: r.killed,
+      signals: r.signals,
+      unmapped: r.unmapped,
+      entries: r.entries,
+      already: r.already,
+      persistent: r.persistent,
+  };
   if (explained) json.explain = explained.explanation;
   return {
     json,
     human: (style) => {
       const out = [
-        `${paint(style, 'red', 'memory failure')} at block ${r.block}${r.already ? ' (already poisoned)' : ''}`,
-        r.owners.length ? `owners: ${r.owners.map((o) => `${o.path} index ${o.index}`).join(', ')}` : 'owners: none (the block was free; it is now kept out of use)',
+        `${paint(style, 'red', 'memory failure')} ${r.block === null ? 'of an anonymous page' : `at block ${r.block}`}${r.pid !== undefined ? `, injected by pid ${r.pid} at ${hex(r.addr!)}${r.faulted ? ` (faulted in first: ${r.faulted})` : ''}` : ''}${r.already ? ' (already poisoned)' : ''}${r.persistent ? '' : ' (transient: not kept)'}`,
+        r.owners.length ? `owners: ${r.owners.map((o) => `${o.path} index ${o.index}`).join(', ')}` : r.block === null ? 'owners: the process alone (its private copy is gone)' : 'owners: none (the block was free; it is now kept out of use)',
         `mappings torn down: ${r.entries}`,
-        `SIGBUS sent to: ${r.killed.length ? r.killed.map((p) => `pid ${p}`).join(', ') : 'no process'}`,
+        `SIGBUS: ${r.signals.length ? r.signals.map((x) => `pid ${x.pid} ${x.code} at ${hex(x.addr)} lsb ${x.lsb}`).join(', ') : 'no process (late-kill processes are told when they touch it)'}`,
       ];
       return `${out.join('\n')}\n${explained ? renderPoisonExplanation(explained.explanation, style) : ''}`;
     },
   };
 };
 
-export const commands = { mmap, munmap, fault, ps, exit, ptdump, pages: pagesCmd, pin, unpin, poison };
+const prctl: CommandImpl = async (ctx, _args, opts) => {
+  const r = await dax(ctx, true, (d) => d.setKillPolicy(need(num(opts.pid), '--pid'), String(opts.mceKill) as KillPolicy));
+  return { json: r, human: () => `pid ${r.pid}: memory-failure kill policy ${r.mce_kill}${r.created ? ' (process created)' : ''}\n` };
+};
+
+export const commands = { mmap, munmap, fault, ps, exit, ptdump, pages: pagesCmd, pin, unpin, poison, prctl };

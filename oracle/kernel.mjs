@@ -1,0 +1,151 @@
+/**
+ * The kernel side of the oracle: set up (oracle/setup.sh), pack every seed's script into one initramfs,
+ * boot QEMU once, and read back what the guest program printed.
+ *
+ * Contract: runKernel({ kernel, runs }) boots one guest for all runs ([{ variant, seed, lines }]) and
+ * returns, per run, the guest's JSON lines (oracle/guest/kq.c describes them) and the pmem data-area base
+ * PFN, plus timings. Any failure (setup, boot, a run that did not finish) throws an Error with a clear message.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+/** Run oracle/setup.sh (installs and caches what is missing); its key=value lines as an object. */
+export function setup(kernel, log = () => {}) {
+  const t0 = Date.now();
+  let out;
+  try {
+    out = execFileSync('bash', [join(HERE, 'setup.sh'), kernel], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  } catch (e) {
+    throw new Error(`oracle setup for kernel ${kernel} failed (exit ${e.status ?? '?'}); see the messages above`);
+  }
+  const kv = Object.fromEntries(
+    out
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  for (const k of ['kv', 'kernel', 'base', 'kq', 'pmem']) if (!kv[k]) throw new Error(`oracle setup printed no ${k}=`);
+  kv.seconds = (Date.now() - t0) / 1000;
+  log(`setup: kernel ${kv.kv}, ${kv.seconds.toFixed(1)} s`);
+  return kv;
+}
+
+/**
+ * The guest's /kq/run.sh for these runs. Two NVDIMMs: pmem0 holds the 4 KiB variant's XFS, pmem1 the PMD
+ * variant's (`-d su=2m,sw=1`); each is made once per boot and each run gets its own directory. Nothing is
+ * unmounted (see guest/init).
+ */
+export function runScript(runs) {
+  const lines = [
+    'exec 3>/dev/ttyS1',
+    'for ns in namespace0.0 namespace1.0; do',
+    '  if [ "$(cat /sys/bus/nd/devices/$ns/mode)" = raw ]; then ndctl create-namespace -f -e $ns --mode=fsdax --map=mem >/dev/null 2>&1 || echo "KQ_ERROR namespace conversion of $ns failed"; fi',
+    'done',
+    'basepfn() { for d in /sys/bus/nd/devices/pfn*; do [ "$(cat $d/namespace 2>/dev/null)" = "$1" ] && echo $(( $(cat $d/resource) / 4096 )); done; }',
+    'mkfs.xfs -f -K -m reflink=1,rmapbt=1 /dev/pmem0 >/dev/null 2>&1 || echo "KQ_ERROR mkfs pmem0"',
+    'mkfs.xfs -f -K -m reflink=1,rmapbt=1 -d su=2m,sw=1 /dev/pmem1 >/dev/null 2>&1 || echo "KQ_ERROR mkfs pmem1"',
+    'mkdir -p /mnt/pte /mnt/pmd',
+    'mount -t xfs -o dax=always /dev/pmem0 /mnt/pte || echo "KQ_ERROR mount pmem0"',
+    'mount -t xfs -o dax=always /dev/pmem1 /mnt/pmd || echo "KQ_ERROR mount pmem1"',
+    'b0=$(basepfn namespace0.0); b1=$(basepfn namespace1.0)',
+    '[ -n "$b0" ] && [ -n "$b1" ] || echo "KQ_ERROR no pfn device for the namespaces"',
+    'echo "KQ_T_READY $(cut -d" " -f1 /proc/uptime)"',
+  ];
+  runs.forEach((r, i) => {
+    const [dev, base] = r.variant === 'pmd' ? ['pmem1', '$b1'] : ['pmem0', '$b0'];
+    lines.push(
+      `mkdir /mnt/${r.variant}/r${i}`,
+      `echo '{"k":"begin","run":${i},"base":'${base}'}' >&3`,
+      `kq ${r.variant} ${base} /mnt/${r.variant}/r${i} /sys/block/${dev}/badblocks < /kq/s/${i}.kq >&3 2>/dev/console || echo "KQ_ERROR kq ${i} rc=$?"`,
+      `echo '{"k":"end","run":${i}}' >&3`,
+    );
+  });
+  lines.push('echo "KQ_T_DONE $(cut -d" " -f1 /proc/uptime)"');
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * Boot once for all runs. Returns { runs: [{ base, lines: object[] }], bootSeconds, readySeconds, console }.
+ */
+export async function runKernel({ kernel, runs, timeoutSec = 3000, log = () => {} }) {
+  const st = setup(kernel, log);
+  const work = mkdtempSync(join(tmpdir(), 'daxtool-oracle-'));
+  try {
+    const root = join(work, 'root');
+    mkdirSync(join(root, 'kq', 's'), { recursive: true });
+    mkdirSync(join(root, 'bin'), { recursive: true });
+    runs.forEach((r, i) => writeFileSync(join(root, 'kq', 's', `${i}.kq`), r.lines.join('\n') + '\n'));
+    writeFileSync(join(root, 'kq', 'run.sh'), runScript(runs));
+    execFileSync('cp', [st.kq, join(root, 'bin', 'kq')]);
+    const initrd = join(work, 'initrd.gz');
+    execFileSync('bash', ['-c', `set -o pipefail; cd "${root}" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > ../run.gz && cat "${st.base}" ../run.gz > "${initrd}"`]);
+    const out = join(work, 'out.jsonl');
+    const con = join(work, 'console.log');
+    const args = [
+      '-machine', 'pc,nvdimm=on', '-accel', 'tcg', '-cpu', 'max', '-smp', '1', '-m', '2G,slots=2,maxmem=6G',
+      '-object', `memory-backend-file,id=mem1,share=on,mem-path=${st.pmem}0,size=1G`,
+      '-device', 'nvdimm,id=nv1,memdev=mem1',
+      '-object', `memory-backend-file,id=mem2,share=on,mem-path=${st.pmem}1,size=1G`,
+      '-device', 'nvdimm,id=nv2,memdev=mem2',
+      '-kernel', st.kernel, '-initrd', initrd,
+      '-append', 'console=ttyS0 quiet loglevel=4 panic=-1',
+      '-display', 'none', '-no-reboot',
+      '-serial', `file:${con}`, '-serial', `file:${out}`,
+    ];
+    log(`boot: ${runs.length} run(s) on ${st.kv}`);
+    const t0 = Date.now();
+    const code = await new Promise((resolve, reject) => {
+      const p = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d) => (err += d));
+      const timer = setTimeout(() => p.kill('SIGKILL'), timeoutSec * 1000);
+      p.on('error', (e) => reject(new Error(`cannot start qemu-system-x86_64: ${e.message}`)));
+      p.on('exit', (c, sig) => {
+        clearTimeout(timer);
+        if (sig) reject(new Error(`QEMU killed by ${sig} after ${((Date.now() - t0) / 1000).toFixed(0)} s (timeout ${timeoutSec} s)`));
+        else if (c !== 0) reject(new Error(`QEMU exited with ${c}: ${err.trim()}`));
+        else resolve(c);
+      });
+    });
+    void code;
+    const bootSeconds = (Date.now() - t0) / 1000;
+    const consoleText = existsSync(con) ? readFileSync(con, 'utf8') : '';
+    const errors = consoleText.split('\n').filter((l) => l.includes('KQ_ERROR'));
+    if (errors.length) throw new Error(`guest reported errors:\n${errors.join('\n')}\n--- console tail ---\n${consoleText.slice(-3000)}`);
+    const ready = /KQ_T_READY ([\d.]+)/.exec(consoleText);
+    const parsed = parseGuestOutput(existsSync(out) ? readFileSync(out, 'utf8') : '', runs.length);
+    if (parsed.missing.length)
+      throw new Error(`guest output incomplete: run(s) ${parsed.missing.join(', ')} did not finish\n--- console tail ---\n${consoleText.slice(-3000)}`);
+    log(`boot: done in ${bootSeconds.toFixed(1)} s (guest ready after ${ready ? ready[1] : '?'} s of uptime)`);
+    return { kv: st.kv, setupSeconds: st.seconds, bootSeconds, readySeconds: ready ? Number(ready[1]) : null, runs: parsed.runs };
+  } finally {
+    if (!process.env.DAXTOOL_ORACLE_KEEP) rmSync(work, { recursive: true, force: true });
+    else log(`kept ${work}`);
+  }
+}
+
+/** Split the guest's second serial port into runs: [{ base, lines }]; runs without an end marker are missing. */
+export function parseGuestOutput(text, nruns) {
+  const runs = Array.from({ length: nruns }, () => null);
+  let cur = null;
+  for (const raw of text.split('\n')) {
+    const l = raw.trim();
+    if (!l.startsWith('{')) continue;
+    let o;
+    try {
+      o = JSON.parse(l);
+    } catch {
+      throw new Error(`guest printed a line that is not JSON: ${l.slice(0, 200)}`);
+    }
+    if (o.k === 'begin') cur = runs[o.run] = { base: o.base, lines: [], done: false };
+    else if (o.k === 'end') cur.done = true;
+    else if (cur) cur.lines.push(o);
+  }
+  const missing = runs.map((r, i) => (r && r.done ? -1 : i)).filter((i) => i >= 0);
+  return { runs: runs.map((r) => r && { base: r.base, lines: r.lines }), missing };
+}

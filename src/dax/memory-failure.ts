@@ -1,0 +1,236 @@
+import { Btree } from '../btree/btree.js';
+import * as D from '../format/dax-records.js';
+import { err } from '../format/errors.js';
+import { RootId } from '../format/superblock.js';
+import type { Blkno, FileBlock, Ino } from '../format/units.js';
+import { freeOps } from '../fs/trees.js';
+import { LSB_PMD, LSB_PTE, type SigbusCode } from './linux-dax.js';
+import type { FaultResultName, Machine } from './machine.js';
+
+/**
+ * Memory failure of a device block (a DAX page), after Linux 6.12:
+ *
+ *   memory_failure(pfn, flags) -> memory_failure_dev_pagemap ->
+ *   pgmap->ops->memory_failure (pmem) -> dax_holder_notify_failure ->
+ *   xfs_dax_notify_failure -> xfs_dax_notify_ddev_failure: an rmap-btree query
+ *   of the block -> xfs_dax_failure_fn for each owner (file, offset) ->
+ *   mf_dax_kill_procs(mapping, index, 1, flags | MF_ACTION_REQUIRED | MF_MUST_KILL):
+ *     collect_procs_fsdax: for each process, task_early_kill(tsk, force_early
+ *       = true): the current task (the one that touched or injected the
+ *       poison) always; another only when it asked for early kill
+ *       (prctl(PR_MCE_KILL_EARLY), or vm.memory_failure_early_kill = 1). For
+ *       each of its VMAs of that file covering the index, add_to_kill_fsdax ->
+ *       __add_to_kill: the VMA's address of the page, and size_shift =
+ *       dev_pagemap_mapping_shift (PMD_SHIFT for a huge entry, PAGE_SHIFT for a
+ *       PTE, 0 when the page is not mapped there — then it is dropped: a
+ *       process is signalled only where the page is mapped right now);
+ *     unmap_and_kill: if anything was collected, unmap_mapping_range(mapping,
+ *       index rounded down to the largest size, that size, even_cows = 0):
+ *       every file-backed mapping of that file there, in every process (late
+ *       ones too — they are unmapped but not signalled); nothing is unmapped
+ *       when nobody was collected, so late-kill processes keep their mappings;
+ *       kill_procs -> kill_proc: BUS_MCEERR_AR to the current task
+ *       (MF_ACTION_REQUIRED), BUS_MCEERR_AO to the others, addr_lsb =
+ *       size_shift. A second SIGBUS to a process that has one pending is
+ *       dropped (legacy_queue). The current task is inside the injecting
+ *       call and takes its signal on the way out, so it gets the first only;
+ *       another process gets one per owner (file): each owner is a call of
+ *       its own, and the booted kernel has delivered the first signal before
+ *       the next call sends its own. Within one owner, one per process.
+ *
+ * Persistence: the pmem driver keeps a bad-block list (/sys/block/pmemN/
+ * badblocks) that a machine check or a scrub fills; dax_direct_access then
+ * fails with -EHWPOISON for those blocks, so faults give SIGBUS and reads EIO
+ * (writes: see fs/overwrite.ts). That is the default here: the block goes on the poison list. `transient` models a
+ * software injection (MADV_HWPOISON without a bad-block entry): the signals
+ * and unmaps happen, nothing is recorded, a refault maps the same block and
+ * reads succeed.
+ *
+ * Every page model goes through here (the kill policy is Linux's, not the
+ * model's); the owners come from the filesystem's reverse map.
+ */
+
+export type KillPolicy = 'early' | 'late';
+
+
+export interface MfSignal {
+  pid: number;
+  code: SigbusCode;
+  addr: number;
+  lsb: number;
+}
+
+export interface MfResult {
+  /** The device block; null for an anonymous DRAM page (poisonAddr only). */
+  block: Blkno | null;
+  owners: { path: string; ino: Ino; index: FileBlock }[];
+  /** Processes signalled, in pid order. */
+  killed: number[];
+  signals: MfSignal[];
+  unmapped: { pid: number; addr: number }[];
+  /** Entries torn down. */
+  entries: number;
+  /** The block was already on the poison list. */
+  already: boolean;
+  /** The poison stays (bad-block list) or was a software injection (transient). */
+  persistent: boolean;
+}
+
+export function killPolicyOf(flags: number): KillPolicy {
+  return flags & D.PROC_MCE_EARLY ? 'early' : 'late';
+}
+
+/** prctl(PR_MCE_KILL, PR_MCE_KILL_SET, early ? PR_MCE_KILL_EARLY : PR_MCE_KILL_LATE). */
+export function setKillPolicy(m: Machine, pid: number, policy: KillPolicy): { pid: number; mce_kill: KillPolicy; created: boolean } {
+  if (policy !== 'early' && policy !== 'late') throw err('EINVAL', `kill policy '${String(policy)}' is not early or late`, `pid ${pid}`);
+  const created = !m.procs.has(pid);
+  const p = m.getOrCreateProc(pid);
+  const flags = policy === 'early' ? p.flags | D.PROC_MCE_EARLY : p.flags & ~D.PROC_MCE_EARLY;
+  if (flags !== p.flags) {
+    p.flags = flags;
+    m.touchProc(p);
+  }
+  return { pid, mce_kill: policy, created };
+}
+
+interface ToKill {
+  pid: number;
+  addr: number;
+  shift: number;
+}
+
+/** memory_failure of device block `block`; `current` is the pid that touched or injected it (none: found by hardware). */
+export function memoryFailure(m: Machine, block: Blkno, opts: { current?: number; transient?: boolean } = {}): MfResult {
+  if (!Number.isSafeInteger(block) || block < 2 || block >= m.totalBlocks)
+    throw err('EINVAL', `block ${block} is not a device block past the superblocks (2..${m.totalBlocks - 1})`);
+  const fx = m.fx;
+  // xfs_dax_notify_ddev_failure: the rmap btree's owners of the block, in (owner, offset) order.
+  const owners = fx.bmap
+    .owners(block, block + 1)
+    .map((r) => ({ path: m.pathOf(r.ino), ino: r.ino, index: r.fblk + (block - r.pblk) }))
+    .sort((a, b) => a.ino - b.ino || a.index - b.index);
+  const already = m.isPoisoned(block);
+  const persistent = opts.transient !== true;
+  if (!already && persistent && owners.length === 0) {
+    const free = new Btree(fx.tx, freeOps, fx.tx.roots[RootId.Free]).lookupLe([block]);
+    if (!free || free.pblk + free.len <= block)
+      throw err('EINVAL', `block ${block} holds metadata; daxtool models memory failure of data and free blocks only`, `block ${block}`);
+    const [got] = fx.tx.alloc(1, block, { metadata: true });
+    if (got !== block) throw new Error(`internal: could not take free block ${block} out of free space (got ${got})`);
+  }
+  const signals: MfSignal[] = [];
+  const unmapped: { pid: number; addr: number }[] = [];
+  const signalled = new Set<number>();
+  let entries = 0;
+  const pids = [...m.procs.keys()].sort((a, b) => a - b);
+  for (const o of owners) {
+    // collect_procs_fsdax + add_to_kill_fsdax.
+    const tks: ToKill[] = [];
+    for (const pid of pids) {
+      const p = m.procs.get(pid)!;
+      if (pid !== opts.current && killPolicyOf(p.flags) !== 'early') continue;
+      for (const v of m.vmasOfIno(o.ino)) {
+        if (v.pid !== pid) continue;
+        const span = m.vmaSpan(v, o.index, 1);
+        if (!span) continue;
+        const shift = mappingShift(m, pid, span[0]);
+        if (shift) tks.push({ pid, addr: span[0], shift });
+      }
+    }
+    if (tks.length === 0) continue;
+    // unmap_and_kill: the largest mapping's size, from the index rounded down to it.
+    const pages = Math.max(...tks.map((t) => 2 ** (t.shift - LSB_PTE)));
+    const start = o.index - (o.index % pages);
+    m.dropPinsOnFree = true;
+    try {
+      entries += m.invalidate(o.ino, start, pages, { keepAnon: true, onZap: (addr, _level, _frame, v) => void unmapped.push({ pid: v.pid, addr }) });
+    } finally {
+      m.dropPinsOnFree = false;
+    }
+    // kill_procs -> kill_proc: one signal per process and owner.
+    const once = new Set<number>();
+    for (const t of tks) {
+      if (once.has(t.pid) || (t.pid === opts.current && signalled.has(t.pid))) continue;
+      once.add(t.pid);
+      signalled.add(t.pid);
+      signals.push({ pid: t.pid, code: t.pid === opts.current ? 'BUS_MCEERR_AR' : 'BUS_MCEERR_AO', addr: t.addr, lsb: t.shift });
+      const p = m.procs.get(t.pid)!;
+      p.sigbus++;
+      m.touchProc(p);
+    }
+  }
+  if (!already && persistent) m.recordPoison(block);
+  unmapped.sort((a, b) => a.pid - b.pid || a.addr - b.addr);
+  signals.sort((a, b) => a.pid - b.pid || a.addr - b.addr);
+  return { block, owners: [...owners].sort((a, b) => a.path.localeCompare(b.path) || a.index - b.index), killed: [...signalled].sort((a, b) => a - b), signals, unmapped, entries, already, persistent };
+}
+
+/**
+ * dev_pagemap_mapping_shift: 21 when a huge entry maps the address, 12 for a
+ * PTE of a device page (pte_devmap), 0 when nothing is mapped there or the
+ * page is a DRAM one (an anonymous copy, the zero page).
+ */
+function mappingShift(m: Machine, pid: number, addr: number): number {
+  const t = m.translate(pid, addr);
+  if (!t) return 0;
+  if (t.level === 2) return LSB_PMD;
+  return t.frame < m.totalBlocks || m.copySource(t.frame) !== null ? LSB_PTE : 0;
+}
+
+/**
+ * madvise(MADV_HWPOISON) by `pid` at `addr` (madvise_inject_error): the page
+ * is looked up with get_user_pages_fast, which read-faults it in when it is
+ * not mapped; then memory_failure(pfn, MF_ACTION_REQUIRED | MF_SW_SIMULATED)
+ * with the caller as the current task, so it gets BUS_MCEERR_AR. A page
+ * already poisoned cannot be taken (the fault ends in VM_FAULT_HWPOISON, which
+ * get_user_pages turns into -EFAULT): EFAULT, nothing happens.
+ */
+export function poisonAddr(m: Machine, pid: number, addr: number, opts: { transient?: boolean } = {}): MfResult & { pid: number; addr: number; faulted: FaultResultName | null } {
+  m.proc(pid);
+  const a = addr - (addr % D.PAGE_BYTES);
+  if (!m.vmaAt(pid, a)) throw err('EINVAL', `no mapping at ${'0x' + a.toString(16)}`, `pid ${pid}`, 'see `daxtool ps IMAGE`');
+  let faulted: FaultResultName | null = null;
+  let t = m.translate(pid, a);
+  if (!t) {
+    const f = m.fault(pid, a, D.PAGE_BYTES, false).faults[0]!;
+    faulted = f.result;
+    if (f.result === 'sigbus' || f.result === 'sigsegv')
+      throw err(f.code === 'BUS_MCEERR_AR' ? 'EFAULT' : 'EINVAL', `cannot poison ${'0x' + a.toString(16)}: get_user_pages ends in ${f.result.toUpperCase()}${f.code ? ` (${f.code})` : ''}`, `pid ${pid}`);
+    t = m.translate(pid, a)!;
+  }
+  // The pagecache model maps a DRAM copy of the block: the failure is the block's, as the emulation keeps data there.
+  const block = t.frame < m.totalBlocks ? t.frame : m.copySource(t.frame);
+  if (block !== null) return { pid, addr: a, faulted, ...memoryFailure(m, block, { current: pid, transient: opts.transient }) };
+  if (t.frame === m.zeroFrame) throw err('EINVAL', `${'0x' + a.toString(16)} maps the zero page; daxtool models memory failure of device blocks and anonymous copies only`, `pid ${pid}`);
+  return { pid, addr: a, faulted, ...anonFailure(m, pid, a) };
+}
+
+/**
+ * Memory failure of a private anonymous copy (DRAM) injected by its process:
+ * memory_failure -> hwpoison_user_mappings unmaps it (try_to_unmap) and
+ * kill_procs sends the current task BUS_MCEERR_AR (collect_procs_anon with
+ * force_early). The frame is gone. Linux leaves a hwpoison entry that makes
+ * the next access fail again; daxtool has no such entry: the next access
+ * faults the file's page afresh.
+ */
+function anonFailure(m: Machine, pid: number, addr: number): MfResult {
+  const p = m.proc(pid);
+  m.dropPinsOnFree = true;
+  try {
+    m.zapRange(p, addr, addr + D.PAGE_BYTES, {});
+  } finally {
+    m.dropPinsOnFree = false;
+  }
+  p.sigbus++;
+  m.touchProc(p);
+  return {
+    block: null,
+    owners: [],
+    killed: [pid],
+    signals: [{ pid, code: 'BUS_MCEERR_AR', addr, lsb: LSB_PTE }],
+    unmapped: [{ pid, addr }],
+    entries: 1,
+    already: false,
+    persistent: false,
+  };
+}

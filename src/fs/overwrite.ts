@@ -1,0 +1,126 @@
+import type { InodeRec } from '../format/records.js';
+import type { Blkno, FileBlock } from '../format/units.js';
+import { err } from '../format/errors.js';
+import { IO_CHUNK_BLOCKS, type FillFn, type FsTx } from './fstx.js';
+
+/**
+ * write(2) the way XFS on DAX does it (the `linux` page model): xfs_file_write_iter
+ * -> xfs_file_dax_write -> dax_iomap_rw -> dax_iomap_iter, one iomap at a time
+ * from xfs_direct_write_iomap_begin:
+ *
+ *  - an unshared written extent is overwritten IN PLACE (same blocks; the
+ *    mappings stay and see the new bytes). Nothing is copy-on-write, so a crash
+ *    in the middle can leave a block half old, half new: no atomicity. Over a
+ *    poisoned block dax_iomap_iter falls back to dax_recovery_write ->
+ *    pmem_recovery_write, which must clear the poison first
+ *    (nvdimm_clear_poison): the emulated NVDIMM of the kernel oracle (QEMU)
+ *    cannot, and a partial page is never recovered, so it writes nothing and
+ *    the write fails with EFAULT (xfer == 0); the poison stays;
+ *  - a shared extent is copied on write (xfs_reflink_allocate_cow; IOMAP_F_SHARED):
+ *    dax_iomap_copy_around reads the WHOLE source page even when the write
+ *    covers it, so a poisoned source fails the write with EIO; the file's
+ *    mappings of those pages are invalidated first (dax_iomap_iter:
+ *    invalidate_inode_pages2_range, which keeps private anonymous copies),
+ *    and xfs_reflink_end_cow remaps the range to the new blocks;
+ *  - a hole is allocated (IOMAP_F_NEW) and its zero-page mappings invalidated.
+ *
+ * Everything that can fail (reads of poisoned blocks, allocation) happens
+ * before the first byte is overwritten in place, so an error leaves the file
+ * as it was.
+ */
+
+type SegKind = 'inplace' | 'cow' | 'hole';
+
+interface Seg {
+  kind: SegKind;
+  fblk: FileBlock;
+  n: number;
+  /** First block (inplace, cow). */
+  pblk: Blkno;
+}
+
+/** The file's blocks [b0, b1) as runs of one kind. */
+function segments(fx: FsTx, inode: InodeRec, b0: FileBlock, b1: FileBlock): Seg[] {
+  const out: Seg[] = [];
+  let at = b0;
+  const push = (kind: SegKind, fblk: FileBlock, n: number, pblk: Blkno): void => {
+    const l = out[out.length - 1];
+    if (l && l.kind === kind && l.fblk + l.n === fblk && (kind === 'hole' || l.pblk + l.n === pblk)) l.n += n;
+    else out.push({ kind, fblk, n, pblk });
+  };
+  if (inode.extentRoot !== 0) {
+    for (const e of fx.bmap.extentsIn(fx.bmap.extentTree(inode), b0, b1)) {
+      const s = Math.max(e.fblk, b0);
+      const t = Math.min(e.fblk + e.len, b1);
+      if (s > at) push('hole', at, s - at, -1);
+      const p = e.pblk + (s - e.fblk);
+      for (const [rs, rl, rc] of fx.bmap.refcountRuns(p, t - s)) push(rc >= 2 ? 'cow' : 'inplace', s + (rs - p), rl, rs);
+      at = t;
+    }
+  }
+  if (at < b1) push('hole', at, b1 - at, -1);
+  return out;
+}
+
+/**
+ * Write `length` bytes at `offset` from `fill`, overwriting unshared blocks in
+ * place. The DAX layer's hooks tear down the mappings of blocks that move
+ * (beforeRelease) and say which blocks are poisoned.
+ */
+export function writeInPlace(
+  fx: FsTx,
+  inode: InodeRec,
+  path: string,
+  offset: number,
+  length: number,
+  fill: FillFn,
+  poisoned: (pblk: Blkno) => boolean,
+): void {
+  const bs = fx.bs;
+  const end = offset + length;
+  const b0 = Math.floor(offset / bs);
+  const b1 = Math.ceil(end / bs);
+  const segs = segments(fx, inode, b0, b1);
+  for (const g of segs)
+    if (g.kind === 'inplace')
+      for (let i = 0; i < g.n; i++)
+        if (poisoned(g.pblk + i))
+          throw err('EFAULT', `file block ${g.fblk + i} is on poisoned block ${g.pblk + i}: the device cannot recover it for the write`, path, 'punch the range to take the file off the bad block');
+  // The bytes of block fblk after the write: old bytes where needed, then the new ones.
+  const compose = (fblk: FileBlock, n: number, readOld: 'all' | 'edges' | 'none'): Buffer => {
+    const buf = Buffer.alloc(n * bs);
+    if (readOld === 'all') fx.readBlocks(inode, fblk, n, buf, 0);
+    else if (readOld === 'edges') {
+      if (fblk * bs < offset) fx.readBlocks(inode, fblk, 1, buf, 0);
+      if ((fblk + n) * bs > end && !(n === 1 && fblk * bs < offset)) fx.readBlocks(inode, fblk + n - 1, 1, buf, (n - 1) * bs);
+    }
+    const s = Math.max(offset, fblk * bs);
+    const t = Math.min(end, (fblk + n) * bs);
+    fill(buf, s - fblk * bs, s - offset, t - s);
+    return buf;
+  };
+  const chunks = function* (g: Seg): Generator<[FileBlock, number]> {
+    for (let i = 0; i < g.n; i += IO_CHUNK_BLOCKS) yield [g.fblk + i, Math.min(IO_CHUNK_BLOCKS, g.n - i)];
+  };
+  // 1. Blocks that move: copy-on-write of shared ones (the whole source read), allocation of holes.
+  for (const g of segs) {
+    if (g.kind === 'inplace') continue;
+    fx.beforeRelease?.(inode, path, g.fblk, g.n, true);
+    for (const [f, n] of chunks(g)) fx.replaceBlocks(inode, f, n, compose(f, n, g.kind === 'cow' ? 'all' : 'edges'));
+  }
+  // 2. Overwrites in place (none is poisoned). Only the first and last block can be partial: read them before any write.
+  const inplace = segs.filter((g) => g.kind === 'inplace');
+  const edges = new Map<FileBlock, Buffer>();
+  for (const g of inplace)
+    for (const f of [g.fblk, g.fblk + g.n - 1]) if (!edges.has(f) && (f * bs < offset || (f + 1) * bs > end)) edges.set(f, compose(f, 1, 'edges'));
+  for (const g of inplace) {
+    for (const [f, n] of chunks(g)) {
+      const buf = n === 1 && edges.has(f) ? edges.get(f)! : compose(f, n, 'edges');
+      const p = g.pblk + (f - g.fblk);
+      fx.tx.overwriteData(p, buf);
+    }
+  }
+  if (end > inode.size) inode.size = end;
+  inode.mtimeMs = Date.now();
+  fx.iput(inode);
+}
