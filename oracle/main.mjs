@@ -9,7 +9,7 @@
  * first disagreements. Exit 0 only on full agreement; 1 on a disagreement; 2 on a setup or usage error.
  *
  * --save-kernel FILE writes the kernel's output (with the scenarios) as JSON; --kernel-log FILE compares a
- * saved output instead of booting (the scenarios come from the file; --seeds/--ops are ignored, --variant filters);
+ * saved output instead of booting (the scenarios come from the file; --ops is ignored, --variant and --seeds N filter them);
  * --model none only records. --show N: how many disagreements to print per property (default 3).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,10 @@ function parseArgs(argv) {
       if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
       return argv[++i];
     };
-    if (a === '--seeds') o.seeds = Number(val());
+    if (a === '--seeds') {
+      o.seeds = Number(val());
+      o.seedsGiven = true;
+    }
     else if (a === '--ops') o.ops = Number(val());
     else if (a === '--kernel') o.kernel = val();
     else if (a === '--model') o.model = val();
@@ -64,7 +67,7 @@ export async function main(argv) {
   try {
     if (o.log) {
       kernel = JSON.parse(readFileSync(o.log, 'utf8'));
-      runs = kernel.runs.filter((r) => o.variant === 'both' || r.variant === o.variant);
+      runs = kernel.runs.filter((r) => (o.variant === 'both' || r.variant === o.variant) && (!o.seedsGiven || r.seed <= o.seeds));
       say(`comparing saved kernel output ${o.log} (${kernel.kv}, ${runs.length} runs)`);
     } else {
       const variants = o.variant === 'both' ? ['pte', 'pmd'] : [o.variant];
