@@ -155,8 +155,8 @@ describe('superblock encode/decode', () => {
       b.writeUInt32LE(0x200000, 76); // 2^53 blocks
     });
     expect(thrown(() => decodeSuperblock(huge, 0)).code).toBe('ECORRUPT');
-    const pm = patched(sample(), 0, (b) => b.writeUInt32LE(5, 68));
-    expect(thrown(() => decodeSuperblock(pm, 0)).message).toMatch(/page model 5/);
+    const pm = patched(sample(), 0, (b) => b.writeUInt32LE(6, 68));
+    expect(thrown(() => decodeSuperblock(pm, 0)).message).toMatch(/page model 6/);
     const root = patched(sample(), 0, (b) => b.writeUInt32LE(5000, 176));
     expect(thrown(() => decodeSuperblock(root, 0)).message).toMatch(/root Inode/);
   });

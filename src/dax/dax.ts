@@ -37,7 +37,7 @@ export function attachMachine(fs: Filesystem): void {
     fx.beforeRelease = (inode, path, fblk, len, keepAnon) => m.beforeRelease(inode, path, fblk, len, keepAnon);
     fx.beforeRemap = (src, srcPath, dst, dstPath) => m.beforeRemap(src, srcPath, dst, dstPath);
     fx.checkReadable = (pblk, len, inode, fblk) => m.checkReadable(pblk, len, inode, fblk);
-    fx.clearPoison = (pblk) => m.clearPoison(pblk);
+    fx.isPoisoned = (pblk) => m.isPoisoned(pblk);
     fx.bmap.retainOnFree = (pblk, len) => m.retainOnFree(pblk, len);
     fx.onSync(() => m.sync());
   });

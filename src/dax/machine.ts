@@ -7,7 +7,7 @@ import { INODE_TYPE_DIR, type ExtentRec, type InodeRec } from '../format/records
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
-import { freeOps, MAX_KEY } from '../fs/trees.js';
+import { MAX_KEY } from '../fs/trees.js';
 import { adjustDescriptors, descCacheKey, key3, prefetchMaps, type DescState, type Model } from './models.js';
 import { linuxPmdFallback, LSB_PTE, poisonedFaultCode, sharedInsertUnmap, type SigbusCode } from './linux-dax.js';
 import { ChunkStore, fileEntry, frameDesc } from './chunks.js';
@@ -1135,7 +1135,8 @@ export class Machine {
     if (b.trace) b.trace.action = `${result.toUpperCase()}${code ? ` (${code})` : ''}: ${why}`;
     const r: FaultRecord = { addr, result, pfn: null, level: null, writable: false };
     if (code) r.code = code;
-    if (code === 'BUS_MCEERR_AR') r.lsb = LSB_PTE;
+    // si_addr_lsb: the mapping's size for a memory-failure code, 0 otherwise.
+    if (code) r.lsb = code === 'BUS_MCEERR_AR' ? LSB_PTE : 0;
     return r;
   }
 
@@ -1427,9 +1428,12 @@ export class Machine {
     if (c.fblk + c.len < idx0 + D.PMD_PAGES) return null;
     const p0 = c.pblk + (idx0 - c.fblk);
     if (p0 % D.PMD_PAGES !== 0) return null;
-    if (this.poisoned.size) for (let i = 0; i < D.PMD_PAGES; i++) if (this.poisoned.has(p0 + i)) return null;
+    let bad = -1;
+    if (this.poisoned.size) for (let i = 0; i < D.PMD_PAGES && bad < 0; i++) if (this.poisoned.has(p0 + i)) bad = p0 + i;
     c.runs ??= this.fx.bmap.refcountRuns(c.pblk, c.len);
     const anyShared = c.runs.some(([s, l, rc]) => rc >= 2 && s < p0 + D.PMD_PAGES && s + l > p0);
+    // A poisoned block falls back (dax_iomap_direct_access fails), except for linux's copy-on-write below.
+    if (bad >= 0 && !(linux && write && anyShared)) return null;
     if (b.trace) b.trace.extent = `${this.extentText(c, idx0)}; blocks ${p0}..${p0 + 511} ${anyShared ? 'include shared blocks' : 'are not shared'}`;
     if (linux) {
       const why = linuxPmdFallback(false, c.runs, p0);
@@ -1452,6 +1456,7 @@ export class Machine {
     const why = `cannot copy-on-write ${this.pathOf(v.ino)} indices ${idx0}..${idx0 + 511}`;
     this.checkPinnedBlocks(p0, D.PMD_PAGES, why);
     const stale = this.invalidate(v.ino, idx0, D.PMD_PAGES, { keepAnon: true, pinWhy: why });
+    if (bad >= 0) return this.linuxFailedPmdCow(b, inode, addr, idx0, bad);
     let p: Blkno;
     try {
       p = this.placeBlocks(b, inode, idx0, D.PMD_PAGES, p0, D.PMD_PAGES)[0]![0];
@@ -1465,6 +1470,22 @@ export class Machine {
       from_block: p0 + Math.floor((addr % PMD) / PAGE),
       to_block: p + Math.floor((addr % PMD) / PAGE),
     });
+  }
+
+  /**
+   * linux: a PMD copy-on-write whose source holds a poisoned block. The new
+   * COW extent maps fine and dax_insert_entry has unmapped the file's 2 MiB,
+   * but dax_iomap_copy_around cannot read the source: the fault ends in
+   * VM_FAULT_SIGBUS (BUS_ADRERR). dax_iomap_pmd_fault still hands the fault's
+   * return value to iomap_iter as the bytes processed, so
+   * xfs_dax_write_iomap_end -> xfs_reflink_end_cow remaps the whole 2 MiB to
+   * the new blocks, which hold zeros (XFS allocates DAX COW blocks zeroed):
+   * the file's data there is lost. Seen in the booted kernel (Linux 6.12).
+   */
+  private linuxFailedPmdCow(b: Batch, inode: InodeRec, addr: number, idx0: FileBlock, bad: Blkno): FaultRecord {
+    this.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);
+    const p = this.placeBlocks(b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]![0];
+    return this.sig(b, addr, 'sigbus', `copy-on-write of the 2 MiB cannot read poisoned block ${bad}; xfs_reflink_end_cow still remapped indices ${idx0}..${idx0 + 511} to zeroed blocks ${p}..${p + 511}`, 'BUS_ADRERR');
   }
 
   // ------------------------------------------------------- translation
@@ -1548,14 +1569,6 @@ export class Machine {
     this.poisonTree.insert({ block, generation: this.tx.generation });
     this.poisoned.add(block);
     this.tx.counters[CounterId.PoisonedBlocks]++;
-  }
-
-  /** A whole-block write in place cleared the block's poison (pmem_recovery_write). */
-  clearPoison(block: Blkno): void {
-    if (!this.isPoisoned(block)) return;
-    this.poisonTree.delete([block]);
-    this.poisoned.delete(block);
-    this.tx.counters[CounterId.PoisonedBlocks]--;
   }
 
   /** The device block a DRAM frame is a page-cache copy of (pagecache model), or null. */

@@ -37,8 +37,7 @@ import type { FaultResultName, Machine } from './machine.js';
  * Persistence: the pmem driver keeps a bad-block list (/sys/block/pmemN/
  * badblocks) that a machine check or a scrub fills; dax_direct_access then
  * fails with -EHWPOISON for those blocks, so faults give SIGBUS and reads EIO
- * until a write of the whole block (pmem_recovery_write) clears it. That is
- * the default here: the block goes on the poison list. `transient` models a
+ * (writes: see fs/overwrite.ts). That is the default here: the block goes on the poison list. `transient` models a
  * software injection (MADV_HWPOISON without a bad-block entry): the signals
  * and unmaps happen, nothing is recorded, a refault maps the same block and
  * reads succeed.
@@ -58,7 +57,8 @@ export interface MfSignal {
 }
 
 export interface MfResult {
-  block: Blkno;
+  /** The device block; null for an anonymous DRAM page (poisonAddr only). */
+  block: Blkno | null;
   owners: { path: string; ino: Ino; index: FileBlock }[];
   /** Processes signalled, in pid order. */
   killed: number[];
@@ -175,7 +175,9 @@ function mappingShift(m: Machine, pid: number, addr: number): number {
  * madvise(MADV_HWPOISON) by `pid` at `addr` (madvise_inject_error): the page
  * is looked up with get_user_pages_fast, which read-faults it in when it is
  * not mapped; then memory_failure(pfn, MF_ACTION_REQUIRED | MF_SW_SIMULATED)
- * with the caller as the current task, so it gets BUS_MCEERR_AR.
+ * with the caller as the current task, so it gets BUS_MCEERR_AR. A page
+ * already poisoned cannot be taken (the fault ends in VM_FAULT_HWPOISON, which
+ * get_user_pages turns into -EFAULT): EFAULT, nothing happens.
  */
 export function poisonAddr(m: Machine, pid: number, addr: number, opts: { transient?: boolean } = {}): MfResult & { pid: number; addr: number; faulted: FaultResultName | null } {
   m.proc(pid);
@@ -187,12 +189,42 @@ export function poisonAddr(m: Machine, pid: number, addr: number, opts: { transi
     const f = m.fault(pid, a, D.PAGE_BYTES, false).faults[0]!;
     faulted = f.result;
     if (f.result === 'sigbus' || f.result === 'sigsegv')
-      throw err(f.code === 'BUS_MCEERR_AR' ? 'EIO' : 'EINVAL', `cannot poison ${'0x' + a.toString(16)}: get_user_pages ends in ${f.result.toUpperCase()}${f.code ? ` (${f.code})` : ''}`, `pid ${pid}`);
+      throw err(f.code === 'BUS_MCEERR_AR' ? 'EFAULT' : 'EINVAL', `cannot poison ${'0x' + a.toString(16)}: get_user_pages ends in ${f.result.toUpperCase()}${f.code ? ` (${f.code})` : ''}`, `pid ${pid}`);
     t = m.translate(pid, a)!;
   }
   // The pagecache model maps a DRAM copy of the block: the failure is the block's, as the emulation keeps data there.
   const block = t.frame < m.totalBlocks ? t.frame : m.copySource(t.frame);
-  if (block === null)
-    throw err('EINVAL', `${'0x' + a.toString(16)} maps DRAM frame ${t.frame} (${t.frame === m.zeroFrame ? 'the zero page' : 'an anonymous copy'}); daxtool models memory failure of device blocks only`, `pid ${pid}`);
-  return { pid, addr: a, faulted, ...memoryFailure(m, block, { current: pid, transient: opts.transient }) };
+  if (block !== null) return { pid, addr: a, faulted, ...memoryFailure(m, block, { current: pid, transient: opts.transient }) };
+  if (t.frame === m.zeroFrame) throw err('EINVAL', `${'0x' + a.toString(16)} maps the zero page; daxtool models memory failure of device blocks and anonymous copies only`, `pid ${pid}`);
+  return { pid, addr: a, faulted, ...anonFailure(m, pid, a) };
+}
+
+/**
+ * Memory failure of a private anonymous copy (DRAM) injected by its process:
+ * memory_failure -> hwpoison_user_mappings unmaps it (try_to_unmap) and
+ * kill_procs sends the current task BUS_MCEERR_AR (collect_procs_anon with
+ * force_early). The frame is gone. Linux leaves a hwpoison entry that makes
+ * the next access fail again; daxtool has no such entry: the next access
+ * faults the file's page afresh.
+ */
+function anonFailure(m: Machine, pid: number, addr: number): MfResult {
+  const p = m.proc(pid);
+  m.dropPinsOnFree = true;
+  try {
+    m.zapRange(p, addr, addr + D.PAGE_BYTES, {});
+  } finally {
+    m.dropPinsOnFree = false;
+  }
+  p.sigbus++;
+  m.touchProc(p);
+  return {
+    block: null,
+    owners: [],
+    killed: [pid],
+    signals: [{ pid, code: 'BUS_MCEERR_AR', addr, lsb: LSB_PTE }],
+    unmapped: [{ pid, addr }],
+    entries: 1,
+    already: false,
+    persistent: false,
+  };
 }

@@ -15,6 +15,7 @@ export type ErrCode =
   | 'ENOTDIR'
   | 'ENAMETOOLONG'
   | 'EIO'
+  | 'EFAULT'
   | 'ECORRUPT'
   | 'EFBIG'
   | 'EPERM'

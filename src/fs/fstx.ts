@@ -266,8 +266,8 @@ export class FsTx {
    */
   beforeRelease: ((inode: InodeRec, path: string, fblk: FileBlock, len: number, keepAnon?: boolean) => void) | null = null;
   beforeRemap: ((src: InodeRec, srcPath: string, dst: InodeRec, dstPath: string) => void) | null = null;
-  /** Hook: a whole-block write in place covered block pblk (the DAX layer forgets its poison, as pmem's recovery write does). */
-  clearPoison: ((pblk: number) => void) | null = null;
+  /** Hook: is block pblk poisoned (the DAX layer's poison list)? */
+  isPoisoned: ((pblk: number) => boolean) | null = null;
 
   /**
    * write(2) overwrites unshared blocks in place, as XFS does (overwrite.ts),
@@ -398,7 +398,7 @@ export class FsTx {
    */
   write(inode: InodeRec, path: string, offset: number, length: number, fill: FillFn): void {
     if (length === 0) return;
-    if (this.overwriteInPlace) return writeInPlace(this, inode, path, offset, length, fill, (pblk) => this.clearPoison?.(pblk));
+    if (this.overwriteInPlace) return writeInPlace(this, inode, path, offset, length, fill, (pblk) => this.isPoisoned?.(pblk) === true);
     const bs = this.bs;
     const end = offset + length;
     const b0 = Math.floor(offset / bs);

@@ -1,5 +1,6 @@
 import type { InodeRec } from '../format/records.js';
 import type { Blkno, FileBlock } from '../format/units.js';
+import { err } from '../format/errors.js';
 import { IO_CHUNK_BLOCKS, type FillFn, type FsTx } from './fstx.js';
 
 /**
@@ -9,11 +10,12 @@ import { IO_CHUNK_BLOCKS, type FillFn, type FsTx } from './fstx.js';
  *
  *  - an unshared written extent is overwritten IN PLACE (same blocks; the
  *    mappings stay and see the new bytes). Nothing is copy-on-write, so a crash
- *    in the middle can leave a block half old, half new: no atomicity. A whole
- *    block written over a poisoned one clears the poison (the pmem driver's
- *    recovery write, pmem_recovery_write, clears its bad-block entry); a
- *    partial one is refused with EIO (pmem_recovery_write takes only whole,
- *    aligned pages), as is every read of it;
+ *    in the middle can leave a block half old, half new: no atomicity. Over a
+ *    poisoned block dax_iomap_iter falls back to dax_recovery_write ->
+ *    pmem_recovery_write, which must clear the poison first
+ *    (nvdimm_clear_poison): the emulated NVDIMM of the kernel oracle (QEMU)
+ *    cannot, and a partial page is never recovered, so it writes nothing and
+ *    the write fails with EFAULT (xfer == 0); the poison stays;
  *  - a shared extent is copied on write (xfs_reflink_allocate_cow; IOMAP_F_SHARED):
  *    dax_iomap_copy_around reads the WHOLE source page even when the write
  *    covers it, so a poisoned source fails the write with EIO; the file's
@@ -62,8 +64,8 @@ function segments(fx: FsTx, inode: InodeRec, b0: FileBlock, b1: FileBlock): Seg[
 
 /**
  * Write `length` bytes at `offset` from `fill`, overwriting unshared blocks in
- * place. `release` tears down the mappings of blocks that move (the DAX
- * layer's hook); `clearPoison` forgets a bad block a whole-block write covered.
+ * place. The DAX layer's hooks tear down the mappings of blocks that move
+ * (beforeRelease) and say which blocks are poisoned.
  */
 export function writeInPlace(
   fx: FsTx,
@@ -72,13 +74,18 @@ export function writeInPlace(
   offset: number,
   length: number,
   fill: FillFn,
-  clearPoison: (pblk: Blkno) => void,
+  poisoned: (pblk: Blkno) => boolean,
 ): void {
   const bs = fx.bs;
   const end = offset + length;
   const b0 = Math.floor(offset / bs);
   const b1 = Math.ceil(end / bs);
   const segs = segments(fx, inode, b0, b1);
+  for (const g of segs)
+    if (g.kind === 'inplace')
+      for (let i = 0; i < g.n; i++)
+        if (poisoned(g.pblk + i))
+          throw err('EFAULT', `file block ${g.fblk + i} is on poisoned block ${g.pblk + i}: the device cannot recover it for the write`, path, 'punch the range to take the file off the bad block');
   // The bytes of block fblk after the write: old bytes where needed, then the new ones.
   const compose = (fblk: FileBlock, n: number, readOld: 'all' | 'edges' | 'none'): Buffer => {
     const buf = Buffer.alloc(n * bs);
@@ -101,7 +108,7 @@ export function writeInPlace(
     fx.beforeRelease?.(inode, path, g.fblk, g.n, true);
     for (const [f, n] of chunks(g)) fx.replaceBlocks(inode, f, n, compose(f, n, g.kind === 'cow' ? 'all' : 'edges'));
   }
-  // 2. Overwrites in place. Only the first and last block can be partial: read them (a bad one fails) before any write.
+  // 2. Overwrites in place (none is poisoned). Only the first and last block can be partial: read them before any write.
   const inplace = segs.filter((g) => g.kind === 'inplace');
   const edges = new Map<FileBlock, Buffer>();
   for (const g of inplace)
@@ -110,7 +117,6 @@ export function writeInPlace(
     for (const [f, n] of chunks(g)) {
       const buf = n === 1 && edges.has(f) ? edges.get(f)! : compose(f, n, 'edges');
       const p = g.pblk + (f - g.fblk);
-      for (let i = 0; i < n; i++) if ((f + i) * bs >= offset && (f + i + 1) * bs <= end) clearPoison(p + i);
       fx.tx.overwriteData(p, buf);
     }
   }
