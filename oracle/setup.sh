@@ -68,7 +68,8 @@ if [ ! -f "$KDIR/ok" ]; then
   for s in $SUITES; do echo "deb [signed-by=$KEYRING] $MIRROR $s main" >> "$APTD/sources.list"; done
   A=(-o "Dir::Etc::SourceList=$APTD/sources.list" -o Dir::Etc::SourceParts=/nonexistent
      -o "Dir::State::Lists=$APTD/lists" -o "Dir::Cache=$APTD/cache" -o "Dir::Etc::Preferences=$APTD/etc/preferences"
-     -o "Dir::Etc::PreferencesParts=$APTD/etc/preferences.d" -o "Dir::State::status=$APTD/status" -o APT::Get::List-Cleanup=0)
+     -o "Dir::Etc::PreferencesParts=$APTD/etc/preferences.d" -o "Dir::State::status=$APTD/status" -o APT::Get::List-Cleanup=0
+     -o APT::Sandbox::User=root)
   : > "$APTD/status"
   log "apt update (isolated: $APTD, suites: $SUITES)"
   apt-get "${A[@]}" update -qq >&2 || die "isolated apt-get update failed (mirror $MIRROR, suites $SUITES)"
