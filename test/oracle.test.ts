@@ -77,14 +77,16 @@ describe('oracle guest output', () => {
     expect(p.missing).toEqual([1, 2]);
   });
 
-  it('makes one guest script for all runs, one directory each', () => {
+  it('makes one guest script for all runs, one NVDIMM and XFS each', () => {
     const s = runScript([
       { variant: 'pte', seed: 1, lines: [] },
       { variant: 'pmd', seed: 1, lines: [] },
     ]);
-    expect(s).toContain('kq pte $b0 /mnt/pte/r0 /sys/block/pmem0/badblocks < /kq/s/0.kq');
-    expect(s).toContain('kq pmd $b1 /mnt/pmd/r1 /sys/block/pmem1/badblocks < /kq/s/1.kq');
-    expect(s).toContain('-d su=2m,sw=1 /dev/pmem1');
+    expect(s).toContain('prep namespace0.0 pte;');
+    expect(s).toContain('prep namespace1.0 pmd;');
+    expect(s).toContain('kq pte $base0 /mnt/namespace0.0 /sys/block/$dev0/badblocks < /kq/s/0.kq');
+    expect(s).toContain('kq pmd $base1 /mnt/namespace1.0 /sys/block/$dev1/badblocks < /kq/s/1.kq');
+    expect(s).toContain('[ $2 = pmd ] && su="-d su=2m,sw=1"');
     expect(s).not.toMatch(/umount/);
   });
 
