@@ -1287,7 +1287,10 @@ export class Machine {
     if (t) t.extent = this.extentText(c, index, c ? this.refcountAt(c, pblk) : undefined);
     if (pblk >= 0 && this.isPoisoned(pblk)) {
       const code = poisonedFaultCode(this.model === 'linux', write && (v.flags & D.VMA_SHARED) !== 0, this.refcountAt(c!, pblk) >= 2);
-      return this.sig(b, addr, 'sigbus', `block ${pblk} is poisoned${code === 'BUS_ADRERR' ? ': the copy-on-write cannot read it' : ''}`, code);
+      // linux, COW of a poisoned source: dax_insert_entry has unmapped the (file, index) before
+      // dax_iomap_copy_around fails; the PTE fault reports nothing processed, so the COW is cancelled.
+      const gone = code === 'BUS_ADRERR' ? this.linuxSharedInsert(v.ino, index, false, true) : 0;
+      return this.sig(b, addr, 'sigbus', `block ${pblk} is poisoned${code === 'BUS_ADRERR' ? `: the copy-on-write cannot read it (${gone} mapping${gone === 1 ? '' : 's'} of this (file, index) unmapped first)` : ''}`, code);
     }
     const prefix = t?.action ?? '';
     if (!(v.flags & D.VMA_SHARED)) {
