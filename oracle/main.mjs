@@ -9,9 +9,10 @@
  * first disagreements. Exit 0 only on full agreement; 1 on a disagreement; 2 on a setup or usage error.
  *
  * --save-kernel FILE writes the kernel's output (with the scenarios) as JSON; --kernel-log FILE compares a
- * saved output instead of booting (the scenarios come from the file; --seeds/--ops/--variant are ignored).
+ * saved output instead of booting (the scenarios come from the file; --ops is ignored, --variant and --seeds N filter them);
+ * --model none only records. --show N: how many disagreements to print per property (default 3).
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generate } from './scenario.mjs';
@@ -25,7 +26,10 @@ function parseArgs(argv) {
       if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
       return argv[++i];
     };
-    if (a === '--seeds') o.seeds = Number(val());
+    if (a === '--seeds') {
+      o.seeds = Number(val());
+      o.seedsGiven = true;
+    }
     else if (a === '--ops') o.ops = Number(val());
     else if (a === '--kernel') o.kernel = val();
     else if (a === '--model') o.model = val();
@@ -63,7 +67,7 @@ export async function main(argv) {
   try {
     if (o.log) {
       kernel = JSON.parse(readFileSync(o.log, 'utf8'));
-      runs = kernel.runs;
+      runs = kernel.runs.filter((r) => (o.variant === 'both' || r.variant === o.variant) && (!o.seedsGiven || r.seed <= o.seeds));
       say(`comparing saved kernel output ${o.log} (${kernel.kv}, ${runs.length} runs)`);
     } else {
       const variants = o.variant === 'both' ? ['pte', 'pmd'] : [o.variant];
@@ -79,9 +83,14 @@ export async function main(argv) {
     console.error(`oracle: ERROR: ${e.message}`);
     return 2;
   }
+  if (o.model === 'none') {
+    say(`kernel output of ${runs.length} runs recorded${o.save ? ` in ${o.save}` : ''}; no daxtool model to compare (--model none)`);
+    return 0;
+  }
   const tDax = Date.now();
   const tally = new Tally(o.show);
-  const dir = mkdtempSync(join(tmpdir(), 'daxtool-oracle-img-'));
+  // Images in memory where there is a tmpfs: daxtool flushes every transaction, which a disk makes slow.
+  const dir = mkdtempSync(join(process.env.DAXTOOL_ORACLE_TMP ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir()), 'daxtool-oracle-img-'));
   try {
     const { DaxSide } = await import('./daxtool-side.mjs');
     for (const r of runs) {

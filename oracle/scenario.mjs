@@ -16,17 +16,10 @@
  * as madvise(MADV_HWPOISON) does on both sides).
  */
 
-/** mulberry32: a small deterministic PRNG (uniform in [0, 1)). */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// mulberry32, the PRNG daxtool's own lab workloads use: the same sequence on every machine.
+import { rng } from '../dist/dax/lab.js';
+
+export { rng };
 
 export const VARIANTS = {
   pte: { files: 4, pages: 16, workers: 4, cloneMax: 4 },

@@ -9,6 +9,7 @@
 #   3. the kernel .deb fetched with `apt-get download` and only extracted (dpkg-deb -x), never installed
 #   4. the guest program (oracle/guest/kq.c) compiled static with gcc
 #   5. the base initramfs: busybox, mkfs.xfs, ndctl and their libraries, the kernel modules, /init
+# (The NVDIMM backing files, one per run, are made by oracle/kernel.mjs in the same folder.)
 # Any failure is loud: a message on stderr and a non-zero exit.
 set -euo pipefail
 KSER=${1:-6.12}
@@ -67,7 +68,8 @@ if [ ! -f "$KDIR/ok" ]; then
   for s in $SUITES; do echo "deb [signed-by=$KEYRING] $MIRROR $s main" >> "$APTD/sources.list"; done
   A=(-o "Dir::Etc::SourceList=$APTD/sources.list" -o Dir::Etc::SourceParts=/nonexistent
      -o "Dir::State::Lists=$APTD/lists" -o "Dir::Cache=$APTD/cache" -o "Dir::Etc::Preferences=$APTD/etc/preferences"
-     -o "Dir::Etc::PreferencesParts=$APTD/etc/preferences.d" -o "Dir::State::status=$APTD/status" -o APT::Get::List-Cleanup=0)
+     -o "Dir::Etc::PreferencesParts=$APTD/etc/preferences.d" -o "Dir::State::status=$APTD/status" -o APT::Get::List-Cleanup=0
+     -o APT::Sandbox::User=root)
   : > "$APTD/status"
   log "apt update (isolated: $APTD, suites: $SUITES)"
   apt-get "${A[@]}" update -qq >&2 || die "isolated apt-get update failed (mirror $MIRROR, suites $SUITES)"
@@ -124,13 +126,9 @@ if [ ! -f "$BASE" ]; then
   mv "$BASE.tmp" "$BASE"; rm -rf "$R"
 fi
 
-# ---- pmem backing files (sparse 1 GiB each; the guest converts the namespaces to fsdax once, it persists) ----
-PMEM=$CACHE/pmem.img   # pmem.img0 (4 KiB variant) and pmem.img1 (PMD variant)
-for i in 0 1; do [ -f "$PMEM$i" ] || truncate -s 1G "$PMEM$i"; done
 
 echo "kv=$KV"
 echo "kernel=$KDIR/root/boot/vmlinuz-$KV"
 echo "base=$BASE"
 echo "kq=$KQ"
-echo "pmem=$PMEM"
 echo "cache=$CACHE"

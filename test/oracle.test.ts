@@ -1,0 +1,175 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+// @ts-expect-error plain ESM modules without declarations
+import { generate } from '../oracle/scenario.mjs';
+// @ts-expect-error plain ESM modules without declarations
+import { KernelReplay, PROPERTIES, Tally, compareRun, copyState } from '../oracle/facts.mjs';
+// @ts-expect-error plain ESM modules without declarations
+import { DaxSide } from '../oracle/daxtool-side.mjs';
+// @ts-expect-error plain ESM modules without declarations
+import { parseGuestOutput, runScript } from '../oracle/kernel.mjs';
+
+/**
+ * The oracle without QEMU: the generator, the replay of recorded guest output, canonicalisation and the
+ * comparison. test/fixtures/oracle-kernel-6.12.json is the guest output of a real run
+ * (`npm run oracle -- --seeds 1 --ops 60 --save-kernel FILE`, Linux 6.12.95, both variants).
+ */
+type Run = { variant: string; seed: number; ops: number; base: number; lines: string[]; out: object[] };
+const fixture: { kv: string; runs: Run[] } = JSON.parse(readFileSync(new URL('./fixtures/oracle-kernel-6.12.json', import.meta.url), 'utf8'));
+const dir = mkdtempSync(join(tmpdir(), 'oracle-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A "side" that replays guest output, its blocks and frames renumbered: what a second kernel would look like. */
+function replaySide(run: Run, shift: number) {
+  const renum = run.out.map((o: any) => ({
+    ...o,
+    c: o.c?.map(([s, pg, n, pfn]: number[]) => [s, pg, n, pfn === 0 ? 0 : pfn >= run.base ? pfn + shift : pfn + 7]),
+    e: o.e?.map(([l, p, n, sh]: number[]) => [l, p + shift, n, sh]),
+  }));
+  const kr = new KernelReplay(renum, run.base);
+  let i = 0;
+  let st: any;
+  return {
+    step() {
+      const r = kr.step(++i);
+      st = copyState(r.state);
+      return r.result;
+    },
+    state() {
+      return st;
+    },
+  };
+}
+
+describe('oracle scenario generator', () => {
+  it('is a pure function of seed, ops and variant', () => {
+    expect(generate(5, 200, 'pte')).toEqual(generate(5, 200, 'pte'));
+    expect(generate(5, 200, 'pmd')).toEqual(generate(5, 200, 'pmd'));
+    expect(generate(5, 200, 'pte')).not.toEqual(generate(6, 200, 'pte'));
+  });
+
+  it('reproduces the scripts of the recorded run', () => {
+    for (const r of fixture.runs) expect(generate(r.seed, r.ops, r.variant)).toEqual(r.lines);
+  });
+
+  it('keeps clones inside the files and off overlapping ranges of one file', () => {
+    for (const variant of ['pte', 'pmd']) {
+      const pages = variant === 'pte' ? 16 : 1024;
+      for (const l of generate(3, 500, variant)) {
+        const a = l.split(' ');
+        if (a[0] !== 'clone') continue;
+        const [, f, so, g, dof, n] = a.map(Number);
+        expect(so + n).toBeLessThanOrEqual(pages);
+        expect(dof + n).toBeLessThanOrEqual(pages);
+        if (f === g) expect(Math.abs(so - dof)).toBeGreaterThanOrEqual(n);
+      }
+    }
+  });
+});
+
+describe('oracle guest output', () => {
+  it('splits runs and reports the unfinished ones', () => {
+    const text = ['{"k":"begin","run":0,"base":10}', '{"s":1,"r":0}', '{"k":"end","run":0}', 'noise', '{"k":"begin","run":1,"base":10}', '{"s":1,"r":0}'].join('\n');
+    const p = parseGuestOutput(text, 3);
+    expect(p.runs[0]).toEqual({ base: 10, lines: [{ s: 1, r: 0 }] });
+    expect(p.missing).toEqual([1, 2]);
+  });
+
+  it('makes one guest script for all runs, one NVDIMM and XFS each', () => {
+    const s = runScript([
+      { variant: 'pte', seed: 1, lines: [] },
+      { variant: 'pmd', seed: 1, lines: [] },
+    ]);
+    expect(s).toContain('prep namespace0.0 pte;');
+    expect(s).toContain('prep namespace1.0 pmd;');
+    expect(s).toContain('kq pte $base0 /mnt/namespace0.0 /sys/block/$dev0/badblocks < /kq/s/0.kq');
+    expect(s).toContain('kq pmd $base1 /mnt/namespace1.0 /sys/block/$dev1/badblocks < /kq/s/1.kq');
+    expect(s).toContain('[ $2 = pmd ] && su="-d su=2m,sw=1"');
+    expect(s).not.toMatch(/umount/);
+  });
+
+  it('replays pages, extents and signals of the recorded run', () => {
+    const run = fixture.runs.find((r) => r.variant === 'pte')!;
+    const kr = new KernelReplay(run.out, run.base);
+    const results = run.lines.map((_, i) => kr.step(i + 1).result);
+    // One touch of a poisoned page: SIGBUS BUS_MCEERR_AR, lsb 12, at the page touched.
+    expect(results.filter((r: any) => r.r !== 0)).toEqual([{ r: -1, sig: [{ w: 0, code: 'BUS_MCEERR_AR', lsb: 12, slot: 0, pg: 8 }] }]);
+    const sigs = results.flatMap((r: any) => r.sig);
+    expect(sigs.length).toBeGreaterThan(0);
+    expect(sigs.every((s: any) => s.code === 'BUS_MCEERR_AR' || s.code === 'BUS_MCEERR_AO')).toBe(true);
+    // After the last step every file page has a device block; every present page maps a device block or DRAM.
+    expect(kr.blocks.size).toBe(4 * 16);
+    expect(kr.pages.size).toBeGreaterThan(0);
+    for (const f of kr.pages.values()) expect(f).toMatch(/^[ab]\d+$/);
+  });
+});
+
+describe('oracle comparison', () => {
+  it('agrees fully with itself under renumbered blocks and frames (canonicalisation)', () => {
+    for (const run of fixture.runs) {
+      const t = compareRun({ script: run.lines, kernelLines: run.out, base: run.base, side: replaySide(run, 1000) });
+      expect(t.agreed).toBe(true);
+      expect(t.counts().present.compared).toBe(run.lines.length);
+    }
+  });
+
+  it('finds a changed fact and reports both sides', () => {
+    const run = fixture.runs.find((r) => r.variant === 'pte')!;
+    const side = replaySide(run, 0);
+    const poisonStep = run.lines.findIndex((l) => / poison /.test(l)) + 1;
+    const wrapped = {
+      step(line: string) {
+        const r = side.step();
+        return line === run.lines[poisonStep - 1] ? { ...r, sig: r.sig.map((s: any) => ({ ...s, lsb: 21 })) } : r;
+      },
+      state: () => side.state(),
+    };
+    const t = compareRun({ script: run.lines, kernelLines: run.out, base: run.base, side: wrapped, where: { variant: 'pte', seed: 1 } });
+    expect(t.counts().signals.disagreed).toBe(1);
+    const d = t.props.signals.first[0];
+    expect(d.step).toBe(poisonStep);
+    expect(d.kernel).toMatch(/lsb12/);
+    expect(d.daxtool).toMatch(/lsb21/);
+    for (const p of PROPERTIES) if (p !== 'signals') expect(t.counts()[p].disagreed).toBe(0);
+  });
+
+  it('counts what the recorded 4 KiB run gives against the linux page model', () => {
+    const run = fixture.runs.find((r) => r.variant === 'pte')!;
+    const side = new DaxSide({ img: join(dir, 'pte.img'), model: 'linux', variant: 'pte' });
+    try {
+      const t: InstanceType<typeof Tally> = compareRun({ script: run.lines, kernelLines: run.out, base: run.base, side });
+      const c = t.counts();
+      expect(c.outcome).toEqual({ compared: 85, agreed: 85, disagreed: 0 });
+      expect(c.signals).toEqual({ compared: 85, agreed: 85, disagreed: 0 });
+      expect(t.agreed).toBe(true);
+    } finally {
+      side.close();
+    }
+  });
+
+  it('counts what the recorded 4 KiB run gives against the shared page model', () => {
+    const run = fixture.runs.find((r) => r.variant === 'pte')!;
+    const side = new DaxSide({ img: join(dir, 'pte-shared.img'), model: 'shared', variant: 'pte' });
+    try {
+      const t = compareRun({ script: run.lines, kernelLines: run.out, base: run.base, side });
+      expect(t.agreed).toBe(false);
+      // write(2) of an unshared page: Linux writes in place (mappings stay, same block); shared moves the block.
+      expect(t.counts()).toEqual({
+        outcome: { compared: 85, agreed: 85, disagreed: 0 },
+        data: { compared: 31, agreed: 31, disagreed: 0 },
+        present: { compared: 85, agreed: 73, disagreed: 12 },
+        frames: { compared: 85, agreed: 85, disagreed: 0 },
+        blocks: { compared: 85, agreed: 85, disagreed: 0 },
+        shared: { compared: 85, agreed: 85, disagreed: 0 },
+        moved: { compared: 85, agreed: 81, disagreed: 4 },
+        unmapped: { compared: 85, agreed: 83, disagreed: 2 },
+        signals: { compared: 85, agreed: 85, disagreed: 0 },
+      });
+      expect(t.props.moved.first[0].line).toMatch(/^write /);
+    } finally {
+      side.close();
+    }
+  });
+});
