@@ -4,7 +4,7 @@
  * argument containing a slash or ending in .dax is a user's file.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { err } from '../../format/errors.js';
 import { fromHostError } from '../errors.js';
@@ -12,9 +12,19 @@ import { parseScenario, type Scenario } from './parse.js';
 
 export const SCENARIO_EXT = '.dax';
 
-/** fixtures/scenarios of this installation (dist/cli/scenario → the package root). */
+/**
+ * fixtures/scenarios of this installation: the nearest folder above this module
+ * that holds one (dist/cli/scenario/ compiled, dist/bundle/ bundled, src/cli/scenario/ under vitest).
+ */
 export function builtinDir(): string {
-  return fileURLToPath(new URL('../../../fixtures/scenarios', import.meta.url));
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, 'fixtures', 'scenarios');
+    if (existsSync(candidate)) return candidate;
+    const up = dirname(dir);
+    if (up === dir) return candidate;
+    dir = up;
+  }
 }
 
 /** Built-in scenario names, sorted. */
