@@ -1,3 +1,4 @@
+import { nowMs } from '../format/clock.js';
 import type { InodeRec } from '../format/records.js';
 import type { Blkno, FileBlock } from '../format/units.js';
 import { err } from '../format/errors.js';
@@ -121,6 +122,6 @@ export function writeInPlace(
     }
   }
   if (end > inode.size) inode.size = end;
-  inode.mtimeMs = Date.now();
+  inode.mtimeMs = nowMs();
   fx.iput(inode);
 }

@@ -120,7 +120,10 @@ function compareRows(r: CompareResult, style: Style): { heading: string; head: s
 
 function renderCompare(r: CompareResult, style: Style): string {
   const t = compareRows(r, style);
-  return `${t.heading}\n${table(style, t.head, t.rows, { align: ['left', ...r.models.map(() => 'right' as const)] })}${t.notes.join('\n')}\n`;
+  // One column per page model: six no longer fit 80 columns unwrapped, so the table is held to 80
+  // even without a terminal (a cell then wraps between its words).
+  const narrow: Style = { ...style, columns: Math.min(style.columns, 80) };
+  return `${t.heading}\n${table(narrow, t.head, t.rows, { align: ['left', ...r.models.map(() => 'right' as const)] })}${t.notes.join('\n')}\n`;
 }
 
 /** From this many operations on, the models run on worker threads, one per CPU. */
