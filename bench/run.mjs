@@ -26,7 +26,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
-import { BENCH_DIR, fmtCount, fmtMs, fmtRate, fmtRss, fmtSize, killAll, median, run, sh, table, which, haveGnuTime } from './lib/util.mjs';
+import { BENCH_DIR, fmtCount, fmtMs, fmtRate, fmtRss, fmtSize, killAll, median, run, sh, table, haveGnuTime } from './lib/util.mjs';
 import * as peers from './lib/peers.mjs';
 import { summarizeProfile } from './lib/profile.mjs';
 

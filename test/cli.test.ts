@@ -1,6 +1,6 @@
 /**
- * End-to-end acceptance tests of the command-line contract (DESIGN.md,
- * "Command-line contract" and "JSON results"), run against the built binary.
+ * End-to-end acceptance tests of the command-line contract (daxtool(1) and
+ * its JSON OUTPUT), run against the built binary.
  * A Buffer model of every file's bytes is kept alongside, and after every
  * mutating step the image must verify clean.
  */

@@ -16,7 +16,7 @@ import { makeImage, type TestImage } from './helpers/image.js';
  */
 const BS = 4096;
 let img: TestImage;
-let blocks: { block: number; what: string }[] = [];
+const blocks: { block: number; what: string }[] = [];
 
 beforeAll(() => {
   img = makeImage({ sizeBytes: 64 * 1024 * 1024 });

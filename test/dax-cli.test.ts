@@ -15,7 +15,7 @@ async function ok(args: string[]): Promise<Record<string, unknown>> {
   return parseJson(r);
 }
 
-/** The rotation of DESIGN.md built through the CLI, mapped by pids 1..4, every page read. */
+/** The rotation (ARCHITECTURE.md) built through the CLI, mapped by pids 1..4, every page read. */
 async function rotation(img: string, model: string): Promise<{ A: number; addrs: number[] }> {
   await ok(['mkfs', img, '--size', '64M', '--page-model', model]);
   for (let i = 0; i < 6; i++) await ok(['write', img, '/W', '--offset', String(i * PAGE), '--length', '4K', '--pattern', String(0x41 + i)]);

@@ -8,7 +8,7 @@ import { errCode as code } from './helpers/prng.js';
 
 const BS = 4096;
 
-/** DESIGN.md's rotation: W = A..F; X, Y, Z are W rotated by 1, 2, 3 blocks, built by range reflinks. */
+/** The rotation (ARCHITECTURE.md): W = A..F; X, Y, Z are W rotated by 1, 2, 3 blocks, built by range reflinks. */
 function buildRotation(fs: Filesystem): void {
   for (let i = 0; i < 6; i++) fs.writePattern('/W', i * BS, BS, 0x41 + i);
   ['/X', '/Y', '/Z'].forEach((name, k) => {

@@ -23,7 +23,9 @@ export function summarizeProfile(dir, dist, top = 18) {
     const f = n.callFrame;
     let url = f.url || '';
     if (url.startsWith(distUrl)) url = 'src' + url.slice(distUrl.length).replace(/\.js$/, '.ts(js)');
-    else if (url.startsWith('node:')) url = url;
+    else if (url.startsWith('node:')) {
+      // a node: builtin keeps its name
+    }
     else if (url.includes('/node_modules/')) url = url.slice(url.indexOf('/node_modules/') + 14);
     else if (url) url = url.split('/').slice(-2).join('/');
     const fn = f.functionName || '(anonymous)';

@@ -56,7 +56,7 @@ export function killAll() {
  * the RSS fallback can preload the hook. stdout is kept only when `capture`.
  */
 export function run(argv, opts = {}) {
-  const { node = false, capture = false, timeoutMs = 0, env = {}, cwd, input, rssFile, stdoutFile } = opts;
+  const { node = false, capture = false, timeoutMs = 0, env = {}, cwd, input, rssFile } = opts;
   let cmd;
   let args;
   const rssOut = rssFile ?? null;

@@ -1,3 +1,5 @@
+// Over 600 lines on purpose: every operation of the engine shares one cursor (the root-to-leaf path
+// pBlk/pIdx/pBuf) and its copy-on-write; node layout, checks and bulk loading already live apart.
 import { HDR_SIZE, hdrCount, hdrLevel, initHeader, setHdrCount, writeU64 } from '../format/block.js';
 import { corrupt, err } from '../format/errors.js';
 import { NULL_BLKNO, type Blkno } from '../format/units.js';

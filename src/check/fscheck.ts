@@ -28,7 +28,7 @@ export interface FsFacts {
 }
 
 /**
- * The filesystem invariants of DESIGN.md, each a named check:
+ * The filesystem invariants (ARCHITECTURE.md, "Invariants"), each a named check:
  *   sb.*        superblock slots and counters
  *   btree.*     node checksums, order, key ranges, levels, counts, cycles (every tree)
  *   extent.*    per-file extent sanity (overlap, range, past EOF, block counts)
@@ -137,7 +137,7 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
       let hi = sl[0] + sl[1];
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if (eF[mid] < r.fblk) lo = mid + 1;
+        if (eF[mid]! < r.fblk) lo = mid + 1;
         else hi = mid;
       }
       if (lo < sl[0] + sl[1] && eF[lo] === r.fblk) i = lo;
@@ -168,9 +168,9 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   if (rmapOk && rmapAgrees) {
     runs = sweep.finish();
   } else {
-    const order = Array.from({ length: ext.n }, (_, k) => k).sort((a, b) => eP[a] - eP[b]);
+    const order = Array.from({ length: ext.n }, (_, k) => k).sort((a, b) => eP[a]! - eP[b]!);
     const s2 = new RefSweep();
-    for (const k of order) s2.add(eP[k], eP[k] + eL[k]);
+    for (const k of order) s2.add(eP[k]!, eP[k]! + eL[k]!);
     runs = s2.finish();
   }
   const rS = runs.col(0);
@@ -180,16 +180,16 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   let saved = 0;
   let dataBlocks = 0;
   for (let k = 0; k < runs.n; k++) {
-    dataBlocks += rE[k] - rS[k];
-    if (rC[k] >= 2) {
-      shared += rE[k] - rS[k];
-      saved += (rE[k] - rS[k]) * (rC[k] - 1);
+    dataBlocks += rE[k]! - rS[k]!;
+    if (rC[k]! >= 2) {
+      shared += rE[k]! - rS[k]!;
+      saved += (rE[k]! - rS[k]!) * (rC[k]! - 1);
     }
   }
   const actual: Run[] = [];
   if (checkTree('refcount tree', fx.bmap.refc, (r) => actual.push([r.pblk, r.pblk + r.len, r.refcount]))) {
     const expected: Run[] = [];
-    for (let k = 0; k < runs.n; k++) if (rC[k] >= 2) expected.push([rS[k], rE[k], rC[k]]);
+    for (let k = 0; k < runs.n; k++) if (rC[k]! >= 2) expected.push([rS[k]!, rE[k]!, rC[k]!]);
     for (const [s, e, want, have] of diffRuns(expected, actual)) {
       P.add('refcount.mismatch', `blocks ${s}..${e - 1}: refcount ${have >= 2 ? have : '<2 (no record)'} recorded, ${want >= 2 ? want : '<2'} extent references`, s);
     }
@@ -216,11 +216,11 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     let hi = sl[0] + sl[1];
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (eF[mid] <= index) lo = mid + 1;
+      if (eF[mid]! <= index) lo = mid + 1;
       else hi = mid;
     }
     const k = lo - 1;
-    return k >= sl[0] && index < eF[k] + eL[k] ? eP[k] + (index - eF[k]) : -1;
+    return k >= sl[0] && index < eF[k]! + eL[k]! ? eP[k]! + (index - eF[k]!) : -1;
   };
   const facts: FsFacts = { inodes, metadata: visited, brokenTrees: broken, blockAt };
 
@@ -248,24 +248,24 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     let c = 0; // metadata
     let d = 0; // extra
     for (;;) {
-      const ds = a < runs.n ? rS[a] : Infinity;
-      const fs0 = b < free.n ? fS[b] : Infinity;
-      const ms = c < meta.length ? meta[c] : Infinity;
-      const xs = d < extra.length ? extra[d].s : Infinity;
+      const ds = a < runs.n ? rS[a]! : Infinity;
+      const fs0 = b < free.n ? fS[b]! : Infinity;
+      const ms = c < meta.length ? meta[c]! : Infinity;
+      const xs = d < extra.length ? extra[d]!.s : Infinity;
       const m = Math.min(ds, fs0, ms, xs);
       if (m === Infinity) break;
       if (m === ds) {
-        let e = rE[a++];
-        while (a < runs.n && rS[a] === e) e = rE[a++];
+        let e = rE[a++]!;
+        while (a < runs.n && rS[a] === e) e = rE[a++]!;
         visit(ds, e, 'file data');
       } else if (m === fs0) {
-        visit(fs0, fE[b], 'free space');
+        visit(fs0, fE[b]!, 'free space');
         b++;
       } else if (m === ms) {
         visit(ms, ms + 1, 'metadata');
         c++;
       } else {
-        visit(extra[d].s, extra[d].e, extra[d].what);
+        visit(extra[d]!.s, extra[d]!.e, extra[d]!.what);
         d++;
       }
     }
@@ -317,8 +317,8 @@ class RefSweep {
   /** Retire every end at or before `pos`, emitting the runs between. */
   private advance(pos: number): void {
     const h = this.heap;
-    while (h.length && h[0] <= pos) {
-      const end = h[0];
+    while (h.length && h[0]! <= pos) {
+      const end = h[0]!;
       this.emit(this.at, end, h.length);
       this.at = end;
       this.pop();
@@ -344,8 +344,8 @@ class RefSweep {
     let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (h[p] <= v) break;
-      h[i] = h[p];
+      if (h[p]! <= v) break;
+      h[i] = h[p]!;
       i = p;
     }
     h[i] = v;
@@ -360,9 +360,9 @@ class RefSweep {
       const l = 2 * i + 1;
       if (l >= h.length) break;
       const r = l + 1;
-      const m = r < h.length && h[r] < h[l] ? r : l;
-      if (h[m] >= last) break;
-      h[i] = h[m];
+      const m = r < h.length && h[r]! < h[l]! ? r : l;
+      if (h[m]! >= last) break;
+      h[i] = h[m]!;
       i = m;
     }
     h[i] = last;
@@ -384,20 +384,20 @@ export function diffRuns(a: Run[], b: Run[]): [number, number, number, number][]
   const out: [number, number, number, number][] = [];
   let i = 0;
   let j = 0;
-  let pos = Math.min(a.length ? a[0][0] : Infinity, b.length ? b[0][0] : Infinity);
+  let pos = Math.min(a.length ? a[0]![0] : Infinity, b.length ? b[0]![0] : Infinity);
   while (i < a.length || j < b.length) {
-    while (i < a.length && a[i][1] <= pos) i++;
-    while (j < b.length && b[j][1] <= pos) j++;
+    while (i < a.length && a[i]![1] <= pos) i++;
+    while (j < b.length && b[j]![1] <= pos) j++;
     if (i >= a.length && j >= b.length) break;
-    const inA = i < a.length && a[i][0] <= pos;
-    const inB = j < b.length && b[j][0] <= pos;
+    const inA = i < a.length && a[i]![0] <= pos;
+    const inB = j < b.length && b[j]![0] <= pos;
     // The next boundary of either list after pos.
     const next = Math.min(
-      i < a.length ? (inA ? a[i][1] : a[i][0]) : Infinity,
-      j < b.length ? (inB ? b[j][1] : b[j][0]) : Infinity,
+      i < a.length ? (inA ? a[i]![1] : a[i]![0]) : Infinity,
+      j < b.length ? (inB ? b[j]![1] : b[j]![0]) : Infinity,
     );
-    const va = inA ? a[i][2] : 0;
-    const vb = inB ? b[j][2] : 0;
+    const va = inA ? a[i]![2] : 0;
+    const vb = inB ? b[j]![2] : 0;
     if (va !== vb && next > pos) {
       const last = out[out.length - 1];
       if (last && last[1] === pos && last[2] === va && last[3] === vb) last[1] = next;

@@ -1,3 +1,5 @@
+// Over 600 lines for now: one pass over the machine's state; checkEntries is to be split along the
+// check-id families it already names (dax.entry, dax.cow, dax.huge, dax.desc).
 import { Btree } from '../btree/btree.js';
 import type { BtreeOps, BtreeProblem } from '../btree/types.js';
 import { BlockType, hdrCount, hdrLevel, hdrOwner } from '../format/block.js';
@@ -20,8 +22,8 @@ import { Tuples } from './tuples.js';
 import type { Checker } from './verify.js';
 
 /**
- * The DAX machine's invariants (DESIGN.md, "Mappings resolve their own
- * per-file index" and the three after it), each with a stable check id:
+ * The DAX machine's invariants (ARCHITECTURE.md, "Invariants": every mapping
+ * resolves its own per-file index, and the rows after it), each with a stable check id:
  *
  *   dax.pt.*       page-table pages: readable, level and owner right, count =
  *                  present entries, no reserved bits, each table reached once

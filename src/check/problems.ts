@@ -32,7 +32,7 @@ export class ProblemList {
       return fn();
     } catch (e) {
       if (!isDaxError(e)) throw e;
-      this.add(e.code === 'ECORRUPT' ? 'check.unreadable' : 'check.failed', `${what}: ${e.describe()}`);
+      this.add(isDaxError(e, 'ECORRUPT') ? 'check.unreadable' : 'check.failed', `${what}: ${e.describe()}`);
       return fallback;
     }
   }

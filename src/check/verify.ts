@@ -190,7 +190,7 @@ export async function verify(imagePath: string, opts: VerifyOptions): Promise<Ve
   try {
     fs = Filesystem.open(imagePath, { write: opts.repair, cacheBytes: VERIFY_CACHE_BYTES });
   } catch (e) {
-    if (isDaxError(e) && e.code === 'ECORRUPT') {
+    if (isDaxError(e, 'ECORRUPT')) {
       const P = new ProblemList();
       P.add('sb.corrupt', e.describe(), 0);
       return result(P);

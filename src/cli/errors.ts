@@ -99,7 +99,7 @@ function oneLine(s: string): string {
 
 export function classify(e: unknown): Classified {
   if (isDaxError(e)) {
-    return { cls: e.code === 'EUSAGE' ? 'usage' : 'error', code: e.code, message: oneLine(e.describe()) };
+    return { cls: isDaxError(e, 'EUSAGE') ? 'usage' : 'error', code: e.code, message: oneLine(e.describe()) };
   }
   if (e instanceof CancelledError || (e as { name?: unknown })?.name === 'ExitPromptError') {
     const msg = e instanceof CancelledError ? e.message : 'cancelled by user';

@@ -1,5 +1,5 @@
 /**
- * The emulated DAX machine (DESIGN.md, "The emulated machine").
+ * The emulated DAX machine (ARCHITECTURE.md, "Bird's-eye view" and "Invariants").
  *
  * Its whole state lives in the image and commits in the same copy-on-write
  * transaction as the filesystem, so one command can mmap, the next fault, and

@@ -13,7 +13,7 @@ import type { FaultRecord, FaultResultName, FaultTrace, Machine, MachineStats, M
 /**
  * The workloads `demo` and `compare` run, as library calls.
  *
- * The rotation (DESIGN.md): file 0 (W) holds blocks A, B, C, ...; file k holds
+ * The rotation (ARCHITECTURE.md, "The rotation"): file 0 (W) holds blocks A, B, C, ...; file k holds
  * W rotated left by k, built with two range reflinks, so block A sits at index
  * 0 of W, index M-1 of X, M-2 of Y, ... — one block, a different index in
  * every file. Process k+1 maps file k.

@@ -5,7 +5,7 @@ import type { RecordTable } from './table.js';
 import type { ChunkStore } from './chunks.js';
 
 /**
- * The page-descriptor models of DESIGN.md: what each keeps for a device block
+ * The page-descriptor models (ARCHITECTURE.md, "Page models"): what each keeps for a device block
  * (a DAX page) mapped into a process, and how it finds who maps a block.
  *
  * The state is a function of the present leaf page-table entries that map
@@ -176,12 +176,12 @@ export function adjustDescriptors(S: DescState, model: Model, block: number, ino
         if (!px) {
           if (delta < 0) throw inconsistent(block, `no proxy for inode ${ino} index ${index}`);
           px = { ...blank(DescKind.Proxy, DescSpace.BlockFileIndex, block, ino, index), ino, index, target: block };
-          c.share[i]++;
+          c.share[i]!++;
         }
         px.mapcount += delta;
         if (px.mapcount === 0) {
           S.maps.del(kp, tp);
-          c.share[i]--;
+          c.share[i]!--;
         } else S.maps.put(px);
       }
       break;
@@ -201,7 +201,7 @@ export function adjustDescriptors(S: DescState, model: Model, block: number, ino
       }
       {
         const changed = adjustFileEntry(S, DescKind.XaEntry, block, ino, index, delta);
-        if (changed) c.share[i] += delta;
+        if (changed) c.share[i]! += delta;
       }
       break;
     case 'pfn-entry':

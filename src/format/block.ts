@@ -81,8 +81,8 @@ export function readU64(buf: Buffer, off: number): number {
   // Byte reads, not readUInt32LE: this is the hottest function of every tree
   // walk, and indexed reads skip Buffer's per-call argument validation.
   if (off < 0 || off + 8 > buf.length) throw new RangeError(`u64 read at ${off} outside a ${buf.length}-byte buffer`);
-  const lo = buf[off] + buf[off + 1] * 0x100 + buf[off + 2] * 0x10000 + buf[off + 3] * 0x1000000;
-  const hi = buf[off + 4] + buf[off + 5] * 0x100 + buf[off + 6] * 0x10000 + buf[off + 7] * 0x1000000;
+  const lo = buf[off]! + buf[off + 1]! * 0x100 + buf[off + 2]! * 0x10000 + buf[off + 3]! * 0x1000000;
+  const hi = buf[off + 4]! + buf[off + 5]! * 0x100 + buf[off + 6]! * 0x10000 + buf[off + 7]! * 0x1000000;
   if (hi > 0x1fffff) return Number.MAX_SAFE_INTEGER + 1; // out of range: callers' checks reject it
   return hi * 0x100000000 + lo;
 }

@@ -20,7 +20,7 @@ const TABLE = (() => {
 
 export function crc32cJs(buf: Uint8Array, initial = 0): number {
   let c = ~initial >>> 0;
-  for (let i = 0; i < buf.length; i++) c = TABLE[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
+  for (let i = 0; i < buf.length; i++) c = TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;
 }
 

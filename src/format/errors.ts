@@ -57,6 +57,12 @@ export function corrupt(message: string, object?: string, hint?: string): DaxErr
   });
 }
 
-export function isDaxError(e: unknown): e is DaxError {
-  return e instanceof DaxError;
+/**
+ * The one way to test an error: is it a DaxError, and (given `code`) does it
+ * carry that code — `isDaxError(e, 'ENOSPC')`.
+ */
+export function isDaxError(e: unknown): e is DaxError;
+export function isDaxError<C extends ErrCode>(e: unknown, code: C): e is DaxError & { readonly code: C };
+export function isDaxError(e: unknown, code?: ErrCode): e is DaxError {
+  return e instanceof DaxError && (code === undefined || e.code === code);
 }

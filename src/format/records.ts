@@ -98,7 +98,7 @@ export interface DirentRec {
 export function nameHash(name: Buffer): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) {
-    h ^= name[i];
+    h ^= name[i]!;
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;

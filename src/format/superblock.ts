@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { BLOCK_MAGIC, BlockType, HDR_SIZE, blockProblem, decodeHeader, initHeader, readU64, sealBlock, writeU64 } from './block.js';
-import { DaxError, corrupt, err } from './errors.js';
+import { DaxError, corrupt, err, isDaxError } from './errors.js';
 import type { Blkno } from './units.js';
 
 /**
@@ -134,6 +134,20 @@ export enum CounterId {
   DaxLeafEntries = 15,
 }
 
+/**
+ * ROOT_SLOTS root block numbers indexed by RootId, and COUNTER_SLOTS counters
+ * indexed by CounterId. Every named slot is always present (decode and mkfs
+ * fill all of them), so indexing by a RootId or CounterId yields a number.
+ */
+export type Roots = number[] & { [K in RootId]: number };
+export type Counters = number[] & { [K in CounterId]: number };
+
+/** ROOT_SLOTS empty roots, or a copy of `from` (which has them all). */
+export const rootSlots = (from?: readonly number[]): Roots => (from ? from.slice() : new Array<number>(ROOT_SLOTS).fill(0)) as Roots;
+/** COUNTER_SLOTS zero counters, or a copy of `from` (which has them all). */
+export const counterSlots = (from?: readonly number[]): Counters =>
+  (from ? from.slice() : new Array<number>(COUNTER_SLOTS).fill(0)) as Counters;
+
 export interface Superblock {
   generation: number;
   version: number;
@@ -149,9 +163,9 @@ export interface Superblock {
   ctimeMs: number;
   mtimeMs: number;
   /** ROOT_SLOTS entries, indexed by RootId. */
-  roots: number[];
+  roots: Roots;
   /** COUNTER_SLOTS entries, indexed by CounterId. */
-  counters: number[];
+  counters: Counters;
 }
 
 export const isValidBlockSize = (bs: number): boolean =>
@@ -185,8 +199,8 @@ export function makeSuperblock(opts: {
     label: opts.label ?? '',
     ctimeMs: now,
     mtimeMs: now,
-    roots: new Array<number>(ROOT_SLOTS).fill(0),
-    counters: new Array<number>(COUNTER_SLOTS).fill(0),
+    roots: rootSlots(),
+    counters: counterSlots(),
   };
   const g = geometryProblem(sb.blockSize, sb.totalBlocks);
   if (g) throw err('EINVAL', g, undefined, 'choose a block size that is a power of two from 512 to 65536 and a size of at least 16 blocks');
@@ -327,16 +341,16 @@ export function decodeSuperblock(buf: Buffer, slot: number): Superblock {
     if (!Number.isSafeInteger(v)) throw bad(`${what} is out of range`);
     return v;
   };
-  const roots: number[] = [];
+  const roots = rootSlots();
   for (let i = 0; i < ROOT_SLOTS; i++) {
     const r = u64(OFF_ROOTS + 8 * i, `root ${i}`);
     // A root is empty (0) or a block past both superblock slots and inside the device.
     if (r !== 0 && (r < SB_SLOTS.length || r >= totalBlocks))
       throw bad(`root ${RootId[i] ?? i} points at block ${r}, outside 2..${totalBlocks - 1}`);
-    roots.push(r);
+    roots[i] = r;
   }
-  const counters: number[] = [];
-  for (let i = 0; i < COUNTER_SLOTS; i++) counters.push(u64(OFF_COUNTERS + 8 * i, `counter ${CounterId[i] ?? i}`));
+  const counters = counterSlots();
+  for (let i = 0; i < COUNTER_SLOTS; i++) counters[i] = u64(OFF_COUNTERS + 8 * i, `counter ${CounterId[i] ?? i}`);
 
   return {
     generation: hdr.generation,
@@ -405,8 +419,8 @@ export function pickSuperblock(read: (slot: SuperblockSlot) => Buffer | null): P
       const sb = decodeSuperblock(buf, slot);
       if (!best || sb.generation > best.sb.generation) best = { sb, slot };
     } catch (e) {
-      if (!(e instanceof DaxError)) throw e;
-      if (e.code === 'EOPNOTSUPP') {
+      if (!isDaxError(e)) throw e;
+      if (isDaxError(e, 'EOPNOTSUPP')) {
         const gen = decodeHeader(buf).generation; // checksum already verified by decode
         if (!refusal || gen > refusal.gen) refusal = { e, gen };
       } else problems.push(e.message);
@@ -483,7 +497,7 @@ export function loadSuperblock(
     try {
       return pickSuperblock((slot) => readAt(slot * bs, bs));
     } catch (e) {
-      if (!(e instanceof DaxError) || e.code === 'EOPNOTSUPP') throw e;
+      if (!isDaxError(e) || isDaxError(e, 'EOPNOTSUPP')) throw e;
       firstError ??= e;
       return null;
     }

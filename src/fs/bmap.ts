@@ -1,3 +1,5 @@
+// Over 600 lines on purpose: the extent trees, the physical-block index and the refcount tree change
+// together or not at all, and this class is the one place that does it; the bulk paths could move out.
 import { Btree } from '../btree/btree.js';
 import type { BulkLoader } from '../btree/bulk.js';
 import { HDR_SIZE, hdrCount } from '../format/block.js';
@@ -213,12 +215,12 @@ export class BlockMap {
     this.tx.counters[CounterId.SavedBlocks] += saved;
     // Merge runs with equal counts, including the neighbours just outside the range.
     if (keep.length) {
-      const before = this.refc.lookupLe([keep[0].pblk - 1]);
-      if (before && before.pblk + before.len === keep[0].pblk && before.refcount === keep[0].refcount) {
+      const before = this.refc.lookupLe([keep[0]!.pblk - 1]);
+      if (before && before.pblk + before.len === keep[0]!.pblk && before.refcount === keep[0]!.refcount) {
         this.refc.delete([before.pblk]);
-        keep[0] = { pblk: before.pblk, len: before.len + keep[0].len, refcount: before.refcount };
+        keep[0] = { pblk: before.pblk, len: before.len + keep[0]!.len, refcount: before.refcount };
       }
-      const lastK = keep[keep.length - 1];
+      const lastK = keep[keep.length - 1]!;
       const after = this.refc.lookupGe([lastK.pblk + lastK.len]);
       if (after && after.pblk === lastK.pblk + lastK.len && after.refcount === lastK.refcount) {
         this.refc.delete([after.pblk]);

@@ -26,7 +26,7 @@ export class ExtentSet {
     let hi = this.starts.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.ends[mid] > b) hi = mid;
+      if (this.ends[mid]! > b) hi = mid;
       else lo = mid + 1;
     }
     return lo;
@@ -37,14 +37,14 @@ export class ExtentSet {
     if (len <= 0) return;
     const end = start + len;
     let i = this.firstEndingAfter(start - 1); // first run with end >= start
-    if (i < this.starts.length && this.starts[i] < end && this.ends[i] > start)
+    if (i < this.starts.length && this.starts[i]! < end && this.ends[i]! > start)
       throw new Error(`ExtentSet: [${start}, ${end}) already present`);
     this.total += len;
     const joinLeft = i < this.starts.length && this.ends[i] === start;
     const rightIdx = joinLeft ? i + 1 : i;
     const joinRight = rightIdx < this.starts.length && this.starts[rightIdx] === end;
     if (joinLeft && joinRight) {
-      this.ends[i] = this.ends[rightIdx];
+      this.ends[i] = this.ends[rightIdx]!;
       this.starts.splice(rightIdx, 1);
       this.ends.splice(rightIdx, 1);
     } else if (joinLeft) {
@@ -60,7 +60,7 @@ export class ExtentSet {
 
   has(b: Blkno): boolean {
     const i = this.firstEndingAfter(b);
-    return i < this.starts.length && this.starts[i] <= b;
+    return i < this.starts.length && this.starts[i]! <= b;
   }
 
   /**
@@ -71,17 +71,17 @@ export class ExtentSet {
     let cur = start;
     let i = this.firstEndingAfter(start);
     while (cur < end) {
-      if (i >= this.starts.length || this.starts[i] >= end) {
+      if (i >= this.starts.length || this.starts[i]! >= end) {
         yield [cur, end];
         return;
       }
-      if (this.starts[i] > cur) yield [cur, this.starts[i]];
-      cur = Math.max(cur, this.ends[i]);
+      if (this.starts[i]! > cur) yield [cur, this.starts[i]!];
+      cur = Math.max(cur, this.ends[i]!);
       i++;
     }
   }
 
   *[Symbol.iterator](): Generator<[Blkno, Blkno]> {
-    for (let i = 0; i < this.starts.length; i++) yield [this.starts[i], this.ends[i]];
+    for (let i = 0; i < this.starts.length; i++) yield [this.starts[i]!, this.ends[i]!];
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { readSync, writeSync } from 'node:fs';
 import { err } from '../format/errors.js';
 import { type FreeRec, INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
-import { COUNTER_SLOTS, CounterId, ROOT_SLOTS, SB_VERSION, type Superblock } from '../format/superblock.js';
+import { CounterId, counterSlots, rootSlots, SB_VERSION, type Superblock } from '../format/superblock.js';
 import { BlockCache } from '../io/cache.js';
 import { BlockDevice } from '../io/device.js';
 import { sleepSync } from '../io/lock.js';
@@ -113,7 +113,7 @@ export class Filesystem {
     try {
       dev.setBlockSize(blockSize);
       const now = Date.now();
-      const counters = new Array<number>(COUNTER_SLOTS).fill(0);
+      const counters = counterSlots();
       counters[CounterId.FreeBlocks] = blocks - 2;
       counters[CounterId.NextIno] = ROOT_INO + 1;
       counters[CounterId.NextPid] = 1;
@@ -130,7 +130,7 @@ export class Filesystem {
         label,
         ctimeMs: now,
         mtimeMs: now,
-        roots: new Array<number>(ROOT_SLOTS).fill(0),
+        roots: rootSlots(),
         counters,
       };
       const ctx: TxContext = { dev, cache: new BlockCache(), sb: sb0, slot: 1, writable: true };

@@ -1,5 +1,5 @@
 import { Btree } from '../btree/btree.js';
-import { err } from '../format/errors.js';
+import { err, isDaxError } from '../format/errors.js';
 import {
   type DirentRec,
   type ExtentRec,
@@ -144,7 +144,7 @@ export class FsTx {
   resolveParent(path: string): { dir: InodeRec; name: Buffer; path: string } {
     const parts = splitPath(path);
     if (parts.length === 0) throw err('EINVAL', "'/' has no parent entry", '/');
-    const name = parts[parts.length - 1];
+    const name = parts[parts.length - 1]!;
     const parentPath = '/' + parts.slice(0, -1).map((b) => b.toString('utf8')).join('/');
     const dir = this.resolve(parentPath).inode;
     const full = joinPath(parentPath, name.toString('utf8'));
@@ -451,7 +451,7 @@ export class FsTx {
       try {
         return this.tx.alloc(want - (want % huge), hint, { align: huge });
       } catch (e) {
-        if ((e as { code?: string }).code !== 'ENOSPC') throw e;
+        if (!isDaxError(e, 'ENOSPC')) throw e;
       }
     }
     return this.tx.alloc(want, hint);
@@ -537,8 +537,8 @@ export class FsTx {
       }
       let base = paths.get(cur)!;
       for (let i = chain.length - 1; i >= 0; i--) {
-        base = joinPath(base, chain[i].name);
-        paths.set(chain[i].ino, base);
+        base = joinPath(base, chain[i]!.name);
+        paths.set(chain[i]!.ino, base);
       }
       return base;
     };

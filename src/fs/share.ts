@@ -1,4 +1,4 @@
-import { err } from '../format/errors.js';
+import { err, isDaxError } from '../format/errors.js';
 import type { ExtentRec, InodeRec } from '../format/records.js';
 import type { FileBlock } from '../format/units.js';
 import type { FsTx, Resolved } from './fstx.js';
@@ -125,7 +125,7 @@ function tryResolve(fx: FsTx, path: string): Resolved | undefined {
   try {
     return fx.resolve(path);
   } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return undefined;
+    if (isDaxError(e, 'ENOENT')) return undefined;
     throw e;
   }
 }
@@ -144,7 +144,7 @@ export function dedupe(fx: FsTx, srcPath: string, dstPath: string, range: RemapR
   const bs = fx.bs;
   const srcMap = blockMap(fx, src.inode, c.srcBlk, c.blocks);
   const dstMap = blockMap(fx, dst.inode, c.dstBlk, c.blocks);
-  for (let i = 0; i < c.blocks; i++) if ((srcMap[i] < 0) !== (dstMap[i] < 0)) return { status: 'differs', deduped: 0 };
+  for (let i = 0; i < c.blocks; i++) if ((srcMap[i]! < 0) !== (dstMap[i]! < 0)) return { status: 'differs', deduped: 0 };
   // Compare bytes a chunk at a time, only up to the range's end (the tail past EOF is not compared).
   const chunk = 1024;
   for (let i = 0; i < c.blocks; i += chunk) {

@@ -3,7 +3,7 @@ import type { NodeStore } from '../btree/types.js';
 import { BLOCK_TYPE_NAMES, BlockType, hdrLevel, initHeader, sealBlock, verifyBlock } from '../format/block.js';
 import { corrupt, err } from '../format/errors.js';
 import type { FreeRec } from '../format/records.js';
-import { CounterId, encodeSuperblock, RootId, type Superblock, type SuperblockSlot } from '../format/superblock.js';
+import { CounterId, type Counters, counterSlots, encodeSuperblock, RootId, type Roots, rootSlots, type Superblock, type SuperblockSlot } from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
 import type { BlockCache } from '../io/cache.js';
 import type { BlockDevice } from '../io/device.js';
@@ -122,8 +122,8 @@ export interface AllocOptions {
 export class Tx implements NodeStore {
   readonly blockSize: number;
   readonly generation: number;
-  readonly roots: number[];
-  readonly counters: number[];
+  readonly roots: Roots;
+  readonly counters: Counters;
   private readonly dirty = new Map<Blkno, Buffer>();
   private readonly allocated = new ExtentSet();
   private pendingAllocs: [Blkno, number][] = [];
@@ -146,8 +146,8 @@ export class Tx implements NodeStore {
   ) {
     this.blockSize = ctx.sb.blockSize;
     this.generation = ctx.sb.generation + 1;
-    this.roots = ctx.sb.roots.slice();
-    this.counters = ctx.sb.counters.slice();
+    this.roots = rootSlots(ctx.sb.roots);
+    this.counters = counterSlots(ctx.sb.counters);
   }
 
   get totalBlocks(): number {
@@ -284,11 +284,11 @@ export class Tx implements NodeStore {
       let hi = src.length;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if (src[mid].pblk + src[mid].len <= from) lo = mid + 1;
+        if (src[mid]!.pblk + src[mid]!.len <= from) lo = mid + 1;
         else hi = mid;
       }
-      for (let i = lo; i < src.length; i++) yield src[i];
-      for (let i = 0; i < lo; i++) yield src[i];
+      for (let i = lo; i < src.length; i++) yield src[i]!;
+      for (let i = 0; i < lo; i++) yield src[i]!;
       return;
     }
     const t = this.committedFreeTree();
@@ -469,8 +469,8 @@ export class Tx implements NodeStore {
       ...this.ctx.sb,
       generation: this.generation,
       mtimeMs: Date.now(),
-      roots: this.roots.slice(),
-      counters: this.counters.slice(),
+      roots: rootSlots(this.roots),
+      counters: counterSlots(this.counters),
     };
     const blocks = [...this.dirty.entries()].sort((a, b) => a[0] - b[0]);
     for (const [blkno, buf] of blocks) sealBlock(buf, blkno, this.generation);
@@ -533,7 +533,7 @@ function removeFree(tree: Btree<FreeRec>, s: Blkno, l: number): void {
 }
 
 function addFree(tree: Btree<FreeRec>, s: Blkno, l: number): void {
-  let start = s;
+  const start = s;
   let len = l;
   const left = tree.lookupLe([s]);
   if (left && left.pblk + left.len > s) {

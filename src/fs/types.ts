@@ -1,6 +1,6 @@
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 
-/** Results of filesystem operations, shaped after DESIGN.md's JSON contract (bytes for file offsets, blocks for physical). */
+/** Results of filesystem operations, shaped as daxtool(1)'s JSON OUTPUT (bytes for file offsets, blocks for physical). */
 
 export { PAGE_MODEL_NAMES as PAGE_MODELS, type PageModelName as PageModel } from '../format/superblock.js';
 import type { PageModelName as PageModel } from '../format/superblock.js';

@@ -1,3 +1,5 @@
+// Over 600 lines on purpose: all I/O on the image's descriptor lives here, so that every write and flush
+// is one counted mutation point for crash injection. Direct I/O (readDirect/writeDirect) could move out.
 import * as fs from 'node:fs';
 import { DaxError, err, type ErrCode } from '../format/errors.js';
 import { DEFAULT_BLOCK_SIZE, MAX_IMAGE_BYTES, MIN_BLOCK_SIZE, isValidBlockSize } from '../format/superblock.js';
@@ -590,16 +592,16 @@ export class BlockDevice {
       return count;
     });
     for (let i = 1; i < sorted.length; i++)
-      if (sorted[i - 1].blkno + spans[i - 1] > sorted[i].blkno)
-        throw err('EINVAL', `overlapping writes to block ${sorted[i].blkno} in one batch`, this.blockName(sorted[i].blkno));
+      if (sorted[i - 1]!.blkno + spans[i - 1]! > sorted[i]!.blkno)
+        throw err('EINVAL', `overlapping writes to block ${sorted[i]!.blkno} in one batch`, this.blockName(sorted[i]!.blkno));
 
     let runStart = 0;
     for (let i = 1; i <= sorted.length; i++) {
-      const contiguous = i < sorted.length && sorted[i - 1].blkno + spans[i - 1] === sorted[i].blkno && i - runStart < IOV_MAX;
+      const contiguous = i < sorted.length && sorted[i - 1]!.blkno + spans[i - 1]! === sorted[i]!.blkno && i - runStart < IOV_MAX;
       if (contiguous) continue;
       this.pwritev(
         sorted.slice(runStart, i).map((e) => e.buf),
-        sorted[runStart].blkno,
+        sorted[runStart]!.blkno,
       );
       runStart = i;
     }
@@ -623,7 +625,7 @@ export class BlockDevice {
       const iov: Buffer[] = [];
       let room = limit - done;
       for (let j = i; j < bufs.length && room > 0; j++) {
-        const b = j === i ? bufs[j].subarray(off) : bufs[j];
+        const b = j === i ? bufs[j]!.subarray(off) : bufs[j]!;
         const piece = b.length > room ? b.subarray(0, room) : b;
         iov.push(piece);
         room -= piece.length;
@@ -637,7 +639,7 @@ export class BlockDevice {
       if (n <= 0) throw err('EIO', `write made no progress in ${this.path} at byte ${start + done}`, this.blockName(blkno));
       done += n;
       while (i < bufs.length && n > 0) {
-        const left = bufs[i].length - off;
+        const left = bufs[i]!.length - off;
         if (n >= left) {
           n -= left;
           i++;
