@@ -9,7 +9,9 @@ import { isDaxError } from '../format/errors.js';
 import { INODE_TYPE_FILE, type ExtentRec, type InodeRec } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
-import { Machine, hex, type Mapper } from '../dax/machine.js';
+import { MachineState } from '../dax/machine/state.js';
+import { rmapWalk, type Mapper } from '../dax/machine/rmap.js';
+import { hex } from '../dax/machine/units.js';
 import { LEVEL_SPAN } from '../dax/pagetable.js';
 import { expand } from '../dax/chunks.js';
 import { primaryKind } from '../dax/models.js';
@@ -315,7 +317,7 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
   const pass = machinePass(fx);
   passes.delete(fx);
   const sb = fs.superblock;
-  const m = new Machine(fx);
+  const m = new MachineState(fx);
   const model = m.model;
   const total = sb.totalBlocks;
   const zero = m.zeroFrame;
@@ -627,7 +629,7 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
       const p = pBlk[rows[s]!]!;
       let got: Mapper[];
       try {
-        got = m.rmapWalk(p, { paths: false }).mappers;
+        got = rmapWalk(m, p, { paths: false }).mappers;
       } catch (err) {
         if (!isDaxError(err)) throw err;
         P.add('dax.rmap.walk', `block ${p}: reverse-map walk failed: ${err.message}`, p);
