@@ -303,14 +303,10 @@ function checkMachine(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
   // The reverse-map walks revisit every tree node and upper page table; a
   // last-level table serves the few blocks it maps, in a row (the walk keeps
   // it), so caching those would only churn memory.
-  const ctx = fx.tx.ctx;
-  const keep = ctx.keep;
-  ctx.keep = (type, level) => type !== BlockType.PageTable || level > 1;
-  try {
-    return checkEntries(fs, fx, fsv, P);
-  } finally {
-    ctx.keep = keep;
-  }
+  return fx.tx.withCachePolicy(
+    (type, level) => type !== BlockType.PageTable || level > 1,
+    () => checkEntries(fs, fx, fsv, P),
+  );
 }
 
 function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): MachineOutcome {

@@ -55,8 +55,7 @@ export function checkImage(fs: Filesystem): ProblemList {
       const extra = checkers.flatMap((c) => guard(`${c.name} space`, () => c.space?.(fs, fx) ?? [], []));
       const facts = guard('filesystem', () => checkFilesystem(fs, fx, P, extra), null);
       // The layers above revisit what they read (page tables, descriptors): cache again.
-      fx.tx.ctx.keep = undefined;
-      if (facts) for (const c of checkers) guard(c.name, () => c.check(fs, fx, facts, P), undefined);
+      if (facts) fx.tx.withCachePolicy(undefined, () => checkers.forEach((c) => guard(c.name, () => c.check(fs, fx, facts, P), undefined)));
     },
     { keep: STREAMING },
   );
@@ -92,13 +91,14 @@ async function checkImageBeside(fs: Filesystem, image: string, strict: boolean):
         const facts = trees && guard('filesystem', () => trees.finish(extra), null);
         if (!facts) return P;
         const found = claims && facts.brokenTrees.size === 0 ? await job.findings.catch(lost) : null;
-        fx.tx.ctx.keep = undefined;
-        if (found) {
-          for (const p of found.problems) P.add(p.check, p.message, p.block, p.severity);
-          P.dropped += found.dropped;
-          checkMetadataCount(fs, facts, found.outcome, P);
-        } else guard(mappingsChecker.name, () => mappingsChecker.check(fs, fx, facts, P), undefined);
-        return P;
+        return fx.tx.withCachePolicy(undefined, () => {
+          if (found) {
+            for (const p of found.problems) P.add(p.check, p.message, p.block, p.severity);
+            P.dropped += found.dropped;
+            checkMetadataCount(fs, facts, found.outcome, P);
+          } else guard(mappingsChecker.name, () => mappingsChecker.check(fs, fx, facts, P), undefined);
+          return P;
+        });
       },
       { keep: STREAMING },
     );

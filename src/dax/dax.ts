@@ -31,15 +31,10 @@ const machines = new WeakMap<FsTx, Machine>();
 export function attachMachine(fs: Filesystem): void {
   if (attached.has(fs)) return;
   attached.add(fs);
-  fs.addTxSetup((fx) => {
+  fs.setHolder((fx) => {
     const m = new Machine(fx);
     machines.set(fx, m);
-    fx.beforeRelease = (inode, path, fblk, len, keepAnon) => m.beforeRelease(inode, path, fblk, len, keepAnon);
-    fx.beforeRemap = (src, srcPath, dst, dstPath) => m.beforeRemap(src, srcPath, dst, dstPath);
-    fx.checkReadable = (pblk, len, inode, fblk) => m.checkReadable(pblk, len, inode, fblk);
-    fx.isPoisoned = (pblk) => m.isPoisoned(pblk);
-    fx.bmap.retainOnFree = (pblk, len) => m.retainOnFree(pblk, len);
-    fx.onSync(() => m.sync());
+    return m;
   });
 }
 

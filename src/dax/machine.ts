@@ -5,7 +5,8 @@ import type { LeafEntry, WalkStep } from './pagetable.js';
 import { memoryFailure, poisonAddr, setKillPolicy, type KillPolicy, type MfResult } from './memory-failure.js';
 import { MachineState, type VmaInfo } from './machine/state.js';
 import { invalidate, zapRange, type ZapOptions } from './machine/entries.js';
-import { beforeRelease, beforeRemap, checkReadable, retainOnFree } from './machine/hooks.js';
+import { beforeRelease, beforeRemap, checkOverwrite, checkReadable, retainOnFree } from './machine/hooks.js';
+import type { BlockHolder } from '../fs/holder.js';
 import { exitProc, freePid, getOrCreateProc, mmap, munmap, ps, type MmapOptions } from './machine/vmas.js';
 import { describeWalk, fault } from './machine/fault.js';
 import { faultPath } from './machine/fault-path.js';
@@ -89,7 +90,7 @@ export { DESCRIPTOR_BYTES, type PtdumpEntry, type DescriptorInfo, type PageInfo,
  * (poison), rmap.ts (translation and reverse-map walks), views.ts (pages,
  * stats, ptdump).
  */
-export class Machine extends MachineState {
+export class Machine extends MachineState implements BlockHolder {
   // Entries
   zapRange(proc: ProcRec, lo: number, hi: number, opts: ZapOptions & { keepAnon?: boolean; prune?: boolean } = {}): number {
     return zapRange(this, proc, lo, hi, opts);
@@ -110,6 +111,10 @@ export class Machine extends MachineState {
 
   checkReadable(pblk: Blkno, len: number, inode: InodeRec, fblk: FileBlock): void {
     checkReadable(this, pblk, len, inode, fblk);
+  }
+
+  checkOverwrite(pblk: Blkno, len: number, _inode: InodeRec, fblk: FileBlock, path: string): void {
+    checkOverwrite(this, pblk, len, fblk, path);
   }
 
   retainOnFree(pblk: Blkno, len: number): [Blkno, number][] {

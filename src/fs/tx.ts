@@ -150,6 +150,22 @@ export class Tx implements NodeStore {
     this.counters = counterSlots(ctx.sb.counters);
   }
 
+  /**
+   * Run fn with `policy` deciding which blocks its reads keep in the cache
+   * (undefined: all; STREAMING: a one-pass read of most of the metadata), the
+   * policy before restored after. The one way to change it inside a transaction.
+   */
+  withCachePolicy<T>(policy: CachePolicy | undefined, fn: () => T): T {
+    const ctx = this.ctx;
+    const was = ctx.keep;
+    ctx.keep = policy;
+    try {
+      return fn();
+    } finally {
+      ctx.keep = was;
+    }
+  }
+
   get totalBlocks(): number {
     return this.ctx.sb.totalBlocks;
   }

@@ -42,6 +42,21 @@ export function checkReadable(s: MachineState, pblk: Blkno, len: number, inode: 
   }
 }
 
+/**
+ * An overwrite in place (the `linux` model's write(2), fs/overwrite.ts) of a
+ * poisoned block fails with EFAULT: over a poisoned block dax_iomap_iter falls
+ * back to dax_recovery_write -> pmem_recovery_write, which must clear the
+ * poison first (nvdimm_clear_poison); the emulated NVDIMM of the kernel
+ * oracle (QEMU) cannot, and a partial page is never recovered, so it writes
+ * nothing and the write fails with EFAULT (xfer == 0); the poison stays.
+ */
+export function checkOverwrite(s: MachineState, pblk: Blkno, len: number, fblk: FileBlock, path: string): void {
+  if (!s.hasPoison()) return;
+  for (let i = 0; i < len; i++)
+    if (s.poisoned.has(pblk + i))
+      throw err('EFAULT', `file block ${fblk + i} is on poisoned block ${pblk + i}: the device cannot recover it for the write`, path, 'punch the range to take the file off the bad block');
+}
+
 export function retainOnFree(s: MachineState, pblk: Blkno, len: number): [Blkno, number][] {
   if (!s.hasPoison()) return [[pblk, len]];
   const out: [Blkno, number][] = [];
