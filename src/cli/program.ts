@@ -7,20 +7,14 @@
  * option values on its Command objects between parses.
  */
 import { Command, Option } from 'commander';
-import type { Args, Ctx, Env, Opts } from './command.js';
-import { exitPolicy, findCommand, GROUPS, COMMANDS, type CommandSpec, type Parser } from './registry.js';
+import type { Args, Ctx, DispatchOptions, Env, Opts } from './command.js';
+
+export type { DispatchOptions } from './command.js';
+import { exitPolicy, findCommand, COMMANDS, type CommandSpec, type Parser } from './registry.js';
+import { GROUPS } from './loaders.js';
 import { report, usage } from './errors.js';
 import { version } from './version.js';
 
-export interface DispatchOptions {
-  env: Env;
-  /** Shell mode: the image every line acts on; lines carry no IMAGE argument. */
-  image?: string;
-  /** Prepended to the command name in error lines, e.g. "shell: line 3". */
-  label?: string;
-  /** Every line in JSON mode (shell --json). */
-  json?: boolean;
-}
 
 interface Chosen {
   spec: CommandSpec;
@@ -171,6 +165,7 @@ export async function dispatch(tokens: string[], o: DispatchOptions): Promise<nu
       json,
       env,
       style: { color: env.color, columns: env.columns },
+      dispatch,
     };
     const group = await GROUPS[spec.group]();
     const impl = group.commands[spec.name];
