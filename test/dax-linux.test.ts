@@ -225,6 +225,23 @@ describe('linux: PMD faults', () => {
     expectClean(img.fs);
   });
 
+  it('a PMD copy-on-write over a poisoned block fails with BUS_ADRERR, yet remaps the 2 MiB to zeroed blocks (as the kernel does)', () => {
+    const { img, dax } = setup();
+    bigShared(dax, img);
+    img.fs.writePattern('/big', 0, PMD, 3);
+    img.fs.reflink('/big', '/clone');
+    const bad = img.fs.fiemap('/big')[0]!.physical / PAGE + 100;
+    dax.poison(bad);
+    const m = dax.mmap({ path: '/big', pid: 2 });
+    const f = dax.fault({ pid: 2, addr: m.addr + 5 * PAGE, write: true }).faults[0]!;
+    expect([f.result, f.code, f.lsb]).toEqual(['sigbus', 'BUS_ADRERR', 0]);
+    const ext = img.fs.fiemap('/big')[0]!;
+    expect([ext.shared, ext.length >= PMD]).toEqual([false, true]);
+    expect(img.fs.readRange('/big', 5 * PAGE, 1)[0]).toBe(0);
+    expect(img.fs.readRange('/clone', 5 * PAGE, 1)[0]).toBe(3);
+    expectClean(img.fs);
+  });
+
   it('poison injected through a PMD mapping reports lsb 21 and unmaps the whole 2 MiB of the file', () => {
     const { img, dax } = setup();
     const m = bigShared(dax, img);
@@ -234,6 +251,20 @@ describe('linux: PMD faults', () => {
     // The poisoned block makes the region fall back; its other pages map with 4 KiB entries.
     const f = dax.fault({ pid: 1, addr: m.addr, length: 8 * PAGE });
     expect(f.faults.map((x) => x.result)).toEqual([...Array(7).fill('mapped'), 'sigbus']);
+    expectClean(img.fs);
+  });
+});
+
+describe('linux: memory failure of an anonymous copy', () => {
+  it('injected at a private copy: the process gets BUS_MCEERR_AR and loses the copy; the file is untouched', () => {
+    const { img, dax } = setup();
+    img.fs.writePattern('/a', 0, 2 * PAGE, 1);
+    const m = dax.mmap({ path: '/a', pid: 1, private: true });
+    dax.fault({ pid: 1, addr: m.addr, write: true });
+    const r = dax.poisonAddr(1, m.addr);
+    expect([r.block, r.signals, r.unmapped, r.persistent]).toEqual([null, [{ pid: 1, code: 'BUS_MCEERR_AR', addr: m.addr, lsb: 12 }], [{ pid: 1, addr: m.addr }], false]);
+    expect(dax.ptdump(1)).toEqual([]);
+    expect(img.fs.info().poisoned_blocks).toBe(0);
     expectClean(img.fs);
   });
 });

@@ -386,7 +386,7 @@ function DAX_COMMANDS(): CommandSpec[] {
     {
       name: 'prctl',
       group: 'dax',
-      summary: 'set a process memory-failure kill policy',
+      summary: 'set a memory-failure kill policy',
       image: true,
       args: [],
       options: [pid(true), { flags: '--mce-kill <P>', desc: 'early or late (every process starts late)', choices: ['early', 'late'], required: true }],

@@ -57,7 +57,8 @@ export interface MfSignal {
 }
 
 export interface MfResult {
-  block: Blkno;
+  /** The device block; null for an anonymous DRAM page (poisonAddr only). */
+  block: Blkno | null;
   owners: { path: string; ino: Ino; index: FileBlock }[];
   /** Processes signalled, in pid order. */
   killed: number[];
@@ -189,7 +190,32 @@ export function poisonAddr(m: Machine, pid: number, addr: number, opts: { transi
   }
   // The pagecache model maps a DRAM copy of the block: the failure is the block's, as the emulation keeps data there.
   const block = t.frame < m.totalBlocks ? t.frame : m.copySource(t.frame);
-  if (block === null)
-    throw err('EINVAL', `${'0x' + a.toString(16)} maps DRAM frame ${t.frame} (${t.frame === m.zeroFrame ? 'the zero page' : 'an anonymous copy'}); daxtool models memory failure of device blocks only`, `pid ${pid}`);
-  return { pid, addr: a, faulted, ...memoryFailure(m, block, { current: pid, transient: opts.transient }) };
+  if (block !== null) return { pid, addr: a, faulted, ...memoryFailure(m, block, { current: pid, transient: opts.transient }) };
+  if (t.frame === m.zeroFrame) throw err('EINVAL', `${'0x' + a.toString(16)} maps the zero page; daxtool models memory failure of device blocks and anonymous copies only`, `pid ${pid}`);
+  return { pid, addr: a, faulted, ...anonFailure(m, pid, a) };
+}
+
+/**
+ * Memory failure of a private anonymous copy (DRAM) injected by its process:
+ * memory_failure -> hwpoison_user_mappings unmaps it (try_to_unmap) and
+ * kill_procs sends the current task BUS_MCEERR_AR (collect_procs_anon with
+ * force_early). The frame is gone. Linux leaves a hwpoison entry that makes
+ * the next access fail again; daxtool has no such entry: the next access
+ * faults the file's page afresh.
+ */
+function anonFailure(m: Machine, pid: number, addr: number): MfResult {
+  const p = m.proc(pid);
+  m.zapRange(p, addr, addr + D.PAGE_BYTES, { dropPins: true });
+  p.sigbus++;
+  m.touchProc(p);
+  return {
+    block: null,
+    owners: [],
+    killed: [pid],
+    signals: [{ pid, code: 'BUS_MCEERR_AR', addr, lsb: LSB_PTE }],
+    unmapped: [{ pid, addr }],
+    entries: 1,
+    already: false,
+    persistent: false,
+  };
 }

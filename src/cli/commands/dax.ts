@@ -374,8 +374,8 @@ const poison: CommandImpl = async (ctx, _args, opts) => {
     },
     human: (style) => {
       const out = [
-        `${paint(style, 'red', 'memory failure')} at block ${r.block}${r.pid !== undefined ? `, injected by pid ${r.pid} at ${hex(r.addr!)}${r.faulted ? ` (faulted in first: ${r.faulted})` : ''}` : ''}${r.already ? ' (already poisoned)' : ''}${r.persistent ? '' : ' (transient: not kept)'}`,
-        r.owners.length ? `owners: ${r.owners.map((o) => `${o.path} index ${o.index}`).join(', ')}` : 'owners: none (the block was free; it is now kept out of use)',
+        `${paint(style, 'red', 'memory failure')} ${r.block === null ? 'of an anonymous page' : `at block ${r.block}`}${r.pid !== undefined ? `, injected by pid ${r.pid} at ${hex(r.addr!)}${r.faulted ? ` (faulted in first: ${r.faulted})` : ''}` : ''}${r.already ? ' (already poisoned)' : ''}${r.persistent ? '' : ' (transient: not kept)'}`,
+        r.owners.length ? `owners: ${r.owners.map((o) => `${o.path} index ${o.index}`).join(', ')}` : r.block === null ? 'owners: the process alone (its private copy is gone)' : 'owners: none (the block was free; it is now kept out of use)',
         `mappings torn down: ${r.entries}`,
         `SIGBUS: ${r.signals.length ? r.signals.map((x) => `pid ${x.pid} ${x.code} at ${hex(x.addr)} lsb ${x.lsb}`).join(', ') : 'no process (late-kill processes are told when they touch it)'}`,
       ];

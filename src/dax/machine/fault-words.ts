@@ -11,7 +11,9 @@ export type SignalWhy =
   | { kind: 'no-vma' }
   | { kind: 'read-only-vma' }
   | { kind: 'past-eof'; index: FileBlock; size: number }
-  | { kind: 'poisoned'; block: Blkno };
+  | { kind: 'poisoned'; block: Blkno }
+  /** linux: a 2 MiB copy-on-write could not read poisoned `block`; indices index.. were remapped to zeroed blocks to.. anyway. */
+  | { kind: 'pmd-cow-poisoned'; block: Blkno; index: FileBlock; to: Blkno };
 
 /** What a fault did to map its page (blocks are device blocks; `stale`/`unmapped`: entries torn down on the way). */
 export type FaultDeed =
@@ -53,6 +55,8 @@ function signalWhyText(why: SignalWhy, code: SigbusCode | undefined): string {
       return `file index ${why.index} is past EOF (size ${why.size})`;
     case 'poisoned':
       return `block ${why.block} is poisoned${code === 'BUS_ADRERR' ? ': the copy-on-write cannot read it' : ''}`;
+    case 'pmd-cow-poisoned':
+      return `copy-on-write of the 2 MiB cannot read poisoned block ${why.block}; xfs_reflink_end_cow still remapped indices ${why.index}..${why.index + 511} to zeroed blocks ${why.to}..${why.to + 511}`;
   }
 }
 

@@ -498,9 +498,12 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
   if (c.fblk + c.len < idx0 + D.PMD_PAGES) return null;
   const p0 = c.pblk + (idx0 - c.fblk);
   if (p0 % D.PMD_PAGES !== 0) return null;
-  if (s.poisoned.size) for (let i = 0; i < D.PMD_PAGES; i++) if (s.poisoned.has(p0 + i)) return null;
+  let bad = -1;
+  if (s.poisoned.size) for (let i = 0; i < D.PMD_PAGES && bad < 0; i++) if (s.poisoned.has(p0 + i)) bad = p0 + i;
   c.runs ??= s.fx.bmap.refcountRuns(c.pblk, c.len);
   const anyShared = c.runs.some(([start, l, rc]) => rc >= 2 && start < p0 + D.PMD_PAGES && start + l > p0);
+  // A poisoned block falls back (dax_iomap_direct_access fails), except for linux's copy-on-write below.
+  if (bad >= 0 && !(linux && write && anyShared)) return null;
   if (b.trace) b.trace.extent = pmdExtentText(c, idx0, p0, anyShared);
   if (linux) {
     const why = linuxPmdFallback(false, c.runs, p0);
@@ -523,6 +526,7 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
   const why = `cannot copy-on-write ${s.pathOf(v.ino)} indices ${idx0}..${idx0 + 511}`;
   checkPinnedBlocks(s, p0, D.PMD_PAGES, why);
   const stale = invalidate(s, v.ino, idx0, D.PMD_PAGES, { keepAnon: true, pinWhy: why });
+  if (bad >= 0) return linuxFailedPmdCow(s, b, inode, addr, idx0, bad);
   let p: Blkno;
   try {
     p = placeBlocks(s, b, inode, idx0, D.PMD_PAGES, p0, D.PMD_PAGES)[0]![0];
@@ -536,4 +540,20 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
     from_block: p0 + Math.floor((addr % PMD) / PAGE),
     to_block: p + Math.floor((addr % PMD) / PAGE),
   });
+}
+
+/**
+ * linux: a PMD copy-on-write whose source holds a poisoned block. The new
+ * COW extent maps fine and dax_insert_entry has unmapped the file's 2 MiB,
+ * but dax_iomap_copy_around cannot read the source: the fault ends in
+ * VM_FAULT_SIGBUS (BUS_ADRERR). dax_iomap_pmd_fault still hands the fault's
+ * return value to iomap_iter as the bytes processed, so
+ * xfs_dax_write_iomap_end -> xfs_reflink_end_cow remaps the whole 2 MiB to
+ * the new blocks, which hold zeros (XFS allocates DAX COW blocks zeroed):
+ * the file's data there is lost. Seen in the booted kernel (Linux 6.12).
+ */
+function linuxFailedPmdCow(s: MachineState, b: Batch, inode: InodeRec, addr: number, idx0: FileBlock, bad: Blkno): FaultRecord {
+  s.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);
+  const p = placeBlocks(s, b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]![0];
+  return sig(b, addr, 'sigbus', { kind: 'pmd-cow-poisoned', block: bad, index: idx0, to: p }, 'BUS_ADRERR');
 }
