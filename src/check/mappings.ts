@@ -1,7 +1,7 @@
 // Over 600 lines for now: one pass over the machine's state; checkEntries is to be split along the
 // check-id families it already names (dax.entry, dax.cow, dax.huge, dax.desc).
 import { Btree } from '../btree/btree.js';
-import type { BtreeOps, BtreeProblem } from '../btree/types.js';
+import type { BtreeProblem } from '../btree/types.js';
 import { BlockType, hdrCount, hdrLevel, hdrOwner } from '../format/block.js';
 import * as D from '../format/dax-records.js';
 import { DescKind, DescSpace, DramKind, type DescRec, type DramRec } from '../format/dax-records.js';
@@ -15,7 +15,7 @@ import { hex } from '../dax/machine/units.js';
 import { LEVEL_SPAN } from '../dax/pagetable.js';
 import { expand } from '../dax/chunks.js';
 import { primaryKind } from '../dax/models.js';
-import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from '../dax/trees.js';
+import { descOps, MACHINE_TREES, procOps, vmaOps } from '../dax/trees.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import type { FsFacts, SpaceClaim } from './fscheck.js';
@@ -54,14 +54,7 @@ import type { Checker } from './verify.js';
  * tree's are not: it can be as big as the mappings, and check() reads it
  * again after the filesystem pass instead of holding it through that pass.
  */
-const MACHINE_TREES: { root: RootId; ops: BtreeOps<unknown>; what: string; keep: boolean }[] = [
-  { root: RootId.Proc, ops: procOps as BtreeOps<unknown>, what: 'process tree', keep: true },
-  { root: RootId.Vma, ops: vmaOps as BtreeOps<unknown>, what: 'VMA tree', keep: true },
-  { root: RootId.Desc, ops: descOps as BtreeOps<unknown>, what: 'page-descriptor tree', keep: false },
-  { root: RootId.Dram, ops: dramOps as BtreeOps<unknown>, what: 'DRAM tree', keep: true },
-  { root: RootId.Pin, ops: pinOps as BtreeOps<unknown>, what: 'pin tree', keep: true },
-  { root: RootId.Poison, ops: poisonOps as BtreeOps<unknown>, what: 'poison list', keep: true },
-];
+const TREES = MACHINE_TREES.map((t) => ({ ...t, keep: t.root !== RootId.Desc }));
 
 /** Columns of the present leaf entries. */
 const enum LeafCol {
@@ -107,7 +100,7 @@ function machinePass(fx: FsTx): MachinePass {
 
 function readMachine(fx: FsTx): MachinePass {
   const trees = new Map<string, TreePass>();
-  for (const t of MACHINE_TREES) {
+  for (const t of TREES) {
     const visited = new Set<number>();
     const records: unknown[] = [];
     const problems = new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).check({ visited, onRecord: t.keep ? (r) => void records.push(r) : undefined });
@@ -185,7 +178,7 @@ function walkTables(fx: FsTx, procs: readonly D.ProcRec[], P: ProblemList): Tabl
 export function space(_fs: Filesystem, fx: FsTx): SpaceClaim[] {
   const pass = machinePass(fx);
   const one = (b: Blkno): [Blkno, number] => [b, 1];
-  const out = MACHINE_TREES.map((t) => ({ what: t.what, runs: pass.trees.get(t.what)!.blocks.map(one) }));
+  const out = TREES.map((t) => ({ what: t.what, runs: pass.trees.get(t.what)!.blocks.map(one) }));
   if (pass.walk) out.push({ what: 'page tables', runs: pass.walk.tables.map(one) });
   const poison = pass.trees.get('poison list')!;
   if (!poison.problems.length) {
@@ -319,7 +312,7 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
   const zero = m.zeroFrame;
   const broken = new Set<string>();
   let machineBlocks = 0;
-  for (const t of MACHINE_TREES) {
+  for (const t of TREES) {
     const tp = pass.trees.get(t.what)!;
     for (const p of tp.problems) P.add(p.check, `${t.what}: ${p.message}`, p.blkno);
     if (tp.problems.length) broken.add(t.what);

@@ -1,6 +1,4 @@
 import { Btree } from '../btree/btree.js';
-import type { BtreeOps } from '../btree/types.js';
-import { RootId } from '../format/superblock.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Blkno } from '../format/units.js';
@@ -15,7 +13,7 @@ import {
   type DescriptorInfo,
   type FaultResultName,
 } from './machine.js';
-import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from './trees.js';
+import { MACHINE_TREES } from './trees.js';
 import type { KillPolicy, MfResult } from './memory-failure.js';
 
 const attached = new WeakSet<Filesystem>();
@@ -142,16 +140,8 @@ export class Dax {
 export function machineMetadata(fx: FsTx): { what: string; blocks: Blkno[] }[] {
   const m = machines.get(fx) ?? new Machine(fx);
   const out: { what: string; blocks: Blkno[] }[] = [];
-  const trees: [string, RootId, BtreeOps<unknown>][] = [
-    ['process-tree', RootId.Proc, procOps as BtreeOps<unknown>],
-    ['vma-tree', RootId.Vma, vmaOps as BtreeOps<unknown>],
-    ['page-descriptors', RootId.Desc, descOps as BtreeOps<unknown>],
-    ['dram-pages', RootId.Dram, dramOps as BtreeOps<unknown>],
-    ['pins', RootId.Pin, pinOps as BtreeOps<unknown>],
-    ['poison-list', RootId.Poison, poisonOps as BtreeOps<unknown>],
-  ];
-  for (const [what, root, ops] of trees) {
-    if (fx.tx.roots[root]) out.push({ what, blocks: [...new Btree(fx.tx, ops, fx.tx.roots[root]).nodes()].map((n) => n.blkno) });
+  for (const t of MACHINE_TREES) {
+    if (fx.tx.roots[t.root]) out.push({ what: t.space, blocks: [...new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).nodes()].map((n) => n.blkno) });
   }
   const pt: Blkno[] = [];
   for (const p of m.procs.values()) for (const t of m.pt.tables(p)) pt.push(t.blk);
