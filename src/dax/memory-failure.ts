@@ -32,7 +32,11 @@ import type { FaultResultName, Machine } from './machine.js';
  *       kill_procs -> kill_proc: BUS_MCEERR_AR to the current task
  *       (MF_ACTION_REQUIRED), BUS_MCEERR_AO to the others, addr_lsb =
  *       size_shift. A second SIGBUS to a process that has one pending is
- *       dropped (legacy_queue), so each process gets the first only.
+ *       dropped (legacy_queue). The current task is inside the injecting
+ *       call and takes its signal on the way out, so it gets the first only;
+ *       another process gets one per owner (file): each owner is a call of
+ *       its own, and the booted kernel has delivered the first signal before
+ *       the next call sends its own. Within one owner, one per process.
  *
  * Persistence: the pmem driver keeps a bad-block list (/sys/block/pmemN/
  * badblocks) that a machine check or a scrub fills; dax_direct_access then
@@ -139,9 +143,11 @@ export function memoryFailure(m: Machine, block: Blkno, opts: { current?: number
     const start = o.index - (o.index % pages);
     // The pins of the DRAM copies this destroys go with them.
     entries += m.invalidate(o.ino, start, pages, { keepAnon: true, dropPins: true, onZap: (addr, _level, _frame, v) => void unmapped.push({ pid: v.pid, addr }) });
-    // kill_procs -> kill_proc.
+    // kill_procs -> kill_proc: one signal per process and owner.
+    const once = new Set<number>();
     for (const t of tks) {
-      if (signalled.has(t.pid)) continue;
+      if (once.has(t.pid) || (t.pid === opts.current && signalled.has(t.pid))) continue;
+      once.add(t.pid);
       signalled.add(t.pid);
       signals.push({ pid: t.pid, code: t.pid === opts.current ? 'BUS_MCEERR_AR' : 'BUS_MCEERR_AO', addr: t.addr, lsb: t.shift });
       const p = m.procs.get(t.pid)!;
@@ -151,7 +157,7 @@ export function memoryFailure(m: Machine, block: Blkno, opts: { current?: number
   }
   if (!already && persistent) m.recordPoison(block);
   unmapped.sort((a, b) => a.pid - b.pid || a.addr - b.addr);
-  signals.sort((a, b) => a.pid - b.pid);
+  signals.sort((a, b) => a.pid - b.pid || a.addr - b.addr);
   return { block, owners: [...owners].sort((a, b) => a.path.localeCompare(b.path) || a.index - b.index), killed: [...signalled].sort((a, b) => a - b), signals, unmapped, entries, already, persistent };
 }
 

@@ -11,7 +11,8 @@ export type SignalWhy =
   | { kind: 'no-vma' }
   | { kind: 'read-only-vma' }
   | { kind: 'past-eof'; index: FileBlock; size: number }
-  | { kind: 'poisoned'; block: Blkno }
+  /** `unmapped`: entries of the (file, index) a failed copy-on-write tore down first (linux). */
+  | { kind: 'poisoned'; block: Blkno; unmapped: number }
   /** linux: a 2 MiB copy-on-write could not read poisoned `block`; indices index.. were remapped to zeroed blocks to.. anyway. */
   | { kind: 'pmd-cow-poisoned'; block: Blkno; index: FileBlock; to: Blkno };
 
@@ -54,7 +55,7 @@ function signalWhyText(why: SignalWhy, code: SigbusCode | undefined): string {
     case 'past-eof':
       return `file index ${why.index} is past EOF (size ${why.size})`;
     case 'poisoned':
-      return `block ${why.block} is poisoned${code === 'BUS_ADRERR' ? ': the copy-on-write cannot read it' : ''}`;
+      return `block ${why.block} is poisoned${code === 'BUS_ADRERR' ? `: the copy-on-write cannot read it (${why.unmapped} mapping${why.unmapped === 1 ? '' : 's'} of this (file, index) unmapped first)` : ''}`;
     case 'pmd-cow-poisoned':
       return `copy-on-write of the 2 MiB cannot read poisoned block ${why.block}; xfs_reflink_end_cow still remapped indices ${why.index}..${why.index + 511} to zeroed blocks ${why.to}..${why.to + 511}`;
   }

@@ -363,7 +363,10 @@ function fault4k(s: MachineState, b: Batch, v: VmaRec, addr: number, index: File
   if (t) t.extent = extentText(c, index, c ? refcountAt(s, c, pblk) : undefined);
   if (pblk >= 0 && s.isPoisoned(pblk)) {
     const code = poisonedFaultCode(s.model === 'linux', write && (v.flags & D.VMA_SHARED) !== 0, refcountAt(s, c!, pblk) >= 2);
-    return sig(b, addr, 'sigbus', { kind: 'poisoned', block: pblk }, code);
+    // linux, COW of a poisoned source: dax_insert_entry has unmapped the (file, index) before
+    // dax_iomap_copy_around fails; the PTE fault reports nothing processed, so the COW is cancelled.
+    const gone = code === 'BUS_ADRERR' ? linuxSharedInsert(s, v.ino, index, false, true) : 0;
+    return sig(b, addr, 'sigbus', { kind: 'poisoned', block: pblk, unmapped: gone }, code);
   }
   // Notes of this page's trace so far (a huge entry torn down, or refused) come before the deed.
   const notes = t?.action ?? '';
