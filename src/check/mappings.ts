@@ -21,7 +21,7 @@ import type { Filesystem } from '../fs/filesystem.js';
 import type { FsFacts, SpaceClaim } from './fscheck.js';
 import { ProblemList } from './problems.js';
 import { Tuples } from './tuples.js';
-import type { Checker } from './verify.js';
+import type { Checker } from './checker.js';
 
 /**
  * The DAX machine's invariants (ARCHITECTURE.md, "Invariants": every mapping

@@ -1,10 +1,9 @@
 import { isDaxError } from '../format/errors.js';
 import { CounterId } from '../format/superblock.js';
-import type { Blkno } from '../format/units.js';
-import type { FsTx } from '../fs/fstx.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { STREAMING } from '../fs/tx.js';
-import { checkFilesystem, checkTrees, type FsFacts } from './fscheck.js';
+import type { Checker } from './checker.js';
+import { checkFilesystem, checkTrees } from './fscheck.js';
 import { startMachineJob } from './machine-job.js';
 import { checkMetadataCount, mappingsChecker } from './mappings.js';
 import { type Problem, ProblemList } from './problems.js';
@@ -26,19 +25,9 @@ export interface VerifyOptions {
   confirm?: (fixClass: string, count: number) => Promise<boolean> | boolean;
 }
 
-/**
- * A checker layered on the filesystem's (the DAX machine's mapping invariants):
- * it may claim blocks for the space check and add its own findings.
- */
-export interface Checker {
-  name: string;
-  /** Classes of fix this layer can make, asked for and applied like the filesystem's. */
-  repairs?: { id: string; title: string; checks: (p: Problem) => boolean; apply: (fs: Filesystem) => number }[];
-  /** Blocks this layer owns (page tables, descriptors, poisoned blocks), for the space check. */
-  space?(fs: Filesystem, fx: FsTx): { what: string; runs: [Blkno, number][] }[];
-  check(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void;
-}
+export type { Checker } from './checker.js';
 
+/** The checkers layered on the filesystem's, built here, one level above each of them. */
 const checkers: Checker[] = [mappingsChecker];
 
 /** Upper layers register their checks here (before verify runs). */
