@@ -43,14 +43,8 @@ export class BlockMap {
     readonly tx: Tx,
     private readonly holder: BlockHolder = NO_HOLDER,
   ) {
-    this.rmap = new Btree(tx, rmapOps, tx.roots[RootId.Phys]);
-    this.refc = new Btree(tx, refcountOps, tx.roots[RootId.Refcount]);
-  }
-
-  /** Write the global roots back into the transaction (call before commit). */
-  sync(): void {
-    this.tx.roots[RootId.Phys] = this.rmap.root;
-    this.tx.roots[RootId.Refcount] = this.refc.root;
+    this.rmap = tx.openTree(rmapOps, RootId.Phys);
+    this.refc = tx.openTree(refcountOps, RootId.Refcount);
   }
 
   extentTree(inode: InodeRec): Btree<ExtentRec> {

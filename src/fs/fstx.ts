@@ -44,8 +44,8 @@ export class FsTx {
 
   /** `holder`: made for this transaction (the DAX machine of an attached image); none by default. */
   constructor(readonly tx: Tx, holder?: (fx: FsTx) => BlockHolder) {
-    this.inodes = new Btree(tx, inodeOps, tx.roots[RootId.Inode]);
-    this.dirents = new Btree(tx, direntOps, tx.roots[RootId.Dir]);
+    this.inodes = tx.openTree(inodeOps, RootId.Inode);
+    this.dirents = tx.openTree(direntOps, RootId.Dir);
     this.holder = holder ? holder(this) : NO_HOLDER;
     this.bmap = new BlockMap(tx, this.holder);
     this.bs = tx.blockSize;
@@ -56,11 +56,8 @@ export class FsTx {
     this.syncHooks.push(fn);
   }
 
-  /** Write every tree root back into the transaction. */
+  /** Write what is kept in memory back into the transaction (tree roots follow their trees: Tx.openTree). */
   sync(): void {
-    this.tx.roots[RootId.Inode] = this.inodes.root;
-    this.tx.roots[RootId.Dir] = this.dirents.root;
-    this.bmap.sync();
     this.holder.sync();
     for (const h of this.syncHooks) h();
   }

@@ -1,5 +1,5 @@
 import { Btree } from '../btree/btree.js';
-import type { NodeStore } from '../btree/types.js';
+import type { BtreeOps, NodeStore } from '../btree/types.js';
 import { BLOCK_TYPE_NAMES, BlockType, hdrLevel, initHeader, sealBlock, verifyBlock } from '../format/block.js';
 import { corrupt, err } from '../format/errors.js';
 import type { FreeRec } from '../format/records.js';
@@ -148,6 +148,16 @@ export class Tx implements NodeStore {
     this.generation = ctx.sb.generation + 1;
     this.roots = rootSlots(ctx.sb.roots);
     this.counters = counterSlots(ctx.sb.counters);
+  }
+
+  /** Open the tree whose root is in slot `id`; the slot follows its root from now on (bindRoot). */
+  openTree<R>(ops: BtreeOps<R>, id: RootId): Btree<R> {
+    return this.bindRoot(new Btree(this, ops, this.roots[id]), id);
+  }
+
+  /** Make root slot `id` follow tree t's root from now on. */
+  bindRoot<T extends { bindRoot(set: (root: Blkno) => void): T }>(t: T, id: RootId): T {
+    return t.bindRoot((root) => (this.roots[id] = root));
   }
 
   /**
@@ -449,7 +459,7 @@ export class Tx implements NodeStore {
   // ---------------------------------------------------------------- commit
   /** Fold this transaction's allocations and frees into the free-space tree, to a fixed point. */
   private settleFreeSpace(): void {
-    const tree = new Btree(this, freeOps, this.roots[RootId.Free]);
+    const tree = this.openTree(freeOps, RootId.Free);
     if (this.freeSource) {
       tree.root = 0; // the old tree is abandoned: its blocks are free in freeSource
       tree.bulkLoad(this.freeSource.filter((r) => r.len > 0));
@@ -465,7 +475,6 @@ export class Tx implements NodeStore {
       for (const [s, l] of allocs) removeFree(tree, s, l);
       for (const [s, l] of frees) addFree(tree, s, l);
     }
-    this.roots[RootId.Free] = tree.root;
   }
 
   get hasChanges(): boolean {

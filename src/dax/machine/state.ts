@@ -75,7 +75,7 @@ export class MachineState {
     return this.fx.tx;
   }
   private get procTree(): Btree<ProcRec> {
-    return (this.procTree_ ??= new Btree(this.tx, procOps, this.tx.roots[RootId.Proc]));
+    return (this.procTree_ ??= this.tx.openTree(procOps, RootId.Proc));
   }
 
   get procs(): Map<number, ProcRec> {
@@ -104,7 +104,7 @@ export class MachineState {
   }
 
   private get vmaTree(): Btree<VmaRec> {
-    return (this.vmaTree_ ??= new Btree(this.tx, vmaOps, this.tx.roots[RootId.Vma]));
+    return (this.vmaTree_ ??= this.tx.openTree(vmaOps, RootId.Vma));
   }
 
   private loadVmas(): void {
@@ -164,7 +164,10 @@ export class MachineState {
 
   /** The descriptor tree's space-3 records (proxies, copy references); its tree is the whole descriptor tree. */
   get desc(): RecordTable<DescRec> {
-    return (this.desc_ ??= new RecordTable(this.tx, descOps, this.tx.roots[RootId.Desc], descCacheKey, () => this.tx.counters[CounterId.DaxDescRecords]));
+    return (this.desc_ ??= this.tx.bindRoot(
+      new RecordTable(this.tx, descOps, this.tx.roots[RootId.Desc], descCacheKey, () => this.tx.counters[CounterId.DaxDescRecords]),
+      RootId.Desc,
+    ));
   }
 
   private state_: DescState | null = null;
@@ -179,11 +182,14 @@ export class MachineState {
   }
 
   get dram(): RecordTable<DramRec> {
-    return (this.dram_ ??= new RecordTable(this.tx, dramOps, this.tx.roots[RootId.Dram], (r) => r.frame, () => this.tx.counters[CounterId.DaxDramFrames]));
+    return (this.dram_ ??= this.tx.bindRoot(
+      new RecordTable(this.tx, dramOps, this.tx.roots[RootId.Dram], (r) => r.frame, () => this.tx.counters[CounterId.DaxDramFrames]),
+      RootId.Dram,
+    ));
   }
 
   get pinTree(): Btree<PinRec> {
-    return (this.pinTree_ ??= new Btree(this.tx, pinOps, this.tx.roots[RootId.Pin]));
+    return (this.pinTree_ ??= this.tx.openTree(pinOps, RootId.Pin));
   }
 
   /** Pins by frame. */
@@ -206,7 +212,7 @@ export class MachineState {
   }
 
   private get poisonTree(): Btree<D.PoisonRec> {
-    return (this.poisonTree_ ??= new Btree(this.tx, poisonOps, this.tx.roots[RootId.Poison]));
+    return (this.poisonTree_ ??= this.tx.openTree(poisonOps, RootId.Poison));
   }
 
   get poisoned(): Set<Blkno> {
@@ -262,14 +268,8 @@ export class MachineState {
       }
       this.procDirty.clear();
     }
+    // The roots follow their trees (Tx.openTree, Tx.bindRoot): nothing to write back by hand.
     this.flushTables();
-    const r = this.tx.roots;
-    if (this.procTree_) r[RootId.Proc] = this.procTree_.root;
-    if (this.vmaTree_) r[RootId.Vma] = this.vmaTree_.root;
-    if (this.desc_) r[RootId.Desc] = this.desc_.root;
-    if (this.dram_) r[RootId.Dram] = this.dram_.root;
-    if (this.pinTree_) r[RootId.Pin] = this.pinTree_.root;
-    if (this.poisonTree_) r[RootId.Poison] = this.poisonTree_.root;
   }
 
   /** Write pending descriptor and DRAM changes back to their trees (before any range query of them). */
