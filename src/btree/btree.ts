@@ -31,8 +31,29 @@ import type { BtreeOps, BtreeProblem, Key, NodeStore } from './types.js';
  * into the same instance during an operation (other instances are fine).
  */
 export class Btree<R> {
+  private root_: Blkno;
+  /** Told of every new root (bindRoot): the slot that keeps it, as XFS's ops->set_root. */
+  private setRoot: ((root: Blkno) => void) | null = null;
+
   /** Current root block (0 = empty tree). Every modification may change it. */
-  root: Blkno;
+  get root(): Blkno {
+    return this.root_;
+  }
+
+  set root(r: Blkno) {
+    this.root_ = r;
+    this.setRoot?.(r);
+  }
+
+  /**
+   * Keep the root in a slot from now on: `set` is called with every new root,
+   * so whoever owns the slot (the transaction's root table) never has to
+   * write a moved root back by hand.
+   */
+  bindRoot(set: (root: Blkno) => void): this {
+    this.setRoot = set;
+    return this;
+  }
   private readonly L: NodeLayout<R>;
   private readonly name: string;
   private readonly type: number;
@@ -57,7 +78,7 @@ export class Btree<R> {
     readonly owner = 0,
   ) {
     this.L = NodeLayout.of(ops, store.blockSize);
-    this.root = root;
+    this.root_ = root;
     this.name = ops.name;
     this.type = ops.type;
   }

@@ -101,11 +101,12 @@ function runJob(image: string, cacheBytes: number): void {
     f.view(
       (fx) => {
         send({ claims: space(f, fx) });
-        fx.tx.ctx.keep = undefined;
-        const P = new ProblemList();
-        // As checkImage guards the machine's check: damage it cannot get past is a finding.
-        const outcome = P.guard(mappingsChecker.name, () => checkMachineAlone(f, fx, P), { machineBlocks: null });
-        send({ findings: { problems: P.items, dropped: P.dropped, outcome } }, true);
+        fx.tx.withCachePolicy(undefined, () => {
+          const P = new ProblemList();
+          // As checkImage guards the machine's check: damage it cannot get past is a finding.
+          const outcome = P.guard(mappingsChecker.name, () => checkMachineAlone(f, fx, P), { machineBlocks: null });
+          send({ findings: { problems: P.items, dropped: P.dropped, outcome } }, true);
+        });
       },
       { keep: STREAMING },
     );

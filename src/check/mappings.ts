@@ -1,7 +1,7 @@
 // Over 600 lines for now: one pass over the machine's state; checkEntries is to be split along the
 // check-id families it already names (dax.entry, dax.cow, dax.huge, dax.desc).
 import { Btree } from '../btree/btree.js';
-import type { BtreeOps, BtreeProblem } from '../btree/types.js';
+import type { BtreeProblem } from '../btree/types.js';
 import { BlockType, hdrCount, hdrLevel, hdrOwner } from '../format/block.js';
 import * as D from '../format/dax-records.js';
 import { DescKind, DescSpace, DramKind, type DescRec, type DramRec } from '../format/dax-records.js';
@@ -9,17 +9,19 @@ import { isDaxError } from '../format/errors.js';
 import { INODE_TYPE_FILE, type ExtentRec, type InodeRec } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
-import { Machine, hex, type Mapper } from '../dax/machine.js';
+import { MachineState } from '../dax/machine/state.js';
+import { rmapWalk, type Mapper } from '../dax/machine/rmap.js';
+import { hex } from '../dax/machine/units.js';
 import { LEVEL_SPAN } from '../dax/pagetable.js';
 import { expand } from '../dax/chunks.js';
 import { primaryKind } from '../dax/models.js';
-import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from '../dax/trees.js';
+import { descOps, MACHINE_TREES, procOps, vmaOps } from '../dax/trees.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import type { FsFacts, SpaceClaim } from './fscheck.js';
 import { ProblemList } from './problems.js';
 import { Tuples } from './tuples.js';
-import type { Checker } from './verify.js';
+import type { Checker } from './checker.js';
 
 /**
  * The DAX machine's invariants (ARCHITECTURE.md, "Invariants": every mapping
@@ -52,14 +54,7 @@ import type { Checker } from './verify.js';
  * tree's are not: it can be as big as the mappings, and check() reads it
  * again after the filesystem pass instead of holding it through that pass.
  */
-const MACHINE_TREES: { root: RootId; ops: BtreeOps<unknown>; what: string; keep: boolean }[] = [
-  { root: RootId.Proc, ops: procOps as BtreeOps<unknown>, what: 'process tree', keep: true },
-  { root: RootId.Vma, ops: vmaOps as BtreeOps<unknown>, what: 'VMA tree', keep: true },
-  { root: RootId.Desc, ops: descOps as BtreeOps<unknown>, what: 'page-descriptor tree', keep: false },
-  { root: RootId.Dram, ops: dramOps as BtreeOps<unknown>, what: 'DRAM tree', keep: true },
-  { root: RootId.Pin, ops: pinOps as BtreeOps<unknown>, what: 'pin tree', keep: true },
-  { root: RootId.Poison, ops: poisonOps as BtreeOps<unknown>, what: 'poison list', keep: true },
-];
+const TREES = MACHINE_TREES.map((t) => ({ ...t, keep: t.root !== RootId.Desc }));
 
 /** Columns of the present leaf entries. */
 const enum LeafCol {
@@ -105,7 +100,7 @@ function machinePass(fx: FsTx): MachinePass {
 
 function readMachine(fx: FsTx): MachinePass {
   const trees = new Map<string, TreePass>();
-  for (const t of MACHINE_TREES) {
+  for (const t of TREES) {
     const visited = new Set<number>();
     const records: unknown[] = [];
     const problems = new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).check({ visited, onRecord: t.keep ? (r) => void records.push(r) : undefined });
@@ -183,7 +178,7 @@ function walkTables(fx: FsTx, procs: readonly D.ProcRec[], P: ProblemList): Tabl
 export function space(_fs: Filesystem, fx: FsTx): SpaceClaim[] {
   const pass = machinePass(fx);
   const one = (b: Blkno): [Blkno, number] => [b, 1];
-  const out = MACHINE_TREES.map((t) => ({ what: t.what, runs: pass.trees.get(t.what)!.blocks.map(one) }));
+  const out = TREES.map((t) => ({ what: t.what, runs: pass.trees.get(t.what)!.blocks.map(one) }));
   if (pass.walk) out.push({ what: 'page tables', runs: pass.walk.tables.map(one) });
   const poison = pass.trees.get('poison list')!;
   if (!poison.problems.length) {
@@ -301,27 +296,23 @@ function checkMachine(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
   // The reverse-map walks revisit every tree node and upper page table; a
   // last-level table serves the few blocks it maps, in a row (the walk keeps
   // it), so caching those would only churn memory.
-  const ctx = fx.tx.ctx;
-  const keep = ctx.keep;
-  ctx.keep = (type, level) => type !== BlockType.PageTable || level > 1;
-  try {
-    return checkEntries(fs, fx, fsv, P);
-  } finally {
-    ctx.keep = keep;
-  }
+  return fx.tx.withCachePolicy(
+    (type, level) => type !== BlockType.PageTable || level > 1,
+    () => checkEntries(fs, fx, fsv, P),
+  );
 }
 
 function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): MachineOutcome {
   const pass = machinePass(fx);
   passes.delete(fx);
   const sb = fs.superblock;
-  const m = new Machine(fx);
+  const m = new MachineState(fx);
   const model = m.model;
   const total = sb.totalBlocks;
   const zero = m.zeroFrame;
   const broken = new Set<string>();
   let machineBlocks = 0;
-  for (const t of MACHINE_TREES) {
+  for (const t of TREES) {
     const tp = pass.trees.get(t.what)!;
     for (const p of tp.problems) P.add(p.check, `${t.what}: ${p.message}`, p.blkno);
     if (tp.problems.length) broken.add(t.what);
@@ -627,7 +618,7 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
       const p = pBlk[rows[s]!]!;
       let got: Mapper[];
       try {
-        got = m.rmapWalk(p, { paths: false }).mappers;
+        got = rmapWalk(m, p, { paths: false }).mappers;
       } catch (err) {
         if (!isDaxError(err)) throw err;
         P.add('dax.rmap.walk', `block ${p}: reverse-map walk failed: ${err.message}`, p);

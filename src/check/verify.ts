@@ -1,10 +1,9 @@
 import { isDaxError } from '../format/errors.js';
 import { CounterId } from '../format/superblock.js';
-import type { Blkno } from '../format/units.js';
-import type { FsTx } from '../fs/fstx.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { STREAMING } from '../fs/tx.js';
-import { checkFilesystem, checkTrees, type FsFacts } from './fscheck.js';
+import type { Checker } from './checker.js';
+import { checkFilesystem, checkTrees } from './fscheck.js';
 import { startMachineJob } from './machine-job.js';
 import { checkMetadataCount, mappingsChecker } from './mappings.js';
 import { finding, type Problem, ProblemList, type ProgressFn } from './problems.js';
@@ -43,19 +42,9 @@ export interface VerifyOptions {
   confirm?: (fixClass: { id: string; title: string; preen: boolean }, count: number) => Promise<boolean> | boolean;
 }
 
-/**
- * A checker layered on the filesystem's (the DAX machine's mapping invariants):
- * it may claim blocks for the space check and add its own findings.
- */
-export interface Checker {
-  name: string;
-  /** Classes of fix this layer can make, asked for and applied like the filesystem's. */
-  repairs?: { id: string; title: string; checks: (p: Problem) => boolean; apply: (fs: Filesystem) => number }[];
-  /** Blocks this layer owns (page tables, descriptors, poisoned blocks), for the space check. */
-  space?(fs: Filesystem, fx: FsTx): { what: string; runs: [Blkno, number][] }[];
-  check(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void;
-}
+export type { Checker } from './checker.js';
 
+/** The checkers layered on the filesystem's, built here, one level above each of them. */
 const checkers: Checker[] = [mappingsChecker];
 
 /** Upper layers register their checks here (before verify runs). */
@@ -73,9 +62,8 @@ export function checkImage(fs: Filesystem, progress?: ProgressFn): ProblemList {
       const extra = checkers.flatMap((c) => guard(`${c.name} space`, () => c.space?.(fs, fx) ?? [], []));
       const facts = guard('filesystem', () => checkFilesystem(fs, fx, P, extra), null);
       // The layers above revisit what they read (page tables, descriptors): cache again.
-      fx.tx.ctx.keep = undefined;
       if (facts) P.phase('dax machine');
-      if (facts) for (const c of checkers) guard(c.name, () => c.check(fs, fx, facts, P), undefined);
+      if (facts) fx.tx.withCachePolicy(undefined, () => checkers.forEach((c) => guard(c.name, () => c.check(fs, fx, facts, P), undefined)));
     },
     { keep: STREAMING },
   );
@@ -113,13 +101,14 @@ async function checkImageBeside(fs: Filesystem, image: string, strict: boolean, 
         if (!facts) return P;
         P.phase('dax machine');
         const found = claims && facts.brokenTrees.size === 0 ? await job.findings.catch(lost) : null;
-        fx.tx.ctx.keep = undefined;
-        if (found) {
-          for (const p of found.problems) P.add(p.check, p.message, p.block, p.severity);
-          P.dropped += found.dropped;
-          checkMetadataCount(fs, facts, found.outcome, P);
-        } else guard(mappingsChecker.name, () => mappingsChecker.check(fs, fx, facts, P), undefined);
-        return P;
+        return fx.tx.withCachePolicy(undefined, () => {
+          if (found) {
+            for (const p of found.problems) P.add(p.check, p.message, p.block, p.severity);
+            P.dropped += found.dropped;
+            checkMetadataCount(fs, facts, found.outcome, P);
+          } else guard(mappingsChecker.name, () => mappingsChecker.check(fs, fx, facts, P), undefined);
+          return P;
+        });
       },
       { keep: STREAMING },
     );

@@ -43,6 +43,18 @@ export interface Ctx {
   json: boolean;
   env: Env;
   style: Style;
+  /** Run one more command line through the same parser and error boundary (the shell's lines); passed in so commands need not import the program. */
+  dispatch: (tokens: string[], o: DispatchOptions) => Promise<number>;
+}
+
+export interface DispatchOptions {
+  env: Env;
+  /** Shell mode: the image every line acts on; lines carry no IMAGE argument. */
+  image?: string;
+  /** Prepended to the command name in error lines, e.g. "shell: line 3". */
+  label?: string;
+  /** Every line in JSON mode (shell --json). */
+  json?: boolean;
 }
 
 export interface Outcome {

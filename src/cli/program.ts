@@ -6,20 +6,14 @@
  * the error boundary, so every failure — commander's, a parser's, the
  * library's — is reported the same way.
  */
-import type { Ctx, Env } from './command.js';
-import { exitPolicy, findCommand, GROUPS, type CommandSpec } from './registry.js';
+import type { Ctx, DispatchOptions } from './command.js';
+
+export type { DispatchOptions } from './command.js';
+import { exitPolicy, findCommand, type CommandSpec } from './registry.js';
+import { GROUPS } from './loaders.js';
 import { classify, report, usage } from './errors.js';
 import { quickParse, type Chosen } from './quickparse.js';
 
-export interface DispatchOptions {
-  env: Env;
-  /** Shell mode: the image every line acts on; lines carry no IMAGE argument. */
-  image?: string;
-  /** Prepended to the command name in error lines, e.g. "shell: line 3". */
-  label?: string;
-  /** Every line in JSON mode (shell --json). */
-  json?: boolean;
-}
 
 /** Options before a `--` that a usage error should still honour. */
 function wantsJson(tokens: string[]): boolean {
@@ -90,6 +84,7 @@ export async function dispatch(tokens: string[], o: DispatchOptions): Promise<nu
       env,
       // Tables fit a terminal's width; with none (a pipe, a file) rows are never wrapped.
       style: { color: env.color, columns: env.width ?? Number.POSITIVE_INFINITY },
+      dispatch,
     };
     const group = await GROUPS[spec.group]();
     const impl = group.commands[spec.name];

@@ -1,18 +1,17 @@
 /**
  * The command table: every subcommand's name, arguments and options, declared
  * as data so that the one-shot parser, the shell's per-line parser, help and
- * tab completion all come from one place. Implementations live in one module
- * per group under ./commands and are imported only when a command of that
- * group runs, so `daxtool --version` and `--help` load no filesystem code,
- * prompts, spinners or tables.
+ * tab completion all come from one place. A leaf: it imports no command.
+ * Implementations live in one module per group under ./commands, loaded by
+ * loaders.ts only when a command of that group runs, so `daxtool --version`
+ * and `--help` load no filesystem code, prompts, spinners or tables.
  *
  * Adding the DAX commands (mmap, munmap, fault, ps, exit, ptdump, pages, pin,
- * unpin, poison) means: a `dax` entry in GROUPS pointing at
+ * unpin, poison) means: a `dax` entry in GROUPS (loaders.ts) pointing at
  * ./commands/dax.js exporting `commands`, and their specs appended to COMMANDS;
  * `demo` and `compare` take no image (`image: false`) and go in a `lab` group.
  */
 import { PAGE_MODELS } from '../fs/types.js';
-import type { CommandGroup } from './command.js';
 import { DEFAULT_EXIT, FSCK_EXIT, type ExitPolicy } from './errors.js';
 import { parseByte, parseCount, parseSize } from './parse.js';
 
@@ -38,22 +37,6 @@ export interface OptSpec {
 }
 
 export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'inspect' | 'shell' | 'completion' | 'dax' | 'lab' | 'report' | 'scenario';
-
-export const GROUPS: Record<GroupName, () => Promise<CommandGroup>> = {
-  image: () => import('./commands/image.js'),
-  namespace: () => import('./commands/namespace.js'),
-  data: () => import('./commands/data.js'),
-  sharing: () => import('./commands/sharing.js'),
-  maps: () => import('./commands/maps.js'),
-  check: () => import('./commands/check.js'),
-  inspect: () => import('./commands/inspect.js'),
-  shell: () => import('./commands/shell.js'),
-  completion: () => import('./commands/completion.js'),
-  dax: () => import('./commands/dax.js'),
-  lab: () => import('./commands/dax-lab.js'),
-  report: () => import('./commands/report.js'),
-  scenario: () => import('./commands/scenario.js'),
-};
 
 export interface CommandSpec {
   name: string;

@@ -1,6 +1,4 @@
 import { Btree } from '../btree/btree.js';
-import type { BtreeOps } from '../btree/types.js';
-import { RootId } from '../format/superblock.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Blkno } from '../format/units.js';
@@ -15,7 +13,7 @@ import {
   type DescriptorInfo,
   type FaultResultName,
 } from './machine.js';
-import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from './trees.js';
+import { MACHINE_TREES } from './trees.js';
 import { explainFault, explainPoison, faultFacts, poisonFacts, type FaultExplanation, type PoisonExplanation } from './explain.js';
 import type { KillPolicy, MfResult } from './memory-failure.js';
 
@@ -32,15 +30,10 @@ const machines = new WeakMap<FsTx, Machine>();
 export function attachMachine(fs: Filesystem): void {
   if (attached.has(fs)) return;
   attached.add(fs);
-  fs.addTxSetup((fx) => {
+  fs.setHolder((fx) => {
     const m = new Machine(fx);
     machines.set(fx, m);
-    fx.beforeRelease = (inode, path, fblk, len, keepAnon) => m.beforeRelease(inode, path, fblk, len, keepAnon);
-    fx.beforeRemap = (src, srcPath, dst, dstPath) => m.beforeRemap(src, srcPath, dst, dstPath);
-    fx.checkReadable = (pblk, len, inode, fblk) => m.checkReadable(pblk, len, inode, fblk);
-    fx.isPoisoned = (pblk) => m.isPoisoned(pblk);
-    fx.bmap.retainOnFree = (pblk, len) => m.retainOnFree(pblk, len);
-    fx.onSync(() => m.sync());
+    return m;
   });
 }
 
@@ -174,16 +167,8 @@ export class Dax {
 export function machineMetadata(fx: FsTx): { what: string; blocks: Blkno[] }[] {
   const m = machines.get(fx) ?? new Machine(fx);
   const out: { what: string; blocks: Blkno[] }[] = [];
-  const trees: [string, RootId, BtreeOps<unknown>][] = [
-    ['process-tree', RootId.Proc, procOps as BtreeOps<unknown>],
-    ['vma-tree', RootId.Vma, vmaOps as BtreeOps<unknown>],
-    ['page-descriptors', RootId.Desc, descOps as BtreeOps<unknown>],
-    ['dram-pages', RootId.Dram, dramOps as BtreeOps<unknown>],
-    ['pins', RootId.Pin, pinOps as BtreeOps<unknown>],
-    ['poison-list', RootId.Poison, poisonOps as BtreeOps<unknown>],
-  ];
-  for (const [what, root, ops] of trees) {
-    if (fx.tx.roots[root]) out.push({ what, blocks: [...new Btree(fx.tx, ops, fx.tx.roots[root]).nodes()].map((n) => n.blkno) });
+  for (const t of MACHINE_TREES) {
+    if (fx.tx.roots[t.root]) out.push({ what: t.space, blocks: [...new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).nodes()].map((n) => n.blkno) });
   }
   const pt: Blkno[] = [];
   for (const p of m.procs.values()) for (const t of m.pt.tables(p)) pt.push(t.blk);

@@ -18,8 +18,10 @@
  * Record layouts: src/format/dax-records.ts. Counters 12..15 of the superblock
  * count descriptor records, DRAM frames, page-table pages and leaf entries.
  *
- * Files: machine.ts (processes, VMAs, the fault handler, hooks, pins, poison,
- * reverse-map walks), pagetable.ts (the tables), models.ts (what each page
+ * Files: machine.ts (the Machine facade) over machine/ (state, entries, VMAs,
+ * the fault handler and its wording, the block-holder hooks, pins,
+ * reverse-map walks, views; ARCHITECTURE.md, "Code map"), memory-failure.ts
+ * (poison), pagetable.ts (the tables), models.ts (what each page
  * model keeps), chunks.ts and table.ts (in-transaction caches of descriptor
  * records), trees.ts (btree ops tables), dax.ts (attachMachine and the Dax
  * API: one transaction per call), lab.ts (the rotation, demo and compare).

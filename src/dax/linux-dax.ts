@@ -3,7 +3,7 @@ import { PMD_PAGES } from '../format/dax-records.js';
 
 /**
  * What the `linux` page model takes from Linux 6.12's fs/dax.c and XFS, as
- * small pure rules the fault handler (machine.ts) asks at its seams. Each
+ * small pure rules the fault handler (machine/fault.ts) asks at its seams. Each
  * names the kernel function it follows.
  *
  * Fault path of a DAX file on XFS (xfs_filemap_fault -> xfs_dax_fault_locked):

@@ -141,12 +141,8 @@ export function memoryFailure(m: Machine, block: Blkno, opts: { current?: number
     // unmap_and_kill: the largest mapping's size, from the index rounded down to it.
     const pages = Math.max(...tks.map((t) => 2 ** (t.shift - LSB_PTE)));
     const start = o.index - (o.index % pages);
-    m.dropPinsOnFree = true;
-    try {
-      entries += m.invalidate(o.ino, start, pages, { keepAnon: true, onZap: (addr, _level, _frame, v) => void unmapped.push({ pid: v.pid, addr }) });
-    } finally {
-      m.dropPinsOnFree = false;
-    }
+    // The pins of the DRAM copies this destroys go with them.
+    entries += m.invalidate(o.ino, start, pages, { keepAnon: true, dropPins: true, onZap: (addr, _level, _frame, v) => void unmapped.push({ pid: v.pid, addr }) });
     // kill_procs -> kill_proc: one signal per process and owner.
     const once = new Set<number>();
     for (const t of tks) {
@@ -215,12 +211,7 @@ export function poisonAddr(m: Machine, pid: number, addr: number, opts: { transi
  */
 function anonFailure(m: Machine, pid: number, addr: number): MfResult {
   const p = m.proc(pid);
-  m.dropPinsOnFree = true;
-  try {
-    m.zapRange(p, addr, addr + D.PAGE_BYTES, {});
-  } finally {
-    m.dropPinsOnFree = false;
-  }
+  m.zapRange(p, addr, addr + D.PAGE_BYTES, { dropPins: true });
   p.sigbus++;
   m.touchProc(p);
   return {

@@ -47,6 +47,12 @@ export class RecordTable<R> {
     this.tree = new Btree(store, ops, root);
   }
 
+  /** Keep the tree's root in a slot (Btree.bindRoot). */
+  bindRoot(set: (root: Blkno) => void): this {
+    this.tree.bindRoot(set);
+    return this;
+  }
+
   get root(): Blkno {
     return this.tree.root;
   }

@@ -1,6 +1,7 @@
 import type { BtreeOps } from '../btree/types.js';
 import { BlockType, readU64 } from '../format/block.js';
 import * as D from '../format/dax-records.js';
+import { RootId } from '../format/superblock.js';
 
 /**
  * Ops tables of the DAX machine's trees, all driven by the one B+tree engine.
@@ -78,3 +79,23 @@ export const poisonOps: BtreeOps<D.PoisonRec> = {
   decode: D.decodePoison,
   checkRecord: D.checkPoison,
 };
+
+/** One of the machine's trees: its root slot, its ops, and its two names. */
+export interface MachineTree {
+  root: RootId;
+  ops: BtreeOps<unknown>;
+  /** The name fsmap and the metadata listing give its blocks (machineMetadata). */
+  space: string;
+  /** The name verify's messages give it. */
+  what: string;
+}
+
+/** The machine's trees, in root order: the one table every layer lists them from. */
+export const MACHINE_TREES: readonly MachineTree[] = [
+  { root: RootId.Proc, ops: procOps as BtreeOps<unknown>, space: 'process-tree', what: 'process tree' },
+  { root: RootId.Vma, ops: vmaOps as BtreeOps<unknown>, space: 'vma-tree', what: 'VMA tree' },
+  { root: RootId.Desc, ops: descOps as BtreeOps<unknown>, space: 'page-descriptors', what: 'page-descriptor tree' },
+  { root: RootId.Dram, ops: dramOps as BtreeOps<unknown>, space: 'dram-pages', what: 'DRAM tree' },
+  { root: RootId.Pin, ops: pinOps as BtreeOps<unknown>, space: 'pins', what: 'pin tree' },
+  { root: RootId.Poison, ops: poisonOps as BtreeOps<unknown>, space: 'poison-list', what: 'poison list' },
+];

@@ -23,6 +23,7 @@ import {
 } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock } from '../format/units.js';
+import { NO_HOLDER, type BlockHolder } from './holder.js';
 import { extentOps, MAX_KEY, refcountOps, rmapOps } from './trees.js';
 import { ExtentColumns } from './columns.js';
 import { STREAMING, type Tx } from './tx.js';
@@ -38,15 +39,13 @@ export class BlockMap {
   readonly rmap: Btree<RmapRec>;
   readonly refc: Btree<RefcountRec>;
 
-  constructor(readonly tx: Tx) {
-    this.rmap = new Btree(tx, rmapOps, tx.roots[RootId.Phys]);
-    this.refc = new Btree(tx, refcountOps, tx.roots[RootId.Refcount]);
-  }
-
-  /** Write the global roots back into the transaction (call before commit). */
-  sync(): void {
-    this.tx.roots[RootId.Phys] = this.rmap.root;
-    this.tx.roots[RootId.Refcount] = this.refc.root;
+  /** `holder` keeps blocks out of free space when they are released (holder.ts). */
+  constructor(
+    readonly tx: Tx,
+    private readonly holder: BlockHolder = NO_HOLDER,
+  ) {
+    this.rmap = tx.openTree(rmapOps, RootId.Phys);
+    this.refc = tx.openTree(refcountOps, RootId.Refcount);
   }
 
   extentTree(inode: InodeRec): Btree<ExtentRec> {
@@ -154,17 +153,11 @@ export class BlockMap {
     return removed;
   }
 
-  /**
-   * Set by the DAX layer: of blocks nobody references any more, take those
-   * that must not return to free space (poisoned ones) and return the rest.
-   */
-  retainOnFree: ((pblk: Blkno, len: number) => [Blkno, number][]) | null = null;
-
   /** Drop one reference from [pblk, pblk+len); free what reaches zero. */
   release(pblk: Blkno, len: number): void {
     for (const [s, l] of this.adjustRefcount(pblk, len, -1)) {
       this.tx.counters[CounterId.DataBlocks] -= l;
-      for (const [fs, fl] of this.retainOnFree ? this.retainOnFree(s, l) : [[s, l] as [Blkno, number]]) this.tx.free(fs, fl);
+      for (const [fs, fl] of this.holder.retainOnFree(s, l)) this.tx.free(fs, fl);
     }
   }
 
@@ -457,14 +450,7 @@ export class BlockMap {
 
   /** Run a one-pass read of a whole tree without filling the block cache with it. */
   private streaming<T>(fn: () => T): T {
-    const ctx = this.tx.ctx;
-    const was = ctx.keep;
-    ctx.keep = STREAMING;
-    try {
-      return fn();
-    } finally {
-      ctx.keep = was;
-    }
+    return this.tx.withCachePolicy(STREAMING, fn);
   }
 
   /**
@@ -513,7 +499,7 @@ export class BlockMap {
     this.clearMap(inode);
     for (const [s, l] of this.rebuildRefcounts(cols, blockOrder(cols), -1)) {
       this.tx.counters[CounterId.DataBlocks] -= l;
-      for (const [fs, fl] of this.retainOnFree ? this.retainOnFree(s, l) : [[s, l] as [Blkno, number]]) this.tx.free(fs, fl);
+      for (const [fs, fl] of this.holder.retainOnFree(s, l)) this.tx.free(fs, fl);
     }
   }
 

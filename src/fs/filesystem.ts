@@ -11,6 +11,7 @@ import { diskUsage, type UsageEntry } from './usage.js';
 import { infoOf, openImage } from './info.js';
 import { geometry, mkfs } from './mkfs.js';
 import { fiemap, fsmap, type FsmapExtra } from './maps.js';
+import type { BlockHolder } from './holder.js';
 import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
 import { dedupe, reflink, type RemapRange, unshare } from './share.js';
 import { type CachePolicy, Tx, type TxContext } from './tx.js';
@@ -41,21 +42,20 @@ export class Filesystem {
     readonly sbProblems: string[],
   ) {}
 
-  private readonly txSetups: ((fx: FsTx) => void)[] = [];
+  private holder: ((fx: FsTx) => BlockHolder) | undefined;
 
   /**
-   * Run `setup` on every transaction's FsTx before its work: how an upper layer
-   * (the DAX machine) installs its hooks, so that plain file operations respect
-   * pins and keep mappings right.
+   * Who holds this image's blocks (holder.ts): `make` builds the holder of
+   * each transaction, passed in when its FsTx is made — how the DAX machine
+   * makes plain file operations respect pins and keep mappings right. One
+   * holder per image; setting it again replaces it.
    */
-  addTxSetup(setup: (fx: FsTx) => void): void {
-    this.txSetups.push(setup);
+  setHolder(make: (fx: FsTx) => BlockHolder): void {
+    this.holder = make;
   }
 
   private newFsTx(tx: Tx): FsTx {
-    const fx = new FsTx(tx);
-    for (const s of this.txSetups) s(fx);
-    return fx;
+    return new FsTx(tx, this.holder);
   }
 
   get blockSize(): number {

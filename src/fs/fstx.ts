@@ -13,17 +13,15 @@ import {
 import { CounterId, RootId } from '../format/superblock.js';
 import { type FileBlock, type Ino, PAGE_SIZE, PMD_SIZE } from '../format/units.js';
 import { BlockMap } from './bmap.js';
+import { NO_HOLDER, type BlockHolder } from './holder.js';
+import { IO_CHUNK_BLOCKS, type FillFn } from './chunking.js';
 import { writeInPlace } from './overwrite.js';
 import { checkNewName, joinPath, splitPath } from './path.js';
 import { direntOps, inodeOps, MAX_KEY } from './trees.js';
 import type { Tx } from './tx.js';
 import type { DirEntry, FileType } from './types.js';
 
-/** Blocks handled per step of a large read or write: bounds memory, keeps I/O large. */
-export const IO_CHUNK_BLOCKS = 2048;
-
-/** Fills `n` bytes of `buf` at `bufOff` with the source's bytes from position `srcPos`. */
-export type FillFn = (buf: Buffer, bufOff: number, srcPos: number, n: number) => void;
+export { IO_CHUNK_BLOCKS, type FillFn } from './chunking.js';
 
 export interface Resolved {
   inode: InodeRec;
@@ -41,12 +39,16 @@ export class FsTx {
   readonly dirents: Btree<DirentRec>;
   readonly bmap: BlockMap;
   readonly bs: number;
+  /** Who holds this image's blocks (holder.ts): told before blocks move, go, are read or freed. */
+  readonly holder: BlockHolder;
   private readonly syncHooks: (() => void)[] = [];
 
-  constructor(readonly tx: Tx) {
-    this.inodes = new Btree(tx, inodeOps, tx.roots[RootId.Inode]);
-    this.dirents = new Btree(tx, direntOps, tx.roots[RootId.Dir]);
-    this.bmap = new BlockMap(tx);
+  /** `holder`: made for this transaction (the DAX machine of an attached image); none by default. */
+  constructor(readonly tx: Tx, holder?: (fx: FsTx) => BlockHolder) {
+    this.inodes = tx.openTree(inodeOps, RootId.Inode);
+    this.dirents = tx.openTree(direntOps, RootId.Dir);
+    this.holder = holder ? holder(this) : NO_HOLDER;
+    this.bmap = new BlockMap(tx, this.holder);
     this.bs = tx.blockSize;
   }
 
@@ -55,11 +57,9 @@ export class FsTx {
     this.syncHooks.push(fn);
   }
 
-  /** Write every tree root back into the transaction. */
+  /** Write what is kept in memory back into the transaction (tree roots follow their trees: Tx.openTree). */
   sync(): void {
-    this.tx.roots[RootId.Inode] = this.inodes.root;
-    this.tx.roots[RootId.Dir] = this.dirents.root;
-    this.bmap.sync();
+    this.holder.sync();
     for (const h of this.syncHooks) h();
   }
 
@@ -257,20 +257,6 @@ export class FsTx {
   }
 
   /**
-   * Hooks for the DAX layer. beforeRelease: file blocks [fblk, fblk+len) are about to
-   * move or go away (refuse if pinned, tear down mappings); keepAnon: private
-   * anonymous copies of the range stay (a write or an unshare moves the file's
-   * blocks, but a process's own copy is not the file's: Linux unmaps with
-   * even_cows = false there, and only truncate and punch drop the copies).
-   * beforeRemap: a reflink or dedupe is about to remap dst from src (Linux's
-   * xfs_reflink_remap_prep breaks the layouts of both files).
-   */
-  beforeRelease: ((inode: InodeRec, path: string, fblk: FileBlock, len: number, keepAnon?: boolean) => void) | null = null;
-  beforeRemap: ((src: InodeRec, srcPath: string, dst: InodeRec, dstPath: string) => void) | null = null;
-  /** Hook: is block pblk poisoned (the DAX layer's poison list)? */
-  isPoisoned: ((pblk: number) => boolean) | null = null;
-
-  /**
    * write(2) overwrites unshared blocks in place, as XFS does (overwrite.ts),
    * instead of moving every written block: the `linux` page model's rule.
    */
@@ -279,7 +265,7 @@ export class FsTx {
   }
 
   private releaseFile(inode: InodeRec, path: string): void {
-    this.beforeRelease?.(inode, path, 0, MAX_KEY - 1);
+    this.holder.beforeRelease(inode, path, 0, MAX_KEY - 1);
     this.dropAll(inode);
     this.inodes.delete([inode.ino]);
     this.tx.counters[CounterId.Inodes]--;
@@ -361,7 +347,7 @@ export class FsTx {
         const t = Math.min(e.fblk + e.len, fblk + n);
         if (s > at) buf.fill(0, bufOff + (at - fblk) * bs, bufOff + (s - fblk) * bs);
         const pblk = e.pblk + (s - e.fblk);
-        this.checkReadable(pblk, t - s, inode, s);
+        this.holder.checkReadable(pblk, t - s, inode, s);
         const o = bufOff + (s - fblk) * bs;
         this.tx.ctx.dev.readInto(pblk, buf.subarray(o, o + (t - s) * bs));
         at = t;
@@ -376,9 +362,6 @@ export class FsTx {
     if (!this.chunk || this.chunk.length < bytes) this.chunk = Buffer.allocUnsafe(Math.max(bytes, IO_CHUNK_BLOCKS * this.bs));
     return this.chunk.subarray(0, bytes);
   }
-
-  /** Hook for poisoned blocks (set by the DAX layer): throws EIO for a bad block. */
-  checkReadable: (pblk: number, len: number, inode: InodeRec, fblk: FileBlock) => void = () => {};
 
   read(inode: InodeRec, offset: number, length: number): Buffer {
     const end = Math.min(inode.size, offset + length);
@@ -399,12 +382,12 @@ export class FsTx {
    */
   write(inode: InodeRec, path: string, offset: number, length: number, fill: FillFn): void {
     if (length === 0) return;
-    if (this.overwriteInPlace) return writeInPlace(this, inode, path, offset, length, fill, (pblk) => this.isPoisoned?.(pblk) === true);
+    if (this.overwriteInPlace) return writeInPlace(this, inode, path, offset, length, fill);
     const bs = this.bs;
     const end = offset + length;
     const b0 = Math.floor(offset / bs);
     const b1 = Math.ceil(end / bs);
-    this.beforeRelease?.(inode, path, b0, b1 - b0, true);
+    this.holder.beforeRelease(inode, path, b0, b1 - b0, true);
     for (let c0 = b0; c0 < b1; ) {
       const c1 = Math.min(b1, c0 + IO_CHUNK_BLOCKS);
       const n = c1 - c0;
@@ -465,7 +448,7 @@ export class FsTx {
       const keep = Math.ceil(size / bs);
       const old = Math.ceil(inode.size / bs);
       if (old > keep) {
-        this.beforeRelease?.(inode, path, keep, old - keep);
+        this.holder.beforeRelease(inode, path, keep, old - keep);
         this.bmap.dropRange(inode, keep, Math.max(old, this.lastMapped(inode)) - keep);
       }
       if (size % bs !== 0) this.zeroRange(inode, path, size, keep * bs - size);
@@ -500,7 +483,7 @@ export class FsTx {
     const first = Math.ceil(offset / bs);
     const last = Math.floor(end / bs);
     if (first < last) {
-      this.beforeRelease?.(inode, path, first, last - first);
+      this.holder.beforeRelease(inode, path, first, last - first);
       this.bmap.dropRange(inode, first, last - first);
     }
     if (first > last) {

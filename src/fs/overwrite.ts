@@ -1,8 +1,8 @@
 import { nowMs } from '../format/clock.js';
 import type { InodeRec } from '../format/records.js';
 import type { Blkno, FileBlock } from '../format/units.js';
-import { err } from '../format/errors.js';
-import { IO_CHUNK_BLOCKS, type FillFn, type FsTx } from './fstx.js';
+import { IO_CHUNK_BLOCKS, type FillFn } from './chunking.js';
+import type { FsTx } from './fstx.js';
 
 /**
  * write(2) the way XFS on DAX does it (the `linux` page model): xfs_file_write_iter
@@ -11,21 +11,18 @@ import { IO_CHUNK_BLOCKS, type FillFn, type FsTx } from './fstx.js';
  *
  *  - an unshared written extent is overwritten IN PLACE (same blocks; the
  *    mappings stay and see the new bytes). Nothing is copy-on-write, so a crash
- *    in the middle can leave a block half old, half new: no atomicity. Over a
- *    poisoned block dax_iomap_iter falls back to dax_recovery_write ->
- *    pmem_recovery_write, which must clear the poison first
- *    (nvdimm_clear_poison): the emulated NVDIMM of the kernel oracle (QEMU)
- *    cannot, and a partial page is never recovered, so it writes nothing and
- *    the write fails with EFAULT (xfer == 0); the poison stays;
+ *    in the middle can leave a block half old, half new: no atomicity. The
+ *    blocks' holder may refuse the overwrite first (holder.checkOverwrite;
+ *    the DAX machine refuses a poisoned block);
  *  - a shared extent is copied on write (xfs_reflink_allocate_cow; IOMAP_F_SHARED):
  *    dax_iomap_copy_around reads the WHOLE source page even when the write
- *    covers it, so a poisoned source fails the write with EIO; the file's
+ *    covers it, so a source the holder refuses to read fails the write; the file's
  *    mappings of those pages are invalidated first (dax_iomap_iter:
  *    invalidate_inode_pages2_range, which keeps private anonymous copies),
  *    and xfs_reflink_end_cow remaps the range to the new blocks;
  *  - a hole is allocated (IOMAP_F_NEW) and its zero-page mappings invalidated.
  *
- * Everything that can fail (reads of poisoned blocks, allocation) happens
+ * Everything that can fail (reads and overwrites the holder refuses, allocation) happens
  * before the first byte is overwritten in place, so an error leaves the file
  * as it was.
  */
@@ -66,7 +63,7 @@ function segments(fx: FsTx, inode: InodeRec, b0: FileBlock, b1: FileBlock): Seg[
 /**
  * Write `length` bytes at `offset` from `fill`, overwriting unshared blocks in
  * place. The DAX layer's hooks tear down the mappings of blocks that move
- * (beforeRelease) and say which blocks are poisoned.
+ * (holder.beforeRelease) and may refuse an overwrite (holder.checkOverwrite).
  */
 export function writeInPlace(
   fx: FsTx,
@@ -75,18 +72,14 @@ export function writeInPlace(
   offset: number,
   length: number,
   fill: FillFn,
-  poisoned: (pblk: Blkno) => boolean,
 ): void {
   const bs = fx.bs;
   const end = offset + length;
   const b0 = Math.floor(offset / bs);
   const b1 = Math.ceil(end / bs);
   const segs = segments(fx, inode, b0, b1);
-  for (const g of segs)
-    if (g.kind === 'inplace')
-      for (let i = 0; i < g.n; i++)
-        if (poisoned(g.pblk + i))
-          throw err('EFAULT', `file block ${g.fblk + i} is on poisoned block ${g.pblk + i}: the device cannot recover it for the write`, path, 'punch the range to take the file off the bad block');
+  // The holder may refuse an overwrite (the DAX machine: a poisoned block), before anything changes.
+  for (const g of segs) if (g.kind === 'inplace') fx.holder.checkOverwrite(g.pblk, g.n, inode, g.fblk, path);
   // The bytes of block fblk after the write: old bytes where needed, then the new ones.
   const compose = (fblk: FileBlock, n: number, readOld: 'all' | 'edges' | 'none'): Buffer => {
     const buf = Buffer.alloc(n * bs);
@@ -106,10 +99,10 @@ export function writeInPlace(
   // 1. Blocks that move: copy-on-write of shared ones (the whole source read), allocation of holes.
   for (const g of segs) {
     if (g.kind === 'inplace') continue;
-    fx.beforeRelease?.(inode, path, g.fblk, g.n, true);
+    fx.holder.beforeRelease(inode, path, g.fblk, g.n, true);
     for (const [f, n] of chunks(g)) fx.replaceBlocks(inode, f, n, compose(f, n, g.kind === 'cow' ? 'all' : 'edges'));
   }
-  // 2. Overwrites in place (none is poisoned). Only the first and last block can be partial: read them before any write.
+  // 2. Overwrites in place (the holder let them all happen). Only the first and last block can be partial: read them before any write.
   const inplace = segs.filter((g) => g.kind === 'inplace');
   const edges = new Map<FileBlock, Buffer>();
   for (const g of inplace)

@@ -90,12 +90,12 @@ export function reflink(fx: FsTx, srcPath: string, dstPath: string, range?: Rema
   if (!range) {
     if (src.inode.ino === dst.inode.ino) throw err('EINVAL', 'reflink: source and destination are the same file', src.path);
     const blocks = Math.ceil(Math.max(dst.inode.size, fx.lastMapped(dst.inode) * fx.bs) / fx.bs);
-    fx.beforeRemap?.(src.inode, src.path, dst.inode, dst.path);
+    fx.holder.beforeRemap(src.inode, src.path, dst.inode, dst.path);
     if (blocks > 0) {
       // Private copies inside the new size stay; past it they go, as a truncate's do.
       const keep = Math.min(blocks, Math.ceil(src.inode.size / fx.bs));
-      fx.beforeRelease?.(dst.inode, dst.path, 0, keep, true);
-      if (blocks > keep) fx.beforeRelease?.(dst.inode, dst.path, keep, blocks - keep);
+      fx.holder.beforeRelease(dst.inode, dst.path, 0, keep, true);
+      if (blocks > keep) fx.holder.beforeRelease(dst.inode, dst.path, keep, blocks - keep);
       fx.dropAll(dst.inode);
     }
     fx.bmap.shareFile(dst.inode, src.inode);
@@ -107,8 +107,8 @@ export function reflink(fx: FsTx, srcPath: string, dstPath: string, range?: Rema
   const c = checkRange(fx, src, dst, range, 'reflink', false);
   if (c.blocks === 0) return { length: 0 };
   const pieces = clipped(fx, src.inode, c.srcBlk, c.blocks);
-  fx.beforeRemap?.(src.inode, src.path, dst.inode, dst.path);
-  fx.beforeRelease?.(dst.inode, dst.path, c.dstBlk, c.blocks, true);
+  fx.holder.beforeRemap(src.inode, src.path, dst.inode, dst.path);
+  fx.holder.beforeRelease(dst.inode, dst.path, c.dstBlk, c.blocks, true);
   fx.bmap.dropRange(dst.inode, c.dstBlk, c.blocks);
   fx.bmap.shareMany(
     dst.inode,
@@ -158,8 +158,8 @@ export function dedupe(fx: FsTx, srcPath: string, dstPath: string, range: RemapR
     if (a.compare(b, 0, bytes, 0, bytes) !== 0) return { status: 'differs', deduped: 0 };
   }
   const pieces = clipped(fx, src.inode, c.srcBlk, c.blocks);
-  fx.beforeRemap?.(src.inode, src.path, dst.inode, dst.path);
-  fx.beforeRelease?.(dst.inode, dst.path, c.dstBlk, c.blocks, true);
+  fx.holder.beforeRemap(src.inode, src.path, dst.inode, dst.path);
+  fx.holder.beforeRelease(dst.inode, dst.path, c.dstBlk, c.blocks, true);
   for (const e of pieces) {
     const d = c.dstBlk + (e.fblk - c.srcBlk);
     // Blocks already shared between the two stay as they are.
@@ -197,7 +197,7 @@ export function unshare(fx: FsTx, path: string, offset?: number, length?: number
     for (const [s, l, rc] of fx.bmap.refcountRuns(e.pblk, e.len)) {
       if (rc < 2) continue;
       const fblk = e.fblk + (s - e.pblk);
-      fx.beforeRelease?.(r.inode, r.path, fblk, l, true);
+      fx.holder.beforeRelease(r.inode, r.path, fblk, l, true);
       for (let i = 0; i < l; i += 1024) {
         const n = Math.min(1024, l - i);
         const buf = Buffer.allocUnsafe(n * bs);

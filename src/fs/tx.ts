@@ -1,6 +1,6 @@
 import { nowMs } from '../format/clock.js';
 import { Btree } from '../btree/btree.js';
-import type { NodeStore } from '../btree/types.js';
+import type { BtreeOps, NodeStore } from '../btree/types.js';
 import { BLOCK_TYPE_NAMES, BlockType, hdrLevel, initHeader, sealBlock, verifyBlock } from '../format/block.js';
 import { corrupt, DaxError, err } from '../format/errors.js';
 import type { FreeRec } from '../format/records.js';
@@ -152,6 +152,32 @@ export class Tx implements NodeStore {
     this.generation = ctx.sb.generation + 1;
     this.roots = rootSlots(ctx.sb.roots);
     this.counters = counterSlots(ctx.sb.counters);
+  }
+
+  /** Open the tree whose root is in slot `id`; the slot follows its root from now on (bindRoot). */
+  openTree<R>(ops: BtreeOps<R>, id: RootId): Btree<R> {
+    return this.bindRoot(new Btree(this, ops, this.roots[id]), id);
+  }
+
+  /** Make root slot `id` follow tree t's root from now on. */
+  bindRoot<T extends { bindRoot(set: (root: Blkno) => void): T }>(t: T, id: RootId): T {
+    return t.bindRoot((root) => (this.roots[id] = root));
+  }
+
+  /**
+   * Run fn with `policy` deciding which blocks its reads keep in the cache
+   * (undefined: all; STREAMING: a one-pass read of most of the metadata), the
+   * policy before restored after. The one way to change it inside a transaction.
+   */
+  withCachePolicy<T>(policy: CachePolicy | undefined, fn: () => T): T {
+    const ctx = this.ctx;
+    const was = ctx.keep;
+    ctx.keep = policy;
+    try {
+      return fn();
+    } finally {
+      ctx.keep = was;
+    }
   }
 
   get totalBlocks(): number {
@@ -476,7 +502,7 @@ export class Tx implements NodeStore {
   // ---------------------------------------------------------------- commit
   /** Fold this transaction's allocations and frees into the free-space tree, to a fixed point. */
   private settleFreeSpace(): void {
-    const tree = new Btree(this, freeOps, this.roots[RootId.Free]);
+    const tree = this.openTree(freeOps, RootId.Free);
     if (this.freeSource) {
       tree.root = 0; // the old tree is abandoned: its blocks are free in freeSource
       tree.bulkLoad(this.freeSource.filter((r) => r.len > 0));
@@ -492,7 +518,6 @@ export class Tx implements NodeStore {
       for (const [s, l] of allocs) removeFree(tree, s, l);
       for (const [s, l] of frees) addFree(tree, s, l);
     }
-    this.roots[RootId.Free] = tree.root;
   }
 
   get hasChanges(): boolean {

@@ -1,6 +1,6 @@
 /** demo and compare: the rotation and the page models side by side, on scratch images. */
 import { checkImage } from '../../check/verify.js';
-import { hex } from '../../dax/machine.js';
+import { hex } from '../../dax/machine/units.js';
 import { runCompare, runDemo, type CompareResult, type DemoResult, type DemoRow, type Verifier, type Workload } from '../../dax/lab.js';
 import type { Filesystem } from '../../fs/filesystem.js';
 import type { PageModel } from '../../fs/types.js';

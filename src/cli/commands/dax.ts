@@ -1,6 +1,7 @@
 /** mmap, munmap, fault, ps, exit, ptdump, pages, pin, unpin, poison: the emulated DAX machine. */
 import { Dax, hex, type FaultBatchResult, type FaultTrace, type PageInfo, type PtdumpEntry } from '../../dax/index.js';
-import type { DescriptorInfo, FaultResultName } from '../../dax/machine.js';
+import type { FaultResultName } from '../../dax/machine/fault-result.js';
+import type { DescriptorInfo } from '../../dax/machine/views.js';
 import type { KillPolicy, MfResult } from '../../dax/memory-failure.js';
 import type { CommandImpl, Ctx } from '../command.js';
 import { usage } from '../errors.js';

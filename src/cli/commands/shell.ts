@@ -9,7 +9,6 @@ import { Filesystem } from '../../fs/filesystem.js';
 import type { Interface } from 'node:readline';
 import type { CommandImpl, Ctx, Env, Outcome } from '../command.js';
 import { DEFAULT_EXIT, fromHostError, report } from '../errors.js';
-import { dispatch } from '../program.js';
 import { COMMANDS, findCommand } from '../registry.js';
 import { shellwords } from '../shellwords.js';
 import { fdLines } from '../stdio.js';
@@ -72,7 +71,7 @@ async function runScript(ctx: Ctx, fd: number, fromStdin: boolean, keepGoing: bo
     if (tokens !== undefined) {
       if (tokens.length === 0) continue;
       if (tokens.length === 1 && tokens[0] === 'quit') break;
-      code = await dispatch(tokens, { env: lineEnv, image: ctx.image, label, json: ctx.json });
+      code = await ctx.dispatch(tokens, { env: lineEnv, image: ctx.image, label, json: ctx.json });
     }
     if (ctx.json) records.push({ line: lineNo, command: text, exit_code: code!, result: captured ?? null });
     if (code! !== 0) {
@@ -206,7 +205,7 @@ async function interactive(ctx: Ctx): Promise<Outcome> {
     if (tokens.length === 0) continue;
     if (tokens.length === 1 && (tokens[0] === 'quit' || tokens[0] === 'exit')) break;
     lines++;
-    await dispatch(tokens, { env, image: ctx.image, json: ctx.json });
+    await ctx.dispatch(tokens, { env, image: ctx.image, json: ctx.json });
   }
   return { json: { image: ctx.image, lines } };
 }
