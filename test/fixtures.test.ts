@@ -15,6 +15,7 @@ import { gunzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runLine } from '../src/cli/capture.js';
+import { dispatch } from '../src/cli/program.js';
 import { shellwords } from '../src/cli/shellwords.js';
 import { ROOT } from './helpers/cli.js';
 
@@ -72,7 +73,7 @@ describe('fixture images', () => {
     const image = join(scratch, `${version}-${name}.img`);
     writeFileSync(image, raw);
     for (const [line, want] of Object.entries(expected.results)) {
-      const r = await runLine(image, shellwords(line), { json: true });
+      const r = await runLine(dispatch, image, shellwords(line), { json: true });
       const difference = containsAt(want, r.json);
       expect(difference, `${version}/${name}: \`${line}\` (exit ${r.exitCode}) ${r.err}`).toBeNull();
     }

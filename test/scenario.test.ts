@@ -13,6 +13,7 @@ import { renderRun } from '../src/cli/scenario/render.js';
 import { check, forModel, parseExpectation } from '../src/cli/scenario/expect.js';
 import { parseScenario } from '../src/cli/scenario/parse.js';
 import { runScenario } from '../src/cli/scenario/run.js';
+import { dispatch } from '../src/cli/program.js';
 import { PAGE_MODELS } from '../src/fs/types.js';
 import { daxtool, parseJson, ROOT } from './helpers/cli.js';
 
@@ -61,7 +62,7 @@ describe('built-in scenarios', () => {
   const golden = (name: string): string => readFileSync(join(builtinDir(), 'golden', `${name}.txt`), 'utf8');
   const cases = names.flatMap((name) => PAGE_MODELS.map((model) => ({ name, model })));
   it.each(cases)('$name holds under $model, as its golden report says', async ({ name, model }) => {
-    const r = await runScenario(loadScenario(name), model);
+    const r = await runScenario(loadScenario(name), model, { dispatch });
     expect(r.failures, JSON.stringify(r.failures, null, 1)).toEqual([]);
     expect(r.passed).toBe(true);
     expect(r.expectations).toBeGreaterThan(0);
@@ -137,7 +138,7 @@ describe('expectations', () => {
   it('a failed expectation fails the run and names its step; later steps still run', async () => {
     const file = join(dir, 'failing.dax');
     writeFileSync(file, ['write /A --offset 0 --length 4K --pattern 1', 'fiemap /A', '# expect: extents.length == 2', 'stat /nope', 'stat /A', '# expect: size == 4096'].join('\n'));
-    const r = await runScenario(loadScenario(file), 'proxy');
+    const r = await runScenario(loadScenario(file), 'proxy', { dispatch });
     expect(r.passed).toBe(false);
     expect(r.failures.map((f) => [f.line, f.expected])).toEqual([
       [2, 'extents.length == 2'],

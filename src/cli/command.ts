@@ -44,7 +44,7 @@ export interface Ctx {
   env: Env;
   style: Style;
   /** Run one more command line through the same parser and error boundary (the shell's lines); passed in so commands need not import the program. */
-  dispatch: (tokens: string[], o: DispatchOptions) => Promise<number>;
+  dispatch: Dispatch;
 }
 
 export interface DispatchOptions {
@@ -107,3 +107,6 @@ export function processEnv(overrides: Partial<Env> = {}): Env {
     ...overrides,
   };
 }
+
+/** Runs one command line (program.ts's dispatch), handed down so that no command module imports program.ts. */
+export type Dispatch = (tokens: string[], o: DispatchOptions) => Promise<number>;

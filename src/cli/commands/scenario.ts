@@ -76,7 +76,7 @@ const scenario: CommandImpl = async (ctx, args, opts) => {
     throw usage('--keep keeps one image: give one scenario and one --model');
   const scenarios = names.map((n) => loadScenario(n));
   const runs: ScenarioRun[] = [];
-  for (const sc of scenarios) for (const m of models) runs.push(await runScenario(sc, m, { keep }));
+  for (const sc of scenarios) for (const m of models) runs.push(await runScenario(sc, m, { keep, dispatch: ctx.dispatch }));
   for (const r of runs) if (!r.passed) failureLine(ctx, r);
   const passed = runs.every((r) => r.passed);
   const matrix = runs.length > 1;

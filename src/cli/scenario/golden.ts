@@ -6,15 +6,16 @@
 import { builtinNames, loadScenario } from './catalog.js';
 import { renderRun } from './render.js';
 import { runScenario } from './run.js';
+import type { Dispatch } from '../command.js';
 
 const PLAIN = { color: false, columns: 100 };
 
-export async function goldenReports(dir: string, models: readonly string[]): Promise<{ name: string; text: string }[]> {
+export async function goldenReports(dir: string, models: readonly string[], dispatch: Dispatch): Promise<{ name: string; text: string }[]> {
   const out: { name: string; text: string }[] = [];
   for (const name of builtinNames(dir)) {
     const sc = loadScenario(name, dir);
     const parts: string[] = [];
-    for (const m of models) parts.push(renderRun(await runScenario(sc, m), PLAIN));
+    for (const m of models) parts.push(renderRun(await runScenario(sc, m, { dispatch }), PLAIN));
     out.push({ name, text: parts.join('\n') });
   }
   return out;

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DaxError, type ErrCode } from '../../format/errors.js';
 import { runLine } from '../capture.js';
+import type { Dispatch } from '../command.js';
 import { check, forModel, valueAt, type Expectation, type Verdict } from './expect.js';
 import type { Scenario } from './parse.js';
 import { summarize } from './summarize.js';
@@ -57,7 +58,7 @@ function substitute(word: string, vars: ReadonlyMap<string, unknown>): string {
   return word.replace(/\$([A-Za-z_]\w*)/g, (m, name: string) => (vars.has(name) ? String(vars.get(name)) : m));
 }
 
-export async function runScenario(sc: Scenario, model: string, opts: { keep?: string } = {}): Promise<ScenarioRun> {
+export async function runScenario(sc: Scenario, model: string, opts: { keep?: string; dispatch: Dispatch }): Promise<ScenarioRun> {
   const saved = new Map(Object.keys(sc.env).map((k) => [k, process.env[k]]));
   Object.assign(process.env, sc.env);
   try {
@@ -70,13 +71,13 @@ export async function runScenario(sc: Scenario, model: string, opts: { keep?: st
   }
 }
 
-async function runSteps(sc: Scenario, model: string, opts: { keep?: string }): Promise<ScenarioRun> {
+async function runSteps(sc: Scenario, model: string, opts: { keep?: string; dispatch: Dispatch }): Promise<ScenarioRun> {
   const dir = opts.keep ? undefined : mkdtempSync(join(tmpdir(), 'daxtool-scenario-'));
   const image = opts.keep ?? join(dir!, `${sc.name}.img`);
   try {
     // A kept image is never made over an existing file (as demo --keep): only the scratch one is forced.
     const mkfs = ['mkfs', ...(sc.mkfs.includes('--size') ? [] : DEFAULT_SIZE), ...sc.mkfs, '--page-model', model, ...(opts.keep ? [] : ['--force']), '-q'];
-    const made = await runLine(image, mkfs, { json: true });
+    const made = await runLine(opts.dispatch, image, mkfs, { json: true });
     if (made.exitCode !== 0) {
       const e = (made.json as { error?: { code?: ErrCode; message?: string } } | null)?.error;
       const why = (e?.message ?? made.err.trim()).replace(/ \(hint: .*\)$/, '');
@@ -93,7 +94,7 @@ async function runSteps(sc: Scenario, model: string, opts: { keep?: string }): P
       // Commands run synchronously; yield to the event loop between steps so a long run starves nothing (timers, IPC).
       await new Promise<void>((resolve) => setImmediate(resolve));
       const words = step.words.map((w) => substitute(w, vars));
-      const out = await runLine(image, words, { json: true, label: `line ${step.line}` });
+      const out = await runLine(opts.dispatch, image, words, { json: true, label: `line ${step.line}` });
       // A let names a value first, so expectations of the same step may use it.
       for (const l of step.lets) {
         const v = valueAt(out.json, l.path);
