@@ -23,7 +23,20 @@
  * Inputs are built before timing, deterministically, with the daxtool library
  * (bench/lib/build.mjs); peer inputs are cached (bench/lib/peers.mjs).
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  openSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { BENCH_DIR, fmtCount, fmtMs, fmtRate, fmtRss, fmtSize, killAll, median, run, sh, table, haveGnuTime } from './lib/util.mjs';
@@ -128,7 +141,12 @@ function snapshot() {
 }
 
 function machine() {
-  const df = sh(['df', '-T', WORK], { ok: [1] }).stdout.trim().split('\n').pop()?.split(/\s+/) ?? [];
+  const df =
+    sh(['df', '-T', WORK], { ok: [1] })
+      .stdout.trim()
+      .split('\n')
+      .pop()
+      ?.split(/\s+/) ?? [];
   let git = '';
   try {
     const head = sh(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD']).stdout.trim();
@@ -156,7 +174,9 @@ function machine() {
     build: flag('--build') ? 'compiled from src/ by --build' : `dist/ built ${distTime}`,
     mode: QUICK ? 'quick' : 'full',
     gnuTime: haveGnuTime(),
-    load: loadavg().map((x) => x.toFixed(2)).join(' '),
+    load: loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
   };
 }
 
@@ -187,11 +207,13 @@ async function smoke() {
     [BIN, 'reflink', img, '/a', '/b'],
     [BIN, 'verify', img],
   ];
-  if (existsSync(join(DIST, 'dax', 'index.js'))) steps.push(['--input-type=module', '-e', `await import(${JSON.stringify(join(DIST, 'dax', 'index.js'))})`]);
+  if (existsSync(join(DIST, 'dax', 'index.js')))
+    steps.push(['--input-type=module', '-e', `await import(${JSON.stringify(join(DIST, 'dax', 'index.js'))})`]);
   try {
     for (const s of steps) {
       const r = await run(s, { node: true, timeoutMs: 60000 });
-      if (r.code !== 0) return `${s.slice(1, 2).join(' ') || s[0]}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(-1)[0]?.slice(0, 160)}`;
+      if (r.code !== 0)
+        return `${s.slice(1, 2).join(' ') || s[0]}: exit ${r.code}: ${r.stderr.trim().split('\n').slice(-1)[0]?.slice(0, 160)}`;
     }
     return null;
   } finally {
@@ -218,11 +240,24 @@ async function measure(argvCmd, o = {}) {
   if (o.warmup) {
     // Untimed: brings a cached peer image into the page cache, as our freshly built inputs are.
     if (o.prep) await o.prep(-1);
-    await run(typeof argvCmd === 'function' ? argvCmd(-1) : argvCmd, { node: !!o.node, timeoutMs: o.timeoutMs ?? TIMEOUT_MS, env: o.env, cwd: o.cwd });
+    await run(typeof argvCmd === 'function' ? argvCmd(-1) : argvCmd, {
+      node: !!o.node,
+      timeoutMs: o.timeoutMs ?? TIMEOUT_MS,
+      env: o.env,
+      cwd: o.cwd,
+    });
   }
   for (let i = 0; i < reps; i++) {
     if (o.prep) await o.prep(i);
-    const r = await run(typeof argvCmd === 'function' ? argvCmd(i) : argvCmd, { node: !!o.node, rssFile, timeoutMs: o.timeoutMs ?? TIMEOUT_MS, env: o.env, cwd: o.cwd, capture: !!o.capture, hook: !!o.startup });
+    const r = await run(typeof argvCmd === 'function' ? argvCmd(i) : argvCmd, {
+      node: !!o.node,
+      rssFile,
+      timeoutMs: o.timeoutMs ?? TIMEOUT_MS,
+      env: o.env,
+      cwd: o.cwd,
+      capture: !!o.capture,
+      hook: !!o.startup,
+    });
     last = r;
     if (r.timedOut) {
       fail = `timeout > ${fmtMs(o.timeoutMs ?? TIMEOUT_MS)}`;
@@ -241,7 +276,16 @@ async function measure(argvCmd, o = {}) {
     spent += r.ms;
     if (spent > budget && times.length >= 1) break;
   }
-  return { runs: times.length, times, ms: median(times), cpuMs: cpus.length ? median(cpus) : null, userMs: users.length ? median(users) : null, rssKiB: rss, fail, last };
+  return {
+    runs: times.length,
+    times,
+    ms: median(times),
+    cpuMs: cpus.length ? median(cpus) : null,
+    userMs: users.length ? median(users) : null,
+    rssKiB: rss,
+    fail,
+    last,
+  };
 }
 
 /** One table row. */
@@ -270,7 +314,11 @@ const dax = (...a) => [BIN, ...a];
 const copyImage = (from, to) => sh(['cp', '--sparse=always', from, to]);
 
 async function build(image, spec) {
-  const r = await run([join(BENCH_DIR, 'lib', 'build.mjs'), DIST, image, JSON.stringify(spec)], { node: true, capture: true, timeoutMs: 1800000 });
+  const r = await run([join(BENCH_DIR, 'lib', 'build.mjs'), DIST, image, JSON.stringify(spec)], {
+    node: true,
+    capture: true,
+    timeoutMs: 1800000,
+  });
   if (r.code !== 0) throw new Error(`building ${spec.kind} input failed: ${r.stderr.trim().slice(-600)}`);
   const s = JSON.parse(r.stdout.trim().split('\n').pop());
   log(`  input ${relative(WORK, image)} (${spec.kind}) built in ${fmtMs(s.ms)}`);
@@ -321,7 +369,16 @@ async function caseInfoMkfs() {
         alloc = Math.max(alloc, statSync(img).blocks * 512);
       },
     });
-    const r = row({ id: 'mkfs', case: 'mkfs', size: '1 TiB', ...m, rate: fmtRate(blocks / (m.ms / 1000), 'blocks'), hostBytes: alloc, target: { ms: 200, hostBytes: 64 * MiB, aboveRatio: 3 }, marginal: { kind: 'startup' } });
+    const r = row({
+      id: 'mkfs',
+      case: 'mkfs',
+      size: '1 TiB',
+      ...m,
+      rate: fmtRate(blocks / (m.ms / 1000), 'blocks'),
+      hostBytes: alloc,
+      target: { ms: 200, hostBytes: 64 * MiB, aboveRatio: 3 },
+      marginal: { kind: 'startup' },
+    });
     await profile('mkfs', dax('mkfs', img, '--size', '1T'), () => rmSync(img, { force: true }));
     const pimg = join(WORK, 'peer-mkfs.img');
     const peerMkfs = async (name, cmd) => {
@@ -339,15 +396,33 @@ async function caseInfoMkfs() {
       rmSync(pimg, { force: true });
       return peerResult(name, pm, `host ${fmtSize(palloc, 'B')}`);
     };
-    r.peers.push(peerOk(T.mkfsXfs) ? await peerMkfs('mkfs.xfs -m reflink=1,rmapbt=1', [T.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1', pimg]) : unavailable('mkfs.xfs', NO_PEERS ? 'skipped' : 'peer unavailable: not installed'));
-    r.peers.push(peerOk(T.mke2fs) ? await peerMkfs('mke2fs -t ext4', [T.mke2fs, '-q', '-F', '-t', 'ext4', pimg]) : unavailable('mke2fs', NO_PEERS ? 'skipped' : 'peer unavailable: not installed'));
+    r.peers.push(
+      peerOk(T.mkfsXfs)
+        ? await peerMkfs('mkfs.xfs -m reflink=1,rmapbt=1', [T.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1', pimg])
+        : unavailable('mkfs.xfs', NO_PEERS ? 'skipped' : 'peer unavailable: not installed'),
+    );
+    r.peers.push(
+      peerOk(T.mke2fs)
+        ? await peerMkfs('mke2fs -t ext4', [T.mke2fs, '-q', '-F', '-t', 'ext4', pimg])
+        : unavailable('mke2fs', NO_PEERS ? 'skipped' : 'peer unavailable: not installed'),
+    );
   }
   if (want('info')) {
     if (!existsSync(img)) sh([process.execPath, BIN, 'mkfs', img, '--size', '1T', '--force']);
     const m = await measure(dax('info', img), { node: true, startup: true, reps: QUICK ? 5 : 10 });
-    const r = row({ id: 'info', case: 'info', size: '1 TiB image', ...m, target: { ms: 120, aboveRatio: 3 }, marginal: { kind: 'startup' } });
+    const r = row({
+      id: 'info',
+      case: 'info',
+      size: '1 TiB image',
+      ...m,
+      target: { ms: 120, aboveRatio: 3 },
+      marginal: { kind: 'startup' },
+    });
     const dumpe2fs = peerOk(T.dumpe2fs) && T.mke2fs ? await peers.ext4EmptyImage(T, size, log) : null;
-    if (dumpe2fs) r.peers.push(peerResult('dumpe2fs -h (ext4 1 TiB)', await measure([T.dumpe2fs, '-h', dumpe2fs.img], { reps: QUICK ? 5 : 10, warmup: true })));
+    if (dumpe2fs)
+      r.peers.push(
+        peerResult('dumpe2fs -h (ext4 1 TiB)', await measure([T.dumpe2fs, '-h', dumpe2fs.img], { reps: QUICK ? 5 : 10, warmup: true })),
+      );
     else r.peers.push(unavailable('dumpe2fs -h', NO_PEERS ? 'skipped' : 'peer unavailable: e2fsprogs not installed'));
     await profile('info', dax('info', img));
     const mj = await measure(dax('info', img, '--json'), { node: true, startup: true, reps: QUICK ? 3 : 5 });
@@ -358,9 +433,19 @@ async function caseInfoMkfs() {
     const small = join(WORK, 'small.img');
     sh([process.execPath, BIN, 'mkfs', small, '--size', '1G', '--force']);
     const m = await measure(dax('verify', small), { node: true, startup: true, reps: QUICK ? 5 : 10 });
-    const r = row({ id: 'verify-small', case: 'verify (empty image)', size: '1 GiB image', ...m, target: { aboveRatio: 3 }, marginal: { kind: 'startup' } });
+    const r = row({
+      id: 'verify-small',
+      case: 'verify (empty image)',
+      size: '1 GiB image',
+      ...m,
+      target: { aboveRatio: 3 },
+      marginal: { kind: 'startup' },
+    });
     const ximg = peerOk(T.xfsRepair) ? await peers.xfsEmptyImage(T, GiB, log) : null;
-    if (ximg) r.peers.push(peerResult('xfs_repair -n (XFS 1 GiB)', await measure([T.xfsRepair, '-n', '-f', ximg.img], { reps: QUICK ? 3 : 5, warmup: true })));
+    if (ximg)
+      r.peers.push(
+        peerResult('xfs_repair -n (XFS 1 GiB)', await measure([T.xfsRepair, '-n', '-f', ximg.img], { reps: QUICK ? 3 : 5, warmup: true })),
+      );
     else r.peers.push(unavailable('xfs_repair -n', NO_PEERS ? 'skipped' : 'peer unavailable: xfsprogs not installed'));
     await profile('verify-small', dax('verify', small));
     rmSync(small, { force: true });
@@ -426,7 +511,10 @@ async function casePutGet() {
       const ddOut = fresh('dd');
       ddPlain = peerResult('dd bs=8M', await measure((i) => ['dd', `if=${host}`, `of=${ddOut(i)}`, 'bs=8M', 'status=none'], o));
       const ddsOut = fresh('dds');
-      ddSync = peerResult('dd bs=8M conv=fdatasync', await measure((i) => ['dd', `if=${host}`, `of=${ddsOut(i)}`, 'bs=8M', 'conv=fdatasync', 'status=none'], o));
+      ddSync = peerResult(
+        'dd bs=8M conv=fdatasync',
+        await measure((i) => ['dd', `if=${host}`, `of=${ddsOut(i)}`, 'bs=8M', 'conv=fdatasync', 'status=none'], o),
+      );
       for (const c of [cpPlain, cpSync, ddPlain, ddSync]) c.extra = c.fail ? '' : fmtRate(bytes / (c.ms / 1000), 'B');
     }
     if (want(`put-${id}`)) {
@@ -439,7 +527,14 @@ async function casePutGet() {
           sh(['sync']);
         },
       });
-      const r = row({ id: `put-${id}`, case: 'put', size: label, ...m, rate: fmtRate(bytes / (m.ms / 1000), 'B'), target: bytes >= GiB ? { bytesPerSec: 1e9, bytes } : null });
+      const r = row({
+        id: `put-${id}`,
+        case: 'put',
+        size: label,
+        ...m,
+        rate: fmtRate(bytes / (m.ms / 1000), 'B'),
+        target: bytes >= GiB ? { bytesPerSec: 1e9, bytes } : null,
+      });
       r.peers.push(cpSync ?? unavailable('cp', 'skipped'));
       if (ddSync) r.peers.push(ddSync);
       if (cpPlain) r.peers.push(cpPlain);
@@ -451,7 +546,14 @@ async function casePutGet() {
       const out = fresh('get');
       const cmd = (i) => dax('get', src, '/f', out(i));
       const m = await measure(cmd, { node: true, prep });
-      const r = row({ id: `get-${id}`, case: 'get', size: label, ...m, rate: fmtRate(bytes / (m.ms / 1000), 'B'), target: bytes >= GiB ? { bytesPerSec: 1e9, bytes } : null });
+      const r = row({
+        id: `get-${id}`,
+        case: 'get',
+        size: label,
+        ...m,
+        rate: fmtRate(bytes / (m.ms / 1000), 'B'),
+        target: bytes >= GiB ? { bytesPerSec: 1e9, bytes } : null,
+      });
       r.peers.push(cpPlain ?? unavailable('cp', 'skipped'));
       if (ddPlain) r.peers.push(ddPlain);
       await profile(`get-${id}`, cmd(99));
@@ -478,29 +580,41 @@ async function caseReflink() {
     const cmd = dax('reflink', work, '/src', '/dst');
     const m = await measure(cmd, { node: true, prep, reps: n === 1 ? ONE_REPS : REPS });
     const target = n === 1e6 ? { ms: 2000 } : n === 20000 ? { margRatio: 0.05 } : null;
-    const r = row({ id, case: 'reflink (whole file, CLI)', size: `${fmtSize(n)} extent${n > 1 ? 's' : ''}`, n, ...m, rate: fmtRate(n / (m.ms / 1000), 'extents'), target, group: scaling(n) ? 'reflink' : undefined, marginal: n > 1 ? { kind: 'per', one: 'reflink-1', peer: 'cp --reflink=always (XFS, loop)', unit: 'extent' } : undefined });
+    const r = row({
+      id,
+      case: 'reflink (whole file, CLI)',
+      size: `${fmtSize(n)} extent${n > 1 ? 's' : ''}`,
+      n,
+      ...m,
+      rate: fmtRate(n / (m.ms / 1000), 'extents'),
+      target,
+      group: scaling(n) ? 'reflink' : undefined,
+      marginal: n > 1 ? { kind: 'per', one: 'reflink-1', peer: 'cp --reflink=always (XFS, loop)', unit: 'extent' } : undefined,
+    });
     if (QUICK && n > 10000) r.peers.push(unavailable('cp --reflink=always (XFS)', 'skipped in --quick (≈1 min per 1M extents)'));
     else if (loop.ok) {
       const { img, builtMs } = await peers.xfsReflinkImage(T, n, WORK, log);
       if (builtMs) log(`  peer input built in ${fmtMs(builtMs)}`);
       const mnt = join(WORK, 'xfs.mnt');
-      const pm = await peers.withImageLock(img, () => peers.dirtyCache(img, async (restore) => {
-        peers.mount(img, mnt);
-        try {
-          // Warm: the source's extent map into the page cache and the in-core inode (untimed).
-          sh(['sh', '-c', `"${T.xfsIo}" -r -c fiemap "${join(mnt, 'src')}" > /dev/null`], { timeoutMs: 600000 });
-          return await measure([T.cp, '--reflink=always', join(mnt, 'src'), join(mnt, 'dst')], {
-            reps: n === 1 ? ONE_REPS : PEER_REPS,
-            after: () => {
-              rmSync(join(mnt, 'dst'));
-              sh(['sync', '-f', mnt]);
-            },
-          });
-        } finally {
-          peers.umount(mnt);
-          restore();
-        }
-      }));
+      const pm = await peers.withImageLock(img, () =>
+        peers.dirtyCache(img, async (restore) => {
+          peers.mount(img, mnt);
+          try {
+            // Warm: the source's extent map into the page cache and the in-core inode (untimed).
+            sh(['sh', '-c', `"${T.xfsIo}" -r -c fiemap "${join(mnt, 'src')}" > /dev/null`], { timeoutMs: 600000 });
+            return await measure([T.cp, '--reflink=always', join(mnt, 'src'), join(mnt, 'dst')], {
+              reps: n === 1 ? ONE_REPS : PEER_REPS,
+              after: () => {
+                rmSync(join(mnt, 'dst'));
+                sh(['sync', '-f', mnt]);
+              },
+            });
+          } finally {
+            peers.umount(mnt);
+            restore();
+          }
+        }),
+      );
       if (!pm) r.peers.push(unavailable('cp --reflink=always (XFS)', 'peer busy: another bench run has its image mounted'));
       else r.peers.push(peerResult('cp --reflink=always (XFS, loop)', pm, pm.fail ? '' : fmtRate(n / (pm.ms / 1000), 'extents')));
     } else r.peers.push(unavailable('cp --reflink=always (XFS)', loop.why));
@@ -532,9 +646,12 @@ async function caseVerify(det) {
     const s = await build(img, { kind: 'files', files, extents, mapEvery });
     const cmd = dax('verify', img);
     const m = await measure(cmd, { node: true, okCodes: [0, 4], capture: true });
-    if (m.last && m.last.code === 4) m.fail = `verify found errors on the input: ${m.last.stdout.trim().split('\n').slice(0, 3).join(' / ').slice(0, 200)}`;
+    if (m.last && m.last.code === 4)
+      m.fail = `verify found errors on the input: ${m.last.stdout.trim().split('\n').slice(0, 3).join(' / ').slice(0, 200)}`;
     delete m.last;
-    const mapped = s.mappedFiles ? `, ${fmtCount(s.mappedFiles)} files mapped (${fmtCount(s.mappedPages)} PTEs)` : ', no mappings (DAX not built)';
+    const mapped = s.mappedFiles
+      ? `, ${fmtCount(s.mappedFiles)} files mapped (${fmtCount(s.mappedPages)} PTEs)`
+      : ', no mappings (DAX not built)';
     const r = row({
       id,
       case: 'verify',
@@ -543,7 +660,12 @@ async function caseVerify(det) {
       n: extents,
       ...m,
       rate: `${fmtRate(extents / (m.ms / 1000), 'extents')}, ${fmtRate(files / (m.ms / 1000), 'files')}`,
-      target: extents === 1e6 ? { ms: 2000, rssKiB: 300 * 1024, peerRatio: { name: 'xfs_repair -n (XFS)', max: 1 } } : files < 10 ? { peerRatio: { name: 'xfs_repair -n (XFS)', max: 1 } } : null,
+      target:
+        extents === 1e6
+          ? { ms: 2000, rssKiB: 300 * 1024, peerRatio: { name: 'xfs_repair -n (XFS)', max: 1 } }
+          : files < 10
+            ? { peerRatio: { name: 'xfs_repair -n (XFS)', max: 1 } }
+            : null,
       group: files < 10 ? undefined : 'verify',
     });
     if (peerOk(T.e2fsck) && T.debugfs && T.mke2fs) {
@@ -609,7 +731,13 @@ async function caseFault(det) {
   const pn = sizes[sizes.length - 1];
   const pmdN = Math.ceil(pn / 512) * 512; // whole 2 MiB units
   const work = join(WORK, 'work.img');
-  const lib = (img, o) => run([join(BENCH_DIR, 'lib', 'dax-call.mjs'), DIST, img, JSON.stringify({ op: 'faultPath', ...o })], { node: true, capture: true, timeoutMs: TIMEOUT_MS, rssFile: join(WORK, 'rss.txt') });
+  const lib = (img, o) =>
+    run([join(BENCH_DIR, 'lib', 'dax-call.mjs'), DIST, img, JSON.stringify({ op: 'faultPath', ...o })], {
+      node: true,
+      capture: true,
+      timeoutMs: TIMEOUT_MS,
+      rssFile: join(WORK, 'rss.txt'),
+    });
   /** Median in-process handler time (library call, commit included) over fresh copies. */
   const libTime = async (pristine, o) => {
     const ts = [];
@@ -633,7 +761,8 @@ async function caseFault(det) {
    */
   const one = async (id, caseName, n, spec, path, write, target, group, extra = {}) => {
     if (!want(id)) return;
-    const marg = (oneId) => (extra.marg && n > 1 ? { kind: 'per', one: oneId, unit: extra.marg.unit, rate: !!extra.marg.rate, peer: extra.marg.peer } : undefined);
+    const marg = (oneId) =>
+      extra.marg && n > 1 ? { kind: 'per', one: oneId, unit: extra.marg.unit, rate: !!extra.marg.rate, peer: extra.marg.peer } : undefined;
     const len = n * 4096;
     const size = `${fmtSize(n)} pages`;
     if (!det.daxLib && !det.fault) {
@@ -644,35 +773,94 @@ async function caseFault(det) {
     await build(pristine, spec);
     if (det.daxLib) {
       const h = await libTime(pristine, { path, offset: 0, length: len, write });
-      const how = h.last ? ` (${[...Object.entries(h.last.levels), ...Object.entries(h.last.results)].map(([k, v]) => `${fmtCount(v)} ${k}`).join(', ')})` : '';
-      const r = row({ id: `${id}-lib`, case: `${caseName}, handler`, size, sizeNote: how, n, runs: h.runs ?? 0, ms: h.ms, fail: h.fail ?? null, rssKiB: h.rssKiB, rate: fmtRate(n / (h.ms / 1000), 'faults'), target, group: group ? `${group}-lib` : undefined, marginal: marg(extra.marg ? `${extra.marg.one}-lib` : '') });
+      const how = h.last
+        ? ` (${[...Object.entries(h.last.levels), ...Object.entries(h.last.results)].map(([k, v]) => `${fmtCount(v)} ${k}`).join(', ')})`
+        : '';
+      const r = row({
+        id: `${id}-lib`,
+        case: `${caseName}, handler`,
+        size,
+        sizeNote: how,
+        n,
+        runs: h.runs ?? 0,
+        ms: h.ms,
+        fail: h.fail ?? null,
+        rssKiB: h.rssKiB,
+        rate: fmtRate(n / (h.ms / 1000), 'faults'),
+        target,
+        group: group ? `${group}-lib` : undefined,
+        marginal: marg(extra.marg ? `${extra.marg.one}-lib` : ''),
+      });
       if (extra.peer) r.peers.push(extra.peer);
-      await profile(`${id}-lib`, [join(BENCH_DIR, 'lib', 'dax-call.mjs'), DIST, work, JSON.stringify({ op: 'faultPath', path, offset: 0, length: len, write })], () => copyImage(pristine, work));
+      await profile(
+        `${id}-lib`,
+        [join(BENCH_DIR, 'lib', 'dax-call.mjs'), DIST, work, JSON.stringify({ op: 'faultPath', path, offset: 0, length: len, write })],
+        () => copyImage(pristine, work),
+      );
     }
     if (det.fault) {
       const cmd = dax('fault', work, path, '--offset', '0', '--length', String(len), ...(write ? ['--write'] : []));
       const prep = () => copyImage(pristine, work);
       const m = await measure(cmd, { node: true, prep, reps: n === 1 ? ONE_REPS : REPS });
-      const r = row({ id, case: `${caseName}, CLI`, size, n, ...m, rate: fmtRate(n / (m.ms / 1000), 'faults'), target: extra.cliTarget ?? (det.daxLib ? null : target), group: group ? `${group}-cli` : undefined, marginal: marg(extra.marg?.one) });
+      const r = row({
+        id,
+        case: `${caseName}, CLI`,
+        size,
+        n,
+        ...m,
+        rate: fmtRate(n / (m.ms / 1000), 'faults'),
+        target: extra.cliTarget ?? (det.daxLib ? null : target),
+        group: group ? `${group}-cli` : undefined,
+        marginal: marg(extra.marg?.one),
+      });
       if (extra.peer) r.peers.push(extra.peer);
       await profile(id, cmd, prep);
     } else row({ id, case: `${caseName}, CLI`, size, runs: 0, ms: NaN, missing: 'not implemented yet (no `fault` command)', target: null });
     rmSync(pristine, { force: true });
   };
   for (const n of sizes)
-    await one(`fault-${fmtSize(n)}`, 'fault (4 KiB, unshared)', n, { kind: 'contig', blocks: n, pmd: false, path: '/f' }, '/f', false, n === 1e6 ? { perSec: 1e6, n } : null, scaling(n) ? 'fault' : null, {
-      marg: { one: 'fault-1', unit: 'faults', rate: true },
-      cliTarget: n === 25000 || n === 1e6 ? { margRate: 1e6 } : null,
-    });
-  await one(`fault-pmd-${fmtSize(pn)}`, 'fault (PMD-aligned)', pmdN, { kind: 'contig', blocks: pmdN, pmd: true, path: '/f' }, '/f', false, { fasterThan: `fault-${fmtSize(pn)}-lib` }, null);
+    await one(
+      `fault-${fmtSize(n)}`,
+      'fault (4 KiB, unshared)',
+      n,
+      { kind: 'contig', blocks: n, pmd: false, path: '/f' },
+      '/f',
+      false,
+      n === 1e6 ? { perSec: 1e6, n } : null,
+      scaling(n) ? 'fault' : null,
+      {
+        marg: { one: 'fault-1', unit: 'faults', rate: true },
+        cliTarget: n === 25000 || n === 1e6 ? { margRate: 1e6 } : null,
+      },
+    );
+  await one(
+    `fault-pmd-${fmtSize(pn)}`,
+    'fault (PMD-aligned)',
+    pmdN,
+    { kind: 'contig', blocks: pmdN, pmd: true, path: '/f' },
+    '/f',
+    false,
+    { fasterThan: `fault-${fmtSize(pn)}-lib` },
+    null,
+  );
   const cowPeerName = 'mmap store per page + msync + fsync (XFS reflinked file, loop)';
   for (const n of [1, cowN]) {
     const peer = want(`cow-${fmtSize(n)}`) ? await cowPeer(n, cowN, cowPeerName) : undefined;
-    await one(`cow-${fmtSize(n)}`, 'fault --write (COW)', n, { kind: 'cow', blocks: n }, '/b', true, n > 1 ? { perSec: 2e5, n } : null, null, {
-      marg: { one: 'cow-1', unit: 'page', peer: cowPeerName },
-      cliTarget: n > 1 ? { margRatio: 0.2 } : null,
-      peer,
-    });
+    await one(
+      `cow-${fmtSize(n)}`,
+      'fault --write (COW)',
+      n,
+      { kind: 'cow', blocks: n },
+      '/b',
+      true,
+      n > 1 ? { perSec: 2e5, n } : null,
+      null,
+      {
+        marg: { one: 'cow-1', unit: 'page', peer: cowPeerName },
+        cliTarget: n > 1 ? { margRatio: 0.2 } : null,
+        peer,
+      },
+    );
   }
   rmSync(work, { force: true });
 }
@@ -689,7 +877,16 @@ async function caseCompare(det) {
     }
     const cmd = dax('compare', '--workload', 'random', ...(det.compareOps ? [det.compareOps, String(n)] : []));
     const m = await measure(cmd, { node: true });
-    row({ id, case: 'compare --workload random (5 models)', size: det.compareOps ? `${fmtSize(n)} ops` : 'default size (no ops option found)', n, ...m, rate: fmtRate(n / (m.ms / 1000), 'ops'), target: det.compareOps ? target : null, group: 'compare' });
+    row({
+      id,
+      case: 'compare --workload random (5 models)',
+      size: det.compareOps ? `${fmtSize(n)} ops` : 'default size (no ops option found)',
+      n,
+      ...m,
+      rate: fmtRate(n / (m.ms / 1000), 'ops'),
+      target: det.compareOps ? target : null,
+      group: 'compare',
+    });
     await profile(id, cmd);
   }
 }
@@ -749,7 +946,8 @@ function statusOf(r) {
     const other = rows.find((x) => x.id === t.fasterThan);
     have.push('faster than 4 KiB');
     const rate = (x) => x.n / x.ms;
-    if (!other || !(rate(r) > rate(other))) gaps.push(other ? `not faster (${fmtRate(other.n / (other.ms / 1000), 'faults')} for 4 KiB)` : 'no 4 KiB row');
+    if (!other || !(rate(r) > rate(other)))
+      gaps.push(other ? `not faster (${fmtRate(other.n / (other.ms / 1000), 'faults')} for 4 KiB)` : 'no 4 KiB row');
   }
   return `${gaps.length ? '✗' : '✓'} ${have.join(', ')}${gaps.length ? ` — ${gaps.join(', ')}` : ''}`;
 }
@@ -757,7 +955,8 @@ function statusOf(r) {
 /** Growth per 10× step within each scaling group, against n log n. */
 function growth() {
   const groups = new Map();
-  for (const r of rows) if (r.group && !r.fail && Number.isFinite(r.ms)) (groups.get(r.group) ?? groups.set(r.group, []).get(r.group)).push(r);
+  for (const r of rows)
+    if (r.group && !r.fail && Number.isFinite(r.ms)) (groups.get(r.group) ?? groups.set(r.group, []).get(r.group)).push(r);
   for (const rs of groups.values()) {
     for (let i = 1; i < rs.length; i++) {
       const a = rs[i - 1];
@@ -791,7 +990,12 @@ function marginals() {
       const above = r.ms - node.ms;
       const p = r.peers.find(peerOk);
       const cpuAbove = r.cpuMs != null && node.cpuMs != null ? `, cpu ${fmtMs(r.cpuMs - node.cpuMs)}` : '';
-      r.marg = { text: `${fmtMs(above)} above node${cpuAbove}`, peerText: p ? `${fmtMs(p.ms)} (whole run)` : '', value: above, ratio: p ? above / p.ms : null };
+      r.marg = {
+        text: `${fmtMs(above)} above node${cpuAbove}`,
+        peerText: p ? `${fmtMs(p.ms)} (whole run)` : '',
+        value: above,
+        ratio: p ? above / p.ms : null,
+      };
     } else {
       const one = byId.get(m.one);
       if (!ok(one) || !(r.n > 1)) continue;
@@ -813,7 +1017,23 @@ function marginals() {
 function render(mach) {
   marginals();
   growth();
-  const header = ['case', 'size', 'runs', 'median', 'cpu', 'rate', 'peak RSS', 'peer', 'peer median', 'ours/peer', 'marginal', 'peer marginal', 'marginal ours/peer', 'target (issues 6, 16)', '10× growth'];
+  const header = [
+    'case',
+    'size',
+    'runs',
+    'median',
+    'cpu',
+    'rate',
+    'peak RSS',
+    'peer',
+    'peer median',
+    'ours/peer',
+    'marginal',
+    'peer marginal',
+    'marginal ours/peer',
+    'target (issues 6, 16)',
+    '10× growth',
+  ];
   const out = [];
   for (const r of rows) {
     const first = r.peers[0];
@@ -829,8 +1049,10 @@ function render(mach) {
       `${r.size}${r.sizeNote ?? ''}`,
       r.missing ? '—' : String(r.runs),
       r.missing || r.fail ? '—' : fmtMs(r.ms),
-      r.missing || r.fail || r.cpuMs == null ? '—' : `${fmtMs(r.cpuMs)}${r.userMs != null && r.userMs < r.cpuMs / 2 ? ` (user ${fmtMs(r.userMs)})` : ''}`,
-      r.missing || r.fail ? '—' : r.rate ?? '',
+      r.missing || r.fail || r.cpuMs == null
+        ? '—'
+        : `${fmtMs(r.cpuMs)}${r.userMs != null && r.userMs < r.cpuMs / 2 ? ` (user ${fmtMs(r.userMs)})` : ''}`,
+      r.missing || r.fail ? '—' : (r.rate ?? ''),
       fmtRss(r.rssKiB),
       ...peerCells(first),
       r.marg?.text ?? '',
@@ -843,15 +1065,25 @@ function render(mach) {
   }
   const lines = [];
   lines.push(`daxtool benchmark — ${mach.date} — ${mach.mode} run`);
-  lines.push(`machine: ${mach.nproc} CPUs (${mach.cpu}), ${mach.memory} RAM, node ${mach.node}, Linux ${mach.kernel}; work dir ${mach.workdir} on ${mach.disk}`);
-  lines.push(`load average at start ${mach.load}, at end ${loadavg().map((x) => x.toFixed(2)).join(' ')} (other work on the machine inflates every time)`);
+  lines.push(
+    `machine: ${mach.nproc} CPUs (${mach.cpu}), ${mach.memory} RAM, node ${mach.node}, Linux ${mach.kernel}; work dir ${mach.workdir} on ${mach.disk}`,
+  );
+  lines.push(
+    `load average at start ${mach.load}, at end ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')} (other work on the machine inflates every time)`,
+  );
   lines.push(`code: ${mach.git}; ${mach.build}; peak RSS by ${mach.gnuTime ? 'GNU time' : 'a preload hook (node processes only)'}`);
   lines.push(`peers: ${T.xfsVersion ?? 'xfsprogs missing'}; ${T.e2fsVersion ?? 'e2fsprogs missing'}`);
   lines.push('');
   lines.push(table(header, out));
   lines.push('');
-  lines.push('median = median wall time of `runs` runs (a case stops repeating after its time budget; ¹ = one run); cpu = median user+sys CPU time of the measured process (less sensitive to other load than wall time; "(user …)" when most of it is kernel time). CLI rows include node start-up; "handler" rows time the library call alone (commit included; no cpu column).');
-  lines.push('marginal = start-up rows: median above `node -e 0` (the runtime\'s own start), against the peer\'s whole run; sized rows: (median − the 1-unit row\'s median) / (n − 1), per unit or as a rate, for daxtool and for the peer run at both sizes.');
+  lines.push(
+    'median = median wall time of `runs` runs (a case stops repeating after its time budget; ¹ = one run); cpu = median user+sys CPU time of the measured process (less sensitive to other load than wall time; "(user …)" when most of it is kernel time). CLI rows include node start-up; "handler" rows time the library call alone (commit included; no cpu column).',
+  );
+  lines.push(
+    "marginal = start-up rows: median above `node -e 0` (the runtime's own start), against the peer's whole run; sized rows: (median − the 1-unit row's median) / (n − 1), per unit or as a rate, for daxtool and for the peer run at both sizes.",
+  );
   for (const n of notes) lines.push(`note: ${n}`);
   return lines.join('\n');
 }
@@ -884,7 +1116,9 @@ async function main() {
   }
   const mach = machine();
   const det = await detect();
-  log(`work dir ${WORK}; DAX commands: fault ${det.fault ? 'yes' : 'no'}, compare ${det.compare ? `yes (${det.compareOps ?? 'no ops option'})` : 'no'}`);
+  log(
+    `work dir ${WORK}; DAX commands: fault ${det.fault ? 'yes' : 'no'}, compare ${det.compare ? `yes (${det.compareOps ?? 'no ops option'})` : 'no'}`,
+  );
   const cases = [
     ['start-up', caseVersion],
     ['mkfs/info', caseInfoMkfs],
@@ -900,7 +1134,11 @@ async function main() {
       try {
         await fn();
       } catch (e) {
-        const msg = String(e.message ?? e).split('\n').slice(0, 3).join(' / ').slice(0, 300);
+        const msg = String(e.message ?? e)
+          .split('\n')
+          .slice(0, 3)
+          .join(' / ')
+          .slice(0, 300);
         notes.push(`${name} cases stopped by an error: ${msg}`);
         log(`error in ${name}: ${e.stack ?? e}`);
         peers.umountAll();

@@ -79,7 +79,9 @@ function partition(st, keepPage) {
   for (const [k, f] of st.pages) if (keepPage(k)) add(f, k);
   const mapped = new Set(g.keys());
   for (const [k, x] of st.blocks) if (mapped.has(x.b)) add(x.b, `f${k}`);
-  return sorted([...g].map(([f, ms]) => `${f[0] === 'b' ? 'file' : f[0] === 'a' ? 'anon' : f[0] === 'c' ? 'copy' : 'zero'}{${sorted(ms).join(',')}}`));
+  return sorted(
+    [...g].map(([f, ms]) => `${f[0] === 'b' ? 'file' : f[0] === 'a' ? 'anon' : f[0] === 'c' ? 'copy' : 'zero'}{${sorted(ms).join(',')}}`),
+  );
 }
 
 function blockGroups(st) {
@@ -236,7 +238,9 @@ export class Tally {
   }
 
   counts() {
-    return Object.fromEntries(PROPERTIES.map((p) => [p, { compared: this.props[p].compared, agreed: this.props[p].agreed, disagreed: this.props[p].disagreed }]));
+    return Object.fromEntries(
+      PROPERTIES.map((p) => [p, { compared: this.props[p].compared, agreed: this.props[p].agreed, disagreed: this.props[p].disagreed }]),
+    );
   }
 }
 

@@ -85,7 +85,10 @@ export async function runKernel({ kernel, runs, timeoutSec = 3000, log = () => {
     writeFileSync(join(root, 'kq', 'run.sh'), runScript(runs));
     execFileSync('cp', [st.kq, join(root, 'bin', 'kq')]);
     const initrd = join(work, 'initrd.gz');
-    execFileSync('bash', ['-c', `set -o pipefail; cd "${root}" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > ../run.gz && cat "${st.base}" ../run.gz > "${initrd}"`]);
+    execFileSync('bash', [
+      '-c',
+      `set -o pipefail; cd "${root}" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > ../run.gz && cat "${st.base}" ../run.gz > "${initrd}"`,
+    ]);
     const out = join(work, 'out.jsonl');
     const con = join(work, 'console.log');
     // One NVDIMM per run, backing files cached (their fsdax conversion persists in them).
@@ -96,16 +99,38 @@ export async function runKernel({ kernel, runs, timeoutSec = 3000, log = () => {
         writeFileSync(f, '');
         truncateSync(f, PMEM_MIB << 20);
       }
-      nv.push('-object', `memory-backend-file,id=mem${i},share=on,mem-path=${f},size=${PMEM_MIB}M`, '-device', `nvdimm,id=nv${i},memdev=mem${i}`);
+      nv.push(
+        '-object',
+        `memory-backend-file,id=mem${i},share=on,mem-path=${f},size=${PMEM_MIB}M`,
+        '-device',
+        `nvdimm,id=nv${i},memdev=mem${i}`,
+      );
     });
     const args = [
-      '-machine', 'pc,nvdimm=on', '-accel', 'tcg', '-cpu', 'max', '-smp', '1',
-      '-m', `2G,slots=${runs.length + 1},maxmem=${2048 + runs.length * PMEM_MIB}M`,
+      '-machine',
+      'pc,nvdimm=on',
+      '-accel',
+      'tcg',
+      '-cpu',
+      'max',
+      '-smp',
+      '1',
+      '-m',
+      `2G,slots=${runs.length + 1},maxmem=${2048 + runs.length * PMEM_MIB}M`,
       ...nv,
-      '-kernel', st.kernel, '-initrd', initrd,
-      '-append', 'console=ttyS0 quiet loglevel=4 panic=-1 no_timer_check',
-      '-display', 'none', '-no-reboot',
-      '-serial', `file:${con}`, '-serial', `file:${out}`,
+      '-kernel',
+      st.kernel,
+      '-initrd',
+      initrd,
+      '-append',
+      'console=ttyS0 quiet loglevel=4 panic=-1 no_timer_check',
+      '-display',
+      'none',
+      '-no-reboot',
+      '-serial',
+      `file:${con}`,
+      '-serial',
+      `file:${out}`,
     ];
     log(`boot: ${runs.length} run(s) on ${st.kv}`);
     // Under TCG on a loaded host the guest kernel may panic while booting (timer checks, text patching);
@@ -118,7 +143,9 @@ export async function runKernel({ kernel, runs, timeoutSec = 3000, log = () => {
       await qemu(args, timeoutSec);
       const c = existsSync(con) ? readFileSync(con, 'utf8') : '';
       if (attempt < 2 && !c.includes('KQ_T_READY') && /Kernel panic|Oops/.test(c)) {
-        log(`boot: the guest kernel failed before it was ready (${(/(Kernel panic[^\n]*|Oops[^\n]*)/.exec(c) ?? [''])[0].trim()}); booting again`);
+        log(
+          `boot: the guest kernel failed before it was ready (${(/(Kernel panic[^\n]*|Oops[^\n]*)/.exec(c) ?? [''])[0].trim()}); booting again`,
+        );
         continue;
       }
       break;
@@ -130,7 +157,9 @@ export async function runKernel({ kernel, runs, timeoutSec = 3000, log = () => {
     const ready = /KQ_T_READY ([\d.]+)/.exec(consoleText);
     const parsed = parseGuestOutput(existsSync(out) ? readFileSync(out, 'utf8') : '', runs.length);
     if (parsed.missing.length)
-      throw new Error(`guest output incomplete: run(s) ${parsed.missing.join(', ')} did not finish\n--- console tail ---\n${consoleText.slice(-3000)}`);
+      throw new Error(
+        `guest output incomplete: run(s) ${parsed.missing.join(', ')} did not finish\n--- console tail ---\n${consoleText.slice(-3000)}`,
+      );
     log(`boot: done in ${bootSeconds.toFixed(1)} s (guest ready after ${ready ? ready[1] : '?'} s of uptime)`);
     return { kv: st.kv, setupSeconds: st.seconds, bootSeconds, readySeconds: ready ? Number(ready[1]) : null, runs: parsed.runs };
   } finally {

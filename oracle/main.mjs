@@ -29,8 +29,7 @@ function parseArgs(argv) {
     if (a === '--seeds') {
       o.seeds = Number(val());
       o.seedsGiven = true;
-    }
-    else if (a === '--ops') o.ops = Number(val());
+    } else if (a === '--ops') o.ops = Number(val());
     else if (a === '--kernel') o.kernel = val();
     else if (a === '--model') o.model = val();
     else if (a === '--variant') o.variant = val();
@@ -57,7 +56,13 @@ export async function main(argv) {
     return 2;
   }
   if (o.help) {
-    console.log(readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(2, 14).map((l) => l.replace(/^ \*? ?/, '')).join('\n'));
+    console.log(
+      readFileSync(new URL(import.meta.url), 'utf8')
+        .split('\n')
+        .slice(2, 14)
+        .map((l) => l.replace(/^ \*? ?/, ''))
+        .join('\n'),
+    );
     return 0;
   }
   const say = o.json ? (m) => console.error(`oracle: ${m}`) : (m) => console.log(`oracle: ${m}`);
@@ -72,10 +77,17 @@ export async function main(argv) {
     } else {
       const variants = o.variant === 'both' ? ['pte', 'pmd'] : [o.variant];
       runs = [];
-      for (const variant of variants) for (let seed = 1; seed <= o.seeds; seed++) runs.push({ variant, seed, ops: o.ops, lines: generate(seed, o.ops, variant) });
+      for (const variant of variants)
+        for (let seed = 1; seed <= o.seeds; seed++) runs.push({ variant, seed, ops: o.ops, lines: generate(seed, o.ops, variant) });
       const { runKernel } = await import('./kernel.mjs');
       const k = await runKernel({ kernel: o.kernel, runs, log: say });
-      kernel = { kv: k.kv, setupSeconds: k.setupSeconds, bootSeconds: k.bootSeconds, readySeconds: k.readySeconds, runs: runs.map((r, i) => ({ ...r, base: k.runs[i].base, out: k.runs[i].lines })) };
+      kernel = {
+        kv: k.kv,
+        setupSeconds: k.setupSeconds,
+        bootSeconds: k.bootSeconds,
+        readySeconds: k.readySeconds,
+        runs: runs.map((r, i) => ({ ...r, base: k.runs[i].base, out: k.runs[i].lines })),
+      };
       runs = kernel.runs;
       if (o.save) writeFileSync(o.save, JSON.stringify(kernel));
     }
@@ -107,7 +119,12 @@ export async function main(argv) {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const seconds = { total: (Date.now() - t0) / 1000, daxtool: (Date.now() - tDax) / 1000, setup: kernel.setupSeconds ?? null, boot: kernel.bootSeconds ?? null };
+  const seconds = {
+    total: (Date.now() - t0) / 1000,
+    daxtool: (Date.now() - tDax) / 1000,
+    setup: kernel.setupSeconds ?? null,
+    boot: kernel.bootSeconds ?? null,
+  };
   const report = {
     kernel: kernel.kv,
     model: o.model,
@@ -140,7 +157,9 @@ function printReport(rep) {
     }
   }
   const s = rep.seconds;
-  console.log(`\n${rep.agreed ? 'FULL AGREEMENT' : 'DISAGREEMENT'}; ${s.total.toFixed(1)} s (setup ${s.setup?.toFixed(1) ?? '-'} s, boot ${s.boot?.toFixed(1) ?? '-'} s, daxtool ${s.daxtool.toFixed(1)} s)`);
+  console.log(
+    `\n${rep.agreed ? 'FULL AGREEMENT' : 'DISAGREEMENT'}; ${s.total.toFixed(1)} s (setup ${s.setup?.toFixed(1) ?? '-'} s, boot ${s.boot?.toFixed(1) ?? '-'} s, daxtool ${s.daxtool.toFixed(1)} s)`,
+  );
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = await main(process.argv.slice(2));

@@ -84,7 +84,8 @@ async function main() {
   // core is loaded by every command before lib; a static import of lib from core is a cycle whose
   // bindings are undefined at start-up (seen as "Cannot read properties of undefined").
   const core = output.find((o) => o.type === 'chunk' && o.fileName === 'core.js');
-  if (core && core.imports.includes('lib.js')) throw new Error('bundle: core.js imports lib.js: move the module that does so out of core (chunkOf)');
+  if (core && core.imports.includes('lib.js'))
+    throw new Error('bundle: core.js imports lib.js: move the module that does so out of core (chunkOf)');
   // Newer than every file of dist/ it was made from: bin/daxtool compares the two.
   const t = statSync(join(OUT, 'main.js')).mtimeMs;
   if (t < statSync(entry).mtimeMs) throw new Error('bundle: dist/bundle/main.js is older than dist/cli/main.js');

@@ -36,7 +36,6 @@ const recOps: BtreeOps<Rec> = {
 // No record check here: the tests below count exactly the structural problems.
 const ivalOps: BtreeOps<Ival> = { ...intervalOps({ leaf: LEAF, node: NODE }), checkRecord: undefined };
 
-
 const N = 300;
 
 /** A committed tree of keys 0, 2, 4, ... (N records) at fanout 4: height ≥ 4. */
@@ -176,9 +175,7 @@ describe('check() and lookups on corrupt trees', () => {
     const n1 = levels(t2)[1]![4]!;
     setHdrCount(s2.raw(n1)!, 1);
     s2.reseal(n1);
-    expect(t2.check().some((p) => p.check === 'btree.count' && p.blkno === n1 && /fewer than the minimum 2/.test(p.message))).toBe(
-      true,
-    );
+    expect(t2.check().some((p) => p.check === 'btree.count' && p.blkno === n1 && /fewer than the minimum 2/.test(p.message))).toBe(true);
     setHdrCount(s2.raw(t2.root)!, 0);
     s2.reseal(t2.root);
     expect(ids(t2.check())).toEqual(['btree.count']);
@@ -238,9 +235,7 @@ describe('check() and lookups on corrupt trees', () => {
     const leaf = levels(t)[0]![0]!;
     writeU64(store.raw(leaf)!, HDR_SIZE + 8, 999_999);
     store.reseal(leaf);
-    expect(t.check()).toEqual([
-      { check: 'btree.record', blkno: leaf, message: 'test btree: record 0 (0): poisoned value' },
-    ]);
+    expect(t.check()).toEqual([{ check: 'btree.record', blkno: leaf, message: 'test btree: record 0 (0): poisoned value' }]);
   });
 
   it('overlapping tree: a wrong interior high key is btree.keys', () => {
@@ -267,9 +262,7 @@ describe('check() and lookups on corrupt trees', () => {
     // A second tree whose root is a leaf of the first.
     const leaf = levels(t)[0]![0]!;
     const other = new Btree(store, recOps, leaf);
-    expect(other.check({ visited })).toEqual([
-      expect.objectContaining({ check: 'btree.cycle', blkno: leaf }),
-    ]);
+    expect(other.check({ visited })).toEqual([expect.objectContaining({ check: 'btree.cycle', blkno: leaf })]);
     const ps = t.check({ maxRecords: 100 });
     expect(ps).toHaveLength(1);
     expect(ps[0]!.check).toBe('btree.count');

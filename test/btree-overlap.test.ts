@@ -9,8 +9,6 @@ import { prng } from './helpers/prng.js';
 
 const MAX = Number.MAX_SAFE_INTEGER;
 
-
-
 const keyOf = (r: Ival): Key => [r.start, r.owner];
 const highOf = (r: Ival): Key => [r.start + r.len - 1, r.owner];
 
@@ -125,7 +123,11 @@ describe('overlapping tree', () => {
       const b = new Btree(store, ops, 0);
       const all = new Map<string, Ival>();
       for (let i = 0; i < 1500; i++) {
-        const r = { start: Math.floor(rnd() * 4000), len: rnd() < 0.03 ? 1 + Math.floor(rnd() * 900) : 1 + Math.floor(rnd() * 30), owner: i % 2 };
+        const r = {
+          start: Math.floor(rnd() * 4000),
+          len: rnd() < 0.03 ? 1 + Math.floor(rnd() * 900) : 1 + Math.floor(rnd() * 30),
+          owner: i % 2,
+        };
         const key = `${r.start}/${r.owner}`;
         if (all.has(key)) continue;
         all.set(key, r);
@@ -142,7 +144,8 @@ describe('overlapping tree', () => {
         let i = 0;
         while (i < n) {
           let e = i;
-          while (e < n && (j === bRecs.length || compareKeys(keyOf(ops.decode(leaf, HDR_SIZE + e * ops.recSize)), keyOf(bRecs[j]!)) < 0)) e++;
+          while (e < n && (j === bRecs.length || compareKeys(keyOf(ops.decode(leaf, HDR_SIZE + e * ops.recSize)), keyOf(bRecs[j]!)) < 0))
+            e++;
           if (e > i) loader.addRaw(leaf, HDR_SIZE + i * ops.recSize, e - i);
           if (e < n) {
             ops.encode(bRecs[j++]!, one, 0);

@@ -37,8 +37,6 @@ function recOps(opts: { leaf?: number; node?: number; fast?: boolean } = {}): Bt
   return ops;
 }
 
-
-
 /** Sorted-array model of the tree. */
 class Model {
   keys: number[] = [];
@@ -152,9 +150,7 @@ describe('Btree against a sorted-array model', () => {
         } else {
           const lo = rnd() < 0.15 ? undefined : k;
           const hi = rnd() < 0.15 ? undefined : k + Math.floor(rnd() * 200);
-          expect([...t.range(lo === undefined ? undefined : [lo], hi === undefined ? undefined : [hi])]).toEqual(
-            model.range(lo, hi),
-          );
+          expect([...t.range(lo === undefined ? undefined : [lo], hi === undefined ? undefined : [hi])]).toEqual(model.range(lo, hi));
         }
         if (rnd() < 0.03) store.commit();
         maxHeight = Math.max(maxHeight, t.height());
@@ -410,7 +406,7 @@ describe('bulk loader', () => {
         }
         const recs = model.range();
         const loader = t.bulkLoader();
-        for (let i = 0; i < n; ) {
+        for (let i = 0; i < n;) {
           // Runs from one record to several leaves' worth, at odd offsets.
           const c = Math.min(n - i, 1 + Math.floor(rnd() * (rnd() < 0.2 ? 3 * cfg.leaf : cfg.leaf)));
           if (rnd() < 0.3) for (const r of recs.slice(i, i + c)) loader.add(r);
@@ -495,30 +491,45 @@ describe('bulk loader', () => {
       const cases: [string, (l: BulkLoader<Rec>) => void][] = [
         ['duplicate inside a run', (l) => l.addRaw(encodeRun(ops, [...recs.slice(0, 30), recs[29]!, ...recs.slice(30)], 0), 0, 61)],
         ['descending inside a run', (l) => l.addRaw(encodeRun(ops, [...recs.slice(0, 20), { k: 11, v: 0 }], 3), 3, 21)],
-        ['a run below the last record', (l) => {
-          l.addRaw(encodeRun(ops, recs.slice(0, 40), 0), 0, 40);
-          l.addRaw(encodeRun(ops, recs.slice(39, 41), 0), 0, 2);
-        }],
-        ['an object below a raw run', (l) => {
-          l.addRaw(encodeRun(ops, recs.slice(0, 40), 0), 0, 40);
-          l.add({ k: 0, v: 0 });
-        }],
-        ['a raw record below an object', (l) => {
-          for (const r of recs.slice(0, 40)) l.add(r);
-          l.addRaw(encodeRun(ops, [{ k: 10, v: 0 }], 0), 0, 1);
-        }],
+        [
+          'a run below the last record',
+          (l) => {
+            l.addRaw(encodeRun(ops, recs.slice(0, 40), 0), 0, 40);
+            l.addRaw(encodeRun(ops, recs.slice(39, 41), 0), 0, 2);
+          },
+        ],
+        [
+          'an object below a raw run',
+          (l) => {
+            l.addRaw(encodeRun(ops, recs.slice(0, 40), 0), 0, 40);
+            l.add({ k: 0, v: 0 });
+          },
+        ],
+        [
+          'a raw record below an object',
+          (l) => {
+            for (const r of recs.slice(0, 40)) l.add(r);
+            l.addRaw(encodeRun(ops, [{ k: 10, v: 0 }], 0), 0, 1);
+          },
+        ],
       ];
       for (const [what, feed] of cases) {
         const store = new MemStore(512);
         const t = new Btree(store, ops, 0);
         const loader = t.bulkLoader();
-        expect(codeOf(() => feed(loader)), what).toBe('EINVAL');
+        expect(
+          codeOf(() => feed(loader)),
+          what,
+        ).toBe('EINVAL');
         expect(store.liveBlocks().length, what).toBeGreaterThan(0);
         loader.abort();
         loader.abort(); // idempotent
         expect(t.root, what).toBe(0);
         expect(store.liveBlocks(), what).toEqual([]);
-        expect(codeOf(() => loader.add(recs[0]!)), what).toBe('EINVAL'); // finished for good
+        expect(
+          codeOf(() => loader.add(recs[0]!)),
+          what,
+        ).toBe('EINVAL'); // finished for good
       }
     }
   });

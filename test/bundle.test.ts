@@ -35,7 +35,10 @@ describe('bundle', () => {
     for (const chunk of ['main.js', 'core.js', 'image.js']) {
       for (const spec of staticImports(chunk)) {
         // Node's own modules that load no package and start no process are allowed; packages and child_process are not.
-        expect(spec.startsWith('./') || ['node:fs', 'node:module', 'node:os', 'node:path', 'node:worker_threads'].includes(spec), `${chunk} imports ${spec}`).toBe(true);
+        expect(
+          spec.startsWith('./') || ['node:fs', 'node:module', 'node:os', 'node:path', 'node:worker_threads'].includes(spec),
+          `${chunk} imports ${spec}`,
+        ).toBe(true);
       }
     }
     // The filesystem and its checker come with lib, which info and mkfs never load.

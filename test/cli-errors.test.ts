@@ -138,9 +138,15 @@ describe('dispatch (parser wiring)', () => {
   it('a usage error shows the usage line; a missing IMAGE is reported before a missing required option', async () => {
     const f = fakeEnv();
     expect(await dispatch(['mkfs'], { env: f.env })).toBe(2);
-    expect(f.err).toEqual(["daxtool: mkfs: missing required argument 'image' (EUSAGE)\n", 'usage: daxtool mkfs [options] <image> --size <SIZE>\n']);
+    expect(f.err).toEqual([
+      "daxtool: mkfs: missing required argument 'image' (EUSAGE)\n",
+      'usage: daxtool mkfs [options] <image> --size <SIZE>\n',
+    ]);
     expect(await dispatch(['reflink', 'a', 'b'], { env: f.env })).toBe(2);
-    expect(f.err.slice(2)).toEqual(["daxtool: reflink: missing required argument 'dst' (EUSAGE)\n", 'usage: daxtool reflink [options] <image> <src> <dst>\n']);
+    expect(f.err.slice(2)).toEqual([
+      "daxtool: reflink: missing required argument 'dst' (EUSAGE)\n",
+      'usage: daxtool reflink [options] <image> <src> <dst>\n',
+    ]);
   });
 
   it('in the shell, IMAGE is implied and errors carry the line label', async () => {

@@ -22,7 +22,8 @@ beforeAll(() => assertBuilt());
 function expectErrorLine(r: RunResult, command: string | null, code: string): void {
   const lines = r.stderr.split('\n').filter((l) => l !== '');
   const name = command?.split(': ').pop();
-  if (code === 'EUSAGE' && name && lines.length === 2) expect(lines[1], r.stderr).toMatch(new RegExp(`^usage: (daxtool )?${name} \\[options\\]`));
+  if (code === 'EUSAGE' && name && lines.length === 2)
+    expect(lines[1], r.stderr).toMatch(new RegExp(`^usage: (daxtool )?${name} \\[options\\]`));
   else expect(lines, r.stderr).toHaveLength(1);
   const prefix = command ? `daxtool: ${command}: ` : 'daxtool: ';
   expect(lines[0]!.startsWith(prefix), r.stderr).toBe(true);
@@ -84,7 +85,28 @@ describe('version and help', () => {
   });
 
   it('every command has --help and --json', async () => {
-    for (const c of ['mkfs', 'info', 'ls', 'stat', 'mkdir', 'put', 'get', 'cat', 'write', 'truncate', 'punch', 'rm', 'mv', 'reflink', 'dedupe', 'unshare', 'fiemap', 'fsmap', 'verify', 'shell']) {
+    for (const c of [
+      'mkfs',
+      'info',
+      'ls',
+      'stat',
+      'mkdir',
+      'put',
+      'get',
+      'cat',
+      'write',
+      'truncate',
+      'punch',
+      'rm',
+      'mv',
+      'reflink',
+      'dedupe',
+      'unshare',
+      'fiemap',
+      'fsmap',
+      'verify',
+      'shell',
+    ]) {
       const r = await ok([c, '--help']);
       expect(r.stdout, c).toMatch(/^Usage: daxtool /);
       expect(r.stdout, c).toContain('--json');
@@ -314,10 +336,7 @@ describe('filesystem commands end to end', () => {
   });
 
   it('fsmap --json covers the device with typed owners', async () => {
-    const j = await okJson<{ records: ({ block: number; length: number; owner: string } & Record<string, unknown>)[] }>([
-      'fsmap',
-      img,
-    ]);
+    const j = await okJson<{ records: ({ block: number; length: number; owner: string } & Record<string, unknown>)[] }>(['fsmap', img]);
     // Sorted by block, no gaps; a block appears twice only when shared by several file owners.
     let next = 0;
     for (const r of j.records) {
@@ -524,7 +543,7 @@ describe('shell', () => {
     await expectClean(img);
   });
 
-  it('exits with the failing line\'s own code (usage error = 2)', async () => {
+  it("exits with the failing line's own code (usage error = 2)", async () => {
     const req = tmp.path('req2.txt');
     writeFileSync(req, 'ls /\ntruncate /x 12Q\nmkdir /never\n');
     const r = await daxtool(['shell', img, '-f', req]);

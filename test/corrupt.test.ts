@@ -164,7 +164,19 @@ function exercise(path: string): void {
 describe('corruption sweep', () => {
   it('covers every kind of metadata block, leaves and interior nodes', () => {
     const kinds = new Set(blocks.map((b) => b.what));
-    for (const k of ['superblock', 'inode-tree', 'directory-tree', 'extent-tree', 'physical-index', 'refcount-tree', 'free-space', 'page-tables', 'page-descriptors', 'process-tree', 'vma-tree'])
+    for (const k of [
+      'superblock',
+      'inode-tree',
+      'directory-tree',
+      'extent-tree',
+      'physical-index',
+      'refcount-tree',
+      'free-space',
+      'page-tables',
+      'page-descriptors',
+      'process-tree',
+      'vma-tree',
+    ])
       expect(kinds).toContain(k);
     const levels = new Set<string>();
     for (const { block } of blocks) {
@@ -174,45 +186,49 @@ describe('corruption sweep', () => {
     for (const k of ['inode-tree:node', 'directory-tree:node', 'extent-tree:node', 'physical-index:node']) expect(levels).toContain(k);
   });
 
-  it('verify reports every structural damage with its block; nothing crashes or hangs', async () => {
-    let tried = 0;
-    let reported = 0;
-    const work = img.path + '.work';
-    for (const { block, what } of blocks) {
-      // Let the test runner's own messages through: the full sweep runs for minutes.
-      await new Promise((r) => setImmediate(r));
-      for (const d of damages) {
-        copyFileSync(img.path, work);
-        const buf = readBlock(work, block);
-        if (!d.apply(buf, block)) continue;
-        if (d.name !== 'bit flip (checksum not fixed)') sealBlock(buf, block, buf.readUInt32LE(24));
-        writeBlock(work, block, buf);
-        tried++;
-        const t0 = performance.now();
-        let fs: Filesystem | undefined;
-        let errors: { check: string; block?: number }[] = [];
-        try {
-          fs = Filesystem.open(work, { write: false });
-          errors = checkImage(fs).items.filter((p) => p.severity === 'error');
-        } catch (e) {
-          // Both superblock slots unusable is reported at open: that is a report too.
-          if (!(e instanceof DaxError)) throw e;
-          errors = [{ check: 'sb.open', block }];
-        } finally {
-          fs?.close();
+  it(
+    'verify reports every structural damage with its block; nothing crashes or hangs',
+    async () => {
+      let tried = 0;
+      let reported = 0;
+      const work = img.path + '.work';
+      for (const { block, what } of blocks) {
+        // Let the test runner's own messages through: the full sweep runs for minutes.
+        await new Promise((r) => setImmediate(r));
+        for (const d of damages) {
+          copyFileSync(img.path, work);
+          const buf = readBlock(work, block);
+          if (!d.apply(buf, block)) continue;
+          if (d.name !== 'bit flip (checksum not fixed)') sealBlock(buf, block, buf.readUInt32LE(24));
+          writeBlock(work, block, buf);
+          tried++;
+          const t0 = performance.now();
+          let fs: Filesystem | undefined;
+          let errors: { check: string; block?: number }[] = [];
+          try {
+            fs = Filesystem.open(work, { write: false });
+            errors = checkImage(fs).items.filter((p) => p.severity === 'error');
+          } catch (e) {
+            // Both superblock slots unusable is reported at open: that is a report too.
+            if (!(e instanceof DaxError)) throw e;
+            errors = [{ check: 'sb.open', block }];
+          } finally {
+            fs?.close();
+          }
+          expect(performance.now() - t0, `${what} block ${block}: ${d.name}: verify took too long`).toBeLessThan(10_000);
+          if (d.structural) {
+            expect(errors.length, `${what} block ${block}: ${d.name} went unreported`).toBeGreaterThan(0);
+            const named = errors.some((e) => e.block === block) || (block < 2 && errors.some((e) => e.check.startsWith('sb.')));
+            expect(named, `${what} block ${block}: ${d.name}: ${JSON.stringify(errors.slice(0, 3))}`).toBe(true);
+          }
+          if (errors.length) reported++;
+          exercise(work);
         }
-        expect(performance.now() - t0, `${what} block ${block}: ${d.name}: verify took too long`).toBeLessThan(10_000);
-        if (d.structural) {
-          expect(errors.length, `${what} block ${block}: ${d.name} went unreported`).toBeGreaterThan(0);
-          const named = errors.some((e) => e.block === block) || (block < 2 && errors.some((e) => e.check.startsWith('sb.')));
-          expect(named, `${what} block ${block}: ${d.name}: ${JSON.stringify(errors.slice(0, 3))}`).toBe(true);
-        }
-        if (errors.length) reported++;
-        exercise(work);
       }
-    }
-    expect(tried).toBeGreaterThan(blocks.length * 3);
-    expect(reported).toBeGreaterThan(0);
-    console.log(`corruption sweep: ${tried} damaged images over ${blocks.length} metadata blocks, ${reported} reported`);
-  }, process.env.DAXTOOL_FULL_SWEEP === '1' ? 1_800_000 : 120_000);
+      expect(tried).toBeGreaterThan(blocks.length * 3);
+      expect(reported).toBeGreaterThan(0);
+      console.log(`corruption sweep: ${tried} damaged images over ${blocks.length} metadata blocks, ${reported} reported`);
+    },
+    process.env.DAXTOOL_FULL_SWEEP === '1' ? 1_800_000 : 120_000,
+  );
 });

@@ -80,7 +80,18 @@ describe('crash sweep of a long copy-on-write', () => {
 
   for (const mode of ['before', 'torn']) {
     it(`fault --write of the whole clone, crashing ${mode === 'torn' ? 'with a torn write ' : ''}at every point`, async () => {
-      const args = (img: string) => ['fault', img, '/b', '--offset', '0', '--length', String(33 * 1024 * 1024 + 4096), '--write', '--pid', '1'];
+      const args = (img: string) => [
+        'fault',
+        img,
+        '/b',
+        '--offset',
+        '0',
+        '--length',
+        String(33 * 1024 * 1024 + 4096),
+        '--write',
+        '--pid',
+        '1',
+      ];
       const before = imageDigest(big);
       const full = t.path(`big-${mode}-full.img`);
       copyFileSync(big, full);

@@ -105,7 +105,12 @@ describe('DAX commands', () => {
   it('rotation: pages --pfn A names (W,0) (X,5) (Y,4) (Z,3); a write by X copies; verify clean', async () => {
     const img = T.path('rot.img');
     const { A, addrs } = await rotation(img, 'proxy');
-    const p = (await ok(['pages', img, '--pfn', String(A)])) as { pfn: number; model: string; mappers: { path: string; index: number; pid: number; addr: number; copy: boolean }[]; descriptors: unknown[] };
+    const p = (await ok(['pages', img, '--pfn', String(A)])) as {
+      pfn: number;
+      model: string;
+      mappers: { path: string; index: number; pid: number; addr: number; copy: boolean }[];
+      descriptors: unknown[];
+    };
     expect(p.pfn).toBe(A);
     expect(p.model).toBe('proxy');
     expect(p.mappers.map((m) => [m.path, m.index, m.pid, m.copy])).toEqual([
@@ -116,7 +121,9 @@ describe('DAX commands', () => {
     ]);
     expect(p.descriptors.length).toBe(5); // the primary and one proxy per (file, index)
     expect((await daxtool(['verify', img])).exitCode).toBe(0);
-    const w = (await ok(['fault', img, '--pid', '2', '--addr', String(addrs[1]! + 5 * PAGE), '--write'])) as { faults: { result: string; from_block: number; to_block: number; writable: boolean; pfn: number }[] };
+    const w = (await ok(['fault', img, '--pid', '2', '--addr', String(addrs[1]! + 5 * PAGE), '--write'])) as {
+      faults: { result: string; from_block: number; to_block: number; writable: boolean; pfn: number }[];
+    };
     expect(w.faults[0]).toMatchObject({ result: 'cow', from_block: A, writable: true });
     expect(w.faults[0]!.pfn).toBe(w.faults[0]!.to_block);
     const after = (await ok(['pages', img, '--pfn', String(A)])) as { mappers: { path: string; index: number }[] };
@@ -125,9 +132,19 @@ describe('DAX commands', () => {
       ['/Y', 4],
       ['/Z', 3],
     ]);
-    const dump = (await ok(['ptdump', img, '--pid', '2'])) as { entries: { pid: number; addr: number; level: string; pfn: number; writable: boolean; dirty: boolean; path: string; index: number }[] };
+    const dump = (await ok(['ptdump', img, '--pid', '2'])) as {
+      entries: { pid: number; addr: number; level: string; pfn: number; writable: boolean; dirty: boolean; path: string; index: number }[];
+    };
     expect(dump.entries).toHaveLength(6);
-    expect(dump.entries[5]).toMatchObject({ pid: 2, level: 'pte', pfn: w.faults[0]!.to_block, writable: true, dirty: true, path: '/X', index: 5 });
+    expect(dump.entries[5]).toMatchObject({
+      pid: 2,
+      level: 'pte',
+      pfn: w.faults[0]!.to_block,
+      writable: true,
+      dirty: true,
+      path: '/X',
+      index: 5,
+    });
     const v = await daxtool(['verify', img, '--json']);
     expect(v.exitCode).toBe(0);
     expect(parseJson(v).clean).toBe(true);
@@ -135,7 +152,7 @@ describe('DAX commands', () => {
     const h = await daxtool(['fault', img, '/Y', '--offset', String(4 * PAGE), '--write']);
     expect(h.exitCode).toBe(0);
     expect(h.stdout).toMatch(/walk: +PGD\[\d+\].*PUD\[\d+\].*PMD\[\d+\].*PTE\[4\]/);
-    expect(h.stdout.replace(/\n {10}/g, " ")).toMatch(/extent: .*refcount 3, shared/); // wrapped at 80 columns
+    expect(h.stdout.replace(/\n {10}/g, ' ')).toMatch(/extent: .*refcount 3, shared/); // wrapped at 80 columns
     expect(h.stdout).toMatch(/copy-on-write: block \d+ \(refcount 3\)/);
   });
 
@@ -158,9 +175,20 @@ describe('DAX commands', () => {
     await ok(['write', img, '/a', '--offset', '0', '--length', '32K', '--pattern', '7']);
     const m = (await ok(['mmap', img, '/a', '--pid', '5', '--private', '--read-only'])) as { addr: number };
     expect(m.addr % (2 * 1024 * 1024)).toBe(0);
-    const ps = (await ok(['ps', img])) as { processes: { pid: number; vmas: { start: number; end: number; path: string; offset: number; prot: string; shared: boolean }[] }[] };
-    expect(ps.processes).toEqual([{ pid: 5, sigbus: 0, mce_kill: 'late', vmas: [{ start: m.addr, end: m.addr + 8 * PAGE, path: '/a', offset: 0, prot: 'r', shared: false }] }]);
-    const seg = (await ok(['fault', img, '--pid', '5', '--addr', String(m.addr), '--write'])) as { faults: { result: string; pfn: unknown }[] };
+    const ps = (await ok(['ps', img])) as {
+      processes: { pid: number; vmas: { start: number; end: number; path: string; offset: number; prot: string; shared: boolean }[] }[];
+    };
+    expect(ps.processes).toEqual([
+      {
+        pid: 5,
+        sigbus: 0,
+        mce_kill: 'late',
+        vmas: [{ start: m.addr, end: m.addr + 8 * PAGE, path: '/a', offset: 0, prot: 'r', shared: false }],
+      },
+    ]);
+    const seg = (await ok(['fault', img, '--pid', '5', '--addr', String(m.addr), '--write'])) as {
+      faults: { result: string; pfn: unknown }[];
+    };
     expect(seg.faults[0]).toMatchObject({ result: 'sigsegv', pfn: null });
     const segv2 = (await ok(['fault', img, '--pid', '5', '--addr', '0x1000'])) as { faults: { result: string }[] };
     expect(segv2.faults[0]!.result).toBe('sigsegv');
@@ -174,8 +202,18 @@ describe('DAX commands', () => {
     expect((parseJson(rmj) as { error: { code: string } }).error.code).toBe('EBUSY');
     await ok(['unpin', img, '--pid', '5', '--addr', String(m.addr + PAGE)]);
     expect(await ok(['prctl', img, '--pid', '5', '--mce-kill', 'early'])).toEqual({ pid: 5, mce_kill: 'early', created: false });
-    const p = (await ok(['poison', img, '--block', String(pin.frame)])) as { block: number; owners: { path: string; index: number }[]; killed: number[] };
-    expect(p).toMatchObject({ block: pin.frame, owners: [{ path: '/a', index: 1 }], killed: [5], signals: [{ pid: 5, code: 'BUS_MCEERR_AO', addr: m.addr + PAGE, lsb: 12 }], persistent: true });
+    const p = (await ok(['poison', img, '--block', String(pin.frame)])) as {
+      block: number;
+      owners: { path: string; index: number }[];
+      killed: number[];
+    };
+    expect(p).toMatchObject({
+      block: pin.frame,
+      owners: [{ path: '/a', index: 1 }],
+      killed: [5],
+      signals: [{ pid: 5, code: 'BUS_MCEERR_AO', addr: m.addr + PAGE, lsb: 12 }],
+      persistent: true,
+    });
     const cat = await daxtool(['cat', img, '/a']);
     expect(cat.exitCode).toBe(1);
     expect(cat.stderr).toMatch(/\(EIO\)\n$/);
@@ -202,7 +240,12 @@ describe('DAX commands', () => {
     await ok(['truncate', img, '/big', '4M']).catch(() => undefined);
     await ok(['write', img, '/big', '--offset', '0', '--length', '0', '--pattern', '0']);
     await ok(['truncate', img, '/big', '4M']);
-    const r = (await ok(['fault', img, '/big', '--offset', '0', '--length', '4M', '--write'])) as { pid: number; mapped: boolean; counts: Record<string, number>; faults: { level: string }[] };
+    const r = (await ok(['fault', img, '/big', '--offset', '0', '--length', '4M', '--write'])) as {
+      pid: number;
+      mapped: boolean;
+      counts: Record<string, number>;
+      faults: { level: string }[];
+    };
     expect(r.mapped).toBe(true);
     expect(r.counts.mapped).toBe(2);
     expect(r.faults.every((f) => f.level === 'pmd')).toBe(true);
@@ -218,7 +261,14 @@ describe('DAX commands', () => {
   it('shell lines keep the machine right too', async () => {
     const img = T.path('shell.img');
     await ok(['mkfs', img, '--size', '64M']);
-    const script = ['write /f --offset 0 --length 8K --pattern 1', 'fault /f --offset 0 --length 8K --write --pid 9', 'reflink /f /g', 'ptdump --pid 9', 'fault /f --offset 0 --write --pid 9', 'verify'].join('\n');
+    const script = [
+      'write /f --offset 0 --length 8K --pattern 1',
+      'fault /f --offset 0 --length 8K --write --pid 9',
+      'reflink /f /g',
+      'ptdump --pid 9',
+      'fault /f --offset 0 --write --pid 9',
+      'verify',
+    ].join('\n');
     const r = await daxtool(['shell', img], { input: script });
     expect(r.exitCode, r.stderr).toBe(0);
     // The reflink unmapped every entry of both files: ptdump of pid 9 lists none, and the write faults afresh.
@@ -237,7 +287,11 @@ describe('demo and compare', () => {
     expect(r.stdout).toMatch(/pid 2 writes \/X index 5: cow/);
     expect(r.stdout).toMatch(/verify: clean/);
     expect((await daxtool(['verify', keep])).exitCode).toBe(0);
-    const j = parseJson(await daxtool(['demo', '--page-model', 'pfn-entry', '--json'])) as { model: string; verify: { clean: boolean }; write: { fault: { result: string } } };
+    const j = parseJson(await daxtool(['demo', '--page-model', 'pfn-entry', '--json'])) as {
+      model: string;
+      verify: { clean: boolean };
+      write: { fault: { result: string } };
+    };
     expect(j).toMatchObject({ model: 'pfn-entry', verify: { clean: true }, write: { fault: { result: 'cow' } } });
     const n = parseJson(await daxtool(['demo', '--page-model', 'naive', '--json'])) as { verify: { clean: boolean } };
     expect(n.verify.clean).toBe(false);
@@ -247,7 +301,15 @@ describe('demo and compare', () => {
     for (const w of ['rotation', 'random']) {
       const r = await daxtool(['compare', '--workload', w, '--ops', '300', '--json']);
       expect(r.exitCode, r.stderr).toBe(0);
-      const j = parseJson(r) as { models: { model: string; verify: { clean: boolean }; faults: Record<string, number>; rmap_walk: { wrong: number }; stats: { descriptors: number; dram_frames: number } }[] };
+      const j = parseJson(r) as {
+        models: {
+          model: string;
+          verify: { clean: boolean };
+          faults: Record<string, number>;
+          rmap_walk: { wrong: number };
+          stats: { descriptors: number; dram_frames: number };
+        }[];
+      };
       expect(j.models.map((m) => m.model)).toEqual(['pagecache', 'proxy', 'pfn-entry', 'shared', 'naive', 'linux']);
       for (const m of j.models) {
         expect(m.verify.clean).toBe(m.model !== 'naive');

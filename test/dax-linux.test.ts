@@ -196,7 +196,12 @@ describe('linux: PMD faults', () => {
     expect([r.faults[0]!.result, r.faults[0]!.level]).toEqual(['shared', 'pmd']);
     const w = dax.fault({ pid: 2, addr: m.addr + 3 * PAGE, write: true }).faults[0]!;
     expect([w.result, w.level]).toEqual(['cow', 'pmd']);
-    expect(img.fs.fiemap('/big').filter((e) => !e.shared).reduce((n, e) => n + e.length, 0)).toBe(PMD);
+    expect(
+      img.fs
+        .fiemap('/big')
+        .filter((e) => !e.shared)
+        .reduce((n, e) => n + e.length, 0),
+    ).toBe(PMD);
     expectClean(img.fs);
   });
 
@@ -262,7 +267,12 @@ describe('linux: memory failure of an anonymous copy', () => {
     const m = dax.mmap({ path: '/a', pid: 1, private: true });
     dax.fault({ pid: 1, addr: m.addr, write: true });
     const r = dax.poisonAddr(1, m.addr);
-    expect([r.block, r.signals, r.unmapped, r.persistent]).toEqual([null, [{ pid: 1, code: 'BUS_MCEERR_AR', addr: m.addr, lsb: 12 }], [{ pid: 1, addr: m.addr }], false]);
+    expect([r.block, r.signals, r.unmapped, r.persistent]).toEqual([
+      null,
+      [{ pid: 1, code: 'BUS_MCEERR_AR', addr: m.addr, lsb: 12 }],
+      [{ pid: 1, addr: m.addr }],
+      false,
+    ]);
     expect(dax.ptdump(1)).toEqual([]);
     expect(img.fs.info().poisoned_blocks).toBe(0);
     expectClean(img.fs);

@@ -574,7 +574,8 @@ describe('copy-on-write batches', () => {
 
   /** The physical block of `path`'s file block `index`. */
   const blockAt = (fs: TestImage['fs'], path: string, index: number): number => {
-    for (const e of fs.fiemap(path)) if (index * PAGE >= e.logical && index * PAGE < e.logical + e.length) return (e.physical + index * PAGE - e.logical) / PAGE;
+    for (const e of fs.fiemap(path))
+      if (index * PAGE >= e.logical && index * PAGE < e.logical + e.length) return (e.physical + index * PAGE - e.logical) / PAGE;
     return -1;
   };
 
@@ -600,12 +601,30 @@ describe('copy-on-write batches', () => {
       // One run for the whole batch: one record describes every page.
       expect(r.runs).toHaveLength(1);
       const B0 = r.runs[0]!.to_block!;
-      expect(r.runs[0]).toEqual({ addr: m.addr, pages: n, result: 'cow', pfn: B0, pfnStep: 1, level: 'pte', writable: true, from_block: A0, to_block: B0 });
+      expect(r.runs[0]).toEqual({
+        addr: m.addr,
+        pages: n,
+        result: 'cow',
+        pfn: B0,
+        pfnStep: 1,
+        level: 'pte',
+        writable: true,
+        from_block: A0,
+        to_block: B0,
+      });
       // 41 MiB in 8 MiB writes, and few more for the metadata.
       expect(ioCounters().writes).toBeLessThan(12);
       // Per-page records, built on demand, are what each fault gave.
       expect(r.faults).toHaveLength(n);
-      expect(r.faults[n - 1]).toEqual({ addr: m.addr + (n - 1) * PAGE, result: 'cow', pfn: B0 + n - 1, level: 'pte', writable: true, from_block: A0 + n - 1, to_block: B0 + n - 1 });
+      expect(r.faults[n - 1]).toEqual({
+        addr: m.addr + (n - 1) * PAGE,
+        result: 'cow',
+        pfn: B0 + n - 1,
+        level: 'pte',
+        writable: true,
+        from_block: A0 + n - 1,
+        to_block: B0 + n - 1,
+      });
       expect(img.fs.fiemap('/b').map((e) => [e.physical / PAGE, e.length / PAGE, e.shared])).toEqual([[B0, n, false]]);
       expect(blockAt(img.fs, '/a', 1)).toBe(A0);
       expect(img.fs.readRange('/b', 0, data.length).equals(data)).toBe(true);
@@ -685,7 +704,13 @@ describe('copy-on-write batches', () => {
       const m2 = d2.mmap({ path: '/s', pid: 1 });
       expect(m2.addr).toBe(m.addr);
       const single = Array.from({ length: 40 }, (_, i) => d2.fault({ pid: 1, addr: m2.addr + i * PAGE, write: true }).faults[0]!);
-      const shape = (f: { result: string; level: string | null; writable: boolean; allocated?: boolean; from_block?: number }) => [f.result, f.level, f.writable, f.allocated ?? false, f.from_block ?? -1];
+      const shape = (f: { result: string; level: string | null; writable: boolean; allocated?: boolean; from_block?: number }) => [
+        f.result,
+        f.level,
+        f.writable,
+        f.allocated ?? false,
+        f.from_block ?? -1,
+      ];
       expect(batch.faults.map(shape)).toEqual(single.map(shape));
       expect(batch.counts).toMatchObject({ cow: 10, mapped: 30 });
       if (model !== 'naive') {

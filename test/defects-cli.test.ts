@@ -62,7 +62,10 @@ describe('messages', () => {
   });
 
   it('--version --json prints JSON', async () => {
-    for (const args of [['--version', '--json'], ['--json', '-V']]) {
+    for (const args of [
+      ['--version', '--json'],
+      ['--json', '-V'],
+    ]) {
       const j = parseJson<{ version: string }>(await daxtool(args));
       expect(j.version).toMatch(/^\d+\.\d+\.\d+/);
     }

@@ -212,7 +212,10 @@ const documented = subsections(commandSection);
 describe('man/daxtool.1 and --help agree', () => {
   it('documents exactly the commands of the registry', () => {
     const registry = COMMANDS.map((c) => c.name).sort();
-    const cli = program.commands.map((c) => c.name()).filter((n) => n !== 'help').sort();
+    const cli = program.commands
+      .map((c) => c.name())
+      .filter((n) => n !== 'help')
+      .sort();
     expect(cli).toEqual(registry);
     expect([...documented.keys()].sort()).toEqual(registry);
   });
@@ -265,11 +268,13 @@ describe('man/daxtool.1 and --help agree', () => {
           if (o.mandatory) expect(d.body, `${spec.name} ${o.long}: required`).toMatch(/required/);
           // The synopsis shows every option: required ones bare, the others in [brackets].
           const shown = [o.long!, o.short].filter(Boolean) as string[];
-          const where = shown.map((f) => syn.indexOf(` ${f}`) >= 0 ? syn.indexOf(` ${f}`) : syn.indexOf(`[${f}`)).filter((i) => i >= 0);
+          const where = shown.map((f) => (syn.indexOf(` ${f}`) >= 0 ? syn.indexOf(` ${f}`) : syn.indexOf(`[${f}`))).filter((i) => i >= 0);
           expect(where.length, `${spec.name} ${o.long} is missing from the synopsis`).toBeGreaterThan(0);
-          if (o.mandatory) for (const f of forms) expect(f, `${spec.name} ${o.long} is required`).toMatch(new RegExp(`(^|[^[]) ${o.long}\\b`));
+          if (o.mandatory)
+            for (const f of forms) expect(f, `${spec.name} ${o.long} is required`).toMatch(new RegExp(`(^|[^[]) ${o.long}\\b`));
           // With alternative forms an option may be required in one and absent from another.
-          else if (forms.length === 1) expect(syn, `${spec.name} ${o.long} is optional`).toMatch(new RegExp(`(\\[|\\| )(${shown.join('|')})\\b`));
+          else if (forms.length === 1)
+            expect(syn, `${spec.name} ${o.long} is optional`).toMatch(new RegExp(`(\\[|\\| )(${shown.join('|')})\\b`));
         }
       });
 
@@ -318,7 +323,8 @@ describe('tables and lists in the docs match the code', () => {
       for (const e of readdirSync(dir, { withFileTypes: true })) {
         const p = join(dir, e.name);
         if (e.isDirectory()) walk(p);
-        else if (e.name.endsWith('.ts')) for (const m of readFileSync(p, 'utf8').matchAll(/process\.env\.([A-Z_][A-Z0-9_]*)/g)) names.add(m[1]!);
+        else if (e.name.endsWith('.ts'))
+          for (const m of readFileSync(p, 'utf8').matchAll(/process\.env\.([A-Z_][A-Z0-9_]*)/g)) names.add(m[1]!);
       }
     };
     walk(join(ROOT, 'src'));
@@ -374,8 +380,39 @@ describe('man/daxtool.5 names the format of src/format', () => {
 
 // ------------------------------------------------------------- rendering
 const KNOWN_MACROS = new Set([
-  'TH', 'SH', 'SS', 'PP', 'LP', 'P', 'TP', 'IP', 'RS', 'RE', 'B', 'I', 'BR', 'RB', 'BI', 'IB', 'IR', 'RI',
-  'SY', 'YS', 'EX', 'EE', 'TS', 'TE', 'nh', 'hy', 'ad', 'na', 'sp', 'br', 'nf', 'fi', 'in',
+  'TH',
+  'SH',
+  'SS',
+  'PP',
+  'LP',
+  'P',
+  'TP',
+  'IP',
+  'RS',
+  'RE',
+  'B',
+  'I',
+  'BR',
+  'RB',
+  'BI',
+  'IB',
+  'IR',
+  'RI',
+  'SY',
+  'YS',
+  'EX',
+  'EE',
+  'TS',
+  'TE',
+  'nh',
+  'hy',
+  'ad',
+  'na',
+  'sp',
+  'br',
+  'nf',
+  'fi',
+  'in',
 ]);
 
 /** Obvious roff mistakes, found without groff: unknown macros, bad escapes, unbalanced blocks, raw "--". */
@@ -383,12 +420,12 @@ function lintRoff(src: string): string[] {
   const problems: string[] = [];
   const lines = src.split('\n');
   if (!/^\.TH \S+ \d \S+ "[^"]+" "[^"]+"$/m.test(src)) problems.push('no well-formed .TH line');
-  if (src.includes('\n.TS') && lines[0] !== "'\\\" t") problems.push("tables need '\\\" t on the first line");
+  if (src.includes('\n.TS') && lines[0] !== '\'\\" t') problems.push('tables need \'\\" t on the first line');
   const open: Record<string, number> = { TS: 0, RS: 0, EX: 0, SY: 0, 'T{': 0 };
   let inTable = false;
   lines.forEach((line, i) => {
     const at = `line ${i + 1}`;
-    if (line.startsWith('.\\"') || line.startsWith("'\\\"")) return; // comment
+    if (line.startsWith('.\\"') || line.startsWith('\'\\"')) return; // comment
     if (/\s$/.test(line)) problems.push(`${at}: trailing whitespace`);
     if (inTable) {
       if (line === '.TE') {
@@ -421,7 +458,8 @@ function lintRoff(src: string): string[] {
     }
     // Option names must use \- so they render (and copy) as ASCII hyphens.
     const bare = line.replace(/\\-/g, '');
-    if (!inTable && /(^|[\s[(|])--?[a-zA-Z]/.test(bare) && !line.startsWith('.\\"')) problems.push(`${at}: unescaped '-' in ${JSON.stringify(line)}`);
+    if (!inTable && /(^|[\s[(|])--?[a-zA-Z]/.test(bare) && !line.startsWith('.\\"'))
+      problems.push(`${at}: unescaped '-' in ${JSON.stringify(line)}`);
   });
   for (const [k, v] of Object.entries(open)) if (v !== 0) problems.push(`unbalanced ${k} (${v})`);
   return problems;

@@ -38,7 +38,9 @@ beforeAll(async () => {
     expect((await daxtool(s)).exitCode, s.join(' ')).toBe(0);
 });
 afterAll(() => {
-  console.log(`I/O errors: ${points} injection points, each leaving the state before the command or (disk dead after a commit's write) one the error names`);
+  console.log(
+    `I/O errors: ${points} injection points, each leaving the state before the command or (disk dead after a commit's write) one the error names`,
+  );
   t.cleanup();
 });
 
@@ -87,13 +89,18 @@ describe('an injected EIO leaves the state before the command', () => {
         const what = `${name} with EIO on ${kind} ${at}`;
         expect(res.exitCode, `${what}: ${res.stderr}`).toBe(1);
         expect(res.stderr, what).toMatch(new RegExp(`^daxtool: ${cmd[0]}: [^\\n]*\\(EIO\\)\\n$`));
-        if (kind === 'flush' && at === 2) expect(res.stderr, what).toMatch(/flush of .* failed: EIO.*the commit was rolled back: the image holds the state before this command \(generation \d+\)/);
+        if (kind === 'flush' && at === 2)
+          expect(res.stderr, what).toMatch(
+            /flush of .* failed: EIO.*the commit was rolled back: the image holds the state before this command \(generation \d+\)/,
+          );
         expect((await verify(img, { repair: false })).errors, what).toEqual([]);
         expect(imageDigest(img) === before, `${what}: the image is not in the state before the command`).toBe(true);
         points++;
       }
       expect(after).not.toBe(before); // the command does change the image when the disk works
-      console.log(`I/O errors: ${name}: EIO on ${reads.length} of ${n.read} reads, ${n.write} writes, ${n.flush} flushes: each one error line, the state before`);
+      console.log(
+        `I/O errors: ${name}: EIO on ${reads.length} of ${n.read} reads, ${n.write} writes, ${n.flush} flushes: each one error line, the state before`,
+      );
     }, 300_000);
 
     it(`${name}: the disk dies at the commit's flush: the error names both states`, async () => {

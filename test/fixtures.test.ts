@@ -37,7 +37,8 @@ export function containsAt(expected: unknown, actual: unknown, path = '$'): stri
     return null;
   }
   if (expected !== null && typeof expected === 'object') {
-    if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) return `${path}: expected an object, got ${JSON.stringify(actual)}`;
+    if (actual === null || typeof actual !== 'object' || Array.isArray(actual))
+      return `${path}: expected an object, got ${JSON.stringify(actual)}`;
     for (const [k, v] of Object.entries(expected)) {
       const d = containsAt(v, (actual as Record<string, unknown>)[k], `${path}.${k}`);
       if (d) return d;
@@ -63,7 +64,16 @@ const cases = versions.flatMap((v) =>
 describe('fixture images', () => {
   it('exist for format version 1, one per page model and a deep refcount tree', () => {
     const v1 = cases.filter((c) => c.version === 'v1').map((c) => c.name);
-    expect(v1).toEqual(expect.arrayContaining(['machine-proxy', 'machine-pagecache', 'machine-pfn-entry', 'machine-shared', 'machine-naive', 'refcount-deep']));
+    expect(v1).toEqual(
+      expect.arrayContaining([
+        'machine-proxy',
+        'machine-pagecache',
+        'machine-pfn-entry',
+        'machine-shared',
+        'machine-naive',
+        'refcount-deep',
+      ]),
+    );
   });
 
   it.each(cases)('$version/$name reads as it did when it was made', async ({ version, name }) => {

@@ -58,34 +58,38 @@ function fill(path: string, leave: number): void {
 }
 
 describe('host file system full', () => {
-  it.runIf(root)('put and write: ENOSPC mid-command loses nothing and the next command works once space is freed', async (ctx) => {
-    if (!mounted) ctx.skip(); // beforeAll said why
-    const img = `${mnt}/x.img`;
-    const filler = `${mnt}/filler`;
-    const big = t.path('big.bin');
-    const data = randomBytes(1024 * 1024 + 77);
-    writeFileSync(big, data);
-    expect((await daxtool(['mkfs', img, '--size', '64M'])).exitCode).toBe(0);
-    expect((await daxtool(['write', img, '/keep', '--offset', '0', '--length', '8K', '--pattern', '5'])).exitCode).toBe(0);
-    fill(filler, 128 * 1024);
-    const before = imageDigest(img);
+  it.runIf(root)(
+    'put and write: ENOSPC mid-command loses nothing and the next command works once space is freed',
+    async (ctx) => {
+      if (!mounted) ctx.skip(); // beforeAll said why
+      const img = `${mnt}/x.img`;
+      const filler = `${mnt}/filler`;
+      const big = t.path('big.bin');
+      const data = randomBytes(1024 * 1024 + 77);
+      writeFileSync(big, data);
+      expect((await daxtool(['mkfs', img, '--size', '64M'])).exitCode).toBe(0);
+      expect((await daxtool(['write', img, '/keep', '--offset', '0', '--length', '8K', '--pattern', '5'])).exitCode).toBe(0);
+      fill(filler, 128 * 1024);
+      const before = imageDigest(img);
 
-    for (const args of [
-      ['put', img, big, '/big'],
-      ['write', img, '/w', '--offset', '0', '--length', '1M', '--pattern', '3'],
-    ]) {
-      const r = await daxtool(args);
-      expect(r.exitCode, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(new RegExp(`^daxtool: ${args[0]}: host filesystem full: [^\\n]*\\(ENOSPC\\)\\n$`));
-      expect((await verify(img, { repair: false })).errors, args[0]).toEqual([]);
-      expect(imageDigest(img), `${args[0]}: the state before the command`).toBe(before);
-    }
+      for (const args of [
+        ['put', img, big, '/big'],
+        ['write', img, '/w', '--offset', '0', '--length', '1M', '--pattern', '3'],
+      ]) {
+        const r = await daxtool(args);
+        expect(r.exitCode, r.stderr).toBe(1);
+        expect(r.stderr).toMatch(new RegExp(`^daxtool: ${args[0]}: host filesystem full: [^\\n]*\\(ENOSPC\\)\\n$`));
+        expect((await verify(img, { repair: false })).errors, args[0]).toEqual([]);
+        expect(imageDigest(img), `${args[0]}: the state before the command`).toBe(before);
+      }
 
-    rmSync(filler);
-    const r = await daxtool(['put', img, big, '/big']);
-    expect(r.exitCode, r.stderr).toBe(0);
-    expect((await verify(img, { repair: false })).errors).toEqual([]);
-    expect((await daxtoolRaw(['cat', img, '/big'])).stdout.equals(readFileSync(big))).toBe(true);
-    expect((await daxtoolRaw(['cat', img, '/keep'])).stdout.equals(Buffer.alloc(8192, 5))).toBe(true);
-  }, 60_000);
+      rmSync(filler);
+      const r = await daxtool(['put', img, big, '/big']);
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect((await verify(img, { repair: false })).errors).toEqual([]);
+      expect((await daxtoolRaw(['cat', img, '/big'])).stdout.equals(readFileSync(big))).toBe(true);
+      expect((await daxtoolRaw(['cat', img, '/keep'])).stdout.equals(Buffer.alloc(8192, 5))).toBe(true);
+    },
+    60_000,
+  );
 });

@@ -82,6 +82,13 @@ describe('imports in src/', () => {
   it('the cycle finder finds a cycle', () => {
     const a = '/x/a.ts';
     const b = '/x/b.ts';
-    expect(cycles(new Map([[a, [b]], [b, [a]]])).length).toBe(1);
+    expect(
+      cycles(
+        new Map([
+          [a, [b]],
+          [b, [a]],
+        ]),
+      ).length,
+    ).toBe(1);
   });
 });

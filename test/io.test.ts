@@ -309,7 +309,10 @@ describe('copy and background writeback', () => {
       const half = 2048 * 2048; // bytes of the torn chunk that reached the file
       const got = d.read(40000 + 2048, 2048);
       expect(got.subarray(0, half).equals(data.subarray(2048 * 4096, 2048 * 4096 + half)), way).toBe(true);
-      expect(got.subarray(half).every((x) => x === 0), way).toBe(true);
+      expect(
+        got.subarray(half).every((x) => x === 0),
+        way,
+      ).toBe(true);
     }
   });
 

@@ -47,7 +47,18 @@ function viaTx(dev: BlockDevice, o: EmptyImage): void {
   const ctx: TxContext = { dev, cache: new BlockCache(), sb: sb0, slot: 1, writable: true };
   const tx = new Tx(ctx, [{ pblk: 2, len: o.blocks - 2 }]);
   const inodes = new Btree(tx, inodeOps, 0);
-  inodes.insert({ ino: ROOT_INO, type: INODE_TYPE_DIR, nlink: 2, size: 0, nblocks: 0, extentRoot: 0, mtimeMs: o.now, ctimeMs: o.now, parent: ROOT_INO, flags: 0 });
+  inodes.insert({
+    ino: ROOT_INO,
+    type: INODE_TYPE_DIR,
+    nlink: 2,
+    size: 0,
+    nblocks: 0,
+    extentRoot: 0,
+    mtimeMs: o.now,
+    ctimeMs: o.now,
+    parent: ROOT_INO,
+    flags: 0,
+  });
   tx.counters[CounterId.Inodes] = 1;
   tx.counters[CounterId.Dirs] = 1;
   tx.roots[RootId.Inode] = inodes.root;

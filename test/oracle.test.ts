@@ -18,7 +18,9 @@ import { parseGuestOutput, runScript } from '../oracle/kernel.mjs';
  * (`npm run oracle -- --seeds 1 --ops 60 --save-kernel FILE`, Linux 6.12.95, both variants).
  */
 type Run = { variant: string; seed: number; ops: number; base: number; lines: string[]; out: object[] };
-const fixture: { kv: string; runs: Run[] } = JSON.parse(readFileSync(new URL('./fixtures/oracle-kernel-6.12.json', import.meta.url), 'utf8'));
+const fixture: { kv: string; runs: Run[] } = JSON.parse(
+  readFileSync(new URL('./fixtures/oracle-kernel-6.12.json', import.meta.url), 'utf8'),
+);
 const dir = mkdtempSync(join(tmpdir(), 'oracle-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -72,7 +74,14 @@ describe('oracle scenario generator', () => {
 
 describe('oracle guest output', () => {
   it('splits runs and reports the unfinished ones', () => {
-    const text = ['{"k":"begin","run":0,"base":10}', '{"s":1,"r":0}', '{"k":"end","run":0}', 'noise', '{"k":"begin","run":1,"base":10}', '{"s":1,"r":0}'].join('\n');
+    const text = [
+      '{"k":"begin","run":0,"base":10}',
+      '{"s":1,"r":0}',
+      '{"k":"end","run":0}',
+      'noise',
+      '{"k":"begin","run":1,"base":10}',
+      '{"s":1,"r":0}',
+    ].join('\n');
     const p = parseGuestOutput(text, 3);
     expect(p.runs[0]).toEqual({ base: 10, lines: [{ s: 1, r: 0 }] });
     expect(p.missing).toEqual([1, 2]);

@@ -33,7 +33,9 @@ beforeAll(async () => {
   mb = await makeMutationBase(base, t.path('host.bin'));
 });
 afterAll(() => {
-  console.log(`power cut: ${totals.commands} commands, ${totals.states} images checked in all (${full ? 'full sweep' : 'npm test sample'})`);
+  console.log(
+    `power cut: ${totals.commands} commands, ${totals.states} images checked in all (${full ? 'full sweep' : 'npm test sample'})`,
+  );
   t.cleanup();
 });
 
@@ -61,12 +63,15 @@ async function sweep(name: string, args: string[], from = base, expectExit = 0):
   }
 }
 
-
 describe('power cut after every flush, any subset of unflushed writes, torn writes', () => {
   for (const [name, args] of MUTATIONS) {
-    it(name, async () => {
-      await sweep(name, mb.args(args, 'IMG'));
-    }, 300_000);
+    it(
+      name,
+      async () => {
+        await sweep(name, mb.args(args, 'IMG'));
+      },
+      300_000,
+    );
   }
 
   it('verify --repair of a damaged refcount tree and leaked free space', async () => {
@@ -142,66 +147,101 @@ describe('power cut replay catches a missing flush', () => {
  */
 describe('power cut over a random command sequence', () => {
   const length = full ? 200 : 16;
-  it(`${length} seeded commands`, async () => {
-    const r = prng(2026);
-    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
-    const files = ['/f0', '/f1', '/f2', '/d/f3', '/d/e/f4'];
-    const kib = () => String(Math.floor(r() * 24) * 1024 + (r() < 0.3 ? Math.floor(r() * 1000) : 0));
-    const gen = (): string[] => {
-      const f = pick(files);
-      const g = pick(files);
-      switch (pick(['write', 'write', 'put', 'reflink', 'reflink', 'dedupe', 'unshare', 'rm', 'truncate', 'punch', 'mkdir', 'mv', 'mmap', 'fault', 'fault-w', 'exit'])) {
-        case 'write':
-          return ['write', 'IMG', f, '--offset', kib(), '--length', String(1 + Math.floor(r() * 12000)), '--pattern', String(Math.floor(r() * 250) + 1)];
-        case 'put':
-          return ['put', 'IMG', '/etc/hostname', f];
-        case 'reflink':
-          return r() < 0.5 ? ['reflink', 'IMG', f, g] : ['reflink', 'IMG', f, g, '--src-offset', '0', '--dst-offset', String(Math.floor(r() * 4) * 4096), '--length', '4096'];
-        case 'dedupe':
-          return ['dedupe', 'IMG', f, g, '--src-offset', '0', '--dst-offset', '0', '--length', '4096'];
-        case 'unshare':
-          return ['unshare', 'IMG', f];
-        case 'rm':
-          return ['rm', 'IMG', f];
-        case 'truncate':
-          return ['truncate', 'IMG', f, kib()];
-        case 'punch':
-          return ['punch', 'IMG', f, '--offset', kib(), '--length', kib()];
-        case 'mkdir':
-          return ['mkdir', 'IMG', '-p', '/d/e'];
-        case 'mv':
-          return ['mv', 'IMG', f, g];
-        case 'mmap':
-          return ['mmap', 'IMG', f, '--pid', String(1 + Math.floor(r() * 3))];
-        case 'fault':
-          return ['fault', 'IMG', f, '--offset', '0', '--length', '8K', '--pid', String(1 + Math.floor(r() * 3))];
-        case 'fault-w':
-          return ['fault', 'IMG', f, '--offset', '0', '--length', '8K', '--write', '--pid', String(1 + Math.floor(r() * 3))];
-        default:
-          return ['exit', 'IMG', '--pid', String(1 + Math.floor(r() * 3))];
+  it(
+    `${length} seeded commands`,
+    async () => {
+      const r = prng(2026);
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+      const files = ['/f0', '/f1', '/f2', '/d/f3', '/d/e/f4'];
+      const kib = () => String(Math.floor(r() * 24) * 1024 + (r() < 0.3 ? Math.floor(r() * 1000) : 0));
+      const gen = (): string[] => {
+        const f = pick(files);
+        const g = pick(files);
+        switch (
+          pick([
+            'write',
+            'write',
+            'put',
+            'reflink',
+            'reflink',
+            'dedupe',
+            'unshare',
+            'rm',
+            'truncate',
+            'punch',
+            'mkdir',
+            'mv',
+            'mmap',
+            'fault',
+            'fault-w',
+            'exit',
+          ])
+        ) {
+          case 'write':
+            return [
+              'write',
+              'IMG',
+              f,
+              '--offset',
+              kib(),
+              '--length',
+              String(1 + Math.floor(r() * 12000)),
+              '--pattern',
+              String(Math.floor(r() * 250) + 1),
+            ];
+          case 'put':
+            return ['put', 'IMG', '/etc/hostname', f];
+          case 'reflink':
+            return r() < 0.5
+              ? ['reflink', 'IMG', f, g]
+              : ['reflink', 'IMG', f, g, '--src-offset', '0', '--dst-offset', String(Math.floor(r() * 4) * 4096), '--length', '4096'];
+          case 'dedupe':
+            return ['dedupe', 'IMG', f, g, '--src-offset', '0', '--dst-offset', '0', '--length', '4096'];
+          case 'unshare':
+            return ['unshare', 'IMG', f];
+          case 'rm':
+            return ['rm', 'IMG', f];
+          case 'truncate':
+            return ['truncate', 'IMG', f, kib()];
+          case 'punch':
+            return ['punch', 'IMG', f, '--offset', kib(), '--length', kib()];
+          case 'mkdir':
+            return ['mkdir', 'IMG', '-p', '/d/e'];
+          case 'mv':
+            return ['mv', 'IMG', f, g];
+          case 'mmap':
+            return ['mmap', 'IMG', f, '--pid', String(1 + Math.floor(r() * 3))];
+          case 'fault':
+            return ['fault', 'IMG', f, '--offset', '0', '--length', '8K', '--pid', String(1 + Math.floor(r() * 3))];
+          case 'fault-w':
+            return ['fault', 'IMG', f, '--offset', '0', '--length', '8K', '--write', '--pid', String(1 + Math.floor(r() * 3))];
+          default:
+            return ['exit', 'IMG', '--pid', String(1 + Math.floor(r() * 3))];
+        }
+      };
+      const start = t.path('seq-start.img');
+      expect((await daxtool(['mkfs', start, '--size', '16M'])).exitCode).toBe(0);
+      const s = await Session.from(start, t.dir, 'sequence');
+      try {
+        let ok = 0;
+        for (let i = 0; i < length; i++) {
+          const args = gen();
+          const res = await s.run(args);
+          if (res.exitCode === 0) ok++;
+          else expect(res.stderr, args.join(' ')).toMatch(/^daxtool: \w+: .*\([A-Z]+\)\n$/);
+          expect(s.states[i + 1].errors, `verify after ${args.join(' ')}`).toBe('');
+        }
+        expect(ok).toBeGreaterThan(length / 3); // the sequence does things, not only fail
+        const rep = await replay(s, full ? { ...opts, subsets: 32, tears: 4 } : { ...opts, subsets: 4, tears: 2 });
+        console.log(summary(`random sequence of ${length} (${ok} succeeded)`, rep));
+        expect(rep.failures.slice(0, 5), `${rep.failures.length} failures`).toEqual([]);
+        expect(rep.replaysExactly, 'the whole log replays to the final image').toBe(true);
+        totals.states += rep.states;
+        totals.commands += length;
+      } finally {
+        s.cleanup();
       }
-    };
-    const start = t.path('seq-start.img');
-    expect((await daxtool(['mkfs', start, '--size', '16M'])).exitCode).toBe(0);
-    const s = await Session.from(start, t.dir, 'sequence');
-    try {
-      let ok = 0;
-      for (let i = 0; i < length; i++) {
-        const args = gen();
-        const res = await s.run(args);
-        if (res.exitCode === 0) ok++;
-        else expect(res.stderr, args.join(' ')).toMatch(/^daxtool: \w+: .*\([A-Z]+\)\n$/);
-        expect(s.states[i + 1].errors, `verify after ${args.join(' ')}`).toBe('');
-      }
-      expect(ok).toBeGreaterThan(length / 3); // the sequence does things, not only fail
-      const rep = await replay(s, full ? { ...opts, subsets: 32, tears: 4 } : { ...opts, subsets: 4, tears: 2 });
-      console.log(summary(`random sequence of ${length} (${ok} succeeded)`, rep));
-      expect(rep.failures.slice(0, 5), `${rep.failures.length} failures`).toEqual([]);
-      expect(rep.replaysExactly, 'the whole log replays to the final image').toBe(true);
-      totals.states += rep.states;
-      totals.commands += length;
-    } finally {
-      s.cleanup();
-    }
-  }, full ? 3_600_000 : 300_000);
+    },
+    full ? 3_600_000 : 300_000,
+  );
 });

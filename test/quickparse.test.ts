@@ -142,7 +142,7 @@ describe('quickParse', () => {
     expect(quickParse(line, shell)).toBeNull();
   });
 
-  it("names options as commander does", () => {
+  it('names options as commander does', () => {
     expect(attributeName('--dry-run')).toBe('dryRun');
     expect(attributeName('--src-offset')).toBe('srcOffset');
     expect(attributeName('--json')).toBe('json');

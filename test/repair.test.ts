@@ -60,8 +60,12 @@ describe('verify --repair', () => {
       const before = await verify(img.path, { repair: false });
       const checks = new Set(before.errors.map((e) => e.check));
       expect(before.exitCode).toBe(4);
-      for (const c of ['refcount.mismatch', 'rmap.missing', 'rmap.orphan', 'space.leak', 'ns.nlink', 'ns.orphan']) expect(checks).toContain(c);
-      expect([...checks].some((c) => c.startsWith('dax.entry')), [...checks].join(' ')).toBe(true);
+      for (const c of ['refcount.mismatch', 'rmap.missing', 'rmap.orphan', 'space.leak', 'ns.nlink', 'ns.orphan'])
+        expect(checks).toContain(c);
+      expect(
+        [...checks].some((c) => c.startsWith('dax.entry')),
+        [...checks].join(' '),
+      ).toBe(true);
       const asked: string[] = [];
       const fixed = await verify(img.path, { repair: true, confirm: (t) => (asked.push(t.title), true) });
       expect(fixed.exitCode, JSON.stringify(fixed.errors)).toBe(1);

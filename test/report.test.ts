@@ -61,7 +61,8 @@ describe('report data', () => {
     const A = rot.blocks[0]!;
     const owners: string[] = [];
     for (let i = 0; i < d.owners.pblk.length; i++) {
-      if (d.owners.pblk[i]! <= A && A < d.owners.pblk[i]! + d.owners.len[i]!) owners.push(`${path(d, d.owners.file[i]!)} ${d.owners.fblk[i]! + A - d.owners.pblk[i]!}`);
+      if (d.owners.pblk[i]! <= A && A < d.owners.pblk[i]! + d.owners.len[i]!)
+        owners.push(`${path(d, d.owners.file[i]!)} ${d.owners.fblk[i]! + A - d.owners.pblk[i]!}`);
     }
     expect(owners.sort()).toEqual(['/W 0', '/X 5', '/Y 4', '/Z 3']);
     expect(d.owners.total).toBe(d.owners.pblk.length);
@@ -121,7 +122,9 @@ describe('report data', () => {
     expect(d.mappings.copy.every((c) => c === 1)).toBe(true);
     const g = d.graph!;
     expect(g.frames.map((f) => f.pfn)).toEqual(rot.blocks);
-    expect(g.frames.every((f) => f.entries.every((e) => e.copy) && f.walk.length === 4 && f.walk.every((w) => w.ok && w.copy) && f.missed === 0)).toBe(true);
+    expect(
+      g.frames.every((f) => f.entries.every((e) => e.copy) && f.walk.length === 4 && f.walk.every((w) => w.ok && w.copy) && f.missed === 0),
+    ).toBe(true);
     dax.poison(rot.blocks[2]!);
     const p = gatherReport(img.fs, img.path);
     expect(p.counts).toMatchObject({ poisoned: 1, shared: 5 });
@@ -148,7 +151,10 @@ describe('report data', () => {
 
   it('budgets cut what the page holds and say so', () => {
     const { img } = rotationImage();
-    const d = gatherReport(img.fs, img.path, { files: FILES, limits: { owners: 3, mappings: 2, files: 2, rotationIndices: 4, graphFrames: 1, runs: 4 } });
+    const d = gatherReport(img.fs, img.path, {
+      files: FILES,
+      limits: { owners: 3, mappings: 2, files: 2, rotationIndices: 4, graphFrames: 1, runs: 4 },
+    });
     expect(d.owners.pblk).toHaveLength(3);
     expect(d.owners.total).toBeGreaterThan(3);
     expect(d.owners.completeBelow).toBeLessThan(d.totalBlocks);
@@ -294,7 +300,9 @@ describe('report and compare --html on the command line', () => {
     expect(readFileSync(`${image}.html`, 'utf8')).toContain('id="report-data"');
     const h = await daxtool(['report', image, '--svg', '--files', '/W,/X', '--out', join(dir, 'r.svg')]);
     expect(h.exitCode, h.stderr).toBe(0);
-    expect(h.stdout).toMatch(/^wrote .*r\.svg \(\d+\.\d KiB\)\n16384 blocks in \d+ runs, 6 shared; 4 files with data; 24 page-table entries\n$/);
+    expect(h.stdout).toMatch(
+      /^wrote .*r\.svg \(\d+\.\d KiB\)\n16384 blocks in \d+ runs, 6 shared; 4 files with data; 24 page-table entries\n$/,
+    );
     expect(readFileSync(join(dir, 'r.svg'), 'utf8').match(/class="rot-cell"/g)).toHaveLength(12);
     const out = await daxtool(['report', image, '--out', '-']);
     expect(out.stdout.startsWith('<!DOCTYPE html>')).toBe(true);

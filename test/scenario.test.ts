@@ -19,7 +19,11 @@ import { daxtool, parseJson, ROOT } from './helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'daxtool-scenario-test-'));
 const pinned = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'pinned.json'), 'utf8')) as { clock_ms: string; uuid: string };
-const ENV = { DAXTOOL_FIXED_CLOCK_MS: pinned.clock_ms, DAXTOOL_FIXED_UUID: pinned.uuid, TMPDIR: existsSync('/dev/shm') ? '/dev/shm' : tmpdir() };
+const ENV = {
+  DAXTOOL_FIXED_CLOCK_MS: pinned.clock_ms,
+  DAXTOOL_FIXED_UUID: pinned.uuid,
+  TMPDIR: existsSync('/dev/shm') ? '/dev/shm' : tmpdir(),
+};
 const saved = new Map<string, string | undefined>();
 beforeAll(() => {
   // As fixtures/generate.mjs runs them: a pinned clock and uuid, scratch images in memory where possible.
@@ -67,7 +71,9 @@ describe('built-in scenarios', () => {
     expect(r.passed).toBe(true);
     expect(r.expectations).toBeGreaterThan(0);
     // npm run fixtures writes each scenario's report under every model; this run must be one of them, unchanged.
-    expect(golden(name).split(/\n(?=scenario )/), 'run `npm run fixtures` after changing a scenario').toContain(renderRun(r, { color: false, columns: 100 }));
+    expect(golden(name).split(/\n(?=scenario )/), 'run `npm run fixtures` after changing a scenario').toContain(
+      renderRun(r, { color: false, columns: 100 }),
+    );
   });
 
   it('have golden reports, and no golden report is left without its scenario', () => {
@@ -76,7 +82,17 @@ describe('built-in scenarios', () => {
 });
 
 describe('expectations', () => {
-  const out = { exitCode: 0, json: { faults: [{ result: 'cow', pfn: 7 }, { result: 'shared', pfn: 8 }], killed: [1, 2], error: undefined } };
+  const out = {
+    exitCode: 0,
+    json: {
+      faults: [
+        { result: 'cow', pfn: 7 },
+        { result: 'shared', pfn: 8 },
+      ],
+      killed: [1, 2],
+      error: undefined,
+    },
+  };
 
   it('compare paths, every element of [*], membership, regular expressions and missing fields', () => {
     const ok = (text: string): boolean => check(parseExpectation(text, undefined, 1), out).ok;
@@ -124,7 +140,16 @@ describe('expectations', () => {
   it('a scenario reads its headers, lets and expectations', () => {
     const sc = parseScenario(
       's',
-      ['# title: T', '# see: generic/1', '# mkfs: --size 32M', '# env: DAXTOOL_REFCOUNT_MAX=5', '# about this', 'fiemap /A', '# let P = extents[0].physical / 4096', '# expect: extents.length == 1 ; extents[0].shared == false'].join('\n'),
+      [
+        '# title: T',
+        '# see: generic/1',
+        '# mkfs: --size 32M',
+        '# env: DAXTOOL_REFCOUNT_MAX=5',
+        '# about this',
+        'fiemap /A',
+        '# let P = extents[0].physical / 4096',
+        '# expect: extents.length == 1 ; extents[0].shared == false',
+      ].join('\n'),
     );
     expect(sc.title).toBe('T');
     expect(sc.see).toEqual(['generic/1']);
@@ -137,7 +162,17 @@ describe('expectations', () => {
 
   it('a failed expectation fails the run and names its step; later steps still run', async () => {
     const file = join(dir, 'failing.dax');
-    writeFileSync(file, ['write /A --offset 0 --length 4K --pattern 1', 'fiemap /A', '# expect: extents.length == 2', 'stat /nope', 'stat /A', '# expect: size == 4096'].join('\n'));
+    writeFileSync(
+      file,
+      [
+        'write /A --offset 0 --length 4K --pattern 1',
+        'fiemap /A',
+        '# expect: extents.length == 2',
+        'stat /nope',
+        'stat /A',
+        '# expect: size == 4096',
+      ].join('\n'),
+    );
     const r = await runScenario(loadScenario(file), 'proxy', { dispatch });
     expect(r.passed).toBe(false);
     expect(r.failures.map((f) => [f.line, f.expected])).toEqual([
@@ -240,7 +275,9 @@ describe('fault --explain and poison --explain', () => {
     const pte = await run(['fault', '--pid', '2', '--addr', '0x40001000', '--explain', '--json']);
     const j = parseJson<{ explain: { pmd: { tried: boolean; fallbacks: string[] }; calls: { fn: string }[]; kernelResult: string } }>(pte);
     expect(j.explain.pmd).toEqual({ tried: true, fallbacks: ['colour', 'vma'] });
-    expect(j.explain.calls.map((c) => c.fn)).toEqual(expect.arrayContaining(['dax_iomap_pte_fault', 'xfs_read_iomap_begin', 'dax_insert_entry']));
+    expect(j.explain.calls.map((c) => c.fn)).toEqual(
+      expect.arrayContaining(['dax_iomap_pte_fault', 'xfs_read_iomap_begin', 'dax_insert_entry']),
+    );
     const text = await run(['fault', '--pid', '2', '--addr', '0x40002000', '--explain']);
     expect(text.stdout).toMatch(/colour mismatch/);
     expect(text.stdout).toMatch(/cross the VMA/);

@@ -327,7 +327,11 @@ describe('bulk paths (many extents)', () => {
         // physically), and a range shared with another file: old refcount
         // records and other owners' index records for the rebuilds to merge.
         const tail = Math.ceil(size / BS) + 3;
-        fs.reflink('/src', '/src', { srcOffset: (1 + Math.floor(r() * 5)) * BS, dstOffset: tail * BS, length: (20 + Math.floor(r() * 40)) * BS });
+        fs.reflink('/src', '/src', {
+          srcOffset: (1 + Math.floor(r() * 5)) * BS,
+          dstOffset: tail * BS,
+          length: (20 + Math.floor(r() * 40)) * BS,
+        });
         fs.reflink('/src', '/other', { srcOffset: Math.floor(r() * 200) * BS, dstOffset: 0, length: (100 + Math.floor(r() * 300)) * BS });
         // The middle block of an extent, cloned within the file: a physical extent
         // inside another, so sorting by start leaves the ends out of order.
@@ -416,7 +420,10 @@ describe('verify catches damage', () => {
         const P = checkImage(again);
         const errs = P.items.filter((p) => p.severity === 'error');
         expect(errs.length, `flip in block ${b} went unreported`).toBeGreaterThan(0);
-        expect(errs.some((e) => e.block === b || (b < 2 && e.check.startsWith('sb.'))), `block ${b}: ${JSON.stringify(errs)}`).toBe(true);
+        expect(
+          errs.some((e) => e.block === b || (b < 2 && e.check.startsWith('sb.'))),
+          `block ${b}: ${JSON.stringify(errs)}`,
+        ).toBe(true);
         one[0] ^= 0x10;
         const fd2 = openSync(img.path, 'r+');
         writeSync(fd2, one, 0, 1, pos);

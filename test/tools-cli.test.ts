@@ -166,7 +166,8 @@ describe('inspect', () => {
   it('--superblock: both slots, every field by name, checksum good, which slot is in use', async () => {
     const out = await ok(['inspect', img, '--superblock']);
     expect(out.match(/^checksum: good$/gm)).toHaveLength(2);
-    for (const f of ['block_size:', 'total_blocks:', 'uuid:', 'root.Inode:', 'counter.FreeBlocks:', 'generation:']) expect(out).toContain(f);
+    for (const f of ['block_size:', 'total_blocks:', 'uuid:', 'root.Inode:', 'counter.FreeBlocks:', 'generation:'])
+      expect(out).toContain(f);
     expect(out).toMatch(/in use: slot [01]\n$/);
     const j = parseJson<{ in_use: number; slots: { checksum: string }[] }>(await daxtool(['inspect', img, '--superblock', '--json']));
     expect(j.slots.map((s) => s.checksum)).toEqual(['good', 'good']);
@@ -215,7 +216,9 @@ describe('the image lock, without native code', () => {
   });
 
   it('a daxtool writer SIGKILLed in the middle of its transaction leaves no lock either', async () => {
-    const killed = await daxtool(['write', img, '/crash', '--offset', '0', '--length', '64K', '--pattern', '9'], { env: { DAXTOOL_CRASH_AT: '2' } });
+    const killed = await daxtool(['write', img, '/crash', '--offset', '0', '--length', '64K', '--pattern', '9'], {
+      env: { DAXTOOL_CRASH_AT: '2' },
+    });
     expect(killed.exitCode).not.toBe(0);
     await ok(['mkdir', img, '/after-crash']);
     await clean();

@@ -16,7 +16,11 @@ const T = tempDir('daxtool-tty-');
 afterAll(() => T.cleanup());
 
 /** Run a shell line under a pseudo-terminal; its output (stdout and stderr share the terminal) as bytes. */
-async function onTty(line: string, env: Record<string, string | undefined>, timeout = 30_000): Promise<{ out: string; exitCode: number; ms: number }> {
+async function onTty(
+  line: string,
+  env: Record<string, string | undefined>,
+  timeout = 30_000,
+): Promise<{ out: string; exitCode: number; ms: number }> {
   const t0 = Date.now();
   const r = await execa('script', ['-qec', line, '/dev/null'], {
     reject: false,
@@ -77,7 +81,9 @@ describe('verify progress', () => {
     const img = T.path('progress.img');
     expect((await daxtool(['demo', '--keep', img])).exitCode).toBe(0);
     // The built worker, as the CLI runs it on a terminal.
-    const { runInWorker } = (await import(pathToFileURL(join(ROOT, 'dist', 'cli', 'worker.js')).href)) as typeof import('../src/cli/worker.js');
+    const { runInWorker } = (await import(
+      pathToFileURL(join(ROOT, 'dist', 'cli', 'worker.js')).href
+    )) as typeof import('../src/cli/worker.js');
     const seen: { phase: number; of: number; name: string; items: number }[] = [];
     const r = await runInWorker<{ clean: boolean }>({ op: 'verify', image: img }, (p) => seen.push(p));
     expect(r.clean).toBe(true);

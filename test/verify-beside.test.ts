@@ -76,7 +76,17 @@ describe('verify with the machine checked beside the filesystem', () => {
 
   it('reports damaged machine and filesystem blocks exactly as the one-process check does', async () => {
     const by = await metadataBlocks();
-    const kinds = ['page-tables', 'page-descriptors', 'vma-tree', 'process-tree', 'inode-tree', 'extent-tree', 'physical-index', 'refcount-tree', 'directory-tree'];
+    const kinds = [
+      'page-tables',
+      'page-descriptors',
+      'vma-tree',
+      'process-tree',
+      'inode-tree',
+      'extent-tree',
+      'physical-index',
+      'refcount-tree',
+      'directory-tree',
+    ];
     let damaged = 0;
     for (const what of kinds) {
       for (const block of (by.get(what) ?? []).slice(0, 2)) {

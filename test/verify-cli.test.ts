@@ -92,7 +92,9 @@ describe('verify --repair over damage it cannot rebuild', () => {
     const r = await daxtool(['verify', img, '--repair', '-y']);
     expect(r.exitCode).toBe(4);
     expect(r.stdout).toContain(`error [btree.crc] block ${block}: directory tree`);
-    expect(r.stdout).toMatch(/not repaired \[btree\.crc\] 1 problem: repair does not rebuild the directory tree: it is the only record of the names/);
+    expect(r.stdout).toMatch(
+      /not repaired \[btree\.crc\] 1 problem: repair does not rebuild the directory tree: it is the only record of the names/,
+    );
     expect(r.stdout).toMatch(/1 error left\n$/);
   });
 });

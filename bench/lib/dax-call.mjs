@@ -35,4 +35,6 @@ for (const f of r.faults ?? []) {
 }
 const levels = {};
 for (const f of r.faults ?? []) levels[f.level] = (levels[f.level] ?? 0) + 1;
-process.stdout.write(JSON.stringify({ ms: t2 - t1, openMs: t1 - t0, faults, results, levels, summary: r.summary ?? r.counts ?? null }) + '\n');
+process.stdout.write(
+  JSON.stringify({ ms: t2 - t1, openMs: t1 - t0, faults, results, levels, summary: r.summary ?? r.counts ?? null }) + '\n',
+);

@@ -180,27 +180,32 @@ function xfsIoScript(t, script, mnt) {
 /** XFS image (reflink, rmapbt) with /src holding n written one-block extents at blocks 0,2,4,…. */
 export function xfsReflinkImage(t, n, workDir, log) {
   const key = `v2 ${t.xfsVersion} n=${n}`;
-  return cached(`xfs-reflink-${n}`, key, async (img) => {
-    sh(['truncate', '-s', String(64 * GiB), img]);
-    sh([t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1', img]);
-    const mnt = join(workDir, 'xfs-build.mnt');
-    const script = join(workDir, 'xfs-build.cmds');
-    mount(img, mnt);
-    try {
-      await writeLines(
-        script,
-        (function* () {
-          yield `open -f ${mnt}/src`;
-          for (let i = 0; i < n; i++) yield `pwrite -q -S 0xab ${2 * i * 4096} 4096`;
-          yield 'fsync';
-        })(),
-      );
-      xfsIoScript(t, script, mnt);
-    } finally {
-      rmSync(script, { force: true });
-      umount(mnt);
-    }
-  }, log);
+  return cached(
+    `xfs-reflink-${n}`,
+    key,
+    async (img) => {
+      sh(['truncate', '-s', String(64 * GiB), img]);
+      sh([t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1', img]);
+      const mnt = join(workDir, 'xfs-build.mnt');
+      const script = join(workDir, 'xfs-build.cmds');
+      mount(img, mnt);
+      try {
+        await writeLines(
+          script,
+          (function* () {
+            yield `open -f ${mnt}/src`;
+            for (let i = 0; i < n; i++) yield `pwrite -q -S 0xab ${2 * i * 4096} 4096`;
+            yield 'fsync';
+          })(),
+        );
+        xfsIoScript(t, script, mnt);
+      } finally {
+        rmSync(script, { force: true });
+        umount(mnt);
+      }
+    },
+    log,
+  );
 }
 
 /** XFS image with `files` files in directories of ≤1000 and `extents` fallocated one-block extents in all. */
@@ -208,31 +213,36 @@ export function xfsFilesImage(t, files, extents, workDir, log) {
   const E = Math.round(extents / files);
   const D = Math.ceil(files / 1000);
   const key = `v1 ${t.xfsVersion} files=${files} E=${E}`;
-  return cached(`xfs-files-${files}-${extents}`, key, async (img) => {
-    sh(['truncate', '-s', String(Math.max(16 * GiB, extents * 4096 * 4)), img]);
-    sh([t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1', img]);
-    const mnt = join(workDir, 'xfs-build.mnt');
-    const script = join(workDir, 'xfs-build.cmds');
-    mount(img, mnt);
-    try {
-      for (let d = 0; d < D; d++) mkdirSync(join(mnt, `d${d}`));
-      await writeLines(
-        script,
-        (function* () {
-          for (let f = 0; f < files; f++) {
-            yield `open -f ${mnt}/d${f % D}/f${f}`;
-            for (let j = 0; j < E; j++) yield `falloc ${2 * j * 4096} 4096`;
-            yield `truncate ${2 * E * 4096}`;
-            yield 'close';
-          }
-        })(),
-      );
-      xfsIoScript(t, script, mnt);
-    } finally {
-      rmSync(script, { force: true });
-      umount(mnt);
-    }
-  }, log);
+  return cached(
+    `xfs-files-${files}-${extents}`,
+    key,
+    async (img) => {
+      sh(['truncate', '-s', String(Math.max(16 * GiB, extents * 4096 * 4)), img]);
+      sh([t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1', img]);
+      const mnt = join(workDir, 'xfs-build.mnt');
+      const script = join(workDir, 'xfs-build.cmds');
+      mount(img, mnt);
+      try {
+        for (let d = 0; d < D; d++) mkdirSync(join(mnt, `d${d}`));
+        await writeLines(
+          script,
+          (function* () {
+            for (let f = 0; f < files; f++) {
+              yield `open -f ${mnt}/d${f % D}/f${f}`;
+              for (let j = 0; j < E; j++) yield `falloc ${2 * j * 4096} 4096`;
+              yield `truncate ${2 * E * 4096}`;
+              yield 'close';
+            }
+          })(),
+        );
+        xfsIoScript(t, script, mnt);
+      } finally {
+        rmSync(script, { force: true });
+        umount(mnt);
+      }
+    },
+    log,
+  );
 }
 
 /** ext4 image with the same layout, populated offline by debugfs. */
@@ -240,61 +250,77 @@ export function ext4FilesImage(t, files, extents, workDir, log) {
   const E = Math.round(extents / files);
   const D = Math.ceil(files / 1000);
   const key = `v1 ${t.e2fsVersion} files=${files} E=${E}`;
-  return cached(`ext4-files-${files}-${extents}`, key, async (img) => {
-    sh(['truncate', '-s', String(Math.max(4 * GiB, extents * 4096 * 4)), img]);
-    sh([t.mke2fs, '-q', '-F', '-t', 'ext4', '-N', String(files + D + 1024), img]);
-    const script = join(workDir, 'debugfs.cmds');
-    await writeLines(
-      script,
-      (function* () {
-        for (let d = 0; d < D; d++) yield `mkdir d${d}`;
-        for (let f = 0; f < files; f++) {
-          const p = `d${f % D}/f${f}`;
-          yield `write /dev/null ${p}`;
-          for (let j = 0; j < E; j++) yield `fallocate ${p} ${2 * j} ${2 * j}`;
-          yield `sif ${p} size ${2 * E * 4096}`;
-        }
-      })(),
-    );
-    try {
-      sh(["sh", "-c", `"${t.debugfs}" -w -f "${script}" "${img}" > /dev/null 2>&1`], { timeoutMs: 3600000 });
-    } finally {
-      rmSync(script, { force: true });
-    }
-    // The image must be clean for e2fsck -n to be a fair check.
-    sh([t.e2fsck, '-fn', img]);
-  }, log);
+  return cached(
+    `ext4-files-${files}-${extents}`,
+    key,
+    async (img) => {
+      sh(['truncate', '-s', String(Math.max(4 * GiB, extents * 4096 * 4)), img]);
+      sh([t.mke2fs, '-q', '-F', '-t', 'ext4', '-N', String(files + D + 1024), img]);
+      const script = join(workDir, 'debugfs.cmds');
+      await writeLines(
+        script,
+        (function* () {
+          for (let d = 0; d < D; d++) yield `mkdir d${d}`;
+          for (let f = 0; f < files; f++) {
+            const p = `d${f % D}/f${f}`;
+            yield `write /dev/null ${p}`;
+            for (let j = 0; j < E; j++) yield `fallocate ${p} ${2 * j} ${2 * j}`;
+            yield `sif ${p} size ${2 * E * 4096}`;
+          }
+        })(),
+      );
+      try {
+        sh(['sh', '-c', `"${t.debugfs}" -w -f "${script}" "${img}" > /dev/null 2>&1`], { timeoutMs: 3600000 });
+      } finally {
+        rmSync(script, { force: true });
+      }
+      // The image must be clean for e2fsck -n to be a fair check.
+      sh([t.e2fsck, '-fn', img]);
+    },
+    log,
+  );
 }
 
 /** XFS image (reflink, rmapbt) with /a holding `blocks` written blocks in one extent, for the copy-on-write peer. */
 export function xfsCowImage(t, blocks, workDir, log) {
   const key = `v1 ${t.xfsVersion} blocks=${blocks}`;
-  return cached(`xfs-cow-${blocks}`, key, async (img) => {
-    sh(['truncate', '-s', String(Math.max(2 * GiB, blocks * 4096 * 4)), img]);
-    sh([t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1', img]);
-    const mnt = join(workDir, 'xfs-build.mnt');
-    mount(img, mnt);
-    try {
-      sh([t.xfsIo, '-f', '-c', `pwrite -q -b 8m -S 0xab 0 ${blocks * 4096}`, '-c', 'fsync', join(mnt, 'a')], { timeoutMs: 600000 });
-    } finally {
-      umount(mnt);
-    }
-  }, log);
+  return cached(
+    `xfs-cow-${blocks}`,
+    key,
+    async (img) => {
+      sh(['truncate', '-s', String(Math.max(2 * GiB, blocks * 4096 * 4)), img]);
+      sh([t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1', img]);
+      const mnt = join(workDir, 'xfs-build.mnt');
+      mount(img, mnt);
+      try {
+        sh([t.xfsIo, '-f', '-c', `pwrite -q -b 8m -S 0xab 0 ${blocks * 4096}`, '-c', 'fsync', join(mnt, 'a')], { timeoutMs: 600000 });
+      } finally {
+        umount(mnt);
+      }
+    },
+    log,
+  );
 }
 
 /** An empty image of `bytes` (sparse), made by the `mkfs` argv (image path appended), cached as `kind`-`bytes`. */
 function emptyImage(kind, version, bytes, mkfs, log) {
-  return cached(`${kind}-${bytes}`, `v1 ${version} bytes=${bytes}`, async (img) => {
-    sh(['truncate', '-s', String(bytes), img]);
-    sh([...mkfs, img]);
-  }, log);
+  return cached(
+    `${kind}-${bytes}`,
+    `v1 ${version} bytes=${bytes}`,
+    async (img) => {
+      sh(['truncate', '-s', String(bytes), img]);
+      sh([...mkfs, img]);
+    },
+    log,
+  );
 }
 
 /** An empty ext4 image, for `dumpe2fs -h`, the peer of `info`. */
 export const ext4EmptyImage = (t, bytes, log) => emptyImage('ext4-empty', t.e2fsVersion, bytes, [t.mke2fs, '-q', '-F', '-t', 'ext4'], log);
 
 /** An empty XFS image, for `xfs_repair -n`, the peer of verify of a small image. */
-export const xfsEmptyImage = (t, bytes, log) => emptyImage('xfs-empty', t.xfsVersion, bytes, [t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1'], log);
+export const xfsEmptyImage = (t, bytes, log) =>
+  emptyImage('xfs-empty', t.xfsVersion, bytes, [t.mkfsXfs, '-q', '-f', '-m', 'reflink=1,rmapbt=1'], log);
 
 /**
  * The copy-on-write peer's program: map FILE shared and writable, store one

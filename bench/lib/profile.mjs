@@ -25,8 +25,7 @@ export function summarizeProfile(dir, dist, top = 18) {
     if (url.startsWith(distUrl)) url = 'src' + url.slice(distUrl.length).replace(/\.js$/, '.ts(js)');
     else if (url.startsWith('node:')) {
       // a node: builtin keeps its name
-    }
-    else if (url.includes('/node_modules/')) url = url.slice(url.indexOf('/node_modules/') + 14);
+    } else if (url.includes('/node_modules/')) url = url.slice(url.indexOf('/node_modules/') + 14);
     else if (url) url = url.split('/').slice(-2).join('/');
     const fn = f.functionName || '(anonymous)';
     return url ? `${fn} ${url}:${f.lineNumber + 1}` : fn;
@@ -55,15 +54,29 @@ export function summarizeProfile(dir, dist, top = 18) {
       id = parent.get(id);
     }
   }
-  const fmt = (m) => [...m.entries()].filter(([k]) => !/^\((root|program|idle)\)/.test(k)).sort((a, b) => b[1] - a[1]).slice(0, top);
+  const fmt = (m) =>
+    [...m.entries()]
+      .filter(([k]) => !/^\((root|program|idle)\)/.test(k))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top);
   const pct = (v) => `${((100 * v) / total).toFixed(1)}%`;
   const out = [];
   out.push(`total sampled ${(total / 1000).toFixed(2)} s (${files[0]} in ${dir})`);
   out.push('');
   out.push('self time:');
-  out.push(table(['self', 'function'], fmt(self).map(([k, v]) => [pct(v), k])));
+  out.push(
+    table(
+      ['self', 'function'],
+      fmt(self).map(([k, v]) => [pct(v), k]),
+    ),
+  );
   out.push('');
   out.push('inclusive time (daxtool functions):');
-  out.push(table(['incl', 'function'], fmt(new Map([...incl].filter(([k]) => k.includes(' src/')))).map(([k, v]) => [pct(v), k])));
+  out.push(
+    table(
+      ['incl', 'function'],
+      fmt(new Map([...incl].filter(([k]) => k.includes(' src/')))).map(([k, v]) => [pct(v), k]),
+    ),
+  );
   return out.join('\n');
 }

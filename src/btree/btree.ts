@@ -432,15 +432,11 @@ export class Btree<R> {
    * [1, max], so nothing indexes past the block or descends forever.
    */
   private readNode(blkno: Blkno, level: number, parent: Blkno): Buffer {
-    if (blkno === NULL_BLKNO)
-      throw corrupt(`${this.name} btree node has a null child pointer`, `block ${parent}`);
+    if (blkno === NULL_BLKNO) throw corrupt(`${this.name} btree node has a null child pointer`, `block ${parent}`);
     const buf = this.store.readNode(blkno, this.type);
     const lvl = hdrLevel(buf);
     if (level >= 0 ? lvl !== level : lvl >= MAX_HEIGHT)
-      throw corrupt(
-        `${this.name} btree node is at level ${lvl}, expected ${level >= 0 ? level : `< ${MAX_HEIGHT}`}`,
-        `block ${blkno}`,
-      );
+      throw corrupt(`${this.name} btree node is at level ${lvl}, expected ${level >= 0 ? level : `< ${MAX_HEIGHT}`}`, `block ${blkno}`);
     const n = hdrCount(buf);
     const max = this.L.maxItems(lvl);
     if (n < 1 || n > max) throw corrupt(`${this.name} btree node holds ${n} items (1..${max} allowed)`, `block ${blkno}`);

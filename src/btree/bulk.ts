@@ -78,7 +78,8 @@ export class BulkLoader<R> {
       throw new RangeError(`${this.name} btree: ${count} records at ${off} outside a ${src.length}-byte buffer`);
     while (count > 0) {
       // Checked before anything is copied: a refused record is never in a node.
-      if (this.lastBuf && L.cmpRecs(this.lastBuf, this.lastOff, src, off) >= 0) this.outOfOrder(this.lastBuf, this.lastOff, L.recKey(src, off));
+      if (this.lastBuf && L.cmpRecs(this.lastBuf, this.lastOff, src, off) >= 0)
+        this.outOfOrder(this.lastBuf, this.lastOff, L.recKey(src, off));
       const b = this.room(0);
       const k = Math.min(count, L.maxLeaf - b.curN);
       for (let i = 1; i < k; i++) {

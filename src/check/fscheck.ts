@@ -107,10 +107,18 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     const ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), (e) => {
       if (e.fblk < end) P.add('extent.overlap', `inode ${inode.ino}: extent at file block ${e.fblk} overlaps the one before it`, e.pblk);
       if (e.pblk < 2 || e.pblk + e.len > total)
-        P.add('extent.range', `inode ${inode.ino}: extent at file block ${e.fblk} maps blocks ${e.pblk}..${e.pblk + e.len - 1}, outside the device`, e.pblk);
+        P.add(
+          'extent.range',
+          `inode ${inode.ino}: extent at file block ${e.fblk} maps blocks ${e.pblk}..${e.pblk + e.len - 1}, outside the device`,
+          e.pblk,
+        );
       else ext.push(inode.ino, e.fblk, e.pblk, e.len);
       if (e.fblk + e.len > eofBlocks)
-        P.add('extent.past-eof', `inode ${inode.ino}: file blocks ${Math.max(e.fblk, eofBlocks)}..${e.fblk + e.len - 1} are mapped past EOF (size ${inode.size})`, e.pblk);
+        P.add(
+          'extent.past-eof',
+          `inode ${inode.ino}: file blocks ${Math.max(e.fblk, eofBlocks)}..${e.fblk + e.len - 1} are mapped past EOF (size ${inode.size})`,
+          e.pblk,
+        );
       end = e.fblk + e.len;
       sum += e.len;
     });
@@ -148,7 +156,11 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
       if (lo < sl[0] + sl[1] && eF[lo] === r.fblk) i = lo;
     }
     if (i < 0 || eP[i] !== r.pblk) {
-      P.add('rmap.orphan', `physical-index record block ${r.pblk} (+${r.len}) -> inode ${r.ino} file block ${r.fblk} has no extent`, r.pblk);
+      P.add(
+        'rmap.orphan',
+        `physical-index record block ${r.pblk} (+${r.len}) -> inode ${r.ino} file block ${r.fblk} has no extent`,
+        r.pblk,
+      );
       rmapAgrees = false;
       return;
     }
@@ -196,7 +208,11 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     const expected: Run[] = [];
     for (let k = 0; k < runs.n; k++) if (rC[k]! >= 2) expected.push([rS[k]!, rE[k]!, rC[k]!]);
     for (const [s, e, want, have] of diffRuns(expected, actual)) {
-      P.add('refcount.mismatch', `blocks ${s}..${e - 1}: refcount ${have >= 2 ? have : '<2 (no record)'} recorded, ${want >= 2 ? want : '<2'} extent references`, s);
+      P.add(
+        'refcount.mismatch',
+        `blocks ${s}..${e - 1}: refcount ${have >= 2 ? have : '<2 (no record)'} recorded, ${want >= 2 ? want : '<2'} extent references`,
+        s,
+      );
     }
   }
 
@@ -241,8 +257,10 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     let coveredBy = 'start of device';
     let overlaps = 0;
     const visit = (s0: number, e: number, what: string) => {
-      if (s0 > covered && !freeBroken) P.add('space.leak', `blocks ${covered}..${s0 - 1} are neither free nor in use (after ${coveredBy})`, covered);
-      else if (s0 < covered && overlaps++ < 100) P.add('space.overlap', `blocks ${s0}..${Math.min(e, covered) - 1} are both ${coveredBy} and ${what}`, s0);
+      if (s0 > covered && !freeBroken)
+        P.add('space.leak', `blocks ${covered}..${s0 - 1} are neither free nor in use (after ${coveredBy})`, covered);
+      else if (s0 < covered && overlaps++ < 100)
+        P.add('space.overlap', `blocks ${s0}..${Math.min(e, covered) - 1} are both ${coveredBy} and ${what}`, s0);
       if (e > covered) {
         covered = e;
         coveredBy = what;
@@ -275,7 +293,8 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
       }
     }
     if (covered < total && !freeBroken) P.add('space.leak', `blocks ${covered}..${total - 1} are neither free nor in use`, covered);
-    if (covered > total) P.add('space.range', `${coveredBy} reaches block ${covered - 1}, past the device's last block ${total - 1}`, total);
+    if (covered > total)
+      P.add('space.range', `${coveredBy} reaches block ${covered - 1}, past the device's last block ${total - 1}`, total);
 
     // --------------------------------------------------------------- counters
     const cnt = sb.counters;
@@ -290,7 +309,8 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     counter(CounterId.SharedBlocks, 'shared block count', shared, !treesOk);
     counter(CounterId.SavedBlocks, 'saved block count', saved, !treesOk);
     counter(CounterId.DataBlocks, 'data block count', dataBlocks, !treesOk);
-    if (cnt[CounterId.NextIno] <= maxIno) P.add('sb.counters', `next inode number ${cnt[CounterId.NextIno]} is not above the largest inode ${maxIno}`, fs.slot);
+    if (cnt[CounterId.NextIno] <= maxIno)
+      P.add('sb.counters', `next inode number ${cnt[CounterId.NextIno]} is not above the largest inode ${maxIno}`, fs.slot);
     return facts;
   };
   return { facts, finish };
@@ -397,10 +417,7 @@ export function diffRuns(a: Run[], b: Run[]): [number, number, number, number][]
     const inA = i < a.length && a[i]![0] <= pos;
     const inB = j < b.length && b[j]![0] <= pos;
     // The next boundary of either list after pos.
-    const next = Math.min(
-      i < a.length ? (inA ? a[i]![1] : a[i]![0]) : Infinity,
-      j < b.length ? (inB ? b[j]![1] : b[j]![0]) : Infinity,
-    );
+    const next = Math.min(i < a.length ? (inA ? a[i]![1] : a[i]![0]) : Infinity, j < b.length ? (inB ? b[j]![1] : b[j]![0]) : Infinity);
     const va = inA ? a[i]![2] : 0;
     const vb = inB ? b[j]![2] : 0;
     if (va !== vb && next > pos) {
@@ -441,7 +458,8 @@ class NamespaceSweep {
       P.add('ns.dangling', `entry '${name()}' in directory ${d.parent} points to missing inode ${d.child}`);
       return;
     }
-    if (child.type !== d.type) P.add('ns.type', `entry '${name()}' in directory ${d.parent} says type ${d.type}, inode ${d.child} is type ${child.type}`);
+    if (child.type !== d.type)
+      P.add('ns.type', `entry '${name()}' in directory ${d.parent} says type ${d.type}, inode ${d.child} is type ${child.type}`);
     this.refs.set(d.child, (this.refs.get(d.child) ?? 0) + 1);
     if (child.type === INODE_TYPE_DIR) {
       this.subdirs.set(d.parent, (this.subdirs.get(d.parent) ?? 0) + 1);
@@ -477,7 +495,10 @@ class NamespaceSweep {
       if (inode.ino === ROOT_INO) {
         if (n > 0) P.add('ns.root', 'the root directory is referenced by a directory entry');
       } else if (n === 0) {
-        P.add('ns.orphan', `inode ${inode.ino} (${inode.type === INODE_TYPE_DIR ? 'directory' : 'file'}, ${inode.size} bytes) is in no directory`);
+        P.add(
+          'ns.orphan',
+          `inode ${inode.ino} (${inode.type === INODE_TYPE_DIR ? 'directory' : 'file'}, ${inode.size} bytes) is in no directory`,
+        );
         continue;
       } else if (!reached.has(inode.ino)) {
         P.add('ns.orphan', `inode ${inode.ino} is not reachable from '/' (a directory cycle?)`);

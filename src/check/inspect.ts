@@ -8,7 +8,17 @@
 import type { BtreeOps } from '../btree/types.js';
 import { BLOCK_MAGIC, BLOCK_TYPE_NAMES, BlockType, HDR_SIZE, blockProblem, decodeHeader, readU64 } from '../format/block.js';
 import { crc32c } from '../format/crc.js';
-import { nonzeroPtes, readPte, PT_ENTRIES, PTE_ACCESSED, PTE_DIRTY, PTE_HUGE, PTE_PRESENT, PTE_USER, PTE_WRITE } from '../format/dax-records.js';
+import {
+  nonzeroPtes,
+  readPte,
+  PT_ENTRIES,
+  PTE_ACCESSED,
+  PTE_DIRTY,
+  PTE_HUGE,
+  PTE_PRESENT,
+  PTE_USER,
+  PTE_WRITE,
+} from '../format/dax-records.js';
 import { err } from '../format/errors.js';
 import { DEFAULT_BLOCK_SIZE, SB_PROBE_BYTES, SB_SLOTS, loadSuperblock, probeBlockSize, rawSuperblockFields } from '../format/superblock.js';
 import { BlockDevice } from '../io/device.js';
@@ -33,7 +43,10 @@ export interface BlockDump {
 }
 
 const OPS: Record<number, BtreeOps<unknown>> = Object.fromEntries(
-  [inodeOps, direntOps, extentOps, rmapOps, refcountOps, freeOps, procOps, vmaOps, descOps, dramOps, pinOps, poisonOps].map((o) => [o.type, o as BtreeOps<unknown>]),
+  [inodeOps, direntOps, extentOps, rmapOps, refcountOps, freeOps, procOps, vmaOps, descOps, dramOps, pinOps, poisonOps].map((o) => [
+    o.type,
+    o as BtreeOps<unknown>,
+  ]),
 );
 
 /** A record's fields by name; Buffers (directory names) as text. */
@@ -79,7 +92,10 @@ export function decodeBlock(buf: Buffer, blkno: number): BlockDump {
     ['type', `${h.type} (${type})`],
     ['level', h.level],
     ['count', h.count],
-    ['crc', `0x${h.crc.toString(16).padStart(8, '0')} (${h.crc === computed ? 'good' : `bad: computed 0x${computed.toString(16).padStart(8, '0')}`})`],
+    [
+      'crc',
+      `0x${h.crc.toString(16).padStart(8, '0')} (${h.crc === computed ? 'good' : `bad: computed 0x${computed.toString(16).padStart(8, '0')}`})`,
+    ],
     ['owner', h.owner],
     ['generation', h.generation],
     ['blkno', `${h.blkno}${h.blkno === blkno ? '' : ` (bad: read from block ${blkno})`}`],
@@ -90,14 +106,28 @@ export function decodeBlock(buf: Buffer, blkno: number): BlockDump {
     for (const i of nonzeroPtes(buf)) {
       if (i >= PT_ENTRIES) break;
       const v = readPte(buf, i);
-      const flags = v < 0 ? 'reserved bits set' : PTE_BITS.filter(([b]) => v % 4096 & b).map(([, n]) => n).join(' ');
-      items.push({ kind: 'entry', index: i, fields: [['raw', v < 0 ? 'invalid' : `0x${v.toString(16)}`], ['pfn', v < 0 ? '-' : Math.floor(v / 4096)], ['flags', flags]] });
+      const flags =
+        v < 0
+          ? 'reserved bits set'
+          : PTE_BITS.filter(([b]) => (v % 4096) & b)
+              .map(([, n]) => n)
+              .join(' ');
+      items.push({
+        kind: 'entry',
+        index: i,
+        fields: [
+          ['raw', v < 0 ? 'invalid' : `0x${v.toString(16)}`],
+          ['pfn', v < 0 ? '-' : Math.floor(v / 4096)],
+          ['flags', flags],
+        ],
+      });
     }
   } else if (OPS[h.type]) {
     const ops = OPS[h.type]!;
     if (h.level === 0) {
       const n = Math.min(h.count, Math.floor((bs - HDR_SIZE) / ops.recSize));
-      for (let i = 0; i < n; i++) items.push({ kind: 'record', index: i, fields: recordFields(ops.decode(buf, HDR_SIZE + i * ops.recSize)) });
+      for (let i = 0; i < n; i++)
+        items.push({ kind: 'record', index: i, fields: recordFields(ops.decode(buf, HDR_SIZE + i * ops.recSize)) });
     } else {
       const keyBytes = ops.keyFields * 8;
       const ent = (ops.overlapping ? 2 * keyBytes : keyBytes) + 8;

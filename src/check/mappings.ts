@@ -103,7 +103,10 @@ function readMachine(fx: FsTx): MachinePass {
   for (const t of TREES) {
     const visited = new Set<number>();
     const records: unknown[] = [];
-    const problems = new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).check({ visited, onRecord: t.keep ? (r) => void records.push(r) : undefined });
+    const problems = new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).check({
+      visited,
+      onRecord: t.keep ? (r) => void records.push(r) : undefined,
+    });
     trees.set(t.what, { problems, blocks: [...visited], records });
   }
   const found = new ProblemList();
@@ -140,7 +143,8 @@ function walkTables(fx: FsTx, procs: readonly D.ProcRec[], P: ProblemList): Tabl
         return;
       }
       out.tables.push(blk);
-      if (hdrLevel(buf) !== level) P.add('dax.pt.level', `page-table block of pid ${pid} is at level ${hdrLevel(buf)}, expected ${level}`, blk);
+      if (hdrLevel(buf) !== level)
+        P.add('dax.pt.level', `page-table block of pid ${pid} is at level ${hdrLevel(buf)}, expected ${level}`, blk);
       if (hdrOwner(buf) !== pid) P.add('dax.pt.owner', `page-table block says owner ${hdrOwner(buf)}, reached from pid ${pid}`, blk);
       let present = 0;
       const span = LEVEL_SPAN[level]!;
@@ -165,10 +169,12 @@ function walkTables(fx: FsTx, procs: readonly D.ProcRec[], P: ProblemList): Tabl
           P.add('dax.huge.level', `level-${level} entry at ${hex(addr)} of pid ${pid} is huge; only level-2 (2 MiB) entries may be`, blk);
           continue;
         }
-        if ((v & 0xfff) !== D.PTE_TABLE) P.add('dax.pt.bits', `level-${level} table entry at ${hex(addr)} of pid ${pid} is not present|writable|user`, blk);
+        if ((v & 0xfff) !== D.PTE_TABLE)
+          P.add('dax.pt.bits', `level-${level} table entry at ${hex(addr)} of pid ${pid} is not present|writable|user`, blk);
         visit(D.pteFrame(v), level - 1, addr, `block ${blk} entry ${i}`);
       }
-      if (present !== hdrCount(buf)) P.add('dax.pt.count', `page-table block of pid ${pid} says ${hdrCount(buf)} entries, holds ${present}`, blk);
+      if (present !== hdrCount(buf))
+        P.add('dax.pt.count', `page-table block of pid ${pid} says ${hdrCount(buf)} entries, holds ${present}`, blk);
     };
     if (proc.pgd) visit(proc.pgd, 4, 0, `process ${pid}`);
   }
@@ -362,7 +368,9 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
   const dramCount = new Map<number, number>();
 
   const lv = walk.leaves;
-  const [lPid, lAddr, lLevel, lPte, lTable] = [LeafCol.Pid, LeafCol.Addr, LeafCol.Level, LeafCol.Pte, LeafCol.Table].map((c) => lv.col(c)) as Float64Array[];
+  const [lPid, lAddr, lLevel, lPte, lTable] = [LeafCol.Pid, LeafCol.Addr, LeafCol.Level, LeafCol.Pte, LeafCol.Table].map((c) =>
+    lv.col(c),
+  ) as Float64Array[];
   for (let k = 0; k < lv.n; k++) {
     const e = { pid: lPid![k]!, addr: lAddr![k]!, level: lLevel![k]!, v: lPte![k]!, table: lTable![k]! };
     // Messages only: made when a problem is found.
@@ -379,12 +387,19 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
     const f0 = D.pteFrame(e.v);
     const index0 = m.vmaIndex(v, e.addr);
     const eofPages = Math.ceil(inode.size / D.PAGE_BYTES);
-    if (writable && !(v.prot & D.PROT_WRITE)) P.add('dax.cow.readonly-vma', `${where()}: writable entry in a read-only mapping of ${name(v.ino)}`, e.table);
+    if (writable && !(v.prot & D.PROT_WRITE))
+      P.add('dax.cow.readonly-vma', `${where()}: writable entry in a read-only mapping of ${name(v.ino)}`, e.table);
     if (e.level === 2) {
-      if (e.addr < v.start || e.addr + D.PMD_BYTES > v.end) P.add('dax.huge.vma', `${where()}: huge entry passes the VMA ${hex(v.start)}..${hex(v.end)}`, e.table);
+      if (e.addr < v.start || e.addr + D.PMD_BYTES > v.end)
+        P.add('dax.huge.vma', `${where()}: huge entry passes the VMA ${hex(v.start)}..${hex(v.end)}`, e.table);
       if (index0 % D.PMD_PAGES || f0 % D.PMD_PAGES || f0 + D.PMD_PAGES > total)
-        P.add('dax.huge.align', `${where()}: huge entry maps ${name(v.ino)} index ${index0} to block ${f0}; both must be multiples of 512 on the device`, e.table);
-      if (model === 'pagecache') P.add('dax.entry.model', `${where()}: huge entry under the pagecache model, which maps no device block`, e.table);
+        P.add(
+          'dax.huge.align',
+          `${where()}: huge entry maps ${name(v.ino)} index ${index0} to block ${f0}; both must be multiples of 512 on the device`,
+          e.table,
+        );
+      if (model === 'pagecache')
+        P.add('dax.entry.model', `${where()}: huge entry under the pagecache model, which maps no device block`, e.table);
     }
     const n = e.level === 2 ? D.PMD_PAGES : 1;
     let hugeBad = false;
@@ -401,7 +416,8 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
       }
       const pblk = fsv.blockAt(v.ino, index);
       if (f < total) {
-        if (model === 'pagecache' && e.level === 1) P.add('dax.entry.model', `${at()}: maps block ${f} directly under the pagecache model`, e.table);
+        if (model === 'pagecache' && e.level === 1)
+          P.add('dax.entry.model', `${at()}: maps block ${f} directly under the pagecache model`, e.table);
         if (pblk !== f) {
           if (e.level === 2) hugeBad = true;
           else
@@ -444,13 +460,22 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
         pages.push(d.src, PAGE_COPY, v.ino, index, e.pid, a);
         if (model !== 'pagecache') P.add('dax.entry.model', `${at()}: maps page-cache copy ${f} under the ${model} model`, e.table);
         if (d.ino !== v.ino || d.index !== index)
-          P.add('dax.desc.index', `${at()}: maps ${name(v.ino)} index ${index} through page-cache copy ${f}, which belongs to ${name(d.ino)} index ${d.index}`, e.table);
+          P.add(
+            'dax.desc.index',
+            `${at()}: maps ${name(v.ino)} index ${index} through page-cache copy ${f}, which belongs to ${name(d.ino)} index ${d.index}`,
+            e.table,
+          );
         if (d.src !== pblk)
-          P.add('dax.entry.frame', `${at()}: page-cache copy ${f} holds block ${d.src}, but ${name(v.ino)} index ${index} is ${pblk < 0 ? 'a hole' : `block ${pblk}`}`, e.table);
+          P.add(
+            'dax.entry.frame',
+            `${at()}: page-cache copy ${f} holds block ${d.src}, but ${name(v.ino)} index ${index} is ${pblk < 0 ? 'a hole' : `block ${pblk}`}`,
+            e.table,
+          );
         if (writable) {
           if (!shared) P.add('dax.cow.private', `${at()}: writable page-cache copy in a private mapping`, e.table);
           const rc = pblk >= 0 ? refcount(pblk) : 1;
-          if (rc >= 2) P.add('dax.cow.shared', `${at()}: writable page-cache copy of block ${pblk}, which is shared (refcount ${rc})`, pblk);
+          if (rc >= 2)
+            P.add('dax.cow.shared', `${at()}: writable page-cache copy of block ${pblk}, which is shared (refcount ${rc})`, pblk);
         }
       } else P.add('dax.entry.frame', `${at()}: maps the zero-page record ${f}, which is not the zero page ${zero}`, e.table);
     }
@@ -465,17 +490,25 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
 
   // Pages by block, then kind, file, index, process, address.
   const rows = pages.sortedRows();
-  const [pBlk, pKind, pIno, pIdx, pPid, pAddr] = [0, 1, 2, 3, 4, 5].map((c) => pages.col(c)) as [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
+  const [pBlk, pKind, pIno, pIdx, pPid, pAddr] = [0, 1, 2, 3, 4, 5].map((c) => pages.col(c)) as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+  ];
   /** Each run of rows with one block: [first, end) positions in `rows`. */
   const blockRuns = function* (): Generator<[number, number]> {
-    for (let s = 0; s < rows.length; ) {
+    for (let s = 0; s < rows.length;) {
       let e = s + 1;
       while (e < rows.length && pBlk[rows[e]!] === pBlk[rows[s]!]) e++;
       yield [s, e];
       s = e;
     }
   };
-  const mapperText = (r: number) => `${name(pIno[r]!)} index ${pIdx[r]} (pid ${pPid[r]} at ${hex(pAddr[r]!)}${pKind[r] === PAGE_COPY ? ', copy' : ''})`;
+  const mapperText = (r: number) =>
+    `${name(pIno[r]!)} index ${pIdx[r]} (pid ${pPid[r]} at ${hex(pAddr[r]!)}${pKind[r] === PAGE_COPY ? ', copy' : ''})`;
 
   // ---------------------------------------------------------- descriptors
   if (!broken.has('page-descriptor tree')) {
@@ -497,7 +530,11 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
         return undefined;
       }
       used.add(r);
-      if (r.kind !== kind) P.add('dax.desc.kind', `${what()}: descriptor is ${D.DESC_KIND_NAMES[r.kind] ?? r.kind}, expected ${D.DESC_KIND_NAMES[kind]} under the ${model} model`);
+      if (r.kind !== kind)
+        P.add(
+          'dax.desc.kind',
+          `${what()}: descriptor is ${D.DESC_KIND_NAMES[r.kind] ?? r.kind}, expected ${D.DESC_KIND_NAMES[kind]} under the ${model} model`,
+        );
       return r;
     };
     const mapcount = (r: DescRec | undefined, n: number, what: () => string): void => {
@@ -528,63 +565,110 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
             // The block's own page: one (file, index), which the primary carries.
             for (const [r] of assoc) {
               if (pIno[r] !== d.ino || pIdx[r] !== d.index)
-                P.add('dax.desc.index', `${what()}: entry ${mapperText(r)} reaches a primary that says ${name(d.ino)} index ${d.index} and has no proxies`, p);
+                P.add(
+                  'dax.desc.index',
+                  `${what()}: entry ${mapperText(r)} reaches a primary that says ${name(d.ino)} index ${d.index} and has no proxies`,
+                  p,
+                );
             }
           } else {
-            if (d.share !== assoc.length) P.add('dax.desc.share', `${what()}: primary counts ${d.share} proxies, ${assoc.length} (file, index) map it`, p);
+            if (d.share !== assoc.length)
+              P.add('dax.desc.share', `${what()}: primary counts ${d.share} proxies, ${assoc.length} (file, index) map it`, p);
             for (const [r, n] of assoc) {
               const ino = pIno[r]!;
               const index = pIdx[r]!;
               const px = want(() => `${what()} mapped as ${mapperText(r)}`, DescKind.Proxy, DescSpace.BlockFileIndex, p, ino, index);
               mapcount(px, n, () => `proxy of ${name(ino)} index ${index} for block ${p}`);
               if (px && (px.ino !== ino || px.index !== index || px.target !== p))
-                P.add('dax.desc.index', `${what()}: proxy for ${mapperText(r)} carries ${name(px.ino)} index ${px.index} -> block ${px.target}`, p);
+                P.add(
+                  'dax.desc.index',
+                  `${what()}: proxy for ${mapperText(r)} carries ${name(px.ino)} index ${px.index} -> block ${px.target}`,
+                  p,
+                );
             }
           }
         } else if (model === 'pfn-entry') {
           if (d && (d.ino !== 0 || d.index !== p))
-            P.add('dax.desc.index', `${what()}: descriptor of the hidden mapping says index ${d.index} of inode ${d.ino}, expected index ${p} of the hidden mapping`, p);
+            P.add(
+              'dax.desc.index',
+              `${what()}: descriptor of the hidden mapping says index ${d.index} of inode ${d.ino}, expected index ${p} of the hidden mapping`,
+              p,
+            );
           for (const [r, n] of assoc) {
             const ino = pIno[r]!;
             const index = pIdx[r]!;
             const en = want(() => `${name(ino)} index ${index} (block ${p})`, DescKind.PfnEntry, DescSpace.FileIndex, ino, index);
             mapcount(en, n, () => `PFN entry of ${name(ino)} index ${index}`);
-            if (en && en.target !== p) P.add('dax.desc.index', `${name(ino)} index ${index}: PFN entry holds block ${en.target}, the entry ${mapperText(r)} maps block ${p}`, p);
+            if (en && en.target !== p)
+              P.add(
+                'dax.desc.index',
+                `${name(ino)} index ${index}: PFN entry holds block ${en.target}, the entry ${mapperText(r)} maps block ${p}`,
+                p,
+              );
           }
         } else if ((model === 'shared' || model === 'linux') && d) {
           if (!(d.flags & D.DESC_SHARED)) {
             if (d.share !== 1) P.add('dax.desc.share', `${what()}: unshared descriptor with share count ${d.share}`, p);
             for (const [r] of assoc) {
               if (pIno[r] !== d.ino || pIdx[r] !== d.index)
-                P.add('dax.desc.index', `${what()}: entry ${mapperText(r)} reaches a descriptor that says ${name(d.ino)} index ${d.index} and is not marked shared`, p);
+                P.add(
+                  'dax.desc.index',
+                  `${what()}: entry ${mapperText(r)} reaches a descriptor that says ${name(d.ino)} index ${d.index} and is not marked shared`,
+                  p,
+                );
             }
           } else {
-            if (d.share !== assoc.length) P.add('dax.desc.share', `${what()}: share count ${d.share}, ${assoc.length} (file, index) map it`, p);
+            if (d.share !== assoc.length)
+              P.add('dax.desc.share', `${what()}: share count ${d.share}, ${assoc.length} (file, index) map it`, p);
             for (const [r, n] of assoc) {
               const ino = pIno[r]!;
               const index = pIdx[r]!;
               const en = want(() => `${name(ino)} index ${index} (shared block ${p})`, DescKind.XaEntry, DescSpace.FileIndex, ino, index);
               mapcount(en, n, () => `page-cache entry of ${name(ino)} index ${index}`);
-              if (en && en.target !== p) P.add('dax.desc.index', `${name(ino)} index ${index}: page-cache entry holds block ${en.target}, the entry ${mapperText(r)} maps block ${p}`, p);
+              if (en && en.target !== p)
+                P.add(
+                  'dax.desc.index',
+                  `${name(ino)} index ${index}: page-cache entry holds block ${en.target}, the entry ${mapperText(r)} maps block ${p}`,
+                  p,
+                );
             }
           }
         } else if (d) {
           for (const [r] of assoc) {
             if (pIno[r] !== d.ino || pIdx[r] !== d.index)
-              P.add('dax.desc.index', `${what()}: entry ${mapperText(r)} reaches a descriptor that says ${name(d.ino)} index ${d.index}`, p);
+              P.add(
+                'dax.desc.index',
+                `${what()}: entry ${mapperText(r)} reaches a descriptor that says ${name(d.ino)} index ${d.index}`,
+                p,
+              );
           }
         }
       }
     } else {
       for (const [f, d] of dram) {
         if (d.kind !== DramKind.PageCache) continue;
-        const r = want(() => `page-cache copy ${f} of block ${d.src} for ${name(d.ino)} index ${d.index}`, DescKind.CopyRef, DescSpace.BlockFileIndex, d.src, d.ino, d.index);
+        const r = want(
+          () => `page-cache copy ${f} of block ${d.src} for ${name(d.ino)} index ${d.index}`,
+          DescKind.CopyRef,
+          DescSpace.BlockFileIndex,
+          d.src,
+          d.ino,
+          d.index,
+        );
         mapcount(r, dramCount.get(f) ?? 0, () => `copy reference of frame ${f}`);
-        if (r && r.target !== f) P.add('dax.desc.index', `copy reference of block ${d.src} for ${name(d.ino)} index ${d.index} points at frame ${r.target}, not ${f}`);
+        if (r && r.target !== f)
+          P.add(
+            'dax.desc.index',
+            `copy reference of block ${d.src} for ${name(d.ino)} index ${d.index} points at frame ${r.target}, not ${f}`,
+          );
       }
     }
     for (const r of actual.all) {
-      if (!used.has(r)) P.add('dax.desc.orphan', `${D.DESC_KIND_NAMES[r.kind] ?? r.kind} descriptor (${r.k1}, ${r.k2}, ${r.k3}) is not behind any page-table entry`);
+      if (!used.has(r))
+        P.add(
+          'dax.desc.orphan',
+          `${D.DESC_KIND_NAMES[r.kind] ?? r.kind} descriptor (${r.k1}, ${r.k2}, ${r.k3}) is not behind any page-table entry`,
+        );
     }
     const c = sb.counters[CounterId.DaxDescRecords];
     if (c !== nrecords) P.add('sb.counters', `superblock descriptor record count is ${c}, the descriptor tree holds ${nrecords}`, fs.slot);
@@ -596,7 +680,8 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
     for (const [f, d] of dram) {
       maxFrame = Math.max(maxFrame, f);
       const n = dramCount.get(f) ?? 0;
-      if (d.kind === DramKind.Zero && f !== zero) P.add('dax.dram.zero', `DRAM frame ${f} claims to be the zero page, which is frame ${zero}`);
+      if (d.kind === DramKind.Zero && f !== zero)
+        P.add('dax.dram.zero', `DRAM frame ${f} claims to be the zero page, which is frame ${zero}`);
       if (f <= zero && d.kind !== DramKind.Zero) P.add('dax.dram.range', `DRAM frame ${f} is not above the zero page ${zero}`);
       if (n === 0) P.add('dax.dram.orphan', `DRAM frame ${f} (${D.DRAM_KIND_NAMES[d.kind] ?? d.kind}) is mapped by no entry`);
       else if (d.mapcount !== n) P.add('dax.dram.mapcount', `DRAM frame ${f}: map count ${d.mapcount}, but ${n} entries map it`);
@@ -636,7 +721,10 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
       if (!missing.length && !extra.length) continue;
       const parts: string[] = [];
       if (missing.length) parts.push(`misses ${missing.map(mapperText).join(', ')}`);
-      if (extra.length) parts.push(`wrongly finds ${extra.map((x) => `${name(x.ino)} index ${x.index} (pid ${x.pid} at ${hex(x.addr)}${x.copy ? ', copy' : ''})`).join(', ')}`);
+      if (extra.length)
+        parts.push(
+          `wrongly finds ${extra.map((x) => `${name(x.ino)} index ${x.index} (pid ${x.pid} at ${hex(x.addr)}${x.copy ? ', copy' : ''})`).join(', ')}`,
+        );
       P.add('dax.rmap.walk', `block ${p}: the ${model} model's reverse-map walk ${parts.join('; ')}`, p);
     }
   }
@@ -646,14 +734,19 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
     for (const p of records<D.PinRec>('pin tree')) {
       const at = `pin of pid ${p.pid} at ${hex(p.addr)}`;
       if (!pids.has(p.pid)) P.add('dax.pin.pid', `${at}: no such process`);
-      const ok = p.frame < total ? fx.bmap.owners(p.frame, p.frame + 1).length > 0 || poisoned.has(p.frame) : p.frame === zero || dram.has(p.frame);
+      const ok =
+        p.frame < total ? fx.bmap.owners(p.frame, p.frame + 1).length > 0 || poisoned.has(p.frame) : p.frame === zero || dram.has(p.frame);
       if (!ok) P.add('dax.pin.frame', `${at}: pinned frame ${p.frame} is no longer in use`);
     }
   }
   if (!broken.has('poison list')) {
     for (const b of poisoned) if (b < 2 || b >= total) P.add('dax.poison.range', `poisoned block ${b} is outside 2..${total - 1}`);
     if (sb.counters[CounterId.PoisonedBlocks] !== poisoned.size)
-      P.add('sb.counters', `superblock poisoned block count is ${sb.counters[CounterId.PoisonedBlocks]}, the poison list holds ${poisoned.size}`, fs.slot);
+      P.add(
+        'sb.counters',
+        `superblock poisoned block count is ${sb.counters[CounterId.PoisonedBlocks]}, the poison list holds ${poisoned.size}`,
+        fs.slot,
+      );
   }
 
   // ------------------------------------------------------------ counters
@@ -663,7 +756,8 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
   if (c[CounterId.DaxLeafEntries] !== walk.leaves.n)
     P.add('sb.counters', `superblock mapped-entry count is ${c[CounterId.DaxLeafEntries]}, the page tables hold ${walk.leaves.n}`, fs.slot);
   const maxPid = Math.max(0, ...pids);
-  if (maxPid && c[CounterId.NextPid] <= maxPid) P.add('sb.counters', `next pid ${c[CounterId.NextPid]} is not above pid ${maxPid}`, fs.slot);
+  if (maxPid && c[CounterId.NextPid] <= maxPid)
+    P.add('sb.counters', `next pid ${c[CounterId.NextPid]} is not above pid ${maxPid}`, fs.slot);
   return { machineBlocks: broken.size === 0 ? machineBlocks : null };
 }
 

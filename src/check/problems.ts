@@ -15,7 +15,15 @@ export interface Problem {
 export const MAX_PROBLEMS = 5000;
 
 /** verify's phases, in order, for progress (phase i/N). */
-export const PHASES = ['inode tree', 'directory tree', 'extent trees', 'physical-block index', 'refcount tree', 'free-space tree', 'dax machine'] as const;
+export const PHASES = [
+  'inode tree',
+  'directory tree',
+  'extent trees',
+  'physical-block index',
+  'refcount tree',
+  'free-space tree',
+  'dax machine',
+] as const;
 
 /** Told where a check is: phase i of n (1-based), its name, and records examined so far. */
 export type ProgressFn = (phase: number, of: number, name: string, items: number) => void;

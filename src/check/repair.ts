@@ -27,10 +27,16 @@ export interface FixClass {
 export const isDerivedProblem = (p: Problem): boolean =>
   /^(rmap|refcount|space|sb)\./.test(p.check) ||
   p.check === 'extent.count' ||
-  ((p.check.startsWith('btree.') || p.check.startsWith('block.')) && /^(physical-block index|refcount tree|free-space tree)/.test(p.message));
+  ((p.check.startsWith('btree.') || p.check.startsWith('block.')) &&
+    /^(physical-block index|refcount tree|free-space tree)/.test(p.message));
 
 export const FIX_CLASSES: FixClass[] = [
-  { id: 'dangling', title: 'remove directory entries that name missing inodes', checks: (p) => p.check === 'ns.dangling', apply: (fs) => fixDangling(fs) },
+  {
+    id: 'dangling',
+    title: 'remove directory entries that name missing inodes',
+    checks: (p) => p.check === 'ns.dangling',
+    apply: (fs) => fixDangling(fs),
+  },
   { id: 'orphans', title: 'move orphaned inodes to /lost+found', checks: (p) => p.check === 'ns.orphan', apply: (fs) => fixOrphans(fs) },
   { id: 'nlink', title: 'fix link counts', checks: (p) => p.check === 'ns.nlink', apply: (fs) => fixNlink(fs) },
   {
@@ -47,7 +53,9 @@ export type SpaceClaims = { what: string; runs: [Blkno, number][] }[];
 /** Can the derived structures be rebuilt safely? Null when yes, else why not. */
 export function derivedBlocker(problems: Problem[]): string | null {
   const bad = problems.find(
-    (p) => (p.check.startsWith('btree.') || p.check.startsWith('block.') || p.check === 'check.unreadable') && /^(inode tree|extent tree|directory tree)/.test(p.message),
+    (p) =>
+      (p.check.startsWith('btree.') || p.check.startsWith('block.') || p.check === 'check.unreadable') &&
+      /^(inode tree|extent tree|directory tree)/.test(p.message),
   );
   return bad ? `the ${bad.message.split(':')[0]} is damaged (${bad.check}); it holds data repair cannot derive` : null;
 }

@@ -265,7 +265,13 @@ class Gatherer {
       .map((u) => ({ file: this.file(u.ino), total: u.total, exclusive: u.total - u.shared, shared: u.shared }));
     usage.sort((a, b) => this.files[a.file]!.path.localeCompare(this.files[b.file]!.path));
     const rotation = rotationFiles.length ? this.rotation(rotationFiles) : null;
-    const x: ReportContext = { m: this.m, total: this.total, limits: this.limits, file: (ino) => this.file(ino), refcountOf: (b) => this.refcountOf(b) };
+    const x: ReportContext = {
+      m: this.m,
+      total: this.total,
+      limits: this.limits,
+      file: (ino) => this.file(ino),
+      refcountOf: (b) => this.refcountOf(b),
+    };
     const mappings = gatherMappings(x);
     return {
       image: this.image,
@@ -346,7 +352,8 @@ class Gatherer {
         // Records come in block order, so the first refcount record that can overlap only moves forward.
         while (ri < rp.length && rp[ri]! + rl[ri]! <= pblk) ri++;
         let shared = 0;
-        for (let j = ri; j < rp.length && rp[j]! < pblk + len; j++) shared += Math.min(rp[j]! + rl[j]!, pblk + len) - Math.max(rp[j]!, pblk);
+        for (let j = ri; j < rp.length && rp[j]! < pblk + len; j++)
+          shared += Math.min(rp[j]! + rl[j]!, pblk + len) - Math.max(rp[j]!, pblk);
         const u = usage.get(ino);
         if (u) {
           u.total += len;
@@ -382,7 +389,8 @@ class Gatherer {
       if (last && last.what === x.w && last.s + last.l === x.b) last.l++;
       else pieces.push({ s: x.b, l: 1, cls: META, rc: 0, what: x.w });
     }
-    for (const r of new Btree(this.fx.tx, freeOps, this.fx.tx.roots[RootId.Free]).range()) pieces.push({ s: r.pblk, l: r.len, cls: FREE, rc: 0, what: -1 });
+    for (const r of new Btree(this.fx.tx, freeOps, this.fx.tx.roots[RootId.Free]).range())
+      pieces.push({ s: r.pblk, l: r.len, cls: FREE, rc: 0, what: -1 });
     // Owned runs split where the refcount changes (records only where ≥ 2).
     const { pblk: rp, len: rl, rc: rr } = this.refc;
     let ri = 0;

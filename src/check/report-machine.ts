@@ -23,7 +23,19 @@ export interface ReportContext {
 
 /** Every present leaf entry that maps a device block (or a page-cache copy of one), joined into ranges. */
 export function gatherMappings(x: ReportContext): MappingColumns {
-  const out: MappingColumns = { pid: [], addr: [], pages: [], pfn: [], file: [], index: [], writable: [], copy: [], level: [], total: 0, kept: 0 };
+  const out: MappingColumns = {
+    pid: [],
+    addr: [],
+    pages: [],
+    pfn: [],
+    file: [],
+    index: [],
+    writable: [],
+    copy: [],
+    level: [],
+    total: 0,
+    kept: 0,
+  };
   const m = x.m;
   for (const p of [...m.procs.values()].sort((a, b) => a.pid - b.pid)) {
     for (const e of m.pt.leaves(p)) {

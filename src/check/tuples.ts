@@ -16,11 +16,12 @@ export class Tuples {
   /** Append one tuple (columns past `width` are ignored); returns its row. */
   push(a: number, b = 0, c = 0, d = 0, e = 0, f = 0): number {
     const n = this.n;
-    if (n === this.cols[0]!.length) this.cols = this.cols.map((col) => {
-      const g = new Float64Array(col.length * 2);
-      g.set(col);
-      return g;
-    });
+    if (n === this.cols[0]!.length)
+      this.cols = this.cols.map((col) => {
+        const g = new Float64Array(col.length * 2);
+        g.set(col);
+        return g;
+      });
     const C = this.cols;
     const w = this.width;
     C[0]![n] = a;

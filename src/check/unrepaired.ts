@@ -17,10 +17,7 @@ export interface Unrepaired {
 
 /** What happened to one class of fix during repair. */
 export type ClassOutcome =
-  | { state: 'applied' }
-  | { state: 'declined' }
-  | { state: 'blocked'; why: string }
-  | { state: 'failed'; why: string };
+  { state: 'applied' } | { state: 'declined' } | { state: 'blocked'; why: string } | { state: 'failed'; why: string };
 
 export interface ClassInfo {
   id: string;
@@ -73,19 +70,20 @@ function uncovered(image: string, p: Problem): { reason: string; hint: string } 
       hint: `\`daxtool inspect ${image} --superblock\` shows both slots and why each fails`,
     };
   if (p.check === 'sb.slot')
-    return { reason: 'the other slot is valid and is used; the next command that changes the image rewrites this one', hint: 'any change (for example `daxtool mkdir IMAGE -p /`) rewrites the slot' };
+    return {
+      reason: 'the other slot is valid and is used; the next command that changes the image rewrites this one',
+      hint: 'any change (for example `daxtool mkdir IMAGE -p /`) rewrites the slot',
+    };
   if (p.check.startsWith('dax.poison'))
-    return { reason: 'poisoned blocks stay poisoned: the emulated hardware error is part of the image', hint: 'remove or overwrite the files that own them' };
+    return {
+      reason: 'poisoned blocks stay poisoned: the emulated hardware error is part of the image',
+      hint: 'remove or overwrite the files that own them',
+    };
   return { reason: 'no repair exists for this check', hint: `${inspectHint(image, p.block)}restore the image from a copy` };
 }
 
 /** Group the errors left after repair by check, each with why it is left and what to do. */
-export function explainLeft(
-  image: string,
-  left: Problem[],
-  classes: ClassInfo[],
-  outcomes: Map<string, ClassOutcome>,
-): Unrepaired[] {
+export function explainLeft(image: string, left: Problem[], classes: ClassInfo[], outcomes: Map<string, ClassOutcome>): Unrepaired[] {
   const groups = new Map<string, Problem[]>();
   for (const p of left) {
     if (p.severity !== 'error') continue;

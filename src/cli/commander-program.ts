@@ -15,12 +15,7 @@ function wrapParser(parse: Parser, what: string) {
   return (value: string): unknown => parse(value, what);
 }
 
-export function buildProgram(
-  env: Env,
-  shell: boolean,
-  onChoose: (c: Chosen) => void,
-  onEnter: (name: string) => void = () => {},
-): Command {
+export function buildProgram(env: Env, shell: boolean, onChoose: (c: Chosen) => void, onEnter: (name: string) => void = () => {}): Command {
   const program = new Command('daxtool');
   // Inside the shell a command is typed bare ("ls /"), so its usage line must not name daxtool or IMAGE.
   if (shell) {
@@ -95,4 +90,3 @@ function wrap(text: string, width: number): string {
   if (line) lines.push(line);
   return lines.join('\n');
 }
-

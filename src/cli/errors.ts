@@ -77,11 +77,7 @@ export function fromHostError(e: unknown, hostPath: string): unknown {
   const sys = e as NodeJS.ErrnoException;
   if (typeof sys?.code === 'string' && typeof sys.syscall === 'string') {
     const reason = hostReason(sys);
-    const code: ErrCode = HOST_CODES.has(sys.code)
-      ? (sys.code as ErrCode)
-      : sys.code === 'EACCES'
-        ? 'EPERM'
-        : 'EIO';
+    const code: ErrCode = HOST_CODES.has(sys.code) ? (sys.code as ErrCode) : sys.code === 'EACCES' ? 'EPERM' : 'EIO';
     return new DaxError(code, reason, { object: `host file ${hostPath}` });
   }
   return e;

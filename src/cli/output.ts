@@ -75,18 +75,11 @@ export interface TableOptions {
  * than its longest word, so `262145 anon` may become two lines but never
  * `an` / `on`.
  */
-export function table(
-  style: Style,
-  head: string[],
-  rows: (string | number)[][],
-  opts: TableOptions = {},
-): string {
+export function table(style: Style, head: string[], rows: (string | number)[][], opts: TableOptions = {}): string {
   const cells = rows.map((r) => r.map((c) => String(c)));
   const ncol = head.length;
   // cli-table3 widths include one space of padding on each side.
-  const widths = head.map((h, i) =>
-    Math.max(h.length, ...cells.map((r) => longestLine(r[i] ?? ''))) + 2,
-  );
+  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((r) => longestLine(r[i] ?? ''))) + 2);
   const limit = Math.max(40, style.columns); // Infinity: no terminal, no wrapping
   const total = (): number => widths.reduce((a, b) => a + b, 0) + ncol + 1;
   // A column's floor: its longest word (head included), plus padding.

@@ -14,7 +14,6 @@ import { GROUPS } from './loaders.js';
 import { classify, report, usage } from './errors.js';
 import { quickParse, type Chosen } from './quickparse.js';
 
-
 /** Options before a `--` that a usage error should still honour. */
 function wantsJson(tokens: string[]): boolean {
   const end = tokens.indexOf('--');

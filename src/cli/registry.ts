@@ -36,7 +36,20 @@ export interface OptSpec {
   choices?: readonly string[];
 }
 
-export type GroupName = 'image' | 'namespace' | 'data' | 'sharing' | 'maps' | 'check' | 'inspect' | 'shell' | 'completion' | 'dax' | 'lab' | 'report' | 'scenario';
+export type GroupName =
+  | 'image'
+  | 'namespace'
+  | 'data'
+  | 'sharing'
+  | 'maps'
+  | 'check'
+  | 'inspect'
+  | 'shell'
+  | 'completion'
+  | 'dax'
+  | 'lab'
+  | 'report'
+  | 'scenario';
 
 export interface CommandSpec {
   name: string;
@@ -58,8 +71,7 @@ const count: Parser = (t, w) => parseCount(t, w);
 const block: Parser = (t, w) => parseCount(t, w);
 const byte: Parser = (t, w) => parseByte(t, w);
 
-const SIZES_HELP =
-  'Sizes and offsets: bytes, K/M/G/T suffixes (powers of 1024, e.g. 4K, 1MiB) or 0x hex.';
+const SIZES_HELP = 'Sizes and offsets: bytes, K/M/G/T suffixes (powers of 1024, e.g. 4K, 1MiB) or 0x hex.';
 
 export const COMMANDS: CommandSpec[] = [
   {
@@ -310,7 +322,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: '--continue', desc: 'run on after a failing line; exit with the first failure' },
     ],
     inShell: false,
-    more: "Interactive on a terminal; otherwise reads -f FILE or stdin. Lines are commands without IMAGE; blank lines and # comments are skipped; quote with '…', \"…\" or \\.",
+    more: 'Interactive on a terminal; otherwise reads -f FILE or stdin. Lines are commands without IMAGE; blank lines and # comments are skipped; quote with \'…\', "…" or \\.',
   },
   {
     name: 'completion',
@@ -337,7 +349,12 @@ export function exitPolicy(spec: CommandSpec | undefined): ExitPolicy {
 /** The emulated DAX machine's commands (issue 4), and the lab (demo, compare), which make their own images. */
 function DAX_COMMANDS(): CommandSpec[] {
   const pid = (required: boolean, desc = 'process id'): OptSpec => ({ flags: '--pid <PID>', desc, parse: count, required });
-  const addr = (required: boolean): OptSpec => ({ flags: '--addr <A>', desc: 'virtual address (decimal or 0x hex)', parse: count, required });
+  const addr = (required: boolean): OptSpec => ({
+    flags: '--addr <A>',
+    desc: 'virtual address (decimal or 0x hex)',
+    parse: count,
+    required,
+  });
   const ADDR_HELP = 'Addresses and frame numbers: decimal or 0x hex. ' + SIZES_HELP;
   return [
     {
@@ -399,7 +416,15 @@ function DAX_COMMANDS(): CommandSpec[] {
       args: [],
       options: [{ flags: '--pfn <N>', desc: 'one frame: its descriptors and mappers', parse: count }],
     },
-    { name: 'pin', group: 'dax', summary: 'pin a mapped page (pin_user_pages)', image: true, args: [], options: [pid(true), addr(true)], more: ADDR_HELP },
+    {
+      name: 'pin',
+      group: 'dax',
+      summary: 'pin a mapped page (pin_user_pages)',
+      image: true,
+      args: [],
+      options: [pid(true), addr(true)],
+      more: ADDR_HELP,
+    },
     { name: 'unpin', group: 'dax', summary: 'release a pin', image: true, args: [], options: [pid(true), addr(true)], more: ADDR_HELP },
     {
       name: 'poison',
@@ -411,7 +436,10 @@ function DAX_COMMANDS(): CommandSpec[] {
         { flags: '--block <N>', desc: 'physical block found bad (by hardware or a scrub)', parse: count },
         pid(false, 'with --addr: the process that injects it (MADV_HWPOISON)'),
         { flags: '--addr <A>', desc: 'with --pid: the virtual address injected', parse: count },
-        { flags: '--explain', desc: "with --block: the path of Linux's memory failure: memory_failure → xfs_dax_notify_failure → rmap → mf_dax_kill_procs" },
+        {
+          flags: '--explain',
+          desc: "with --block: the path of Linux's memory failure: memory_failure → xfs_dax_notify_failure → rmap → mf_dax_kill_procs",
+        },
         { flags: '--transient', desc: 'software injection: not kept on the bad-block list' },
       ],
       more: `Two forms: poison IMAGE --block N (found at a block: early-kill processes mapping it get BUS_MCEERR_AO, late-kill ones nothing and keep their mappings) and poison IMAGE --pid PID --addr A (injected by that process, like madvise(MADV_HWPOISON): it gets BUS_MCEERR_AR). By default the poison persists (the pmem bad-block list): faults give SIGBUS and reads EIO until a write of the whole block clears it; --transient forgets it at once. ${ADDR_HELP}`,
@@ -422,7 +450,10 @@ function DAX_COMMANDS(): CommandSpec[] {
       summary: 'set a memory-failure kill policy',
       image: true,
       args: [],
-      options: [pid(true), { flags: '--mce-kill <P>', desc: 'early or late (every process starts late)', choices: ['early', 'late'], required: true }],
+      options: [
+        pid(true),
+        { flags: '--mce-kill <P>', desc: 'early or late (every process starts late)', choices: ['early', 'late'], required: true },
+      ],
       more: 'Like prctl(PR_MCE_KILL): an early-kill process gets BUS_MCEERR_AO as soon as a page it maps fails; a late-kill one only a BUS_MCEERR_AR when it touches it. Makes the process if it does not exist.',
     },
     {
@@ -461,7 +492,11 @@ function DAX_COMMANDS(): CommandSpec[] {
       image: false,
       args: [
         { name: 'action', desc: 'list, show or run' },
-        { name: 'name', desc: 'a built-in scenario, or a scenario FILE (a path, or NAME.dax); run without one runs them all', optional: true },
+        {
+          name: 'name',
+          desc: 'a built-in scenario, or a scenario FILE (a path, or NAME.dax); run without one runs them all',
+          optional: true,
+        },
       ],
       options: [
         { flags: '--model <M>', desc: 'page model of the scratch image (default proxy)', choices: PAGE_MODELS, conflicts: ['allModels'] },

@@ -48,12 +48,7 @@ const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
  * SIGINT and SIGTERM end the process while it spins (exit 128+signal), with
  * the cursor given back: ora's own cursor hook must not keep it alive.
  */
-export async function withSpinner<T>(
-  ctx: Ctx,
-  text: string,
-  quiet: boolean,
-  work: (progress: Progress) => Promise<T>,
-): Promise<T> {
+export async function withSpinner<T>(ctx: Ctx, text: string, quiet: boolean, work: (progress: Progress) => Promise<T>): Promise<T> {
   if (!spinnerWanted(ctx, quiet)) return work({ update: () => {} });
   const { default: ora } = await import('ora');
   const color = ctx.env.stderrColor === true;

@@ -17,7 +17,8 @@ const EXTENT_BATCH = 32;
 
 /** `xfs_io -c 'fiemap -v' FILE` for `path` of `size` bytes. */
 export function fiemapVerbose(path: string, extents: FiemapExtent[], size: number): string {
-  const flags = (e: FiemapExtent, i: number): number => (e.shared ? FIEMAP_EXTENT_SHARED : 0) | (i === extents.length - 1 ? FIEMAP_EXTENT_LAST : 0);
+  const flags = (e: FiemapExtent, i: number): number =>
+    (e.shared ? FIEMAP_EXTENT_SHARED : 0) | (i === extents.length - 1 ? FIEMAP_EXTENT_LAST : 0);
   let foffW = 16;
   let boffW = 16;
   let totW = 5;
@@ -37,7 +38,10 @@ export function fiemapVerbose(path: string, extents: FiemapExtent[], size: numbe
   let cur = 0;
   let last = 0; // bytes: the end of the last extent handled
   extents.forEach((e, i) => {
-    if (cur === 0) lines.push(`${'EXT'.padStart(4)}: ${'FILE-OFFSET'.padEnd(foffW)} ${'BLOCK-RANGE'.padEnd(boffW)} ${'TOTAL'.padStart(totW)} ${'FLAGS'.padStart(flgW)}`);
+    if (cur === 0)
+      lines.push(
+        `${'EXT'.padStart(4)}: ${'FILE-OFFSET'.padEnd(foffW)} ${'BLOCK-RANGE'.padEnd(boffW)} ${'TOTAL'.padStart(totW)} ${'FLAGS'.padStart(flgW)}`,
+      );
     const l = bb(e.logical);
     const n = bb(e.length);
     const p = bb(e.physical);

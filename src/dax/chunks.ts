@@ -117,7 +117,7 @@ export class ChunkStore {
     const out: DescRec[] = [];
     const space = this.space;
     const frame = space === DescSpace.Frame;
-    for (let i = 0; i < DESC_CHUNK; ) {
+    for (let i = 0; i < DESC_CHUNK;) {
       if (c.mapcount[i] === 0) {
         i++;
         continue;

@@ -77,7 +77,14 @@ export class Dax {
     return this.mutate((m) => m.fault(o.pid, o.addr, o.length ?? 0, o.write === true, { trace: o.trace }));
   }
 
-  faultPath(o: { path: string; offset: number; length?: number; write?: boolean; pid?: number; trace?: boolean }): FaultBatchResult & { addr: number; mapped: boolean; path: string } {
+  faultPath(o: {
+    path: string;
+    offset: number;
+    length?: number;
+    write?: boolean;
+    pid?: number;
+    trace?: boolean;
+  }): FaultBatchResult & { addr: number; mapped: boolean; path: string } {
     return this.mutate((m) => m.faultPath(o));
   }
 
@@ -91,7 +98,10 @@ export class Dax {
   } {
     return this.mutate((m) => {
       const write = o.write === true;
-      const t = o.path === undefined ? { pid: o.pid!, addr: o.addr!, mapped: false, path: undefined } : m.faultTarget({ path: o.path, offset: o.offset!, write, pid: o.pid });
+      const t =
+        o.path === undefined
+          ? { pid: o.pid!, addr: o.addr!, mapped: false, path: undefined }
+          : m.faultTarget({ path: o.path, offset: o.offset!, write, pid: o.pid });
       const facts = faultFacts(m, t.pid, t.addr, write);
       const r = m.fault(t.pid, t.addr, 1, write, { trace: true });
       return { result: Object.assign(r, { addr: t.addr, mapped: t.mapped, path: t.path }), explanation: explainFault(facts, r) };
@@ -127,7 +137,10 @@ export class Dax {
     return this.view((m) => m.allDescriptors());
   }
 
-  pin(pid: number, addr: number): { pid: number; addr: number; frame: number; path: string; index: number; faulted: FaultResultName | null } {
+  pin(
+    pid: number,
+    addr: number,
+  ): { pid: number; addr: number; frame: number; path: string; index: number; faulted: FaultResultName | null } {
     return this.mutate((m) => m.pin(pid, addr));
   }
 
@@ -141,7 +154,11 @@ export class Dax {
   }
 
   /** Memory failure injected by pid at addr (MADV_HWPOISON): that process gets BUS_MCEERR_AR. */
-  poisonAddr(pid: number, addr: number, opts: { transient?: boolean } = {}): MfResult & { pid: number; addr: number; faulted: FaultResultName | null } {
+  poisonAddr(
+    pid: number,
+    addr: number,
+    opts: { transient?: boolean } = {},
+  ): MfResult & { pid: number; addr: number; faulted: FaultResultName | null } {
     return this.mutate((m) => m.poisonAddr(pid, addr, opts));
   }
 
@@ -168,7 +185,8 @@ export function machineMetadata(fx: FsTx): { what: string; blocks: Blkno[] }[] {
   const m = machines.get(fx) ?? new Machine(fx);
   const out: { what: string; blocks: Blkno[] }[] = [];
   for (const t of MACHINE_TREES) {
-    if (fx.tx.roots[t.root]) out.push({ what: t.space, blocks: [...new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).nodes()].map((n) => n.blkno) });
+    if (fx.tx.roots[t.root])
+      out.push({ what: t.space, blocks: [...new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).nodes()].map((n) => n.blkno) });
   }
   const pt: Blkno[] = [];
   for (const p of m.procs.values()) for (const t of m.pt.tables(p)) pt.push(t.blk);

@@ -153,7 +153,7 @@ export function faultFacts(m: Machine, pid: number, addr: number, write: boolean
   if (m.model === 'pagecache') fb.push('pagecache-model');
   if (facts.pteTable > 0) fb.push('pte-table');
   const idx0 = index - (a - base) / PAGE;
-  if ((((v.offset - v.start) / PAGE) % D.PMD_PAGES + D.PMD_PAGES) % D.PMD_PAGES !== 0) fb.push('colour');
+  if (((((v.offset - v.start) / PAGE) % D.PMD_PAGES) + D.PMD_PAGES) % D.PMD_PAGES !== 0) fb.push('colour');
   const shared = (v.flags & D.VMA_SHARED) !== 0;
   if (write && !shared) fb.push('private-write');
   if (base < v.start || base + PMD_BYTES > v.end) fb.push('vma');
@@ -195,7 +195,12 @@ export function explainFault(f: FaultFacts, r: FaultBatchResult): FaultExplanati
   const rec = r.faults[0]!;
   const calls: KernelCall[] = [];
   const call = (fn: string, file: string, says: string, w?: KernelCall['with']): void => void calls.push({ fn, file, says, with: w });
-  const out = (kernelResult: FaultResultName, kernelLevel: LevelName | null, tried = false, fallbacks: PmdFallback[] = []): FaultExplanation => ({
+  const out = (
+    kernelResult: FaultResultName,
+    kernelLevel: LevelName | null,
+    tried = false,
+    fallbacks: PmdFallback[] = [],
+  ): FaultExplanation => ({
     facts: f,
     calls,
     pmd: { tried, fallbacks },
@@ -322,7 +327,10 @@ function hugePath(f: FaultFacts, xfsWrite: boolean, call: Call, out: Out): Fault
     call('vmf_insert_folio_pmd', DAX, 'installed', { writable: true, pmd: true });
     return out('mapped', 'pmd', true);
   }
-  call('xfs_dax_write_iomap_begin', XIOMAP, f.pmdShared ? 'iomap-shared' : 'iomap-mapped', { block: f.pmdBlock, refcount: f.pmdShared ? 2 : 1 });
+  call('xfs_dax_write_iomap_begin', XIOMAP, f.pmdShared ? 'iomap-shared' : 'iomap-mapped', {
+    block: f.pmdBlock,
+    refcount: f.pmdShared ? 2 : 1,
+  });
   if (!f.pmdShared) {
     call('dax_insert_entry', DAX, 'insert', { shared: false, pmd: true });
     call('vmf_insert_folio_pmd', DAX, 'installed', { writable: true, pmd: true });
@@ -401,12 +409,21 @@ export function explainPoison(block: Blkno, facts: { owners: PoisonOwnerFacts[];
   const MF = 'mm/memory-failure.c';
   const NF = 'fs/xfs/xfs_notify_failure.c';
   call('memory_failure', MF, facts.already ? 'already-poisoned' : 'mf', { pfn: block });
-  const out = (): PoisonExplanation => ({ block, already: facts.already, free: facts.owners.length === 0, owners: facts.owners, killed, calls });
+  const out = (): PoisonExplanation => ({
+    block,
+    already: facts.already,
+    free: facts.owners.length === 0,
+    owners: facts.owners,
+    killed,
+    calls,
+  });
   if (facts.already) return out();
   call('memory_failure_dev_pagemap', MF, 'dev-pagemap');
   call('dax_holder_notify_failure', 'drivers/dax/super.c', 'holder');
   call('xfs_dax_notify_failure', NF, 'notify');
-  call('xfs_rmap_query_range', 'fs/xfs/libxfs/xfs_rmap.c', facts.owners.length ? 'rmap-owners' : 'rmap-none', { owners: facts.owners.length });
+  call('xfs_rmap_query_range', 'fs/xfs/libxfs/xfs_rmap.c', facts.owners.length ? 'rmap-owners' : 'rmap-none', {
+    owners: facts.owners.length,
+  });
   for (const o of facts.owners) {
     call('xfs_dax_failure_fn', NF, 'owner', { path: o.path, index: o.index });
     const mapped = o.mappers.filter((x) => x.entry).map((x) => x.pid);

@@ -86,7 +86,13 @@ function verdict(v: Verifier, fs: Filesystem): { clean: boolean; errors: { check
 }
 
 /** A temporary image (or the one to keep), removed by cleanup() unless kept. */
-function scratchImage(keep: string | undefined, model: PageModel, sizeBytes: number, prefix: string, force = false): { path: string; cleanup(): void } {
+function scratchImage(
+  keep: string | undefined,
+  model: PageModel,
+  sizeBytes: number,
+  prefix: string,
+  force = false,
+): { path: string; cleanup(): void } {
   if (keep) {
     Filesystem.mkfs(keep, { sizeBytes, pageModel: model, force });
     return { path: keep, cleanup: () => {} };
@@ -379,7 +385,8 @@ export function runCompare(o: CompareOptions): CompareResult {
     ops: o.ops ?? (rot ? 1 : 2000),
   };
   if (opts.files < 1 || opts.blocks < 1) throw err('EINVAL', 'compare needs at least one file of one block');
-  if (opts.files * opts.blocks > 4 * 1024 * 1024) throw err('EINVAL', `${opts.files} files of ${opts.blocks} blocks is more than compare's 16 GiB of data`);
+  if (opts.files * opts.blocks > 4 * 1024 * 1024)
+    throw err('EINVAL', `${opts.files} files of ${opts.blocks} blocks is more than compare's 16 GiB of data`);
   const models = o.models ?? ([...PAGE_MODEL_NAMES] as PageModel[]);
   return { ...opts, models: models.map((m) => runModel(m, opts, o.verify)) };
 }

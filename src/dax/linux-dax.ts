@@ -35,7 +35,12 @@ import { PMD_PAGES } from '../format/dax-records.js';
  * shared (an unshared extent: nothing is unmapped; a hole allocation unmaps the
  * zero-page entries, which every model does).
  */
-export function sharedInsertUnmap(ino: Ino, index: FileBlock, pmd: boolean, sharedExtent: boolean): { ino: Ino; index: FileBlock; pages: number } | null {
+export function sharedInsertUnmap(
+  ino: Ino,
+  index: FileBlock,
+  pmd: boolean,
+  sharedExtent: boolean,
+): { ino: Ino; index: FileBlock; pages: number } | null {
   if (!sharedExtent) return null;
   return pmd ? { ino, index: index - (index % PMD_PAGES), pages: PMD_PAGES } : { ino, index, pages: 1 };
 }
@@ -67,7 +72,8 @@ export function linuxPmdFallback(ptTable: boolean, runs: RefcountRuns, p0: Blkno
     const b = Math.min(s + l, p0 + PMD_PAGES);
     if (b > a && rc >= 2) shared += b - a;
   }
-  if (shared > 0 && shared < PMD_PAGES) return `${shared} of the 512 blocks are shared: the iomap is trimmed around them (xfs_reflink_trim_around_shared), shorter than 2 MiB`;
+  if (shared > 0 && shared < PMD_PAGES)
+    return `${shared} of the 512 blocks are shared: the iomap is trimmed around them (xfs_reflink_trim_around_shared), shorter than 2 MiB`;
   return null;
 }
 

@@ -13,7 +13,16 @@ import { faultPath, faultTarget } from './machine/fault-path.js';
 import type { FaultBatchResult, FaultResultName } from './machine/fault-result.js';
 import { copySource, pin, unpin } from './machine/pins.js';
 import { leafEntries, mappersFromTables, rmapWalk, translate, type Mapper } from './machine/rmap.js';
-import { allDescriptors, pageInfo, ptdump, stats, type DescriptorInfo, type MachineStats, type PageInfo, type PtdumpEntry } from './machine/views.js';
+import {
+  allDescriptors,
+  pageInfo,
+  ptdump,
+  stats,
+  type DescriptorInfo,
+  type MachineStats,
+  type PageInfo,
+  type PtdumpEntry,
+} from './machine/views.js';
 
 export { PAGE, MMAP_TOP, MMAP_MIN, hex, flagNames } from './machine/units.js';
 export type { VmaInfo } from './machine/state.js';
@@ -151,7 +160,14 @@ export class Machine extends MachineState implements BlockHolder {
     return fault(this, pid, addr, length, write, opts);
   }
 
-  faultPath(o: { path: string; offset: number; length?: number; write?: boolean; pid?: number; trace?: boolean }): FaultBatchResult & { addr: number; mapped: boolean; path: string } {
+  faultPath(o: {
+    path: string;
+    offset: number;
+    length?: number;
+    write?: boolean;
+    pid?: number;
+    trace?: boolean;
+  }): FaultBatchResult & { addr: number; mapped: boolean; path: string } {
     return faultPath(this, o);
   }
 
@@ -165,7 +181,10 @@ export class Machine extends MachineState implements BlockHolder {
   }
 
   // Pins and poison
-  pin(pid: number, addr: number): { pid: number; addr: number; frame: number; path: string; index: FileBlock; faulted: FaultResultName | null } {
+  pin(
+    pid: number,
+    addr: number,
+  ): { pid: number; addr: number; frame: number; path: string; index: FileBlock; faulted: FaultResultName | null } {
     return pin(this, pid, addr);
   }
 

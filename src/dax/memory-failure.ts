@@ -52,7 +52,6 @@ import type { FaultResultName, Machine } from './machine.js';
 
 export type KillPolicy = 'early' | 'late';
 
-
 export interface MfSignal {
   pid: number;
   code: SigbusCode;
@@ -142,7 +141,11 @@ export function memoryFailure(m: Machine, block: Blkno, opts: { current?: number
     const pages = Math.max(...tks.map((t) => 2 ** (t.shift - LSB_PTE)));
     const start = o.index - (o.index % pages);
     // The pins of the DRAM copies this destroys go with them.
-    entries += m.invalidate(o.ino, start, pages, { keepAnon: true, dropPins: true, onZap: (addr, _level, _frame, v) => void unmapped.push({ pid: v.pid, addr }) });
+    entries += m.invalidate(o.ino, start, pages, {
+      keepAnon: true,
+      dropPins: true,
+      onZap: (addr, _level, _frame, v) => void unmapped.push({ pid: v.pid, addr }),
+    });
     // kill_procs -> kill_proc: one signal per process and owner.
     const once = new Set<number>();
     for (const t of tks) {
@@ -158,7 +161,16 @@ export function memoryFailure(m: Machine, block: Blkno, opts: { current?: number
   if (!already && persistent) m.recordPoison(block);
   unmapped.sort((a, b) => a.pid - b.pid || a.addr - b.addr);
   signals.sort((a, b) => a.pid - b.pid || a.addr - b.addr);
-  return { block, owners: [...owners].sort((a, b) => a.path.localeCompare(b.path) || a.index - b.index), killed: [...signalled].sort((a, b) => a - b), signals, unmapped, entries, already, persistent };
+  return {
+    block,
+    owners: [...owners].sort((a, b) => a.path.localeCompare(b.path) || a.index - b.index),
+    killed: [...signalled].sort((a, b) => a - b),
+    signals,
+    unmapped,
+    entries,
+    already,
+    persistent,
+  };
 }
 
 /**
@@ -181,7 +193,12 @@ function mappingShift(m: Machine, pid: number, addr: number): number {
  * already poisoned cannot be taken (the fault ends in VM_FAULT_HWPOISON, which
  * get_user_pages turns into -EFAULT): EFAULT, nothing happens.
  */
-export function poisonAddr(m: Machine, pid: number, addr: number, opts: { transient?: boolean } = {}): MfResult & { pid: number; addr: number; faulted: FaultResultName | null } {
+export function poisonAddr(
+  m: Machine,
+  pid: number,
+  addr: number,
+  opts: { transient?: boolean } = {},
+): MfResult & { pid: number; addr: number; faulted: FaultResultName | null } {
   m.proc(pid);
   const a = addr - (addr % D.PAGE_BYTES);
   if (!m.vmaAt(pid, a)) throw err('EINVAL', `no mapping at ${'0x' + a.toString(16)}`, `pid ${pid}`, 'see `daxtool ps IMAGE`');
@@ -191,13 +208,22 @@ export function poisonAddr(m: Machine, pid: number, addr: number, opts: { transi
     const f = m.fault(pid, a, D.PAGE_BYTES, false).faults[0]!;
     faulted = f.result;
     if (f.result === 'sigbus' || f.result === 'sigsegv')
-      throw err(f.code === 'BUS_MCEERR_AR' ? 'EFAULT' : 'EINVAL', `cannot poison ${'0x' + a.toString(16)}: get_user_pages ends in ${f.result.toUpperCase()}${f.code ? ` (${f.code})` : ''}`, `pid ${pid}`);
+      throw err(
+        f.code === 'BUS_MCEERR_AR' ? 'EFAULT' : 'EINVAL',
+        `cannot poison ${'0x' + a.toString(16)}: get_user_pages ends in ${f.result.toUpperCase()}${f.code ? ` (${f.code})` : ''}`,
+        `pid ${pid}`,
+      );
     t = m.translate(pid, a)!;
   }
   // The pagecache model maps a DRAM copy of the block: the failure is the block's, as the emulation keeps data there.
   const block = t.frame < m.totalBlocks ? t.frame : m.copySource(t.frame);
   if (block !== null) return { pid, addr: a, faulted, ...memoryFailure(m, block, { current: pid, transient: opts.transient }) };
-  if (t.frame === m.zeroFrame) throw err('EINVAL', `${'0x' + a.toString(16)} maps the zero page; daxtool models memory failure of device blocks and anonymous copies only`, `pid ${pid}`);
+  if (t.frame === m.zeroFrame)
+    throw err(
+      'EINVAL',
+      `${'0x' + a.toString(16)} maps the zero page; daxtool models memory failure of device blocks and anonymous copies only`,
+      `pid ${pid}`,
+    );
   return { pid, addr: a, faulted, ...anonFailure(m, pid, a) };
 }
 

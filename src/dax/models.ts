@@ -123,7 +123,8 @@ function adjustFileEntry(S: DescState, kind: DescKind, block: number, ino: Ino, 
   const c = S.files.chunk(ino, index);
   const j = index - c.base;
   const mc = c.mapcount[j]!;
-  if (mc > 0 && c.target[j] !== block) throw inconsistent(block, `page-cache entry of inode ${ino} index ${index} holds block ${c.target[j]}`);
+  if (mc > 0 && c.target[j] !== block)
+    throw inconsistent(block, `page-cache entry of inode ${ino} index ${index} holds block ${c.target[j]}`);
   if (mc === 0) {
     if (delta < 0) throw inconsistent(block, `no page-cache entry for inode ${ino} index ${index}`);
     c.kind[j] = kind;
@@ -145,7 +146,15 @@ function adjustFileEntry(S: DescState, kind: DescKind, block: number, ino: Ino, 
  * (ino, index): update the model's descriptors. Not for `pagecache`, which maps
  * no device block directly.
  */
-export function adjustDescriptors(S: DescState, model: Model, block: number, ino: Ino, index: FileBlock, delta: 1 | -1, sharedExtent = false): void {
+export function adjustDescriptors(
+  S: DescState,
+  model: Model,
+  block: number,
+  ino: Ino,
+  index: FileBlock,
+  delta: 1 | -1,
+  sharedExtent = false,
+): void {
   const c = S.frames.chunk(0, block);
   const i = block - c.base;
   const mc = c.mapcount[i]!;
@@ -164,7 +173,13 @@ export function adjustDescriptors(S: DescState, model: Model, block: number, ino
       if (c.share[i] === 0) {
         // A second (file, index): both associations get a proxy.
         if (delta < 0) throw inconsistent(block, `unmapped for inode ${ino} index ${index}, which does not map it`);
-        S.maps.put({ ...blank(DescKind.Proxy, DescSpace.BlockFileIndex, block, c.ino[i]!, c.index[i]!), ino: c.ino[i]!, index: c.index[i]!, mapcount: mc, target: block });
+        S.maps.put({
+          ...blank(DescKind.Proxy, DescSpace.BlockFileIndex, block, c.ino[i]!, c.index[i]!),
+          ino: c.ino[i]!,
+          index: c.index[i]!,
+          mapcount: mc,
+          target: block,
+        });
         c.share[i] = 1;
         c.ino[i] = 0;
         c.index[i] = 0;
@@ -188,7 +203,12 @@ export function adjustDescriptors(S: DescState, model: Model, block: number, ino
     case 'shared':
     case 'linux':
       // linux: dax_associate_entry(..., shared) -> dax_page_share_get when the extent is shared.
-      if (!(c.flags[i]! & DESC_SHARED) && !(model === 'linux' && sharedExtent && delta > 0) && (mc === 0 || (c.ino[i] === ino && c.index[i] === index))) break;
+      if (
+        !(c.flags[i]! & DESC_SHARED) &&
+        !(model === 'linux' && sharedExtent && delta > 0) &&
+        (mc === 0 || (c.ino[i] === ino && c.index[i] === index))
+      )
+        break;
       if (!(c.flags[i]! & DESC_SHARED)) {
         if (delta < 0) throw inconsistent(block, `unmapped for inode ${ino} index ${index}, which does not map it`);
         // Marked shared: from now on only the share count; the associations are tracked by page-cache entries.

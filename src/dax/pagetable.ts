@@ -1,15 +1,5 @@
 import { BlockType, hdrCount, hdrLevel, hdrOwner, initHeader, setHdrCount } from '../format/block.js';
-import {
-  makePte,
-  PT_ENTRIES,
-  PTE_HUGE,
-  PTE_PRESENT,
-  PTE_TABLE,
-  pteFrame,
-  readPte,
-  writePte,
-  type ProcRec,
-} from '../format/dax-records.js';
+import { makePte, PT_ENTRIES, PTE_HUGE, PTE_PRESENT, PTE_TABLE, pteFrame, readPte, writePte, type ProcRec } from '../format/dax-records.js';
 import { corrupt } from '../format/errors.js';
 import { CounterId } from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
@@ -234,7 +224,14 @@ export class PageTables {
    */
   update(proc: ProcRec, lo: number, hi: number, fn: (addr: number, level: 1 | 2, v: number) => number, prune = false): void {
     if (!proc.pgd || hi <= lo) return;
-    const root: Frame = { blk: proc.pgd, buf: this.read(proc.pgd, 4, proc.pid), writable: this.tx.isDirty(proc.pgd), parent: null, idxInParent: 0, level: 4 };
+    const root: Frame = {
+      blk: proc.pgd,
+      buf: this.read(proc.pgd, 4, proc.pid),
+      writable: this.tx.isDirty(proc.pgd),
+      parent: null,
+      idxInParent: 0,
+      level: 4,
+    };
     const makeWritable = (f: Frame): void => {
       if (f.writable) return;
       if (f.parent) makeWritable(f.parent);

@@ -70,8 +70,7 @@ export function checkInode(r: InodeRec): string | null {
   if (r.ino < 1 || r.ino > Number.MAX_SAFE_INTEGER) return `inode number ${r.ino} out of range`;
   if (r.type !== INODE_TYPE_FILE && r.type !== INODE_TYPE_DIR) return `inode ${r.ino} has unknown type ${r.type}`;
   if (r.size > Number.MAX_SAFE_INTEGER) return `inode ${r.ino} size out of range`;
-  if (r.type === INODE_TYPE_DIR && (r.size !== 0 || r.extentRoot !== 0))
-    return `directory inode ${r.ino} has data`;
+  if (r.type === INODE_TYPE_DIR && (r.size !== 0 || r.extentRoot !== 0)) return `directory inode ${r.ino} has data`;
   return null;
 }
 

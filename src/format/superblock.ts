@@ -89,8 +89,7 @@ export const DEFAULT_PAGE_MODEL: PageModelName = 'proxy';
 
 export function pageModelCode(name: string): number {
   const i = (PAGE_MODEL_NAMES as readonly string[]).indexOf(name);
-  if (i < 0)
-    throw err('EINVAL', `unknown page model '${name}'`, undefined, `one of: ${PAGE_MODEL_NAMES.join(', ')}`);
+  if (i < 0) throw err('EINVAL', `unknown page model '${name}'`, undefined, `one of: ${PAGE_MODEL_NAMES.join(', ')}`);
   return i;
 }
 
@@ -176,7 +175,6 @@ export const otherSlot = (slot: SuperblockSlot): SuperblockSlot => (slot === 0 ?
 const slotName = (slot: number): string => `superblock slot ${slot}`;
 const hex = (n: number): string => `0x${(n >>> 0).toString(16)}`;
 
-
 /** A fresh superblock for mkfs: generation 1, no roots, zero counters. */
 export function makeSuperblock(opts: {
   blockSize: number;
@@ -213,20 +211,17 @@ export function makeSuperblock(opts: {
 
 /** Why (blockSize, totalBlocks) cannot describe an image, or null. */
 export function geometryProblem(blockSize: number, totalBlocks: number): string | null {
-  if (!isValidBlockSize(blockSize))
-    return `block size ${blockSize} is not a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}`;
+  if (!isValidBlockSize(blockSize)) return `block size ${blockSize} is not a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}`;
   if (!Number.isSafeInteger(totalBlocks) || totalBlocks < MIN_TOTAL_BLOCKS)
     return `image of ${totalBlocks} blocks is smaller than the minimum of ${MIN_TOTAL_BLOCKS} blocks`;
-  if (totalBlocks * blockSize > MAX_IMAGE_BYTES)
-    return `image of ${totalBlocks} blocks of ${blockSize} bytes exceeds the 2^53-byte limit`;
+  if (totalBlocks * blockSize > MAX_IMAGE_BYTES) return `image of ${totalBlocks} blocks of ${blockSize} bytes exceeds the 2^53-byte limit`;
   return null;
 }
 
 function checkLabel(label: string): Buffer {
   const b = Buffer.from(label, 'utf8');
   if (b.includes(0)) throw err('EINVAL', 'label contains a NUL byte');
-  if (b.length > LABEL_MAX_BYTES)
-    throw err('EINVAL', `label is ${b.length} bytes of UTF-8; at most ${LABEL_MAX_BYTES} allowed`);
+  if (b.length > LABEL_MAX_BYTES) throw err('EINVAL', `label is ${b.length} bytes of UTF-8; at most ${LABEL_MAX_BYTES} allowed`);
   return b;
 }
 
@@ -300,10 +295,8 @@ export function encodeSuperblock(sb: Superblock, blockSize: number, slot: Superb
 export function decodeSuperblock(buf: Buffer, slot: number): Superblock {
   const where = slotName(slot);
   const bad = (msg: string): DaxError => corrupt(`${where}: ${msg}`, `block ${slot}`);
-  if (buf.length < HDR_SIZE + 4 || buf.readUInt32LE(0) !== BLOCK_MAGIC)
-    throw err('EINVAL', `${where}: no daxtool magic`, `block ${slot}`);
-  if (buf.length < SB_PAYLOAD_END || buf.length < MIN_BLOCK_SIZE)
-    throw bad(`block of ${buf.length} bytes is too short to be a superblock`);
+  if (buf.length < HDR_SIZE + 4 || buf.readUInt32LE(0) !== BLOCK_MAGIC) throw err('EINVAL', `${where}: no daxtool magic`, `block ${slot}`);
+  if (buf.length < SB_PAYLOAD_END || buf.length < MIN_BLOCK_SIZE) throw bad(`block of ${buf.length} bytes is too short to be a superblock`);
   const p = blockProblem(buf, slot, BlockType.Superblock);
   if (p) throw bad(`fails ${p.check}: ${p.message}`);
   const hdr = decodeHeader(buf);
@@ -314,13 +307,23 @@ export function decodeSuperblock(buf: Buffer, slot: number): Superblock {
   const version = buf.readUInt32LE(OFF_VERSION);
   if (version === 0) throw bad('format version 0 is invalid');
   if (version > SB_VERSION)
-    throw err('EOPNOTSUPP', `${where}: image format version ${version} is newer than this daxtool (${SB_VERSION})`, `block ${slot}`, 'use a newer daxtool');
+    throw err(
+      'EOPNOTSUPP',
+      `${where}: image format version ${version} is newer than this daxtool (${SB_VERSION})`,
+      `block ${slot}`,
+      'use a newer daxtool',
+    );
   const incompat = buf.readUInt32LE(OFF_INCOMPAT);
   const rocompat = buf.readUInt32LE(OFF_ROCOMPAT);
   const compat = buf.readUInt32LE(OFF_COMPAT);
   const unknownIncompat = (incompat & ~KNOWN_INCOMPAT) >>> 0;
   if (unknownIncompat)
-    throw err('EOPNOTSUPP', `${where}: image uses incompatible features unknown to this daxtool (bits ${hex(unknownIncompat)})`, `block ${slot}`, 'use a newer daxtool');
+    throw err(
+      'EOPNOTSUPP',
+      `${where}: image uses incompatible features unknown to this daxtool (bits ${hex(unknownIncompat)})`,
+      `block ${slot}`,
+      'use a newer daxtool',
+    );
 
   const blockSize = buf.readUInt32LE(OFF_BLOCK_SIZE);
   if (!isValidBlockSize(blockSize)) throw bad(`block size ${blockSize} is not a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}`);
@@ -433,7 +436,12 @@ export function pickSuperblock(read: (slot: SuperblockSlot) => Buffer | null): P
   }
   if (!best) {
     if (!sawMagic)
-      throw err('EINVAL', 'not a daxtool image (no superblock magic in slot 0 or slot 1)', undefined, 'create one with `daxtool mkfs IMAGE --size SIZE`');
+      throw err(
+        'EINVAL',
+        'not a daxtool image (no superblock magic in slot 0 or slot 1)',
+        undefined,
+        'create one with `daxtool mkfs IMAGE --size SIZE`',
+      );
     throw corrupt(`no valid superblock: ${problems.join('; ')}`);
   }
   return { sb: best.sb, slot: best.slot, problems, readOnly: writeProblem(best.sb) !== null };
@@ -485,11 +493,7 @@ export function checkGeometry(sb: Superblock, fileSize: number, object?: string)
  *   const pick = loadSuperblock((o, n) => dev.readAt(o, n), dev.fileSize, path);
  *   dev.setBlockSize(pick.sb.blockSize);
  */
-export function loadSuperblock(
-  readAt: (offset: number, length: number) => Buffer | null,
-  fileSize: number,
-  object?: string,
-): PickResult {
+export function loadSuperblock(readAt: (offset: number, length: number) => Buffer | null, fileSize: number, object?: string): PickResult {
   const head = readAt(0, Math.min(SB_PROBE_BYTES, fileSize));
   const tried = new Set<number>();
   let firstError: DaxError | null = null;
@@ -535,7 +539,12 @@ export function rawSuperblockFields(buf: Buffer): [string, string | number][] {
   const out: [string, string | number][] = [];
   if (buf.length < SB_PAYLOAD_END) return out;
   const u32 = (o: number): number => buf.readUInt32LE(o);
-  out.push(['version', u32(OFF_VERSION)], ['incompat', `0x${u32(OFF_INCOMPAT).toString(16)}`], ['rocompat', `0x${u32(OFF_ROCOMPAT).toString(16)}`], ['compat', `0x${u32(OFF_COMPAT).toString(16)}`]);
+  out.push(
+    ['version', u32(OFF_VERSION)],
+    ['incompat', `0x${u32(OFF_INCOMPAT).toString(16)}`],
+    ['rocompat', `0x${u32(OFF_ROCOMPAT).toString(16)}`],
+    ['compat', `0x${u32(OFF_COMPAT).toString(16)}`],
+  );
   out.push(['block_size', u32(OFF_BLOCK_SIZE)]);
   const pm = u32(OFF_PAGE_MODEL);
   out.push(['page_model', PAGE_MODEL_NAMES[pm] ?? `unknown (${pm})`]);

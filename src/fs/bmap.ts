@@ -77,7 +77,10 @@ export class BlockMap {
   sound(tree: Btree<ExtentRec>, e: ExtentRec): ExtentRec {
     const total = this.tx.totalBlocks;
     if (e.len < 1 || e.pblk < 2 || e.pblk + e.len > total || !Number.isSafeInteger(e.fblk + e.len))
-      throw corrupt(`extent at file block ${e.fblk} of inode ${tree.owner} maps blocks ${e.pblk}+${e.len}, outside the device`, `inode ${tree.owner}`);
+      throw corrupt(
+        `extent at file block ${e.fblk} of inode ${tree.owner} maps blocks ${e.pblk}+${e.len}, outside the device`,
+        `inode ${tree.owner}`,
+      );
     return e;
   }
 
@@ -90,14 +93,16 @@ export class BlockMap {
     const tree = this.extentTree(inode);
     let rec: ExtentRec = { fblk, pblk, len, flags: 0 };
     const left = fblk > 0 ? tree.lookupLe([fblk - 1]) : undefined;
-    if (left && left.fblk + left.len > fblk) throw corrupt(`file block ${fblk} of inode ${inode.ino} is already mapped`, `inode ${inode.ino}`);
+    if (left && left.fblk + left.len > fblk)
+      throw corrupt(`file block ${fblk} of inode ${inode.ino} is already mapped`, `inode ${inode.ino}`);
     if (left && left.fblk + left.len === fblk && left.pblk + left.len === pblk) {
       tree.delete([left.fblk]);
       this.rmapDelete(inode.ino, left);
       rec = { fblk: left.fblk, pblk: left.pblk, len: left.len + len, flags: 0 };
     }
     const right = tree.lookupGe([fblk]);
-    if (right && right.fblk < fblk + len) throw corrupt(`file block ${right.fblk} of inode ${inode.ino} is already mapped`, `inode ${inode.ino}`);
+    if (right && right.fblk < fblk + len)
+      throw corrupt(`file block ${right.fblk} of inode ${inode.ino} is already mapped`, `inode ${inode.ino}`);
     if (right && right.fblk === fblk + len && right.pblk === pblk + len) {
       tree.delete([right.fblk]);
       this.rmapDelete(inode.ino, right);
@@ -481,7 +486,7 @@ export class BlockMap {
       let dropped = 0;
       for (const leaf of oldLeaves) {
         const cnt = hdrCount(leaf);
-        for (let i = 0; i < cnt; ) {
+        for (let i = 0; i < cnt;) {
           let e = i;
           while (e < cnt && rmapIno(leaf, HDR_SIZE + e * rs) !== ino) e++;
           if (e > i) loader.addRaw(leaf, HDR_SIZE + i * rs, e - i);
@@ -617,7 +622,12 @@ export class BlockMap {
  * skips it; xfs/179): daxtool would rather refuse than leak.
  */
 function overflow(pblk: Blkno, len: number, rc: number): DaxError {
-  return err('EMLINK', `blocks ${pblk}..${pblk + len - 1} already have ${rc} references, the most a refcount record holds`, `block ${pblk}`, 'copy the data instead of sharing it (unshare, or write a new file)');
+  return err(
+    'EMLINK',
+    `blocks ${pblk}..${pblk + len - 1} already have ${rc} references, the most a refcount record holds`,
+    `block ${pblk}`,
+    'copy the data instead of sharing it (unshare, or write a new file)',
+  );
 }
 
 /** Split [pblk, end) into runs of equal refcount given the records that intersect it (1 between records). */

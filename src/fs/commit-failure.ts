@@ -48,7 +48,9 @@ export function commitFailed(
       cause.object,
       'do not write to this image until the device works again; then `daxtool info` shows the generation and `daxtool verify` checks the image',
     );
-    dev.fence(err('EIO', `an earlier commit to ${dev.path} failed and could not be rolled back; nothing more is written in this process`, dev.path));
+    dev.fence(
+      err('EIO', `an earlier commit to ${dev.path} failed and could not be rolled back; nothing more is written in this process`, dev.path),
+    );
     return e;
   }
   return err(

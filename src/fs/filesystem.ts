@@ -15,16 +15,7 @@ import type { BlockHolder } from './holder.js';
 import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
 import { dedupe, reflink, type RemapRange, unshare } from './share.js';
 import { type CachePolicy, Tx, type TxContext } from './tx.js';
-import type {
-  DedupeResult,
-  DirEntry,
-  FiemapExtent,
-  FsmapRecord,
-  InfoResult,
-  MkfsOptions,
-  MkfsResult,
-  StatResult,
-} from './types.js';
+import type { DedupeResult, DirEntry, FiemapExtent, FsmapRecord, InfoResult, MkfsOptions, MkfsResult, StatResult } from './types.js';
 
 export { MIN_BLOCKS } from './mkfs.js';
 
@@ -146,7 +137,15 @@ export class Filesystem {
   stat(path: string): StatResult {
     return this.view((fx) => {
       const { inode, path: p } = fx.resolve(path);
-      return { path: p, ino: inode.ino, type: typeName(inode.type), size: inode.size, blocks: inode.nblocks, nlink: inode.nlink, mtime: inode.mtimeMs };
+      return {
+        path: p,
+        ino: inode.ino,
+        type: typeName(inode.type),
+        size: inode.size,
+        blocks: inode.nblocks,
+        nlink: inode.nlink,
+        mtime: inode.mtimeMs,
+      };
     });
   }
 
@@ -306,7 +305,7 @@ export class Filesystem {
 
 /** Write all of `data` to a host fd; a non-blocking pipe that is full is waited on. */
 function writeFully(fd: number, data: Buffer): void {
-  for (let w = 0; w < data.length; ) {
+  for (let w = 0; w < data.length;) {
     try {
       w += writeSync(fd, data, w, data.length - w);
     } catch (e) {
@@ -327,4 +326,3 @@ function checkRange(offset: number, length: number, path: string): void {
   if (!Number.isSafeInteger(offset + length) || offset + length > 2 ** 52)
     throw err('EFBIG', `offset ${offset} + length ${length} is past the largest file size`, path);
 }
-

@@ -1,15 +1,7 @@
 import { nowMs } from '../format/clock.js';
 import { Btree } from '../btree/btree.js';
 import { err, isDaxError } from '../format/errors.js';
-import {
-  type DirentRec,
-  type ExtentRec,
-  INODE_TYPE_DIR,
-  INODE_TYPE_FILE,
-  type InodeRec,
-  nameHash,
-  ROOT_INO,
-} from '../format/records.js';
+import { type DirentRec, type ExtentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, nameHash, ROOT_INO } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import { type FileBlock, type Ino, PAGE_SIZE, PMD_SIZE } from '../format/units.js';
 import { BlockMap } from './bmap.js';
@@ -44,7 +36,10 @@ export class FsTx {
   private readonly syncHooks: (() => void)[] = [];
 
   /** `holder`: made for this transaction (the DAX machine of an attached image); none by default. */
-  constructor(readonly tx: Tx, holder?: (fx: FsTx) => BlockHolder) {
+  constructor(
+    readonly tx: Tx,
+    holder?: (fx: FsTx) => BlockHolder,
+  ) {
     this.inodes = tx.openTree(inodeOps, RootId.Inode);
     this.dirents = tx.openTree(direntOps, RootId.Dir);
     this.holder = holder ? holder(this) : NO_HOLDER;
@@ -146,7 +141,12 @@ export class FsTx {
     const parts = splitPath(path);
     if (parts.length === 0) throw err('EINVAL', "'/' has no parent entry", '/');
     const name = parts[parts.length - 1]!;
-    const parentPath = '/' + parts.slice(0, -1).map((b) => b.toString('utf8')).join('/');
+    const parentPath =
+      '/' +
+      parts
+        .slice(0, -1)
+        .map((b) => b.toString('utf8'))
+        .join('/');
     const dir = this.resolve(parentPath).inode;
     const full = joinPath(parentPath, name.toString('utf8'));
     if (dir.type !== INODE_TYPE_DIR) throw err('ENOTDIR', 'not a directory', parentPath);
@@ -388,7 +388,7 @@ export class FsTx {
     const b0 = Math.floor(offset / bs);
     const b1 = Math.ceil(end / bs);
     this.holder.beforeRelease(inode, path, b0, b1 - b0, true);
-    for (let c0 = b0; c0 < b1; ) {
+    for (let c0 = b0; c0 < b1;) {
       const c1 = Math.min(b1, c0 + IO_CHUNK_BLOCKS);
       const n = c1 - c0;
       // Every byte is set below: partial end blocks are read whole, the rest comes from `fill`.
@@ -414,7 +414,7 @@ export class FsTx {
     const hintExt = fblk > 0 ? this.bmap.lookup(this.bmap.extentTree(inode), fblk - 1) : undefined;
     let hint = hintExt ? hintExt.pblk + (fblk - hintExt.fblk) : 2;
     this.bmap.dropRange(inode, fblk, n);
-    for (let done = 0; done < n; ) {
+    for (let done = 0; done < n;) {
       const [p, l] = this.allocFor(fblk + done, n - done, hint);
       this.tx.writeData(p, data.subarray(done * bs, (done + l) * bs));
       this.bmap.mapExtent(inode, fblk + done, p, l, true);

@@ -51,12 +51,7 @@ export function* metadataTrees(fx: FsTx): Generator<{ what: string; nodes: Itera
  * with its own file offset (shared blocks have several), metadata by
  * structure, and free space. Sorted by block.
  */
-export function fsmap(
-  fx: FsTx,
-  start: Blkno,
-  end: Blkno,
-  extra: FsmapExtra = {},
-): FsmapRecord[] {
+export function fsmap(fx: FsTx, start: Blkno, end: Blkno, extra: FsmapExtra = {}): FsmapRecord[] {
   const extraMetadata = extra.metadata ?? [];
   const total = fx.tx.totalBlocks;
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start)
@@ -79,7 +74,14 @@ export function fsmap(
   for (const r of fx.bmap.owners(start, end + 1)) {
     const s = Math.max(r.pblk, start);
     const t = Math.min(r.pblk + r.len, end + 1);
-    out.push({ block: s, length: t - s, owner: 'file', ino: r.ino, path: paths.get(r.ino) ?? `<inode ${r.ino}>`, offset: r.fblk + (s - r.pblk) });
+    out.push({
+      block: s,
+      length: t - s,
+      owner: 'file',
+      ino: r.ino,
+      path: paths.get(r.ino) ?? `<inode ${r.ino}>`,
+      offset: r.fblk + (s - r.pblk),
+    });
   }
   const free = new Btree(fx.tx, freeOps, fx.tx.roots[RootId.Free]);
   const first = free.lookupLe([start]);
@@ -90,7 +92,8 @@ export function fsmap(
   }
   for (const b of extra.poisoned ?? []) if (within(b)) out.push({ block: b, length: 1, owner: 'poisoned' });
   const rank = { metadata: 0, file: 1, poisoned: 2, free: 3 } as const;
-  out.sort((a, b) => a.block - b.block || rank[a.owner] - rank[b.owner] || ('ino' in a && 'ino' in b ? a.ino - b.ino || a.offset - b.offset : 0));
+  out.sort(
+    (a, b) => a.block - b.block || rank[a.owner] - rank[b.owner] || ('ino' in a && 'ino' in b ? a.ino - b.ino || a.offset - b.offset : 0),
+  );
   return out;
 }
-

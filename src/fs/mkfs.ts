@@ -16,15 +16,7 @@ import { BlockType, HDR_SIZE, initHeader, sealBlock } from '../format/block.js';
 import { newUuid, nowMs } from '../format/clock.js';
 import { err } from '../format/errors.js';
 import { encodeFree, encodeInode, INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
-import {
-  CounterId,
-  counterSlots,
-  encodeSuperblock,
-  RootId,
-  rootSlots,
-  SB_VERSION,
-  type Superblock,
-} from '../format/superblock.js';
+import { CounterId, counterSlots, encodeSuperblock, RootId, rootSlots, SB_VERSION, type Superblock } from '../format/superblock.js';
 import { BlockDevice } from '../io/device.js';
 import type { MkfsOptions, MkfsResult, PageModel } from './types.js';
 
@@ -36,11 +28,21 @@ export function geometry(opts: MkfsOptions): { blockSize: number; blocks: number
   // The format allows 512-byte blocks, but a directory-entry leaf must hold two
   // 288-byte entries, so mkfs starts at 1024.
   if (!Number.isInteger(blockSize) || blockSize < 1024 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0)
-    throw err('EINVAL', `block size ${blockSize} must be a power of two from 1024 to 65536`, undefined, 'DAX faults need 4096, the default');
+    throw err(
+      'EINVAL',
+      `block size ${blockSize} must be a power of two from 1024 to 65536`,
+      undefined,
+      'DAX faults need 4096, the default',
+    );
   if (!Number.isSafeInteger(opts.sizeBytes) || opts.sizeBytes <= 0) throw err('EINVAL', `invalid image size ${opts.sizeBytes}`);
   const blocks = Math.floor(opts.sizeBytes / blockSize);
   if (blocks < MIN_BLOCKS)
-    throw err('EINVAL', `image of ${opts.sizeBytes} bytes is too small`, undefined, `at least ${MIN_BLOCKS} blocks (${MIN_BLOCKS * blockSize} bytes)`);
+    throw err(
+      'EINVAL',
+      `image of ${opts.sizeBytes} bytes is too small`,
+      undefined,
+      `at least ${MIN_BLOCKS} blocks (${MIN_BLOCKS * blockSize} bytes)`,
+    );
   return { blockSize, blocks };
 }
 
@@ -95,7 +97,18 @@ export function writeEmpty(dev: BlockDevice, o: EmptyImage): Superblock {
   const inodeLeaf = Buffer.alloc(blockSize);
   initHeader(inodeLeaf, BlockType.InodeTree, 0, 1, 0);
   encodeInode(
-    { ino: ROOT_INO, type: INODE_TYPE_DIR, nlink: 2, size: 0, nblocks: 0, extentRoot: 0, mtimeMs: now, ctimeMs: now, parent: ROOT_INO, flags: 0 },
+    {
+      ino: ROOT_INO,
+      type: INODE_TYPE_DIR,
+      nlink: 2,
+      size: 0,
+      nblocks: 0,
+      extentRoot: 0,
+      mtimeMs: now,
+      ctimeMs: now,
+      parent: ROOT_INO,
+      flags: 0,
+    },
     inodeLeaf,
     HDR_SIZE,
   );

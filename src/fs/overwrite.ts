@@ -65,14 +65,7 @@ function segments(fx: FsTx, inode: InodeRec, b0: FileBlock, b1: FileBlock): Seg[
  * place. The DAX layer's hooks tear down the mappings of blocks that move
  * (holder.beforeRelease) and may refuse an overwrite (holder.checkOverwrite).
  */
-export function writeInPlace(
-  fx: FsTx,
-  inode: InodeRec,
-  path: string,
-  offset: number,
-  length: number,
-  fill: FillFn,
-): void {
+export function writeInPlace(fx: FsTx, inode: InodeRec, path: string, offset: number, length: number, fill: FillFn): void {
   const bs = fx.bs;
   const end = offset + length;
   const b0 = Math.floor(offset / bs);
@@ -106,7 +99,8 @@ export function writeInPlace(
   const inplace = segs.filter((g) => g.kind === 'inplace');
   const edges = new Map<FileBlock, Buffer>();
   for (const g of inplace)
-    for (const f of [g.fblk, g.fblk + g.n - 1]) if (!edges.has(f) && (f * bs < offset || (f + 1) * bs > end)) edges.set(f, compose(f, 1, 'edges'));
+    for (const f of [g.fblk, g.fblk + g.n - 1])
+      if (!edges.has(f) && (f * bs < offset || (f + 1) * bs > end)) edges.set(f, compose(f, 1, 'edges'));
   for (const g of inplace) {
     for (const [f, n] of chunks(g)) {
       const buf = n === 1 && edges.has(f) ? edges.get(f)! : compose(f, n, 'edges');

@@ -35,5 +35,10 @@ export function joinPath(parent: string, name: string): string {
 }
 
 export function normalizePath(path: string): string {
-  return '/' + splitPath(path).map((b) => b.toString('utf8')).join('/');
+  return (
+    '/' +
+    splitPath(path)
+      .map((b) => b.toString('utf8'))
+      .join('/')
+  );
 }

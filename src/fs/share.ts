@@ -145,7 +145,7 @@ export function dedupe(fx: FsTx, srcPath: string, dstPath: string, range: RemapR
   const bs = fx.bs;
   const srcMap = blockMap(fx, src.inode, c.srcBlk, c.blocks);
   const dstMap = blockMap(fx, dst.inode, c.dstBlk, c.blocks);
-  for (let i = 0; i < c.blocks; i++) if ((srcMap[i]! < 0) !== (dstMap[i]! < 0)) return { status: 'differs', deduped: 0 };
+  for (let i = 0; i < c.blocks; i++) if (srcMap[i]! < 0 !== dstMap[i]! < 0) return { status: 'differs', deduped: 0 };
   // Compare bytes a chunk at a time, only up to the range's end (the tail past EOF is not compared).
   const chunk = 1024;
   for (let i = 0; i < c.blocks; i += chunk) {
@@ -187,8 +187,7 @@ export function unshare(fx: FsTx, path: string, offset?: number, length?: number
   const bs = fx.bs;
   const off = offset ?? 0;
   const len = length === undefined || length === 0 ? Math.max(0, r.inode.size - off) : length;
-  if (!Number.isSafeInteger(off) || off < 0 || !Number.isSafeInteger(len) || len < 0)
-    throw err('EINVAL', 'unshare: invalid range', r.path);
+  if (!Number.isSafeInteger(off) || off < 0 || !Number.isSafeInteger(len) || len < 0) throw err('EINVAL', 'unshare: invalid range', r.path);
   // Whole blocks: copying part of a block would expose stale bytes (the 2024 fix).
   const b0 = Math.floor(off / bs);
   const b1 = Math.min(Math.ceil((off + len) / bs), Math.ceil(r.inode.size / bs));

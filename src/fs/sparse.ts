@@ -47,7 +47,7 @@ export function canSeek(fd: number): boolean {
 }
 
 function writeAt(fd: number, data: Buffer, pos: number): void {
-  for (let w = 0; w < data.length; ) {
+  for (let w = 0; w < data.length;) {
     try {
       w += writeSync(fd, data, w, data.length - w, pos + w);
     } catch (e) {

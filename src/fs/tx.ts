@@ -4,7 +4,17 @@ import type { BtreeOps, NodeStore } from '../btree/types.js';
 import { BLOCK_TYPE_NAMES, BlockType, hdrLevel, initHeader, sealBlock, verifyBlock } from '../format/block.js';
 import { corrupt, DaxError, err } from '../format/errors.js';
 import type { FreeRec } from '../format/records.js';
-import { CounterId, type Counters, counterSlots, encodeSuperblock, RootId, type Roots, rootSlots, type Superblock, type SuperblockSlot } from '../format/superblock.js';
+import {
+  CounterId,
+  type Counters,
+  counterSlots,
+  encodeSuperblock,
+  RootId,
+  type Roots,
+  rootSlots,
+  type Superblock,
+  type SuperblockSlot,
+} from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
 import type { BlockCache } from '../io/cache.js';
 import type { BlockDevice } from '../io/device.js';
@@ -386,7 +396,12 @@ export class Tx implements NodeStore {
     const align = opts.align ?? 1;
     const avail = this.counters[CounterId.FreeBlocks] - (opts.metadata ? 0 : this.reserve());
     if (avail < (align > 1 ? want : 1)) {
-      throw err('ENOSPC', `no space left on device (${this.counters[CounterId.FreeBlocks]} blocks free)`, this.ctx.dev.path, 'remove files or make a larger image');
+      throw err(
+        'ENOSPC',
+        `no space left on device (${this.counters[CounterId.FreeBlocks]} blocks free)`,
+        this.ctx.dev.path,
+        'remove files or make a larger image',
+      );
     }
     want = Math.min(want, avail);
     // Continue where the last allocation of the same kind ended: restarting at
@@ -627,4 +642,3 @@ function addFree(tree: Btree<FreeRec>, s: Blkno, l: number): void {
   }
   tree.insert({ pblk: start, len });
 }
-

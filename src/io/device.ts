@@ -321,8 +321,7 @@ export class BlockDevice {
     } catch (e) {
       const de = sysError(e, 'cannot create image', path);
       if (de.code === 'ENOENT') throw err('ENOENT', 'cannot create image: its directory does not exist', path);
-      if (de.code === 'EEXIST')
-        throw err('EEXIST', 'image file already exists', path, 'pass --force to replace it');
+      if (de.code === 'EEXIST') throw err('EEXIST', 'image file already exists', path, 'pass --force to replace it');
       throw de;
     }
     try {
@@ -363,8 +362,7 @@ export class BlockDevice {
 
   setBlockSize(bs: number): void {
     if (!isValidBlockSize(bs)) throw err('EINVAL', `block size ${bs} is not a power of two from 512 to 65536`, this.path);
-    if (this.size < 2 * bs)
-      throw err('EINVAL', `file of ${this.size} bytes is too small to hold two ${bs}-byte blocks`, this.path);
+    if (this.size < 2 * bs) throw err('EINVAL', `file of ${this.size} bytes is too small to hold two ${bs}-byte blocks`, this.path);
     this.bs = bs;
   }
 
@@ -455,7 +453,11 @@ export class BlockDevice {
     this.checkRange(from, count, 'read');
     this.checkRange(to, count, 'write');
     if (from < to + count && to < from + count)
-      throw err('EINVAL', `copy of blocks ${from}..${from + count - 1} onto overlapping blocks ${to}..${to + count - 1}`, this.blockName(to));
+      throw err(
+        'EINVAL',
+        `copy of blocks ${from}..${from + count - 1} onto overlapping blocks ${to}..${to + count - 1}`,
+        this.blockName(to),
+      );
     const per = Math.max(1, Math.floor(COPY_BYTES / this.bs));
     const long = count >= LONG_COPY_CHUNKS * per && directCopies;
     for (let o = 0; o < count; o += per) {
@@ -516,7 +518,8 @@ export class BlockDevice {
         if (done === 0) failIo('read', 'read');
         n = fs.readSync(d.fd, buf, done, buf.length - done, pos + done);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw sysError(e, `read error in ${this.path} at byte ${pos + done}`, this.blockName(blkno));
+        if ((e as NodeJS.ErrnoException).code !== 'EINVAL')
+          throw sysError(e, `read error in ${this.path} at byte ${pos + done}`, this.blockName(blkno));
         this.closeDirect();
         break;
       }

@@ -60,7 +60,9 @@ export function failIo(kind: IoKind, syscall: string): void {
   const n = ++plan.seen[kind];
   if (plan.dead || (kind === plan.kind && n === plan.at)) {
     if (plan.sticky) plan.dead = true;
-    const e = new Error(`EIO: i/o error, ${syscall} (injected by ${EIO_ENV}=${plan.kind}:${plan.at}${plan.sticky ? '+' : ''})`) as NodeJS.ErrnoException;
+    const e = new Error(
+      `EIO: i/o error, ${syscall} (injected by ${EIO_ENV}=${plan.kind}:${plan.at}${plan.sticky ? '+' : ''})`,
+    ) as NodeJS.ErrnoException;
     e.code = 'EIO';
     e.errno = -5;
     e.syscall = syscall;

@@ -1,4 +1,15 @@
-import { fstatSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, rmdirSync, unlinkSync, chmodSync, existsSync } from 'node:fs';
+import {
+  fstatSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  unlinkSync,
+  chmodSync,
+  existsSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
@@ -190,7 +201,12 @@ export function lockImage(fd: number, mode: LockMode, timeoutMs: number, object:
       const code = (e as NodeJS.ErrnoException).code;
       // ENOENT: the directory was removed by a releasing holder between our steps; just retry.
       if (code !== 'ENOENT')
-        throw err('EIO', `cannot lock the image: ${(e as Error).message}`, object, `daxtool keeps its locks under ${lockRoot()}, which must be writable (DAXTOOL_LOCK_DIR chooses another place)`);
+        throw err(
+          'EIO',
+          `cannot lock the image: ${(e as Error).message}`,
+          object,
+          `daxtool keeps its locks under ${lockRoot()}, which must be writable (DAXTOOL_LOCK_DIR chooses another place)`,
+        );
     }
     const left = deadline - Date.now();
     if (left <= 0) throw busy(mode, object);

@@ -32,10 +32,7 @@ const LogKind = { Write: 1, Flush: 2, Create: 3, Mark: 4 } as const;
 type LogKind = (typeof LogKind)[keyof typeof LogKind];
 
 export type LogRecord =
-  | { kind: 'write'; offset: number; data: Buffer }
-  | { kind: 'flush' }
-  | { kind: 'create'; size: number }
-  | { kind: 'mark'; label: string };
+  { kind: 'write'; offset: number; data: Buffer } | { kind: 'flush' } | { kind: 'create'; size: number } | { kind: 'mark'; label: string };
 
 function header(kind: LogKind, offset: number, length: number): Buffer {
   const h = Buffer.alloc(HEADER);

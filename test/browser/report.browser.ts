@@ -40,7 +40,16 @@ beforeAll(async () => {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1280, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -77,7 +86,11 @@ describe('report page in Chromium', () => {
     const view = page.locator('#map-view');
     await expect.poll(() => view.getAttribute('data-shared')).toBe('6');
     expect(await view.getAttribute('data-per')).toBe('1');
-    const shared = await page.locator('#map rect.shared').evaluateAll((els) => els.map((e) => ({ blocks: Number(e.getAttribute('data-blocks')), rc: e.getAttribute('data-rc'), fill: e.getAttribute('fill') })));
+    const shared = await page
+      .locator('#map rect.shared')
+      .evaluateAll((els) =>
+        els.map((e) => ({ blocks: Number(e.getAttribute('data-blocks')), rc: e.getAttribute('data-rc'), fill: e.getAttribute('fill') })),
+      );
     expect(shared.reduce((n, s) => n + s.blocks, 0)).toBe(6);
     for (const s of shared) expect(s).toMatchObject({ rc: '4', fill: colourOf(2, 4) });
     expect(await page.locator('#map rect.blk[data-cls="metadata"]').count()).toBeGreaterThan(0);
@@ -88,12 +101,11 @@ describe('report page in Chromium', () => {
 
     // The rotation: 4 × 6 cells, each block in four of them, on a diagonal.
     expect(await page.locator('.rot-cell').count()).toBe(24);
-    expect(await page.locator('.rot-cell[data-label="A"]').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-file')} ${e.getAttribute('data-index')}`))).toEqual([
-      '/W 0',
-      '/X 5',
-      '/Y 4',
-      '/Z 3',
-    ]);
+    expect(
+      await page
+        .locator('.rot-cell[data-label="A"]')
+        .evaluateAll((els) => els.map((e) => `${e.getAttribute('data-file')} ${e.getAttribute('data-index')}`)),
+    ).toEqual(['/W 0', '/X 5', '/Y 4', '/Z 3']);
 
     // Selecting block A in the matrix lists its four owners and four mappers.
     await page.locator('.rot-cell[data-label="A"]').first().click();
@@ -111,7 +123,9 @@ describe('report page in Chromium', () => {
     const box = (await strip.boundingBox())!;
     const at = { x: (B - b0 + 0.5) * box.height, y: box.height / 2 };
     await strip.hover({ position: at });
-    await expect.poll(() => page.locator('#hover').textContent()).toMatch(new RegExp(`^block ${B} \\(B\\): data, refcount 4; owners: /W 1, /X 0, /Y 5, /Z 4; mapped by pid 1 at 0x`));
+    await expect
+      .poll(() => page.locator('#hover').textContent())
+      .toMatch(new RegExp(`^block ${B} \\(B\\): data, refcount 4; owners: /W 1, /X 0, /Y 5, /Z 4; mapped by pid 1 at 0x`));
     await strip.click({ position: at });
     await expect.poll(() => page.locator('#sel-head').getAttribute('data-block')).toBe(String(B));
     expect(await texts(page, '#owners li.owner')).toEqual(['/W index 1', '/X index 0', '/Y index 5', '/Z index 4']);
@@ -127,9 +141,13 @@ describe('report page in Chromium', () => {
     expect(await page.locator('#graph-info').textContent()).toMatch(/copies frame \d+ \(shared\): 1 entry of \(\/X, 5\) invalidated/);
 
     // Per file: 24 KiB, all of it shared.
-    expect(await page.locator('tr.usage').evaluateAll((els) => els.map((e) => [e.getAttribute('data-path'), e.getAttribute('data-exclusive'), e.getAttribute('data-shared')]))).toEqual(
-      ['/W', '/X', '/Y', '/Z'].map((p) => [p, '0', '24576']),
-    );
+    expect(
+      await page
+        .locator('tr.usage')
+        .evaluateAll((els) =>
+          els.map((e) => [e.getAttribute('data-path'), e.getAttribute('data-exclusive'), e.getAttribute('data-shared')]),
+        ),
+    ).toEqual(['/W', '/X', '/Y', '/Z'].map((p) => [p, '0', '24576']));
     await page.locator('.rot-cell[data-label="A"]').first().click();
     await page.screenshot({ path: join(SHOTS, 'report.png'), fullPage: true });
 
@@ -178,7 +196,11 @@ describe('report page in Chromium', () => {
     expect((await daxtool(['report', image, '--svg', '--files', '/W,/X,/Y,/Z', '--out', svg])).exitCode).toBe(0);
     const { page, errors, requests } = await open(svg);
     expect(await page.locator('.rot-cell').count()).toBe(24);
-    expect(await page.locator('rect.blk[data-rc="4"]').evaluateAll((els) => els.map((e) => [e.getAttribute('data-blocks'), e.getAttribute('fill')]))).toEqual([['6', colourOf(2, 4)]]);
+    expect(
+      await page
+        .locator('rect.blk[data-rc="4"]')
+        .evaluateAll((els) => els.map((e) => [e.getAttribute('data-blocks'), e.getAttribute('fill')])),
+    ).toEqual([['6', colourOf(2, 4)]]);
     expect(await page.locator('.graph').count()).toBe(0);
     await page.screenshot({ path: join(SHOTS, 'report-svg.png') });
     expect(errors).toEqual([]);
@@ -195,21 +217,24 @@ describe('compare page in Chromium', () => {
     const { page, errors, requests } = await open(html);
     expect(await page.locator('svg.chart').count()).toBe(5);
     for (const metric of ['descriptors', 'descriptor-bytes', 'dram-frames', 'rmap-steps', 'correct'])
-      expect(await page.locator(`svg.chart[data-metric="${metric}"] rect.bar`).evaluateAll((els) => els.map((e) => e.getAttribute('data-model')))).toEqual([
-        'pagecache',
-        'proxy',
-        'pfn-entry',
-        'shared',
-        'naive',
-        'linux',
-      ]);
-    const correct = await page.locator('svg.chart[data-metric="correct"] rect.bar').evaluateAll((els) => els.map((e) => [e.getAttribute('data-model'), e.getAttribute('fill'), (e as SVGGraphicsElement).getBBox().width]));
+      expect(
+        await page
+          .locator(`svg.chart[data-metric="${metric}"] rect.bar`)
+          .evaluateAll((els) => els.map((e) => e.getAttribute('data-model'))),
+      ).toEqual(['pagecache', 'proxy', 'pfn-entry', 'shared', 'naive', 'linux']);
+    const correct = await page
+      .locator('svg.chart[data-metric="correct"] rect.bar')
+      .evaluateAll((els) =>
+        els.map((e) => [e.getAttribute('data-model'), e.getAttribute('fill'), (e as SVGGraphicsElement).getBBox().width]),
+      );
     for (const [model, fill, width] of correct) {
       expect(fill).toBe(model === 'naive' ? '#d6453d' : '#3f9142');
       expect(width).toBeGreaterThan(0);
     }
     // The pagecache model alone keeps DRAM copies: the only bar with length.
-    const dram = await page.locator('svg.chart[data-metric="dram-frames"] rect.bar').evaluateAll((els) => els.map((e) => (e as SVGGraphicsElement).getBBox().width));
+    const dram = await page
+      .locator('svg.chart[data-metric="dram-frames"] rect.bar')
+      .evaluateAll((els) => els.map((e) => (e as SVGGraphicsElement).getBBox().width));
     expect(dram[0]).toBeGreaterThan(0);
     expect(dram.slice(1)).toEqual([0, 0, 0, 0, 0]);
     expect(await page.locator('#compare-table tbody tr').count()).toBeGreaterThan(10);

@@ -44,10 +44,7 @@ export async function daxtool(args: string[], opts: RunOptions = {}): Promise<Ru
 }
 
 /** Like daxtool() but stdout as raw bytes, for cat and get -. */
-export async function daxtoolRaw(
-  args: string[],
-  opts: RunOptions = {},
-): Promise<{ stdout: Buffer; stderr: string; exitCode: number }> {
+export async function daxtoolRaw(args: string[], opts: RunOptions = {}): Promise<{ stdout: Buffer; stderr: string; exitCode: number }> {
   const r = await execa('node', [BIN, ...args], { ...base(opts), encoding: 'buffer' });
   return {
     stdout: Buffer.from(r.stdout as Uint8Array),

@@ -41,7 +41,9 @@ export function imageDigest(path: string): string {
     h.update(JSON.stringify(dax.ps()));
     h.update(JSON.stringify(dax.ptdump()));
     h.update(JSON.stringify(dax.allPages()));
-    h.update(JSON.stringify(fs.view((fx) => (fx.tx.roots[RootId.Pin] ? [...new Btree(fx.tx, pinOps, fx.tx.roots[RootId.Pin]).range()] : []))));
+    h.update(
+      JSON.stringify(fs.view((fx) => (fx.tx.roots[RootId.Pin] ? [...new Btree(fx.tx, pinOps, fx.tx.roots[RootId.Pin]).range()] : []))),
+    );
     h.update(JSON.stringify(fs.view((fx) => poisonedBlocks(fx))));
     return h.digest('hex');
   } finally {

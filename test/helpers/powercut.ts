@@ -42,7 +42,10 @@ export interface State {
 
 async function stateOf(img: string): Promise<State> {
   const v = await verify(img, { repair: false });
-  const errors = v.errors.map((p) => p.check).sort().join(',');
+  const errors = v.errors
+    .map((p) => p.check)
+    .sort()
+    .join(',');
   let digest: string;
   try {
     digest = imageDigest(img);
@@ -160,7 +163,8 @@ class Patcher {
   }
 
   undo(): void {
-    for (let i = this.saved.length - 1; i >= 0; i--) writeSync(this.fd, this.saved[i].old, 0, this.saved[i].old.length, this.saved[i].offset);
+    for (let i = this.saved.length - 1; i >= 0; i--)
+      writeSync(this.fd, this.saved[i].old, 0, this.saved[i].old.length, this.saved[i].offset);
     this.saved = [];
   }
 }
@@ -206,7 +210,18 @@ function subsetsOf(m: number, max: number, r: () => number): number[][] {
 export async function replay(s: Session, opts: ReplayOptions): Promise<ReplayReport> {
   const records: LogRecord[] = existsSync(s.log) ? readWriteLog(s.log) : [];
   const r = prng(opts.seed);
-  const report: ReplayReport = { replaysExactly: false, tornSuperblock: 0, states: 0, atFlush: 0, subsets: 0, torn: 0, flushes: 0, writes: 0, matched: new Map(), failures: [] };
+  const report: ReplayReport = {
+    replaysExactly: false,
+    tornSuperblock: 0,
+    states: 0,
+    atFlush: 0,
+    subsets: 0,
+    torn: 0,
+    flushes: 0,
+    writes: 0,
+    matched: new Map(),
+    failures: [],
+  };
 
   // For each command (1-based), the flushes completed before it returned.
   const flushesBefore: number[] = [0];
@@ -277,7 +292,11 @@ export async function replay(s: Session, opts: ReplayOptions): Promise<ReplayRep
             for (let i = 0; i < j; i++) patch.apply(pending[i].offset, pending[i].data);
             if (half === 'head') patch.apply(w.offset, w.data.subarray(0, cut));
             else patch.apply(w.offset + cut, w.data.subarray(cut));
-            await check(k, `${where}, writes before ${w.n} on disk, write ${w.n} (${w.data.length} bytes at ${w.offset}) torn at ${cut}, its ${half} on disk`, w.offset < SB_BYTES);
+            await check(
+              k,
+              `${where}, writes before ${w.n} on disk, write ${w.n} (${w.data.length} bytes at ${w.offset}) torn at ${cut}, its ${half} on disk`,
+              w.offset < SB_BYTES,
+            );
             report.torn++;
             patch.undo();
           }

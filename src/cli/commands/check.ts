@@ -18,7 +18,8 @@ type Mode = 'check' | 'ask' | 'yes' | 'preen';
 
 function mode(opts: Record<string, unknown>): Mode {
   const given = (['preen', 'no', 'yes'] as const).filter((k) => opts[k] === true);
-  if (given.length > 1) throw usage('only one of -p, -n and -y may be given', 'as with e2fsck: -n checks only, -y repairs everything, -p repairs what is safe');
+  if (given.length > 1)
+    throw usage('only one of -p, -n and -y may be given', 'as with e2fsck: -n checks only, -y repairs everything, -p repairs what is safe');
   if (opts.no === true && opts.repair === true) throw usage('-n (no changes) contradicts --repair');
   if (opts.yes === true) return 'yes';
   if (opts.preen === true) return 'preen';

@@ -76,7 +76,8 @@ const get: CommandImpl = async (ctx, args) => {
     const { files, dirs, bytes } = await withFs(ctx, false, (fs) => getTree(fs, path, host));
     return {
       json: { ok: true, path, host, files, dirs, bytes },
-      human: () => `copied ${plural(files, 'file')} and ${plural(dirs, 'directory', 'directories')} (${humanSize(bytes)}) from ${path} to ${host}\n`,
+      human: () =>
+        `copied ${plural(files, 'file')} and ${plural(dirs, 'directory', 'directories')} (${humanSize(bytes)}) from ${path} to ${host}\n`,
     };
   }
   const existed = existsSync(host);

@@ -41,14 +41,30 @@ function renderDemo(r: DemoResult, style: Style): string {
   for (const f of r.files) out.push(`  pid ${f.pid} maps ${f.path} at ${hex(f.addr)} and reads every page`);
   out.push('');
   out.push(`block -> (file, index) mappers, by the ${r.model} model's reverse-map walk:`);
-  out.push(table(style, ['block', 'frame', 'mappers: path index (pid)'], r.before.map((row) => [row.label, row.block, mapperList(row)]), { flex: [2] }).trimEnd());
+  out.push(
+    table(
+      style,
+      ['block', 'frame', 'mappers: path index (pid)'],
+      r.before.map((row) => [row.label, row.block, mapperList(row)]),
+      { flex: [2] },
+    ).trimEnd(),
+  );
   out.push('');
   const f = r.write.fault;
-  out.push(`pid ${r.write.pid} writes ${r.write.path} index ${r.write.index}: ${paint(style, f.result === 'cow' ? 'yellow' : 'green', f.result)}`);
+  out.push(
+    `pid ${r.write.pid} writes ${r.write.path} index ${r.write.index}: ${paint(style, f.result === 'cow' ? 'yellow' : 'green', f.result)}`,
+  );
   const t = r.write.trace;
   if (t) out.push(renderTrace(t, style, 80, true).split('\n').slice(1).join('\n'));
   out.push('afterwards:');
-  out.push(table(style, ['block', 'frame', 'mappers: path index (pid)'], r.after.map((row) => [row.label, row.block, mapperList(row)]), { flex: [2] }).trimEnd());
+  out.push(
+    table(
+      style,
+      ['block', 'frame', 'mappers: path index (pid)'],
+      r.after.map((row) => [row.label, row.block, mapperList(row)]),
+      { flex: [2] },
+    ).trimEnd(),
+  );
   out.push('');
   out.push(
     `verify: ${r.verify.clean ? paint(style, 'green', 'clean') : `${paint(style, 'red', plural(r.verify.errors.length, 'error'))}${r.model === 'naive' ? ' (the naive model is the negative control: verify must catch it)' : ''}`}${
@@ -61,7 +77,8 @@ function renderDemo(r: DemoResult, style: Style): string {
 
 const demo: CommandImpl = async (_ctx, _args, opts) => {
   const keep = opts.keep === undefined ? undefined : String(opts.keep);
-  if (opts.force === true && keep === undefined) throw usage('--force only applies with --keep', 'demo --keep IMAGE --force replaces IMAGE');
+  if (opts.force === true && keep === undefined)
+    throw usage('--force only applies with --keep', 'demo --keep IMAGE --force replaces IMAGE');
   const r = runDemo({ model: opts.pageModel as PageModel | undefined, keep, force: opts.force === true, verify });
   // Under the naive model the demo's verify fails: that is the negative control, shown, not an error of the demo.
   return { json: r, human: (style) => renderDemo(r, style) };

@@ -46,7 +46,8 @@ const munmap: CommandImpl = async (ctx, _args, opts) => {
   const r = await dax(ctx, true, (d) => d.munmap(need(num(opts.pid), '--pid'), need(num(opts.addr), '--addr'), num(opts.length)));
   return {
     json: r,
-    human: () => `pid ${r.pid}: unmapped ${hex(r.addr)}..${hex(r.addr + r.length)} (${plural(r.entries, 'page-table entry', 'page-table entries')} torn down)\n`,
+    human: () =>
+      `pid ${r.pid}: unmapped ${hex(r.addr)}..${hex(r.addr + r.length)} (${plural(r.entries, 'page-table entry', 'page-table entries')} torn down)\n`,
   };
 };
 
@@ -99,7 +100,9 @@ export function renderTrace(t: FaultTrace, style: Style, width = 80, brief = fal
   out.push(`${paint(style, 'bold', `pid ${t.pid} ${t.write ? 'write' : 'read'} at ${hex(t.addr)}`)}: ${resultText(t.result, style)}`);
   if (t.walk.length) {
     const names = ['', 'PTE', 'PMD', 'PUD', 'PGD'];
-    const walk = t.walk.map((w) => `${names[w.level]}[${w.index}]${brief ? '' : ` block ${w.table}`}${w.allocated ? ' (allocated)' : ''}`).join(' -> ');
+    const walk = t.walk
+      .map((w) => `${names[w.level]}[${w.index}]${brief ? '' : ` block ${w.table}`}${w.allocated ? ' (allocated)' : ''}`)
+      .join(' -> ');
     out.push(labelled('walk', walk, width));
   } else out.push(labelled('walk', t.vma ? 'no page tables yet' : 'no VMA covers this address', width));
   if (t.vma && !brief)
@@ -137,7 +140,9 @@ function renderFaults(r: FaultBatchResult & { addr?: number; mapped?: boolean; p
   } else {
     const first = r.runs[0];
     const last = r.runs[r.runs.length - 1];
-    out.push(`pid ${r.pid}: ${plural(pages, `${write ? 'write' : 'read'} fault`)} over ${first ? hex(first.addr) : '?'}..${last ? hex(last.addr + last.pages * 4096) : '?'}`);
+    out.push(
+      `pid ${r.pid}: ${plural(pages, `${write ? 'write' : 'read'} fault`)} over ${first ? hex(first.addr) : '?'}..${last ? hex(last.addr + last.pages * 4096) : '?'}`,
+    );
   }
   const counts = Object.entries(r.counts).filter(([, n]) => n > 0);
   out.push(`results: ${counts.map(([k, n]) => `${n} ${k}`).join(', ') || 'none'}`);
@@ -148,16 +153,22 @@ function renderFaults(r: FaultBatchResult & { addr?: number; mapped?: boolean; p
 const ps: CommandImpl = async (ctx) => {
   const procs = await dax(ctx, false, (d) => d.ps());
   return {
-    json: { processes: procs.map((p) => ({ pid: p.pid, sigbus: p.sigbus, mce_kill: p.mce_kill, vmas: p.vmas.map(({ ino: _ino, ...v }) => v) })) },
+    json: {
+      processes: procs.map((p) => ({ pid: p.pid, sigbus: p.sigbus, mce_kill: p.mce_kill, vmas: p.vmas.map(({ ino: _ino, ...v }) => v) })),
+    },
     human: () => {
       if (procs.length === 0) return 'no processes\n';
       const out: string[] = [];
       for (const p of procs) {
-        out.push(`pid ${p.pid}${p.mce_kill === 'early' ? ' [early kill]' : ''}${p.sigbus ? ` (${plural(p.sigbus, 'SIGBUS', 'SIGBUSes')} from memory failure)` : ''}:`);
+        out.push(
+          `pid ${p.pid}${p.mce_kill === 'early' ? ' [early kill]' : ''}${p.sigbus ? ` (${plural(p.sigbus, 'SIGBUS', 'SIGBUSes')} from memory failure)` : ''}:`,
+        );
         if (p.vmas.length === 0) out.push('  (no mappings)');
         // Like /proc/PID/maps: range, permissions (s = shared, p = private), file offset, path.
         for (const v of p.vmas)
-          out.push(`  ${v.start.toString(16)}-${v.end.toString(16)} r${v.prot.includes('w') ? 'w' : '-'}-${v.shared ? 's' : 'p'} ${v.offset.toString(16).padStart(8, '0')} ${v.path}`);
+          out.push(
+            `  ${v.start.toString(16)}-${v.end.toString(16)} r${v.prot.includes('w') ? 'w' : '-'}-${v.shared ? 's' : 'p'} ${v.offset.toString(16).padStart(8, '0')} ${v.path}`,
+          );
       }
       return `${out.join('\n')}\n`;
     },
@@ -286,7 +297,11 @@ function descRows(ds: DescriptorInfo[]): (string | number)[][] {
   return ds.map((d) => [
     d.type,
     d.pages && d.pages > 1 ? `${d.pfn}+${d.pages}` : d.pfn,
-    d.path ? `${d.path} ${d.index}${d.pages && d.pages > 1 ? `..${(d.index ?? 0) + d.pages - 1}` : ''}` : d.index !== undefined ? `index ${d.index}` : '',
+    d.path
+      ? `${d.path} ${d.index}${d.pages && d.pages > 1 ? `..${(d.index ?? 0) + d.pages - 1}` : ''}`
+      : d.index !== undefined
+        ? `index ${d.index}`
+        : '',
     d.mapcount,
     d.shared ? `shared ×${d.share}` : d.share !== undefined ? String(d.share) : '',
     d.target !== undefined ? d.target : d.src !== undefined ? `copy of ${d.src}` : '',
@@ -297,7 +312,9 @@ const DESC_HEAD = ['descriptor', 'frame', '(file, index)', 'maps', 'share', 'poi
 
 function renderPage(p: PageInfo, style: Style): string {
   const out: string[] = [];
-  out.push(`frame ${p.pfn}: ${p.kind === 'device' ? 'device block' : 'DRAM'}, page model ${p.model}${p.poisoned ? `, ${paint(style, 'red', 'POISONED')}` : ''}`);
+  out.push(
+    `frame ${p.pfn}: ${p.kind === 'device' ? 'device block' : 'DRAM'}, page model ${p.model}${p.poisoned ? `, ${paint(style, 'red', 'POISONED')}` : ''}`,
+  );
   if (p.kind === 'device') {
     out.push(
       p.owners.length
@@ -374,15 +391,15 @@ const poison: CommandImpl = async (ctx, _args, opts) => {
       );
   const injected = r.pid !== undefined ? { pid: r.pid, addr: r.addr, faulted: r.faulted } : {};
   const json: Record<string, unknown> = {
-      block: r.block,
-      ...injected,
-      owners: r.owners.map((o) => ({ path: o.path, index: o.index })),
-      killed: r.killed,
-      signals: r.signals,
-      unmapped: r.unmapped,
-      entries: r.entries,
-      already: r.already,
-      persistent: r.persistent,
+    block: r.block,
+    ...injected,
+    owners: r.owners.map((o) => ({ path: o.path, index: o.index })),
+    killed: r.killed,
+    signals: r.signals,
+    unmapped: r.unmapped,
+    entries: r.entries,
+    already: r.already,
+    persistent: r.persistent,
   };
   if (explained) json.explain = explained.explanation;
   return {
@@ -390,7 +407,11 @@ const poison: CommandImpl = async (ctx, _args, opts) => {
     human: (style) => {
       const out = [
         `${paint(style, 'red', 'memory failure')} ${r.block === null ? 'of an anonymous page' : `at block ${r.block}`}${r.pid !== undefined ? `, injected by pid ${r.pid} at ${hex(r.addr!)}${r.faulted ? ` (faulted in first: ${r.faulted})` : ''}` : ''}${r.already ? ' (already poisoned)' : ''}${r.persistent ? '' : ' (transient: not kept)'}`,
-        r.owners.length ? `owners: ${r.owners.map((o) => `${o.path} index ${o.index}`).join(', ')}` : r.block === null ? 'owners: the process alone (its private copy is gone)' : 'owners: none (the block was free; it is now kept out of use)',
+        r.owners.length
+          ? `owners: ${r.owners.map((o) => `${o.path} index ${o.index}`).join(', ')}`
+          : r.block === null
+            ? 'owners: the process alone (its private copy is gone)'
+            : 'owners: none (the block was free; it is now kept out of use)',
         `mappings torn down: ${r.entries}`,
         `SIGBUS: ${r.signals.length ? r.signals.map((x) => `pid ${x.pid} ${x.code} at ${hex(x.addr)} lsb ${x.lsb}`).join(', ') : 'no process (late-kill processes are told when they touch it)'}`,
       ];

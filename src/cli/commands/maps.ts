@@ -63,18 +63,20 @@ const fsmap: CommandImpl = async (ctx, _args, opts) => {
   return {
     json: { block_size: blockSize, records },
     human: (style) =>
-      opts.machine === true ? fsmapMachine(records, blockSize) : table(
-        style,
-        ['blocks', 'count', 'size', 'owner', 'detail'],
-        records.map((r) => [
-          r.length === 1 ? String(r.block) : `${r.block}..${r.block + r.length - 1}`,
-          r.length,
-          humanSize(r.length * blockSize),
-          r.owner,
-          ownerText(r),
-        ]),
-        { align: ['left', 'right', 'right', 'left', 'left'], flex: [4] },
-      ),
+      opts.machine === true
+        ? fsmapMachine(records, blockSize)
+        : table(
+            style,
+            ['blocks', 'count', 'size', 'owner', 'detail'],
+            records.map((r) => [
+              r.length === 1 ? String(r.block) : `${r.block}..${r.block + r.length - 1}`,
+              r.length,
+              humanSize(r.length * blockSize),
+              r.owner,
+              ownerText(r),
+            ]),
+            { align: ['left', 'right', 'right', 'left', 'left'], flex: [4] },
+          ),
   };
 };
 

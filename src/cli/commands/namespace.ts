@@ -18,7 +18,10 @@ const ls: CommandImpl = async (ctx, args, opts) => {
           { align: ['left', 'right', 'right', 'left'], flex: [3] },
         );
       }
-      return entries.map((e) => (e.type === 'dir' ? `${paint(style, 'cyan', e.name)}/` : e.name)).map((l) => `${l}\n`).join('');
+      return entries
+        .map((e) => (e.type === 'dir' ? `${paint(style, 'cyan', e.name)}/` : e.name))
+        .map((l) => `${l}\n`)
+        .join('');
     },
   };
 };

@@ -29,7 +29,11 @@ export function writeOutput(ctx: Ctx, file: string, text: string): string {
     writeFileSync(file, text);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-    throw err((['ENOENT', 'EISDIR', 'ENOTDIR', 'EPERM', 'ENOSPC'].includes(code) ? code : 'EIO') as ErrCode, `cannot write: ${(e as Error).message}`, file);
+    throw err(
+      (['ENOENT', 'EISDIR', 'ENOTDIR', 'EPERM', 'ENOSPC'].includes(code) ? code : 'EIO') as ErrCode,
+      `cannot write: ${(e as Error).message}`,
+      file,
+    );
   }
   return file;
 }

@@ -18,11 +18,23 @@ const ACTIONS = ['list', 'show', 'run'];
 function list() {
   const rows = builtinNames().map((n) => {
     const sc = loadScenario(n);
-    return { name: n, title: sc.title, see: sc.see, steps: sc.steps.length, expectations: sc.steps.reduce((a, s) => a + s.expects.length, 0) };
+    return {
+      name: n,
+      title: sc.title,
+      see: sc.see,
+      steps: sc.steps.length,
+      expectations: sc.steps.reduce((a, s) => a + s.expects.length, 0),
+    };
   });
   return {
     json: { scenarios: rows },
-    human: (style: Style) => table(style, ['scenario', 'steps', 'what it shows'], rows.map((r) => [r.name, r.steps, r.title]), { flex: [2] }),
+    human: (style: Style) =>
+      table(
+        style,
+        ['scenario', 'steps', 'what it shows'],
+        rows.map((r) => [r.name, r.steps, r.title]),
+        { flex: [2] },
+      ),
   };
 }
 

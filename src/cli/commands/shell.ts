@@ -114,11 +114,7 @@ export function makeCompleter(image: string): (line: string) => [string[], strin
     const spec = findCommand(words[0]!);
     if (!spec) return [[], cur];
     if (cur.startsWith('-')) {
-      const flags = [
-        ...spec.options.flatMap((o) => o.flags.split(/[ ,]+/).filter((f) => f.startsWith('-'))),
-        '--json',
-        '--help',
-      ];
+      const flags = [...spec.options.flatMap((o) => o.flags.split(/[ ,]+/).filter((f) => f.startsWith('-'))), '--json', '--help'];
       return [flags.filter((f) => f.startsWith(cur)), cur];
     }
     return [imagePaths(image, cur), cur];

@@ -60,13 +60,23 @@ export function reportClient(): void {
     return out.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : x.index - y.index));
   }
 
-  function mappersOf(b: number): { pid: number; addr: number; path: string; index: number; writable: boolean; copy: boolean; level: number }[] {
+  function mappersOf(
+    b: number,
+  ): { pid: number; addr: number; path: string; index: number; writable: boolean; copy: boolean; level: number }[] {
     const m = d.mappings;
     const out: { pid: number; addr: number; path: string; index: number; writable: boolean; copy: boolean; level: number }[] = [];
     for (let i = 0; i < m.pid.length; i++) {
       const k = b - m.pfn[i]!;
       if (k < 0 || k >= m.pages[i]!) continue;
-      out.push({ pid: m.pid[i]!, addr: m.addr[i]! + k * 4096, path: d.files[m.file[i]!]!.path, index: m.index[i]! + k, writable: m.writable[i] === 1, copy: m.copy[i] === 1, level: m.level[i]! });
+      out.push({
+        pid: m.pid[i]!,
+        addr: m.addr[i]! + k * 4096,
+        path: d.files[m.file[i]!]!.path,
+        index: m.index[i]! + k,
+        writable: m.writable[i] === 1,
+        copy: m.copy[i] === 1,
+        level: m.level[i]!,
+      });
     }
     return out;
   }
@@ -110,14 +120,20 @@ export function reportClient(): void {
       if (g.cell >= 18 && g.per === 1)
         for (let k = 0; k < r.cells; k++) {
           const t = cellText(r, k, labels);
-          if (t) parts.push(`<text class="${t.cls}" x="${(r.col + k + 0.5) * g.cell}" y="${(r.row + 0.5) * g.cell + 4}" text-anchor="middle" font-size="11">${esc(t.text)}</text>`);
+          if (t)
+            parts.push(
+              `<text class="${t.cls}" x="${(r.col + k + 0.5) * g.cell}" y="${(r.row + 0.5) * g.cell + 4}" text-anchor="middle" font-size="11">${esc(t.text)}</text>`,
+            );
         }
     }
-    if (g.cell >= 12) parts.push(`<path class="cells" d="${cellLines(rects, g.cell, 0)}" stroke="#fff" stroke-width="1" pointer-events="none"></path>`);
+    if (g.cell >= 12)
+      parts.push(`<path class="cells" d="${cellLines(rects, g.cell, 0)}" stroke="#fff" stroke-width="1" pointer-events="none"></path>`);
     const sel = state.selected;
     if (sel >= state.from && sel < state.to) {
       const c = Math.floor((sel - state.from) / g.per);
-      parts.push(`<rect id="map-sel" x="${(c % g.cols) * g.cell + 1}" y="${Math.floor(c / g.cols) * g.cell + 1}" width="${g.cell - 2}" height="${g.cell - 2}" fill="none" stroke="#000" stroke-width="2"></rect>`);
+      parts.push(
+        `<rect id="map-sel" x="${(c % g.cols) * g.cell + 1}" y="${Math.floor(c / g.cols) * g.cell + 1}" width="${g.cell - 2}" height="${g.cell - 2}" fill="none" stroke="#000" stroke-width="2"></rect>`,
+      );
     }
     svg.innerHTML = parts.join('');
     // Bucketed runs only bound the shared blocks of a window; the whole device's count is exact.
@@ -129,7 +145,10 @@ export function reportClient(): void {
     view.dataset.to = String(state.to);
     view.dataset.per = String(g.per);
     view.dataset.shared = String(shared);
-    const rest = state.from === 0 && state.to < d.totalBlocks && first[1] === state.to ? ` (all past block ${state.to - 1} is free: "whole device" shows it)` : '';
+    const rest =
+      state.from === 0 && state.to < d.totalBlocks && first[1] === state.to
+        ? ` (all past block ${state.to - 1} is free: "whole device" shows it)`
+        : '';
     view.textContent = `blocks ${state.from}..${state.to - 1}${rest}, ${g.per === 1 ? 'one block' : `${g.per} blocks`} per cell: ${sharedText}. ${g.per > 1 ? 'Click a cell to zoom in.' : 'Click a block to select it.'}`;
   }
 
@@ -165,12 +184,19 @@ export function reportClient(): void {
     for (const o of owners) out.push(`<li class="owner">${esc(o.path)} index ${o.index}</li>`);
     out.push('</ul>');
     if (b >= d.owners.completeBelow)
-      out.push(`<p class="note">Owners past block ${d.owners.completeBelow} are not in this page (${d.owners.total} records); <code>daxtool fsmap ${esc(d.image)} --start ${b} --end ${b}</code> lists them.</p>`);
+      out.push(
+        `<p class="note">Owners past block ${d.owners.completeBelow} are not in this page (${d.owners.total} records); <code>daxtool fsmap ${esc(d.image)} --start ${b} --end ${b}</code> lists them.</p>`,
+      );
     out.push(`<h4>mapped by: ${maps.length}</h4><ul id="mappers">`);
     for (const m of maps)
-      out.push(`<li class="mapper">pid ${m.pid} at ${hex(m.addr)} — ${esc(m.path)} index ${m.index}, ${m.level === 2 ? 'pmd' : 'pte'} ${m.writable ? 'RW' : 'ro'}${m.copy ? ', page-cache copy' : ''}</li>`);
+      out.push(
+        `<li class="mapper">pid ${m.pid} at ${hex(m.addr)} — ${esc(m.path)} index ${m.index}, ${m.level === 2 ? 'pmd' : 'pte'} ${m.writable ? 'RW' : 'ro'}${m.copy ? ', page-cache copy' : ''}</li>`,
+      );
     out.push('</ul>');
-    if (d.mappings.kept < d.mappings.total) out.push(`<p class="note">Only part of the page tables is in this page; <code>daxtool ptdump ${esc(d.image)}</code> has them all.</p>`);
+    if (d.mappings.kept < d.mappings.total)
+      out.push(
+        `<p class="note">Only part of the page tables is in this page; <code>daxtool ptdump ${esc(d.image)}</code> has them all.</p>`,
+      );
     $('details').innerHTML = out.join('');
     document.querySelectorAll('.rot-cell').forEach((el) => el.classList.toggle('sel', (el as HTMLElement).dataset.block === String(b)));
   }

@@ -23,9 +23,24 @@ interface Metric {
 const MODEL_COLOURS = ['#4c78a8', '#f58518', '#54a24b', '#b279a2', '#9d755d', '#e45756', '#72b7b2'];
 
 export const COMPARE_METRICS: Metric[] = [
-  { id: 'descriptors', title: 'page descriptors (one per page described)', value: (m) => m.stats.descriptors, text: (m) => String(m.stats.descriptors) },
-  { id: 'descriptor-bytes', title: 'descriptor bytes (64 B each)', value: (m) => m.stats.descriptor_bytes, text: (m) => humanSize(m.stats.descriptor_bytes) },
-  { id: 'dram-frames', title: 'DRAM frames (copies, anonymous pages, zero page)', value: (m) => m.stats.dram_frames, text: (m) => String(m.stats.dram_frames) },
+  {
+    id: 'descriptors',
+    title: 'page descriptors (one per page described)',
+    value: (m) => m.stats.descriptors,
+    text: (m) => String(m.stats.descriptors),
+  },
+  {
+    id: 'descriptor-bytes',
+    title: 'descriptor bytes (64 B each)',
+    value: (m) => m.stats.descriptor_bytes,
+    text: (m) => humanSize(m.stats.descriptor_bytes),
+  },
+  {
+    id: 'dram-frames',
+    title: 'DRAM frames (copies, anonymous pages, zero page)',
+    value: (m) => m.stats.dram_frames,
+    text: (m) => String(m.stats.dram_frames),
+  },
   {
     id: 'rmap-steps',
     title: 'reverse-map walk: steps per mapped block',
@@ -36,7 +51,8 @@ export const COMPARE_METRICS: Metric[] = [
     id: 'correct',
     title: 'reverse-map walk: blocks whose every mapper was found',
     value: (m) => (m.rmap_walk.blocks ? m.rmap_walk.correct / m.rmap_walk.blocks : 1),
-    text: (m) => `${m.rmap_walk.correct}/${m.rmap_walk.blocks}${m.verify.clean ? '' : `, verify: ${m.verify.errors} error${m.verify.errors === 1 ? '' : 's'}`}`,
+    text: (m) =>
+      `${m.rmap_walk.correct}/${m.rmap_walk.blocks}${m.verify.clean ? '' : `, verify: ${m.verify.errors} error${m.verify.errors === 1 ? '' : 's'}`}`,
     colour: (m) => (m.rmap_walk.wrong === 0 && m.verify.clean ? '#3f9142' : '#d6453d'),
     max: 1,
   },
@@ -61,7 +77,9 @@ export function barChart(r: CompareResult, metric: Metric): string {
     const len = max > 0 ? Math.max(v > 0 ? 2 : 0, Math.round((v / max) * barW)) : 0;
     const fill = metric.colour ? metric.colour(m) : MODEL_COLOURS[i % MODEL_COLOURS.length]!;
     out.push(`<text x="${labelW - 6}" y="${y + 13}" text-anchor="end">${esc(m.model)}</text>`);
-    out.push(`<rect class="bar" data-model="${esc(m.model)}" data-value="${v}" x="${labelW}" y="${y + 2}" width="${len}" height="${rh - 6}" fill="${fill}"><title>${esc(`${m.model}: ${metric.text(m)}`)}</title></rect>`);
+    out.push(
+      `<rect class="bar" data-model="${esc(m.model)}" data-value="${v}" x="${labelW}" y="${y + 2}" width="${len}" height="${rh - 6}" fill="${fill}"><title>${esc(`${m.model}: ${metric.text(m)}`)}</title></rect>`,
+    );
     out.push(`<text x="${labelW + len + 6}" y="${y + 13}">${esc(metric.text(m))}</text>`);
   });
   out.push('</svg>');
@@ -75,7 +93,12 @@ export function compareTable(rows: (string | number)[][], head: string[]): strin
   return `<table id="compare-table"><thead><tr>${th}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
-export function renderCompareHtml(r: CompareResult, heading: string, table: { head: string[]; rows: (string | number)[][] }, notes: string[]): string {
+export function renderCompareHtml(
+  r: CompareResult,
+  heading: string,
+  table: { head: string[]; rows: (string | number)[][] },
+  notes: string[],
+): string {
   const charts = COMPARE_METRICS.map((m) => barChart(r, m)).join('\n');
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">

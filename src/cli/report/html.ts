@@ -13,7 +13,10 @@ import { MAP_CELLS, MAP_WIDTH, esc, graphSvg, legendEntries, rotationSvg } from 
 
 /** JSON that is safe inside a <script> element. */
 export function scriptJson(v: unknown): string {
-  return JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(v)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 export const BASE_CSS = `
@@ -57,7 +60,9 @@ function processTable(d: ReportData): string {
   const rows: string[] = [];
   for (const p of d.processes)
     for (const v of p.vmas)
-      rows.push(`<tr><td>${p.pid}</td><td>${hex(v.start)}..${hex(v.end)}</td><td>${esc(d.files[v.file]?.path ?? '?')}</td><td>${v.offset}</td><td>${esc(v.prot)} ${v.shared ? 'shared' : 'private'}</td></tr>`);
+      rows.push(
+        `<tr><td>${p.pid}</td><td>${hex(v.start)}..${hex(v.end)}</td><td>${esc(d.files[v.file]?.path ?? '?')}</td><td>${v.offset}</td><td>${esc(v.prot)} ${v.shared ? 'shared' : 'private'}</td></tr>`,
+      );
   return `<table id="procs"><thead><tr><th>pid</th><th>addresses</th><th>file</th><th>offset</th><th>prot</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
@@ -69,8 +74,14 @@ export function renderReportHtml(d: ReportData): string {
     .join('');
   const script = [colourOf, mapGeometry, initialWindow, mapRects, cellLines, cellText, reportClient].map((f) => f.toString()).join('\n');
   const cut: string[] = [];
-  if (d.bucket) cut.push(`${d.runCount} runs are drawn in buckets of ${d.bucket} blocks (each bucket shows its most shared content; the counts are exact)`);
-  if (d.owners.pblk.length < d.owners.total) cut.push(`owners are embedded for blocks below ${d.owners.completeBelow} (${d.owners.pblk.length} of ${d.owners.total} physical-index records)`);
+  if (d.bucket)
+    cut.push(
+      `${d.runCount} runs are drawn in buckets of ${d.bucket} blocks (each bucket shows its most shared content; the counts are exact)`,
+    );
+  if (d.owners.pblk.length < d.owners.total)
+    cut.push(
+      `owners are embedded for blocks below ${d.owners.completeBelow} (${d.owners.pblk.length} of ${d.owners.total} physical-index records)`,
+    );
   if (d.mappings.kept < d.mappings.total) cut.push(`mappers are embedded for ${d.mappings.kept} of ${d.mappings.total} page-table entries`);
   const g = d.graph;
   return `<!DOCTYPE html>

@@ -28,7 +28,8 @@ export function legendEntries(d: ReportData): { cls: number; rc: number; text: s
   if (c.data > c.shared) out.push({ cls: 2, rc: 1, text: `data, refcount 1 (${c.data - c.shared})` });
   // One entry per colour of shared data present (2, 3, 4–7, ≥ 8).
   const groups = new Set<number>();
-  for (let i = 0; i < d.runs.rc.length; i++) if (d.runs.cls[i] === 2 && d.runs.rc[i]! >= 2) groups.add(Math.min(d.runs.rc[i]! >= 8 ? 8 : d.runs.rc[i]! >= 4 ? 4 : d.runs.rc[i]!, 8));
+  for (let i = 0; i < d.runs.rc.length; i++)
+    if (d.runs.cls[i] === 2 && d.runs.rc[i]! >= 2) groups.add(Math.min(d.runs.rc[i]! >= 8 ? 8 : d.runs.rc[i]! >= 4 ? 4 : d.runs.rc[i]!, 8));
   for (const rc of [2, 3, 4, 8]) if (groups.has(rc)) out.push({ cls: 2, rc, text: `refcount ${rc === 4 ? '4–7' : rc === 8 ? '≥ 8' : rc}` });
   if (c.poisoned) out.push({ cls: 3, rc: 0, text: `poisoned (${c.poisoned})` });
   if (c.unaccounted) out.push({ cls: 4, rc: 0, text: `unaccounted (${c.unaccounted})` });
@@ -45,9 +46,13 @@ export function mapSvg(d: ReportData): string {
   const w = g.cols * g.cell;
   const h = top + g.rows * g.cell + 8 + legend.length * 16;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" class="map-static" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ${FONT} font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" class="map-static" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ${FONT} font-size="12">`,
+  );
   const range = to < d.totalBlocks ? `blocks 0..${to - 1} of ${d.totalBlocks} (the rest is free)` : `${d.totalBlocks} blocks`;
-  out.push(`<text x="0" y="14" font-weight="bold">${esc(`physical space: ${range}${g.per > 1 ? `, ${g.per} per cell` : ''}; ${d.counts.shared} shared`)}</text>`);
+  out.push(
+    `<text x="0" y="14" font-weight="bold">${esc(`physical space: ${range}${g.per > 1 ? `, ${g.per} per cell` : ''}; ${d.counts.shared} shared`)}</text>`,
+  );
   for (const r of rects) {
     out.push(
       `<rect class="blk" x="${r.col * g.cell}" y="${top + r.row * g.cell}" width="${r.cells * g.cell}" height="${g.cell}" fill="${colourOf(r.cls, r.rc)}" stroke="#fff" stroke-width="${g.cell >= 12 ? 1 : 0}" data-cls="${BLOCK_CLASSES[r.cls] ?? ''}" data-rc="${r.rc}" data-b0="${r.b0}" data-blocks="${r.blocks}"/>`,
@@ -55,13 +60,18 @@ export function mapSvg(d: ReportData): string {
     if (g.cell >= 18 && g.per === 1)
       for (let k = 0; k < r.cells; k++) {
         const t = cellText(r, k, d.rotation?.labels ?? {});
-        if (t) out.push(`<text class="${t.cls}" x="${(r.col + k + 0.5) * g.cell}" y="${top + (r.row + 0.5) * g.cell + 4}" text-anchor="middle" font-size="11">${esc(t.text)}</text>`);
+        if (t)
+          out.push(
+            `<text class="${t.cls}" x="${(r.col + k + 0.5) * g.cell}" y="${top + (r.row + 0.5) * g.cell + 4}" text-anchor="middle" font-size="11">${esc(t.text)}</text>`,
+          );
       }
   }
   if (g.cell >= 12) out.push(`<path d="${cellLines(rects, g.cell, top)}" stroke="#fff" stroke-width="1"/>`);
   let y = top + g.rows * g.cell + 8;
   for (const e of legend) {
-    out.push(`<rect x="0" y="${y}" width="12" height="12" fill="${colourOf(e.cls, e.rc)}" stroke="#999"/><text x="18" y="${y + 10}">${esc(e.text)}</text>`);
+    out.push(
+      `<rect x="0" y="${y}" width="12" height="12" fill="${colourOf(e.cls, e.rc)}" stroke="#999"/><text x="18" y="${y + 10}">${esc(e.text)}</text>`,
+    );
     y += 16;
   }
   out.push('</svg>');
@@ -83,7 +93,9 @@ export function rotationSvg(r: RotationData): string {
   const h = top + r.paths.length * ch + 22;
   const order = Object.keys(r.labels).map(Number);
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" class="rotation" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ${FONT} font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" class="rotation" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ${FONT} font-size="12">`,
+  );
   out.push(`<text x="4" y="15" fill="#555">index</text>`);
   for (let i = 0; i < r.indices; i++) out.push(`<text x="${labelW + i * cw + cw / 2}" y="15" text-anchor="middle" fill="#555">${i}</text>`);
   r.paths.forEach((p, f) => {
@@ -183,7 +195,16 @@ export function graphSvg(d: ReportData, g: GraphData): string {
       edges.push(line('e-pte', X.pte + W.pte, yy, X.frame, y0 + ((n - 1) * RH) / 2));
     });
     const fy = y0 + ((n - 1) * RH) / 2;
-    nodes.push(box(`frame${f.refcount >= 2 ? ' shared' : ''}`, X.frame, fy, W.frame, `frame ${f.pfn} rc ${f.refcount}, ${f.steps} steps`, `data-frame="${f.pfn}" data-rc="${f.refcount}"`));
+    nodes.push(
+      box(
+        `frame${f.refcount >= 2 ? ' shared' : ''}`,
+        X.frame,
+        fy,
+        W.frame,
+        `frame ${f.pfn} rc ${f.refcount}, ${f.steps} steps`,
+        `data-frame="${f.pfn}" data-rc="${f.refcount}"`,
+      ),
+    );
     f.walk.forEach((w, i) => {
       const yy = y0 + i * RH;
       const path = d.files[w.file]?.path ?? '?';
@@ -196,25 +217,43 @@ export function graphSvg(d: ReportData, g: GraphData): string {
           W.walk,
           `${path} ${w.index}${w.copy ? ' (copy)' : ''} → pid ${w.pid}`,
           `data-frame="${f.pfn}" data-file="${w.file}" data-index="${w.index}"`,
-          w.ok ? `the walk found (${path}, ${w.index}) in pid ${w.pid} at ${hex(w.addr)}: an entry confirms it` : `the walk named (${path}, ${w.index}) in pid ${w.pid} at ${hex(w.addr)}, but no entry maps that`,
+          w.ok
+            ? `the walk found (${path}, ${w.index}) in pid ${w.pid} at ${hex(w.addr)}: an entry confirms it`
+            : `the walk named (${path}, ${w.index}) in pid ${w.pid} at ${hex(w.addr)}, but no entry maps that`,
         ),
       );
     });
-    if (f.missed) nodes.push(`<text class="missed" x="${X.walk}" y="${y0 + f.walk.length * RH + 4}">${esc(`${f.missed} entr${f.missed === 1 ? 'y' : 'ies'} not found by the walk`)}</text>`);
+    if (f.missed)
+      nodes.push(
+        `<text class="missed" x="${X.walk}" y="${y0 + f.walk.length * RH + 4}">${esc(`${f.missed} entr${f.missed === 1 ? 'y' : 'ies'} not found by the walk`)}</text>`,
+      );
     y = y0 + (n + (f.missed ? 1 : 0)) * RH + (fi < g.frames.length - 1 ? 10 : 0);
   });
   for (const [k, v] of vmaY) {
     const vy = v.ys.reduce((a, b) => a + b, 0) / v.ys.length;
     const path = d.files[v.file]?.path ?? '?';
-    nodes.push(box('vma', X.vma, vy, W.vma, `${hex(v.v.start)} ${path}`, `data-vma="${esc(k)}"`, `VMA ${hex(v.v.start)}..${hex(v.v.end)} ${path} offset ${v.v.offset} ${v.v.prot} ${v.v.shared ? 'shared' : 'private'}`));
+    nodes.push(
+      box(
+        'vma',
+        X.vma,
+        vy,
+        W.vma,
+        `${hex(v.v.start)} ${path}`,
+        `data-vma="${esc(k)}"`,
+        `VMA ${hex(v.v.start)}..${hex(v.v.end)} ${path} offset ${v.v.offset} ${v.v.prot} ${v.v.shared ? 'shared' : 'private'}`,
+      ),
+    );
     for (const yy of v.ys) edges.push(line('e-vma', X.vma + W.vma, vy, X.pte, yy));
     const py = procY.get(v.pid)!;
     edges.push(line('e-proc', X.proc + W.proc, py.reduce((a, b) => a + b, 0) / py.length, X.vma, vy));
   }
-  for (const [pid, ys] of procY) nodes.push(box('proc', X.proc, ys.reduce((a, b) => a + b, 0) / ys.length, W.proc, `pid ${pid}`, `data-pid="${pid}"`));
+  for (const [pid, ys] of procY)
+    nodes.push(box('proc', X.proc, ys.reduce((a, b) => a + b, 0) / ys.length, W.proc, `pid ${pid}`, `data-pid="${pid}"`));
   const w = X.walk + 250;
   const h = y + 8;
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ${FONT} font-size="11">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" class="graph" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" ${FONT} font-size="11">`,
+  );
   const heads: [number, string][] = [
     [X.proc, 'process'],
     [X.vma, 'VMA'],

@@ -42,7 +42,12 @@ const isFile = (arg: string): boolean => arg.includes('/') || arg.endsWith(SCENA
 export function scenarioPath(arg: string, dir = builtinDir()): string {
   const path = isFile(arg) ? arg : join(dir, `${arg}${SCENARIO_EXT}`);
   if (!existsSync(path))
-    throw err('ENOENT', isFile(arg) ? `${arg}: no such scenario file` : `no scenario named '${arg}'`, arg, '`daxtool scenario list` names the built-in ones');
+    throw err(
+      'ENOENT',
+      isFile(arg) ? `${arg}: no such scenario file` : `no scenario named '${arg}'`,
+      arg,
+      '`daxtool scenario list` names the built-in ones',
+    );
   return path;
 }
 

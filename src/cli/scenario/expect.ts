@@ -122,7 +122,8 @@ function parseModels(spec: string | undefined): ModelSelector | null {
     .filter(Boolean);
   if (names.length === 0) throw new Error('an empty model list in expect[…]');
   for (const n of names)
-    if (!(PAGE_MODELS as readonly string[]).includes(n)) throw new Error(`unknown page model '${n}' in expect[…] (models: ${PAGE_MODELS.join(', ')})`);
+    if (!(PAGE_MODELS as readonly string[]).includes(n))
+      throw new Error(`unknown page model '${n}' in expect[…] (models: ${PAGE_MODELS.join(', ')})`);
   return { names, except };
 }
 

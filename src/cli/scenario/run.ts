@@ -76,7 +76,15 @@ async function runSteps(sc: Scenario, model: string, opts: { keep?: string; disp
   const image = opts.keep ?? join(dir!, `${sc.name}.img`);
   try {
     // A kept image is never made over an existing file (as demo --keep): only the scratch one is forced.
-    const mkfs = ['mkfs', ...(sc.mkfs.includes('--size') ? [] : DEFAULT_SIZE), ...sc.mkfs, '--page-model', model, ...(opts.keep ? [] : ['--force']), '-q'];
+    const mkfs = [
+      'mkfs',
+      ...(sc.mkfs.includes('--size') ? [] : DEFAULT_SIZE),
+      ...sc.mkfs,
+      '--page-model',
+      model,
+      ...(opts.keep ? [] : ['--force']),
+      '-q',
+    ];
     const made = await runLine(opts.dispatch, image, mkfs, { json: true });
     if (made.exitCode !== 0) {
       const e = (made.json as { error?: { code?: ErrCode; message?: string } } | null)?.error;
@@ -110,10 +118,32 @@ async function runSteps(sc: Scenario, model: string, opts: { keep?: string; disp
       }
       for (const v of verdicts)
         if (!v.ok)
-          failures.push({ line: step.line, command: step.text, expected: v.expectation.text, expectation_line: v.expectation.line, actual: v.actual });
-      steps.push({ line: step.line, command: words.join(' '), exit_code: out.exitCode, result: out.json, summary: summarize(step.words[0]!, out), verdicts });
+          failures.push({
+            line: step.line,
+            command: step.text,
+            expected: v.expectation.text,
+            expectation_line: v.expectation.line,
+            actual: v.actual,
+          });
+      steps.push({
+        line: step.line,
+        command: words.join(' '),
+        exit_code: out.exitCode,
+        result: out.json,
+        summary: summarize(step.words[0]!, out),
+        verdicts,
+      });
     }
-    return { scenario: sc.name, title: sc.title, model, passed: failures.length === 0, expectations, failures, steps, image: opts.keep ?? null };
+    return {
+      scenario: sc.name,
+      title: sc.title,
+      model,
+      passed: failures.length === 0,
+      expectations,
+      failures,
+      steps,
+      image: opts.keep ?? null,
+    };
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }

@@ -29,7 +29,10 @@ function verify(r: Obj): string {
   return `${errs.length} errors: ${[...by].map(([c, n]) => `${c}×${n}`).join(', ')}`;
 }
 
-const who = (l: unknown): string => ((l as Obj[] | undefined) ?? []).map((o) => `${String(o.path)} ${String(o.index)}${o.pid !== undefined ? ` (pid ${String(o.pid)}${o.copy ? ', copy' : ''})` : ''}`).join(', ');
+const who = (l: unknown): string =>
+  ((l as Obj[] | undefined) ?? [])
+    .map((o) => `${String(o.path)} ${String(o.index)}${o.pid !== undefined ? ` (pid ${String(o.pid)}${o.copy ? ', copy' : ''})` : ''}`)
+    .join(', ');
 
 export function summarize(command: string, out: StepOutcome): string {
   const r = (out.json ?? {}) as Obj;
@@ -43,9 +46,13 @@ export function summarize(command: string, out: StepOutcome): string {
     case 'dedupe':
       return `${String(r.status)}, ${String(r.deduped)} bytes deduped`;
     case 'poison':
-      return cut(`owners: ${who(r.owners) || 'none'}; SIGBUS to ${((r.killed as number[]) ?? []).map((p) => `pid ${p}`).join(', ') || 'no process'}`);
+      return cut(
+        `owners: ${who(r.owners) || 'none'}; SIGBUS to ${((r.killed as number[]) ?? []).map((p) => `pid ${p}`).join(', ') || 'no process'}`,
+      );
     case 'pages':
-      return cut(`refcount ${String(r.refcount)}, ${((r.descriptors as unknown[]) ?? []).length} descriptors; mappers: ${who(r.mappers) || 'none'}`);
+      return cut(
+        `refcount ${String(r.refcount)}, ${((r.descriptors as unknown[]) ?? []).length} descriptors; mappers: ${who(r.mappers) || 'none'}`,
+      );
     case 'fiemap': {
       // In file blocks: logical+length→physical.
       const bs = Number(r.block_size) || 4096;

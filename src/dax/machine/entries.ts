@@ -23,7 +23,6 @@ import { hex } from './units.js';
 import type { MachineState } from './state.js';
 import { pinBusy } from './pinned.js';
 
-
 /** How a tear-down treats pins and reports what it removed. */
 export interface ZapOptions {
   /** Refuse (EBUSY, with this reason) when an entry maps a pinned frame. */
@@ -125,7 +124,16 @@ export function linuxSharedInsert(s: MachineState, ino: Ino, index: FileBlock, p
 }
 
 /** Install a leaf entry (the slot must be empty). */
-export function install(s: MachineState, proc: ProcRec, v: VmaRec, addr: number, level: 1 | 2, frame: number, flags: number, trace?: WalkStep[]): number {
+export function install(
+  s: MachineState,
+  proc: ProcRec,
+  v: VmaRec,
+  addr: number,
+  level: 1 | 2,
+  frame: number,
+  flags: number,
+  trace?: WalkStep[],
+): number {
   const { buf, i } = s.pt.slot(proc, addr, level, trace);
   const old = D.readPte(buf, i);
   if (old & D.PTE_PRESENT) throw new Error(`internal: slot for ${hex(addr)} of pid ${proc.pid} is not empty`);

@@ -17,7 +17,10 @@ import type { FaultBatchResult } from './fault-result.js';
  * mapping the file first when no process maps that range (in `pid`, or a new
  * process when none is given).
  */
-export function faultPath(s: MachineState, o: { path: string; offset: number; length?: number; write?: boolean; pid?: number; trace?: boolean }): FaultBatchResult & { addr: number; mapped: boolean; path: string } {
+export function faultPath(
+  s: MachineState,
+  o: { path: string; offset: number; length?: number; write?: boolean; pid?: number; trace?: boolean },
+): FaultBatchResult & { addr: number; mapped: boolean; path: string } {
   const t = faultTarget(s, o);
   const res = fault(s, t.pid, t.addr, t.length, t.write, { trace: o.trace });
   // Assigned, not spread: a spread would build every page's record.
@@ -37,9 +40,9 @@ export function faultTarget(
   const lo = o.offset - (o.offset % PAGE);
   const hi = Math.ceil((o.offset + length) / PAGE) * PAGE;
   const write = o.write === true;
-  const covers = (v: VmaRec): boolean =>
-    v.offset <= lo && v.offset + (v.end - v.start) >= hi && (!write || (v.prot & D.PROT_WRITE) !== 0);
-  const candidates = s.vmasOfIno(r.inode.ino)
+  const covers = (v: VmaRec): boolean => v.offset <= lo && v.offset + (v.end - v.start) >= hi && (!write || (v.prot & D.PROT_WRITE) !== 0);
+  const candidates = s
+    .vmasOfIno(r.inode.ino)
     .filter((v) => (o.pid === undefined || v.pid === o.pid) && covers(v))
     .sort((a, b) => (b.flags & D.VMA_SHARED) - (a.flags & D.VMA_SHARED) || a.pid - b.pid || a.start - b.start);
   let v = candidates[0];

@@ -41,7 +41,6 @@ export interface FaultTrace {
   result: FaultResultName;
 }
 
-
 export interface FaultBatchResult {
   pid: number;
   /**
@@ -83,7 +82,15 @@ export class FaultRuns {
 
   add(r: FaultRecord): void {
     const l = this.last;
-    if (l && r.addr === l.addr + l.pages * PAGE && r.result === l.result && r.level === l.level && r.writable === l.writable && r.allocated === l.allocated && r.code === l.code) {
+    if (
+      l &&
+      r.addr === l.addr + l.pages * PAGE &&
+      r.result === l.result &&
+      r.level === l.level &&
+      r.writable === l.writable &&
+      r.allocated === l.allocated &&
+      r.code === l.code
+    ) {
       const k = l.pages;
       const pfnOk =
         r.pfn === null
@@ -117,7 +124,13 @@ export function faultRecords(runs: readonly FaultRun[]): FaultRecord[] {
   const out: FaultRecord[] = [];
   for (const r of runs) {
     for (let k = 0; k < r.pages; k++) {
-      const f: FaultRecord = { addr: r.addr + k * PAGE, result: r.result, pfn: r.pfn === null ? null : r.pfn + k * r.pfnStep, level: r.level, writable: r.writable };
+      const f: FaultRecord = {
+        addr: r.addr + k * PAGE,
+        result: r.result,
+        pfn: r.pfn === null ? null : r.pfn + k * r.pfnStep,
+        level: r.level,
+        writable: r.writable,
+      };
       if (r.allocated !== undefined) f.allocated = r.allocated;
       if (r.code !== undefined) f.code = r.code;
       if (r.lsb !== undefined) f.lsb = r.lsb;

@@ -19,8 +19,26 @@ import { flagNames, PAGE, PMD } from './units.js';
 import type { MachineState } from './state.js';
 import { fileFrame, install, invalidate, linuxSharedInsert, newDramFrame, setEntry, zapRange } from './entries.js';
 import { checkPinnedBlocks } from './pinned.js';
-import { deedText, extentText, HUGE_TORN_DOWN, pmdExtentText, pmdRefusedText, signalText, type FaultDeed, type SignalWhy } from './fault-words.js';
-import { emptyCounts, FaultBatch, FaultRuns, type FaultBatchResult, type FaultRecord, type FaultResultName, type FaultTrace, type LevelName } from './fault-result.js';
+import {
+  deedText,
+  extentText,
+  HUGE_TORN_DOWN,
+  pmdExtentText,
+  pmdRefusedText,
+  signalText,
+  type FaultDeed,
+  type SignalWhy,
+} from './fault-words.js';
+import {
+  emptyCounts,
+  FaultBatch,
+  FaultRuns,
+  type FaultBatchResult,
+  type FaultRecord,
+  type FaultResultName,
+  type FaultTrace,
+  type LevelName,
+} from './fault-result.js';
 
 interface ExtCache {
   ino: Ino;
@@ -72,7 +90,18 @@ interface Batch {
   trace: FaultTrace | null;
 }
 function newBatch(s: MachineState, proc: ProcRec, trace: boolean, end: number): Batch {
-  return { proc, addr: 0, end, vma: null, ahead: null, record: { addr: 0, result: 'cow', pfn: 0, level: 'pte', writable: true }, noPmd: -1, inodes: new Map(), ext: null, trace: trace ? blankTrace(proc.pid, 0, false) : null };
+  return {
+    proc,
+    addr: 0,
+    end,
+    vma: null,
+    ahead: null,
+    record: { addr: 0, result: 'cow', pfn: 0, level: 'pte', writable: true },
+    noPmd: -1,
+    inodes: new Map(),
+    ext: null,
+    trace: trace ? blankTrace(proc.pid, 0, false) : null,
+  };
 }
 
 function blankTrace(pid: number, addr: number, write: boolean): FaultTrace {
@@ -141,11 +170,23 @@ function runIndex(s: MachineState, c: ExtCache, pblk: Blkno): number {
  * data is written before the file is remapped, and the trees change once
  * per run, not per page.
  */
-function placeBlocks(s: MachineState, b: Batch, inode: InodeRec, fblk: FileBlock, n: number, src: Blkno | null, align?: number): [Blkno, number][] {
+function placeBlocks(
+  s: MachineState,
+  b: Batch,
+  inode: InodeRec,
+  fblk: FileBlock,
+  n: number,
+  src: Blkno | null,
+  align?: number,
+): [Blkno, number][] {
   const hint = b.ext && b.ext.ino === inode.ino ? b.ext.pblk + b.ext.len : 2;
   const pieces: [Blkno, number][] = [];
-  for (let done = 0; done < n; ) {
-    const [p, l] = s.tx.alloc(n - done, done ? pieces[pieces.length - 1]![0] + pieces[pieces.length - 1]![1] : hint, align ? { align } : {});
+  for (let done = 0; done < n;) {
+    const [p, l] = s.tx.alloc(
+      n - done,
+      done ? pieces[pieces.length - 1]![0] + pieces[pieces.length - 1]![1] : hint,
+      align ? { align } : {},
+    );
     pieces.push([p, l]);
     done += l;
   }
@@ -177,7 +218,14 @@ function placeBlocks(s: MachineState, b: Batch, inode: InodeRec, fblk: FileBlock
 }
 
 /** Fault every page of [addr, addr+length) of pid in this transaction. */
-export function fault(s: MachineState, pid: number, addr: number, length: number, write: boolean, opts: { trace?: boolean } = {}): FaultBatchResult {
+export function fault(
+  s: MachineState,
+  pid: number,
+  addr: number,
+  length: number,
+  write: boolean,
+  opts: { trace?: boolean } = {},
+): FaultBatchResult {
   s.requireDax();
   const proc = s.proc(pid);
   s.checkAddr(addr);
@@ -194,7 +242,7 @@ export function fault(s: MachineState, pid: number, addr: number, length: number
     if (b.trace) b.trace = blankTrace(pid, a, write);
     const r = faultOne(s, b, a, write);
     // A very long batch writes its descriptor chunks back now and then, so memory stays bounded.
-      if ((n++ & 0xffff) === 0xffff) s.flushChunks(4096);
+    if ((n++ & 0xffff) === 0xffff) s.flushChunks(4096);
     runs.add(r);
     counts[r.result]++;
     if (b.trace) {
@@ -218,7 +266,17 @@ function sig(b: Batch, addr: number, result: 'sigsegv' | 'sigbus', why: SignalWh
  * The record of a page the fault mapped with entry e; a trace gets the deed's
  * sentence after `notes` (what the fault did before, see fault4k).
  */
-function done(s: MachineState, b: Batch, addr: number, result: FaultResultName, e: number, level: 1 | 2, deed: FaultDeed, extra: Partial<FaultRecord> = {}, notes = ''): FaultRecord {
+function done(
+  s: MachineState,
+  b: Batch,
+  addr: number,
+  result: FaultResultName,
+  e: number,
+  level: 1 | 2,
+  deed: FaultDeed,
+  extra: Partial<FaultRecord> = {},
+  notes = '',
+): FaultRecord {
   const base = D.pteFrame(e);
   const pfn = level === 2 ? base + Math.floor((addr % PMD) / PAGE) : base;
   if (b.trace) {
@@ -258,14 +316,16 @@ function faultOne(s: MachineState, b: Batch, addr: number, write: boolean): Faul
   // A page an earlier run of this batch replaced is inside EOF and has no
   // entry anywhere (the run invalidated them all): nothing to look up.
   const ahead = b.ahead;
-  if (ahead && ahead.ino === v.ino && index === ahead.next && write && v.flags & D.VMA_SHARED) return takeAhead(s, b, v, addr, index, ahead);
+  if (ahead && ahead.ino === v.ino && index === ahead.next && write && v.flags & D.VMA_SHARED)
+    return takeAhead(s, b, v, addr, index, ahead);
   // A present entry lies inside EOF (shrinking a file tears its entries
   // down), so a suitably mapped page needs no look at the inode.
   const cur = s.pt.lookup(proc, addr);
   if (cur) {
     const e = cur.v;
     if (!write || e & D.PTE_WRITE) {
-      if (write && !(e & D.PTE_DIRTY)) setEntry(s, proc, addr - (cur.level === 2 ? addr % PMD : 0), cur.level, D.pteWithFlags(e, D.PTE_DIRTY));
+      if (write && !(e & D.PTE_DIRTY))
+        setEntry(s, proc, addr - (cur.level === 2 ? addr % PMD : 0), cur.level, D.pteWithFlags(e, D.PTE_DIRTY));
       return done(s, b, addr, 'present', write ? D.pteWithFlags(e, D.PTE_DIRTY) : e, cur.level, { kind: 'present' });
     }
   }
@@ -319,9 +379,9 @@ function runRoom(s: MachineState, b: Batch, v: VmaRec, addr: number, index: File
 function pmdNever(s: MachineState, v: VmaRec, c: ExtCache | null): boolean {
   if (s.model === 'pagecache') return true;
   const N = D.PMD_PAGES;
-  const shift = (((v.offset - v.start) / PAGE) % N + N) % N;
+  const shift = ((((v.offset - v.start) / PAGE) % N) + N) % N;
   if (shift !== 0) return true;
-  return c !== null && ((c.pblk - c.fblk) % N + N) % N !== 0;
+  return c !== null && (((c.pblk - c.fblk) % N) + N) % N !== 0;
 }
 
 /** A page an earlier fault's run already gave its new block: only its entry is left to install. */
@@ -353,7 +413,16 @@ function takeAhead(s: MachineState, b: Batch, v: VmaRec, addr: number, index: Fi
   return r;
 }
 
-function fault4k(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileBlock, inode: InodeRec, write: boolean, old4k: number): FaultRecord {
+function fault4k(
+  s: MachineState,
+  b: Batch,
+  v: VmaRec,
+  addr: number,
+  index: FileBlock,
+  inode: InodeRec,
+  write: boolean,
+  old4k: number,
+): FaultRecord {
   const proc = b.proc;
   const RO = 0;
   const RW = D.PTE_WRITE | D.PTE_DIRTY;
@@ -372,11 +441,22 @@ function fault4k(s: MachineState, b: Batch, v: VmaRec, addr: number, index: File
   const notes = t?.action ?? '';
   if (!(v.flags & D.VMA_SHARED)) {
     if (!write) {
-      if (pblk < 0) return done(s, b, addr, 'zero', install(s, proc, v, addr, 1, s.zeroFrame, RO, walkTrace(b)), 1, { kind: 'zero' }, {}, notes);
+      if (pblk < 0)
+        return done(s, b, addr, 'zero', install(s, proc, v, addr, 1, s.zeroFrame, RO, walkTrace(b)), 1, { kind: 'zero' }, {}, notes);
       const shared = refcountAt(s, c!, pblk) >= 2;
       linuxSharedInsert(s, v.ino, index, false, shared);
       const e = install(s, proc, v, addr, 1, fileFrame(s, pblk, v.ino, index), RO, walkTrace(b));
-      return done(s, b, addr, shared ? 'shared' : 'mapped', e, 1, { kind: 'private-read', block: pblk, pagecache: s.model === 'pagecache' }, {}, notes);
+      return done(
+        s,
+        b,
+        addr,
+        shared ? 'shared' : 'mapped',
+        e,
+        1,
+        { kind: 'private-read', block: pblk, pagecache: s.model === 'pagecache' },
+        {},
+        notes,
+      );
     }
     if (old4k) zapRange(s, proc, addr, addr + PAGE, {});
     const frame = newDramFrame(s);
@@ -385,7 +465,8 @@ function fault4k(s: MachineState, b: Batch, v: VmaRec, addr: number, index: File
     return done(s, b, addr, 'anon', e, 1, { kind: 'private-write', block: pblk >= 0 ? pblk : null, frame }, {}, notes);
   }
   if (pblk < 0) {
-    if (!write) return done(s, b, addr, 'zero', install(s, proc, v, addr, 1, s.zeroFrame, RO, walkTrace(b)), 1, { kind: 'zero' }, {}, notes);
+    if (!write)
+      return done(s, b, addr, 'zero', install(s, proc, v, addr, 1, s.zeroFrame, RO, walkTrace(b)), 1, { kind: 'zero' }, {}, notes);
     // Allocate this page, and the rest of the hole the batch will write, in one go.
     let limit = Math.ceil(inode.size / PAGE);
     if (inode.extentRoot) {
@@ -404,7 +485,17 @@ function fault4k(s: MachineState, b: Batch, v: VmaRec, addr: number, index: File
     const gone = linuxSharedInsert(s, v.ino, index, false, rc >= 2);
     const e = install(s, proc, v, addr, 1, fileFrame(s, pblk, v.ino, index), RO, walkTrace(b));
     return rc >= 2
-      ? done(s, b, addr, 'shared', e, 1, { kind: 'shared-read', block: pblk, refcount: rc, pagecache: s.model === 'pagecache', unmapped: gone }, {}, notes)
+      ? done(
+          s,
+          b,
+          addr,
+          'shared',
+          e,
+          1,
+          { kind: 'shared-read', block: pblk, refcount: rc, pagecache: s.model === 'pagecache', unmapped: gone },
+          {},
+          notes,
+        )
       : done(s, b, addr, 'mapped', e, 1, { kind: 'read', block: pblk, pagecache: s.model === 'pagecache' }, {}, notes);
   }
   if (rc < 2) {
@@ -539,10 +630,19 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
   }
   prune();
   const e = install(s, proc, v, base, 2, p, RW, walkTrace(b));
-  return done(s, b, addr, 'cow', e, 2, { kind: 'pmd-cow', from: p0, to: p, stale }, {
-    from_block: p0 + Math.floor((addr % PMD) / PAGE),
-    to_block: p + Math.floor((addr % PMD) / PAGE),
-  });
+  return done(
+    s,
+    b,
+    addr,
+    'cow',
+    e,
+    2,
+    { kind: 'pmd-cow', from: p0, to: p, stale },
+    {
+      from_block: p0 + Math.floor((addr % PMD) / PAGE),
+      to_block: p + Math.floor((addr % PMD) / PAGE),
+    },
+  );
 }
 
 /**

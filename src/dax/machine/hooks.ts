@@ -31,14 +31,22 @@ export function beforeRelease(s: MachineState, inode: InodeRec, path: string, fb
 export function beforeRemap(s: MachineState, src: InodeRec, srcPath: string, dst: InodeRec, dstPath: string): void {
   if (!s.hasState()) return;
   for (const [inode, path] of src.ino === dst.ino ? [[src, srcPath] as const] : [[src, srcPath] as const, [dst, dstPath] as const])
-    invalidate(s, inode.ino, 0, MAX_KEY - 1, { keepAnon: true, pinWhy: `cannot remap ${srcPath} onto ${dstPath}: its mappings of ${path} must go first` });
+    invalidate(s, inode.ino, 0, MAX_KEY - 1, {
+      keepAnon: true,
+      pinWhy: `cannot remap ${srcPath} onto ${dstPath}: its mappings of ${path} must go first`,
+    });
 }
 
 export function checkReadable(s: MachineState, pblk: Blkno, len: number, inode: InodeRec, fblk: FileBlock): void {
   if (!s.hasPoison()) return;
   for (let i = 0; i < len; i++) {
     if (s.poisoned.has(pblk + i))
-      throw err('EIO', `file block ${fblk + i} is on poisoned block ${pblk + i} (memory failure)`, s.pathOf(inode.ino), 'rewrite the range to move the file off the bad block');
+      throw err(
+        'EIO',
+        `file block ${fblk + i} is on poisoned block ${pblk + i} (memory failure)`,
+        s.pathOf(inode.ino),
+        'rewrite the range to move the file off the bad block',
+      );
   }
 }
 
@@ -54,7 +62,12 @@ export function checkOverwrite(s: MachineState, pblk: Blkno, len: number, fblk: 
   if (!s.hasPoison()) return;
   for (let i = 0; i < len; i++)
     if (s.poisoned.has(pblk + i))
-      throw err('EFAULT', `file block ${fblk + i} is on poisoned block ${pblk + i}: the device cannot recover it for the write`, path, 'punch the range to take the file off the bad block');
+      throw err(
+        'EFAULT',
+        `file block ${fblk + i} is on poisoned block ${pblk + i}: the device cannot recover it for the write`,
+        path,
+        'punch the range to take the file off the bad block',
+      );
 }
 
 export function retainOnFree(s: MachineState, pblk: Blkno, len: number): [Blkno, number][] {

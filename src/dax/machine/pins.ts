@@ -12,7 +12,11 @@ import { fault } from './fault.js';
 import { translate } from './rmap.js';
 import type { FaultResultName } from './fault-result.js';
 
-export function pin(s: MachineState, pid: number, addr: number): { pid: number; addr: number; frame: number; path: string; index: FileBlock; faulted: FaultResultName | null } {
+export function pin(
+  s: MachineState,
+  pid: number,
+  addr: number,
+): { pid: number; addr: number; frame: number; path: string; index: FileBlock; faulted: FaultResultName | null } {
   s.requireDax();
   s.checkAddr(addr);
   const a = addr - (addr % PAGE);

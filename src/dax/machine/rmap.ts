@@ -23,7 +23,11 @@ export interface Mapper {
   copy: boolean;
 }
 /** What pid's address maps: the leaf entry, the frame of this page, the VMA. */
-export function translate(s: MachineState, pid: number, addr: number): { v: number; level: 1 | 2; frame: number; vma: VmaRec | null } | null {
+export function translate(
+  s: MachineState,
+  pid: number,
+  addr: number,
+): { v: number; level: 1 | 2; frame: number; vma: VmaRec | null } | null {
   const proc = s.proc(pid);
   const r = s.pt.lookup(proc, addr - (addr % PAGE));
   if (!r) return null;
@@ -44,14 +48,23 @@ export function frameAt(s: MachineState, r: { v: number; level: 1 | 2 }, a: numb
 }
 
 /** Entries of every process that map (ino, index) to `frame`; counts the steps taken. */
-export function mappersVia(s: MachineState, ino: Ino, index: FileBlock, frame: number, copy: boolean, out: Mapper[], cost: { steps: number; paths: boolean }): void {
+export function mappersVia(
+  s: MachineState,
+  ino: Ino,
+  index: FileBlock,
+  frame: number,
+  copy: boolean,
+  out: Mapper[],
+  cost: { steps: number; paths: boolean },
+): void {
   for (const v of s.vmasOfIno(ino)) {
     cost.steps++;
     const span = s.vmaSpan(v, index, 1);
     if (!span) continue;
     const r = s.pt.lookup(s.proc(v.pid), span[0]);
     cost.steps++;
-    if (r && frameAt(s, r, span[0]) === frame) out.push({ path: cost.paths ? s.pathOf(ino) : '', ino, index, pid: v.pid, addr: span[0], copy });
+    if (r && frameAt(s, r, span[0]) === frame)
+      out.push({ path: cost.paths ? s.pathOf(ino) : '', ino, index, pid: v.pid, addr: span[0], copy });
   }
 }
 
@@ -151,9 +164,8 @@ export function mappersFromTables(s: MachineState): Map<Blkno, Mapper[]> {
   return by;
 }
 
-
 export const WALK_HOW: Record<Model, string> = {
-  proxy: "primary descriptor -> its own (file, index), or its proxies once shared -> VMAs",
+  proxy: 'primary descriptor -> its own (file, index), or its proxies once shared -> VMAs',
   'pfn-entry': 'physical-block index -> owners (file, offset) -> VMAs',
   shared: 'descriptor (file, index) if not shared, else physical-block index -> owners -> VMAs',
   naive: "the descriptor's own (file, index) -> VMAs",

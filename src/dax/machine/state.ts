@@ -183,7 +183,13 @@ export class MachineState {
 
   get dram(): RecordTable<DramRec> {
     return (this.dram_ ??= this.tx.bindRoot(
-      new RecordTable(this.tx, dramOps, this.tx.roots[RootId.Dram], (r) => r.frame, () => this.tx.counters[CounterId.DaxDramFrames]),
+      new RecordTable(
+        this.tx,
+        dramOps,
+        this.tx.roots[RootId.Dram],
+        (r) => r.frame,
+        () => this.tx.counters[CounterId.DaxDramFrames],
+      ),
       RootId.Dram,
     ));
   }
@@ -281,7 +287,12 @@ export class MachineState {
   requireDax(object?: string): void {
     const bs = this.fx.bs;
     if (bs !== PAGE)
-      throw err('EINVAL', `DAX mapping needs a block size equal to the ${PAGE}-byte page size; this image has ${bs}-byte blocks`, object, 'make the image with `mkfs --block-size 4096`');
+      throw err(
+        'EINVAL',
+        `DAX mapping needs a block size equal to the ${PAGE}-byte page size; this image has ${bs}-byte blocks`,
+        object,
+        'make the image with `mkfs --block-size 4096`',
+      );
     if (this.zeroFrame + 2 ** 20 >= D.MAX_PFN)
       throw err('EFBIG', `the device's ${this.totalBlocks} blocks leave no room for DRAM frames below the 40-bit frame limit`, object);
   }

@@ -23,13 +23,21 @@ export function pageInfo(s: MachineState, pfn: number): PageInfo {
   if (pfn >= s.totalBlocks) {
     const d = s.dram.tree.lookupEq([pfn]);
     if (!d) {
-      if (pfn < s.zeroFrame) throw err('EINVAL', `frame ${pfn} is past the device (${s.totalBlocks} blocks) and below DRAM (${s.zeroFrame})`);
+      if (pfn < s.zeroFrame)
+        throw err('EINVAL', `frame ${pfn} is past the device (${s.totalBlocks} blocks) and below DRAM (${s.zeroFrame})`);
       throw err('ENOENT', `DRAM frame ${pfn} is not in use`, `frame ${pfn}`);
     }
     const mappers: Mapper[] = [];
     for (const e of leafEntries(s)) {
       if (!e.vma || e.level !== 1 || D.pteFrame(e.v) !== pfn) continue;
-      mappers.push({ path: s.pathOf(e.vma.ino), ino: e.vma.ino, index: s.vmaIndex(e.vma, e.addr), pid: e.pid, addr: e.addr, copy: d.kind === DramKind.PageCache });
+      mappers.push({
+        path: s.pathOf(e.vma.ino),
+        ino: e.vma.ino,
+        index: s.vmaIndex(e.vma, e.addr),
+        pid: e.pid,
+        addr: e.addr,
+        copy: d.kind === DramKind.PageCache,
+      });
     }
     mappers.sort(mapperOrder);
     return {
@@ -152,7 +160,6 @@ export function ptdump(s: MachineState, pid?: number): PtdumpEntry[] {
   });
 }
 
-
 export interface PtdumpEntry {
   pid: number;
   addr: number;
@@ -234,7 +241,9 @@ function descInfo1(r: DescRec, path: string): DescriptorInfo {
   const type = D.DESC_KIND_NAMES[r.kind] ?? String(r.kind);
   switch (r.kind) {
     case D.DescKind.Primary:
-      return r.share === 0 ? { type, pfn: r.k1, path, index: r.index, mapcount: r.mapcount, share: 0 } : { type, pfn: r.k1, mapcount: r.mapcount, share: r.share };
+      return r.share === 0
+        ? { type, pfn: r.k1, path, index: r.index, mapcount: r.mapcount, share: 0 }
+        : { type, pfn: r.k1, mapcount: r.mapcount, share: r.share };
     case D.DescKind.Proxy:
       return { type, pfn: r.k1, path, index: r.index, mapcount: r.mapcount, target: r.target };
     case D.DescKind.Hidden:

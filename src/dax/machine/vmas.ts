@@ -64,7 +64,10 @@ export function pickAddr(s: MachineState, pid: number, len: number, offset: numb
   throw err('ENOSPC', `no free ${len}-byte range in the address space of pid ${pid}`);
 }
 
-export function mmap(s: MachineState, o: MmapOptions): { pid: number; addr: number; length: number; path: string; offset: number; shared: boolean; prot: string } {
+export function mmap(
+  s: MachineState,
+  o: MmapOptions,
+): { pid: number; addr: number; length: number; path: string; offset: number; shared: boolean; prot: string } {
   s.requireDax(o.path);
   s.checkPid(o.pid);
   const r = s.fx.resolve(o.path);
@@ -74,7 +77,12 @@ export function mmap(s: MachineState, o: MmapOptions): { pid: number; addr: numb
     throw err('EINVAL', `offset ${offset} is not a multiple of the page size (${PAGE})`, r.path);
   const want = o.length ?? r.inode.size - offset;
   if (!Number.isSafeInteger(want) || want <= 0)
-    throw err('EINVAL', o.length === undefined ? `nothing to map: ${r.path} is ${r.inode.size} bytes and the offset is ${offset}` : `invalid length ${want}`, r.path, 'give --length');
+    throw err(
+      'EINVAL',
+      o.length === undefined ? `nothing to map: ${r.path} is ${r.inode.size} bytes and the offset is ${offset}` : `invalid length ${want}`,
+      r.path,
+      'give --length',
+    );
   const len = Math.ceil(want / PAGE) * PAGE;
   if (len >= D.USER_TOP) throw err('EINVAL', `length ${len} exceeds the user address space`, r.path);
   const proc = getOrCreateProc(s, o.pid);
@@ -86,7 +94,12 @@ export function mmap(s: MachineState, o: MmapOptions): { pid: number; addr: numb
     if (addr < PAGE || addr + len > D.USER_TOP) throw err('EINVAL', `${hex(addr)}+${len} is outside the user address space`, r.path);
     for (const v of s.vmasOf(proc.pid)) {
       if (v.start < addr + len && addr < v.end)
-        throw err('EEXIST', `${hex(addr)}..${hex(addr + len)} overlaps the mapping of ${s.pathOf(v.ino)} at ${hex(v.start)}..${hex(v.end)}`, `pid ${proc.pid}`, 'munmap it first, or omit --addr');
+        throw err(
+          'EEXIST',
+          `${hex(addr)}..${hex(addr + len)} overlaps the mapping of ${s.pathOf(v.ino)} at ${hex(v.start)}..${hex(v.end)}`,
+          `pid ${proc.pid}`,
+          'munmap it first, or omit --addr',
+        );
     }
   } else addr = pickAddr(s, proc.pid, len, offset);
   const v: VmaRec = {
@@ -102,7 +115,12 @@ export function mmap(s: MachineState, o: MmapOptions): { pid: number; addr: numb
   return { pid: proc.pid, addr, length: len, path: r.path, offset, shared: !o.private, prot: o.readOnly ? 'r' : 'rw' };
 }
 
-export function munmap(s: MachineState, pid: number, addr: number, length?: number): { pid: number; addr: number; length: number; entries: number } {
+export function munmap(
+  s: MachineState,
+  pid: number,
+  addr: number,
+  length?: number,
+): { pid: number; addr: number; length: number; entries: number } {
   const proc = s.proc(pid);
   s.checkAddr(addr);
   if (addr % PAGE) throw err('EINVAL', `address ${hex(addr)} is not page aligned`, `pid ${pid}`);
