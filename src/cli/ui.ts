@@ -50,8 +50,11 @@ const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
  */
 export async function withSpinner<T>(ctx: Ctx, text: string, quiet: boolean, work: (progress: Progress) => Promise<T>): Promise<T> {
   if (!spinnerWanted(ctx, quiet)) return work({ update: () => {} });
-  const { default: ora } = await import('ora');
   const color = ctx.env.stderrColor === true;
+  // daxtool decides colour itself (a terminal, NO_COLOR, TERM=dumb: command.ts); ora's chalk would decide
+  // again from the environment at import and turn it off where CI=true is set, so the decision is handed on.
+  if (color && process.env.FORCE_COLOR === undefined) process.env.FORCE_COLOR = '1';
+  const { default: ora } = await import('ora');
   const spinner = ora({ text, stream: process.stderr, discardStdin: false, isEnabled: true, color: color ? 'cyan' : false }).start();
   const onSignal = (sig: NodeJS.Signals): void => {
     spinner.stop();
