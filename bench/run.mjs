@@ -5,7 +5,8 @@
  *   npm run bench                     full run (≈10 min; first run also builds cached peer inputs)
  *   npm run bench -- --quick          ≈1 min pass at smaller sizes
  *   options: --only REGEX  cases whose id matches (ids: version, info, mkfs, put-*, get-*,
- *                          reflink-*, verify-*, fault-*, fault-pmd-*, cow-*, compare-*)
+ *                          reflink-*, verify-*, fault-*, fault-pmd-*, cow-*, compare-*,
+ *                          scale-* — the 16 TiB / 10M-extent run, only with --only scale or --scale)
  *            --no-peers    skip peer tools        --reps N      repetitions per case
  *            --build       compile src/ into the run's snapshot instead of copying dist/
  *            --profile RE  after measuring, run matching cases once under node --cpu-prof
@@ -865,6 +866,107 @@ async function caseFault(det) {
   rmSync(work, { force: true });
 }
 
+/**
+ * Issue 16's scale run: a 16 TiB image holding `n` extents in files of `per` extents each
+ * (1 file at 1M, 10 at 10M), then, timed, mkfs of 16 TiB, a reflink of one `per`-extent file
+ * inside the big image, and verify of the result (n + per extents). Only with `--only scale`
+ * (or --scale): at 10M extents it takes many minutes.
+ */
+async function caseScale() {
+  if (!(flag('--scale') || (ONLY && ONLY.test('scale-verify-10M')))) return;
+  const TB16 = 16 * TiB;
+  const sizes = QUICK ? [100000, 1000000] : [1000000, 10000000];
+  const per = QUICK ? 100000 : 1000000;
+  // ext4 (the usual work dir) caps a file at 16 TiB − 4 KiB: the images then live on a sparse
+  // XFS loop-mounted in the work dir (XFS takes sparse files far larger than itself).
+  let dir = WORK;
+  const probe = join(WORK, 'scale-probe');
+  try {
+    sh(['truncate', '-s', String(TB16), probe]);
+  } catch {
+    const loop = peers.loopMount(T, WORK);
+    if (!loop.ok) {
+      row({
+        id: 'scale-mkfs',
+        case: 'scale: mkfs',
+        size: '16 TiB',
+        runs: 0,
+        ms: NaN,
+        missing: `the work dir cannot hold a 16 TiB file and ${loop.why}`,
+      });
+      return;
+    }
+    const back = join(WORK, 'scale-xfs.img');
+    sh(['truncate', '-s', String(1 * TiB), back]);
+    sh([T.mkfsXfs, '-q', '-f', back]);
+    dir = join(WORK, 'scale.mnt');
+    peers.mount(back, dir);
+    notes.push('scale: images on a sparse 1 TiB XFS loop-mounted in the work dir (ext4 caps a file below 16 TiB)');
+  } finally {
+    rmSync(probe, { force: true });
+  }
+  try {
+    await scaleRuns(dir, sizes, per, TB16);
+  } finally {
+    if (dir !== WORK) {
+      peers.umount(dir);
+      rmSync(join(WORK, 'scale-xfs.img'), { force: true });
+    }
+  }
+}
+
+async function scaleRuns(dir, sizes, per, TB16) {
+  const img = join(dir, 'scale.img');
+  if (want('scale-mkfs')) {
+    const m = await measure(dax('mkfs', img, '--size', '16T', '--force'), { node: true, prep: () => rmSync(img, { force: true }) });
+    row({ id: 'scale-mkfs', case: 'scale: mkfs', size: '16 TiB', ...m, rate: fmtRate(TB16 / 4096 / (m.ms / 1000), 'blocks') });
+    rmSync(img, { force: true });
+  }
+  for (const n of sizes) {
+    const files = n / per;
+    const pristine = join(dir, `scale-${n}.img`);
+    await build(pristine, { kind: 'files', files, extents: n, sizeBytes: TB16 });
+    const size = `16 TiB, ${fmtSize(n)} extents in ${files} file${files > 1 ? 's' : ''}`;
+    const id = `scale-reflink-${fmtSize(n)}`;
+    if (want(id)) {
+      const cmd = dax('reflink', img, '/d0/f0', '/copy');
+      const prep = () => copyImage(pristine, img);
+      const m = await measure(cmd, { node: true, prep, reps: 1 });
+      row({
+        id,
+        case: `scale: reflink of a ${fmtSize(per)}-extent file`,
+        size,
+        n,
+        ...m,
+        rate: fmtRate(per / (m.ms / 1000), 'extents'),
+        group: 'scale-reflink',
+      });
+      await profile(id, cmd, prep);
+    } else copyImage(pristine, img);
+    const vid = `scale-verify-${fmtSize(n)}`;
+    if (want(vid)) {
+      // verify of the reflinked image when the reflink ran, else of the input.
+      const cmd = dax('verify', img);
+      const m = await measure(cmd, { node: true, reps: 1, okCodes: [0, 4], capture: true });
+      if (m.last && m.last.code === 4)
+        m.fail = `verify found errors: ${m.last.stdout.trim().split('\n').slice(0, 3).join(' / ').slice(0, 200)}`;
+      delete m.last;
+      row({
+        id: vid,
+        case: 'scale: verify',
+        size: want(id) ? `${size}, + the reflink` : size,
+        n,
+        ...m,
+        rate: fmtRate(n / (m.ms / 1000), 'extents'),
+        group: 'scale-verify',
+      });
+      await profile(vid, cmd);
+    }
+    rmSync(pristine, { force: true });
+    rmSync(img, { force: true });
+  }
+}
+
 async function caseCompare(det) {
   const sizes = QUICK ? [1000, 10000] : [100000, 1000000];
   for (const n of sizes) {
@@ -1127,6 +1229,7 @@ async function main() {
     ['verify', () => caseVerify(det)],
     ['fault', () => caseFault(det)],
     ['compare', () => caseCompare(det)],
+    ['scale', caseScale],
   ];
   try {
     for (const [name, fn] of cases) {
