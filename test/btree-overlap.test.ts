@@ -167,6 +167,35 @@ describe('overlapping tree', () => {
     });
   }
 
+  it('a raw bulk run with ties on the first key field: ordered by the second, refused when it descends', () => {
+    for (const fast of [true, false]) {
+      const ops = ivalOps({ leaf: 4, node: 4, fast });
+      const run = (recs: Ival[]): Buffer => {
+        const buf = Buffer.alloc(recs.length * ops.recSize);
+        recs.forEach((r, i) => ops.encode(r, buf, i * ops.recSize));
+        return buf;
+      };
+      // Two owners per start: (s, 1) then (s, 2), as a reflink's new records follow the old ones.
+      const good: Ival[] = [];
+      for (let s = 0; s < 40; s++) good.push({ start: s * 3, len: 2, owner: 1 }, { start: s * 3, len: 2, owner: 2 });
+      const t = new Btree(new MemStore(512), ops, 0);
+      const l = t.bulkLoader();
+      l.addRaw(run(good), 0, good.length);
+      l.finish();
+      expect([...t.range()], `fast ${fast}`).toEqual(good);
+      for (const bad of [
+        [...good.slice(0, 11), { start: 15, len: 2, owner: 1 }], // (15, 2) then (15, 1)
+        [...good.slice(0, 12), { start: 15, len: 2, owner: 2 }], // a duplicate key
+      ]) {
+        const store = new MemStore(512);
+        const loader = new Btree(store, ops, 0).bulkLoader();
+        expect(() => loader.addRaw(run(bad), 0, bad.length)).toThrow(/does not follow/);
+        loader.abort();
+        expect(store.liveBlocks()).toEqual([]);
+      }
+    }
+  });
+
   it('refuses an overlapping ops table without highKey', () => {
     const ops = { ...ivalOps({}), highKey: undefined };
     expect(() => new Btree(new MemStore(512), ops, 0)).toThrow(/highKey/);

@@ -82,10 +82,8 @@ export class BulkLoader<R> {
         this.outOfOrder(this.lastBuf, this.lastOff, L.recKey(src, off));
       const b = this.room(0);
       const k = Math.min(count, L.maxLeaf - b.curN);
-      for (let i = 1; i < k; i++) {
-        const o = off + i * rs;
-        if (L.cmpRecs(src, o - rs, src, o) >= 0) this.outOfOrder(src, o - rs, L.recKey(src, o));
-      }
+      const ok = L.ascending(src, off, k);
+      if (ok < k) this.outOfOrder(src, off + (ok - 1) * rs, L.recKey(src, off + ok * rs));
       const dst = HDR_SIZE + b.curN * rs;
       copyBytes(src, off, b.cur, dst, k * rs);
       b.curN += k;
