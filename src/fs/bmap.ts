@@ -309,7 +309,7 @@ export class BlockMap {
 
   /**
    * True when `n` extents are enough to rebuild the shared trees rather than
-   * update them one by one. Measured (bench/RESULTS.md, scale rows): one
+   * update them one by one. Measured (bench/RESULTS.md, session 4): one
    * extent by tree updates costs about 18 µs of CPU, one record carried over
    * by a rebuild well under 1 µs; a 100k-extent reflink into an image of 1M
    * took 1.77 s and 544 MiB by updates, 0.64 s and 141 MiB by a rebuild.
