@@ -9,9 +9,10 @@
  *
  * The chunks keep the commands' laziness: `core` is what every command runs
  * (command line, output, on-disk format, device, superblock-only info and
- * mkfs); `lib` the filesystem, B+trees, checker and DAX machine, loaded only
- * by the commands that open an image as a filesystem; each command group is
- * a small chunk of its own. Packages (commander, inquirer, ora, cli-table3,
+ * mkfs, and their command group while it imports nothing else); `lib` the
+ * filesystem, B+trees, checker and DAX machine, loaded only by the commands
+ * that open an image as a filesystem; each other command group is a small
+ * chunk of its own. Packages (commander, inquirer, ora, cli-table3,
  * the native addons) and node's built-ins stay external.
  *
  * A module that forks itself (cli/worker.ts, check/machine-job.ts) finds its
@@ -31,6 +32,14 @@ const OUT = join(DIST, 'bundle');
 /** Modules of cli/ that import the filesystem or the machine, or load a package or fork. */
 const LIB_USERS = new Set(['cli/commander-program.js', 'cli/worker.js', 'cli/explain.js']);
 
+/**
+ * Command groups that join core when everything they import statically is in core: the group of
+ * `info` and `mkfs`, the start-up bound commands, then costs no module load of its own (about
+ * 1 ms of CPU of `info`'s 10-11 above node's start, bench/RESULTS.md). A group that comes to import
+ * the filesystem statically stays a chunk of its own (coreGroup), so core never imports lib.
+ */
+export const START_UP_GROUPS = new Set(['cli/commands/image.js']);
+
 /** The chunk a compiled module belongs to (path relative to dist/, with / separators). */
 export function chunkOf(rel) {
   // Each command group, and the modules that load a package or fork: chunks of their own, loaded when used.
@@ -42,6 +51,33 @@ export function chunkOf(rel) {
   if (rel.startsWith('cli/') || rel.startsWith('format/') || rel.startsWith('io/')) return 'core';
   if (rel === 'fs/info.js' || rel === 'fs/mkfs.js' || rel === 'fs/types.js') return 'core';
   return 'lib';
+}
+
+/**
+ * The chunk of a module of dist/ in this build: chunkOf's, except that a start-up group whose
+ * static imports (and theirs, within dist/) are all in core or are node's built-ins goes to core.
+ * `info(id)` gives rollup's module info (importedIds: static imports, resolved).
+ */
+export function chunkIn(rel, id, info, relOf) {
+  const c = chunkOf(rel);
+  if (c !== undefined || !START_UP_GROUPS.has(rel)) return c;
+  const seen = new Set();
+  const coreOnly = (mid) => {
+    if (seen.has(mid)) return true;
+    seen.add(mid);
+    const m = info(mid);
+    if (!m) return false;
+    for (const dep of m.importedIds) {
+      if (dep.startsWith('node:')) continue;
+      const r = relOf(dep);
+      if (r === null) return false; // a package
+      const dc = chunkOf(r);
+      if (dc === 'core') continue;
+      if (dc !== undefined || !START_UP_GROUPS.has(r) || !coreOnly(dep)) return false;
+    }
+    return true;
+  };
+  return coreOnly(id) ? 'core' : undefined;
 }
 
 async function main() {
@@ -73,9 +109,13 @@ async function main() {
     format: 'es',
     entryFileNames: '[name].js',
     chunkFileNames: '[name].js',
-    manualChunks: (id) => {
-      const rel = relative(DIST, id).split(sep).join('/');
-      return rel.startsWith('..') ? undefined : chunkOf(rel);
+    manualChunks: (id, { getModuleInfo }) => {
+      const relOf = (x) => {
+        const r = relative(DIST, x).split(sep).join('/');
+        return r.startsWith('..') || !x.startsWith('/') ? null : r;
+      };
+      const rel = relOf(id);
+      return rel === null ? undefined : chunkIn(rel, id, getModuleInfo, relOf);
     },
     sourcemap: false,
   });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/cli.js';
 // @ts-expect-error: a plain .mjs script without types
-import { chunkOf } from '../scripts/bundle.mjs';
+import { chunkIn, chunkOf } from '../scripts/bundle.mjs';
 
 const BUNDLE = join(ROOT, 'dist', 'bundle');
 
@@ -31,8 +31,33 @@ describe('bundle', () => {
     expect(chunkOf('cli/worker.js')).toBeUndefined();
   });
 
+  it('puts the group of info and mkfs in core only while everything it imports statically is there', () => {
+    // A fake module graph: ids are '/d/' + the path relative to dist/.
+    const graph = (imports: Record<string, string[]>) => ({
+      info: (id: string) => (imports[id] ? { importedIds: imports[id]! } : null),
+      relOf: (id: string) => (id.startsWith('/d/') ? id.slice(3) : null),
+    });
+    const at = (imports: Record<string, string[]>) => {
+      const g = graph(imports);
+      return chunkIn('cli/commands/image.js', '/d/cli/commands/image.js', g.info, g.relOf);
+    };
+    const core = { '/d/cli/output.js': [], '/d/fs/info.js': ['/d/format/superblock.js'], '/d/format/superblock.js': [] };
+    expect(at({ ...core, '/d/cli/commands/image.js': ['node:fs', '/d/cli/output.js', '/d/fs/info.js'] })).toBe('core');
+    expect(
+      at({ ...core, '/d/cli/commands/image.js': ['/d/cli/output.js', '/d/fs/filesystem.js'], '/d/fs/filesystem.js': [] }),
+    ).toBeUndefined();
+    expect(at({ ...core, '/d/cli/commands/image.js': ['/d/cli/output.js', 'ora'] })).toBeUndefined();
+    expect(at({ ...core, '/d/cli/commands/image.js': ['/d/cli/commands/common.js'], '/d/cli/commands/common.js': [] })).toBeUndefined();
+    // Other command groups keep their own chunks.
+    const g = graph({ '/d/cli/commands/data.js': ['/d/cli/output.js'], '/d/cli/output.js': [] });
+    expect(chunkIn('cli/commands/data.js', '/d/cli/commands/data.js', g.info, g.relOf)).toBeUndefined();
+    expect(chunkIn('cli/main.js', '/d/cli/main.js', g.info, g.relOf)).toBe('core');
+  });
+
   it.runIf(existsSync(join(BUNDLE, 'main.js')))('loads no package and no process-spawning code in the chunks every command runs', () => {
-    for (const chunk of ['main.js', 'core.js', 'image.js']) {
+    // The group of info and mkfs is in core unless it came to import more (then image.js).
+    const image = existsSync(join(BUNDLE, 'image.js')) ? ['image.js'] : [];
+    for (const chunk of ['main.js', 'core.js', ...image]) {
       for (const spec of staticImports(chunk)) {
         // Node's own modules that load no package and start no process are allowed; packages and child_process are not.
         expect(
@@ -42,6 +67,6 @@ describe('bundle', () => {
       }
     }
     // The filesystem and its checker come with lib, which info and mkfs never load.
-    expect(staticImports('image.js')).not.toContain('./lib.js');
+    for (const chunk of ['core.js', ...image]) expect(staticImports(chunk), chunk).not.toContain('./lib.js');
   });
 });
