@@ -36,7 +36,7 @@ const LIB_USERS = new Set(['cli/commander-program.js', 'cli/worker.js', 'cli/exp
  * Command groups that join core when everything they import statically is in core: the group of
  * `info` and `mkfs`, the start-up bound commands, then costs no module load of its own (about
  * 1 ms of CPU of `info`'s 10-11 above node's start, bench/RESULTS.md). A group that comes to import
- * the filesystem statically stays a chunk of its own (coreGroup), so core never imports lib.
+ * the filesystem statically stays a chunk of its own (chunkIn), so core never imports lib.
  */
 export const START_UP_GROUPS = new Set(['cli/commands/image.js']);
 
