@@ -21,7 +21,8 @@
  * the trees' structural damage, and runs the families in this order over
  * what they may trust; a family whose tree is damaged is skipped. The
  * findings come in the order the families run. mappingsChecker is the
- * Checker verify.ts lists; its repair is mappings/repair.ts.
+ * Checker verify.ts lists, MappingsPass its pass over one transaction; its
+ * repair is mappings/repair.ts.
  */
 import { Btree } from '../btree/btree.js';
 import { BlockType } from '../format/block.js';
@@ -29,7 +30,7 @@ import type { ExtentRec, InodeRec } from '../format/records.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
-import type { Checker } from './checker.js';
+import type { Checker, CheckerPass } from './checker.js';
 import type { FsFacts, SpaceClaim } from './fscheck.js';
 import type { ProblemList } from './problems.js';
 import { machineCheck, type FsView } from './mappings/context.js';
@@ -46,63 +47,76 @@ import { checkVmas } from './mappings/vmas.js';
 export type { FsView } from './mappings/context.js';
 export { checkMetadataCount, type MachineOutcome } from './mappings/counters.js';
 
-const passes = new WeakMap<FsTx, MachinePass>();
-
-function machinePass(fx: FsTx): MachinePass {
-  let pass = passes.get(fx);
-  if (!pass) passes.set(fx, (pass = readMachine(fx)));
-  return pass;
-}
-
-export function space(_fs: Filesystem, fx: FsTx): SpaceClaim[] {
-  return machineSpace(machinePass(fx), fx);
-}
-
-function check(fs: Filesystem, fx: FsTx, facts: FsFacts, P: ProblemList): void {
-  const view: FsView = { inode: (ino) => facts.inodes.get(ino), blockAt: facts.blockAt, broken: (t) => facts.brokenTrees.has(t) };
-  const out = checkMachine(fs, fx, view, P);
-  checkMetadataCount(fs, facts, out, P);
-}
-
 /**
- * The machine's check with the filesystem seen through lookups of its own
- * (verify's machine job, which runs beside the filesystem pass): the caller
- * keeps the result only when the filesystem pass finds every tree sound, so
- * the lookups see what the pass saw.
+ * One verify's pass over the machine, in one transaction (Checker.pass): it
+ * reads the machine once, on first use (pass.ts), for the space check and
+ * then the machine's check, which takes what was read and lets it go.
  */
-export function checkMachineAlone(fs: Filesystem, fx: FsTx, P: ProblemList): MachineOutcome {
-  const inodes = new Map<Ino, InodeRec | undefined>();
-  const trees = new Map<Ino, Btree<ExtentRec> | null>();
-  const inode = (ino: Ino): InodeRec | undefined => {
-    if (!inodes.has(ino)) inodes.set(ino, fx.inodes.lookupEq([ino]));
-    return inodes.get(ino);
-  };
-  const blockAt = (ino: Ino, index: FileBlock): Blkno | -1 => {
-    let t = trees.get(ino);
-    if (t === undefined) {
-      const i = inode(ino);
-      trees.set(ino, (t = i && i.extentRoot ? fx.bmap.extentTree(i) : null));
-    }
-    const e = t ? fx.bmap.lookup(t, index) : undefined;
-    return e ? e.pblk + (index - e.fblk) : -1;
-  };
-  return checkMachine(fs, fx, { inode, blockAt, broken: () => false }, P);
-}
+export class MappingsPass implements CheckerPass {
+  private read: MachinePass | null = null;
 
-function checkMachine(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): MachineOutcome {
-  // The reverse-map walks revisit every tree node and upper page table; a
-  // last-level table serves the few blocks it maps, in a row (the walk keeps
-  // it), so caching those would only churn memory.
-  return fx.tx.withCachePolicy(
-    (type, level) => type !== BlockType.PageTable || level > 1,
-    () => runFamilies(fs, fx, fsv, P),
-  );
+  constructor(
+    readonly fs: Filesystem,
+    readonly fx: FsTx,
+  ) {}
+
+  space(): SpaceClaim[] {
+    return machineSpace(this.machine(), this.fx);
+  }
+
+  check(facts: FsFacts, P: ProblemList): void {
+    const view: FsView = { inode: (ino) => facts.inodes.get(ino), blockAt: facts.blockAt, broken: (t) => facts.brokenTrees.has(t) };
+    const out = this.checkMachine(view, P);
+    checkMetadataCount(this.fs, facts, out, P);
+  }
+
+  /**
+   * The machine's check with the filesystem seen through lookups of its own
+   * (verify's machine job, which runs beside the filesystem pass): the caller
+   * keeps the result only when the filesystem pass finds every tree sound, so
+   * the lookups see what the pass saw.
+   */
+  checkAlone(P: ProblemList): MachineOutcome {
+    const fx = this.fx;
+    const inodes = new Map<Ino, InodeRec | undefined>();
+    const trees = new Map<Ino, Btree<ExtentRec> | null>();
+    const inode = (ino: Ino): InodeRec | undefined => {
+      if (!inodes.has(ino)) inodes.set(ino, fx.inodes.lookupEq([ino]));
+      return inodes.get(ino);
+    };
+    const blockAt = (ino: Ino, index: FileBlock): Blkno | -1 => {
+      let t = trees.get(ino);
+      if (t === undefined) {
+        const i = inode(ino);
+        trees.set(ino, (t = i && i.extentRoot ? fx.bmap.extentTree(i) : null));
+      }
+      const e = t ? fx.bmap.lookup(t, index) : undefined;
+      return e ? e.pblk + (index - e.fblk) : -1;
+    };
+    return this.checkMachine({ inode, blockAt, broken: () => false }, P);
+  }
+
+  private machine(): MachinePass {
+    return (this.read ??= readMachine(this.fx));
+  }
+
+  private checkMachine(fsv: FsView, P: ProblemList): MachineOutcome {
+    // The reverse-map walks revisit every tree node and upper page table; a
+    // last-level table serves the few blocks it maps, in a row (the walk keeps
+    // it), so caching those would only churn memory.
+    return this.fx.tx.withCachePolicy(
+      (type, level) => type !== BlockType.PageTable || level > 1,
+      () => {
+        const pass = this.machine();
+        this.read = null;
+        return runFamilies(this.fs, this.fx, fsv, P, pass);
+      },
+    );
+  }
 }
 
 /** Every family in turn, over what the pass found sound. */
-function runFamilies(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): MachineOutcome {
-  const pass = machinePass(fx);
-  passes.delete(fx);
+function runFamilies(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList, pass: MachinePass): MachineOutcome {
   const broken = new Set<string>();
   let machineBlocks = 0;
   for (const t of TREES) {
@@ -127,11 +141,10 @@ function runFamilies(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Mac
   return { machineBlocks: broken.size === 0 ? machineBlocks : null };
 }
 
-/** Registered by verify.ts (an import cycle would see verify's checker list uninitialised). */
+/** Listed by verify.ts. */
 export const mappingsChecker: Checker = {
   name: 'dax mappings',
-  space,
-  check,
+  pass: (fs, fx) => new MappingsPass(fs, fx),
   repairs: [
     {
       id: 'dax-mappings',
