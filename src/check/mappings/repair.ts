@@ -7,7 +7,6 @@
  * left for the free-space rebuild that follows, so damaged tables need not be
  * walked. VMAs naming a missing process or file, or overlapping, are removed.
  */
-import { Btree } from '../../btree/btree.js';
 import { INODE_TYPE_FILE } from '../../format/records.js';
 import { CounterId, RootId } from '../../format/superblock.js';
 import { procOps, vmaOps } from '../../dax/trees.js';
@@ -16,7 +15,8 @@ import type { Filesystem } from '../../fs/filesystem.js';
 export function resetMappings(fs: Filesystem): number {
   return fs.mutate((fx) => {
     let changed = 0;
-    const procs = new Btree(fx.tx, procOps, fx.tx.roots[RootId.Proc]);
+    // Opened through the transaction, the root slots follow the trees (Tx.openTree).
+    const procs = fx.tx.openTree(procOps, RootId.Proc);
     const pids = new Set<number>();
     for (const p of [...procs.range()]) {
       pids.add(p.pid);
@@ -25,7 +25,7 @@ export function resetMappings(fs: Filesystem): number {
         changed++;
       }
     }
-    const vmas = new Btree(fx.tx, vmaOps, fx.tx.roots[RootId.Vma]);
+    const vmas = fx.tx.openTree(vmaOps, RootId.Vma);
     const lastEnd = new Map<number, number>();
     for (const v of [...vmas.range()]) {
       const inode = fx.inodes.lookupEq([v.ino]);
@@ -44,10 +44,6 @@ export function resetMappings(fs: Filesystem): number {
     c[CounterId.DaxDramFrames] = 0;
     c[CounterId.DaxPageTables] = 0;
     c[CounterId.DaxLeafEntries] = 0;
-    fx.onSync(() => {
-      fx.tx.roots[RootId.Proc] = procs.root;
-      fx.tx.roots[RootId.Vma] = vmas.root;
-    });
     return changed;
   });
 }
