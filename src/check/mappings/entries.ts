@@ -54,6 +54,16 @@ interface Mapped {
   where(): string;
 }
 
+/** One 4 KiB page of an entry: its address, file index and frame, and the block the file has there. */
+interface Page {
+  a: number;
+  index: number;
+  f: number;
+  pblk: Blkno | -1;
+  /** The page, for messages. */
+  at(): string;
+}
+
 export function checkEntries(cx: MachineCheck, walk: TableWalk, vmaAt: VmaLookup): MappedPages {
   const { P, fsv } = cx;
   const pages = new PageSet();
@@ -172,23 +182,15 @@ function checkPage(cx: MachineCheck, pages: PageSet, x: Mapped, i: number): bool
     pages.countDram(f);
     return true;
   }
-  checkDramPage(cx, pages, x, at, a, index, f, pblk);
+  checkDramPage(cx, pages, x, { a, index, f, pblk, at });
   return true;
 }
 
 /** A 4 KiB entry mapping a DRAM frame other than the zero page: an anonymous page or a page-cache copy. */
-function checkDramPage(
-  cx: MachineCheck,
-  pages: PageSet,
-  x: Mapped,
-  at: () => string,
-  a: number,
-  index: number,
-  f: number,
-  pblk: Blkno | -1,
-): void {
+function checkDramPage(cx: MachineCheck, pages: PageSet, x: Mapped, pg: Page): void {
   const { P, model } = cx;
   const { e, vma: v } = x;
+  const { a, index, f, pblk, at } = pg;
   const d = cx.dram.get(f);
   if (!d) {
     P.add('dax.entry.frame', `${at()}: maps frame ${f}, which is neither a device block nor a DRAM frame in use`, e.table);
