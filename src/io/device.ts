@@ -1,21 +1,9 @@
-// Over 600 lines on purpose: all I/O on the image's descriptor lives here, so that every write and flush
-// is one counted mutation point (crash.ts) on one descriptor. Crash injection and host errors live apart
-// (crash.ts, syserror.ts); long copies' O_DIRECT path stays, as it falls back to this class's own reads and writes.
 import * as fs from 'node:fs';
 import { DaxError, err } from '../format/errors.js';
 import { DEFAULT_BLOCK_SIZE, MAX_IMAGE_BYTES, MIN_BLOCK_SIZE, isValidBlockSize } from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
-import {
-  countFlush,
-  countRead,
-  countWrite,
-  crashed,
-  installCountHook,
-  mutationPoint,
-  tornNext,
-  undoMutationPoint,
-  type CrashPlan,
-} from './crash.js';
+import { countFlush, countRead, countWrite, crashed, installCountHook, mutationPoint, tornNext } from './crash.js';
+import { DirectIo, directAligned } from './direct.js';
 import { failIo } from './eio.js';
 import { lockImage, lockTimeout, type ImageLock, type LockMode } from './lock.js';
 import { sysError } from './syserror.js';
@@ -34,17 +22,18 @@ export { ioCounters, resetIoCounters, setCrashInjection, type CrashMode, type Io
  * - No operation touches more than the blocks asked for: the image may be
  *   terabytes and sparse; memory use is bounded by the caller's buffers (and
  *   copy()'s own, COPY_BYTES).
- * - Every write and every flush is one numbered "mutation point" (see the crash
- *   injection below), so crash tests can stop a command between any two. A
- *   background writeback (startWriteback) is none: it changes no byte, only
- *   how soon written bytes reach the disk, and the protocol never relies on it.
+ * - Every write and every flush is one numbered "mutation point" (crash.ts),
+ *   so crash tests can stop a command between any two. A background
+ *   writeback (startWriteback) is none: it changes no byte, only how soon
+ *   written bytes reach the disk, and the protocol never relies on it.
  * - With DAXTOOL_WRITE_LOG set, every write that reached the file and every
  *   flush that succeeded is appended to the write log, in order (writelog.ts);
  *   with DAXTOOL_EIO set, one chosen read, write or flush fails (eio.ts).
  * - Once fenced (fence()), the device writes and flushes nothing more.
+ *
+ * Apart: crash injection and I/O counts (crash.ts), host errors (syserror.ts),
+ * long copies' O_DIRECT path (direct.ts), the lock (lock.ts).
  */
-
-// ---------------------------------------------------------------------------
 
 export interface OpenOptions {
   write: boolean;
@@ -77,9 +66,6 @@ const WRITEBACK_BYTES = 16 << 20;
 /** Most bytes one read or one write of copy() moves: few system calls per MiB, a small buffer. */
 const COPY_BYTES = 8 << 20;
 
-/** File offsets and lengths of O_DIRECT reads and writes are multiples of this (the largest usual logical sector). */
-const DIRECT_ALIGN = 4096;
-
 /** A copy of at least this many COPY_BYTES chunks bypasses the page cache (see copy()). */
 const LONG_COPY_CHUNKS = 4;
 
@@ -89,13 +75,6 @@ let directCopies = true;
 /** Let long copies use O_DIRECT (the default) or make every copy go through the page cache. */
 export function setDirectCopies(on: boolean): void {
   directCopies = on;
-}
-
-interface DirectIo {
-  /** The image opened again, read-write, with O_DIRECT. */
-  fd: number;
-  /** COPY_BYTES at an address O_DIRECT accepts. */
-  buf: Buffer;
 }
 
 export class BlockDevice {
@@ -343,31 +322,11 @@ export class BlockDevice {
     return this.copyBuf.subarray(0, bytes);
   }
 
-  /**
-   * Long copies' O_DIRECT descriptor and buffer, set up on first use: the image
-   * reopened through /proc/self/fd (the same file even if renamed since),
-   * and a buffer that O_DIRECT accepts — the memory of a WebAssembly
-   * instance, which is mapped on pages of its own and so starts page-aligned
-   * (a Buffer's address is neither visible nor aligned). Where either is
-   * refused, copies go through the page cache.
-   */
+  /** Long copies' O_DIRECT descriptor and buffer (direct.ts), set up on first use. */
   private directIo(): DirectIo | null {
     if (this.direct !== undefined) return this.direct;
     this.direct = null;
-    const O_DIRECT = fs.constants.O_DIRECT;
-    if (!O_DIRECT || process.platform !== 'linux') return null;
-    let buf: Buffer;
-    try {
-      const pages = COPY_BYTES / 65536;
-      buf = Buffer.from(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer);
-    } catch {
-      return null;
-    }
-    try {
-      this.direct = { fd: fs.openSync(`/proc/self/fd/${this.handle()}`, fs.constants.O_RDWR | O_DIRECT), buf };
-    } catch {
-      // no O_DIRECT on this file system
-    }
+    this.direct = DirectIo.open(this.handle(), COPY_BYTES);
     return this.direct;
   }
 
@@ -378,23 +337,9 @@ export class BlockDevice {
    */
   private readDirect(d: DirectIo, blkno: Blkno, buf: Buffer): boolean {
     const pos = blkno * this.bs;
-    if (pos % DIRECT_ALIGN || buf.length % DIRECT_ALIGN) return false;
-    let done = 0;
-    while (done < buf.length) {
-      let n: number;
-      try {
-        if (done === 0) failIo('read', 'read');
-        n = fs.readSync(d.fd, buf, done, buf.length - done, pos + done);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EINVAL')
-          throw sysError(e, `read error in ${this.path} at byte ${pos + done}`, this.blockName(blkno));
-        this.closeDirect();
-        break;
-      }
-      if (n === 0) throw err('EIO', `short read: ${this.path} ends at byte ${pos + done}`, this.blockName(blkno));
-      done += n;
-      if (n % DIRECT_ALIGN) break;
-    }
+    if (!directAligned(pos, buf.length)) return false;
+    const { done, refused } = d.read(buf, { path: this.path, blkno, bs: this.bs });
+    if (refused) this.closeDirect();
     if (done < buf.length) this.preadFull(buf.subarray(done), pos + done, blkno);
     else countRead(buf.length);
     return true;
@@ -408,32 +353,13 @@ export class BlockDevice {
    */
   private writeDirect(d: DirectIo, blkno: Blkno, buf: Buffer): boolean {
     const pos = blkno * this.bs;
-    if (pos % DIRECT_ALIGN || buf.length % DIRECT_ALIGN) return false;
+    if (!directAligned(pos, buf.length)) return false;
     if (tornNext()) return false;
-    let done = 0;
-    let crash: CrashPlan | null = null;
-    while (done < buf.length) {
-      let n: number;
-      try {
-        if (done === 0) {
-          // The mutation point comes right before the first byte can reach the disk.
-          crash = mutationPoint();
-          if (crash) crashed(crash);
-          failIo('write', 'write');
-        }
-        n = fs.writeSync(d.fd, buf, done, buf.length - done, pos + done);
-      } catch (e) {
-        if (crash) throw e;
-        if ((e as NodeJS.ErrnoException).code === 'EINVAL' && done === 0) {
-          // Refused before anything was written: undo the point, go the cached way from now on.
-          undoMutationPoint();
-          this.closeDirect();
-          return false;
-        }
-        throw sysError(e, `write error in ${this.path} at byte ${pos + done}`, this.blockName(blkno + Math.floor(done / this.bs)));
-      }
-      if (n <= 0) throw err('EIO', `write made no progress in ${this.path} at byte ${pos + done}`, this.blockName(blkno));
-      done += n;
+    const done = d.write(buf, { path: this.path, blkno, bs: this.bs });
+    if (done === null) {
+      // Refused before anything was written: go the cached way from now on.
+      this.closeDirect();
+      return false;
     }
     countWrite(done);
     if (this.log) this.log.write(pos, [buf], done);
@@ -443,13 +369,7 @@ export class BlockDevice {
   private closeDirect(): void {
     const d = this.direct;
     this.direct = null;
-    if (d) {
-      try {
-        fs.closeSync(d.fd);
-      } catch {
-        // a second descriptor of a file still open: nothing of ours is lost with it
-      }
-    }
+    d?.close();
   }
 
   private wholeBlocks(buf: Buffer, blkno: Blkno, op: string): number {
