@@ -1,6 +1,5 @@
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Btree } from '../src/btree/btree.js';
 import { RootId } from '../src/format/superblock.js';
 import { Filesystem } from '../src/fs/filesystem.js';
 import { freeOps } from '../src/fs/trees.js';
@@ -83,10 +82,9 @@ describe('power cut after every flush, any subset of unflushed writes, torn writ
       fs.mutate((fx) => {
         const refc = [...fx.bmap.refc.range()];
         fx.bmap.refc.delete([refc[0].pblk]); // a refcount record lost
-        const free = new Btree(fx.tx, freeOps, fx.tx.roots[RootId.Free]);
+        const free = fx.tx.openTree(freeOps, RootId.Free);
         const last = free.lookupLe([Number.MAX_SAFE_INTEGER])!;
         free.update({ pblk: last.pblk, len: last.len - 10 }); // ten blocks leaked
-        fx.onSync(() => (fx.tx.roots[RootId.Free] = free.root));
       });
     } finally {
       fs.close();

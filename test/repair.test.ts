@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { Btree } from '../src/btree/btree.js';
 import { verify } from '../src/check/verify.js';
 import { RootId } from '../src/format/superblock.js';
 import { freeOps } from '../src/fs/trees.js';
@@ -35,10 +34,9 @@ describe('verify --repair', () => {
         const rm = [...fx.bmap.rmap.range()];
         fx.bmap.rmap.delete([rm[1].pblk, rm[1].ino, rm[1].fblk]); // reverse-map record lost
         fx.bmap.rmap.insert({ pblk: 9000, len: 3, ino: 77, fblk: 0 }); // bogus owner
-        const free = new Btree(fx.tx, freeOps, fx.tx.roots[RootId.Free]);
+        const free = fx.tx.openTree(freeOps, RootId.Free);
         const last = free.lookupLe([Number.MAX_SAFE_INTEGER])!;
         free.update({ pblk: last.pblk, len: last.len - 10 }); // leaked blocks
-        fx.onSync(() => (fx.tx.roots[RootId.Free] = free.root));
         const f1 = fx.resolve('/d/f1').inode;
         const old = fx.bmap.lookup(fx.bmap.extentTree(f1), 0)!;
         const data = Buffer.alloc(4096);

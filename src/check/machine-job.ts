@@ -15,10 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { Filesystem } from '../fs/filesystem.js';
 import { STREAMING } from '../fs/tx.js';
 import type { SpaceClaim } from './fscheck.js';
-import { checkMachineAlone, mappingsChecker, space, type MachineOutcome } from './mappings.js';
+import { mappingsChecker, MappingsPass, type MachineOutcome } from './mappings.js';
 import { type Problem, ProblemList } from './problems.js';
 
-/** The job's findings, as checkMachineAlone left them. */
+/** The job's findings, as MappingsPass.checkAlone left them. */
 export interface MachineFindings {
   problems: Problem[];
   dropped: number;
@@ -100,11 +100,13 @@ function runJob(image: string, cacheBytes: number): void {
     const f = fs;
     f.view(
       (fx) => {
-        send({ claims: space(f, fx) });
+        // One pass: the trees read for the claims serve the check.
+        const pass = new MappingsPass(f, fx);
+        send({ claims: pass.space() });
         fx.tx.withCachePolicy(undefined, () => {
           const P = new ProblemList();
           // As checkImage guards the machine's check: damage it cannot get past is a finding.
-          const outcome = P.guard(mappingsChecker.name, () => checkMachineAlone(f, fx, P), { machineBlocks: null });
+          const outcome = P.guard(mappingsChecker.name, () => pass.checkAlone(P), { machineBlocks: null });
           send({ findings: { problems: P.items, dropped: P.dropped, outcome } }, true);
         });
       },

@@ -8,7 +8,7 @@ import * as D from '../format/dax-records.js';
 import { DramKind } from '../format/dax-records.js';
 import type { Blkno, Ino } from '../format/units.js';
 import { WALK_HOW, type Machine, type Mapper } from '../dax/machine.js';
-import type { GraphData, GraphEntry, GraphFrame, MappingColumns, ReportData, ReportLimits } from './report-data.js';
+import type { GraphData, GraphEntry, GraphFrame, MappingColumns, ReportData, ReportLimits } from './report-shapes.js';
 
 /** What the machine's gatherers need from the report's pass over the filesystem. */
 export interface ReportContext {

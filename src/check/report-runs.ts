@@ -1,5 +1,5 @@
 /** Bucketing of the physical map's runs when they are too many for the page (see report-data.ts). */
-import type { Runs } from './report-data.js';
+import type { Runs } from './report-shapes.js';
 
 const FREE = 0;
 const DATA = 2;

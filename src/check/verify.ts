@@ -59,11 +59,14 @@ export function checkImage(fs: Filesystem, progress?: ProgressFn): ProblemList {
   fs.view(
     (fx) => {
       const guard = P.guard.bind(P);
-      const extra = checkers.flatMap((c) => guard(`${c.name} space`, () => c.space?.(fs, fx) ?? [], []));
+      // Each checker's pass over this transaction: what its space claim reads serves its check.
+      const passes = checkers.map((c) => ({ name: c.name, pass: c.pass(fs, fx) }));
+      const extra = passes.flatMap(({ name, pass }) => guard(`${name} space`, () => pass.space?.() ?? [], []));
       const facts = guard('filesystem', () => checkFilesystem(fs, fx, P, extra), null);
       // The layers above revisit what they read (page tables, descriptors): cache again.
       if (facts) P.phase('dax machine');
-      if (facts) fx.tx.withCachePolicy(undefined, () => checkers.forEach((c) => guard(c.name, () => c.check(fs, fx, facts, P), undefined)));
+      if (facts)
+        fx.tx.withCachePolicy(undefined, () => passes.forEach(({ name, pass }) => guard(name, () => pass.check(facts, P), undefined)));
     },
     { keep: STREAMING },
   );
@@ -94,9 +97,10 @@ async function checkImageBeside(fs: Filesystem, image: string, strict: boolean, 
         const P = new ProblemList();
         P.progress = progress;
         const guard = P.guard.bind(P);
+        const pass = mappingsChecker.pass(fs, fx);
         const trees = guard('filesystem', () => checkTrees(fs, fx, P), null);
         const claims = await job.claims.catch(lost);
-        const extra = claims ?? guard(`${mappingsChecker.name} space`, () => mappingsChecker.space?.(fs, fx) ?? [], []);
+        const extra = claims ?? guard(`${mappingsChecker.name} space`, () => pass.space?.() ?? [], []);
         const facts = trees && guard('filesystem', () => trees.finish(extra), null);
         if (!facts) return P;
         P.phase('dax machine');
@@ -106,7 +110,7 @@ async function checkImageBeside(fs: Filesystem, image: string, strict: boolean, 
             for (const p of found.problems) P.add(p.check, p.message, p.block, p.severity);
             P.dropped += found.dropped;
             checkMetadataCount(fs, facts, found.outcome, P);
-          } else guard(mappingsChecker.name, () => mappingsChecker.check(fs, fx, facts, P), undefined);
+          } else guard(mappingsChecker.name, () => pass.check(facts, P), undefined);
           return P;
         });
       },
@@ -142,7 +146,7 @@ function result(P: ProblemList): VerifyResult {
 
 /** Blocks the upper layers own, which repair must not hand out as free space. */
 function claims(fs: Filesystem): SpaceClaims {
-  return fs.view((fx) => checkers.flatMap((c) => c.space?.(fs, fx) ?? []));
+  return fs.view((fx) => checkers.flatMap((c) => c.pass(fs, fx).space?.() ?? []));
 }
 
 /** A class of fix as repair runs it: the filesystem's and the layers' alike. */

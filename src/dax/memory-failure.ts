@@ -5,7 +5,14 @@ import { RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import { freeOps } from '../fs/trees.js';
 import { LSB_PMD, LSB_PTE, type SigbusCode } from './linux-dax.js';
-import type { FaultResultName, Machine } from './machine.js';
+import { invalidate, zapRange } from './machine/entries.js';
+import { fault } from './machine/fault.js';
+import type { FaultResultName } from './machine/fault-result.js';
+import { copySource } from './machine/pins.js';
+import { translate } from './machine/rmap.js';
+import type { MachineState } from './machine/state.js';
+import { killPolicyOf, type KillPolicy } from './machine/units.js';
+import { getOrCreateProc } from './machine/vmas.js';
 
 /**
  * Memory failure of a device block (a DAX page), after Linux 6.12:
@@ -50,7 +57,7 @@ import type { FaultResultName, Machine } from './machine.js';
  * model's); the owners come from the filesystem's reverse map.
  */
 
-export type KillPolicy = 'early' | 'late';
+export { killPolicyOf, type KillPolicy } from './machine/units.js';
 
 export interface MfSignal {
   pid: number;
@@ -75,15 +82,11 @@ export interface MfResult {
   persistent: boolean;
 }
 
-export function killPolicyOf(flags: number): KillPolicy {
-  return flags & D.PROC_MCE_EARLY ? 'early' : 'late';
-}
-
 /** prctl(PR_MCE_KILL, PR_MCE_KILL_SET, early ? PR_MCE_KILL_EARLY : PR_MCE_KILL_LATE). */
-export function setKillPolicy(m: Machine, pid: number, policy: KillPolicy): { pid: number; mce_kill: KillPolicy; created: boolean } {
+export function setKillPolicy(m: MachineState, pid: number, policy: KillPolicy): { pid: number; mce_kill: KillPolicy; created: boolean } {
   if (policy !== 'early' && policy !== 'late') throw err('EINVAL', `kill policy '${String(policy)}' is not early or late`, `pid ${pid}`);
   const created = !m.procs.has(pid);
-  const p = m.getOrCreateProc(pid);
+  const p = getOrCreateProc(m, pid);
   const flags = policy === 'early' ? p.flags | D.PROC_MCE_EARLY : p.flags & ~D.PROC_MCE_EARLY;
   if (flags !== p.flags) {
     p.flags = flags;
@@ -99,7 +102,7 @@ interface ToKill {
 }
 
 /** memory_failure of device block `block`; `current` is the pid that touched or injected it (none: found by hardware). */
-export function memoryFailure(m: Machine, block: Blkno, opts: { current?: number; transient?: boolean } = {}): MfResult {
+export function memoryFailure(m: MachineState, block: Blkno, opts: { current?: number; transient?: boolean } = {}): MfResult {
   if (!Number.isSafeInteger(block) || block < 2 || block >= m.totalBlocks)
     throw err('EINVAL', `block ${block} is not a device block past the superblocks (2..${m.totalBlocks - 1})`);
   const fx = m.fx;
@@ -141,7 +144,7 @@ export function memoryFailure(m: Machine, block: Blkno, opts: { current?: number
     const pages = Math.max(...tks.map((t) => 2 ** (t.shift - LSB_PTE)));
     const start = o.index - (o.index % pages);
     // The pins of the DRAM copies this destroys go with them.
-    entries += m.invalidate(o.ino, start, pages, {
+    entries += invalidate(m, o.ino, start, pages, {
       keepAnon: true,
       dropPins: true,
       onZap: (addr, _level, _frame, v) => void unmapped.push({ pid: v.pid, addr }),
@@ -178,11 +181,11 @@ export function memoryFailure(m: Machine, block: Blkno, opts: { current?: number
  * PTE of a device page (pte_devmap), 0 when nothing is mapped there or the
  * page is a DRAM one (an anonymous copy, the zero page).
  */
-function mappingShift(m: Machine, pid: number, addr: number): number {
-  const t = m.translate(pid, addr);
+function mappingShift(m: MachineState, pid: number, addr: number): number {
+  const t = translate(m, pid, addr);
   if (!t) return 0;
   if (t.level === 2) return LSB_PMD;
-  return t.frame < m.totalBlocks || m.copySource(t.frame) !== null ? LSB_PTE : 0;
+  return t.frame < m.totalBlocks || copySource(m, t.frame) !== null ? LSB_PTE : 0;
 }
 
 /**
@@ -194,7 +197,7 @@ function mappingShift(m: Machine, pid: number, addr: number): number {
  * get_user_pages turns into -EFAULT): EFAULT, nothing happens.
  */
 export function poisonAddr(
-  m: Machine,
+  m: MachineState,
   pid: number,
   addr: number,
   opts: { transient?: boolean } = {},
@@ -203,9 +206,9 @@ export function poisonAddr(
   const a = addr - (addr % D.PAGE_BYTES);
   if (!m.vmaAt(pid, a)) throw err('EINVAL', `no mapping at ${'0x' + a.toString(16)}`, `pid ${pid}`, 'see `daxtool ps IMAGE`');
   let faulted: FaultResultName | null = null;
-  let t = m.translate(pid, a);
+  let t = translate(m, pid, a);
   if (!t) {
-    const f = m.fault(pid, a, D.PAGE_BYTES, false).faults[0]!;
+    const f = fault(m, pid, a, D.PAGE_BYTES, false).faults[0]!;
     faulted = f.result;
     if (f.result === 'sigbus' || f.result === 'sigsegv')
       throw err(
@@ -213,10 +216,10 @@ export function poisonAddr(
         `cannot poison ${'0x' + a.toString(16)}: get_user_pages ends in ${f.result.toUpperCase()}${f.code ? ` (${f.code})` : ''}`,
         `pid ${pid}`,
       );
-    t = m.translate(pid, a)!;
+    t = translate(m, pid, a)!;
   }
   // The pagecache model maps a DRAM copy of the block: the failure is the block's, as the emulation keeps data there.
-  const block = t.frame < m.totalBlocks ? t.frame : m.copySource(t.frame);
+  const block = t.frame < m.totalBlocks ? t.frame : copySource(m, t.frame);
   if (block !== null) return { pid, addr: a, faulted, ...memoryFailure(m, block, { current: pid, transient: opts.transient }) };
   if (t.frame === m.zeroFrame)
     throw err(
@@ -235,9 +238,9 @@ export function poisonAddr(
  * the next access fail again; daxtool has no such entry: the next access
  * faults the file's page afresh.
  */
-function anonFailure(m: Machine, pid: number, addr: number): MfResult {
+function anonFailure(m: MachineState, pid: number, addr: number): MfResult {
   const p = m.proc(pid);
-  m.zapRange(p, addr, addr + D.PAGE_BYTES, { dropPins: true });
+  zapRange(m, p, addr, addr + D.PAGE_BYTES, { dropPins: true });
   p.sigbus++;
   m.touchProc(p);
   return {

@@ -33,7 +33,6 @@ export class FsTx {
   readonly bs: number;
   /** Who holds this image's blocks (holder.ts): told before blocks move, go, are read or freed. */
   readonly holder: BlockHolder;
-  private readonly syncHooks: (() => void)[] = [];
 
   /** `holder`: made for this transaction (the DAX machine of an attached image); none by default. */
   constructor(
@@ -47,15 +46,9 @@ export class FsTx {
     this.bs = tx.blockSize;
   }
 
-  /** Let an upper layer write its roots back before commit. */
-  onSync(fn: () => void): void {
-    this.syncHooks.push(fn);
-  }
-
   /** Write what is kept in memory back into the transaction (tree roots follow their trees: Tx.openTree). */
   sync(): void {
     this.holder.sync();
-    for (const h of this.syncHooks) h();
   }
 
   // ------------------------------------------------------------ inodes

@@ -1,8 +1,10 @@
 import { nowMs } from '../format/clock.js';
 import type { InodeRec } from '../format/records.js';
 import type { Blkno, FileBlock } from '../format/units.js';
+import type { BlockMap } from './bmap.js';
 import { IO_CHUNK_BLOCKS, type FillFn } from './chunking.js';
-import type { FsTx } from './fstx.js';
+import type { BlockHolder } from './holder.js';
+import type { Tx } from './tx.js';
 
 /**
  * write(2) the way XFS on DAX does it (the `linux` page model): xfs_file_write_iter
@@ -27,6 +29,22 @@ import type { FsTx } from './fstx.js';
  * as it was.
  */
 
+/**
+ * What an in-place write asks of the file layer: FsTx, which calls
+ * writeInPlace with itself (named here so that this module needs nothing of
+ * fstx.ts, which imports it).
+ */
+export interface FileData {
+  readonly bs: number;
+  readonly tx: Tx;
+  readonly bmap: BlockMap;
+  readonly holder: BlockHolder;
+  readBlocks(inode: InodeRec, fblk: FileBlock, n: number, buf: Buffer, bufOff: number): void;
+  /** Give file blocks [fblk, fblk + n) new blocks holding `data`. */
+  replaceBlocks(inode: InodeRec, fblk: FileBlock, n: number, data: Buffer): void;
+  iput(inode: InodeRec): void;
+}
+
 type SegKind = 'inplace' | 'cow' | 'hole';
 
 interface Seg {
@@ -38,7 +56,7 @@ interface Seg {
 }
 
 /** The file's blocks [b0, b1) as runs of one kind. */
-function segments(fx: FsTx, inode: InodeRec, b0: FileBlock, b1: FileBlock): Seg[] {
+function segments(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): Seg[] {
   const out: Seg[] = [];
   let at = b0;
   const push = (kind: SegKind, fblk: FileBlock, n: number, pblk: Blkno): void => {
@@ -65,7 +83,7 @@ function segments(fx: FsTx, inode: InodeRec, b0: FileBlock, b1: FileBlock): Seg[
  * place. The DAX layer's hooks tear down the mappings of blocks that move
  * (holder.beforeRelease) and may refuse an overwrite (holder.checkOverwrite).
  */
-export function writeInPlace(fx: FsTx, inode: InodeRec, path: string, offset: number, length: number, fill: FillFn): void {
+export function writeInPlace(fx: FileData, inode: InodeRec, path: string, offset: number, length: number, fill: FillFn): void {
   const bs = fx.bs;
   const end = offset + length;
   const b0 = Math.floor(offset / bs);

@@ -1,3 +1,5 @@
+// Over 600 lines on purpose: the node store (with its read-ahead), the allocator and the commit protocol
+// share one transaction's dirty, freed and allocated blocks, which must change together.
 import { nowMs } from '../format/clock.js';
 import { Btree } from '../btree/btree.js';
 import type { BtreeOps, NodeStore } from '../btree/types.js';

@@ -1,12 +1,15 @@
-// Over 600 lines on purpose: all I/O on the image's descriptor lives here, so that every write and flush
-// is one counted mutation point for crash injection. Direct I/O (readDirect/writeDirect) could move out.
 import * as fs from 'node:fs';
-import { DaxError, err, type ErrCode } from '../format/errors.js';
+import { DaxError, err } from '../format/errors.js';
 import { DEFAULT_BLOCK_SIZE, MAX_IMAGE_BYTES, MIN_BLOCK_SIZE, isValidBlockSize } from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
-import { failIo, resetEioInjection } from './eio.js';
-import { DEFAULT_READER_TIMEOUT_MS, DEFAULT_WRITER_TIMEOUT_MS, lockImage, sleepSync, type ImageLock, type LockMode } from './lock.js';
+import { countFlush, countRead, countWrite, crashed, installCountHook, mutationPoint, tornNext } from './crash.js';
+import { DirectIo, directAligned } from './direct.js';
+import { failIo } from './eio.js';
+import { lockImage, lockTimeout, type ImageLock, type LockMode } from './lock.js';
+import { sysError } from './syserror.js';
 import { WriteLog } from './writelog.js';
+
+export { ioCounters, resetIoCounters, setCrashInjection, type CrashMode, type IoCounters } from './crash.js';
 
 /**
  * The image file as a block device: positioned, synchronous, whole-block I/O.
@@ -19,121 +22,18 @@ import { WriteLog } from './writelog.js';
  * - No operation touches more than the blocks asked for: the image may be
  *   terabytes and sparse; memory use is bounded by the caller's buffers (and
  *   copy()'s own, COPY_BYTES).
- * - Every write and every flush is one numbered "mutation point" (see the crash
- *   injection below), so crash tests can stop a command between any two. A
- *   background writeback (startWriteback) is none: it changes no byte, only
- *   how soon written bytes reach the disk, and the protocol never relies on it.
+ * - Every write and every flush is one numbered "mutation point" (crash.ts),
+ *   so crash tests can stop a command between any two. A background
+ *   writeback (startWriteback) is none: it changes no byte, only how soon
+ *   written bytes reach the disk, and the protocol never relies on it.
  * - With DAXTOOL_WRITE_LOG set, every write that reached the file and every
  *   flush that succeeded is appended to the write log, in order (writelog.ts);
  *   with DAXTOOL_EIO set, one chosen read, write or flush fails (eio.ts).
  * - Once fenced (fence()), the device writes and flushes nothing more.
+ *
+ * Apart: crash injection and I/O counts (crash.ts), host errors (syserror.ts),
+ * long copies' O_DIRECT path (direct.ts), the lock (lock.ts).
  */
-
-// ---------------------------------------------------------------------------
-// Crash injection and I/O accounting (process-wide: one command = one process).
-//
-//   DAXTOOL_CRASH_AT=N      the process SIGKILLs itself right before its N-th
-//                           mutation point (1-based). A mutation point is one
-//                           write(2)/writev(2) call issued by write(), by each
-//                           coalesced run of writeBatch() or by each chunk of
-//                           copy() (with or without O_DIRECT), or one flush().
-//   DAXTOOL_CRASH_MODE=torn instead of stopping before the N-th write, write the
-//                           first half of its bytes (rounded down to 512-byte
-//                           sectors) and then die: a torn write. Default "before".
-//   DAXTOOL_IO_COUNT=1      at process exit, print one line to stderr:
-//                             daxtool-io-count ops=N writes=W flushes=F reads=R
-//                           A harness runs a command once with this to learn N,
-//                           then once per DAXTOOL_CRASH_AT=1..N, and checks that
-//                           each resulting image opens at the state before or
-//                           after the command.
-// Tests in-process use setCrashInjection() with a throwing `die` instead.
-// ---------------------------------------------------------------------------
-
-export type CrashMode = 'before' | 'torn';
-
-export interface IoCounters {
-  /** Mutation points so far: writes + flushes. */
-  ops: number;
-  writes: number;
-  flushes: number;
-  reads: number;
-  bytesWritten: number;
-  bytesRead: number;
-}
-
-const counters: IoCounters = { ops: 0, writes: 0, flushes: 0, reads: 0, bytesWritten: 0, bytesRead: 0 };
-
-interface CrashPlan {
-  at: number;
-  mode: CrashMode;
-  die: () => void;
-}
-
-/** undefined: environment not read yet; null: no crash planned. */
-let crashPlan: CrashPlan | null | undefined;
-
-function killSelf(): void {
-  process.kill(process.pid, 'SIGKILL');
-  for (;;) sleepSync(1000); // never run past a crash point, even if delivery were delayed
-}
-
-function planFromEnv(): CrashPlan | null {
-  const at = process.env.DAXTOOL_CRASH_AT;
-  if (at === undefined || at === '') return null;
-  const n = Number(at);
-  if (!Number.isSafeInteger(n) || n < 1) throw err('EINVAL', `DAXTOOL_CRASH_AT=${at} is not a positive integer`);
-  const m = process.env.DAXTOOL_CRASH_MODE ?? 'before';
-  if (m !== 'before' && m !== 'torn') throw err('EINVAL', `DAXTOOL_CRASH_MODE=${m} is not one of before, torn`);
-  return { at: n, mode: m, die: killSelf };
-}
-
-export function ioCounters(): IoCounters {
-  return { ...counters };
-}
-
-/** Zero the counters (and re-read the crash environment on the next mutation). */
-export function resetIoCounters(): void {
-  for (const k of Object.keys(counters) as (keyof IoCounters)[]) counters[k] = 0;
-  crashPlan = undefined;
-  resetEioInjection();
-}
-
-/**
- * Override the crash plan (tests). `die` replaces the SIGKILL, e.g. with a
- * function that throws. null disables crash injection; the environment is not
- * consulted again until resetIoCounters().
- */
-export function setCrashInjection(plan: { at: number; mode?: CrashMode; die?: () => void } | null): void {
-  crashPlan = plan ? { at: plan.at, mode: plan.mode ?? 'before', die: plan.die ?? killSelf } : null;
-}
-
-/** Count one mutation point; returns the crash plan when this is the one to crash at. */
-function mutationPoint(): CrashPlan | null {
-  if (crashPlan === undefined) crashPlan = planFromEnv();
-  counters.ops++;
-  return crashPlan && counters.ops === crashPlan.at ? crashPlan : null;
-}
-
-function crashed(plan: CrashPlan): never {
-  plan.die();
-  throw new Error(`crash injected at I/O operation ${plan.at}`); // only reached when a test's die() returns
-}
-
-let countHookInstalled = false;
-function installCountHook(): void {
-  if (countHookInstalled || process.env.DAXTOOL_IO_COUNT !== '1') return;
-  countHookInstalled = true;
-  process.once('exit', () => {
-    const c = counters;
-    try {
-      fs.writeSync(2, `daxtool-io-count ops=${c.ops} writes=${c.writes} flushes=${c.flushes} reads=${c.reads}\n`);
-    } catch {
-      // stderr closed: nothing useful to do at exit
-    }
-  });
-}
-
-// ---------------------------------------------------------------------------
 
 export interface OpenOptions {
   write: boolean;
@@ -166,9 +66,6 @@ const WRITEBACK_BYTES = 16 << 20;
 /** Most bytes one read or one write of copy() moves: few system calls per MiB, a small buffer. */
 const COPY_BYTES = 8 << 20;
 
-/** File offsets and lengths of O_DIRECT reads and writes are multiples of this (the largest usual logical sector). */
-const DIRECT_ALIGN = 4096;
-
 /** A copy of at least this many COPY_BYTES chunks bypasses the page cache (see copy()). */
 const LONG_COPY_CHUNKS = 4;
 
@@ -178,55 +75,6 @@ let directCopies = true;
 /** Let long copies use O_DIRECT (the default) or make every copy go through the page cache. */
 export function setDirectCopies(on: boolean): void {
   directCopies = on;
-}
-
-interface DirectIo {
-  /** The image opened again, read-write, with O_DIRECT. */
-  fd: number;
-  /** COPY_BYTES at an address O_DIRECT accepts. */
-  buf: Buffer;
-}
-
-/** Map a Node fs error to a DaxError; `what` says what was being done. */
-function sysError(e: unknown, what: string, object: string, fallback: ErrCode = 'EIO'): DaxError {
-  if (e instanceof DaxError) return e;
-  const code = (e as NodeJS.ErrnoException | null)?.code;
-  const detail = (e as Error | null)?.message ?? String(e);
-  switch (code) {
-    case 'ENOENT':
-      return err('ENOENT', `${what}: no such file`, object, 'create an image with `daxtool mkfs IMAGE --size SIZE`');
-    case 'EISDIR':
-      return err('EISDIR', `${what}: is a directory`, object);
-    case 'ENOTDIR':
-      return err('ENOTDIR', `${what}: a component of the path is not a directory`, object);
-    case 'EEXIST':
-      return err('EEXIST', `${what}: file exists`, object, 'pass --force to replace it');
-    case 'EACCES':
-    case 'EPERM':
-      return err('EPERM', `${what}: permission denied`, object);
-    case 'EROFS':
-      return err('EPERM', `${what}: read-only file system`, object);
-    case 'ENOSPC':
-    case 'EDQUOT':
-      // The cause leads the line (`daxtool: CMD: host filesystem full: ...`); what failed follows.
-      return err(
-        'ENOSPC',
-        `host filesystem full: ${what}`,
-        undefined,
-        'the image is sparse and needs host space for every block it writes: free space on the host file system and run the command again',
-      );
-    case 'EFBIG':
-      return err('EFBIG', `${what}: file too large for the host file system`, object);
-    default:
-      return err(fallback, `${what}: ${detail}`, object);
-  }
-}
-
-function defaultTimeout(mode: LockMode, given?: number): number {
-  if (given !== undefined) return given;
-  const env = Number(process.env.DAXTOOL_LOCK_TIMEOUT_MS);
-  if (process.env.DAXTOOL_LOCK_TIMEOUT_MS && Number.isFinite(env) && env >= 0) return env;
-  return mode === 'exclusive' ? DEFAULT_WRITER_TIMEOUT_MS : DEFAULT_READER_TIMEOUT_MS;
 }
 
 export class BlockDevice {
@@ -284,7 +132,7 @@ export class BlockDevice {
       if (st.size < 2 * MIN_BLOCK_SIZE)
         throw err('EINVAL', `not a daxtool image: file is ${st.size} bytes, too small to hold two blocks`, path);
       const mode = opts.lock ?? (opts.write ? 'exclusive' : 'shared');
-      const lock = lockImage(fd, mode, defaultTimeout(mode, opts.lockTimeoutMs), path);
+      const lock = lockImage(fd, mode, lockTimeout(mode, opts.lockTimeoutMs), path);
       return new BlockDevice(path, fd, st.size, opts.write, lock);
     } catch (e) {
       fs.closeSync(fd);
@@ -329,7 +177,7 @@ export class BlockDevice {
       if (st.isDirectory()) throw err('EISDIR', 'image path is a directory', path);
       if (!st.isFile()) throw err('EINVAL', 'image is not a regular file', path);
       // Lock before truncating: never destroy an image another command is using.
-      lock = lockImage(fd, 'exclusive', defaultTimeout('exclusive', opts.lockTimeoutMs), path);
+      lock = lockImage(fd, 'exclusive', lockTimeout('exclusive', opts.lockTimeoutMs), path);
       fs.ftruncateSync(fd, 0);
       fs.ftruncateSync(fd, sizeBytes);
       const dev = new BlockDevice(path, fd, sizeBytes, true, lock);
@@ -402,8 +250,7 @@ export class BlockDevice {
       if (n === 0) throw err('EIO', `short read: ${this.path} ends at byte ${pos + done}`, object);
       done += n;
     }
-    counters.reads++;
-    counters.bytesRead += buf.length;
+    countRead(buf.length);
   }
 
   /**
@@ -475,31 +322,11 @@ export class BlockDevice {
     return this.copyBuf.subarray(0, bytes);
   }
 
-  /**
-   * Long copies' O_DIRECT descriptor and buffer, set up on first use: the image
-   * reopened through /proc/self/fd (the same file even if renamed since),
-   * and a buffer that O_DIRECT accepts — the memory of a WebAssembly
-   * instance, which is mapped on pages of its own and so starts page-aligned
-   * (a Buffer's address is neither visible nor aligned). Where either is
-   * refused, copies go through the page cache.
-   */
+  /** Long copies' O_DIRECT descriptor and buffer (direct.ts), set up on first use. */
   private directIo(): DirectIo | null {
     if (this.direct !== undefined) return this.direct;
     this.direct = null;
-    const O_DIRECT = fs.constants.O_DIRECT;
-    if (!O_DIRECT || process.platform !== 'linux') return null;
-    let buf: Buffer;
-    try {
-      const pages = COPY_BYTES / 65536;
-      buf = Buffer.from(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer);
-    } catch {
-      return null;
-    }
-    try {
-      this.direct = { fd: fs.openSync(`/proc/self/fd/${this.handle()}`, fs.constants.O_RDWR | O_DIRECT), buf };
-    } catch {
-      // no O_DIRECT on this file system
-    }
+    this.direct = DirectIo.open(this.handle(), COPY_BYTES);
     return this.direct;
   }
 
@@ -510,28 +337,11 @@ export class BlockDevice {
    */
   private readDirect(d: DirectIo, blkno: Blkno, buf: Buffer): boolean {
     const pos = blkno * this.bs;
-    if (pos % DIRECT_ALIGN || buf.length % DIRECT_ALIGN) return false;
-    let done = 0;
-    while (done < buf.length) {
-      let n: number;
-      try {
-        if (done === 0) failIo('read', 'read');
-        n = fs.readSync(d.fd, buf, done, buf.length - done, pos + done);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EINVAL')
-          throw sysError(e, `read error in ${this.path} at byte ${pos + done}`, this.blockName(blkno));
-        this.closeDirect();
-        break;
-      }
-      if (n === 0) throw err('EIO', `short read: ${this.path} ends at byte ${pos + done}`, this.blockName(blkno));
-      done += n;
-      if (n % DIRECT_ALIGN) break;
-    }
+    if (!directAligned(pos, buf.length)) return false;
+    const { done, refused } = d.read(buf, { path: this.path, blkno, bs: this.bs });
+    if (refused) this.closeDirect();
     if (done < buf.length) this.preadFull(buf.subarray(done), pos + done, blkno);
-    else {
-      counters.reads++;
-      counters.bytesRead += buf.length;
-    }
+    else countRead(buf.length);
     return true;
   }
 
@@ -543,36 +353,15 @@ export class BlockDevice {
    */
   private writeDirect(d: DirectIo, blkno: Blkno, buf: Buffer): boolean {
     const pos = blkno * this.bs;
-    if (pos % DIRECT_ALIGN || buf.length % DIRECT_ALIGN) return false;
-    if (crashPlan === undefined) crashPlan = planFromEnv();
-    if (crashPlan && crashPlan.mode === 'torn' && counters.ops + 1 === crashPlan.at) return false;
-    let done = 0;
-    let crash: CrashPlan | null = null;
-    while (done < buf.length) {
-      let n: number;
-      try {
-        if (done === 0) {
-          // The mutation point comes right before the first byte can reach the disk.
-          crash = mutationPoint();
-          if (crash) crashed(crash);
-          failIo('write', 'write');
-        }
-        n = fs.writeSync(d.fd, buf, done, buf.length - done, pos + done);
-      } catch (e) {
-        if (crash) throw e;
-        if ((e as NodeJS.ErrnoException).code === 'EINVAL' && done === 0) {
-          // Refused before anything was written: undo the point, go the cached way from now on.
-          counters.ops--;
-          this.closeDirect();
-          return false;
-        }
-        throw sysError(e, `write error in ${this.path} at byte ${pos + done}`, this.blockName(blkno + Math.floor(done / this.bs)));
-      }
-      if (n <= 0) throw err('EIO', `write made no progress in ${this.path} at byte ${pos + done}`, this.blockName(blkno));
-      done += n;
+    if (!directAligned(pos, buf.length)) return false;
+    if (tornNext()) return false;
+    const done = d.write(buf, { path: this.path, blkno, bs: this.bs });
+    if (done === null) {
+      // Refused before anything was written: go the cached way from now on.
+      this.closeDirect();
+      return false;
     }
-    counters.writes++;
-    counters.bytesWritten += done;
+    countWrite(done);
     if (this.log) this.log.write(pos, [buf], done);
     return true;
   }
@@ -580,13 +369,7 @@ export class BlockDevice {
   private closeDirect(): void {
     const d = this.direct;
     this.direct = null;
-    if (d) {
-      try {
-        fs.closeSync(d.fd);
-      } catch {
-        // a second descriptor of a file still open: nothing of ours is lost with it
-      }
-    }
+    d?.close();
   }
 
   private wholeBlocks(buf: Buffer, blkno: Blkno, op: string): number {
@@ -697,8 +480,7 @@ export class BlockDevice {
         }
       }
     }
-    counters.writes++;
-    counters.bytesWritten += done;
+    countWrite(done);
     if (this.log) this.log.write(start, bufs, done);
     if (crash) crashed(crash);
     this.unsynced += done;
@@ -748,7 +530,7 @@ export class BlockDevice {
       throw sysError(e, `flush of ${this.path} failed`, this.path);
     }
     this.unsynced = 0;
-    counters.flushes++;
+    countFlush();
     if (this.log) this.log.flush();
   }
 

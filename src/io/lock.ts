@@ -230,3 +230,11 @@ function release(name: string): void {
     // Others hold it, or it is gone.
   }
 }
+
+/** The lock timeout: the one given, else env DAXTOOL_LOCK_TIMEOUT_MS, else the default for the mode. */
+export function lockTimeout(mode: LockMode, given?: number): number {
+  if (given !== undefined) return given;
+  const env = Number(process.env.DAXTOOL_LOCK_TIMEOUT_MS);
+  if (process.env.DAXTOOL_LOCK_TIMEOUT_MS && Number.isFinite(env) && env >= 0) return env;
+  return mode === 'exclusive' ? DEFAULT_WRITER_TIMEOUT_MS : DEFAULT_READER_TIMEOUT_MS;
+}

@@ -1,3 +1,5 @@
+// Over 600 lines on purpose: the fault handler is one decision per page (map, share, copy on write, zero,
+// anonymous copy, signal) at two sizes (4 KiB, 2 MiB) in one batch; results and their words already live apart.
 /**
  * The fault handler (the contract is at the top of machine.ts; Linux fs/dax.c
  * on XFS is the reference): one batch of pages of one process, each page

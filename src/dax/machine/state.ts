@@ -258,7 +258,7 @@ export class MachineState {
     return this.tx.roots[RootId.Proc] !== 0 || this.tx.roots[RootId.Pin] !== 0;
   }
 
-  /** Write everything back into the transaction (FsTx.onSync). */
+  /** Write everything back into the transaction (BlockHolder.sync, at FsTx.sync). */
   sync(): void {
     if (this.procs_) {
       for (const pid of this.procDirty) {

@@ -24,3 +24,11 @@ export function flagNames(v: number): string[] {
 }
 
 export const hex = (n: number): string => `0x${n.toString(16)}`;
+
+/** The memory-failure kill policy of a process (prctl PR_MCE_KILL): early or late. */
+export type KillPolicy = 'early' | 'late';
+
+/** A process's kill policy, from its record's flags. */
+export function killPolicyOf(flags: number): KillPolicy {
+  return flags & D.PROC_MCE_EARLY ? 'early' : 'late';
+}
