@@ -22,6 +22,7 @@ import type { FsFacts, SpaceClaim } from './fscheck.js';
 import { ProblemList } from './problems.js';
 import { Tuples } from './tuples.js';
 import type { Checker } from './checker.js';
+import { checkDaxEntries } from './dax-entries.js';
 
 /**
  * The DAX machine's invariants (ARCHITECTURE.md, "Invariants": every mapping
@@ -514,8 +515,10 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
   if (!broken.has('page-descriptor tree')) {
     const actual = new DescIndex();
     let nrecords = 0;
+    const daxEntries: DescRec[] = [];
     for (const r of new Btree(fx.tx, descOps, fx.tx.roots[RootId.Desc]).range()) {
       nrecords++;
+      if (r.space === DescSpace.PageCache && daxEntries.push(r)) continue; // checked by dax-entries.ts
       // Runs describe one descriptor per block (space 1) or index (space 2): compare them one by one.
       for (let i = 0; i < Math.min(r.len, D.DESC_CHUNK); i++) {
         const x = expand(r, i);
@@ -670,6 +673,10 @@ function checkEntries(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList): Ma
           `${D.DESC_KIND_NAMES[r.kind] ?? r.kind} descriptor (${r.k1}, ${r.k2}, ${r.k3}) is not behind any page-table entry`,
         );
     }
+    checkDaxEntries(
+      { model, entries: daxEntries, leaves: walk.leaves, vmaAt, inode: (i) => fsv.inode(i), name, zeroFrame: zero, totalBlocks: total },
+      P,
+    );
     const c = sb.counters[CounterId.DaxDescRecords];
     if (c !== nrecords) P.add('sb.counters', `superblock descriptor record count is ${c}, the descriptor tree holds ${nrecords}`, fs.slot);
   }
