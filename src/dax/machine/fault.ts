@@ -664,8 +664,10 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
  * VM_FAULT_SIGBUS (BUS_ADRERR). dax_iomap_pmd_fault still hands the fault's
  * return value to iomap_iter as the bytes processed, so
  * xfs_dax_write_iomap_end -> xfs_reflink_end_cow remaps the whole 2 MiB to
- * the new blocks, which hold zeros (XFS allocates DAX COW blocks zeroed):
- * the file's data there is lost. Seen in the booted kernel (Linux 6.12).
+ * the new blocks, which were never written: the file's data there is lost.
+ * Here they hold zeros; in the booted kernel (Linux 6.12) they held whatever
+ * the NVDIMM held before (the kernel oracle once read a pattern of an earlier
+ * run there), which no model can know.
  */
 function linuxFailedPmdCow(s: MachineState, b: Batch, inode: InodeRec, addr: number, idx0: FileBlock, bad: Blkno): FaultRecord {
   s.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);
