@@ -100,10 +100,12 @@ export function stats(s: MachineState): MachineStats {
   let descs = 0;
   let records = 0;
   for (const r of s.desc.range()) {
+    records++;
+    // A DAX page-cache entry (linux) is an xarray slot, not a page descriptor: a record, not a descriptor.
+    if (r.kind === D.DescKind.DaxEntry) continue;
     const k = D.DESC_KIND_NAMES[r.kind] ?? String(r.kind);
     byKind[k] = (byKind[k] ?? 0) + r.len;
     descs += r.len;
-    records++;
   }
   const dram: Record<string, number> = {};
   let frames = 0;
