@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkImage } from '../src/check/verify.js';
 import { Dax, machineOf } from '../src/dax/index.js';
+import { entryRecord } from '../src/dax/machine/page-cache.js';
 import * as D from '../src/format/dax-records.js';
 import type { PageModelName } from '../src/format/superblock.js';
 import { expectClean, makeImage, type TestImage } from './helpers/image.js';
@@ -128,24 +129,8 @@ describe('linux: DAX page-cache entries', () => {
 });
 
 describe('verify: DAX page-cache entries', () => {
-  const put = (t: TestImage, path: string, index: number, len: number, flags = 0) =>
-    t.fs.mutate((fx) => {
-      const ino = t.fs.stat(path).ino;
-      machineOf(fx).desc.put({
-        space: D.DescSpace.PageCache,
-        kind: D.DescKind.DaxEntry,
-        flags,
-        len,
-        k1: ino,
-        k2: index,
-        k3: 0,
-        mapcount: 0,
-        share: 0,
-        ino,
-        index,
-        target: 0,
-      });
-    });
+  const put = (t: TestImage, path: string, index: number, len: 1 | 512, flags = 0) =>
+    t.fs.mutate((fx) => machineOf(fx).desc.put(entryRecord(t.fs.stat(path).ino, index, len, flags)));
 
   it('finds a 4 KiB entry inside a PMD entry, under a huge mapping, and one past EOF', () => {
     const { img } = setup();

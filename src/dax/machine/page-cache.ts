@@ -55,12 +55,13 @@ function covering(m: Map<FileBlock, DescRec>, index: FileBlock): DescRec | undef
   return pmd && pmd.len === N ? pmd : m.get(index);
 }
 
-function put(s: MachineState, m: Map<FileBlock, DescRec>, ino: Ino, index: FileBlock, pmd: boolean, flags: number): void {
-  const r: DescRec = {
+/** The descriptor-tree record of a DAX entry of file ino at index (a PMD entry: len 512, index aligned). */
+export function entryRecord(ino: Ino, index: FileBlock, len: 1 | typeof N, flags: number): DescRec {
+  return {
     space: DescSpace.PageCache,
     kind: DescKind.DaxEntry,
     flags,
-    len: pmd ? N : 1,
+    len,
     k1: ino,
     k2: index,
     k3: 0,
@@ -70,6 +71,10 @@ function put(s: MachineState, m: Map<FileBlock, DescRec>, ino: Ino, index: FileB
     index,
     target: 0,
   };
+}
+
+function put(s: MachineState, m: Map<FileBlock, DescRec>, ino: Ino, index: FileBlock, pmd: boolean, flags: number): void {
+  const r = entryRecord(ino, index, pmd ? N : 1, flags);
   m.set(index, r);
   s.desc.put(r);
 }
