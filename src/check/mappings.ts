@@ -10,6 +10,7 @@
  *   dax.entry.*, dax.cow.*, dax.huge.*   every present leaf entry against its
  *                  VMA and the file's extent tree (entries.ts)
  *   dax.desc.*     the model's descriptors (descriptors.ts)
+ *   dax.pagecache.*  the `linux` model's DAX page-cache entries (pagecache.ts)
  *   dax.dram.*     DRAM frames: map counts, owners, kinds (dram.ts)
  *   dax.rmap.walk  the model's reverse-map walk from every mapped block finds
  *                  exactly the (file, index, process, address) set mapping it
@@ -36,6 +37,7 @@ import type { ProblemList } from './problems.js';
 import { machineCheck, type FsView } from './mappings/context.js';
 import { checkMachineCounters, checkMetadataCount, type MachineOutcome } from './mappings/counters.js';
 import { checkDescriptors } from './mappings/descriptors.js';
+import { checkDaxEntries } from './mappings/pagecache.js';
 import { checkDram } from './mappings/dram.js';
 import { checkEntries } from './mappings/entries.js';
 import { machineSpace, readMachine, TREES, type MachinePass } from './mappings/pass.js';
@@ -132,7 +134,14 @@ function runFamilies(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList, pass
   const walk = pass.walk;
   machineBlocks += walk.tables.length;
   const pages = checkEntries(cx, walk, vmaAt);
-  if (!broken.has('page-descriptor tree')) checkDescriptors(cx, pages);
+  if (!broken.has('page-descriptor tree')) {
+    const entries = checkDescriptors(cx, pages);
+    const inode = (i: Ino) => fsv.inode(i);
+    checkDaxEntries(
+      { model: cx.model, entries, leaves: walk.leaves, vmaAt, inode, name: cx.name, zeroFrame: cx.zero, totalBlocks: cx.total },
+      P,
+    );
+  }
   if (!broken.has('DRAM tree')) checkDram(cx, pages.dramCount);
   if (!broken.has('page-descriptor tree') && !fsv.broken('physical-block index')) checkRmapWalks(cx, pages);
   if (!broken.has('pin tree')) checkPins(cx);

@@ -16,6 +16,8 @@ export const FALLBACK_WORDS: Record<PmdFallback, string> = {
   vma: 'the 2 MiB would cross the VMA (pmd_addr < vm_start or pmd_addr + PMD_SIZE > vm_end)',
   eof: 'the 2 MiB would pass EOF ((xa_index | PG_PMD_COLOUR) >= max_pgoff)',
   'short-extent': 'the extent is shorter than 2 MiB here: iomap_length(&iter) < PMD_SIZE',
+  'pte-entry':
+    "a 4 KiB DAX entry of the file's page cache lies in the 2 MiB (left by an earlier 4 KiB fault, mapped or not): grab_mapping_entry falls back",
   'unaligned-frame': "the extent's block is not 2 MiB-aligned: dax_iomap_direct_access refuses the pfn",
   poisoned: 'a poisoned block in the 2 MiB: dax_direct_access fails',
   'hole-read': 'a read of a 2 MiB hole: Linux maps the huge zero page (dax_pmd_load_hole); daxtool maps 4 KiB zero pages',

@@ -31,6 +31,7 @@
 import * as D from '../format/dax-records.js';
 import type { Blkno, FileBlock } from '../format/units.js';
 import type { FaultBatchResult, FaultResultName, LevelName, Machine, VmaInfo } from './machine.js';
+import { pmdEntryFits } from './machine/page-cache.js';
 
 const PAGE = 4096;
 const PMD_BYTES = D.PMD_PAGES * PAGE;
@@ -43,6 +44,7 @@ export type PmdFallback =
   | 'private-write' // a write to a MAP_PRIVATE mapping ("we're going to COW")
   | 'vma' // the 2 MiB would pass the VMA's start or end
   | 'eof' // the 2 MiB would pass the end of the file
+  | 'pte-entry' // linux: a 4 KiB DAX entry of the file's page cache lies in the 2 MiB (grab_mapping_entry)
   | 'short-extent' // the extent (or hole) at the 2 MiB does not cover it: iomap_length < PMD_SIZE
   | 'unaligned-frame' // the extent's block for the 2 MiB is not 2 MiB-aligned
   | 'poisoned' // a poisoned block in the 2 MiB: dax_direct_access fails
@@ -159,6 +161,7 @@ export function faultFacts(m: Machine, pid: number, addr: number, write: boolean
   if (base < v.start || base + PMD_BYTES > v.end) fb.push('vma');
   if (idx0 >= 0 && idx0 + D.PMD_PAGES > facts.eofIndex) fb.push('eof');
   if (idx0 < 0 || fb.includes('colour')) return facts;
+  if (!pmdEntryFits(m, v.ino, idx0)) fb.push('pte-entry');
   facts.pmdIndex = idx0;
   const e0 = tree ? m.fx.bmap.lookup(tree, idx0) : undefined;
   if (!e0) {

@@ -77,6 +77,16 @@ export function linuxPmdFallback(ptTable: boolean, runs: RefcountRuns, p0: Blkno
   return null;
 }
 
+/**
+ * The PMD fallback of grab_mapping_entry(xas, mapping, PMD_ORDER):
+ * get_unlocked_entry finds a 4 KiB DAX entry in the 2 MiB range of the
+ * file's page cache (an entry of a lower order: a conflict), left by an
+ * earlier 4 KiB fault of any process — even one no page table maps any more
+ * (machine/page-cache.ts).
+ */
+export const PTE_ENTRY_IN_RANGE =
+  "a 4 KiB entry of the file's page cache lies in the 2 MiB (grab_mapping_entry with PMD_ORDER finds a lower-order entry)";
+
 /** si_code of a SIGBUS (include/uapi/asm-generic/siginfo.h). */
 export type SigbusCode = 'BUS_ADRERR' | 'BUS_MCEERR_AR' | 'BUS_MCEERR_AO';
 

@@ -5,6 +5,7 @@ import type { LeafEntry, WalkStep } from './pagetable.js';
 import { memoryFailure, poisonAddr, setKillPolicy, type KillPolicy, type MfResult } from './memory-failure.js';
 import { MachineState, type VmaInfo } from './machine/state.js';
 import { invalidate, zapRange, type ZapOptions } from './machine/entries.js';
+import { entriesOfFile, type DaxEntryInfo } from './machine/page-cache.js';
 import { beforeRelease, beforeRemap, checkOverwrite, checkReadable, retainOnFree } from './machine/hooks.js';
 import type { BlockHolder } from '../fs/holder.js';
 import { exitProc, freePid, getOrCreateProc, mmap, munmap, ps, type MmapOptions } from './machine/vmas.js';
@@ -107,6 +108,11 @@ export class Machine extends MachineState implements BlockHolder {
 
   invalidate(ino: Ino, i0: FileBlock, n: number, opts: ZapOptions & { keepAnon: boolean }): number {
     return invalidate(this, ino, i0, n, opts);
+  }
+
+  /** The DAX entries of a file's page cache (the `linux` model keeps them: machine/page-cache.ts; empty under the others). */
+  daxEntries(ino: Ino): DaxEntryInfo[] {
+    return entriesOfFile(this, ino);
   }
 
   // Hooks the filesystem calls

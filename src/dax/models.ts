@@ -83,8 +83,11 @@ export interface DescState {
 
 export const key3 = (block: number, ino: Ino, index: FileBlock): string => `3|${block}|${ino}|${index}`;
 
+/** Cache key of a DAX page-cache entry (space 4, the `linux` model: machine/page-cache.ts). */
+export const entryKey = (ino: Ino, index: FileBlock): string => `4|${ino}|${index}`;
+
 export function descCacheKey(r: DescRec): string | number {
-  return key3(r.k1, r.k2, r.k3);
+  return r.space === DescSpace.PageCache ? entryKey(r.k1, r.k2) : key3(r.k1, r.k2, r.k3);
 }
 
 function blank(kind: DescKind, space: DescSpace, k1: number, k2: number, k3: number): DescRec {

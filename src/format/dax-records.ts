@@ -256,9 +256,17 @@ export function checkVma(r: VmaRec): string | null {
  *   space 3 (block, ino, index), len 1: per (file, index) mapping of a block:
  *       PROXY     proxy model; target = the primary's frame
  *       COPYREF   pagecache model; target = the DRAM frame holding the copy
+ *   space 4 (ino, index, 0): a DAX entry of the file's page cache (the `linux`
+ *   model only: Linux's i_pages xarray under fs/dax.c), which outlives the
+ *   mappings it was made for:
+ *       DAXENTRY  len 1 (a 4 KiB entry) or 512 (a PMD entry, index a multiple
+ *                 of 512); flags EMPTY (grabbed by a fault that mapped no
+ *                 file page: a private write, a SIGBUS) or ZERO (the zero
+ *                 page of a hole), none for a block; mapcount, share and
+ *                 target 0 (nothing counts the page tables behind it)
  * mapcount is the number of leaf page-table entries behind each descriptor.
  * Invariants: space/kind agree; mapcount >= 1 (descriptors without mappings
- * are removed); len >= 1, and a run stays inside one aligned 512-block (space
+ * are removed), except DAX entries (mapcount 0); len >= 1, and a run stays inside one aligned 512-block (space
  * 1) or 512-index (space 2) chunk — a run describes at most one 2 MiB range,
  * and a transaction reworks descriptors a chunk at a time; runs of a space do
  * not overlap.
@@ -271,6 +279,7 @@ export enum DescSpace {
   Frame = 1,
   FileIndex = 2,
   BlockFileIndex = 3,
+  PageCache = 4,
 }
 
 export enum DescKind {
@@ -282,6 +291,7 @@ export enum DescKind {
   Naive = 6,
   XaEntry = 7,
   CopyRef = 8,
+  DaxEntry = 9,
 }
 
 export const DESC_KIND_NAMES: Record<number, string> = {
@@ -293,6 +303,7 @@ export const DESC_KIND_NAMES: Record<number, string> = {
   [DescKind.Naive]: 'naive',
   [DescKind.XaEntry]: 'page-cache-entry',
   [DescKind.CopyRef]: 'copy-ref',
+  [DescKind.DaxEntry]: 'dax-entry',
 };
 
 export const DESC_SPACE_OF: Record<number, DescSpace> = {
@@ -304,10 +315,14 @@ export const DESC_SPACE_OF: Record<number, DescSpace> = {
   [DescKind.XaEntry]: DescSpace.FileIndex,
   [DescKind.Proxy]: DescSpace.BlockFileIndex,
   [DescKind.CopyRef]: DescSpace.BlockFileIndex,
+  [DescKind.DaxEntry]: DescSpace.PageCache,
 };
 
 /** DaxPage flag: inserted into more than one (file, index); keeps only a share count. */
 export const DESC_SHARED = 1;
+/** DaxEntry flags (fs/dax.c DAX_ZERO_PAGE, DAX_EMPTY). */
+export const DAX_ENTRY_ZERO = 2;
+export const DAX_ENTRY_EMPTY = 4;
 
 export interface DescRec {
   space: number;
@@ -367,6 +382,7 @@ export function checkDesc(r: DescRec): string | null {
   const space = DESC_SPACE_OF[r.kind];
   if (space === undefined) return `${at}: unknown kind ${r.kind}`;
   if (space !== r.space) return `${at}: kind ${DESC_KIND_NAMES[r.kind]} does not belong in space ${r.space}`;
+  if (r.kind === DescKind.DaxEntry) return checkDaxEntry(r, at);
   if (r.mapcount < 1) return `${at}: map count 0 (an unmapped descriptor must be freed)`;
   if (r.flags & ~DESC_SHARED) return `${at}: unknown flags ${r.flags}`;
   if (r.len < 1) return `${at}: run of length 0`;
@@ -374,6 +390,17 @@ export function checkDesc(r: DescRec): string | null {
   const start = space === DescSpace.Frame ? r.k1 : r.k2;
   if (space !== DescSpace.BlockFileIndex && (start % DESC_CHUNK) + r.len > DESC_CHUNK)
     return `${at}: run of ${r.len} crosses a ${DESC_CHUNK}-entry chunk boundary`;
+  return null;
+}
+
+/** A DAX page-cache entry (space 4): a 4 KiB or an aligned PMD entry, empty, zero or of a block. */
+function checkDaxEntry(r: DescRec, at: string): string | null {
+  if (r.len !== 1 && r.len !== PMD_PAGES) return `${at}: DAX entry of ${r.len} pages (1 or ${PMD_PAGES})`;
+  if (r.len === PMD_PAGES && r.k2 % PMD_PAGES) return `${at}: PMD entry at index ${r.k2}, not a multiple of ${PMD_PAGES}`;
+  if (r.k3 !== 0 || r.ino !== r.k1 || r.index !== r.k2) return `${at}: DAX entry key and fields disagree`;
+  if (r.flags & ~(DAX_ENTRY_ZERO | DAX_ENTRY_EMPTY) || r.flags === (DAX_ENTRY_ZERO | DAX_ENTRY_EMPTY))
+    return `${at}: bad DAX entry flags ${r.flags}`;
+  if (r.mapcount !== 0 || r.share !== 0 || r.target !== 0) return `${at}: DAX entry with a map count, share or target`;
   return null;
 }
 

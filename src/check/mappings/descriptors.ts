@@ -72,12 +72,18 @@ interface BlockDescs {
   what: () => string;
 }
 
-export function checkDescriptors(cx: MachineCheck, pages: MappedPages): void {
+/** Returns the `linux` model's DAX page-cache entries (space 4), which pagecache.ts checks. */
+export function checkDescriptors(cx: MachineCheck, pages: MappedPages): DescRec[] {
   const { P, fx, sb, fs } = cx;
   const actual = new DescIndex();
+  const daxEntries: DescRec[] = [];
   let nrecords = 0;
   for (const r of new Btree(fx.tx, descOps, fx.tx.roots[RootId.Desc]).range()) {
     nrecords++;
+    if (r.space === DescSpace.PageCache) {
+      daxEntries.push(r);
+      continue;
+    }
     // Runs describe one descriptor per block (space 1) or index (space 2): compare them one by one.
     for (let i = 0; i < Math.min(r.len, D.DESC_CHUNK); i++) {
       const x = expand(r, i);
@@ -96,6 +102,7 @@ export function checkDescriptors(cx: MachineCheck, pages: MappedPages): void {
   }
   const c = sb.counters[CounterId.DaxDescRecords];
   if (c !== nrecords) P.add('sb.counters', `superblock descriptor record count is ${c}, the descriptor tree holds ${nrecords}`, fs.slot);
+  return daxEntries;
 }
 
 /** Every block mapped directly: its descriptor, then the model's rule for its (file, index) pairs. */

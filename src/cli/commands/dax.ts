@@ -295,8 +295,8 @@ function sizeText(bytes: number): string {
 // ----------------------------------------------------------------- pages
 function descRows(ds: DescriptorInfo[]): (string | number)[][] {
   return ds.map((d) => [
-    d.type,
-    d.pages && d.pages > 1 ? `${d.pfn}+${d.pages}` : d.pfn,
+    d.entry ? `${d.type} (${d.entry})` : d.type,
+    d.pfn === undefined ? '' : d.pages && d.pages > 1 ? `${d.pfn}+${d.pages}` : d.pfn,
     d.path
       ? `${d.path} ${d.index}${d.pages && d.pages > 1 ? `..${(d.index ?? 0) + d.pages - 1}` : ''}`
       : d.index !== undefined

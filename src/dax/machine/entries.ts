@@ -22,6 +22,7 @@ import { type WalkStep } from '../pagetable.js';
 import { hex } from './units.js';
 import type { MachineState } from './state.js';
 import { pinBusy } from './pinned.js';
+import { noteInstall, sharedPteOverPmd } from './page-cache.js';
 
 /** How a tear-down treats pins and reports what it removed. */
 export interface ZapOptions {
@@ -120,7 +121,12 @@ export function account(s: MachineState, v: VmaRec, addr: number, level: 1 | 2, 
 export function linuxSharedInsert(s: MachineState, ino: Ino, index: FileBlock, pmd: boolean, sharedExtent: boolean): number {
   if (s.model !== 'linux') return 0;
   const u = sharedInsertUnmap(ino, index, pmd, sharedExtent);
-  return u ? invalidate(s, u.ino, u.index, u.pages, { keepAnon: true }) : 0;
+  if (!u) return 0;
+  // A 4 KiB entry where the file's page cache holds a PMD entry: the 512 pages go (page-cache.ts).
+  const idx0 = pmd ? null : sharedPteOverPmd(s, ino, index);
+  return idx0 === null
+    ? invalidate(s, u.ino, u.index, u.pages, { keepAnon: true })
+    : invalidate(s, ino, idx0, D.PMD_PAGES, { keepAnon: true });
 }
 
 /** Install a leaf entry (the slot must be empty). */
@@ -141,6 +147,8 @@ export function install(
   D.writePte(buf, i, e);
   setHdrCount(buf, hdrCount(buf) + 1);
   account(s, v, addr, level, frame, 1);
+  if (s.model === 'linux')
+    noteInstall(s, v.ino, s.vmaIndex(v, addr), level === 2, frame < s.totalBlocks ? 'block' : frame === s.zeroFrame ? 'zero' : 'anon');
   return e;
 }
 

@@ -15,12 +15,13 @@ import { err, isDaxError } from '../../format/errors.js';
 import { type ExtentRec, type InodeRec } from '../../format/records.js';
 import type { Blkno, FileBlock, Ino } from '../../format/units.js';
 import { prefetchMaps } from '../models.js';
-import { linuxPmdFallback, LSB_PTE, poisonedFaultCode, type SigbusCode } from '../linux-dax.js';
+import { linuxPmdFallback, LSB_PTE, poisonedFaultCode, PTE_ENTRY_IN_RANGE, type SigbusCode } from '../linux-dax.js';
 import { LEVEL_NAMES, ptIndex, type WalkStep } from '../pagetable.js';
 import { flagNames, PAGE, PMD } from './units.js';
 import type { MachineState } from './state.js';
 import { fileFrame, install, invalidate, linuxSharedInsert, newDramFrame, setEntry, zapRange } from './entries.js';
 import { checkPinnedBlocks } from './pinned.js';
+import { grabPteEntry, pmdEntryFits, sharedPteOverPmd } from './page-cache.js';
 import {
   deedText,
   extentText,
@@ -432,6 +433,8 @@ function fault4k(
   const pblk = c ? c.pblk + (index - c.fblk) : -1;
   const t = b.trace;
   if (t) t.extent = extentText(c, index, c ? refcountAt(s, c, pblk) : undefined);
+  // linux: dax_iomap_pte_fault -> grab_mapping_entry(order 0) before anything can fail (page-cache.ts).
+  grabPteEntry(s, v.ino, index);
   if (pblk >= 0 && s.isPoisoned(pblk)) {
     const code = poisonedFaultCode(s.model === 'linux', write && (v.flags & D.VMA_SHARED) !== 0, refcountAt(s, c!, pblk) >= 2);
     // linux, COW of a poisoned source: dax_insert_entry has unmapped the (file, index) before
@@ -516,7 +519,11 @@ function fault4k(
   const n = sharedRun(s, c!, pblk, runRoom(s, b, v, addr, index, c!.fblk + c!.len, c));
   const why = `cannot copy-on-write ${s.pathOf(v.ino)} index ${index}`;
   checkPinnedBlocks(s, pblk, n, why);
-  const stale = invalidate(s, v.ino, index, n, { keepAnon: true, pinWhy: why });
+  // linux: a PMD entry of the file's page cache over the page: dax_insert_entry unmaps its 2 MiB (page-cache.ts).
+  const over = sharedPteOverPmd(s, v.ino, index);
+  const stale =
+    invalidate(s, v.ino, index, n, { keepAnon: true, pinWhy: why }) +
+    (over === null ? 0 : invalidate(s, v.ino, over, D.PMD_PAGES, { keepAnon: true, pinWhy: why }));
   const got = placeBlocks(s, b, inode, index, n, pblk);
   setAhead(b, v.ino, index, n, got, pblk);
   const to = got[0]![0];
@@ -571,6 +578,11 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
   const linux = s.model === 'linux';
   if (linux && cnt === 0) {
     if (b.trace) b.trace.action = pmdRefusedText(linuxPmdFallback(true, [], 0) ?? '');
+    return null;
+  }
+  // linux: grab_mapping_entry(PMD_ORDER) meets a 4 KiB entry of the file's page cache in the range.
+  if (linux && !pmdEntryFits(s, v.ino, idx0)) {
+    if (b.trace) b.trace.action = pmdRefusedText(PTE_ENTRY_IN_RANGE);
     return null;
   }
   const RW = D.PTE_WRITE | D.PTE_DIRTY;
@@ -654,8 +666,10 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
  * VM_FAULT_SIGBUS (BUS_ADRERR). dax_iomap_pmd_fault still hands the fault's
  * return value to iomap_iter as the bytes processed, so
  * xfs_dax_write_iomap_end -> xfs_reflink_end_cow remaps the whole 2 MiB to
- * the new blocks, which hold zeros (XFS allocates DAX COW blocks zeroed):
- * the file's data there is lost. Seen in the booted kernel (Linux 6.12).
+ * the new blocks, which were never written: the file's data there is lost.
+ * Here they hold zeros; in the booted kernel (Linux 6.12) they held whatever
+ * the NVDIMM held before (the kernel oracle once read a pattern of an earlier
+ * run there), which no model can know.
  */
 function linuxFailedPmdCow(s: MachineState, b: Batch, inode: InodeRec, addr: number, idx0: FileBlock, bad: Blkno): FaultRecord {
   s.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);

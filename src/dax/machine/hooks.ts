@@ -12,9 +12,14 @@ import { MAX_KEY } from '../../fs/trees.js';
 import type { MachineState } from './state.js';
 import { invalidate } from './entries.js';
 import { checkPinnedBlocks } from './pinned.js';
+import { dropEntries } from './page-cache.js';
 export function beforeRelease(s: MachineState, inode: InodeRec, path: string, fblk: FileBlock, len: number, keepAnon = false): void {
-  if (!s.hasState()) return;
   const removal = fblk === 0 && len >= MAX_KEY - 1;
+  if (!s.hasState()) {
+    // linux: the file's page-cache entries go with the range (page-cache.ts), mapped or not.
+    dropEntries(s, inode.ino, fblk, Math.min(len, MAX_KEY - fblk));
+    return;
+  }
   const why = removal ? `cannot remove ${path}` : `cannot change blocks ${fblk}..${fblk + len - 1} of ${path}`;
   if (s.pins.size > 0 && inode.extentRoot) {
     const tree = s.fx.bmap.extentTree(inode);
@@ -25,6 +30,7 @@ export function beforeRelease(s: MachineState, inode: InodeRec, path: string, fb
     }
   }
   invalidate(s, inode.ino, fblk, Math.min(len, MAX_KEY - fblk), { keepAnon: keepAnon && !removal, pinWhy: why });
+  dropEntries(s, inode.ino, fblk, Math.min(len, MAX_KEY - fblk));
   if (removal) for (const v of s.vmasOfIno(inode.ino).slice()) s.removeVma(v);
 }
 

@@ -100,10 +100,12 @@ export function stats(s: MachineState): MachineStats {
   let descs = 0;
   let records = 0;
   for (const r of s.desc.range()) {
+    records++;
+    // A DAX page-cache entry (linux) is an xarray slot, not a page descriptor: a record, not a descriptor.
+    if (r.kind === D.DescKind.DaxEntry) continue;
     const k = D.DESC_KIND_NAMES[r.kind] ?? String(r.kind);
     byKind[k] = (byKind[k] ?? 0) + r.len;
     descs += r.len;
-    records++;
   }
   const dram: Record<string, number> = {};
   let frames = 0;
@@ -178,8 +180,10 @@ export interface PtdumpEntry {
 
 export interface DescriptorInfo {
   type: string;
-  /** The frame the descriptor describes (or the block a proxy / copy reference / page-cache entry points at). */
-  pfn: number;
+  /** The frame the descriptor describes (or the block a proxy / copy reference / page-cache entry points at); none for a DAX entry. */
+  pfn?: number;
+  /** A DAX entry of the `linux` model's page cache (machine/page-cache.ts): what it holds. */
+  entry?: 'empty' | 'zero' | 'block';
   path?: string;
   index?: FileBlock;
   mapcount: number;
@@ -259,6 +263,14 @@ function descInfo1(r: DescRec, path: string): DescriptorInfo {
       return { type, pfn: r.target, path, index: r.k2, mapcount: r.mapcount, target: r.target };
     case D.DescKind.CopyRef:
       return { type, pfn: r.k1, path, index: r.index, mapcount: r.mapcount, target: r.target };
+    case D.DescKind.DaxEntry:
+      return {
+        type,
+        path,
+        index: r.k2,
+        mapcount: 0,
+        entry: r.flags & D.DAX_ENTRY_EMPTY ? 'empty' : r.flags & D.DAX_ENTRY_ZERO ? 'zero' : 'block',
+      };
     default:
       return { type, pfn: r.k1, mapcount: r.mapcount };
   }
