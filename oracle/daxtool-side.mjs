@@ -122,7 +122,8 @@ export class DaxSide {
         // As the guest does (kq.c set_hints): in the pmd variant a 2 MiB extent-size hint and a one-block
         // copy-on-write hint, so XFS's copy-on-write hint is 2 MiB (xfs_get_cowextsz_hint). The 4 KiB variant
         // sets only the one-block COW hint, which is daxtool's behaviour without hints.
-        if (this.variant === 'pmd' && typeof this.fs.extsize === 'function') this.fs.extsize(this.path(n(1)), { extsize: PMD_PAGES, cowextsize: 1 });
+        if (this.variant === 'pmd' && typeof this.fs.extsize === 'function')
+          this.fs.extsize(this.path(n(1)), { extsize: PMD_PAGES, cowextsize: 1 });
         this.nfiles = Math.max(this.nfiles, n(1) + 1);
         return { r: 0, sig: [] };
       }

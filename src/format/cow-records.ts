@@ -44,7 +44,13 @@ export function encodeCow(r: CowRec, b: Buffer, o: number): void {
 }
 
 export function decodeCow(b: Buffer, o: number): CowRec {
-  return { ino: readU64(b, o), kind: b.readUInt32LE(o + 8), fblk: readU64(b, o + 16), pblk: readU64(b, o + 24), len: b.readUInt32LE(o + 32) };
+  return {
+    ino: readU64(b, o),
+    kind: b.readUInt32LE(o + 8),
+    fblk: readU64(b, o + 16),
+    pblk: readU64(b, o + 24),
+    len: b.readUInt32LE(o + 32),
+  };
 }
 
 /** Key field f of the record at b[o..]: ino, kind, fblk. */

@@ -1,7 +1,16 @@
 import type { Btree } from '../btree/btree.js';
 import type { BtreeOps } from '../btree/types.js';
 import { BlockType } from '../format/block.js';
-import { COW_KIND_HINTS, COW_KIND_STAGING, COW_REC_SIZE, type CowRec, checkCow, cowKeyField, decodeCow, encodeCow } from '../format/cow-records.js';
+import {
+  COW_KIND_HINTS,
+  COW_KIND_STAGING,
+  COW_REC_SIZE,
+  type CowRec,
+  checkCow,
+  cowKeyField,
+  decodeCow,
+  encodeCow,
+} from '../format/cow-records.js';
 import { corrupt, err, isDaxError } from '../format/errors.js';
 import { INODE_TYPE_FILE, type InodeRec } from '../format/records.js';
 import { RootId } from '../format/superblock.js';
@@ -142,20 +151,27 @@ export class CowFork {
    */
   reserve(ino: Ino, fblk: FileBlock, n: number): void {
     const H = this.cowHint(ino);
-    if (H <= 1) return this.fillHoles(ino, fblk, fblk + n, 1);
-    const a = Math.floor(fblk / H) * H;
-    const b = Math.ceil((fblk + n) / H) * H;
-    this.fillHoles(ino, a, b, H);
+    const h = Math.max(H, 1);
+    this.fillHoles(ino, Math.floor(fblk / h) * h, Math.ceil((fblk + n) / h) * h, h, fblk, fblk + n);
   }
 
-  private fillHoles(ino: Ino, a: FileBlock, b: FileBlock, H: number): void {
+  /**
+   * Stage the holes of the fork in [a, b) that meet the request [r0, r1): a
+   * staged neighbour bounds the widened allocation (xfs_bmap_extsize_align
+   * never overlaps the extents before and after it), and a hole the request
+   * does not reach stays a hole.
+   */
+  private fillHoles(ino: Ino, a: FileBlock, b: FileBlock, H: number, r0: FileBlock, r1: FileBlock): void {
     let at = a;
     const holes: [FileBlock, number][] = [];
+    const hole = (s: FileBlock, e: FileBlock): void => {
+      if (e > s && s < r1 && e > r0) holes.push([s, e - s]);
+    };
     for (const s of this.staged(ino, a, b)) {
-      if (s.fblk > at) holes.push([at, s.fblk - at]);
+      hole(at, s.fblk);
       at = Math.max(at, s.fblk + s.len);
     }
-    if (at < b) holes.push([at, b - at]);
+    hole(at, b);
     const tx = this.fx.tx;
     for (const [h, len] of holes) {
       let done = 0;

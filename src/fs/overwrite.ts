@@ -138,7 +138,8 @@ function writeThroughFork(fx: FsTx, inode: InodeRec, g: Seg, bytes: (fblk: FileB
     const f = g.fblk + i;
     const n = Math.min(IO_CHUNK_BLOCKS, g.n - i);
     const buf = bytes(f, n);
-    for (const p of fx.cow.pieces(inode.ino, f, n)) fx.tx.overwriteData(p.pblk, buf.subarray((p.fblk - f) * fx.bs, (p.fblk - f + p.len) * fx.bs));
+    for (const p of fx.cow.pieces(inode.ino, f, n))
+      fx.tx.overwriteData(p.pblk, buf.subarray((p.fblk - f) * fx.bs, (p.fblk - f + p.len) * fx.bs));
     fx.cow.end(inode, f, n);
   }
 }

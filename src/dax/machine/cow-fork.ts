@@ -42,15 +42,26 @@ export function pmdStaged(s: MachineState, inode: InodeRec, idx0: FileBlock): bo
 }
 
 /**
+ * A copy-on-write that failed reading its source after staging (a poisoned
+ * block): the staged blocks, which XFS allocates zeroed for DAX, are remapped
+ * all the same (linuxFailedPmdCow in fault.ts says why).
+ */
+export function zeroThroughFork(s: MachineState, inode: InodeRec, fblk: FileBlock, n: number): [Blkno, number][] {
+  return copyThroughFork(s, inode, fblk, n, null);
+}
+
+/**
  * Copy-on-write of file blocks [fblk, fblk+n) (now at [src, src+n)) through the
  * fork: stage, copy the old blocks into the staged ones, remap them into the
- * file. Returns the new blocks as runs in file order.
+ * file (src null: zeros). Returns the new blocks as runs in file order.
  */
-export function copyThroughFork(s: MachineState, inode: InodeRec, fblk: FileBlock, n: number, src: Blkno): [Blkno, number][] {
+export function copyThroughFork(s: MachineState, inode: InodeRec, fblk: FileBlock, n: number, src: Blkno | null): [Blkno, number][] {
   const cow = s.fx.cow;
   cow.reserve(inode.ino, fblk, n);
   const got = cow.pieces(inode.ino, fblk, n);
-  for (const p of got) s.tx.copyOver(src + (p.fblk - fblk), p.pblk, p.len);
+  for (const p of got)
+    if (src === null) s.tx.overwriteData(p.pblk, Buffer.alloc(p.len * s.tx.blockSize));
+    else s.tx.copyOver(src + (p.fblk - fblk), p.pblk, p.len);
   cow.end(inode, fblk, n);
   for (const p of got) if (p.len >= 8) prefetchMaps(s.descState, s.model, p.pblk, p.pblk + p.len);
   return got.map((p) => [p.pblk, p.len]);

@@ -19,7 +19,7 @@ import { flagNames, PAGE, PMD } from './units.js';
 import type { MachineState } from './state.js';
 import { fileFrame, install, invalidate, linuxSharedInsert, newDramFrame, setEntry, zapRange } from './entries.js';
 import { checkPinnedBlocks } from './pinned.js';
-import { copyThroughFork, pmdStaged, stagedAt, usesFork } from './cow-fork.js';
+import { copyThroughFork, pmdStaged, stagedAt, usesFork, zeroThroughFork } from './cow-fork.js';
 import {
   deedText,
   extentText,
@@ -666,7 +666,11 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
  * the file's data there is lost. Seen in the booted kernel (Linux 6.12).
  */
 function linuxFailedPmdCow(s: MachineState, b: Batch, inode: InodeRec, addr: number, idx0: FileBlock, bad: Blkno): FaultRecord {
-  s.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);
-  const p = placeBlocks(s, b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]![0];
+  let p: Blkno;
+  if (usesFork(s, inode)) p = zeroThroughFork(s, inode, idx0, D.PMD_PAGES)[0]![0];
+  else {
+    s.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);
+    p = placeBlocks(s, b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]![0];
+  }
   return sig(b, addr, 'sigbus', { kind: 'pmd-cow-poisoned', block: bad, index: idx0, to: p }, 'BUS_ADRERR');
 }
