@@ -199,3 +199,57 @@ describe('daxtool extsize', () => {
     expect((await daxtool(['verify', I])).exitCode).toBe(0);
   });
 });
+
+describe('crash safety of the fork', () => {
+  let d: TempDir | null = null;
+  afterEach(() => {
+    d?.cleanup();
+    d = null;
+  });
+
+  it('a write through staged blocks and one that stages: every crash point leaves the state (files and fork) before or after', async () => {
+    const { copyFileSync } = await import('node:fs');
+    const { verify } = await import('../src/check/verify.js');
+    const { imageDigest } = await import('./helpers/digest.js');
+    d = tempDir('daxtool-cowcrash-');
+    const base = d.path('base.img');
+    for (const a of [
+      ['mkfs', base, '--size', '32M', '--page-model', 'linux'],
+      ['write', base, '/a', '--offset', '0', '--length', '4M', '--pattern', '1'],
+      ['reflink', base, '/a', '/b'],
+      ['extsize', base, '/b', '--extsize', '2M'],
+      ['write', base, '/b', '--offset', '8K', '--length', '4K', '--pattern', '2'],
+    ])
+      expect((await daxtool(a)).exitCode, a.join(' ')).toBe(0);
+    const state = async (img: string): Promise<string> => {
+      const f = parseJson<{ staging: unknown[] }>(await daxtool(['extsize', img, '/b', '--json']));
+      return `${imageDigest(img)} ${JSON.stringify(f.staging)}`;
+    };
+    // Through a staged block (16K: staged, shared) and past the staged 2 MiB (3M: stages the second 2 MiB).
+    for (const args of [
+      ['write', '/b', '--offset', '16K', '--length', '8K', '--pattern', '3'],
+      ['write', '/b', '--offset', '3M', '--length', '4K', '--pattern', '4'],
+    ]) {
+      const before = await state(base);
+      const full = d.path('full.img');
+      copyFileSync(base, full);
+      const r = await daxtool([args[0]!, full, ...args.slice(1)], { env: { DAXTOOL_IO_COUNT: '1' } });
+      expect(r.exitCode, r.stderr).toBe(0);
+      const points = Number(/daxtool-io-count ops=(\d+)/.exec(r.stderr)![1]);
+      const after = await state(full);
+      expect(after).not.toBe(before);
+      let sawBefore = 0;
+      for (let n = 1; n <= points; n++) {
+        const img = d.path(`c${n}.img`);
+        copyFileSync(base, img);
+        const c = await daxtool([args[0]!, img, ...args.slice(1)], { env: { DAXTOOL_CRASH_AT: String(n) } });
+        expect(c.exitCode).not.toBe(0);
+        expect((await verify(img, { repair: false })).errors, `crash at ${n}`).toEqual([]);
+        const s = await state(img);
+        expect([before, after], `crash at ${n}`).toContain(s);
+        if (s === before) sawBefore++;
+      }
+      expect(sawBefore).toBeGreaterThan(0);
+    }
+  }, 240_000);
+});

@@ -69,7 +69,8 @@ export function fsmap(fx: FsTx, start: Blkno, end: Blkno, extra: FsmapExtra = {}
   for (const t of extraMetadata) for (const b of t.blocks) if (within(b)) meta.push({ block: b, what: t.what });
   // Staged copy-on-write blocks: a special owner, as XFS's GETFSMAP reports XFS_FMR_OWN_COW.
   for (const r of fx.cow.records())
-    if (r.kind === COW_KIND_STAGING) for (let b = Math.max(r.pblk, start); b < Math.min(r.pblk + r.len, end + 1); b++) meta.push({ block: b, what: 'cow-staging' });
+    if (r.kind === COW_KIND_STAGING)
+      for (let b = Math.max(r.pblk, start); b < Math.min(r.pblk + r.len, end + 1); b++) meta.push({ block: b, what: 'cow-staging' });
   meta.sort((a, b) => a.block - b.block);
   for (const m of meta) {
     const last = out[out.length - 1];
