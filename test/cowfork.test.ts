@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dax } from '../src/dax/index.js';
+import { Filesystem } from '../src/fs/filesystem.js';
 import { daxtool, parseJson, tempDir, type TempDir } from './helpers/cli.js';
 import { expectClean, makeImage, type TestImage } from './helpers/image.js';
 
@@ -252,4 +253,44 @@ describe('crash safety of the fork', () => {
       expect(sawBefore).toBeGreaterThan(0);
     }
   }, 240_000);
+});
+
+describe('verify and repair of the fork', () => {
+  it('verify finds a staging extent over free space, one of a missing file, and overlapping ones; repair keeps a sound fork', async () => {
+    const { verify } = await import('../src/check/verify.js');
+    const { Btree } = await import('../src/btree/btree.js');
+    const { freeOps } = await import('../src/fs/trees.js');
+    const { RootId } = await import('../src/format/superblock.js');
+    const { cowOps } = await import('../src/fs/cowfork.js');
+    const t = setup();
+    t.fs.extsize('/b', { extsize: 512 });
+    t.fs.writePattern('/b', 5 * PAGE, PAGE, 0x22);
+    const staged = t.fs.extsize('/b').staging;
+    // Leak free space behind repair's back: repair must rebuild free space without freeing staged blocks.
+    t.fs.mutate((fx) => {
+      const free = new Btree(fx.tx, freeOps, fx.tx.roots[RootId.Free]);
+      const last = free.lookupLe([Number.MAX_SAFE_INTEGER])!;
+      free.update({ pblk: last.pblk, len: last.len - 10 });
+      fx.onSync(() => (fx.tx.roots[RootId.Free] = free.root));
+    });
+    t.fs.close();
+    const damaged = await verify(t.path, { repair: false });
+    expect(damaged.errors.map((e) => e.check)).toContain('space.leak');
+    const fixed = await verify(t.path, { repair: true });
+    expect(fixed.errors).toEqual([]);
+    expect((await verify(t.path, { repair: false })).errors).toEqual([]);
+    t.fs = Filesystem.open(t.path, { write: true });
+    expect(t.fs.extsize('/b').staging).toEqual(staged);
+    // Now damage the fork itself.
+    t.fs.mutate((fx) => {
+      const fork = fx.tx.openTree(cowOps, RootId.CowFork);
+      fork.insert({ ino: 99, kind: 1, fblk: 0, pblk: staged[0]!.pblk + 1, len: 1 }); // no such file; overlaps staging
+      fork.insert({ ino: fx.resolve('/b').inode.ino, kind: 1, fblk: 1, pblk: 16000, len: 4 }); // overlaps [0,5); over free space
+    });
+    t.fs.close();
+    const bad = await verify(t.path, { repair: false });
+    const checks = bad.errors.map((e) => e.check);
+    expect(checks).toEqual(expect.arrayContaining(['cowfork.owner', 'cowfork.overlap', 'space.overlap']));
+    t.fs = Filesystem.open(t.path, { write: true });
+  });
 });
