@@ -178,6 +178,10 @@ describe('daxtool extsize', () => {
     await verify();
     await ok(['write', I, '/b', '--offset', '8K', '--length', '4K', '--pattern', '2']);
     await verify();
+    const map = parseJson<{ records: { block: number; length: number; owner: string; what?: string }[] }>(await ok(['fsmap', I, '--json']));
+    expect(map.records.filter((r) => r.what === 'cow-staging').reduce((n, r) => n + r.length, 0)).toBe(511);
+    const node = map.records.find((r) => r.what === 'cow-fork')!;
+    expect((await ok(['inspect', I, '--block', String(node.block)])).stdout).toMatch(/record\[1\]: ino=\d+ kind=1 fblk=0 pblk=\d+ len=2\n/);
     const shown = await ok(['extsize', I, '/b']);
     expect(shown.stdout).toMatch(/copy-on-write hint in force 512 blocks\n2 staged extents, 511 blocks\n/);
     await ok(['truncate', I, '/b', '1M']);
