@@ -12,7 +12,7 @@ import {
   decodeCow,
   encodeCow,
 } from '../format/cow-records.js';
-import { corrupt, err, isDaxError } from '../format/errors.js';
+import { corrupt, err } from '../format/errors.js';
 import { INODE_TYPE_FILE, type InodeRec } from '../format/records.js';
 import { RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
