@@ -22,6 +22,7 @@ import type { MachineState } from './state.js';
 import { fileFrame, install, invalidate, linuxSharedInsert, newDramFrame, setEntry, zapRange } from './entries.js';
 import { checkPinnedBlocks } from './pinned.js';
 import { grabPteEntry, pmdEntryFits, sharedPteOverPmd } from './page-cache.js';
+import { copyThroughFork, pmdForkWrite, stagedAt, usesFork, zeroThroughFork } from './cow-fork.js';
 import {
   deedText,
   extentText,
@@ -182,6 +183,10 @@ function placeBlocks(
   src: Blkno | null,
   align?: number,
 ): [Blkno, number][] {
+  if (src !== null && usesFork(s, inode)) {
+    b.ext = null;
+    return copyThroughFork(s, inode, fblk, n, src);
+  }
   const hint = b.ext && b.ext.ino === inode.ino ? b.ext.pblk + b.ext.len : 2;
   const pieces: [Blkno, number][] = [];
   for (let done = 0; done < n;) {
@@ -503,7 +508,7 @@ function fault4k(
         )
       : done(s, b, addr, 'mapped', e, 1, { kind: 'read', block: pblk, pagecache: s.model === 'pagecache' }, {}, notes);
   }
-  if (rc < 2) {
+  if (rc < 2 && !(usesFork(s, inode) && stagedAt(s, inode, index))) {
     const frame = fileFrame(s, pblk, v.ino, index);
     if (old4k && D.pteFrame(old4k) === frame) {
       const e = D.pteWithFlags(old4k, RW);
@@ -571,7 +576,9 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
   if (write && !shared) return null;
   const proc = b.proc;
   const c = extentAt(s, b, inode, idx0);
-  if (c && (c.fblk + c.len < idx0 + D.PMD_PAGES || (c.pblk + (idx0 - c.fblk)) % D.PMD_PAGES !== 0)) return null;
+  // A write of a file with a copy-on-write fork reaches xfs_direct_write_iomap_begin whatever its data extents are.
+  const forkWrite = write && c !== null && usesFork(s, inode);
+  if (!forkWrite && c && (c.fblk + c.len < idx0 + D.PMD_PAGES || (c.pblk + (idx0 - c.fblk)) % D.PMD_PAGES !== 0)) return null;
   if (!c && !write) return null;
   const cnt = s.pt.ptCount(proc, base);
   if (cnt > 0) return null;
@@ -603,9 +610,15 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
     const e = install(s, proc, v, base, 2, p, RW, walkTrace(b));
     return done(s, b, addr, 'mapped', e, 2, { kind: 'pmd-hole-write', block: p, stale }, { allocated: true });
   }
+  c.runs ??= s.fx.bmap.refcountRuns(c.pblk, c.len);
+  const viaFork = forkWrite ? pmdForkWrite(s, inode, idx0, c) : 'none';
+  if (viaFork === 'fallback') {
+    if (b.trace) b.trace.action = pmdRefusedText('the copy-on-write fork maps no aligned 2 MiB here (dax_iomap_direct_access)');
+    return null;
+  }
   if (c.fblk + c.len < idx0 + D.PMD_PAGES) return null;
   const p0 = c.pblk + (idx0 - c.fblk);
-  if (p0 % D.PMD_PAGES !== 0) return null;
+  if (p0 % D.PMD_PAGES !== 0 && viaFork !== 'cow') return null;
   let bad = -1;
   if (s.poisoned.size) for (let i = 0; i < D.PMD_PAGES && bad < 0; i++) if (s.poisoned.has(p0 + i)) bad = p0 + i;
   c.runs ??= s.fx.bmap.refcountRuns(c.pblk, c.len);
@@ -613,7 +626,7 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
   // A poisoned block falls back (dax_iomap_direct_access fails), except for linux's copy-on-write below.
   if (bad >= 0 && !(linux && write && anyShared)) return null;
   if (b.trace) b.trace.extent = pmdExtentText(c, idx0, p0, anyShared);
-  if (linux) {
+  if (linux && viaFork !== 'cow') {
     const why = linuxPmdFallback(false, c.runs, p0);
     if (why) {
       if (b.trace) b.trace.action = pmdRefusedText(why);
@@ -626,7 +639,8 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
     const e = install(s, proc, v, base, 2, p0, 0, walkTrace(b));
     return done(s, b, addr, anyShared ? 'shared' : 'mapped', e, 2, { kind: 'pmd-read', block: p0, unmapped: gone });
   }
-  if (!anyShared) {
+  if (viaFork === 'none' && forkWrite && s.fx.cow.staged(inode.ino, idx0, idx0 + D.PMD_PAGES).length) return null; // iomap trimmed at the fork
+  if (!anyShared && viaFork !== 'cow') {
     prune();
     const e = install(s, proc, v, base, 2, p0, RW, walkTrace(b));
     return done(s, b, addr, 'mapped', e, 2, { kind: 'pmd-write', block: p0 });
@@ -672,7 +686,11 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
  * run there), which no model can know.
  */
 function linuxFailedPmdCow(s: MachineState, b: Batch, inode: InodeRec, addr: number, idx0: FileBlock, bad: Blkno): FaultRecord {
-  s.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);
-  const p = placeBlocks(s, b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]![0];
+  let p: Blkno;
+  if (usesFork(s, inode)) p = zeroThroughFork(s, inode, idx0, D.PMD_PAGES)[0]![0];
+  else {
+    s.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);
+    p = placeBlocks(s, b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]![0];
+  }
   return sig(b, addr, 'sigbus', { kind: 'pmd-cow-poisoned', block: bad, index: idx0, to: p }, 'BUS_ADRERR');
 }
