@@ -306,7 +306,6 @@ describe('crash safety of the fork', () => {
 describe('verify and repair of the fork', () => {
   it('verify finds a staging extent over free space, one of a missing file, and overlapping ones; repair keeps a sound fork', async () => {
     const { verify } = await import('../src/check/verify.js');
-    const { Btree } = await import('../src/btree/btree.js');
     const { freeOps } = await import('../src/fs/trees.js');
     const { RootId } = await import('../src/format/superblock.js');
     const { cowOps } = await import('../src/fs/cowfork.js');
@@ -316,10 +315,9 @@ describe('verify and repair of the fork', () => {
     const staged = t.fs.extsize('/b').staging;
     // Leak free space behind repair's back: repair must rebuild free space without freeing staged blocks.
     t.fs.mutate((fx) => {
-      const free = new Btree(fx.tx, freeOps, fx.tx.roots[RootId.Free]);
+      const free = fx.tx.openTree(freeOps, RootId.Free);
       const last = free.lookupLe([Number.MAX_SAFE_INTEGER])!;
       free.update({ pblk: last.pblk, len: last.len - 10 });
-      fx.onSync(() => (fx.tx.roots[RootId.Free] = free.root));
     });
     t.fs.close();
     const damaged = await verify(t.path, { repair: false });

@@ -5,7 +5,7 @@ import { RootId } from '../format/superblock.js';
 import type { Ino } from '../format/units.js';
 import { cowOps } from '../fs/cowfork.js';
 import type { FsTx } from '../fs/fstx.js';
-import type { SpaceClaim } from './fscheck.js';
+import type { SpaceClaim } from './space.js';
 import type { ProblemList } from './problems.js';
 
 /**

@@ -6,6 +6,7 @@ import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import { freeOps } from '../fs/trees.js';
 import { checkCowFork } from './cowfork-check.js';
+import type { SpaceClaim } from './space.js';
 import { ProblemList } from './problems.js';
 import { Tuples } from './tuples.js';
 
@@ -50,10 +51,7 @@ export function checkFilesystem(fs: Filesystem, fx: FsTx, P: ProblemList, extraS
 }
 
 /** Blocks an upper layer owns, by what owns them. */
-export interface SpaceClaim {
-  what: string;
-  runs: [Blkno, number][];
-}
+export type { SpaceClaim } from './space.js';
 
 /**
  * checkFilesystem in two steps: every tree is read and checked first; the
