@@ -1,5 +1,6 @@
 import { Btree } from '../btree/btree.js';
-import { type DirentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, ROOT_INO } from '../format/records.js';
+import { EXTENT_ROOT_INLINE, INLINE_EXTENTS_MAX, inlineEncodable } from '../format/inode-fork.js';
+import { type DirentRec, type ExtentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, ROOT_INO } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
@@ -31,7 +32,8 @@ export interface FsFacts {
  * The filesystem invariants (ARCHITECTURE.md, "Invariants"), each a named check:
  *   sb.*        superblock slots and counters
  *   btree.*     node checksums, order, key ranges, levels, counts, cycles (every tree)
- *   extent.*    per-file extent sanity (overlap, range, past EOF, block counts)
+ *   extent.*    per-file extent sanity (overlap, range, past EOF, block counts; format
+ *               version 2: inline extents in the inode fork exactly when they fit it)
  *   ns.*        directory entries, link counts, orphans
  *   rmap.*      extent records <-> physical-index records, both ways
  *   refcount.*  refcount = number of extent references, for every block
@@ -103,10 +105,12 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     const first = ext.n;
     let end = 0;
     let sum = 0;
+    let count = 0;
+    let encodable = true;
     const eofBlocks = Math.ceil(inode.size / sb.blockSize);
-    const ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), (e) => {
+    const onExtent = (e: ExtentRec): void => {
       if (e.fblk < end) P.add('extent.overlap', `inode ${inode.ino}: extent at file block ${e.fblk} overlaps the one before it`, e.pblk);
-      if (e.pblk < 2 || e.pblk + e.len > total)
+      if (e.len < 1 || e.pblk < 2 || e.pblk + e.len > total)
         P.add(
           'extent.range',
           `inode ${inode.ino}: extent at file block ${e.fblk} maps blocks ${e.pblk}..${e.pblk + e.len - 1}, outside the device`,
@@ -121,7 +125,28 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
         );
       end = e.fblk + e.len;
       sum += e.len;
-    });
+      count++;
+      if (!inlineEncodable(e)) encodable = false;
+    };
+    let ok: boolean;
+    if (inode.extentRoot === EXTENT_ROOT_INLINE) {
+      // The fork (format/inode-fork.ts): its count was checked with the inode record.
+      P.phase('extent trees');
+      if (sb.version < 2) {
+        P.add('extent.fork', `inode ${inode.ino}: extents in the inode (root 1) on a version-${sb.version} image`);
+        continue;
+      }
+      for (const e of inode.inline ?? []) {
+        P.item();
+        onExtent(e);
+      }
+      ok = true;
+    } else {
+      ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), onExtent);
+      // Version 2 decides the format by the extents alone: a tree that would fit the fork is one conversion missed.
+      if (ok && sb.version >= 2 && encodable && count <= INLINE_EXTENTS_MAX)
+        P.add('extent.fork', `inode ${inode.ino}: ${count} extents kept in a tree at block ${inode.extentRoot}; they fit the inode's fork`);
+    }
     if (!ok) {
       ext.n = first; // a damaged tree's records are not trusted as owners
       continue;

@@ -85,6 +85,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: '--block-size <N>', desc: 'block size in bytes (default 4096)', parse: size },
       { flags: '--label <L>', desc: 'filesystem label' },
       { flags: '--page-model <M>', desc: 'page descriptor model (default proxy)', choices: PAGE_MODELS },
+      { flags: '--format-version <V>', desc: 'on-disk format version: 2 (default) or 1, for older daxtools', parse: count },
       { flags: '--force', desc: 'overwrite an existing image' },
       { flags: '--dry-run', desc: 'print the geometry, write nothing' },
       { flags: '-q, --quiet', desc: 'no progress or summary' },

@@ -34,6 +34,14 @@ export interface InodeRec {
   ctimeMs: number;
   parent: Ino;
   flags: number;
+  /**
+   * Format version 2 only (inode-fork.ts): the extents held in the inode when
+   * extentRoot is EXTENT_ROOT_INLINE, in file order; absent otherwise. The
+   * block map shares one array per inode within a transaction (bmap.ts).
+   */
+  inline?: ExtentRec[] | null;
+  /** Format version 2 only: the fork count as read (checked by verify). */
+  forkCount?: number;
 }
 
 export function encodeInode(r: InodeRec, b: Buffer, o: number): void {

@@ -2,6 +2,7 @@ import type { BtreeOps } from '../btree/types.js';
 import { BlockType } from '../format/block.js';
 import { readU64 } from '../format/block.js';
 import * as R from '../format/records.js';
+import { checkInodeV2, decodeInodeV2, encodeInodeV2, INODE_V2_REC_SIZE } from '../format/inode-fork.js';
 
 /**
  * The ops tables: one per tree, all driving the one engine in src/btree
@@ -22,6 +23,18 @@ export const inodeOps: BtreeOps<R.InodeRec> = {
   decode: R.decodeInode,
   checkRecord: R.checkInode,
 };
+
+/** Format version 2's inode tree: the same keys, 256-byte records with the extent fork (inode-fork.ts). */
+export const inodeOpsV2: BtreeOps<R.InodeRec> = {
+  ...inodeOps,
+  recSize: INODE_V2_REC_SIZE,
+  encode: encodeInodeV2,
+  decode: decodeInodeV2,
+  checkRecord: checkInodeV2,
+};
+
+/** The inode tree's ops for an image of format `version`. */
+export const inodeOpsFor = (version: number): BtreeOps<R.InodeRec> => (version >= 2 ? inodeOpsV2 : inodeOps);
 
 export const direntOps: BtreeOps<R.DirentRec> = {
   name: 'directory',
