@@ -301,6 +301,15 @@ export const COMMANDS: CommandSpec[] = [
     more: 'Exit status as fsck(8): 0 clean, 1 errors repaired, 4 errors left, 8 operational error, 16 usage error, 32 cancelled. Only one of -p, -n and -y may be given.',
   },
   {
+    name: 'upgrade',
+    group: 'check',
+    summary: 'upgrade the image in place to the newest on-disk format version',
+    image: true,
+    args: [],
+    options: [],
+    more: 'Version 1 -> 2 keeps small files\' extents in their inodes. One transaction: a crash leaves the old image or the new one. The filesystem must verify clean first. No other command changes an image\'s version.',
+  },
+  {
     name: 'inspect',
     group: 'inspect',
     summary: 'decode the superblock or any block',
