@@ -20,7 +20,15 @@ import {
   PTE_WRITE,
 } from '../format/dax-records.js';
 import { err } from '../format/errors.js';
-import { DEFAULT_BLOCK_SIZE, SB_PROBE_BYTES, SB_SLOTS, SB_VERSION, loadSuperblock, probeBlockSize, rawSuperblockFields } from '../format/superblock.js';
+import {
+  DEFAULT_BLOCK_SIZE,
+  SB_PROBE_BYTES,
+  SB_SLOTS,
+  SB_VERSION,
+  loadSuperblock,
+  probeBlockSize,
+  rawSuperblockFields,
+} from '../format/superblock.js';
 import { BlockDevice } from '../io/device.js';
 import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from '../dax/trees.js';
 import { direntOps, extentOps, freeOps, inodeOps, inodeOpsFor, refcountOps, rmapOps } from '../fs/trees.js';

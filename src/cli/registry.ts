@@ -307,7 +307,7 @@ export const COMMANDS: CommandSpec[] = [
     image: true,
     args: [],
     options: [],
-    more: 'Version 1 -> 2 keeps small files\' extents in their inodes. One transaction: a crash leaves the old image or the new one. The filesystem must verify clean first. No other command changes an image\'s version.',
+    more: "Version 1 -> 2 keeps small files' extents in their inodes. One transaction: a crash leaves the old image or the new one. The filesystem must verify clean first. No other command changes an image's version.",
   },
   {
     name: 'inspect',

@@ -111,7 +111,7 @@ export class InlineFork extends Btree<ExtentRec> {
     }
   }
 
-  override *overlapping(): Generator<ExtentRec> {
+  override overlapping(): Generator<ExtentRec> {
     throw new Error('extent trees are not overlapping trees');
   }
 
@@ -150,7 +150,9 @@ export class InlineFork extends Btree<ExtentRec> {
   }
 
   /** No blocks: the extents live in the inode record. */
-  override *nodes(): Generator<{ blkno: Blkno; level: number }> {}
+  override *nodes(): Generator<{ blkno: Blkno; level: number }> {
+    yield* [];
+  }
 
   override destroy(): void {
     this.recs.length = 0;
