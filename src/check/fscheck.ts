@@ -1,11 +1,12 @@
 import { Btree } from '../btree/btree.js';
-import { EXTENT_ROOT_INLINE, INLINE_EXTENTS_MAX, inlineEncodable } from '../format/inode-fork.js';
-import { type DirentRec, type ExtentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, ROOT_INO } from '../format/records.js';
+import { readU64 } from '../format/block.js';
+import { EXTENT_ROOT_INLINE, forEachInlineExtent, INLINE_EXTENTS_MAX, INLINE_FIELD_MAX, INLINE_LEN_MAX } from '../format/inode-fork.js';
+import { type DirentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, ROOT_INO } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
-import { freeOps } from '../fs/trees.js';
+import { freeOps, inodeOpsV2Lean } from '../fs/trees.js';
 import { ProblemList } from './problems.js';
 import { Tuples } from './tuples.js';
 
@@ -82,16 +83,77 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
 
   // ---------------------------------------------------------------- inodes
   const inodes = new Map<Ino, InodeRec>();
-  checkTree('inode tree', fx.inodes, (r) => inodes.set(r.ino, r));
-  if (broken.has('inode tree')) inodes.clear();
+  // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
+  const ext = new Tuples(4, 1 << 16);
+  const slice = new Map<Ino, [number, number]>();
+  /** Per-extent checks of one inode's map, shared by forks and trees. */
+  class MapCheck {
+    readonly first = ext.n;
+    end = 0;
+    sum = 0;
+    count = 0;
+    /** Extents added to the columns (those inside the device). */
+    pushed = 0;
+    encodable = true;
+    private readonly eofBlocks: number;
+    constructor(
+      readonly ino: Ino,
+      readonly size: number,
+    ) {
+      this.eofBlocks = Math.ceil(size / sb.blockSize);
+    }
+    extent(fblk: number, pblk: number, len: number): void {
+      const ino = this.ino;
+      if (fblk < this.end) P.add('extent.overlap', `inode ${ino}: extent at file block ${fblk} overlaps the one before it`, pblk);
+      if (len < 1 || pblk < 2 || pblk + len > total)
+        P.add('extent.range', `inode ${ino}: extent at file block ${fblk} maps blocks ${pblk}..${pblk + len - 1}, outside the device`, pblk);
+      else {
+        ext.push(ino, fblk, pblk, len);
+        this.pushed++;
+      }
+      if (fblk + len > this.eofBlocks)
+        P.add(
+          'extent.past-eof',
+          `inode ${ino}: file blocks ${Math.max(fblk, this.eofBlocks)}..${fblk + len - 1} are mapped past EOF (size ${this.size})`,
+          pblk,
+        );
+      this.end = fblk + len;
+      this.sum += len;
+      this.count++;
+      if (fblk >= INLINE_FIELD_MAX || pblk >= INLINE_FIELD_MAX || len >= INLINE_LEN_MAX) this.encodable = false;
+    }
+  }
+  // Format version 2: forks are read in place from the inode leaves as they are checked (no
+  // extent objects for a million inline extents); version 1 has none.
+  const forks = new Map<Ino, MapCheck>();
+  const inodeTree = sb.version >= 2 ? new Btree(fx.tx, inodeOpsV2Lean, fx.tx.roots[RootId.Inode]) : fx.inodes;
+  const readFork = (leaf: Buffer, off: number): void => {
+    if (readU64(leaf, off + 32) !== EXTENT_ROOT_INLINE) return;
+    const m = new MapCheck(readU64(leaf, off), readU64(leaf, off + 16));
+    forEachInlineExtent(leaf, off, (f, p, l) => m.extent(f, p, l));
+    forks.set(m.ino, m);
+  };
+  P.phase('inode tree');
+  const inodeProbs = inodeTree.check({
+    visited,
+    onRecord: (r) => {
+      P.item();
+      inodes.set(r.ino, r);
+    },
+    onRecordBytes: sb.version >= 2 ? readFork : undefined,
+  });
+  for (const p of inodeProbs) P.add(p.check, `inode tree: ${p.message}`, p.blkno);
+  if (inodeProbs.length) {
+    broken.add('inode tree');
+    inodes.clear();
+    forks.clear();
+    ext.n = 0;
+  }
   const ns = new NamespaceSweep(inodes);
   checkTree('directory tree', fx.dirents, (d) => ns.add(d));
   let maxIno = 0;
   let files = 0;
   let dirs = 0;
-  // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
-  const ext = new Tuples(4, 1 << 16);
-  const slice = new Map<Ino, [number, number]>();
   // Extent trees in the order of their roots on disk, so reads run forward.
   const byRoot = [...inodes.values()].sort((x, y) => x.extentRoot - y.extentRoot);
   for (const inode of byRoot) {
@@ -102,57 +164,30 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
       if (inode.nblocks !== 0) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded but no extent tree`);
       continue;
     }
-    const first = ext.n;
-    let end = 0;
-    let sum = 0;
-    let count = 0;
-    let encodable = true;
-    const eofBlocks = Math.ceil(inode.size / sb.blockSize);
-    const onExtent = (e: ExtentRec): void => {
-      if (e.fblk < end) P.add('extent.overlap', `inode ${inode.ino}: extent at file block ${e.fblk} overlaps the one before it`, e.pblk);
-      if (e.len < 1 || e.pblk < 2 || e.pblk + e.len > total)
-        P.add(
-          'extent.range',
-          `inode ${inode.ino}: extent at file block ${e.fblk} maps blocks ${e.pblk}..${e.pblk + e.len - 1}, outside the device`,
-          e.pblk,
-        );
-      else ext.push(inode.ino, e.fblk, e.pblk, e.len);
-      if (e.fblk + e.len > eofBlocks)
-        P.add(
-          'extent.past-eof',
-          `inode ${inode.ino}: file blocks ${Math.max(e.fblk, eofBlocks)}..${e.fblk + e.len - 1} are mapped past EOF (size ${inode.size})`,
-          e.pblk,
-        );
-      end = e.fblk + e.len;
-      sum += e.len;
-      count++;
-      if (!inlineEncodable(e)) encodable = false;
-    };
     let ok: boolean;
+    let m = forks.get(inode.ino);
     if (inode.extentRoot === EXTENT_ROOT_INLINE) {
-      // The fork (format/inode-fork.ts): its count was checked with the inode record.
-      P.phase('extent trees');
+      // The fork (format/inode-fork.ts), read with the inode record; its count was checked there.
       if (sb.version < 2) {
         P.add('extent.fork', `inode ${inode.ino}: extents in the inode (root 1) on a version-${sb.version} image`);
         continue;
       }
-      for (const e of inode.inline ?? []) {
-        P.item();
-        onExtent(e);
-      }
-      ok = true;
+      ok = !!m;
     } else {
-      ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), onExtent);
+      const mc = (m = new MapCheck(inode.ino, inode.size));
+      ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), (e) => mc.extent(e.fblk, e.pblk, e.len));
       // Version 2 decides the format by the extents alone: a tree that would fit the fork is one conversion missed.
-      if (ok && sb.version >= 2 && encodable && count <= INLINE_EXTENTS_MAX)
-        P.add('extent.fork', `inode ${inode.ino}: ${count} extents kept in a tree at block ${inode.extentRoot}; they fit the inode's fork`);
+      if (ok && sb.version >= 2 && mc.encodable && mc.count <= INLINE_EXTENTS_MAX)
+        P.add('extent.fork', `inode ${inode.ino}: ${mc.count} extents kept in a tree at block ${inode.extentRoot}; they fit the inode's fork`);
     }
+    const first = m ? m.first : ext.n;
     if (!ok) {
       ext.n = first; // a damaged tree's records are not trusted as owners
       continue;
     }
-    slice.set(inode.ino, [first, ext.n - first]);
-    if (sum !== inode.nblocks) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded, extents map ${sum}`);
+    if (!m) continue;
+    slice.set(inode.ino, [first, m.pushed]);
+    if (m.sum !== inode.nblocks) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded, extents map ${m.sum}`);
   }
   const eIno = ext.col(0);
   const eF = ext.col(1);

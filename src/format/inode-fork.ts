@@ -35,11 +35,13 @@ export const INLINE_EXTENTS_MAX = 11;
 export const EXTENT_ROOT_INLINE = 1;
 const FORK_OFF = INODE_REC_SIZE;
 const SLOT = 16;
-const U48 = 2 ** 48;
-const U32 = 2 ** 32;
+/** A fork slot's file and physical block are below this (u48), its length below INLINE_LEN_MAX (u32). */
+export const INLINE_FIELD_MAX = 2 ** 48;
+export const INLINE_LEN_MAX = 2 ** 32;
 
 /** True when the extent fits a fork slot (fields within u48/u48/u32, no flags). */
-export const inlineEncodable = (e: ExtentRec): boolean => e.fblk < U48 && e.pblk < U48 && e.len < U32 && e.flags === 0;
+export const inlineEncodable = (e: ExtentRec): boolean =>
+  e.fblk < INLINE_FIELD_MAX && e.pblk < INLINE_FIELD_MAX && e.len < INLINE_LEN_MAX && e.flags === 0;
 
 /** True when a file with these extents keeps them in its inode (the v2 rule above). */
 export function fitsInline(extents: readonly ExtentRec[]): boolean {
@@ -76,6 +78,13 @@ export function decodeInodeV2(b: Buffer, o: number): InodeRec {
       fork[i] = { fblk: b.readUIntLE(p, 6), pblk: b.readUIntLE(p + 6, 6), len: b.readUInt32LE(p + 12), flags: 0 };
     r.inline = fork;
   }
+  return r;
+}
+
+/** decodeInodeV2 without the fork's extents (forkCount only): verify reads them in place (forEachInlineExtent). */
+export function decodeInodeV2Lean(b: Buffer, o: number): InodeRec {
+  const r = decodeInode(b, o);
+  r.forkCount = b.readUInt16LE(o + 10);
   return r;
 }
 
