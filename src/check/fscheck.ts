@@ -1,7 +1,7 @@
 import { Btree } from '../btree/btree.js';
 import { readU64 } from '../format/block.js';
 import { EXTENT_ROOT_INLINE, forEachInlineExtent, INLINE_EXTENTS_MAX, INLINE_FIELD_MAX, INLINE_LEN_MAX } from '../format/inode-fork.js';
-import { type DirentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, ROOT_INO } from '../format/records.js';
+import { type DirentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, rmapFblk, rmapIno, rmapLen, rmapPblk, ROOT_INO } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
@@ -68,13 +68,19 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
 
   const visited = new Set<number>([0, 1]);
   const broken = new Set<string>();
-  const checkTree = <R>(name: string, t: Btree<R>, onRecord?: (r: R) => void): boolean => {
+  const checkTree = <R>(name: string, t: Btree<R>, onRecord?: (r: R) => void, onRecordBytes?: (leaf: Buffer, off: number) => void): boolean => {
     P.phase(name.startsWith('extent tree') ? 'extent trees' : (name as 'inode tree'));
     const counted = (r: R): void => {
       P.item();
       onRecord?.(r);
     };
-    const probs = t.check({ visited, onRecord: counted });
+    const countedBytes = onRecordBytes
+      ? (leaf: Buffer, off: number): void => {
+          P.item();
+          onRecordBytes(leaf, off);
+        }
+      : undefined;
+    const probs = t.check({ visited, onRecord: onRecordBytes ? undefined : counted, onRecordBytes: countedBytes });
     for (const p of probs) P.add(p.check, `${name}: ${p.message}`, p.blkno);
     if (probs.length) broken.add(name);
     return probs.length === 0;
@@ -202,34 +208,40 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   const matched = new Uint8Array(ext.n);
   const sweep = new RefSweep();
   let rmapAgrees = true;
-  const rmapOk = checkTree('physical-block index', fx.bmap.rmap, (r) => {
-    const sl = slice.get(r.ino);
+  // Read in place: a million records, no objects.
+  let lastIno = -1;
+  let sl: [number, number] | undefined;
+  const rmapOk = checkTree('physical-block index', fx.bmap.rmap, undefined, (leaf, o) => {
+    const pblk = rmapPblk(leaf, o);
+    const len = rmapLen(leaf, o);
+    const ino = rmapIno(leaf, o);
+    const fblk = rmapFblk(leaf, o);
+    if (ino !== lastIno) {
+      sl = slice.get(ino);
+      lastIno = ino;
+    }
     let i = -1;
     if (sl) {
       let lo = sl[0];
       let hi = sl[0] + sl[1];
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if (eF[mid]! < r.fblk) lo = mid + 1;
+        if (eF[mid]! < fblk) lo = mid + 1;
         else hi = mid;
       }
-      if (lo < sl[0] + sl[1] && eF[lo] === r.fblk) i = lo;
+      if (lo < sl[0] + sl[1] && eF[lo] === fblk) i = lo;
     }
-    if (i < 0 || eP[i] !== r.pblk) {
-      P.add(
-        'rmap.orphan',
-        `physical-index record block ${r.pblk} (+${r.len}) -> inode ${r.ino} file block ${r.fblk} has no extent`,
-        r.pblk,
-      );
+    if (i < 0 || eP[i] !== pblk) {
+      P.add('rmap.orphan', `physical-index record block ${pblk} (+${len}) -> inode ${ino} file block ${fblk} has no extent`, pblk);
       rmapAgrees = false;
       return;
     }
-    if (eL[i] !== r.len) {
-      P.add('rmap.length', `physical-index record at block ${r.pblk} for inode ${r.ino} has length ${r.len}, the extent ${eL[i]}`, r.pblk);
+    if (eL[i] !== len) {
+      P.add('rmap.length', `physical-index record at block ${pblk} for inode ${ino} has length ${len}, the extent ${eL[i]}`, pblk);
       rmapAgrees = false;
     }
     matched[i] = 1;
-    sweep.add(r.pblk, r.pblk + r.len);
+    sweep.add(pblk, pblk + len);
   });
   if (rmapOk) {
     for (let i = 0; i < ext.n; i++) {

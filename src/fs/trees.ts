@@ -77,6 +77,7 @@ export const rmapOps: BtreeOps<R.RmapRec> = {
   encode: R.encodeRmap,
   decode: R.decodeRmap,
   checkRecord: R.checkRmap,
+  checkRecordBytes: R.checkRmapBytes,
 };
 
 export const refcountOps: BtreeOps<R.RefcountRec> = {
