@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verify } from '../src/check/verify.js';
+import { Filesystem } from '../src/fs/filesystem.js';
 import { daxtool, tempDir } from './helpers/cli.js';
 import { makeMutationBase, MUTATIONS, type MutationBase } from './helpers/mutations.js';
 import { imageDigest } from './helpers/digest.js';
@@ -31,7 +32,7 @@ async function ioPoints(args: string[], img: string, base_: MutationBase = mb): 
 }
 
 /** Run `args` on a copy of `from`, crashing at every write and flush; each image must be the state before or after. */
-async function crashSweep(name: string, args: string[], from: string, m: MutationBase): Promise<void> {
+async function crashSweep(name: string, args: string[], from: string, m: MutationBase, seen?: (img: string) => void): Promise<void> {
   const before = imageDigest(from);
   const full = t.path(`${name}-full.img`);
   copyFileSync(from, full);
@@ -49,6 +50,7 @@ async function crashSweep(name: string, args: string[], from: string, m: Mutatio
     expect(v.errors, `${name}, crash at write ${n}`).toEqual([]);
     const d = imageDigest(img);
     expect([before, after], `${name}, crash at write ${n}: state is neither before nor after`).toContain(d);
+    seen?.(img);
     if (d === before) sawBefore++;
     else sawAfter++;
   }
@@ -67,7 +69,15 @@ describe('crash sweep', () => {
   it('upgrade of a format-version-1 image: every crash point leaves version 1 or version 2, whole', async () => {
     const v1 = t.path('base-v1.img');
     const m1 = await makeMutationBase(v1, t.path('host-v1.bin'), ['--format-version', '1']);
-    await crashSweep('upgrade', ['upgrade', 'IMG'], v1, m1);
+    // The logical state is the same before and after: what differs is the version, whole or not at all.
+    const versions: number[] = [];
+    await crashSweep('upgrade', ['upgrade', 'IMG'], v1, m1, (img) => {
+      const fs = Filesystem.open(img, { write: false });
+      versions.push(fs.superblock.version);
+      fs.close();
+    });
+    expect(versions[0]).toBe(1);
+    expect(versions.at(-1)).toBe(2);
   });
 });
 
