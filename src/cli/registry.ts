@@ -303,7 +303,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'upgrade',
     group: 'check',
-    summary: 'upgrade the image to the newest on-disk format version',
+    summary: 'upgrade to the newest on-disk format',
     image: true,
     args: [],
     options: [],
