@@ -219,6 +219,7 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     slice.set(inode.ino, [first, m.pushed]);
     if (m.sum !== inode.nblocks) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded, extents map ${m.sum}`);
   }
+  forks.clear(); // the slices hold what the rest needs
   const eIno = ext.col(0);
   const eF = ext.col(1);
   const eP = ext.col(2);

@@ -39,6 +39,9 @@ const SLOT = 16;
 export const INLINE_FIELD_MAX = 2 ** 48;
 export const INLINE_LEN_MAX = 2 ** 32;
 
+/** A u48 at b[p..]: two aligned-width reads are much faster than readUIntLE(p, 6). */
+const readU48 = (b: Buffer, p: number): number => b.readUInt32LE(p) + b.readUInt16LE(p + 4) * 0x1_0000_0000;
+
 /** True when the extent fits a fork slot (fields within u48/u48/u32, no flags). */
 export const inlineEncodable = (e: ExtentRec): boolean =>
   e.fblk < INLINE_FIELD_MAX && e.pblk < INLINE_FIELD_MAX && e.len < INLINE_LEN_MAX && e.flags === 0;
@@ -75,7 +78,7 @@ export function decodeInodeV2(b: Buffer, o: number): InodeRec {
     const n = Math.min(r.forkCount, INLINE_EXTENTS_MAX);
     const fork: ExtentRec[] = new Array(n);
     for (let i = 0, p = o + FORK_OFF; i < n; i++, p += SLOT)
-      fork[i] = { fblk: b.readUIntLE(p, 6), pblk: b.readUIntLE(p + 6, 6), len: b.readUInt32LE(p + 12), flags: 0 };
+      fork[i] = { fblk: readU48(b, p), pblk: readU48(b, p + 6), len: b.readUInt32LE(p + 12), flags: 0 };
     r.inline = fork;
   }
   return r;
@@ -92,7 +95,7 @@ export function decodeInodeV2Lean(b: Buffer, o: number): InodeRec {
 export function forEachInlineExtent(b: Buffer, o: number, f: (fblk: number, pblk: number, len: number) => void): number {
   if (readU64(b, o + 32) !== EXTENT_ROOT_INLINE) return 0;
   const n = Math.min(b.readUInt16LE(o + 10), INLINE_EXTENTS_MAX);
-  for (let i = 0, p = o + FORK_OFF; i < n; i++, p += SLOT) f(b.readUIntLE(p, 6), b.readUIntLE(p + 6, 6), b.readUInt32LE(p + 12));
+  for (let i = 0, p = o + FORK_OFF; i < n; i++, p += SLOT) f(readU48(b, p), readU48(b, p + 6), b.readUInt32LE(p + 12));
   return n;
 }
 

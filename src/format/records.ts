@@ -243,7 +243,8 @@ export const rmapFblk = (b: Buffer, o: number): FileBlock => readU64(b, o + 24);
 
 function rmapProblem(pblk: Blkno, len: number, fblk: FileBlock): string | null {
   if (len < 1) return `reverse-map record at block ${pblk} has length 0`;
-  if (pblk + len > Number.MAX_SAFE_INTEGER || fblk + len > Number.MAX_SAFE_INTEGER) return `reverse-map record at block ${pblk} out of range`;
+  if (pblk + len > Number.MAX_SAFE_INTEGER || fblk + len > Number.MAX_SAFE_INTEGER)
+    return `reverse-map record at block ${pblk} out of range`;
   return null;
 }
 
