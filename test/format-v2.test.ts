@@ -4,7 +4,8 @@
  * fit; version-1 images stay version 1 under every command but upgrade; the
  * upgrade keeps every file's map; verify catches a fork that breaks the rules.
  */
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Btree } from '../src/btree/btree.js';
 import { checkImage } from '../src/check/verify.js';
@@ -15,6 +16,7 @@ import { RootId } from '../src/format/superblock.js';
 import type { Filesystem } from '../src/fs/filesystem.js';
 import { extentOps } from '../src/fs/trees.js';
 import { upgradeImage } from '../src/fs/upgrade.js';
+import { daxtool } from './helpers/cli.js';
 import { expectClean, makeImage, type TestImage } from './helpers/image.js';
 
 const BS = 4096;
@@ -152,7 +154,7 @@ describe('format version 2', () => {
     }
   });
 
-  it('verify: a tree that fits the fork, inline extents on a version-1 image, a bad fork count', () => {
+  it('verify: a tree that fits the fork, inline extents on a version-1 image, a bad fork count', async () => {
     const img = makeImage();
     try {
       const fs = img.fs;
@@ -204,8 +206,45 @@ describe('format version 2', () => {
       old.fs.writePattern('/src', 0, BS, 7);
       damage(old, '/src', (leaf, rec) => leaf.writeUInt32LE(EXTENT_ROOT_INLINE, rec + 32));
       expect(codes(old.fs)).toContain('extent.fork');
+      // upgrade refuses a filesystem verify finds damaged, and writes nothing.
+      old.fs.close();
+      const before = createHash('sha256').update(readFileSync(old.path)).digest('hex');
+      const r = await daxtool(['upgrade', old.path, '--json']);
+      expect(r.exitCode).not.toBe(0);
+      expect(JSON.parse(r.stdout).error.code).toBe('ECORRUPT');
+      expect(r.stderr + r.stdout).toMatch(/extent\.fork/);
+      expect(createHash('sha256').update(readFileSync(old.path)).digest('hex')).toBe(before);
     } finally {
       old.done();
+    }
+  });
+
+  it('the CLI: mkfs --format-version 1, commands keep version 1, upgrade, verify', async () => {
+    const img = makeImage({ formatVersion: 1 });
+    const path = img.path;
+    img.fs.close();
+    try {
+      const ok = async (args: string[]) => {
+        const r = await daxtool(args);
+        expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+        return r;
+      };
+      await ok(['write', path, '/a', '--offset', '0', '--length', '12K', '--pattern', '1']);
+      await ok(['reflink', path, '/a', '/b']);
+      await ok(['punch', path, '/a', '--offset', '4K', '--length', '4K']);
+      const info = async () => JSON.parse((await ok(['info', path, '--json'])).stdout) as { version: number };
+      expect((await info()).version).toBe(1);
+      await ok(['verify', path]);
+      const maps = async () => [(await ok(['fiemap', path, '/a', '--json'])).stdout, (await ok(['fiemap', path, '/b', '--json'])).stdout];
+      const before = await maps();
+      const up = JSON.parse((await ok(['upgrade', path, '--json'])).stdout) as Record<string, unknown>;
+      expect(up).toMatchObject({ upgraded: true, from_version: 1, to_version: 2, inlined_files: 2 });
+      expect((await info()).version).toBe(2);
+      await ok(['verify', path]);
+      expect(await maps()).toEqual(before);
+      expect((await ok(['upgrade', path])).stdout).toMatch(/already format version 2/);
+    } finally {
+      img.done();
     }
   });
 });
