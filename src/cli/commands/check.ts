@@ -3,7 +3,7 @@
  * e2fsck's -n, -y, -p and -f. Findings of one check are grouped: a count and
  * the first few examples (all of them with --all, and always in --json).
  */
-import { verify, type Problem, type VerifyResult } from '../../check/verify.js';
+import { checkImage, verify, type Problem, type VerifyResult } from '../../check/verify.js';
 import { err } from '../../format/errors.js';
 import { canPrompt, type CommandImpl } from '../command.js';
 import { withFs } from './common.js';
@@ -138,21 +138,22 @@ function renderVerify(image: string, r: VerifyResult, style: Style, all: boolean
  * since upgrade touches only inodes and extent trees.
  */
 const upgradeCmd: CommandImpl = async (ctx) => {
-  const { readInfo } = await import('../../fs/info.js');
   const { SB_VERSION } = await import('../../format/superblock.js');
-  if (readInfo(ctx.image).version < SB_VERSION) {
-    const pre = await verify(ctx.image, { repair: false });
-    const fsErrors = pre.errors.filter((p) => p.severity === 'error' && !p.check.startsWith('dax.'));
-    if (fsErrors.length)
-      throw err(
-        'ECORRUPT',
-        `verify finds ${plural(fsErrors.length, 'filesystem problem')} (first: ${fsErrors[0]!.check}: ${fsErrors[0]!.message}); not upgrading`,
-        ctx.image,
-        'nothing was changed; run daxtool verify --repair first',
-      );
-  }
   const { upgradeImage } = await import('../../fs/upgrade.js');
-  const r = await withFs(ctx, true, (fs) => upgradeImage(fs));
+  // Checked and upgraded under one exclusive lock: no writer commits in between.
+  const r = await withFs(ctx, true, (fs) => {
+    if (fs.superblock.version < SB_VERSION) {
+      const fsErrors = checkImage(fs).items.filter((p) => p.severity === 'error' && !p.check.startsWith('dax.'));
+      if (fsErrors.length)
+        throw err(
+          'ECORRUPT',
+          `verify finds ${plural(fsErrors.length, 'filesystem problem')} (first: ${fsErrors[0]!.check}: ${fsErrors[0]!.message}); not upgrading`,
+          ctx.image,
+          'nothing was changed; run daxtool verify --repair first',
+        );
+    }
+    return upgradeImage(fs);
+  });
   return {
     json: r,
     human: () =>
