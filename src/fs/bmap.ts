@@ -54,7 +54,7 @@ export class BlockMap {
    * Format version 2: the incore extent list of every inode whose extents are
    * in its fork (fork.ts), one array per inode for the whole transaction,
    * shared with the InodeRec objects that pass through extentTree — as XFS
-   * keeps one incore extent list per inode fork (xfs_ifork.if_data).
+   * keeps one incore extent list per inode fork (struct xfs_ifork).
    */
   private readonly forks = new Map<number, ExtentRec[]>();
 
