@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verify } from '../src/check/verify.js';
+import { Filesystem } from '../src/fs/filesystem.js';
 import { daxtool, tempDir } from './helpers/cli.js';
 import { makeMutationBase, MUTATIONS, type MutationBase } from './helpers/mutations.js';
 import { imageDigest } from './helpers/digest.js';
@@ -22,42 +23,62 @@ beforeAll(async () => {
 afterAll(() => t.cleanup());
 
 /** How many writes and flushes a command does (from DAXTOOL_IO_COUNT=1). */
-async function ioPoints(args: string[], img: string): Promise<number> {
-  const r = await daxtool(mb.args(args, img), { env: { DAXTOOL_IO_COUNT: '1' } });
+async function ioPoints(args: string[], img: string, base_: MutationBase = mb): Promise<number> {
+  const r = await daxtool(base_.args(args, img), { env: { DAXTOOL_IO_COUNT: '1' } });
   expect(r.exitCode, r.stderr).toBe(0);
   const m = /daxtool-io-count ops=(\d+)/.exec(r.stderr);
   expect(m, r.stderr).not.toBeNull();
   return Number(m![1]);
 }
 
+/** Run `args` on a copy of `from`, crashing at every write and flush; each image must be the state before or after. */
+async function crashSweep(name: string, args: string[], from: string, m: MutationBase, seen?: (img: string) => void): Promise<void> {
+  const before = imageDigest(from);
+  const full = t.path(`${name}-full.img`);
+  copyFileSync(from, full);
+  const points = await ioPoints(args, full, m);
+  const after = imageDigest(full);
+  expect(points).toBeGreaterThan(0);
+  let sawBefore = 0;
+  let sawAfter = 0;
+  for (let n = 1; n <= points; n++) {
+    const img = t.path(`${name}-${n}.img`);
+    copyFileSync(from, img);
+    const r = await daxtool(m.args(args, img), { env: { DAXTOOL_CRASH_AT: String(n) } });
+    expect(r.exitCode, `crash at ${n}: ${r.stderr}`).not.toBe(0);
+    const v = await verify(img, { repair: false });
+    expect(v.errors, `${name}, crash at write ${n}`).toEqual([]);
+    const d = imageDigest(img);
+    expect([before, after], `${name}, crash at write ${n}: state is neither before nor after`).toContain(d);
+    seen?.(img);
+    if (d === before) sawBefore++;
+    else sawAfter++;
+  }
+  // Crashing before the superblock write leaves the old state; only crashes after it may show the new one.
+  expect(sawBefore).toBeGreaterThan(0);
+  console.log(`crash sweep: ${name}: ${points} crash points, ${sawBefore} left the state before, ${sawAfter} after, 0 lost or corrupt`);
+}
+
 describe('crash sweep', () => {
   for (const [name, args] of MUTATIONS) {
     it(`${name}: every crash point leaves the state before or after`, async () => {
-      const before = imageDigest(base);
-      const full = t.path(`${name}-full.img`);
-      copyFileSync(base, full);
-      const points = await ioPoints(args, full);
-      const after = imageDigest(full);
-      expect(points).toBeGreaterThan(0);
-      let sawBefore = 0;
-      let sawAfter = 0;
-      for (let n = 1; n <= points; n++) {
-        const img = t.path(`${name}-${n}.img`);
-        copyFileSync(base, img);
-        const r = await daxtool(mb.args(args, img), { env: { DAXTOOL_CRASH_AT: String(n) } });
-        expect(r.exitCode, `crash at ${n}: ${r.stderr}`).not.toBe(0);
-        const v = await verify(img, { repair: false });
-        expect(v.errors, `${name}, crash at write ${n}`).toEqual([]);
-        const d = imageDigest(img);
-        expect([before, after], `${name}, crash at write ${n}: state is neither before nor after`).toContain(d);
-        if (d === before) sawBefore++;
-        else sawAfter++;
-      }
-      // Crashing before the superblock write leaves the old state; only crashes after it may show the new one.
-      expect(sawBefore).toBeGreaterThan(0);
-      console.log(`crash sweep: ${name}: ${points} crash points, ${sawBefore} left the state before, ${sawAfter} after, 0 lost or corrupt`);
+      await crashSweep(name, args, base, mb);
     });
   }
+
+  it('upgrade of a format-version-1 image: every crash point leaves version 1 or version 2, whole', async () => {
+    const v1 = t.path('base-v1.img');
+    const m1 = await makeMutationBase(v1, t.path('host-v1.bin'), ['--format-version', '1']);
+    // The logical state is the same before and after: what differs is the version, whole or not at all.
+    const versions: number[] = [];
+    await crashSweep('upgrade', ['upgrade', 'IMG'], v1, m1, (img) => {
+      const fs = Filesystem.open(img, { write: false });
+      versions.push(fs.superblock.version);
+      fs.close();
+    });
+    expect(versions[0]).toBe(1);
+    expect(versions.at(-1)).toBe(2);
+  });
 });
 
 /**

@@ -72,6 +72,11 @@ describe('power cut after every flush, any subset of unflushed writes, torn writ
       300_000,
     );
   }
+  it('upgrade of a format-version-1 image', async () => {
+    const v1 = t.path('base-v1.img');
+    await makeMutationBase(v1, t.path('host-v1.bin'), ['--format-version', '1']);
+    await sweep('upgrade', ['upgrade', 'IMG'], v1);
+  }, 300_000);
 
   it('verify --repair of a damaged refcount tree and leaked free space', async () => {
     const damaged = t.path('damaged.img');

@@ -19,6 +19,8 @@ export interface CheckOptions<R = unknown> {
    * the blocks instead of walking the tree twice.
    */
   onRecord?: (r: R) => void;
+  /** Every record as bytes (leaf, offset), right after onRecord: for fields a caller reads in place. */
+  onRecordBytes?: (leaf: Buffer, off: number) => void;
 }
 
 /** Beyond this many problems a tree is reported as broken enough. */
@@ -55,6 +57,8 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
   let parentBlamed: Set<number> | null = null;
   const visited = opts.visited;
   const maxRecords = opts.maxRecords ?? Number.POSITIVE_INFINITY;
+  // Records checked in place, never decoded, when the caller wants only their bytes.
+  const inPlace = opts.onRecordBytes && !opts.onRecord && ops.checkRecordBytes ? ops.checkRecordBytes.bind(ops) : null;
   let records = 0;
   const stack: Frame[] = [{ blkno: root, level: -1, parent: 0, entry: 0, lo: null, hiEx: null, high: null }];
 
@@ -131,10 +135,16 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
         records += n;
         for (let i = 0; i < n; i++) {
           const off = L.recOff(i);
-          const r = ops.decode(buf, off);
-          const why = ops.checkRecord?.(r);
-          if (why) add('btree.record', blkno, `record ${i} ${formatKey(ops.key(r))}: ${why}`);
-          opts.onRecord?.(r);
+          if (inPlace) {
+            const why = inPlace(buf, off);
+            if (why) add('btree.record', blkno, `record ${i} ${formatKey(ops.key(ops.decode(buf, off)))}: ${why}`);
+          } else {
+            const r = ops.decode(buf, off);
+            const why = ops.checkRecord?.(r);
+            if (why) add('btree.record', blkno, `record ${i} ${formatKey(ops.key(r))}: ${why}`);
+            opts.onRecord?.(r);
+          }
+          opts.onRecordBytes?.(buf, off);
           if (ordered && i > 0 && L.cmpRecs(buf, off - L.recSize, buf, off) >= 0) {
             add('btree.order', blkno, `key ${formatKey(keyAt(i))} at position ${i} does not follow ${formatKey(keyAt(i - 1))}`);
             ordered = false;

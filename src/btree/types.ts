@@ -69,6 +69,12 @@ export interface BtreeOps<R> {
   highKeyField?(buf: Buffer, off: number, field: number): number;
   /** A record-level invariant violation, or null. */
   checkRecord?(r: R): string | null;
+  /**
+   * checkRecord of the record at buf[off..] read in place: the same verdict
+   * without decoding it, for checks of a million records (btree/check.ts uses
+   * it when the caller wants bytes, not records).
+   */
+  checkRecordBytes?(buf: Buffer, off: number): string | null;
   /** Tests force small fanouts so trees get deep. */
   readonly maxLeafRecs?: number;
   readonly maxNodeRecs?: number;

@@ -1,10 +1,22 @@
 import { Btree } from '../btree/btree.js';
-import { type DirentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, ROOT_INO } from '../format/records.js';
+import { readU64 } from '../format/block.js';
+import { EXTENT_ROOT_INLINE, forEachInlineExtent, INLINE_EXTENTS_MAX, INLINE_FIELD_MAX, INLINE_LEN_MAX } from '../format/inode-fork.js';
+import {
+  type DirentRec,
+  INODE_TYPE_DIR,
+  INODE_TYPE_FILE,
+  type InodeRec,
+  rmapFblk,
+  rmapIno,
+  rmapLen,
+  rmapPblk,
+  ROOT_INO,
+} from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
-import { freeOps } from '../fs/trees.js';
+import { freeOps, inodeOpsV2Lean } from '../fs/trees.js';
 import { checkCowFork } from './cowfork-check.js';
 import type { SpaceClaim } from './space.js';
 import { ProblemList } from './problems.js';
@@ -33,7 +45,8 @@ export interface FsFacts {
  * The filesystem invariants (ARCHITECTURE.md, "Invariants"), each a named check:
  *   sb.*        superblock slots and counters
  *   btree.*     node checksums, order, key ranges, levels, counts, cycles (every tree)
- *   extent.*    per-file extent sanity (overlap, range, past EOF, block counts)
+ *   extent.*    per-file extent sanity (overlap, range, past EOF, block counts; format
+ *               version 2: inline extents in the inode fork exactly when they fit it)
  *   ns.*        directory entries, link counts, orphans
  *   rmap.*      extent records <-> physical-index records, both ways
  *   refcount.*  refcount = number of extent references, for every block
@@ -65,13 +78,24 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
 
   const visited = new Set<number>([0, 1]);
   const broken = new Set<string>();
-  const checkTree = <R>(name: string, t: Btree<R>, onRecord?: (r: R) => void): boolean => {
+  const checkTree = <R>(
+    name: string,
+    t: Btree<R>,
+    onRecord?: (r: R) => void,
+    onRecordBytes?: (leaf: Buffer, off: number) => void,
+  ): boolean => {
     P.phase(name.startsWith('extent tree') ? 'extent trees' : (name as 'inode tree'));
     const counted = (r: R): void => {
       P.item();
       onRecord?.(r);
     };
-    const probs = t.check({ visited, onRecord: counted });
+    const countedBytes = onRecordBytes
+      ? (leaf: Buffer, off: number): void => {
+          P.item();
+          onRecordBytes(leaf, off);
+        }
+      : undefined;
+    const probs = t.check({ visited, onRecord: onRecordBytes ? undefined : counted, onRecordBytes: countedBytes });
     for (const p of probs) P.add(p.check, `${name}: ${p.message}`, p.blkno);
     if (probs.length) broken.add(name);
     return probs.length === 0;
@@ -80,18 +104,85 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
 
   // ---------------------------------------------------------------- inodes
   const inodes = new Map<Ino, InodeRec>();
-  checkTree('inode tree', fx.inodes, (r) => inodes.set(r.ino, r));
-  if (broken.has('inode tree')) inodes.clear();
+  // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
+  const ext = new Tuples(4, 1 << 16);
+  const slice = new Map<Ino, [number, number]>();
+  /** Per-extent checks of one inode's map, shared by forks and trees. */
+  class MapCheck {
+    readonly first = ext.n;
+    end = 0;
+    sum = 0;
+    count = 0;
+    /** Extents added to the columns (those inside the device). */
+    pushed = 0;
+    encodable = true;
+    private readonly eofBlocks: number;
+    constructor(
+      readonly ino: Ino,
+      readonly size: number,
+    ) {
+      this.eofBlocks = Math.ceil(size / sb.blockSize);
+    }
+    extent(fblk: number, pblk: number, len: number): void {
+      const ino = this.ino;
+      if (fblk < this.end) P.add('extent.overlap', `inode ${ino}: extent at file block ${fblk} overlaps the one before it`, pblk);
+      if (len < 1 || pblk < 2 || pblk + len > total)
+        P.add(
+          'extent.range',
+          `inode ${ino}: extent at file block ${fblk} maps blocks ${pblk}..${pblk + len - 1}, outside the device`,
+          pblk,
+        );
+      else {
+        ext.push(ino, fblk, pblk, len);
+        this.pushed++;
+      }
+      if (fblk + len > this.eofBlocks)
+        P.add(
+          'extent.past-eof',
+          `inode ${ino}: file blocks ${Math.max(fblk, this.eofBlocks)}..${fblk + len - 1} are mapped past EOF (size ${this.size})`,
+          pblk,
+        );
+      this.end = fblk + len;
+      this.sum += len;
+      this.count++;
+      if (fblk >= INLINE_FIELD_MAX || pblk >= INLINE_FIELD_MAX || len >= INLINE_LEN_MAX) this.encodable = false;
+    }
+  }
+  // Format version 2: forks are read in place from the inode leaves as they are checked (no
+  // extent objects for a million inline extents); version 1 has none.
+  const forks = new Map<Ino, MapCheck>();
+  const inodeTree = sb.version >= 2 ? new Btree(fx.tx, inodeOpsV2Lean, fx.tx.roots[RootId.Inode]) : fx.inodes;
+  const readFork = (leaf: Buffer, off: number): void => {
+    if (readU64(leaf, off + 32) !== EXTENT_ROOT_INLINE) return;
+    const m = new MapCheck(readU64(leaf, off), readU64(leaf, off + 16));
+    forEachInlineExtent(leaf, off, (f, p, l) => m.extent(f, p, l));
+    forks.set(m.ino, m);
+  };
+  P.phase('inode tree');
+  const inodeProbs = inodeTree.check({
+    visited,
+    onRecord: (r) => {
+      P.item();
+      inodes.set(r.ino, r);
+    },
+    onRecordBytes: sb.version >= 2 ? readFork : undefined,
+  });
+  for (const p of inodeProbs) P.add(p.check, `inode tree: ${p.message}`, p.blkno);
+  if (inodeProbs.length) {
+    broken.add('inode tree');
+    inodes.clear();
+    forks.clear();
+    ext.n = 0;
+  }
   const ns = new NamespaceSweep(inodes);
   checkTree('directory tree', fx.dirents, (d) => ns.add(d));
   let maxIno = 0;
   let files = 0;
   let dirs = 0;
-  // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
-  const ext = new Tuples(4, 1 << 16);
-  const slice = new Map<Ino, [number, number]>();
   // Extent trees in the order of their roots on disk, so reads run forward.
   const byRoot = [...inodes.values()].sort((x, y) => x.extentRoot - y.extentRoot);
+  // Announced even when every file's extents are in its inode (version 2, small files).
+  P.phase('extent trees');
   for (const inode of byRoot) {
     maxIno = Math.max(maxIno, inode.ino);
     if (inode.type === INODE_TYPE_DIR) dirs++;
@@ -100,35 +191,35 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
       if (inode.nblocks !== 0) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded but no extent tree`);
       continue;
     }
-    const first = ext.n;
-    let end = 0;
-    let sum = 0;
-    const eofBlocks = Math.ceil(inode.size / sb.blockSize);
-    const ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), (e) => {
-      if (e.fblk < end) P.add('extent.overlap', `inode ${inode.ino}: extent at file block ${e.fblk} overlaps the one before it`, e.pblk);
-      if (e.pblk < 2 || e.pblk + e.len > total)
+    let ok: boolean;
+    let m = forks.get(inode.ino);
+    if (inode.extentRoot === EXTENT_ROOT_INLINE) {
+      // The fork (format/inode-fork.ts), read with the inode record; its count was checked there.
+      if (sb.version < 2) {
+        P.add('extent.fork', `inode ${inode.ino}: extents in the inode (root 1) on a version-${sb.version} image`);
+        continue;
+      }
+      ok = !!m;
+    } else {
+      const mc = (m = new MapCheck(inode.ino, inode.size));
+      ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), (e) => mc.extent(e.fblk, e.pblk, e.len));
+      // Version 2 decides the format by the extents alone: a tree that would fit the fork is one conversion missed.
+      if (ok && sb.version >= 2 && mc.encodable && mc.count <= INLINE_EXTENTS_MAX)
         P.add(
-          'extent.range',
-          `inode ${inode.ino}: extent at file block ${e.fblk} maps blocks ${e.pblk}..${e.pblk + e.len - 1}, outside the device`,
-          e.pblk,
+          'extent.fork',
+          `inode ${inode.ino}: ${mc.count} extents kept in a tree at block ${inode.extentRoot}; they fit the inode's fork`,
         );
-      else ext.push(inode.ino, e.fblk, e.pblk, e.len);
-      if (e.fblk + e.len > eofBlocks)
-        P.add(
-          'extent.past-eof',
-          `inode ${inode.ino}: file blocks ${Math.max(e.fblk, eofBlocks)}..${e.fblk + e.len - 1} are mapped past EOF (size ${inode.size})`,
-          e.pblk,
-        );
-      end = e.fblk + e.len;
-      sum += e.len;
-    });
+    }
+    const first = m ? m.first : ext.n;
     if (!ok) {
       ext.n = first; // a damaged tree's records are not trusted as owners
       continue;
     }
-    slice.set(inode.ino, [first, ext.n - first]);
-    if (sum !== inode.nblocks) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded, extents map ${sum}`);
+    if (!m) continue;
+    slice.set(inode.ino, [first, m.pushed]);
+    if (m.sum !== inode.nblocks) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded, extents map ${m.sum}`);
   }
+  forks.clear(); // the slices hold what the rest needs
   const eIno = ext.col(0);
   const eF = ext.col(1);
   const eP = ext.col(2);
@@ -142,34 +233,40 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   const matched = new Uint8Array(ext.n);
   const sweep = new RefSweep();
   let rmapAgrees = true;
-  const rmapOk = checkTree('physical-block index', fx.bmap.rmap, (r) => {
-    const sl = slice.get(r.ino);
+  // Read in place: a million records, no objects.
+  let lastIno = -1;
+  let sl: [number, number] | undefined;
+  const rmapOk = checkTree('physical-block index', fx.bmap.rmap, undefined, (leaf, o) => {
+    const pblk = rmapPblk(leaf, o);
+    const len = rmapLen(leaf, o);
+    const ino = rmapIno(leaf, o);
+    const fblk = rmapFblk(leaf, o);
+    if (ino !== lastIno) {
+      sl = slice.get(ino);
+      lastIno = ino;
+    }
     let i = -1;
     if (sl) {
       let lo = sl[0];
       let hi = sl[0] + sl[1];
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if (eF[mid]! < r.fblk) lo = mid + 1;
+        if (eF[mid]! < fblk) lo = mid + 1;
         else hi = mid;
       }
-      if (lo < sl[0] + sl[1] && eF[lo] === r.fblk) i = lo;
+      if (lo < sl[0] + sl[1] && eF[lo] === fblk) i = lo;
     }
-    if (i < 0 || eP[i] !== r.pblk) {
-      P.add(
-        'rmap.orphan',
-        `physical-index record block ${r.pblk} (+${r.len}) -> inode ${r.ino} file block ${r.fblk} has no extent`,
-        r.pblk,
-      );
+    if (i < 0 || eP[i] !== pblk) {
+      P.add('rmap.orphan', `physical-index record block ${pblk} (+${len}) -> inode ${ino} file block ${fblk} has no extent`, pblk);
       rmapAgrees = false;
       return;
     }
-    if (eL[i] !== r.len) {
-      P.add('rmap.length', `physical-index record at block ${r.pblk} for inode ${r.ino} has length ${r.len}, the extent ${eL[i]}`, r.pblk);
+    if (eL[i] !== len) {
+      P.add('rmap.length', `physical-index record at block ${pblk} for inode ${ino} has length ${len}, the extent ${eL[i]}`, pblk);
       rmapAgrees = false;
     }
     matched[i] = 1;
-    sweep.add(r.pblk, r.pblk + r.len);
+    sweep.add(pblk, pblk + len);
   });
   if (rmapOk) {
     for (let i = 0; i < ext.n; i++) {

@@ -20,10 +20,18 @@ import {
   PTE_WRITE,
 } from '../format/dax-records.js';
 import { err } from '../format/errors.js';
-import { DEFAULT_BLOCK_SIZE, SB_PROBE_BYTES, SB_SLOTS, loadSuperblock, probeBlockSize, rawSuperblockFields } from '../format/superblock.js';
+import {
+  DEFAULT_BLOCK_SIZE,
+  SB_PROBE_BYTES,
+  SB_SLOTS,
+  SB_VERSION,
+  loadSuperblock,
+  probeBlockSize,
+  rawSuperblockFields,
+} from '../format/superblock.js';
 import { BlockDevice } from '../io/device.js';
 import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from '../dax/trees.js';
-import { direntOps, extentOps, freeOps, inodeOps, refcountOps, rmapOps } from '../fs/trees.js';
+import { direntOps, extentOps, freeOps, inodeOps, inodeOpsFor, refcountOps, rmapOps } from '../fs/trees.js';
 import { cowOps } from '../fs/cowfork.js';
 
 export type Field = [name: string, value: string | number];
@@ -67,8 +75,8 @@ const PTE_BITS: [number, string][] = [
   [PTE_HUGE, 'huge'],
 ];
 
-/** Decode a block read raw from `blkno` (buf is the whole block). */
-export function decodeBlock(buf: Buffer, blkno: number): BlockDump {
+/** Decode a block read raw from `blkno` (buf is the whole block) of an image of format `version` (inode records differ). */
+export function decodeBlock(buf: Buffer, blkno: number, version: number = SB_VERSION): BlockDump {
   const bs = buf.length;
   const magic = buf.readUInt32LE(0);
   if (magic !== BLOCK_MAGIC) {
@@ -124,7 +132,7 @@ export function decodeBlock(buf: Buffer, blkno: number): BlockDump {
       });
     }
   } else if (OPS[h.type]) {
-    const ops = OPS[h.type]!;
+    const ops = h.type === inodeOps.type ? (inodeOpsFor(version) as BtreeOps<unknown>) : OPS[h.type]!;
     if (h.level === 0) {
       const n = Math.min(h.count, Math.floor((bs - HDR_SIZE) / ops.recSize));
       for (let i = 0; i < n; i++)
@@ -170,7 +178,13 @@ export function inspectBlock(path: string, blkno: number): BlockDump {
   const { dev } = openRaw(path);
   try {
     if (blkno >= dev.totalBlocks) throw err('EINVAL', `block ${blkno} is past the end of the image (${dev.totalBlocks} blocks)`, path);
-    return decodeBlock(Buffer.from(dev.read(blkno)), blkno);
+    let version: number = SB_VERSION;
+    try {
+      version = loadSuperblock((o, n) => dev.readAt(o, n), dev.fileSize, path).sb.version;
+    } catch {
+      // No valid superblock: the block is shown in the newest layout.
+    }
+    return decodeBlock(Buffer.from(dev.read(blkno)), blkno, version);
   } finally {
     dev.close();
   }

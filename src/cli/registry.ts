@@ -85,6 +85,7 @@ export const COMMANDS: CommandSpec[] = [
       { flags: '--block-size <N>', desc: 'block size in bytes (default 4096)', parse: size },
       { flags: '--label <L>', desc: 'filesystem label' },
       { flags: '--page-model <M>', desc: 'page descriptor model (default proxy)', choices: PAGE_MODELS },
+      { flags: '--format-version <V>', desc: 'on-disk format version: 2 (default) or 1, for older daxtools', parse: count },
       { flags: '--force', desc: 'overwrite an existing image' },
       { flags: '--dry-run', desc: 'print the geometry, write nothing' },
       { flags: '-q, --quiet', desc: 'no progress or summary' },
@@ -310,6 +311,15 @@ export const COMMANDS: CommandSpec[] = [
     ],
     exit: FSCK_EXIT,
     more: 'Exit status as fsck(8): 0 clean, 1 errors repaired, 4 errors left, 8 operational error, 16 usage error, 32 cancelled. Only one of -p, -n and -y may be given.',
+  },
+  {
+    name: 'upgrade',
+    group: 'check',
+    summary: 'upgrade to the newest on-disk format',
+    image: true,
+    args: [],
+    options: [],
+    more: "Version 1 -> 2 keeps small files' extents in their inodes. One transaction: a crash leaves the old image or the new one. The filesystem must verify clean first. No other command changes an image's version.",
   },
   {
     name: 'inspect',

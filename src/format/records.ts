@@ -34,6 +34,14 @@ export interface InodeRec {
   ctimeMs: number;
   parent: Ino;
   flags: number;
+  /**
+   * Format version 2 only (inode-fork.ts): the extents held in the inode when
+   * extentRoot is EXTENT_ROOT_INLINE, in file order; absent otherwise. The
+   * block map shares one array per inode within a transaction (bmap.ts).
+   */
+  inline?: ExtentRec[] | null;
+  /** Format version 2 only: the fork count as read (checked by verify). */
+  forkCount?: number;
 }
 
 export function encodeInode(r: InodeRec, b: Buffer, o: number): void {
@@ -222,9 +230,21 @@ export function decodeRmap(b: Buffer, o: number): RmapRec {
 }
 
 export function checkRmap(r: RmapRec): string | null {
-  if (r.len < 1) return `reverse-map record at block ${r.pblk} has length 0`;
-  if (r.pblk + r.len > Number.MAX_SAFE_INTEGER || r.fblk + r.len > Number.MAX_SAFE_INTEGER)
-    return `reverse-map record at block ${r.pblk} out of range`;
+  return rmapProblem(r.pblk, r.len, r.fblk);
+}
+
+/** checkRmap of the record at b[o..], read in place. */
+export const checkRmapBytes = (b: Buffer, o: number): string | null => rmapProblem(readU64(b, o), readU64(b, o + 8), readU64(b, o + 24));
+
+/** The pblk, len and fblk fields of a reverse-map record. */
+export const rmapPblk = (b: Buffer, o: number): Blkno => readU64(b, o);
+export const rmapLen = (b: Buffer, o: number): number => readU64(b, o + 8);
+export const rmapFblk = (b: Buffer, o: number): FileBlock => readU64(b, o + 24);
+
+function rmapProblem(pblk: Blkno, len: number, fblk: FileBlock): string | null {
+  if (len < 1) return `reverse-map record at block ${pblk} has length 0`;
+  if (pblk + len > Number.MAX_SAFE_INTEGER || fblk + len > Number.MAX_SAFE_INTEGER)
+    return `reverse-map record at block ${pblk} out of range`;
   return null;
 }
 

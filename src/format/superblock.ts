@@ -40,7 +40,19 @@ import type { Blkno } from './units.js';
  * not more, root and counter slots. Reserved slots are kept as read and written
  * back unchanged, so a compat feature may claim one.
  */
-export const SB_VERSION = 1;
+/**
+ * The newest format version this daxtool reads and writes, and what mkfs
+ * makes. Version 2 (format/inode-fork.ts) differs from version 1 only in the
+ * inode record: 256 bytes with a fork of inline extents, instead of 72 bytes
+ * whose extents are always in a tree. A version-1 image stays version 1 under
+ * every command but `upgrade` (fs/upgrade.ts).
+ */
+export const SB_VERSION = 2;
+/** The oldest version still read, verified and written (in its own layout). */
+export const SB_VERSION_MIN = 1;
+/** Versions mkfs can make. */
+export const SB_VERSIONS = [1, 2] as const;
+export type FormatVersion = (typeof SB_VERSIONS)[number];
 export const MIN_BLOCK_SIZE = 512;
 export const MAX_BLOCK_SIZE = 65536;
 export const DEFAULT_BLOCK_SIZE = 4096;
@@ -188,11 +200,12 @@ export function makeSuperblock(opts: {
   label?: string;
   uuid?: string;
   nowMs?: number;
+  version?: FormatVersion;
 }): Superblock {
   const now = opts.nowMs ?? nowMs();
   const sb: Superblock = {
     generation: 1,
-    version: SB_VERSION,
+    version: opts.version ?? SB_VERSION,
     incompat: 0,
     rocompat: 0,
     compat: 0,

@@ -26,6 +26,8 @@ import type { Blkno, FileBlock } from '../format/units.js';
 import { NO_HOLDER, type BlockHolder } from './holder.js';
 import { extentOps, MAX_KEY, refcountOps, rmapOps } from './trees.js';
 import { ExtentColumns } from './columns.js';
+import { InlineFork } from './fork.js';
+import { EXTENT_ROOT_INLINE, fitsInline, INLINE_EXTENTS_MAX } from '../format/inode-fork.js';
 import { STREAMING, type Tx } from './tx.js';
 
 /**
@@ -48,8 +50,66 @@ export class BlockMap {
     this.refc = tx.openTree(refcountOps, RootId.Refcount);
   }
 
+  /**
+   * Format version 2: the incore extent list of every inode whose extents are
+   * in its fork (fork.ts), one array per inode for the whole transaction,
+   * shared with the InodeRec objects that pass through extentTree — as XFS
+   * keeps one incore extent list per inode fork (struct xfs_ifork).
+   */
+  private readonly forks = new Map<number, ExtentRec[]>();
+
+  /** True when the image keeps small files' extents in their inodes (format version 2). */
+  get inlineForks(): boolean {
+    return this.tx.version >= 2;
+  }
+
+  /**
+   * The file's extents behind the extent tree's interface: its tree, or on a
+   * version-2 image, its inode fork while they fit (fork.ts). Callers edit it
+   * only through mapExtent/unmapRange and the bulk paths below, which move
+   * the extents between fork and tree (settleFork).
+   */
   extentTree(inode: InodeRec): Btree<ExtentRec> {
-    return new Btree(this.tx, extentOps, inode.extentRoot, inode.ino);
+    if (!this.inlineForks || inode.extentRoot >= 2) return new Btree(this.tx, extentOps, inode.extentRoot, inode.ino);
+    let recs = this.forks.get(inode.ino);
+    if (!recs) this.forks.set(inode.ino, (recs = inode.extentRoot === EXTENT_ROOT_INLINE ? (inode.inline ?? []) : []));
+    inode.inline = recs;
+    return new InlineFork(this.tx, inode.ino, recs);
+  }
+
+  /**
+   * After any change to a file's map: where its extents go now. In the fork
+   * while they fit (format/inode-fork.ts, fitsInline); into a new tree when
+   * they outgrow it (xfs_bmap_extents_to_btree, fs/xfs/libxfs/xfs_bmap.c); back
+   * into the fork when a tree of one leaf shrinks to fit it
+   * (xfs_bmap_btree_to_extents, called as XFS does whenever
+   * xfs_bmap_wants_extents). No hysteresis: the format follows from the
+   * extents alone, which verify checks (extent.fork).
+   */
+  private settleFork(inode: InodeRec, tree: Btree<ExtentRec>): void {
+    if (tree instanceof InlineFork) {
+      const recs = this.forks.get(inode.ino)!;
+      if (recs.length === 0 || fitsInline(recs)) {
+        inode.extentRoot = recs.length ? EXTENT_ROOT_INLINE : 0;
+        return;
+      }
+      const t = new Btree(this.tx, extentOps, 0, inode.ino);
+      t.bulkLoad(recs);
+      this.forks.delete(inode.ino);
+      // Forks of this inode still held (a cached lookup) now read empty, root 0: stale by their root.
+      recs.length = 0;
+      inode.inline = null;
+      inode.extentRoot = t.root;
+      return;
+    }
+    inode.extentRoot = tree.root;
+    if (!this.inlineForks || tree.root === 0 || tree.height() !== 1 || tree.estimateRecords() > INLINE_EXTENTS_MAX) return;
+    const recs = [...tree.range()];
+    if (!fitsInline(recs)) return;
+    tree.destroy();
+    this.forks.set(inode.ino, recs);
+    inode.inline = recs;
+    inode.extentRoot = EXTENT_ROOT_INLINE;
   }
 
   /** Extents of the file that intersect [fblk, end), in file order (unclipped). */
@@ -110,7 +170,7 @@ export class BlockMap {
     }
     tree.insert(rec);
     this.rmap.insert({ pblk: rec.pblk, len: rec.len, ino: inode.ino, fblk: rec.fblk });
-    inode.extentRoot = tree.root;
+    this.settleFork(inode, tree);
     inode.nblocks += len;
     if (fresh) this.tx.counters[CounterId.DataBlocks] += len;
     else this.adjustRefcount(pblk, len, +1);
@@ -142,7 +202,7 @@ export class BlockMap {
       if (t < e.fblk + e.len) this.insertBoth(tree, inode.ino, { fblk: t, pblk: e.pblk + (t - e.fblk), len: e.fblk + e.len - t, flags: 0 });
       inode.nblocks -= t - s;
     }
-    inode.extentRoot = tree.root;
+    this.settleFork(inode, tree);
     return removed;
   }
 
@@ -259,7 +319,7 @@ export class BlockMap {
     const merged = mergeAdjacent(pieces);
     const tree = this.extentTree(inode);
     tree.bulkLoad(merged);
-    inode.extentRoot = tree.root;
+    this.settleFork(inode, tree);
     const cols = ExtentColumns.of(merged);
     inode.nblocks += cols.blocks();
     this.addOwner(inode.ino, cols);
@@ -280,7 +340,8 @@ export class BlockMap {
       this.shareMany(dst, this.allExtents(srcTree));
       return;
     }
-    const tree = this.extentTree(dst);
+    // Hundreds of extents at least (worthRebuilding): a tree, whatever the format.
+    const tree = new Btree(this.tx, extentOps, 0, dst.ino);
     const loader = tree.bulkLoader();
     let cols: ExtentColumns;
     try {
@@ -297,7 +358,7 @@ export class BlockMap {
       loader.abort();
       throw e;
     }
-    dst.extentRoot = tree.root;
+    this.settleFork(dst, tree);
     dst.nblocks += cols.blocks();
     this.addOwner(dst.ino, cols);
   }

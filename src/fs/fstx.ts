@@ -10,7 +10,7 @@ import { IO_CHUNK_BLOCKS, type FillFn } from './chunking.js';
 import { CowFork } from './cowfork.js';
 import { writeInPlace } from './overwrite.js';
 import { checkNewName, joinPath, splitPath } from './path.js';
-import { direntOps, inodeOps, MAX_KEY } from './trees.js';
+import { direntOps, inodeOpsFor, MAX_KEY } from './trees.js';
 import type { Tx } from './tx.js';
 import type { DirEntry, FileType } from './types.js';
 
@@ -41,7 +41,7 @@ export class FsTx {
     readonly tx: Tx,
     holder?: (fx: FsTx) => BlockHolder,
   ) {
-    this.inodes = tx.openTree(inodeOps, RootId.Inode);
+    this.inodes = tx.openTree(inodeOpsFor(tx.version), RootId.Inode);
     this.dirents = tx.openTree(direntOps, RootId.Dir);
     this.holder = holder ? holder(this) : NO_HOLDER;
     this.bmap = new BlockMap(tx, this.holder);

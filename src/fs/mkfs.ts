@@ -15,8 +15,19 @@
 import { BlockType, HDR_SIZE, initHeader, sealBlock } from '../format/block.js';
 import { newUuid, nowMs } from '../format/clock.js';
 import { err } from '../format/errors.js';
+import { encodeInodeV2 } from '../format/inode-fork.js';
 import { encodeFree, encodeInode, INODE_TYPE_DIR, ROOT_INO } from '../format/records.js';
-import { CounterId, counterSlots, encodeSuperblock, RootId, rootSlots, SB_VERSION, type Superblock } from '../format/superblock.js';
+import {
+  CounterId,
+  counterSlots,
+  encodeSuperblock,
+  type FormatVersion,
+  RootId,
+  rootSlots,
+  SB_VERSION,
+  SB_VERSIONS,
+  type Superblock,
+} from '../format/superblock.js';
 import { BlockDevice } from '../io/device.js';
 import type { MkfsOptions, MkfsResult, PageModel } from './types.js';
 
@@ -52,6 +63,7 @@ export function mkfs(path: string, opts: MkfsOptions): MkfsResult {
   const pageModel: PageModel = opts.pageModel ?? 'proxy';
   const label = opts.label ?? '';
   if (Buffer.byteLength(label, 'utf8') > 63) throw err('EINVAL', 'label longer than 63 bytes', label);
+  const version = formatVersion(opts.formatVersion);
   const uuid = newUuid();
   const result = (sb?: Superblock): MkfsResult => ({
     path,
@@ -69,11 +81,19 @@ export function mkfs(path: string, opts: MkfsOptions): MkfsResult {
   const dev = BlockDevice.create(path, blocks * blockSize, { force: !!opts.force });
   try {
     dev.setBlockSize(blockSize);
-    const sb = writeEmpty(dev, { blockSize, blocks, pageModel, label, uuid, now: nowMs() });
+    const sb = writeEmpty(dev, { blockSize, blocks, pageModel, label, uuid, now: nowMs(), version });
     return result(sb);
   } finally {
     dev.close();
   }
+}
+
+/** The format version mkfs makes: the newest unless `--format-version` asks for an older one. */
+export function formatVersion(v: number | undefined): FormatVersion {
+  if (v === undefined) return SB_VERSION as FormatVersion;
+  if (!(SB_VERSIONS as readonly number[]).includes(v))
+    throw err('EINVAL', `format version ${v} is not one this daxtool makes`, undefined, `one of: ${SB_VERSIONS.join(', ')}`);
+  return v as FormatVersion;
 }
 
 /** Where a new image's metadata lives (see the module comment). */
@@ -88,6 +108,8 @@ export interface EmptyImage {
   uuid: string;
   /** Creation time; also the root inode's times and the superblock's mtime. */
   now: number;
+  /** Format version (default the newest): the layout of the root inode's record. */
+  version?: FormatVersion;
 }
 
 /** Write an empty filesystem's blocks and both superblock slots to `dev`; returns the superblock. */
@@ -96,7 +118,8 @@ export function writeEmpty(dev: BlockDevice, o: EmptyImage): Superblock {
   const generation = 1;
   const inodeLeaf = Buffer.alloc(blockSize);
   initHeader(inodeLeaf, BlockType.InodeTree, 0, 1, 0);
-  encodeInode(
+  const version = o.version ?? (SB_VERSION as FormatVersion);
+  (version >= 2 ? encodeInodeV2 : encodeInode)(
     {
       ino: ROOT_INO,
       type: INODE_TYPE_DIR,
@@ -133,7 +156,7 @@ export function writeEmpty(dev: BlockDevice, o: EmptyImage): Superblock {
   counters[CounterId.MetadataBlocks] = 2;
   const sb: Superblock = {
     generation,
-    version: SB_VERSION,
+    version,
     incompat: 0,
     rocompat: 0,
     compat: 0,

@@ -2,6 +2,7 @@ import type { BtreeOps } from '../btree/types.js';
 import { BlockType } from '../format/block.js';
 import { readU64 } from '../format/block.js';
 import * as R from '../format/records.js';
+import { checkInodeV2, decodeInodeV2, decodeInodeV2Lean, encodeInodeV2, INODE_V2_REC_SIZE } from '../format/inode-fork.js';
 
 /**
  * The ops tables: one per tree, all driving the one engine in src/btree
@@ -22,6 +23,21 @@ export const inodeOps: BtreeOps<R.InodeRec> = {
   decode: R.decodeInode,
   checkRecord: R.checkInode,
 };
+
+/** Format version 2's inode tree: the same keys, 256-byte records with the extent fork (inode-fork.ts). */
+export const inodeOpsV2: BtreeOps<R.InodeRec> = {
+  ...inodeOps,
+  recSize: INODE_V2_REC_SIZE,
+  encode: encodeInodeV2,
+  decode: decodeInodeV2,
+  checkRecord: checkInodeV2,
+};
+
+/** inodeOpsV2 decoding no fork extents: verify reads those in place from the leaves (check/fscheck.ts). */
+export const inodeOpsV2Lean: BtreeOps<R.InodeRec> = { ...inodeOpsV2, decode: decodeInodeV2Lean };
+
+/** The inode tree's ops for an image of format `version`. */
+export const inodeOpsFor = (version: number): BtreeOps<R.InodeRec> => (version >= 2 ? inodeOpsV2 : inodeOps);
 
 export const direntOps: BtreeOps<R.DirentRec> = {
   name: 'directory',
@@ -61,6 +77,7 @@ export const rmapOps: BtreeOps<R.RmapRec> = {
   encode: R.encodeRmap,
   decode: R.decodeRmap,
   checkRecord: R.checkRmap,
+  checkRecordBytes: R.checkRmapBytes,
 };
 
 export const refcountOps: BtreeOps<R.RefcountRec> = {

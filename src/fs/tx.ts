@@ -198,6 +198,23 @@ export class Tx implements NodeStore {
     return this.ctx.sb.totalBlocks;
   }
 
+  /** The format version this transaction reads and writes (the committed one, or what upgradeVersion set). */
+  get version(): number {
+    return this.newVersion ?? this.ctx.sb.version;
+  }
+
+  /**
+   * Commit this transaction as format `version` (fs/upgrade.ts, which has
+   * rewritten every record that differs): the new version and the trees in its
+   * layout reach the disk in the one superblock write, so a crash leaves the
+   * image wholly in the old version or wholly in the new one.
+   */
+  upgradeVersion(version: number): void {
+    this.newVersion = version;
+  }
+
+  private newVersion: number | undefined;
+
   // ------------------------------------------------------------ NodeStore
   validBlkno(blkno: Blkno): boolean {
     return Number.isSafeInteger(blkno) && blkno >= 2 && blkno < this.ctx.sb.totalBlocks;
@@ -557,7 +574,7 @@ export class Tx implements NodeStore {
   /** Make the transaction durable; returns the new committed superblock. */
   commit(): Superblock {
     if (this.done) throw new Error('transaction already finished');
-    if (!this.hasChanges && !this.freeSource) {
+    if (!this.hasChanges && !this.freeSource && this.newVersion === undefined) {
       this.done = true;
       return this.ctx.sb;
     }
@@ -566,6 +583,7 @@ export class Tx implements NodeStore {
     const sb: Superblock = {
       ...this.ctx.sb,
       generation: this.generation,
+      version: this.version,
       mtimeMs: nowMs(),
       roots: rootSlots(this.roots),
       counters: counterSlots(this.counters),

@@ -15,6 +15,8 @@ export interface MkfsOptions {
   force?: boolean;
   /** Compute geometry, write nothing. */
   dryRun?: boolean;
+  /** On-disk format version (default the newest, 2); 1 makes an image older daxtools read. */
+  formatVersion?: number;
 }
 
 export interface MkfsResult {

@@ -31,11 +31,11 @@ export interface MutationBase {
   args(cmd: string[], img: string): string[];
 }
 
-/** Build the image at `base` (16 MiB), using `host` as a scratch host file. */
-export async function makeMutationBase(base: string, host: string): Promise<MutationBase> {
+/** Build the image at `base` (16 MiB), using `host` as a scratch host file; `mkfsArgs` e.g. an older --format-version. */
+export async function makeMutationBase(base: string, host: string, mkfsArgs: string[] = []): Promise<MutationBase> {
   writeFileSync(host, Buffer.alloc(3 * 4096 + 123, 7));
   const steps = [
-    ['mkfs', base, '--size', '16M'],
+    ['mkfs', base, '--size', '16M', ...mkfsArgs],
     ['mkdir', base, '/d'],
     ['put', base, host, '/d/a'],
     ['write', base, '/b', '--offset', '0', '--length', '20K', '--pattern', '9'],

@@ -3,8 +3,10 @@
  * e2fsck's -n, -y, -p and -f. Findings of one check are grouped: a count and
  * the first few examples (all of them with --all, and always in --json).
  */
-import { verify, type Problem, type VerifyResult } from '../../check/verify.js';
+import { checkImage, verify, type Problem, type VerifyResult } from '../../check/verify.js';
+import { err } from '../../format/errors.js';
 import { canPrompt, type CommandImpl } from '../command.js';
+import { withFs } from './common.js';
 import { usage } from '../errors.js';
 import { paint, plural, type Style } from '../output.js';
 import { confirm, spinnerWanted, withSpinner, type Progress } from '../ui.js';
@@ -127,4 +129,39 @@ function renderVerify(image: string, r: VerifyResult, style: Style, all: boolean
   return `${out.join('\n')}\n`;
 }
 
-export const commands = { verify: verifyCmd };
+/**
+ * upgrade: the image to the newest on-disk format version, in place, in one
+ * transaction (fs/upgrade.ts) — the only command that changes a version, as
+ * `xfs_admin -O` / `tune2fs -O` are for XFS and ext4. The filesystem must
+ * verify clean first (xfs_admin runs its upgrades through xfs_repair for the
+ * same reason): findings of the machine's checks (dax.*) do not stop it,
+ * since upgrade touches only inodes and extent trees.
+ */
+const upgradeCmd: CommandImpl = async (ctx) => {
+  const { SB_VERSION } = await import('../../format/superblock.js');
+  const { upgradeImage } = await import('../../fs/upgrade.js');
+  // Checked and upgraded under one exclusive lock: no writer commits in between.
+  const r = await withFs(ctx, true, (fs) => {
+    if (fs.superblock.version < SB_VERSION) {
+      const fsErrors = checkImage(fs).items.filter((p) => p.severity === 'error' && !p.check.startsWith('dax.'));
+      if (fsErrors.length)
+        throw err(
+          'ECORRUPT',
+          `verify finds ${plural(fsErrors.length, 'filesystem problem')} (first: ${fsErrors[0]!.check}: ${fsErrors[0]!.message}); not upgrading`,
+          ctx.image,
+          'nothing was changed; run daxtool verify --repair first',
+        );
+    }
+    return upgradeImage(fs);
+  });
+  return {
+    json: r,
+    human: () =>
+      r.upgraded
+        ? `upgraded ${r.path} from format version ${r.from_version} to ${r.to_version}: ${plural(r.inodes, 'inode')}, ` +
+          `${plural(r.inlined_files, 'file')} now with extents in the inode; metadata ${r.metadata_blocks_before} → ${r.metadata_blocks_after} blocks\n`
+        : `${r.path} is already format version ${r.to_version}: nothing to do\n`,
+  };
+};
+
+export const commands = { verify: verifyCmd, upgrade: upgradeCmd };

@@ -24,6 +24,7 @@ const mkfs: CommandImpl = async (ctx, _args, opts) => {
   if (opts.blockSize !== undefined) mopts.blockSize = opts.blockSize as number;
   if (opts.label !== undefined) mopts.label = String(opts.label);
   if (opts.pageModel !== undefined) mopts.pageModel = opts.pageModel as PageModel;
+  if (opts.formatVersion !== undefined) mopts.formatVersion = opts.formatVersion as number;
   const quiet = opts.quiet === true;
   // fs/mkfs.js, not the Filesystem: mkfs loads only the code it runs.
   const { mkfs: makeImage } = await import('../../fs/mkfs.js');
