@@ -82,7 +82,9 @@ describe('fixture images', () => {
         .filter((c) => c.version === v)
         .map((c) => c.name)
         .sort();
-    expect(names('v2')).toEqual(names('v1'));
+    // v1 also keeps machine-linux as an older build made it (before the linux model kept
+    // page-cache entries): a v1-only image, kept to prove such images still read.
+    expect(names('v2')).toEqual(names('v1').filter((n) => !n.endsWith('-before-entries')));
   });
 
   it.each(cases)('$version/$name reads as it did when it was made', async ({ version, name }) => {
