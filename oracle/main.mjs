@@ -101,17 +101,21 @@ export async function main(argv) {
   }
   const tDax = Date.now();
   const tally = new Tally(o.show);
+  /** Runs with at least one disagreement on some property, as variant:seed. */
+  const differing = [];
   // Images in memory where there is a tmpfs: daxtool flushes every transaction, which a disk makes slow.
   const dir = mkdtempSync(join(process.env.DAXTOOL_ORACLE_TMP ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir()), 'daxtool-oracle-img-'));
   try {
     const { DaxSide } = await import('./daxtool-side.mjs');
     for (const r of runs) {
       const side = new DaxSide({ img: join(dir, `${r.variant}-${r.seed}.img`), model: o.model, variant: r.variant });
+      const before = disagreedSoFar(tally);
       try {
         compareRun({ script: r.lines, kernelLines: r.out, base: r.base, side, where: { variant: r.variant, seed: r.seed }, tally });
       } finally {
         side.close();
       }
+      if (disagreedSoFar(tally) !== before) differing.push(`${r.variant}:${r.seed}`);
     }
   } catch (e) {
     console.error(`oracle: ERROR on the daxtool side: ${e.stack ?? e.message}`);
@@ -132,6 +136,8 @@ export async function main(argv) {
     ops: runs[0]?.ops ?? null,
     steps: runs.reduce((n, r) => n + r.lines.length, 0),
     agreed: tally.agreed,
+    runsInFullAgreement: runs.length - differing.length,
+    runsDisagreeing: differing,
     properties: tally.counts(),
     disagreements: Object.fromEntries(PROPERTIES.filter((p) => tally.props[p].first.length).map((p) => [p, tally.props[p].first])),
     seconds,
@@ -141,6 +147,11 @@ export async function main(argv) {
   return report.agreed ? 0 : 1;
 }
 
+/** Steps that disagreed so far, over every property: a run that adds none agreed in full. */
+function disagreedSoFar(tally) {
+  return Object.values(tally.counts()).reduce((n, c) => n + c.disagreed, 0);
+}
+
 function printReport(rep) {
   console.log(`\nLinux ${rep.kernel} vs daxtool model '${rep.model}': ${rep.runs.length} runs (${rep.runs.join(' ')}), ${rep.steps} steps`);
   console.log('property    compared   agreed  disagreed');
@@ -148,6 +159,9 @@ function printReport(rep) {
     const c = rep.properties[p];
     console.log(`${p.padEnd(10)} ${String(c.compared).padStart(9)} ${String(c.agreed).padStart(8)} ${String(c.disagreed).padStart(10)}`);
   }
+  console.log(
+    `runs in full agreement: ${rep.runsInFullAgreement} of ${rep.runs.length}${rep.runsDisagreeing.length ? ` (disagreeing: ${rep.runsDisagreeing.join(' ')})` : ''}`,
+  );
   for (const [p, list] of Object.entries(rep.disagreements)) {
     console.log(`\nfirst disagreements on ${p}:`);
     for (const d of list) {
