@@ -1,0 +1,230 @@
+/**
+ * Which free block XFS (Linux 6.12) gives a one-block data allocation — the
+ * copy-on-write of one page with a copy-on-write extent-size hint of one
+ * block — in one allocation group, and when it reuses a block freed before.
+ * A pure model over block numbers of that group: nothing here reads an image.
+ * It is what the `linux` page model needs to reuse the blocks XFS reuses
+ * (poisoned ones among them: XFS gives a block back to free space when its
+ * last owner goes, and only the pmem driver's bad-block list remembers the
+ * poison); oracle/xfs-reuse.mjs replays the kernel oracle's recorded runs
+ * through it.
+ *
+ * The path, function by function:
+ *   xfs_reflink_allocate_cow -> xfs_bmapi_write(XFS_BMAPI_COWFORK) ->
+ *   xfs_bmap_btalloc -> xfs_bmap_btalloc_best_length: the target is the
+ *   inode's block (XFS_INO_TO_FSB; xfs_bmap_adjacent finds no neighbour in
+ *   the empty copy-on-write fork) -> xfs_alloc_vextent_start_ag ->
+ *   xfs_alloc_ag_vextent_near. With every free extent in one leaf of the
+ *   by-size btree, xfs_alloc_ag_vextent_lastblock checks each (by length,
+ *   then start: xfs_alloc_cur_check) and keeps the one whose start, trimmed
+ *   of busy extents (xfs_alloc_compute_aligned -> xfs_extent_busy_trim), is
+ *   nearest the target (xfs_alloc_compute_diff; a tie goes to the later one).
+ *   The locality search that follows a miss (xfs_alloc_ag_vextent_locality)
+ *   checks the same extents the same way, so it finds nothing either.
+ *
+ * Busy extents. A freed extent is busy (xfs_extent_busy_insert, one record
+ * per free) until the log checkpoint holding the free is on disk. When every
+ * candidate was busy, xfs_extent_busy_flush forces the log, the checkpoint
+ * clears them (xfs_extent_busy_clear) and the allocation restarts: only then
+ * are freed blocks reused, lowest first. The records sit in a red-black tree
+ * keyed by start block; xfs_extent_busy_trim walks it from the root and, when
+ * a busy record lies inside the free extent, keeps the part before it if that
+ * part fits the request (it prefers forward allocation). So the order in
+ * which records were inserted — the tree's shape — decides whether a free
+ * extent that starts with several busy blocks is trimmed to its non-busy rest
+ * or found all busy, and with it when the log is forced.
+ *
+ * Not modelled: XFS's own metadata allocations in the same group (bmap btree
+ * blocks when a data fork outgrows the inode, free-list refills, refcount
+ * btree blocks), which take blocks and can force the log themselves.
+ */
+
+/** A run of blocks [bno, bno + len) of the allocation group. */
+export interface AgExtent {
+  bno: number;
+  len: number;
+}
+
+interface Node extends AgExtent {
+  red: boolean;
+  left: Node | null;
+  right: Node | null;
+  parent: Node | null;
+}
+
+/**
+ * The busy extents of one allocation group, as XFS keeps them: a red-black
+ * tree keyed by start block (lib/rbtree.c's insertion and rebalancing, the
+ * textbook algorithm), records never merged.
+ */
+export class BusyExtents {
+  private root: Node | null = null;
+  private count = 0;
+
+  /** Records in the tree. */
+  get size(): number {
+    return this.count;
+  }
+
+  /** xfs_extent_busy_insert: a freed extent becomes busy. */
+  insert(bno: number, len: number): void {
+    if (!(len > 0)) throw new RangeError(`busy extent of length ${len}`);
+    const z: Node = { bno, len, red: true, left: null, right: null, parent: null };
+    let y: Node | null = null;
+    for (let x = this.root; x; x = bno < x.bno ? x.left : x.right) y = x;
+    z.parent = y;
+    if (!y) this.root = z;
+    else if (bno < y.bno) y.left = z;
+    else y.right = z;
+    this.count++;
+    this.rebalance(z);
+  }
+
+  /** xfs_extent_busy_clear of every record: the log checkpoint holding the frees is on disk. */
+  clear(): void {
+    this.root = null;
+    this.count = 0;
+  }
+
+  /** The records in block order. */
+  extents(): AgExtent[] {
+    const out: AgExtent[] = [];
+    const walk = (n: Node | null): void => {
+      if (!n) return;
+      walk(n.left);
+      out.push({ bno: n.bno, len: n.len });
+      walk(n.right);
+    };
+    walk(this.root);
+    return out;
+  }
+
+  /**
+   * xfs_extent_busy_trim: the part of free extent [bno, bno + len) an
+   * allocation of minlen..maxlen blocks may use; len 0 when it is all busy
+   * (as XFS decides it, which can call a free extent all busy when it is not).
+   */
+  trim(bno: number, len: number, minlen = 1, maxlen = 1): AgExtent & { busy: boolean } {
+    let fbno = bno;
+    let flen = len;
+    let n = this.root;
+    while (n && flen >= minlen) {
+      const fend = fbno + flen;
+      const bbno = n.bno;
+      const bend = n.bno + n.len;
+      if (fend <= bbno) {
+        n = n.left;
+        continue;
+      }
+      if (fbno >= bend) {
+        n = n.right;
+        continue;
+      }
+      let nend = fend;
+      if (bbno <= fbno) {
+        // Start overlap: nothing left when the busy record covers the end too.
+        if (fend <= bend) return { bno: fbno, len: 0, busy: true };
+        fbno = bend;
+      } else if (bend >= fend) {
+        nend = bbno; // end overlap
+      } else if (bbno - fbno >= maxlen) {
+        nend = bbno; // middle: the part before fits the request
+      } else if (fend - bend >= maxlen * 4) {
+        fbno = bend; // middle: the part after is much larger
+      } else if (bbno - fbno >= minlen) {
+        nend = bbno;
+      } else {
+        return { bno: fbno, len: 0, busy: true };
+      }
+      flen = nend - fbno;
+    }
+    return { bno: fbno, len: flen, busy: fbno !== bno || flen !== len };
+  }
+
+  private rotate(x: Node, left: boolean): void {
+    const y = (left ? x.right : x.left)!;
+    const inner = left ? y.left : y.right;
+    if (left) x.right = inner;
+    else x.left = inner;
+    if (inner) inner.parent = x;
+    y.parent = x.parent;
+    if (!x.parent) this.root = y;
+    else if (x === x.parent.left) x.parent.left = y;
+    else x.parent.right = y;
+    if (left) y.left = x;
+    else y.right = x;
+    x.parent = y;
+  }
+
+  private rebalance(node: Node): void {
+    let z = node;
+    while (z.parent?.red) {
+      const p: Node = z.parent;
+      const g = p.parent!;
+      const pLeft = p === g.left;
+      const uncle = pLeft ? g.right : g.left;
+      if (uncle?.red) {
+        p.red = false;
+        uncle.red = false;
+        g.red = true;
+        z = g;
+        continue;
+      }
+      if (z === (pLeft ? p.right : p.left)) {
+        z = p;
+        this.rotate(z, pLeft);
+      }
+      z.parent!.red = false;
+      g.red = true;
+      this.rotate(g, !pLeft);
+    }
+    this.root!.red = false;
+  }
+}
+
+/**
+ * xfs_alloc_compute_diff for an alignment of one: where in free extent
+ * [freebno, freebno + freelen) a user-data allocation of wantlen blocks near
+ * wantbno starts, and its distance from wantbno.
+ */
+export function computeDiff(wantbno: number, wantlen: number, freebno: number, freelen: number): { bno: number; diff: number } {
+  const freeend = freebno + freelen;
+  const wantend = wantbno + wantlen;
+  let bno: number;
+  // From the start of the free extent when it lies past the target, or (user data) wholly before it.
+  if (freebno >= wantbno || freeend < wantend) bno = freebno;
+  else if (freeend >= wantend) bno = wantbno;
+  else bno = freeend - wantlen;
+  return { bno, diff: Math.abs(bno - wantbno) };
+}
+
+export interface NearChoice {
+  /** The block allocated. */
+  bno: number;
+  /** The log was forced first (xfs_extent_busy_flush): every busy extent was cleared. */
+  flushed: boolean;
+}
+
+/**
+ * xfs_alloc_ag_vextent_near for one block near `target`, over the group's free
+ * extents (any order, not overlapping) and its busy extents (cleared here when
+ * the log has to be forced). null: no free block at all (ENOSPC).
+ */
+export function allocNear(free: readonly AgExtent[], busy: BusyExtents, target: number): NearChoice | null {
+  // The by-size btree's order: length, then start.
+  const bySize = [...free].filter((x) => x.len > 0).sort((a, b) => a.len - b.len || a.bno - b.bno);
+  for (let flushed = false; ; flushed = true) {
+    let best: { bno: number; diff: number } | null = null;
+    let sawBusy = false;
+    for (const x of bySize) {
+      const t = busy.trim(x.bno, x.len);
+      sawBusy ||= t.busy;
+      if (t.len < 1) continue;
+      const c = computeDiff(target, 1, t.bno, t.len);
+      if (best === null || c.diff <= best.diff) best = c;
+    }
+    if (best) return { bno: best.bno, flushed };
+    if (!sawBusy || flushed) return null;
+    busy.clear();
+  }
+}
