@@ -3,23 +3,25 @@
  * node oracle/xfs-reuse.mjs KERNEL_LOG [--seeds N] [--follow] [--json]
  *
  * Replays the 4 KiB (pte) runs of a saved kernel output (npm run oracle -- --save-kernel FILE) through
- * daxtool's model of XFS's block choice (src/fs/xfs-busy.ts: busy extents, xfs_alloc_ag_vextent_near,
- * xfs_extent_busy_flush) and says, per run, how many of XFS's copy-on-write block choices it predicts, where
- * it forced the log, and at which steps XFS copied into a poisoned block it had reused.
+ * daxtool's model of XFS's block choice (src/fs/xfs-busy.ts: the busy extents, xfs_alloc_ag_vextent_near,
+ * xfs_extent_busy_flush, bmap btree blocks) and says, per run, how many of XFS's copy-on-write block choices
+ * it predicts, where the log was forced, and at which steps XFS copied into a poisoned block it had reused.
  *
- * From the guest's facts only: FIEMAP gives every file block's physical block after each step, so a block
- * that no file holds any more was freed (one busy extent per freed run of a file mapping, in file order, as
- * xfs_reflink_remap_extent / xfs_bmap_unmap_extent free them); a copy-on-write happened where a shared page was
- * written through a shared mapping or with write(2); when it failed (EIO, EFAULT, SIGBUS) its block was freed
- * again (xfs_reflink_cancel_cow_range), busy. Blocks below the first file block (24: headers, btree roots,
+ * From the guest's facts only: FIEMAP gives every file block's physical block after each step. A
+ * copy-on-write happened where a shared page was written with write(2) or through a shared mapping; when it
+ * failed (EIO, EFAULT, SIGBUS) its block was freed again (xfs_reflink_cancel_cow_range), else the page was
+ * unmapped and its new block mapped (xfs_reflink_end_cow_extent). A clone remaps piece by piece
+ * (remapPieces): unmap the old destination piece, free the blocks no file holds any more (one busy extent
+ * per contiguous run), map the source piece. Blocks below the first file block (24: headers, btree roots,
  * inodes) are never free; the inode's block (16) is the target.
  *
- * --follow: where XFS took another block than the model, take XFS's (blocks skipped at the top went to XFS's
- * own metadata, which the model does not allocate; a busy block reused means the log was forced by something
- * the model does not see) and go on — this measures the model step by step instead of up to its first miss.
+ * --follow: where XFS took another block than the model, take XFS's and go on (blocks skipped at the top
+ * went to metadata the model does not allocate; a busy block reused means the log was forced by something
+ * the model does not see, such as xfs_log_worker's timer in a recording made before the oracle turned it
+ * off) — this measures the model step by step instead of up to its first miss.
  */
 import { readFileSync } from 'node:fs';
-import { BusyExtents, allocNear } from '../dist/fs/xfs-busy.js';
+import { XfsAg, remapPieces } from '../dist/fs/xfs-busy.js';
 
 const TARGET = 16;
 const FIRST = 24;
@@ -38,35 +40,19 @@ function parse(argv) {
   return o;
 }
 
-/** One run: { seed, cows, predicted, firstMiss, flushes, reusedBad: [{ step, kernel, model }] }. */
+/** One run: { seed, cows, predicted, firstMiss, flushes, badCows: [{ step, kernel, model }] }. */
 export function replayRun(run, { follow = false } = {}) {
   const bySteps = new Map();
   for (const o of run.out) {
     if (!bySteps.has(o.s)) bySteps.set(o.s, []);
     bySteps.get(o.s).push(o);
   }
-  const maps = new Map(); // file -> Map page -> { b, sh }
-  const used = new Set(); // blocks at or above FIRST that are not free
-  let busy = new BusyExtents();
+  const maps = new Map(); // file -> Map page -> { b, sh }: the kernel's FIEMAP
+  const ag = new XfsAg(FIRST, TARGET);
   const privateSlot = new Set();
   const bad = new Set();
   const out = { seed: run.seed, cows: 0, predicted: 0, firstMiss: null, flushes: [], badCows: [] };
   let lost = false;
-  const freeExtents = () => {
-    let top = FIRST;
-    for (const b of used) top = Math.max(top, b + 1);
-    const xs = [];
-    let start = null;
-    for (let b = FIRST; b < top; b++) {
-      if (!used.has(b)) start ??= b;
-      else if (start !== null) {
-        xs.push({ bno: start, len: b - start });
-        start = null;
-      }
-    }
-    xs.push(start !== null ? { bno: start, len: 2 ** 30 - start } : { bno: top, len: 2 ** 30 - top });
-    return xs;
-  };
   run.lines.forEach((line, i) => {
     const s = i + 1;
     const a = line.split(' ');
@@ -80,84 +66,82 @@ export function replayRun(run, { follow = false } = {}) {
         for (const [l, p, n, sh] of o.e) for (let j = 0; j < n; j++) m.set(l + j, { b: p + j, sh: !!sh });
         maps.set(o.f, m);
       }
-    const owned = new Set([...maps.values()].flatMap((m) => [...m.values()].map((x) => x.b)));
-    const ownedBefore = new Set([...before.values()].flatMap((m) => [...m.values()].map((x) => x.b)));
+    const blocksOf = (f) => new Map([...(before.get(f) ?? new Map())].map(([pg, x]) => [pg, x.b]));
+    const flushes = ag.flushes;
     if (a[0] === 'create') {
-      for (const b of owned) used.add(b);
+      for (const x of maps.get(+a[1])?.values() ?? []) ag.used.add(x.b);
       return;
     }
-    const added = [...owned].filter((b) => !ownedBefore.has(b)).sort((x, y) => x - y);
-    const freed = new Set([...ownedBefore].filter((b) => !owned.has(b)));
     // A copy-on-write: a shared page written with write(2), or through a shared mapping.
-    let cow = false;
-    if (a[0] === 'write') cow = !!before.get(+a[1])?.get(+a[2])?.sh;
-    if (a[0] === 'W' && a[2] === 'touch' && a[5] === 'w' && !privateSlot.has(`${a[1]}.${a[3]}`)) cow = !!before.get(+a[3])?.get(+a[4])?.sh;
+    let cow = null;
+    if (a[0] === 'write' && before.get(+a[1])?.get(+a[2])?.sh) cow = { f: +a[1], pg: +a[2] };
+    if (a[0] === 'W' && a[2] === 'touch' && a[5] === 'w' && !privateSlot.has(`${a[1]}.${a[3]}`) && before.get(+a[3])?.get(+a[4])?.sh)
+      cow = { f: +a[3], pg: +a[4] };
     if (cow) {
       out.cows++;
-      const pick = allocNear(freeExtents(), busy, TARGET);
-      if (!pick) throw new Error(`seed ${run.seed} step ${s}: the model found no free block`);
-      if (pick.flushed) out.flushes.push(s);
+      const pick = ag.alloc();
       const ok = res.r === 0;
-      const kernelBlock = ok ? added[0] : undefined;
+      const kernelBlock = ok ? maps.get(cow.f)?.get(cow.pg)?.b : undefined;
       // Failed: the destination was poisoned (BUS_MCEERR_AR from the fault, EFAULT from write(2)) or the source.
       const sig = os.filter((o) => o.g).flatMap((o) => o.g);
       const kernelDestBad = !ok && (a[0] === 'write' ? res.r === 14 : sig.some((g) => g[0] === 4));
-      const modelDestBad = bad.has(pick.bno);
+      const modelDestBad = bad.has(pick);
       if (kernelDestBad || modelDestBad) out.badCows.push({ step: s, kernel: kernelDestBad, model: modelDestBad });
-      const agrees = ok ? kernelBlock === pick.bno : kernelDestBad === modelDestBad;
+      const agrees = ok ? kernelBlock === pick : kernelDestBad === modelDestBad;
       if (!lost) {
         if (agrees) out.predicted++;
         else {
-          out.firstMiss ??= {
-            step: s,
-            line,
-            kernel: ok ? kernelBlock : kernelDestBad ? 'a poisoned block' : 'a good block',
-            model: pick.bno,
-          };
+          out.firstMiss ??= { step: s, line, kernel: ok ? kernelBlock : kernelDestBad ? 'a poisoned block' : 'a good block', model: pick };
           if (!follow) lost = true;
         }
       }
-      let got = pick.bno;
-      if (follow && ok && kernelBlock !== undefined && kernelBlock !== pick.bno) {
-        if (kernelBlock > pick.bno) {
-          // The free, non-busy blocks XFS skipped went to its own metadata.
-          for (let b = pick.bno; b < kernelBlock; b++) if (b >= FIRST && !used.has(b) && busy.trim(b, 1).len === 1) used.add(b);
-        } else busy.clear(); // XFS reused a block the model holds busy: something forced the log
+      let got = pick;
+      if (follow && ok && kernelBlock !== undefined && kernelBlock !== pick) {
+        ag.used.delete(pick);
+        // Blocks XFS skipped went to metadata the model does not allocate; a lower one: the log was forced.
+        if (kernelBlock > pick) {
+          for (let b = pick; b < kernelBlock; b++) if (!ag.used.has(b) && ag.busy.trim(b, 1).len === 1) ag.used.add(b);
+        } else ag.busy.clear();
+        ag.used.add(kernelBlock);
         got = kernelBlock;
       }
-      if (ok) used.add(kernelBlock ?? got);
-      else busy.insert(got, 1); // xfs_reflink_cancel_cow_range: freed again, busy
+      if (ok) {
+        const m = blocksOf(cow.f);
+        m.delete(cow.pg);
+        ag.afterUnmap(cow.f, m);
+        m.set(cow.pg, got);
+        ag.afterMap(cow.f, m);
+      } else ag.free(got); // xfs_reflink_cancel_cow_range: freed again, busy
     }
-    for (const b of added) used.add(b);
-    // The frees, one busy extent per run of a file mapping, in file order (the clone's destination first).
-    const files = a[0] === 'clone' ? [+a[3]] : [...before.keys()];
-    const done = new Set();
-    for (const f of files) {
-      const m = before.get(f);
-      if (!m) continue;
-      let run0 = null;
-      for (const pg of [...m.keys()].sort((x, y) => x - y)) {
-        const b = m.get(pg).b;
-        if (!freed.has(b) || done.has(b)) {
-          if (run0) busy.insert(run0.bno, run0.len);
-          run0 = null;
-          continue;
+    if (a[0] === 'clone' && res.r === 0) {
+      const [A, so, B, dof, n] = a.slice(1, 6).map(Number);
+      const work = new Map([...before.keys()].map((f) => [f, blocksOf(f)]));
+      const holders = (b) => [...work.values()].reduce((c, m) => c + [...m.values()].filter((x) => x === b).length, 0);
+      for (const p of remapPieces(work.get(A), work.get(B), so, dof, n)) {
+        const src = work.get(A);
+        const dst = work.get(B);
+        if (src.get(p.src) === dst.get(p.dst)) continue; // the same blocks: nothing to remap
+        const old = [];
+        for (let j = 0; j < p.len; j++) {
+          old.push(dst.get(p.dst + j));
+          dst.delete(p.dst + j);
         }
-        done.add(b);
-        used.delete(b);
-        if (run0 && run0.bno + run0.len === b) run0.len++;
-        else {
-          if (run0) busy.insert(run0.bno, run0.len);
-          run0 = { bno: b, len: 1 };
+        ag.afterUnmap(B, dst);
+        let freeRun = null;
+        for (const b of old) {
+          if (b !== undefined && holders(b) === 0 && freeRun && freeRun.bno + freeRun.len === b) freeRun.len++;
+          else {
+            if (freeRun) ag.free(freeRun.bno, freeRun.len);
+            freeRun = b !== undefined && holders(b) === 0 ? { bno: b, len: 1 } : null;
+          }
         }
+        if (freeRun) ag.free(freeRun.bno, freeRun.len);
+        const s0 = src.get(p.src);
+        for (let j = 0; j < p.len; j++) dst.set(p.dst + j, s0 + j);
+        ag.afterMap(B, dst);
       }
-      if (run0) busy.insert(run0.bno, run0.len);
     }
-    for (const b of freed)
-      if (!done.has(b)) {
-        used.delete(b);
-        busy.insert(b, 1);
-      }
+    if (ag.flushes > flushes) out.flushes.push(s);
     if (a[0] === 'W' && a[2] === 'poison') {
       const x = before.get(+a[3])?.get(+a[4]) ?? maps.get(+a[3])?.get(+a[4]);
       if (x) bad.add(x.b);

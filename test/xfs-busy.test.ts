@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BusyExtents, allocNear, computeDiff } from '../src/fs/xfs-busy.js';
+import { BusyExtents, INODE_EXTENTS, XfsAg, allocNear, computeDiff, recordsOf, remapPieces } from '../src/fs/xfs-busy.js';
 import { rng } from '../src/dax/lab.js';
 
 const busyOf = (...xs: [number, number][]): BusyExtents => {
@@ -158,5 +158,66 @@ describe('oracle/xfs-reuse.mjs: a recorded run replayed through the model', () =
   it('reports a miss when XFS took another block', async () => {
     const { replayRun } = await import('../oracle/xfs-reuse.mjs');
     expect(replayRun(run(26))).toMatchObject({ cows: 1, predicted: 0, firstMiss: { step: 4, kernel: 26, model: 28 } });
+  });
+});
+
+describe('extent records, remap pieces, bmap btree blocks', () => {
+  const m = (...bs: (number | undefined)[]) => new Map(bs.flatMap((b, pg) => (b === undefined ? [] : [[pg, b] as [number, number]])));
+
+  it('counts a file mapping in runs contiguous in page and block', () => {
+    expect(recordsOf(m(10, 11, 12, 40, 41, 7))).toBe(3);
+    expect(recordsOf(m(10, undefined, 12))).toBe(2);
+    expect(recordsOf(m())).toBe(0);
+  });
+
+  it('splits a remap where either side changes record', () => {
+    // Source pages 0..3 are blocks 50,51 | 80,81; destination pages 4..7 are 20 | 30,31,32.
+    const src = m(50, 51, 80, 81);
+    const dst = new Map([
+      [4, 20],
+      [5, 30],
+      [6, 31],
+      [7, 32],
+    ]);
+    expect(remapPieces(src, dst, 0, 4, 4)).toEqual([
+      { src: 0, dst: 4, len: 1 },
+      { src: 1, dst: 5, len: 1 },
+      { src: 2, dst: 6, len: 2 },
+    ]);
+  });
+
+  it('gives a fork a bmap btree block past the inode limit and takes it back when it fits again', () => {
+    const ag = new XfsAg(24, 16);
+    for (let b = 24; b < 40; b++) ag.used.add(b);
+    const frag = new Map(Array.from({ length: INODE_EXTENTS + 1 }, (_, pg) => [pg, 100 + 2 * pg] as [number, number]));
+    ag.afterMap(1, frag);
+    expect(ag.btree.get(1)).toBe(40); // near the inode: the lowest free block
+    frag.delete(0);
+    ag.afterUnmap(1, frag);
+    expect(ag.btree.has(1)).toBe(false);
+    expect(ag.busy.extents()).toEqual([{ bno: 40, len: 1 }]);
+    // Over the limit again: the old block is busy, so a new one.
+    frag.set(0, 100);
+    ag.afterMap(1, frag);
+    expect(ag.btree.get(1)).toBe(41);
+  });
+
+  it('forces the log when the blocks freed at the top are trimmed all busy, and counts it', () => {
+    const freeTop = (order: number[]) => {
+      const ag = new XfsAg(24, 16);
+      for (let b = 24; b <= 30; b++) ag.used.add(b);
+      for (const b of order) ag.free(b);
+      return ag;
+    };
+    // 30 freed first sits above 29 in the tree: the top extent [29, ...) is trimmed to nothing.
+    const a = freeTop([30, 29]);
+    expect(a.alloc()).toBe(29);
+    expect(a.flushes).toBe(1);
+    expect(a.busy.size).toBe(0);
+    // 29 first: the trim takes both off the start and the allocation goes past them.
+    const b = freeTop([29, 30]);
+    expect(b.alloc()).toBe(31);
+    expect(b.flushes).toBe(0);
+    expect(b.freeExtents()[0]).toEqual({ bno: 29, len: 2 });
   });
 });

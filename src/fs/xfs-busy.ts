@@ -34,9 +34,18 @@
  * extent that starts with several busy blocks is trimmed to its non-busy rest
  * or found all busy, and with it when the log is forced.
  *
- * Not modelled: XFS's own metadata allocations in the same group (bmap btree
- * blocks when a data fork outgrows the inode, free-list refills, refcount
- * btree blocks), which take blocks and can force the log themselves.
+ * XFS's own metadata takes blocks from the same group and the same way: a
+ * data fork with more extent records than the inode holds becomes a bmap
+ * btree, whose block is allocated near the inode too (xfs_bmapi_remap ->
+ * xfs_bmap_add_extent_hole_real -> xfs_bmap_extents_to_btree, when
+ * xfs_bmap_needs_btree), and a btree fork that shrinks back gives its block
+ * up (__xfs_bunmapi -> xfs_bmap_btree_to_extents, when
+ * xfs_bmap_wants_extents). A remap unmaps, then maps, one piece at a time
+ * (xfs_reflink_remap_blocks -> xfs_reflink_remap_extent, xfs_reflink_end_cow
+ * -> xfs_reflink_end_cow_extent), so a fork at the limit converts back and
+ * forth, and each round leaves a busy block behind. XfsAg keeps that state.
+ * Not modelled: free-list refills and refcount or rmap btree splits (none in
+ * the oracle's 4 KiB runs), multi-block allocations.
  */
 
 /** A run of blocks [bno, bno + len) of the allocation group. */
@@ -226,5 +235,114 @@ export function allocNear(free: readonly AgExtent[], busy: BusyExtents, target: 
     if (best) return { bno: best.bno, flushed };
     if (!sawBusy || flushed) return null;
     busy.clear();
+  }
+}
+
+/**
+ * Extent records a data fork holds in the inode before it becomes a bmap
+ * btree (XFS_IFORK_MAXEXT): with an attribute fork at its default offset
+ * (xfs_default_attroffset: XFS_BMDR_SPACE_CALC(6 * MINABTPTRS) = 200 bytes of
+ * a 512-byte inode) 200 / 16 = 12 — what the oracle's kernel shows.
+ */
+export const INODE_EXTENTS = 12;
+
+/** Extent records of a file mapping (page -> block): maximal runs contiguous in both. */
+export function recordsOf(map: ReadonlyMap<number, number>): number {
+  let n = 0;
+  for (const [pg, b] of map) if (map.get(pg - 1) !== b - 1) n++;
+  return n;
+}
+
+/**
+ * The pieces xfs_reflink_remap_blocks remaps, in order: each the part of one
+ * source record and one destination record (xfs_bmapi_read of each, trimmed
+ * to the other). Pages absent from a map are holes (a piece of one page).
+ */
+export function remapPieces(
+  src: ReadonlyMap<number, number>,
+  dst: ReadonlyMap<number, number>,
+  srcPage: number,
+  dstPage: number,
+  pages: number,
+): { src: number; dst: number; len: number }[] {
+  const out: { src: number; dst: number; len: number }[] = [];
+  const run = (m: ReadonlyMap<number, number>, p: number, max: number): number => {
+    const b = m.get(p);
+    let n = 1;
+    while (n < max && b !== undefined && m.get(p + n) === b + n) n++;
+    return n;
+  };
+  for (let done = 0; done < pages;) {
+    const ls = run(src, srcPage + done, pages - done);
+    const len = run(dst, dstPage + done, ls);
+    out.push({ src: srcPage + done, dst: dstPage + done, len });
+    done += len;
+  }
+  return out;
+}
+
+/**
+ * One allocation group as XFS sees it, for user-data blocks at or above
+ * `first` (below: headers, btree roots, inodes): which blocks are in use,
+ * the busy extents, and each file's bmap btree block while its fork is one.
+ */
+export class XfsAg {
+  readonly used = new Set<number>();
+  readonly busy = new BusyExtents();
+  /** File -> its bmap btree block, while its data fork is a btree. */
+  readonly btree = new Map<number, number>();
+  /** Log forces so far (xfs_extent_busy_flush). */
+  flushes = 0;
+
+  constructor(
+    readonly first: number,
+    readonly target: number,
+  ) {}
+
+  /** The free extents: the gaps between used blocks, then the rest of the group. */
+  freeExtents(): AgExtent[] {
+    let top = this.first;
+    for (const b of this.used) top = Math.max(top, b + 1);
+    const out: AgExtent[] = [];
+    let start: number | null = null;
+    for (let b = this.first; b < top; b++) {
+      if (!this.used.has(b)) start ??= b;
+      else if (start !== null) {
+        out.push({ bno: start, len: b - start });
+        start = null;
+      }
+    }
+    const from = start ?? top;
+    out.push({ bno: from, len: 2 ** 31 - from });
+    return out;
+  }
+
+  /** A one-block allocation near the inode (xfs_bmap_btalloc), for data or a bmap btree block. */
+  alloc(): number {
+    const pick = allocNear(this.freeExtents(), this.busy, this.target);
+    if (!pick) throw new RangeError('no free block in the allocation group');
+    if (pick.flushed) this.flushes++;
+    this.used.add(pick.bno);
+    return pick.bno;
+  }
+
+  /** A freed extent (xfs_free_extent via a deferred free): free and busy. */
+  free(bno: number, len = 1): void {
+    for (let i = 0; i < len; i++) this.used.delete(bno + i);
+    this.busy.insert(bno, len);
+  }
+
+  /** After an unmap from `file`, whose mapping is now `map`: a btree fork that fits the inode again gives its block up. */
+  afterUnmap(file: number, map: ReadonlyMap<number, number>): void {
+    const b = this.btree.get(file);
+    if (b !== undefined && recordsOf(map) <= INODE_EXTENTS) {
+      this.btree.delete(file);
+      this.free(b);
+    }
+  }
+
+  /** After a map into `file`, whose mapping is now `map`: a fork that outgrew the inode becomes a btree. */
+  afterMap(file: number, map: ReadonlyMap<number, number>): void {
+    if (!this.btree.has(file) && recordsOf(map) > INODE_EXTENTS) this.btree.set(file, this.alloc());
   }
 }
