@@ -38,6 +38,8 @@ function errnoOf(e) {
 
 export class DaxSide {
   constructor({ img, model, variant, sizeBytes = variant === 'pmd' ? 512 << 20 : 64 << 20 }) {
+    this.variant = variant;
+    this.model = model;
     Filesystem.mkfs(img, { sizeBytes, pageModel: model, force: true });
     this.fs = Filesystem.open(img, { write: true });
     this.d = new dax.Dax(this.fs);
@@ -117,6 +119,11 @@ export class DaxSide {
     switch (a[0]) {
       case 'create': {
         this.fs.writeFile(this.path(n(1)), 0, patternPage(n(3), 0, n(2)));
+        // As the guest does (kq.c set_hints): in the pmd variant a 2 MiB extent-size hint and a one-block
+        // copy-on-write hint, so XFS's copy-on-write hint is 2 MiB (xfs_get_cowextsz_hint). The 4 KiB variant
+        // sets only the one-block COW hint, which is daxtool's behaviour without hints.
+        if (this.variant === 'pmd' && typeof this.fs.extsize === 'function')
+          this.fs.extsize(this.path(n(1)), { extsize: PMD_PAGES, cowextsize: 1 });
         this.nfiles = Math.max(this.nfiles, n(1) + 1);
         return { r: 0, sig: [] };
       }

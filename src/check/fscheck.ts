@@ -5,6 +5,7 @@ import type { Blkno, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import { freeOps } from '../fs/trees.js';
+import { checkCowFork } from './cowfork-check.js';
 import { ProblemList } from './problems.js';
 import { Tuples } from './tuples.js';
 
@@ -36,6 +37,7 @@ export interface FsFacts {
  *   rmap.*      extent records <-> physical-index records, both ways
  *   refcount.*  refcount = number of extent references, for every block
  *   space.*     free, metadata and data cover the device exactly once
+ *   cowfork.*   copy-on-write fork records: owner, overlap, range (their blocks join space.*)
  * `extraSpace` lets upper layers claim blocks (poisoned blocks, page tables).
  *
  * One pass per tree: records are examined as the structural check reads them.
@@ -245,10 +247,12 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   };
   const facts: FsFacts = { inodes, metadata: visited, brokenTrees: broken, blockAt };
 
+  const staging = checkCowFork(fx, inodes, total, checkTree, P);
+
   const finish = (extraSpace: SpaceClaim[]): FsFacts => {
     const meta = Float64Array.from(visited).sort();
     const extra: { s: number; e: number; what: string }[] = [];
-    for (const x of extraSpace) for (const [s0, l] of x.runs) extra.push({ s: s0, e: s0 + l, what: x.what });
+    for (const x of [...extraSpace, staging]) for (const [s0, l] of x.runs) extra.push({ s: s0, e: s0 + l, what: x.what });
     extra.sort((a, b) => a.s - b.s);
     const fS = free.col(0);
     const fE = free.col(1);

@@ -1,6 +1,8 @@
 import { Btree } from '../btree/btree.js';
 import { INODE_TYPE_DIR, type InodeRec, ROOT_INO } from '../format/records.js';
-import { CounterId } from '../format/superblock.js';
+import { COW_KIND_STAGING } from '../format/cow-records.js';
+import { CounterId, RootId } from '../format/superblock.js';
+import { cowOps } from '../fs/cowfork.js';
 import type { Blkno, Ino } from '../format/units.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import type { FsTx } from '../fs/fstx.js';
@@ -126,7 +128,7 @@ export function fixNlink(fs: Filesystem): number {
 export function rebuildDerived(fs: Filesystem, claims: SpaceClaims): { extents: number; free: number } {
   const total = fs.superblock.totalBlocks;
   // Gather owners from the committed state: kept metadata, file extents.
-  const { kept, extents, inodes } = fs.view((fx) => {
+  const { kept, extents, inodes, staged } = fs.view((fx) => {
     const visited = new Set<number>([0, 1]);
     fx.inodes.check({ visited });
     fx.dirents.check({ visited });
@@ -140,11 +142,19 @@ export function rebuildDerived(fs: Filesystem, claims: SpaceClaims): { extents: 
       for (const e of tree.range()) ext.push({ ino: inode.ino, fblk: e.fblk, pblk: e.pblk, len: e.len });
     }
     ext.sort((a, b) => a.pblk - b.pblk || a.ino - b.ino || a.fblk - b.fblk);
-    return { kept: visited, extents: ext, inodes: ins };
+    // The copy-on-write fork is kept as it is: its nodes are metadata, its staging blocks owned.
+    const staged: [number, number][] = [];
+    if (fx.tx.roots[RootId.CowFork]) {
+      const fork = fx.tx.openTree(cowOps, RootId.CowFork);
+      fork.check({ visited });
+      for (const r of fork.range()) if (r.kind === COW_KIND_STAGING) staged.push([r.pblk, r.pblk + r.len]);
+    }
+    return { kept: visited, extents: ext, inodes: ins, staged };
   });
   const used: [number, number][] = [];
   for (const b of kept) used.push([b, b + 1]);
   for (const e of extents) used.push([e.pblk, e.pblk + e.len]);
+  used.push(...staged);
   for (const c of claims) for (const [s, l] of c.runs) used.push([s, s + l]);
   used.sort((a, b) => a[0] - b[0]);
   const free: { pblk: number; len: number }[] = [];

@@ -190,6 +190,18 @@ export const COMMANDS: CommandSpec[] = [
     more: SIZES_HELP,
   },
   {
+    name: 'extsize',
+    group: 'data',
+    summary: "show or set a file's extent-size hints and copy-on-write fork",
+    image: true,
+    args: [{ name: 'path', desc: 'file inside the image' }],
+    options: [
+      { flags: '--extsize <N>', desc: 'extent-size hint (bytes, a multiple of the block size; 0 clears)', parse: size },
+      { flags: '--cowextsize <N>', desc: 'copy-on-write extent-size hint (bytes, a multiple of the block size; 0 clears)', parse: size },
+    ],
+    more: `Like xfs_io -c 'extsize N' / 'cowextsize N'. Under the linux page model a file with hints copies on write through a copy-on-write fork: the copy-on-write hint in force is the larger of the two (xfs_get_cowextsz_hint), every copy-on-write stages that much of the file, aligned, and later writes anywhere in the staged range move to the staged blocks. Without options, shows the hints and the staged extents. ${SIZES_HELP}`,
+  },
+  {
     name: 'rm',
     group: 'namespace',
     summary: 'remove a file or directory',

@@ -46,6 +46,7 @@ export enum BlockType {
   DramTree = 12,
   PinTree = 13,
   PoisonTree = 14,
+  CowForkTree = 15,
 }
 
 export const BLOCK_TYPE_NAMES: Record<number, string> = {
@@ -63,6 +64,7 @@ export const BLOCK_TYPE_NAMES: Record<number, string> = {
   [BlockType.DramTree]: 'dram-pages',
   [BlockType.PinTree]: 'pins',
   [BlockType.PoisonTree]: 'poison-list',
+  [BlockType.CowForkTree]: 'cow-fork',
 };
 
 export interface BlockHeader {

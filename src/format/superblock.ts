@@ -106,7 +106,12 @@ export enum RootId {
   Dram = 9,
   Pin = 10,
   Poison = 11,
+  /** Per-file extent-size hints and copy-on-write staging extents (format/cow-records.ts). */
+  CowFork = 12,
 }
+
+/** Roots an image made before they existed never sets: listed by rawSuperblockFields only when not empty. */
+const ROOTS_SHOWN_WHEN_SET: ReadonlySet<number> = new Set([RootId.CowFork]);
 
 export enum CounterId {
   FreeBlocks = 0,
@@ -559,7 +564,7 @@ export function rawSuperblockFields(buf: Buffer): [string, string | number][] {
   for (let i = 0; i < ROOT_SLOTS; i++) {
     const v = readU64(buf, OFF_ROOTS + 8 * i);
     const name = RootId[i];
-    if (name !== undefined || v !== 0) out.push([`root.${name ?? i}`, v]);
+    if ((name !== undefined && !ROOTS_SHOWN_WHEN_SET.has(i)) || v !== 0) out.push([`root.${name ?? i}`, v]);
   }
   for (let i = 0; i < COUNTER_SLOTS; i++) {
     const v = readU64(buf, OFF_COUNTERS + 8 * i);

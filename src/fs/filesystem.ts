@@ -1,3 +1,4 @@
+import { extsize, type ExtsizeInfo, type FileHints } from './cowfork.js';
 import { nowMs } from '../format/clock.js';
 import { readSync, writeSync } from 'node:fs';
 import { err } from '../format/errors.js';
@@ -288,6 +289,13 @@ export class Filesystem {
 
   rename(src: string, dst: string): void {
     this.mutate((fx) => fx.rename(src, dst));
+  }
+
+  /** Set the extent-size hints given (in blocks) and return the file's hints and COW fork (cowfork.ts). */
+  extsize(path: string, set: Partial<FileHints> = {}): ExtsizeInfo {
+    return set.extsize === undefined && set.cowextsize === undefined
+      ? this.view((fx) => extsize(fx, path, set))
+      : this.mutate((fx) => extsize(fx, path, set));
   }
 
   reflink(src: string, dst: string, range?: RemapRange): { length: number } {

@@ -7,6 +7,7 @@ import { type FileBlock, type Ino, PAGE_SIZE, PMD_SIZE } from '../format/units.j
 import { BlockMap } from './bmap.js';
 import { NO_HOLDER, type BlockHolder } from './holder.js';
 import { IO_CHUNK_BLOCKS, type FillFn } from './chunking.js';
+import { CowFork } from './cowfork.js';
 import { writeInPlace } from './overwrite.js';
 import { checkNewName, joinPath, splitPath } from './path.js';
 import { direntOps, inodeOps, MAX_KEY } from './trees.js';
@@ -31,6 +32,7 @@ export class FsTx {
   readonly dirents: Btree<DirentRec>;
   readonly bmap: BlockMap;
   readonly bs: number;
+  private cow_: CowFork | null = null;
   /** Who holds this image's blocks (holder.ts): told before blocks move, go, are read or freed. */
   readonly holder: BlockHolder;
   private readonly syncHooks: (() => void)[] = [];
@@ -45,6 +47,11 @@ export class FsTx {
     this.holder = holder ? holder(this) : NO_HOLDER;
     this.bmap = new BlockMap(tx, this.holder);
     this.bs = tx.blockSize;
+  }
+
+  /** The per-file copy-on-write forks and extent-size hints (cowfork.ts). */
+  get cow(): CowFork {
+    return (this.cow_ ??= new CowFork(this));
   }
 
   /** Let an upper layer write its roots back before commit. */
@@ -267,6 +274,7 @@ export class FsTx {
   private releaseFile(inode: InodeRec, path: string): void {
     this.holder.beforeRelease(inode, path, 0, MAX_KEY - 1);
     this.dropAll(inode);
+    this.cow.forget(inode.ino);
     this.inodes.delete([inode.ino]);
     this.tx.counters[CounterId.Inodes]--;
     this.tx.counters[CounterId.Files]--;
@@ -451,6 +459,7 @@ export class FsTx {
         this.holder.beforeRelease(inode, path, keep, old - keep);
         this.bmap.dropRange(inode, keep, Math.max(old, this.lastMapped(inode)) - keep);
       }
+      this.cow.cancel(inode.ino, keep); // xfs_itruncate_extents_flags -> xfs_reflink_cancel_cow_blocks
       if (size % bs !== 0) this.zeroRange(inode, path, size, keep * bs - size);
     }
     inode.size = size;
@@ -485,6 +494,7 @@ export class FsTx {
     if (first < last) {
       this.holder.beforeRelease(inode, path, first, last - first);
       this.bmap.dropRange(inode, first, last - first);
+      this.cow.cancel(inode.ino, first, last); // xfs_free_file_space -> xfs_reflink_cancel_cow_range
     }
     if (first > last) {
       this.zeroRange(inode, path, offset, end - offset); // inside one block

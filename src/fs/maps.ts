@@ -4,6 +4,8 @@ import { RootId } from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
 import type { FsTx } from './fstx.js';
 import { freeOps } from './trees.js';
+import { cowOps } from './cowfork.js';
+import { COW_KIND_STAGING } from '../format/cow-records.js';
 import { Btree } from '../btree/btree.js';
 import type { FiemapExtent, FsmapRecord } from './types.js';
 
@@ -44,6 +46,7 @@ export function* metadataTrees(fx: FsTx): Generator<{ what: string; nodes: Itera
   for (const inode of fx.inodes.range()) {
     if (inode.extentRoot) yield { what: 'extent-tree', nodes: fx.bmap.extentTree(inode).nodes() };
   }
+  if (fx.tx.roots[RootId.CowFork]) yield { what: 'cow-fork', nodes: new Btree(fx.tx, cowOps, fx.tx.roots[RootId.CowFork]).nodes() };
 }
 
 /**
@@ -64,6 +67,10 @@ export function fsmap(fx: FsTx, start: Blkno, end: Blkno, extra: FsmapExtra = {}
   for (const b of [0, 1]) if (within(b)) meta.push({ block: b, what: 'superblock' });
   for (const t of metadataTrees(fx)) for (const n of t.nodes) if (within(n.blkno)) meta.push({ block: n.blkno, what: t.what });
   for (const t of extraMetadata) for (const b of t.blocks) if (within(b)) meta.push({ block: b, what: t.what });
+  // Staged copy-on-write blocks: a special owner, as XFS's GETFSMAP reports XFS_FMR_OWN_COW.
+  for (const r of fx.cow.records())
+    if (r.kind === COW_KIND_STAGING)
+      for (let b = Math.max(r.pblk, start); b < Math.min(r.pblk + r.len, end + 1); b++) meta.push({ block: b, what: 'cow-staging' });
   meta.sort((a, b) => a.block - b.block);
   for (const m of meta) {
     const last = out[out.length - 1];

@@ -37,8 +37,14 @@ interface Seg {
   pblk: Blkno;
 }
 
-/** The file's blocks [b0, b1) as runs of one kind. */
+/**
+ * The file's blocks [b0, b1) as runs of one kind. A block staged in the file's
+ * copy-on-write fork is written through the fork even when unshared
+ * (xfs_find_trim_cow_extent), so it counts as 'cow'.
+ */
 function segments(fx: FsTx, inode: InodeRec, b0: FileBlock, b1: FileBlock): Seg[] {
+  const staged = fx.cow.cowHint(inode.ino) > 0 ? fx.cow.staged(inode.ino, b0, b1) : [];
+  const isStaged = (f: FileBlock): boolean => staged.some((x) => f >= x.fblk && f < x.fblk + x.len);
   const out: Seg[] = [];
   let at = b0;
   const push = (kind: SegKind, fblk: FileBlock, n: number, pblk: Blkno): void => {
@@ -52,7 +58,10 @@ function segments(fx: FsTx, inode: InodeRec, b0: FileBlock, b1: FileBlock): Seg[
       const t = Math.min(e.fblk + e.len, b1);
       if (s > at) push('hole', at, s - at, -1);
       const p = e.pblk + (s - e.fblk);
-      for (const [rs, rl, rc] of fx.bmap.refcountRuns(p, t - s)) push(rc >= 2 ? 'cow' : 'inplace', s + (rs - p), rl, rs);
+      for (const [rs, rl, rc] of fx.bmap.refcountRuns(p, t - s)) {
+        if (rc >= 2 || !staged.length) push(rc >= 2 ? 'cow' : 'inplace', s + (rs - p), rl, rs);
+        else for (let i = 0; i < rl; i++) push(isStaged(s + (rs - p) + i) ? 'cow' : 'inplace', s + (rs - p) + i, 1, rs + i);
+      }
       at = t;
     }
   }
@@ -93,6 +102,10 @@ export function writeInPlace(fx: FsTx, inode: InodeRec, path: string, offset: nu
   for (const g of segs) {
     if (g.kind === 'inplace') continue;
     fx.holder.beforeRelease(inode, path, g.fblk, g.n, true);
+    if (g.kind === 'cow' && fx.cow.cowHint(inode.ino) > 0) {
+      writeThroughFork(fx, inode, g, (f, n) => compose(f, n, 'all'));
+      continue;
+    }
     for (const [f, n] of chunks(g)) fx.replaceBlocks(inode, f, n, compose(f, n, g.kind === 'cow' ? 'all' : 'edges'));
   }
   // 2. Overwrites in place (the holder let them all happen). Only the first and last block can be partial: read them before any write.
@@ -111,4 +124,22 @@ export function writeInPlace(fx: FsTx, inode: InodeRec, path: string, offset: nu
   if (end > inode.size) inode.size = end;
   inode.mtimeMs = nowMs();
   fx.iput(inode);
+}
+
+/**
+ * Copy-on-write through the file's fork (a file with extent-size hints):
+ * xfs_reflink_allocate_cow stages the range widened to the hint, the new bytes
+ * (over the whole old block: dax_iomap_copy_around) go into the staged blocks,
+ * and xfs_reflink_end_cow maps only the written blocks into the file.
+ */
+function writeThroughFork(fx: FsTx, inode: InodeRec, g: Seg, bytes: (fblk: FileBlock, n: number) => Buffer): void {
+  fx.cow.reserve(inode.ino, g.fblk, g.n);
+  for (let i = 0; i < g.n; i += IO_CHUNK_BLOCKS) {
+    const f = g.fblk + i;
+    const n = Math.min(IO_CHUNK_BLOCKS, g.n - i);
+    const buf = bytes(f, n);
+    for (const p of fx.cow.pieces(inode.ino, f, n))
+      fx.tx.overwriteData(p.pblk, buf.subarray((p.fblk - f) * fx.bs, (p.fblk - f + p.len) * fx.bs));
+    fx.cow.end(inode, f, n);
+  }
 }

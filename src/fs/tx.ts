@@ -491,6 +491,17 @@ export class Tx implements NodeStore {
     this.ctx.dev.write(blkno, buf);
   }
 
+  /**
+   * Copy blocks [from, from+n) over [to, to+n), blocks the caller owns outside
+   * every file (copy-on-write staging blocks, fs/cowfork.ts): written now, before
+   * the commit, which is safe because no committed file maps them yet.
+   */
+  copyOver(from: Blkno, to: Blkno, n: number): void {
+    for (let i = 0; i < n; i++) this.ctx.cache.invalidate(to + i);
+    this.ctx.window = undefined;
+    this.ctx.dev.copy(from, to, n);
+  }
+
   private checkDataRange(blkno: Blkno, n: number): void {
     if (!this.allocated.has(blkno) || !this.allocated.has(blkno + n - 1)) {
       throw new Error(`data write to block ${blkno} that this transaction did not allocate`);

@@ -1,4 +1,4 @@
-/** put, get, cat, write, truncate, punch: file contents. */
+/** put, get, cat, write, truncate, punch, extsize: file contents and hints. */
 import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, unlinkSync } from 'node:fs';
 import { resolve as resolvePath, sep } from 'node:path';
 import type { Filesystem } from '../../fs/filesystem.js';
@@ -256,4 +256,28 @@ const punch: CommandImpl = async (ctx, args, opts) => {
   };
 };
 
-export const commands = { put, get, cat, write, truncate, punch };
+const extsize: CommandImpl = async (ctx, args, opts) => {
+  const path = str(args[0]);
+  const set: { extsize?: number; cowextsize?: number } = {};
+  const write = opts.extsize !== undefined || opts.cowextsize !== undefined;
+  const info = await withFs(ctx, write, (fs) => {
+    const bs = fs.superblock.blockSize;
+    for (const k of ['extsize', 'cowextsize'] as const) {
+      const v = num(opts[k]);
+      if (v === undefined) continue;
+      if (v % bs !== 0) throw usage(`--${k} ${v} is not a multiple of the block size (${bs})`);
+      set[k] = v / bs;
+    }
+    return fs.extsize(path, set);
+  });
+  return {
+    json: info,
+    human: () =>
+      `${info.path}: extsize ${info.extsize} blocks, cowextsize ${info.cowextsize} blocks, ` +
+      (info.cow_hint ? `copy-on-write hint in force ${info.cow_hint} blocks` : 'no hints (no copy-on-write fork)') +
+      `\n${plural(info.staging.length, 'staged extent')}, ${plural(info.staged_blocks, 'block')}\n` +
+      info.staging.map((x) => `  file blocks ${x.fblk}..${x.fblk + x.len - 1} -> blocks ${x.pblk}..${x.pblk + x.len - 1}\n`).join(''),
+  };
+};
+
+export const commands = { put, get, cat, write, truncate, punch, extsize };

@@ -19,6 +19,7 @@ import { flagNames, PAGE, PMD } from './units.js';
 import type { MachineState } from './state.js';
 import { fileFrame, install, invalidate, linuxSharedInsert, newDramFrame, setEntry, zapRange } from './entries.js';
 import { checkPinnedBlocks } from './pinned.js';
+import { copyThroughFork, pmdStaged, stagedAt, usesFork, zeroThroughFork } from './cow-fork.js';
 import {
   deedText,
   extentText,
@@ -179,6 +180,10 @@ function placeBlocks(
   src: Blkno | null,
   align?: number,
 ): [Blkno, number][] {
+  if (src !== null && usesFork(s, inode)) {
+    b.ext = null;
+    return copyThroughFork(s, inode, fblk, n, src);
+  }
   const hint = b.ext && b.ext.ino === inode.ino ? b.ext.pblk + b.ext.len : 2;
   const pieces: [Blkno, number][] = [];
   for (let done = 0; done < n;) {
@@ -498,7 +503,7 @@ function fault4k(
         )
       : done(s, b, addr, 'mapped', e, 1, { kind: 'read', block: pblk, pagecache: s.model === 'pagecache' }, {}, notes);
   }
-  if (rc < 2) {
+  if (rc < 2 && !(usesFork(s, inode) && stagedAt(s, inode, index))) {
     const frame = fileFrame(s, pblk, v.ino, index);
     if (old4k && D.pteFrame(old4k) === frame) {
       const e = D.pteWithFlags(old4k, RW);
@@ -612,10 +617,15 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
     const e = install(s, proc, v, base, 2, p0, 0, walkTrace(b));
     return done(s, b, addr, anyShared ? 'shared' : 'mapped', e, 2, { kind: 'pmd-read', block: p0, unmapped: gone });
   }
-  if (!anyShared) {
+  const fork = usesFork(s, inode) && (anyShared || s.fx.cow.staged(inode.ino, idx0, idx0 + D.PMD_PAGES).length > 0);
+  if (!anyShared && !fork) {
     prune();
     const e = install(s, proc, v, base, 2, p0, RW, walkTrace(b));
     return done(s, b, addr, 'mapped', e, 2, { kind: 'pmd-write', block: p0 });
+  }
+  if (fork && !pmdStaged(s, inode, idx0)) {
+    if (b.trace) b.trace.action = pmdRefusedText('the copy-on-write fork holds no aligned 2 MiB extent here (dax_iomap_direct_access)');
+    return null;
   }
   const why = `cannot copy-on-write ${s.pathOf(v.ino)} indices ${idx0}..${idx0 + 511}`;
   checkPinnedBlocks(s, p0, D.PMD_PAGES, why);
@@ -656,7 +666,11 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
  * the file's data there is lost. Seen in the booted kernel (Linux 6.12).
  */
 function linuxFailedPmdCow(s: MachineState, b: Batch, inode: InodeRec, addr: number, idx0: FileBlock, bad: Blkno): FaultRecord {
-  s.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);
-  const p = placeBlocks(s, b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]![0];
+  let p: Blkno;
+  if (usesFork(s, inode)) p = zeroThroughFork(s, inode, idx0, D.PMD_PAGES)[0]![0];
+  else {
+    s.fx.bmap.dropRange(inode, idx0, D.PMD_PAGES);
+    p = placeBlocks(s, b, inode, idx0, D.PMD_PAGES, null, D.PMD_PAGES)[0]![0];
+  }
   return sig(b, addr, 'sigbus', { kind: 'pmd-cow-poisoned', block: bad, index: idx0, to: p }, 'BUS_ADRERR');
 }

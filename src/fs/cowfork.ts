@@ -1,0 +1,290 @@
+import type { Btree } from '../btree/btree.js';
+import type { BtreeOps } from '../btree/types.js';
+import { BlockType } from '../format/block.js';
+import {
+  COW_KIND_HINTS,
+  COW_KIND_STAGING,
+  COW_REC_SIZE,
+  type CowRec,
+  checkCow,
+  cowKeyField,
+  decodeCow,
+  encodeCow,
+} from '../format/cow-records.js';
+import { corrupt, err, isDaxError } from '../format/errors.js';
+import { INODE_TYPE_FILE, type InodeRec } from '../format/records.js';
+import { RootId } from '../format/superblock.js';
+import type { Blkno, FileBlock, Ino } from '../format/units.js';
+import type { FsTx } from './fstx.js';
+import { MAX_KEY } from './trees.js';
+
+/**
+ * The per-file copy-on-write fork and extent-size hints, after XFS
+ * (fs/xfs/xfs_reflink.c, fs/xfs/xfs_inode.c). Used under the `linux` page model
+ * only, and only for a file that has hints (the `extsize` command): a file
+ * without them behaves as before, as if its copy-on-write extent-size hint were
+ * one block (XFS's default would be 32: XFS_DEFAULT_COWEXTSZ_HINT).
+ *
+ *  - hints: `extsize` (fsx_extsize) and `cowextsize` (fsx_cowextsize), in blocks;
+ *    the copy-on-write hint in force is the larger of the two
+ *    (xfs_get_cowextsz_hint).
+ *  - reserve: before a copy-on-write of file blocks [fblk, fblk+n),
+ *    xfs_reflink_allocate_cow -> xfs_bmapi_write(XFS_BMAPI_COWFORK |
+ *    XFS_BMAPI_PREALLOC) fills every hole of the fork in the range widened to
+ *    the hint (xfs_bmap_extsize_align) with staging blocks: the whole aligned
+ *    2 MiB for a 2 MiB hint, written or not, shared or not.
+ *  - covers: xfs_find_trim_cow_extent — a write anywhere a staging extent
+ *    exists goes through the fork even over unshared blocks ("Even if the
+ *    extent is not shared we might have a preallocation for it in the COW fork").
+ *  - end: xfs_reflink_end_cow — only the written range moves from the fork
+ *    into the data fork (the old blocks lose a reference); the rest stays staged.
+ *  - cancel: xfs_reflink_cancel_cow_range (truncate, punch, unlink) frees staging.
+ *    A clone leaves the destination's fork alone (xfs_reflink_remap_extent
+ *    changes the data fork only), as the booted kernel shows.
+ *
+ * Crash safety: the fork is a tree of the image (RootId.CowFork, records in
+ * format/cow-records.ts) changed in the command's one transaction, so a crash
+ * leaves the fork before or after the command with its staging blocks owned
+ * (XFS's refcount-btree COW domain plays that part). Staging blocks hold no
+ * file data until `end` maps them, so data is written into them before commit.
+ */
+
+export const cowOps: BtreeOps<CowRec> = {
+  name: 'cow-fork',
+  type: BlockType.CowForkTree,
+  recSize: COW_REC_SIZE,
+  keyFields: 3,
+  key: (r) => [r.ino, r.kind, r.fblk],
+  keyField: cowKeyField,
+  encode: encodeCow,
+  decode: decodeCow,
+  checkRecord: checkCow,
+};
+
+export interface FileHints {
+  /** Extent-size hint in blocks (0: unset). */
+  extsize: number;
+  /** Copy-on-write extent-size hint in blocks (0: unset). */
+  cowextsize: number;
+}
+
+/** A piece of the fork: file blocks [fblk, fblk+len) staged at [pblk, pblk+len). */
+export interface StagingExtent {
+  fblk: FileBlock;
+  pblk: Blkno;
+  len: number;
+}
+
+/** Largest hint accepted, in blocks (XFS: MAXEXTLEN / 2; here 1 GiB of 4 KiB blocks). */
+export const MAX_HINT_BLOCKS = 1 << 18;
+
+export class CowFork {
+  private tree_: Btree<CowRec> | null = null;
+  private readonly hintCache = new Map<Ino, FileHints | null>();
+
+  constructor(private readonly fx: FsTx) {}
+
+  private get tree(): Btree<CowRec> {
+    return (this.tree_ ??= this.fx.tx.openTree(cowOps, RootId.CowFork));
+  }
+
+  /** Whether the image has any fork record at all (v1 images and most images: no). */
+  get empty(): boolean {
+    return this.fx.tx.roots[RootId.CowFork] === 0;
+  }
+
+  /** The file's hints, or null when it has none. */
+  hints(ino: Ino): FileHints | null {
+    if (this.empty) return null;
+    if (!this.hintCache.has(ino)) {
+      const r = this.tree.lookupEq([ino, COW_KIND_HINTS, 0]);
+      this.hintCache.set(ino, r ? { extsize: r.pblk, cowextsize: r.len } : null);
+    }
+    return this.hintCache.get(ino)!;
+  }
+
+  /** Set (or, both 0, clear) the file's hints. */
+  setHints(inode: InodeRec, h: FileHints): void {
+    for (const [what, v] of [
+      ['extent-size hint', h.extsize],
+      ['copy-on-write extent-size hint', h.cowextsize],
+    ] as const)
+      if (!Number.isSafeInteger(v) || v < 0 || v > MAX_HINT_BLOCKS)
+        throw err('EINVAL', `${what} of ${v} blocks is out of range`, `inode ${inode.ino}`, `0..${MAX_HINT_BLOCKS} blocks`);
+    const key = [inode.ino, COW_KIND_HINTS, 0];
+    const had = this.empty ? undefined : this.tree.lookupEq(key);
+    if (had) this.tree.delete(key);
+    if (h.extsize || h.cowextsize) this.tree.insert({ ino: inode.ino, kind: COW_KIND_HINTS, fblk: 0, pblk: h.extsize, len: h.cowextsize });
+    this.hintCache.set(inode.ino, h.extsize || h.cowextsize ? { ...h } : null);
+  }
+
+  /**
+   * The copy-on-write extent-size hint in force (xfs_get_cowextsz_hint: the
+   * larger of the COW and the data hints), 0 when the file has no hints: no
+   * fork is used for it.
+   */
+  cowHint(ino: Ino): number {
+    const h = this.hints(ino);
+    if (!h) return 0;
+    return Math.max(h.cowextsize, h.extsize, 1);
+  }
+
+  /** Staging extents of the file overlapping [f0, f1), in file order. */
+  staged(ino: Ino, f0: FileBlock, f1: FileBlock): StagingExtent[] {
+    const out: StagingExtent[] = [];
+    if (this.empty || f1 <= f0) return out;
+    const before = this.tree.lookupLe([ino, COW_KIND_STAGING, f0]);
+    if (before && before.ino === ino && before.kind === COW_KIND_STAGING && before.fblk + before.len > f0) out.push(ext(before));
+    for (const r of this.tree.range([ino, COW_KIND_STAGING, f0], [ino, COW_KIND_STAGING, f1 - 1])) {
+      if (out.length && out[out.length - 1]!.fblk === r.fblk) continue;
+      out.push(ext(r));
+    }
+    return out;
+  }
+
+  /**
+   * xfs_reflink_allocate_cow for file blocks [fblk, fblk+n) of a file with a
+   * hint: fill every hole of the fork in the range widened to the hint
+   * (xfs_bmap_extsize_align) with new staging blocks. A whole aligned hole is
+   * given a run aligned on the hint when one is free (what XFS's allocator
+   * does with a stripe unit of the hint's size), else whatever is free near it.
+   */
+  reserve(ino: Ino, fblk: FileBlock, n: number): void {
+    const H = this.cowHint(ino);
+    const h = Math.max(H, 1);
+    this.fillHoles(ino, Math.floor(fblk / h) * h, Math.ceil((fblk + n) / h) * h, h, fblk, fblk + n);
+  }
+
+  /**
+   * Stage the holes of the fork in [a, b) that meet the request [r0, r1): a
+   * staged neighbour bounds the widened allocation (xfs_bmap_extsize_align
+   * never overlaps the extents before and after it), and a hole the request
+   * does not reach stays a hole.
+   */
+  private fillHoles(ino: Ino, a: FileBlock, b: FileBlock, H: number, r0: FileBlock, r1: FileBlock): void {
+    let at = a;
+    const holes: [FileBlock, number][] = [];
+    const hole = (s: FileBlock, e: FileBlock): void => {
+      if (e > s && s < r1 && e > r0) holes.push([s, e - s]);
+    };
+    for (const s of this.staged(ino, a, b)) {
+      hole(at, s.fblk);
+      at = Math.max(at, s.fblk + s.len);
+    }
+    hole(at, b);
+    const tx = this.fx.tx;
+    for (const [h, len] of holes) {
+      let done = 0;
+      if (H > 1 && h % H === 0 && len % H === 0) {
+        try {
+          const [p, l] = tx.alloc(len, 2, { align: H });
+          this.insert(ino, h, p, l);
+          done = l;
+        } catch (e) {
+          if (!isDaxError(e, 'ENOSPC')) throw e;
+        }
+      }
+      let hint = 2;
+      while (done < len) {
+        const [p, l] = tx.alloc(len - done, hint);
+        this.insert(ino, h + done, p, l);
+        done += l;
+        hint = p + l;
+      }
+    }
+  }
+
+  private insert(ino: Ino, fblk: FileBlock, pblk: Blkno, len: number): void {
+    this.tree.insert({ ino, kind: COW_KIND_STAGING, fblk, pblk, len });
+  }
+
+  /** The staged blocks of [fblk, fblk+n), which must all be staged, as pieces in file order. */
+  pieces(ino: Ino, fblk: FileBlock, n: number): StagingExtent[] {
+    const out: StagingExtent[] = [];
+    let at = fblk;
+    for (const s of this.staged(ino, fblk, fblk + n)) {
+      const s0 = Math.max(s.fblk, at);
+      const s1 = Math.min(s.fblk + s.len, fblk + n);
+      if (s0 !== at) break;
+      out.push({ fblk: s0, pblk: s.pblk + (s0 - s.fblk), len: s1 - s0 });
+      at = s1;
+    }
+    if (at !== fblk + n) throw corrupt(`file blocks ${at}..${fblk + n - 1} of inode ${ino} are not staged`, `inode ${ino}`);
+    return out;
+  }
+
+  /**
+   * xfs_reflink_end_cow: map the staged blocks of [fblk, fblk+n) into the
+   * file in place of what it maps there (each old block loses a reference),
+   * and take them out of the fork. The data must already be in them.
+   */
+  end(inode: InodeRec, fblk: FileBlock, n: number): StagingExtent[] {
+    const got = this.pieces(inode.ino, fblk, n);
+    this.remove(inode.ino, fblk, fblk + n, false);
+    this.fx.bmap.dropRange(inode, fblk, n);
+    for (const p of got) this.fx.bmap.mapExtent(inode, p.fblk, p.pblk, p.len, true);
+    this.fx.iput(inode);
+    return got;
+  }
+
+  /** xfs_reflink_cancel_cow_range: free the staging blocks of [f0, f1) (f1 MAX_KEY: to the end). */
+  cancel(ino: Ino, f0: FileBlock, f1: FileBlock = MAX_KEY): void {
+    this.remove(ino, f0, f1, true);
+  }
+
+  /** Take [f0, f1) out of the fork, trimming the extents at its edges; free the blocks when asked. */
+  private remove(ino: Ino, f0: FileBlock, f1: FileBlock, free: boolean): void {
+    for (const s of this.staged(ino, f0, f1)) {
+      this.tree.delete([ino, COW_KIND_STAGING, s.fblk]);
+      if (s.fblk < f0) this.insert(ino, s.fblk, s.pblk, f0 - s.fblk);
+      const end = s.fblk + s.len;
+      if (end > f1) this.insert(ino, f1, s.pblk + (f1 - s.fblk), end - f1);
+      const c0 = Math.max(s.fblk, f0);
+      const c1 = Math.min(end, f1);
+      if (free) this.fx.tx.free(s.pblk + (c0 - s.fblk), c1 - c0);
+    }
+  }
+
+  /** Drop the file's hints and free its staging (the inode goes away: xfs_inactive). */
+  forget(ino: Ino): void {
+    if (this.empty) return;
+    this.cancel(ino, 0);
+    if (this.tree.lookupEq([ino, COW_KIND_HINTS, 0])) this.tree.delete([ino, COW_KIND_HINTS, 0]);
+    this.hintCache.delete(ino);
+  }
+
+  /** Every record (verify, listings). */
+  *records(): Generator<CowRec> {
+    if (!this.empty) yield* this.tree.range();
+  }
+}
+
+function ext(r: CowRec): StagingExtent {
+  return { fblk: r.fblk, pblk: r.pblk, len: r.len };
+}
+
+/** What `extsize` shows for a file: its hints, the hint in force, and what its fork stages. */
+export interface ExtsizeInfo extends FileHints {
+  path: string;
+  /** xfs_get_cowextsz_hint; 0: the file has no hints and uses no fork. */
+  cow_hint: number;
+  staged_blocks: number;
+  staging: StagingExtent[];
+}
+
+/**
+ * The `extsize` command (xfs_io -c 'extsize N' / 'cowextsize N', FS_IOC_FSSETXATTR):
+ * set the hints given (in blocks), keep the others, and return what the file has.
+ */
+export function extsize(fx: FsTx, path: string, set: Partial<FileHints>): ExtsizeInfo {
+  const { inode, path: p } = fx.resolve(path);
+  if (inode.type !== INODE_TYPE_FILE) throw err('EINVAL', 'not a regular file', p, 'extent-size hints belong to regular files');
+  const cow = fx.cow;
+  if (set.extsize !== undefined || set.cowextsize !== undefined) {
+    const had = cow.hints(inode.ino) ?? { extsize: 0, cowextsize: 0 };
+    cow.setHints(inode, { extsize: set.extsize ?? had.extsize, cowextsize: set.cowextsize ?? had.cowextsize });
+  }
+  const h = cow.hints(inode.ino) ?? { extsize: 0, cowextsize: 0 };
+  const staging = cow.staged(inode.ino, 0, MAX_KEY);
+  return { path: p, ...h, cow_hint: cow.cowHint(inode.ino), staged_blocks: staging.reduce((a, x) => a + x.len, 0), staging };
+}

@@ -1,0 +1,296 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Dax } from '../src/dax/index.js';
+import { Filesystem } from '../src/fs/filesystem.js';
+import { daxtool, parseJson, tempDir, type TempDir } from './helpers/cli.js';
+import { expectClean, makeImage, type TestImage } from './helpers/image.js';
+
+/**
+ * The per-file copy-on-write fork and extent-size hints (src/fs/cowfork.ts)
+ * under the `linux` model, as XFS with a 2 MiB extent-size hint keeps them:
+ * a copy-on-write stages the whole aligned 2 MiB, only the written blocks move
+ * into the file, and later writes anywhere in the staged range move too.
+ */
+
+const PAGE = 4096;
+const PMD = 2 * 1024 * 1024;
+
+let img: TestImage | null = null;
+afterEach(() => {
+  img?.done();
+  img = null;
+});
+
+function setup(pageModel: 'linux' | 'proxy' = 'linux'): TestImage {
+  img = makeImage({ pageModel, sizeBytes: 64 * 1024 * 1024 });
+  img.fs.writePattern('/a', 0, 2 * PMD, 0x11);
+  img.fs.reflink('/a', '/b');
+  return img;
+}
+
+const blockOf = (t: TestImage, path: string, page: number): number => {
+  const e = t.fs.fiemap(path).find((x) => x.logical <= page * PAGE && page * PAGE < x.logical + x.length)!;
+  return e.physical / PAGE + (page - e.logical / PAGE);
+};
+
+describe('copy-on-write fork (linux model)', () => {
+  it('a file without hints has no fork: a write copies one block and stages nothing', () => {
+    const t = setup();
+    t.fs.writePattern('/b', 5 * PAGE, PAGE, 0x22);
+    expect(t.fs.extsize('/b')).toMatchObject({ extsize: 0, cowextsize: 0, cow_hint: 0, staged_blocks: 0 });
+    expectClean(t.fs);
+  });
+
+  it('the COW hint in force is the larger of the two hints (xfs_get_cowextsz_hint)', () => {
+    const t = setup();
+    expect(t.fs.extsize('/b', { extsize: 512, cowextsize: 1 }).cow_hint).toBe(512);
+    expect(t.fs.extsize('/b', { extsize: 0, cowextsize: 16 }).cow_hint).toBe(16);
+    expect(t.fs.extsize('/b', { cowextsize: 0 })).toMatchObject({ cow_hint: 0, extsize: 0, cowextsize: 0 });
+  });
+
+  it('write(2) of one shared block stages the aligned 2 MiB, remaps only that block; a later write of an unshared staged block moves it', () => {
+    const t = setup();
+    t.fs.extsize('/b', { extsize: 512, cowextsize: 1 });
+    t.fs.writePattern('/b', 5 * PAGE, PAGE, 0x22);
+    const f = t.fs.extsize('/b');
+    expect(f.staged_blocks).toBe(511);
+    expect(f.staging.map((x) => [x.fblk, x.len])).toEqual([
+      [0, 5],
+      [6, 506],
+    ]);
+    // Staged aligned: file block 0 of the 2 MiB sits on a 2 MiB boundary (a PMD copy could use it).
+    expect((f.staging[0]!.pblk - f.staging[0]!.fblk) % 512).toBe(0);
+    expect(blockOf(t, '/b', 5)).toBe(f.staging[0]!.pblk + 5);
+    expectClean(t.fs);
+    // Unshare page 7 of /b by removing the other owner, then write it: it still moves, to its staged block.
+    t.fs.rm('/a');
+    const staged7 = f.staging[1]!.pblk + 1;
+    const before = blockOf(t, '/b', 7);
+    t.fs.writePattern('/b', 7 * PAGE, PAGE, 0x33);
+    expect(blockOf(t, '/b', 7)).toBe(staged7);
+    expect(before).not.toBe(staged7);
+    // An unstaged, unshared block of the other 2 MiB is written in place.
+    const far = blockOf(t, '/b', 600);
+    t.fs.writePattern('/b', 600 * PAGE, PAGE, 0x44);
+    expect(blockOf(t, '/b', 600)).toBe(far);
+    expect(t.fs.readRange('/b', 7 * PAGE, 1)[0]).toBe(0x33);
+    expect(t.fs.readRange('/b', 5 * PAGE, 1)[0]).toBe(0x22);
+    expect(t.fs.readRange('/b', 6 * PAGE, 1)[0]).toBe(0x11);
+    expectClean(t.fs);
+  });
+
+  it('truncate and punch cancel staging in their range; removing the file frees the rest', () => {
+    const t = setup();
+    t.fs.extsize('/b', { extsize: 512 });
+    const free0 = t.fs.info().free_blocks as number;
+    t.fs.writePattern('/b', 5 * PAGE, PAGE, 0x22);
+    t.fs.punch('/b', 0, 4 * PAGE);
+    expect(t.fs.extsize('/b').staging.map((x) => [x.fblk, x.len])).toEqual([
+      [4, 1],
+      [6, 506],
+    ]);
+    t.fs.truncate('/b', 100 * PAGE);
+    expect(t.fs.extsize('/b').staged_blocks).toBe(1 + 94);
+    expectClean(t.fs);
+    t.fs.rm('/b');
+    expectClean(t.fs);
+    expect(t.fs.info().free_blocks as number).toBeGreaterThan(free0);
+  });
+
+  it('a clone leaves the destination fork alone (xfs_reflink_remap_extent); a write there uses the staged block', () => {
+    const t = setup();
+    t.fs.extsize('/b', { extsize: 512 });
+    t.fs.writePattern('/b', 5 * PAGE, PAGE, 0x22);
+    const staged9 = t.fs.extsize('/b').staging[1]!.pblk + 3;
+    t.fs.reflink('/a', '/b', { srcOffset: 0, dstOffset: 0, length: PMD });
+    expect(t.fs.extsize('/b').staged_blocks).toBe(511);
+    t.fs.writePattern('/b', 9 * PAGE, PAGE, 0x55);
+    expect(blockOf(t, '/b', 9)).toBe(staged9);
+    expect(t.fs.readRange('/a', 9 * PAGE, 1)[0]).toBe(0x11);
+    expectClean(t.fs);
+  });
+
+  it('a 4 KiB write fault stages the 2 MiB; a later write fault on an unshared staged page moves it', () => {
+    const t = setup();
+    t.fs.extsize('/b', { extsize: 512 });
+    const dax = new Dax(t.fs);
+    const m = dax.mmap({ path: '/b', pid: 1 });
+    // Partly shared first, so the fault is a 4 KiB one.
+    t.fs.writePattern('/b', 100 * PAGE, PAGE, 0x66);
+    const w = dax.fault({ pid: 1, addr: m.addr + 3 * PAGE, write: true }).faults[0]!;
+    expect([w.result, w.level]).toEqual(['cow', 'pte']);
+    const staged = t.fs.extsize('/b');
+    expect(staged.staged_blocks).toBe(510);
+    t.fs.rm('/a');
+    const s8 = blockOf(t, '/b', 8);
+    const w2 = dax.fault({ pid: 1, addr: m.addr + 8 * PAGE, write: true }).faults[0]!;
+    expect(w2.result).toBe('cow');
+    expect(blockOf(t, '/b', 8)).not.toBe(s8);
+    expect(t.fs.extsize('/b').staged_blocks).toBe(509);
+    expectClean(t.fs);
+  });
+
+  it('a 2 MiB write fault over a wholly shared 2 MiB copies into the aligned staged run and leaves no staging', () => {
+    const t = setup();
+    t.fs.extsize('/b', { extsize: 512 });
+    const dax = new Dax(t.fs);
+    const m = dax.mmap({ path: '/b', pid: 1 });
+    expect(dax.fault({ pid: 1, addr: m.addr }).faults[0]!.level).toBe('pmd');
+    const w = dax.fault({ pid: 1, addr: m.addr + 3 * PAGE, write: true }).faults[0]!;
+    expect([w.result, w.level]).toEqual(['cow', 'pmd']);
+    expect(t.fs.extsize('/b').staged_blocks).toBe(0);
+    expect(blockOf(t, '/b', 0) % 512).toBe(0);
+    expectClean(t.fs);
+  });
+
+  it('other models ignore the hints: no fork is used', () => {
+    const t = setup('proxy');
+    t.fs.extsize('/b', { extsize: 512 });
+    t.fs.writePattern('/b', 5 * PAGE, PAGE, 0x22);
+    expect(t.fs.extsize('/b').staged_blocks).toBe(0);
+    expectClean(t.fs);
+  });
+});
+
+describe('daxtool extsize', () => {
+  let d: TempDir | null = null;
+  afterEach(() => {
+    d?.cleanup();
+    d = null;
+  });
+  const ok = async (args: string[]) => {
+    const r = await daxtool(args);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    return r;
+  };
+
+  it('sets and shows hints; a write stages the 2 MiB; verify stays clean after every step', async () => {
+    d = tempDir();
+    const I = d.path('a.img');
+    const verify = async () => expect((await daxtool(['verify', I])).exitCode).toBe(0);
+    await ok(['mkfs', I, '--size', '32M', '--page-model', 'linux']);
+    await ok(['write', I, '/a', '--offset', '0', '--length', '4M', '--pattern', '1']);
+    await verify();
+    await ok(['reflink', I, '/a', '/b']);
+    await verify();
+    const set = parseJson(await ok(['extsize', I, '/b', '--extsize', '2M', '--cowextsize', '4K', '--json']));
+    expect(set).toMatchObject({ extsize: 512, cowextsize: 1, cow_hint: 512, staged_blocks: 0 });
+    await verify();
+    await ok(['write', I, '/b', '--offset', '8K', '--length', '4K', '--pattern', '2']);
+    await verify();
+    const shown = await ok(['extsize', I, '/b']);
+    expect(shown.stdout).toMatch(/copy-on-write hint in force 512 blocks\n2 staged extents, 511 blocks\n/);
+    await ok(['truncate', I, '/b', '1M']);
+    await verify();
+    await ok(['rm', I, '/b']);
+    await verify();
+  });
+
+  it('refuses a hint that is not a multiple of the block size, and a directory', async () => {
+    d = tempDir();
+    const I = d.path('a.img');
+    await ok(['mkfs', I, '--size', '32M', '--page-model', 'linux']);
+    await ok(['write', I, '/a', '--offset', '0', '--length', '4K', '--pattern', '1']);
+    const r = await daxtool(['extsize', I, '/a', '--extsize', '1000']);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(/not a multiple of the block size/);
+    const r2 = await daxtool(['extsize', I, '/', '--extsize', '4K']);
+    expect(r2.exitCode).not.toBe(0);
+    expect(r2.stderr).toMatch(/not a regular file/);
+    expect((await daxtool(['verify', I])).exitCode).toBe(0);
+  });
+});
+
+describe('crash safety of the fork', () => {
+  let d: TempDir | null = null;
+  afterEach(() => {
+    d?.cleanup();
+    d = null;
+  });
+
+  it('a write through staged blocks and one that stages: every crash point leaves the state (files and fork) before or after', async () => {
+    const { copyFileSync } = await import('node:fs');
+    const { verify } = await import('../src/check/verify.js');
+    const { imageDigest } = await import('./helpers/digest.js');
+    d = tempDir('daxtool-cowcrash-');
+    const base = d.path('base.img');
+    for (const a of [
+      ['mkfs', base, '--size', '32M', '--page-model', 'linux'],
+      ['write', base, '/a', '--offset', '0', '--length', '4M', '--pattern', '1'],
+      ['reflink', base, '/a', '/b'],
+      ['extsize', base, '/b', '--extsize', '2M'],
+      ['write', base, '/b', '--offset', '8K', '--length', '4K', '--pattern', '2'],
+    ])
+      expect((await daxtool(a)).exitCode, a.join(' ')).toBe(0);
+    const state = async (img: string): Promise<string> => {
+      const f = parseJson<{ staging: unknown[] }>(await daxtool(['extsize', img, '/b', '--json']));
+      return `${imageDigest(img)} ${JSON.stringify(f.staging)}`;
+    };
+    // Through a staged block (16K: staged, shared) and past the staged 2 MiB (3M: stages the second 2 MiB).
+    for (const args of [
+      ['write', '/b', '--offset', '16K', '--length', '8K', '--pattern', '3'],
+      ['write', '/b', '--offset', '3M', '--length', '4K', '--pattern', '4'],
+    ]) {
+      const before = await state(base);
+      const full = d.path('full.img');
+      copyFileSync(base, full);
+      const r = await daxtool([args[0]!, full, ...args.slice(1)], { env: { DAXTOOL_IO_COUNT: '1' } });
+      expect(r.exitCode, r.stderr).toBe(0);
+      const points = Number(/daxtool-io-count ops=(\d+)/.exec(r.stderr)![1]);
+      const after = await state(full);
+      expect(after).not.toBe(before);
+      let sawBefore = 0;
+      for (let n = 1; n <= points; n++) {
+        const img = d.path(`c${n}.img`);
+        copyFileSync(base, img);
+        const c = await daxtool([args[0]!, img, ...args.slice(1)], { env: { DAXTOOL_CRASH_AT: String(n) } });
+        expect(c.exitCode).not.toBe(0);
+        expect((await verify(img, { repair: false })).errors, `crash at ${n}`).toEqual([]);
+        const s = await state(img);
+        expect([before, after], `crash at ${n}`).toContain(s);
+        if (s === before) sawBefore++;
+      }
+      expect(sawBefore).toBeGreaterThan(0);
+    }
+  }, 240_000);
+});
+
+describe('verify and repair of the fork', () => {
+  it('verify finds a staging extent over free space, one of a missing file, and overlapping ones; repair keeps a sound fork', async () => {
+    const { verify } = await import('../src/check/verify.js');
+    const { Btree } = await import('../src/btree/btree.js');
+    const { freeOps } = await import('../src/fs/trees.js');
+    const { RootId } = await import('../src/format/superblock.js');
+    const { cowOps } = await import('../src/fs/cowfork.js');
+    const t = setup();
+    t.fs.extsize('/b', { extsize: 512 });
+    t.fs.writePattern('/b', 5 * PAGE, PAGE, 0x22);
+    const staged = t.fs.extsize('/b').staging;
+    // Leak free space behind repair's back: repair must rebuild free space without freeing staged blocks.
+    t.fs.mutate((fx) => {
+      const free = new Btree(fx.tx, freeOps, fx.tx.roots[RootId.Free]);
+      const last = free.lookupLe([Number.MAX_SAFE_INTEGER])!;
+      free.update({ pblk: last.pblk, len: last.len - 10 });
+      fx.onSync(() => (fx.tx.roots[RootId.Free] = free.root));
+    });
+    t.fs.close();
+    const damaged = await verify(t.path, { repair: false });
+    expect(damaged.errors.map((e) => e.check)).toContain('space.leak');
+    const fixed = await verify(t.path, { repair: true });
+    expect(fixed.errors).toEqual([]);
+    expect((await verify(t.path, { repair: false })).errors).toEqual([]);
+    t.fs = Filesystem.open(t.path, { write: true });
+    expect(t.fs.extsize('/b').staging).toEqual(staged);
+    // Now damage the fork itself.
+    t.fs.mutate((fx) => {
+      const fork = fx.tx.openTree(cowOps, RootId.CowFork);
+      fork.insert({ ino: 99, kind: 1, fblk: 0, pblk: staged[0]!.pblk + 1, len: 1 }); // no such file; overlaps staging
+      fork.insert({ ino: fx.resolve('/b').inode.ino, kind: 1, fblk: 1, pblk: 16000, len: 4 }); // overlaps [0,5); over free space
+    });
+    t.fs.close();
+    const bad = await verify(t.path, { repair: false });
+    const checks = bad.errors.map((e) => e.check);
+    expect(checks).toEqual(expect.arrayContaining(['cowfork.owner', 'cowfork.overlap', 'space.overlap']));
+    t.fs = Filesystem.open(t.path, { write: true });
+  });
+});
