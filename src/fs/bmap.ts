@@ -35,9 +35,21 @@ import { STREAMING, type Tx } from './tx.js';
  * reverse-map record (same fblk, pblk, len), and through adjustRefcount, which
  * keeps XFS's rule: records only where refcount >= 2.
  */
+/** Who follows every change of the files' maps (the `linux` model's XFS shadow, xfs-shadow.ts). */
+export interface MapObserver {
+  /** Newly allocated blocks [pblk, pblk+len) were mapped into a file. */
+  fresh(pblk: Blkno, len: number): void;
+  /** The file's map changed (after a map or an unmap). */
+  mapChanged(inode: InodeRec): void;
+  /** [pblk, pblk+len) lost their last owner; `poisoned` of them stay out of free space. */
+  freed(pblk: Blkno, len: number, poisoned: ReadonlySet<Blkno>): void;
+}
+
 export class BlockMap {
   readonly rmap: Btree<RmapRec>;
   readonly refc: Btree<RefcountRec>;
+  /** Told of every map, unmap and free (FsTx sets it under the `linux` model). */
+  observer: MapObserver | null = null;
 
   /** `holder` keeps blocks out of free space when they are released (holder.ts). */
   constructor(
@@ -114,6 +126,8 @@ export class BlockMap {
     inode.nblocks += len;
     if (fresh) this.tx.counters[CounterId.DataBlocks] += len;
     else this.adjustRefcount(pblk, len, +1);
+    if (fresh) this.observer?.fresh(pblk, len);
+    this.observer?.mapChanged(inode);
   }
 
   private rmapDelete(ino: number, e: ExtentRec): void {
@@ -143,6 +157,7 @@ export class BlockMap {
       inode.nblocks -= t - s;
     }
     inode.extentRoot = tree.root;
+    if (removed.length) this.observer?.mapChanged(inode);
     return removed;
   }
 
@@ -160,10 +175,20 @@ export class BlockMap {
 
   /** Drop one reference from [pblk, pblk+len); free what reaches zero. */
   release(pblk: Blkno, len: number): void {
-    for (const [s, l] of this.adjustRefcount(pblk, len, -1)) {
-      this.tx.counters[CounterId.DataBlocks] -= l;
-      for (const [fs, fl] of this.holder.retainOnFree(s, l)) this.tx.free(fs, fl);
+    for (const [s, l] of this.adjustRefcount(pblk, len, -1)) this.freeData(s, l);
+  }
+
+  /** Blocks [s, s+l) lost their last owner: free them, but what the holder retains (poisoned blocks). */
+  private freeData(s: Blkno, l: number): void {
+    this.tx.counters[CounterId.DataBlocks] -= l;
+    const obs = this.observer;
+    const kept = new Set<Blkno>();
+    if (obs) for (let b = s; b < s + l; b++) kept.add(b);
+    for (const [fs, fl] of this.holder.retainOnFree(s, l)) {
+      this.tx.free(fs, fl);
+      if (obs) for (let b = fs; b < fs + fl; b++) kept.delete(b);
     }
+    obs?.freed(s, l, kept);
   }
 
   /** Refcount of every block in [pblk, pblk+len) as runs [start, len, refcount] (1 where unrecorded). */
@@ -263,6 +288,7 @@ export class BlockMap {
     const cols = ExtentColumns.of(merged);
     inode.nblocks += cols.blocks();
     this.addOwner(inode.ino, cols);
+    this.observer?.mapChanged(inode);
   }
 
   /**
@@ -300,6 +326,7 @@ export class BlockMap {
     dst.extentRoot = tree.root;
     dst.nblocks += cols.blocks();
     this.addOwner(dst.ino, cols);
+    this.observer?.mapChanged(dst);
   }
 
   private clearMap(inode: InodeRec): void {
@@ -476,6 +503,7 @@ export class BlockMap {
       }
       tree.destroy();
       this.clearMap(inode);
+      this.observer?.mapChanged(inode);
       return;
     }
     const treeNodes: Blkno[] = [];
@@ -502,10 +530,8 @@ export class BlockMap {
     });
     tree.destroy(treeNodes);
     this.clearMap(inode);
-    for (const [s, l] of this.rebuildRefcounts(cols, blockOrder(cols), -1)) {
-      this.tx.counters[CounterId.DataBlocks] -= l;
-      for (const [fs, fl] of this.holder.retainOnFree(s, l)) this.tx.free(fs, fl);
-    }
+    for (const [s, l] of this.rebuildRefcounts(cols, blockOrder(cols), -1)) this.freeData(s, l);
+    this.observer?.mapChanged(inode);
   }
 
   /**

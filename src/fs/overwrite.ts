@@ -106,7 +106,13 @@ export function writeInPlace(fx: FsTx, inode: InodeRec, path: string, offset: nu
       writeThroughFork(fx, inode, g, (f, n) => compose(f, n, 'all'));
       continue;
     }
-    for (const [f, n] of chunks(g)) fx.replaceBlocks(inode, f, n, compose(f, n, g.kind === 'cow' ? 'all' : 'edges'));
+    for (const [f, n] of chunks(g)) {
+      if (g.kind === 'cow' && fx.xfs.active) {
+        copyAsXfs(fx, inode, path, f, n, () => compose(f, n, 'all'));
+        continue;
+      }
+      fx.replaceBlocks(inode, f, n, compose(f, n, g.kind === 'cow' ? 'all' : 'edges'));
+    }
   }
   // 2. Overwrites in place (the holder let them all happen). Only the first and last block can be partial: read them before any write.
   const inplace = segs.filter((g) => g.kind === 'inplace');
@@ -124,6 +130,26 @@ export function writeInPlace(fx: FsTx, inode: InodeRec, path: string, offset: nu
   if (end > inode.size) inode.size = end;
   inode.mtimeMs = nowMs();
   fx.iput(inode);
+}
+
+/**
+ * A copy-on-write under the `linux` model (xfs-shadow.ts): XFS picks the new
+ * blocks first (xfs_reflink_allocate_cow); one on the bad-block list cannot
+ * be mapped (EFAULT), a source that cannot be read fails the copy (EIO); in
+ * both cases XFS frees the picked blocks again (xfs_reflink_cancel_cow_range),
+ * which the shadow keeps although the write fails.
+ */
+function copyAsXfs(fx: FsTx, inode: InodeRec, path: string, fblk: FileBlock, n: number, bytes: () => Buffer): void {
+  const got = fx.xfs.pick(n);
+  if (got.bad !== null) throw fx.xfs.badTarget(got.bad, fblk, path, n);
+  let buf: Buffer;
+  try {
+    buf = bytes();
+  } catch (e) {
+    fx.xfs.cancelPending();
+    throw typeof e === 'object' && e !== null ? fx.xfs.failedCopy(e, n) : e;
+  }
+  fx.replaceBlocks(inode, fblk, n, buf);
 }
 
 /**

@@ -69,6 +69,8 @@ interface Node extends AgExtent {
 export class BusyExtents {
   private root: Node | null = null;
   private count = 0;
+  /** The records in insertion order (what rebuilds the same tree: XFS never rebalances otherwise). */
+  private readonly order: AgExtent[] = [];
 
   /** Records in the tree. */
   get size(): number {
@@ -86,13 +88,20 @@ export class BusyExtents {
     else if (bno < y.bno) y.left = z;
     else y.right = z;
     this.count++;
+    this.order.push({ bno, len });
     this.rebalance(z);
+  }
+
+  /** The records in the order they were inserted. */
+  inOrder(): AgExtent[] {
+    return this.order.map((x) => ({ ...x }));
   }
 
   /** xfs_extent_busy_clear of every record: the log checkpoint holding the frees is on disk. */
   clear(): void {
     this.root = null;
     this.count = 0;
+    this.order.length = 0;
   }
 
   /** The records in block order. */
@@ -324,6 +333,45 @@ export class XfsAg {
     if (pick.flushed) this.flushes++;
     this.used.add(pick.bno);
     return pick.bno;
+  }
+
+  /**
+   * An allocation of `n` blocks in one run for a hole (file data written where
+   * there was none), near the inode like a copy-on-write block: the nearest
+   * free run, trimmed of busy extents, that holds them all; blocks in `avoid`
+   * count as used. Not checked against the kernel beyond the oracle's set-up
+   * writes (each a run at the top of the group).
+   */
+  allocRun(n: number, avoid: ReadonlySet<number> = new Set()): number {
+    if (n === 1 && avoid.size === 0) return this.alloc();
+    const free: AgExtent[] = [];
+    for (const x of this.freeExtents()) {
+      let s = x.bno;
+      const end = x.bno + x.len;
+      for (const b of [...avoid].filter((v) => v >= x.bno && v < end).sort((p, q) => p - q)) {
+        if (b > s) free.push({ bno: s, len: b - s });
+        s = b + 1;
+      }
+      if (end > s) free.push({ bno: s, len: end - s });
+    }
+    for (let flushed = false; ; flushed = true) {
+      let best: { bno: number; diff: number } | null = null;
+      let sawBusy = false;
+      for (const x of free.sort((a, b) => a.len - b.len || a.bno - b.bno)) {
+        const t = this.busy.trim(x.bno, x.len, n, n);
+        sawBusy ||= t.busy;
+        if (t.len < n) continue;
+        const c = computeDiff(this.target, n, t.bno, t.len);
+        if (best === null || c.diff <= best.diff) best = c;
+      }
+      if (best) {
+        if (flushed) this.flushes++;
+        for (let i = 0; i < n; i++) this.used.add(best.bno + i);
+        return best.bno;
+      }
+      if (!sawBusy || flushed) throw new RangeError('no free run in the allocation group');
+      this.busy.clear();
+    }
   }
 
   /** A freed extent (xfs_free_extent via a deferred free): free and busy. */
