@@ -168,6 +168,8 @@ export function rebuildDerived(fs: Filesystem, claims: SpaceClaims): { extents: 
   const runs = referenceRuns(extents);
   fs.mutate(
     (fx) => {
+      // The `linux` model's XFS shadow is dropped (its blocks are free in `free`): the next command numbers the files' blocks afresh.
+      fx.tx.roots[RootId.XfsShadow] = 0;
       const c = fx.tx.counters;
       c[CounterId.FreeBlocks] = freeBlocks;
       // Metadata: the kept filesystem trees and every block an upper layer claims, poisoned ones aside.
