@@ -43,7 +43,8 @@ export function checkXfsShadow(
   for (const [p, x] of st.xb) claim(x, `block ${p}'s`, p);
   for (const [ino, x] of st.bmbt) {
     const inode = inodes.get(ino);
-    if (inodes.size && (!inode || inode.type !== INODE_TYPE_FILE)) P.add('xfsshadow.owner', `bmap btree block ${x} of inode ${ino}: no such regular file`);
+    if (inodes.size && (!inode || inode.type !== INODE_TYPE_FILE))
+      P.add('xfsshadow.owner', `bmap btree block ${x} of inode ${ino}: no such regular file`);
     claim(x, `inode ${ino}'s bmap btree block`);
   }
   for (const x of st.bad) claim(x, 'a free bad block');
@@ -53,5 +54,6 @@ export function checkXfsShadow(
       owned.add(b);
       if (!st.xb.has(b)) P.add('xfsshadow.missing', `block ${b} belongs to a file but has no XFS block in the shadow`, b);
     }
-  for (const p of st.xb.keys()) if (!owned.has(p)) P.add('xfsshadow.stale', `block ${p} has XFS block ${st.xb.get(p)} but no file owns it`, p);
+  for (const p of st.xb.keys())
+    if (!owned.has(p)) P.add('xfsshadow.stale', `block ${p} has XFS block ${st.xb.get(p)} but no file owns it`, p);
 }
