@@ -37,6 +37,8 @@ import { STREAMING, type Tx } from './tx.js';
  */
 /** Who follows every change of the files' maps (the `linux` model's XFS shadow, xfs-shadow.ts). */
 export interface MapObserver {
+  /** Called before a map changes: the observer reads its view of the maps as they still are. */
+  prepare(): void;
   /** Newly allocated blocks [pblk, pblk+len) were mapped into a file. */
   fresh(pblk: Blkno, len: number): void;
   /** The file's map changed (after a map or an unmap). */
@@ -102,6 +104,7 @@ export class BlockMap {
    * otherwise this adds a reference to blocks already in use (reflink).
    */
   mapExtent(inode: InodeRec, fblk: FileBlock, pblk: Blkno, len: number, fresh: boolean): void {
+    this.observer?.prepare();
     const tree = this.extentTree(inode);
     let rec: ExtentRec = { fblk, pblk, len, flags: 0 };
     const left = fblk > 0 ? tree.lookupLe([fblk - 1]) : undefined;
@@ -143,6 +146,7 @@ export class BlockMap {
    * (clipped), in file order. Does not touch refcounts or free anything.
    */
   unmapRange(inode: InodeRec, fblk: FileBlock, len: number): ExtentRec[] {
+    this.observer?.prepare();
     const end = fblk + len;
     const tree = this.extentTree(inode);
     const removed: ExtentRec[] = [];
@@ -276,6 +280,7 @@ export class BlockMap {
    */
   shareMany(inode: InodeRec, pieces: ExtentRec[]): void {
     if (pieces.length === 0) return;
+    this.observer?.prepare();
     if (inode.extentRoot !== 0 || !this.worthRebuilding(pieces.length)) {
       for (const e of pieces) this.mapExtent(inode, e.fblk, e.pblk, e.len, false);
       return;
@@ -299,6 +304,7 @@ export class BlockMap {
    */
   shareFile(dst: InodeRec, src: InodeRec): void {
     if (src.extentRoot === 0) return;
+    this.observer?.prepare();
     if (dst.extentRoot !== 0) throw new Error(`shareFile: inode ${dst.ino} still has extents`);
     const srcTree = this.extentTree(src);
     const est = srcTree.estimateRecords();
@@ -494,6 +500,7 @@ export class BlockMap {
    */
   releaseAll(inode: InodeRec): void {
     if (inode.extentRoot === 0) return;
+    this.observer?.prepare();
     const tree = this.extentTree(inode);
     const est = tree.estimateRecords();
     if (!this.worthRebuilding(est)) {

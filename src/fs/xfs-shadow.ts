@@ -246,6 +246,11 @@ export class XfsShadow {
 
   // ------------------------------------------------------------ events from BlockMap
 
+  /** Before the first change of the transaction: an image without a shadow numbers its files' blocks as they still are. */
+  prepare(): void {
+    void this.ag;
+  }
+
   /** Fresh daxtool blocks [pblk, pblk+len) were mapped: give them the picked XFS blocks, or a run of new ones. */
   fresh(pblk: Blkno, len: number): void {
     const ag = this.ag;
