@@ -118,14 +118,21 @@ describe('copy-on-write fork (linux model)', () => {
     t.fs.writePattern('/b', 100 * PAGE, PAGE, 0x66);
     const w = dax.fault({ pid: 1, addr: m.addr + 3 * PAGE, write: true }).faults[0]!;
     expect([w.result, w.level]).toEqual(['cow', 'pte']);
+    // The 2 MiB attempt found the staged [0,100), too short for a PMD: it fell back and cancelled it
+    // (xfs_dax_write_iomap_end, nothing written); the 4 KiB fault staged the fork's hole [0,101) again.
     const staged = t.fs.extsize('/b');
-    expect(staged.staged_blocks).toBe(510);
+    expect(staged.staging.map((x) => [x.fblk, x.len])).toEqual([
+      [0, 3],
+      [4, 97],
+      [101, 411],
+    ]);
+    expect(staged.staged_blocks).toBe(511);
     t.fs.rm('/a');
     const s8 = blockOf(t, '/b', 8);
     const w2 = dax.fault({ pid: 1, addr: m.addr + 8 * PAGE, write: true }).faults[0]!;
     expect(w2.result).toBe('cow');
     expect(blockOf(t, '/b', 8)).not.toBe(s8);
-    expect(t.fs.extsize('/b').staged_blocks).toBe(509);
+    expect(t.fs.extsize('/b').staged_blocks).toBe(510);
     expectClean(t.fs);
   });
 
@@ -139,6 +146,41 @@ describe('copy-on-write fork (linux model)', () => {
     expect([w.result, w.level]).toEqual(['cow', 'pmd']);
     expect(t.fs.extsize('/b').staged_blocks).toBe(0);
     expect(blockOf(t, '/b', 0) % 512).toBe(0);
+    expectClean(t.fs);
+  });
+
+  it('staging is packed, not aligned: after a short reservation the next 2 MiB lands off a 2 MiB boundary and the copy is 4 KiB', () => {
+    const t = setup();
+    t.fs.extsize('/b', { extsize: 512 });
+    t.fs.writePattern('/a', 37 * PAGE, PAGE, 0x33); // /b's first 2 MiB: [0,37) shared, 37 not, [38,512) shared
+    const dax = new Dax(t.fs);
+    const m = dax.mmap({ path: '/b', pid: 1 });
+    // 2 MiB attempt: stages [0,512), its iomap is the shared run [0,37): too short, falls back, cancels [0,37);
+    // the 4 KiB fault stages [0,37) again, past the blocks just given back.
+    const w1 = dax.fault({ pid: 1, addr: m.addr + 29 * PAGE, write: true }).faults[0]!;
+    expect([w1.result, w1.level]).toEqual(['cow', 'pte']);
+    const f = t.fs.extsize('/b').staging;
+    expect(f.map((x) => [x.fblk, x.len])).toEqual([
+      [0, 29],
+      [30, 7],
+      [37, 475],
+    ]);
+    expect(f[0]!.pblk).toBe(f[2]!.pblk - 37 + 512); // [37,512) kept its place from the 2 MiB attempt; [0,37) went after it
+    // The second 2 MiB is wholly shared, but its staging starts where the last reservation ended: not aligned.
+    const w2 = dax.fault({ pid: 1, addr: m.addr + PMD + 5 * PAGE, write: true }).faults[0]!;
+    expect([w2.result, w2.level]).toEqual(['cow', 'pte']);
+    expectClean(t.fs);
+  });
+
+  it('staging packed from an aligned start stays aligned: a wholly shared 2 MiB is copied with one PMD', () => {
+    const t = setup();
+    t.fs.extsize('/b', { extsize: 512 });
+    const dax = new Dax(t.fs);
+    const m = dax.mmap({ path: '/b', pid: 1 });
+    for (const off of [0, PMD]) {
+      const w = dax.fault({ pid: 1, addr: m.addr + off + 5 * PAGE, write: true }).faults[0]!;
+      expect([w.result, w.level]).toEqual(['cow', 'pmd']);
+    }
     expectClean(t.fs);
   });
 
@@ -178,6 +220,12 @@ describe('daxtool extsize', () => {
     await verify();
     await ok(['write', I, '/b', '--offset', '8K', '--length', '4K', '--pattern', '2']);
     await verify();
+    const map = parseJson<{ records: { block: number; length: number; owner: string; what?: string }[] }>(await ok(['fsmap', I, '--json']));
+    expect(map.records.filter((r) => r.what === 'cow-staging').reduce((n, r) => n + r.length, 0)).toBe(511);
+    const node = map.records.find((r) => r.what === 'cow-fork')!;
+    expect((await ok(['inspect', I, '--block', String(node.block)])).stdout).toMatch(
+      /record\[\d\]: ino=\d+ kind=1 fblk=0 pblk=\d+ len=2\n/,
+    );
     const shown = await ok(['extsize', I, '/b']);
     expect(shown.stdout).toMatch(/copy-on-write hint in force 512 blocks\n2 staged extents, 511 blocks\n/);
     await ok(['truncate', I, '/b', '1M']);

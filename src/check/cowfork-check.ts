@@ -1,5 +1,5 @@
 import type { Btree } from '../btree/btree.js';
-import { COW_KIND_STAGING, type CowRec } from '../format/cow-records.js';
+import { COW_KIND_CURSOR, COW_KIND_STAGING, type CowRec } from '../format/cow-records.js';
 import { INODE_TYPE_FILE, type InodeRec } from '../format/records.js';
 import { RootId } from '../format/superblock.js';
 import type { Ino } from '../format/units.js';
@@ -29,6 +29,7 @@ export function checkCowFork(
   let last: CowRec | null = null;
   const runs: [number, number][] = [];
   const ok = checkTree('copy-on-write fork tree', fx.tx.openTree(cowOps, RootId.CowFork), (r) => {
+    if (r.kind === COW_KIND_CURSOR) return; // the allocation cursor owns no blocks
     const inode = inodes.get(r.ino);
     if (inodes.size && (!inode || inode.type !== INODE_TYPE_FILE))
       P.add(

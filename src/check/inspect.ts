@@ -24,6 +24,7 @@ import { DEFAULT_BLOCK_SIZE, SB_PROBE_BYTES, SB_SLOTS, loadSuperblock, probeBloc
 import { BlockDevice } from '../io/device.js';
 import { descOps, dramOps, pinOps, poisonOps, procOps, vmaOps } from '../dax/trees.js';
 import { direntOps, extentOps, freeOps, inodeOps, refcountOps, rmapOps } from '../fs/trees.js';
+import { cowOps } from '../fs/cowfork.js';
 
 export type Field = [name: string, value: string | number];
 
@@ -43,7 +44,7 @@ export interface BlockDump {
 }
 
 const OPS: Record<number, BtreeOps<unknown>> = Object.fromEntries(
-  [inodeOps, direntOps, extentOps, rmapOps, refcountOps, freeOps, procOps, vmaOps, descOps, dramOps, pinOps, poisonOps].map((o) => [
+  [inodeOps, direntOps, extentOps, rmapOps, refcountOps, freeOps, cowOps, procOps, vmaOps, descOps, dramOps, pinOps, poisonOps].map((o) => [
     o.type,
     o as BtreeOps<unknown>,
   ]),

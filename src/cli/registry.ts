@@ -192,7 +192,7 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'extsize',
     group: 'data',
-    summary: "show or set a file's extent-size hints and copy-on-write fork",
+    summary: "a file's extent-size hints, COW fork",
     image: true,
     args: [{ name: 'path', desc: 'file inside the image' }],
     options: [

@@ -16,6 +16,10 @@ import type { Blkno, FileBlock, Ino } from './units.js';
  *    XFS_BMAPI_PREALLOC; XFS keeps them in memory and in the refcount btree's
  *    COW domain so a crash frees them): file blocks [fblk, fblk+len) will be
  *    written into blocks [pblk, pblk+len). aux 0.
+ *  - kind 2, CURSOR (ino 0, fblk 0; at most one): pblk = the block after the
+ *    last copy-on-write allocation, where the next one starts looking (as
+ *    XFS's allocator, it moves on past blocks it just freed, which XFS keeps
+ *    busy until its log commits).
  *
  * Invariants: staging extents of one file do not overlap in file blocks; their
  * blocks are owned by nothing else (not free, not file data, not metadata);
@@ -24,6 +28,8 @@ import type { Blkno, FileBlock, Ino } from './units.js';
 export const COW_REC_SIZE = 40;
 export const COW_KIND_HINTS = 0;
 export const COW_KIND_STAGING = 1;
+/** One record, key (0, 2, 0): pblk = where the next copy-on-write allocation starts looking (fs/cow-place.ts). */
+export const COW_KIND_CURSOR = 2;
 
 export interface CowRec {
   ino: Ino;
@@ -59,6 +65,8 @@ export function cowKeyField(b: Buffer, o: number, f: number): number {
 }
 
 export function checkCow(r: CowRec): string | null {
+  if (r.kind === COW_KIND_CURSOR)
+    return r.ino === 0 && r.fblk === 0 ? null : `allocation cursor record with inode ${r.ino}, file block ${r.fblk} (must be 0, 0)`;
   if (r.ino < 1) return `fork record of inode ${r.ino}`;
   if (r.kind === COW_KIND_HINTS) return r.fblk === 0 ? null : `hint record of inode ${r.ino} at file block ${r.fblk} (must be 0)`;
   if (r.kind !== COW_KIND_STAGING) return `fork record of inode ${r.ino} has unknown kind ${r.kind}`;

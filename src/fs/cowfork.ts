@@ -2,6 +2,7 @@ import type { Btree } from '../btree/btree.js';
 import type { BtreeOps } from '../btree/types.js';
 import { BlockType } from '../format/block.js';
 import {
+  COW_KIND_CURSOR,
   COW_KIND_HINTS,
   COW_KIND_STAGING,
   COW_REC_SIZE,
@@ -11,11 +12,12 @@ import {
   decodeCow,
   encodeCow,
 } from '../format/cow-records.js';
-import { corrupt, err, isDaxError } from '../format/errors.js';
+import { corrupt, err } from '../format/errors.js';
 import { INODE_TYPE_FILE, type InodeRec } from '../format/records.js';
 import { RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import type { FsTx } from './fstx.js';
+import { target, topOfUsed } from './cow-place.js';
 import { MAX_KEY } from './trees.js';
 
 /**
@@ -144,54 +146,58 @@ export class CowFork {
 
   /**
    * xfs_reflink_allocate_cow for file blocks [fblk, fblk+n) of a file with a
-   * hint: fill every hole of the fork in the range widened to the hint
-   * (xfs_bmap_extsize_align) with new staging blocks. A whole aligned hole is
-   * given a run aligned on the hint when one is free (what XFS's allocator
-   * does with a stripe unit of the hint's size), else whatever is free near it.
+   * hint: fill the holes of the fork that the request meets, each widened to
+   * the hint-aligned range and bounded by the staged extents around it
+   * (xfs_bmap_extsize_align never overlaps the extents before and after),
+   * with blocks placed as XFS places them (cow-place.ts). Returns the new
+   * staging extents.
    */
-  reserve(ino: Ino, fblk: FileBlock, n: number): void {
-    const H = this.cowHint(ino);
-    const h = Math.max(H, 1);
-    this.fillHoles(ino, Math.floor(fblk / h) * h, Math.ceil((fblk + n) / h) * h, h, fblk, fblk + n);
-  }
-
-  /**
-   * Stage the holes of the fork in [a, b) that meet the request [r0, r1): a
-   * staged neighbour bounds the widened allocation (xfs_bmap_extsize_align
-   * never overlaps the extents before and after it), and a hole the request
-   * does not reach stays a hole.
-   */
-  private fillHoles(ino: Ino, a: FileBlock, b: FileBlock, H: number, r0: FileBlock, r1: FileBlock): void {
+  reserve(ino: Ino, fblk: FileBlock, n: number): StagingExtent[] {
+    const h = Math.max(this.cowHint(ino), 1);
+    const a = Math.floor(fblk / h) * h;
+    const b = Math.ceil((fblk + n) / h) * h;
+    const staged = this.staged(ino, a, b);
     let at = a;
-    const holes: [FileBlock, number][] = [];
+    const holes: [FileBlock, FileBlock][] = [];
     const hole = (s: FileBlock, e: FileBlock): void => {
-      if (e > s && s < r1 && e > r0) holes.push([s, e - s]);
+      if (e > s && s < fblk + n && e > fblk) holes.push([s, e]);
     };
-    for (const s of this.staged(ino, a, b)) {
+    for (const s of staged) {
       hole(at, s.fblk);
       at = Math.max(at, s.fblk + s.len);
     }
     hole(at, b);
-    const tx = this.fx.tx;
-    for (const [h, len] of holes) {
+    const made: StagingExtent[] = [];
+    for (const [h0, h1] of holes) {
+      const ra = Math.floor(h0 / h) * h;
+      const prev = staged.filter((x) => x.fblk + x.len <= h0 && x.fblk >= ra).pop();
+      const next = staged.find((x) => x.fblk >= h1 && x.fblk < ra + h);
+      const t = target(this.cursor(), ra, h0, prev, next);
       let done = 0;
-      if (H > 1 && h % H === 0 && len % H === 0) {
-        try {
-          const [p, l] = tx.alloc(len, 2, { align: H });
-          this.insert(ino, h, p, l);
-          done = l;
-        } catch (e) {
-          if (!isDaxError(e, 'ENOSPC')) throw e;
-        }
-      }
-      let hint = 2;
-      while (done < len) {
-        const [p, l] = tx.alloc(len - done, hint);
-        this.insert(ino, h + done, p, l);
+      let hint = t.at;
+      while (done < h1 - h0) {
+        const [p, l] = this.fx.tx.alloc(h1 - h0 - done, hint, { atHint: true });
+        this.insert(ino, h0 + done, p, l);
+        made.push({ fblk: h0 + done, pblk: p, len: l });
         done += l;
         hint = p + l;
       }
+      const cur = this.cursor();
+      if (hint > cur) this.setCursor(hint);
     }
+    return made;
+  }
+
+  /** Where the next copy-on-write allocation starts looking (cow-place.ts). */
+  private cursor(): Blkno {
+    const r = this.empty ? undefined : this.tree.lookupEq([0, COW_KIND_CURSOR, 0]);
+    return r ? r.pblk : topOfUsed(this.fx);
+  }
+
+  private setCursor(p: Blkno): void {
+    const rec = { ino: 0, kind: COW_KIND_CURSOR, fblk: 0, pblk: p, len: 0 };
+    if (!this.empty && this.tree.lookupEq([0, COW_KIND_CURSOR, 0])) this.tree.update(rec);
+    else this.tree.insert(rec);
   }
 
   private insert(ino: Ino, fblk: FileBlock, pblk: Blkno, len: number): void {

@@ -115,6 +115,8 @@ export interface AllocOptions {
   align?: number;
   /** Metadata may dip into the reserve kept so that a commit can always finish. */
   metadata?: boolean;
+  /** Search from the hint itself, not from where this transaction's last allocation ended (fs/cow-place.ts). */
+  atHint?: boolean;
 }
 
 /**
@@ -406,12 +408,12 @@ export class Tx implements NodeStore {
     want = Math.min(want, avail);
     // Continue where the last allocation of the same kind ended: restarting at
     // the caller's hint would rescan every run this transaction already took.
-    if (align === 1) {
+    if (align === 1 && !opts.atHint) {
       const cursor = opts.metadata ? this.metaCursor : this.allocCursor;
       if (cursor >= 0) hint = cursor;
     }
     const lf = this.lastFree;
-    if (align === 1 && lf && hint >= lf.pblk && hint < lf.pblk + lf.len) {
+    if (align === 1 && !opts.atHint && lf && hint >= lf.pblk && hint < lf.pblk + lf.len) {
       for (const [gs, ge] of this.allocated.gaps(hint, lf.pblk + lf.len)) {
         if (ge - gs >= want) return this.take(gs, want, opts);
         break;
@@ -428,7 +430,7 @@ export class Tx implements NodeStore {
         let s = gs;
         if (align > 1) s = Math.ceil(gs / align) * align;
         if (hint > s && hint < ge && align === 1) s = hint; // continue right where the caller left off
-        if (s >= ge) continue;
+        if (s >= ge || (opts.atHint && scanned === 0 && ge <= hint)) continue; // atHint: the free extent below the hint is passed over
         const len = Math.min(want, ge - s);
         if (align > 1 && len < want) continue;
         if (len === want) {

@@ -26,19 +26,62 @@ export function stagedAt(s: MachineState, inode: InodeRec, index: FileBlock): bo
 }
 
 /**
- * A 2 MiB write fault over [idx0, idx0+512): stage the range, and say whether
- * the fork now maps it with one extent starting on a 2 MiB boundary — the only
- * case dax_iomap_direct_access accepts for a PMD. Otherwise the fault falls
- * back and writes nothing, so xfs_dax_write_iomap_end cancels the staging the
- * iomap covered (the fork's first extent of the range, cancel_real).
+ * A 2 MiB write fault over [idx0, idx0+512) of a file with a fork, as far as
+ * iomap_begin and dax_iomap_direct_access take it (xfs_direct_write_iomap_begin):
+ *  - a staged extent at idx0 is used (xfs_find_trim_cow_extent, "found");
+ *  - else, when idx0's block is shared, the iomap is the shared run from idx0
+ *    (xfs_reflink_trim_around_shared, and cut where the fork has an extent) and
+ *    xfs_reflink_allocate_cow stages the fork's hole at idx0, widened to the hint;
+ *  - else nothing is staged ('none': no copy-on-write at idx0).
+ * The copy goes ahead ('cow') only when the COW mapping is the whole 2 MiB and
+ * starts on a 2 MiB boundary. Otherwise the fault falls back ('fallback') having
+ * written nothing, and xfs_dax_write_iomap_end cancels the range its iomap
+ * covered (xfs_reflink_cancel_cow_range): the rest of a staged 2 MiB stays.
+ * `c` is the data extent at idx0, with its refcount runs.
  */
-export function pmdStaged(s: MachineState, inode: InodeRec, idx0: FileBlock): boolean {
+export function pmdForkWrite(s: MachineState, inode: InodeRec, idx0: FileBlock, c: ExtentRuns): 'cow' | 'fallback' | 'none' {
   const cow = s.fx.cow;
-  cow.reserve(inode.ino, idx0, D.PMD_PAGES);
-  const got = cow.pieces(inode.ino, idx0, D.PMD_PAGES);
-  if (got.length === 1 && got[0]!.pblk % D.PMD_PAGES === 0) return true;
-  cow.cancel(inode.ino, got[0]!.fblk, got[0]!.fblk + got[0]!.len);
-  return false;
+  const N = D.PMD_PAGES;
+  const at = cow.staged(inode.ino, idx0, idx0 + 1)[0];
+  let len: number;
+  let p: Blkno;
+  if (at) {
+    len = Math.min(at.fblk + at.len, idx0 + N) - idx0;
+    p = at.pblk + (idx0 - at.fblk);
+  } else {
+    let shared = sharedRunFrom(c, idx0);
+    if (shared === 0) return 'none';
+    const later = cow.staged(inode.ino, idx0, idx0 + N)[0];
+    if (later) shared = Math.min(shared, later.fblk - idx0);
+    const made = cow.reserve(inode.ino, idx0, 1)[0]!;
+    len = Math.min(shared, made.len);
+    p = made.pblk;
+  }
+  if (len === N && p % N === 0 && c.fblk + c.len >= idx0 + N) return 'cow';
+  cow.cancel(inode.ino, idx0, idx0 + len);
+  return 'fallback';
+}
+
+/** A data extent and its refcount runs [block, length, refcount]. */
+export interface ExtentRuns {
+  fblk: FileBlock;
+  pblk: Blkno;
+  len: number;
+  runs?: [Blkno, number, number][] | null;
+}
+
+/** How many blocks from file block f on (at most 512) are shared, without leaving extent c. */
+function sharedRunFrom(c: ExtentRuns, f: FileBlock): number {
+  const p = c.pblk + (f - c.fblk);
+  const end = Math.min(c.pblk + c.len, p + D.PMD_PAGES);
+  let at = p;
+  for (const [s0, l, rc] of c.runs ?? []) {
+    if (s0 + l <= at) continue;
+    if (s0 > at || rc < 2) break;
+    at = Math.min(s0 + l, end);
+    if (at >= end) break;
+  }
+  return at - p;
 }
 
 /**

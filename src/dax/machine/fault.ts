@@ -19,7 +19,7 @@ import { flagNames, PAGE, PMD } from './units.js';
 import type { MachineState } from './state.js';
 import { fileFrame, install, invalidate, linuxSharedInsert, newDramFrame, setEntry, zapRange } from './entries.js';
 import { checkPinnedBlocks } from './pinned.js';
-import { copyThroughFork, pmdStaged, stagedAt, usesFork, zeroThroughFork } from './cow-fork.js';
+import { copyThroughFork, pmdForkWrite, stagedAt, usesFork, zeroThroughFork } from './cow-fork.js';
 import {
   deedText,
   extentText,
@@ -577,7 +577,9 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
   if (write && !shared) return null;
   const proc = b.proc;
   const c = extentAt(s, b, inode, idx0);
-  if (c && (c.fblk + c.len < idx0 + D.PMD_PAGES || (c.pblk + (idx0 - c.fblk)) % D.PMD_PAGES !== 0)) return null;
+  // A write of a file with a copy-on-write fork reaches xfs_direct_write_iomap_begin whatever its data extents are.
+  const forkWrite = write && c !== null && usesFork(s, inode);
+  if (!forkWrite && c && (c.fblk + c.len < idx0 + D.PMD_PAGES || (c.pblk + (idx0 - c.fblk)) % D.PMD_PAGES !== 0)) return null;
   if (!c && !write) return null;
   const cnt = s.pt.ptCount(proc, base);
   if (cnt > 0) return null;
@@ -604,9 +606,15 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
     const e = install(s, proc, v, base, 2, p, RW, walkTrace(b));
     return done(s, b, addr, 'mapped', e, 2, { kind: 'pmd-hole-write', block: p, stale }, { allocated: true });
   }
+  c.runs ??= s.fx.bmap.refcountRuns(c.pblk, c.len);
+  const viaFork = forkWrite ? pmdForkWrite(s, inode, idx0, c) : 'none';
+  if (viaFork === 'fallback') {
+    if (b.trace) b.trace.action = pmdRefusedText('the copy-on-write fork maps no aligned 2 MiB here (dax_iomap_direct_access)');
+    return null;
+  }
   if (c.fblk + c.len < idx0 + D.PMD_PAGES) return null;
   const p0 = c.pblk + (idx0 - c.fblk);
-  if (p0 % D.PMD_PAGES !== 0) return null;
+  if (p0 % D.PMD_PAGES !== 0 && viaFork !== 'cow') return null;
   let bad = -1;
   if (s.poisoned.size) for (let i = 0; i < D.PMD_PAGES && bad < 0; i++) if (s.poisoned.has(p0 + i)) bad = p0 + i;
   c.runs ??= s.fx.bmap.refcountRuns(c.pblk, c.len);
@@ -614,7 +622,7 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
   // A poisoned block falls back (dax_iomap_direct_access fails), except for linux's copy-on-write below.
   if (bad >= 0 && !(linux && write && anyShared)) return null;
   if (b.trace) b.trace.extent = pmdExtentText(c, idx0, p0, anyShared);
-  if (linux) {
+  if (linux && viaFork !== 'cow') {
     const why = linuxPmdFallback(false, c.runs, p0);
     if (why) {
       if (b.trace) b.trace.action = pmdRefusedText(why);
@@ -627,15 +635,11 @@ function tryPmd(s: MachineState, b: Batch, v: VmaRec, addr: number, index: FileB
     const e = install(s, proc, v, base, 2, p0, 0, walkTrace(b));
     return done(s, b, addr, anyShared ? 'shared' : 'mapped', e, 2, { kind: 'pmd-read', block: p0, unmapped: gone });
   }
-  const fork = usesFork(s, inode) && (anyShared || s.fx.cow.staged(inode.ino, idx0, idx0 + D.PMD_PAGES).length > 0);
-  if (!anyShared && !fork) {
+  if (viaFork === 'none' && forkWrite && s.fx.cow.staged(inode.ino, idx0, idx0 + D.PMD_PAGES).length) return null; // iomap trimmed at the fork
+  if (!anyShared && viaFork !== 'cow') {
     prune();
     const e = install(s, proc, v, base, 2, p0, RW, walkTrace(b));
     return done(s, b, addr, 'mapped', e, 2, { kind: 'pmd-write', block: p0 });
-  }
-  if (fork && !pmdStaged(s, inode, idx0)) {
-    if (b.trace) b.trace.action = pmdRefusedText('the copy-on-write fork holds no aligned 2 MiB extent here (dax_iomap_direct_access)');
-    return null;
   }
   const why = `cannot copy-on-write ${s.pathOf(v.ino)} indices ${idx0}..${idx0 + 511}`;
   checkPinnedBlocks(s, p0, D.PMD_PAGES, why);
