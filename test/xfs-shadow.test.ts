@@ -196,3 +196,66 @@ describe('XFS shadow through the CLI (verify after every step)', () => {
     expect(f.faults[0]!.result).toBe('mapped');
   });
 });
+
+describe('XFS shadow: crash safety', () => {
+  let dir: TempDir | null = null;
+  afterEach(() => {
+    dir?.cleanup();
+    dir = null;
+  });
+
+  it('rm of a poisoned file, a failed copy-on-write (EFAULT) and a clone: every crash point leaves files and shadow before or after', async () => {
+    const { copyFileSync } = await import('node:fs');
+    const { verify } = await import('../src/check/verify.js');
+    const { imageDigest } = await import('./helpers/digest.js');
+    dir = tempDir('daxtool-xfscrash-');
+    const base = dir.path('base.img');
+    const ok = async (a: string[]) => expect((await daxtool(a)).exitCode, a.join(' ')).toBe(0);
+    await ok(['mkfs', base, '--size', '16M', '--page-model', 'linux']);
+    await ok(['write', base, '/g', '--offset', '0', '--length', '8K', '--pattern', '0x67']);
+    await ok(['reflink', base, '/g', '/h']);
+    for (const f of ['f0', 'f1', 'f2', 'f3']) await ok(['write', base, `/${f}`, '--offset', '0', '--length', '4K', '--pattern', '0x30']);
+    const p = parseJson<{ extents: { physical: number }[] }>(await daxtool(['fiemap', base, '/f0', '--json'])).extents[0]!.physical / PAGE;
+    await ok(['poison', base, '--block', String(p)]);
+    for (const f of ['f1', 'f2', 'f3']) await ok(['rm', base, `/${f}`]);
+    const state = (img: string): string => {
+      const fs = Filesystem.open(img, { write: false });
+      try {
+        const st = shadowOf(fs);
+        return `${imageDigest(img)} ${JSON.stringify(st && shadowRecords(st))}`;
+      } finally {
+        fs.close();
+      }
+    };
+    for (const [args, code] of [
+      [['rm', '/f0'], 0],
+      [['write', '/h', '--offset', '0', '--length', '4K', '--pattern', '0x68'], 1],
+      [['reflink', '/g', '/h', '--src-offset', '0', '--dst-offset', '4K', '--length', '4K'], 0],
+    ] as const) {
+      const before = state(base);
+      const full = dir.path('full.img');
+      copyFileSync(base, full);
+      const r = await daxtool([args[0], full, ...args.slice(1)], { env: { DAXTOOL_IO_COUNT: '1' } });
+      expect(r.exitCode, r.stderr).toBe(code);
+      const points = Number(/daxtool-io-count ops=(\d+)/.exec(r.stderr)![1]);
+      const after = state(full);
+      expect(after, args.join(' ')).not.toBe(before);
+      expect(points).toBeGreaterThan(2);
+      let sawBefore = 0;
+      let sawAfter = 0;
+      for (let n = 1; n <= points; n++) {
+        const img = dir.path(`c${n}.img`);
+        copyFileSync(base, img);
+        await daxtool([args[0], img, ...args.slice(1)], { env: { DAXTOOL_CRASH_AT: String(n) } });
+        expect((await verify(img, { repair: false })).errors, `${args.join(' ')}: crash at ${n}`).toEqual([]);
+        const s = state(img);
+        expect([before, after], `${args.join(' ')}: crash at ${n}`).toContain(s);
+        if (s === before) sawBefore++;
+        else sawAfter++;
+      }
+      expect(sawBefore).toBeGreaterThan(0);
+      expect(sawAfter).toBeGreaterThan(0);
+      copyFileSync(full, base);
+    }
+  }, 240_000);
+});

@@ -1,4 +1,5 @@
 import { nowMs } from '../format/clock.js';
+import { DaxError } from '../format/errors.js';
 import type { InodeRec } from '../format/records.js';
 import type { Blkno, FileBlock } from '../format/units.js';
 import { IO_CHUNK_BLOCKS, type FillFn } from './chunking.js';
@@ -147,7 +148,9 @@ function copyAsXfs(fx: FsTx, inode: InodeRec, path: string, fblk: FileBlock, n: 
     buf = bytes();
   } catch (e) {
     fx.xfs.cancelPending();
-    throw typeof e === 'object' && e !== null ? fx.xfs.failedCopy(e, n) : e;
+    if (!(e instanceof DaxError)) throw e;
+    e.message += '; nothing was written (XFS allocated the copy its block and freed it again, which the image\'s XFS shadow keeps)';
+    throw fx.xfs.failedCopy(e, n);
   }
   fx.replaceBlocks(inode, fblk, n, buf);
 }
