@@ -149,7 +149,7 @@ function copyAsXfs(fx: FsTx, inode: InodeRec, path: string, fblk: FileBlock, n: 
   } catch (e) {
     fx.xfs.cancelPending();
     if (!(e instanceof DaxError)) throw e;
-    e.message += '; nothing was written (XFS allocated the copy its block and freed it again, which the image\'s XFS shadow keeps)';
+    e.message += "; nothing was written (XFS allocated the copy its block and freed it again, which the image's XFS shadow keeps)";
     throw fx.xfs.failedCopy(e, n);
   }
   fx.replaceBlocks(inode, fblk, n, buf);
