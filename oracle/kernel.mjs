@@ -47,6 +47,11 @@ export const PMEM_MIB = 1024;
 export function runScript(runs) {
   const lines = [
     'exec 3>/dev/ttyS1',
+    // No timed log checkpoint during a run: XFS reuses a freed block only after a checkpoint clears its busy
+    // extent (xfs_extent_busy_clear), and xfs_log_worker forces the log every xfssyncd_centisecs (30 s by
+    // default) — at a step that depends on the machine's speed. At the maximum (2 h) only XFS's own forces
+    // remain (xfs_extent_busy_flush when every free block it could take is busy), which the scenario decides.
+    'echo 720000 > /proc/sys/fs/xfs/xfssyncd_centisecs || echo "KQ_ERROR cannot set fs.xfs.xfssyncd_centisecs"',
     'basepfn() { for d in /sys/bus/nd/devices/pfn*; do [ "$(cat $d/namespace 2>/dev/null)" = "$1" ] && echo $(( $(cat $d/resource) / 4096 )); done; }',
     'blockdev() { for d in /sys/bus/nd/devices/pfn*; do [ "$(cat $d/namespace 2>/dev/null)" = "$1" ] && ls $d/block 2>/dev/null; done; }',
     'prep() { # namespace variant',

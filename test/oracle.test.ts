@@ -98,6 +98,8 @@ describe('oracle guest output', () => {
     expect(s).toContain('kq pmd $base1 /mnt/namespace1.0 /sys/block/$dev1/badblocks < /kq/s/1.kq');
     expect(s).toContain('[ $2 = pmd ] && su="-d su=2m,sw=1"');
     expect(s).not.toMatch(/umount/);
+    expect(s).toContain('echo 720000 > /proc/sys/fs/xfs/xfssyncd_centisecs');
+    expect(s.indexOf('xfssyncd_centisecs')).toBeLessThan(s.indexOf('prep namespace0.0'));
   });
 
   it('replays pages, extents and signals of the recorded run', () => {

@@ -19,6 +19,7 @@ import type { Filesystem } from '../fs/filesystem.js';
 import { freeOps, inodeOpsV2Lean } from '../fs/trees.js';
 import { checkCowFork } from './cowfork-check.js';
 import type { SpaceClaim } from './space.js';
+import { checkXfsShadow } from './xfs-shadow-check.js';
 import { ProblemList } from './problems.js';
 import { Tuples } from './tuples.js';
 
@@ -343,6 +344,10 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   const facts: FsFacts = { inodes, metadata: visited, brokenTrees: broken, blockAt };
 
   const staging = checkCowFork(fx, inodes, total, checkTree, P);
+  const dataRuns = function* (): Generator<[number, number]> {
+    for (let k = 0; k < runs.n; k++) yield [rS[k]!, rE[k]!];
+  };
+  checkXfsShadow(fx, inodes, dataRuns(), checkTree, P);
 
   const finish = (extraSpace: SpaceClaim[]): FsFacts => {
     const meta = Float64Array.from(visited).sort();

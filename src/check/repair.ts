@@ -27,10 +27,10 @@ export interface FixClass {
 
 /** The problems the derived rebuild answers. */
 export const isDerivedProblem = (p: Problem): boolean =>
-  /^(rmap|refcount|space|sb)\./.test(p.check) ||
+  /^(rmap|refcount|space|sb|xfsshadow)\./.test(p.check) ||
   p.check === 'extent.count' ||
   ((p.check.startsWith('btree.') || p.check.startsWith('block.')) &&
-    /^(physical-block index|refcount tree|free-space tree)/.test(p.message));
+    /^(physical-block index|refcount tree|free-space tree|XFS shadow tree)/.test(p.message));
 
 export const FIX_CLASSES: FixClass[] = [
   {
@@ -43,7 +43,7 @@ export const FIX_CLASSES: FixClass[] = [
   { id: 'nlink', title: 'fix link counts', checks: (p) => p.check === 'ns.nlink', apply: (fs) => fixNlink(fs) },
   {
     id: 'derived',
-    title: 'rebuild the physical-block index, refcount btree, free space and superblock counters',
+    title: "rebuild the physical-block index, refcount btree, free space and superblock counters (and drop the linux model's XFS shadow)",
     checks: isDerivedProblem,
     apply: (fs, claims) => rebuildDerived(fs, claims()).extents,
   },
@@ -168,6 +168,8 @@ export function rebuildDerived(fs: Filesystem, claims: SpaceClaims): { extents: 
   const runs = referenceRuns(extents);
   fs.mutate(
     (fx) => {
+      // The `linux` model's XFS shadow is dropped (its blocks are free in `free`): the next command numbers the files' blocks afresh.
+      fx.tx.roots[RootId.XfsShadow] = 0;
       const c = fx.tx.counters;
       c[CounterId.FreeBlocks] = freeBlocks;
       // Metadata: the kept filesystem trees and every block an upper layer claims, poisoned ones aside.

@@ -47,6 +47,7 @@ export enum BlockType {
   PinTree = 13,
   PoisonTree = 14,
   CowForkTree = 15,
+  XfsShadowTree = 16,
 }
 
 export const BLOCK_TYPE_NAMES: Record<number, string> = {
@@ -65,6 +66,7 @@ export const BLOCK_TYPE_NAMES: Record<number, string> = {
   [BlockType.PinTree]: 'pins',
   [BlockType.PoisonTree]: 'poison-list',
   [BlockType.CowForkTree]: 'cow-fork',
+  [BlockType.XfsShadowTree]: 'xfs-shadow',
 };
 
 export interface BlockHeader {

@@ -120,10 +120,12 @@ export enum RootId {
   Poison = 11,
   /** Per-file extent-size hints and copy-on-write staging extents (format/cow-records.ts). */
   CowFork = 12,
+  /** The `linux` model's copy of XFS's allocation group (format/xfs-shadow-records.ts). */
+  XfsShadow = 13,
 }
 
 /** Roots an image made before they existed never sets: listed by rawSuperblockFields only when not empty. */
-const ROOTS_SHOWN_WHEN_SET: ReadonlySet<number> = new Set([RootId.CowFork]);
+const ROOTS_SHOWN_WHEN_SET: ReadonlySet<number> = new Set([RootId.CowFork, RootId.XfsShadow]);
 
 export enum CounterId {
   FreeBlocks = 0,

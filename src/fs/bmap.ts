@@ -37,9 +37,23 @@ import { STREAMING, type Tx } from './tx.js';
  * reverse-map record (same fblk, pblk, len), and through adjustRefcount, which
  * keeps XFS's rule: records only where refcount >= 2.
  */
+/** Who follows every change of the files' maps (the `linux` model's XFS shadow, xfs-shadow.ts). */
+export interface MapObserver {
+  /** Called before a map changes: the observer reads its view of the maps as they still are. */
+  prepare(): void;
+  /** Newly allocated blocks [pblk, pblk+len) were mapped into a file. */
+  fresh(pblk: Blkno, len: number): void;
+  /** The file's map changed (after a map or an unmap). */
+  mapChanged(inode: InodeRec): void;
+  /** [pblk, pblk+len) lost their last owner; `poisoned` of them stay out of free space. */
+  freed(pblk: Blkno, len: number, poisoned: ReadonlySet<Blkno>): void;
+}
+
 export class BlockMap {
   readonly rmap: Btree<RmapRec>;
   readonly refc: Btree<RefcountRec>;
+  /** Told of every map, unmap and free (FsTx sets it under the `linux` model). */
+  observer: MapObserver | null = null;
 
   /** `holder` keeps blocks out of free space when they are released (holder.ts). */
   constructor(
@@ -150,6 +164,7 @@ export class BlockMap {
    * otherwise this adds a reference to blocks already in use (reflink).
    */
   mapExtent(inode: InodeRec, fblk: FileBlock, pblk: Blkno, len: number, fresh: boolean): void {
+    this.observer?.prepare();
     const tree = this.extentTree(inode);
     let rec: ExtentRec = { fblk, pblk, len, flags: 0 };
     const left = fblk > 0 ? tree.lookupLe([fblk - 1]) : undefined;
@@ -174,6 +189,8 @@ export class BlockMap {
     inode.nblocks += len;
     if (fresh) this.tx.counters[CounterId.DataBlocks] += len;
     else this.adjustRefcount(pblk, len, +1);
+    if (fresh) this.observer?.fresh(pblk, len);
+    this.observer?.mapChanged(inode);
   }
 
   private rmapDelete(ino: number, e: ExtentRec): void {
@@ -189,6 +206,7 @@ export class BlockMap {
    * (clipped), in file order. Does not touch refcounts or free anything.
    */
   unmapRange(inode: InodeRec, fblk: FileBlock, len: number): ExtentRec[] {
+    this.observer?.prepare();
     const end = fblk + len;
     const tree = this.extentTree(inode);
     const removed: ExtentRec[] = [];
@@ -203,6 +221,7 @@ export class BlockMap {
       inode.nblocks -= t - s;
     }
     this.settleFork(inode, tree);
+    if (removed.length) this.observer?.mapChanged(inode);
     return removed;
   }
 
@@ -220,10 +239,20 @@ export class BlockMap {
 
   /** Drop one reference from [pblk, pblk+len); free what reaches zero. */
   release(pblk: Blkno, len: number): void {
-    for (const [s, l] of this.adjustRefcount(pblk, len, -1)) {
-      this.tx.counters[CounterId.DataBlocks] -= l;
-      for (const [fs, fl] of this.holder.retainOnFree(s, l)) this.tx.free(fs, fl);
+    for (const [s, l] of this.adjustRefcount(pblk, len, -1)) this.freeData(s, l);
+  }
+
+  /** Blocks [s, s+l) lost their last owner: free them, but what the holder retains (poisoned blocks). */
+  private freeData(s: Blkno, l: number): void {
+    this.tx.counters[CounterId.DataBlocks] -= l;
+    const obs = this.observer;
+    const kept = new Set<Blkno>();
+    if (obs) for (let b = s; b < s + l; b++) kept.add(b);
+    for (const [fs, fl] of this.holder.retainOnFree(s, l)) {
+      this.tx.free(fs, fl);
+      if (obs) for (let b = fs; b < fs + fl; b++) kept.delete(b);
     }
+    obs?.freed(s, l, kept);
   }
 
   /** Refcount of every block in [pblk, pblk+len) as runs [start, len, refcount] (1 where unrecorded). */
@@ -311,6 +340,7 @@ export class BlockMap {
    */
   shareMany(inode: InodeRec, pieces: ExtentRec[]): void {
     if (pieces.length === 0) return;
+    this.observer?.prepare();
     if (inode.extentRoot !== 0 || !this.worthRebuilding(pieces.length)) {
       for (const e of pieces) this.mapExtent(inode, e.fblk, e.pblk, e.len, false);
       return;
@@ -323,6 +353,7 @@ export class BlockMap {
     const cols = ExtentColumns.of(merged);
     inode.nblocks += cols.blocks();
     this.addOwner(inode.ino, cols);
+    this.observer?.mapChanged(inode);
   }
 
   /**
@@ -333,6 +364,7 @@ export class BlockMap {
    */
   shareFile(dst: InodeRec, src: InodeRec): void {
     if (src.extentRoot === 0) return;
+    this.observer?.prepare();
     if (dst.extentRoot !== 0) throw new Error(`shareFile: inode ${dst.ino} still has extents`);
     const srcTree = this.extentTree(src);
     const est = srcTree.estimateRecords();
@@ -361,6 +393,7 @@ export class BlockMap {
     this.settleFork(dst, tree);
     dst.nblocks += cols.blocks();
     this.addOwner(dst.ino, cols);
+    this.observer?.mapChanged(dst);
   }
 
   private clearMap(inode: InodeRec): void {
@@ -534,6 +567,7 @@ export class BlockMap {
    */
   releaseAll(inode: InodeRec): void {
     if (inode.extentRoot === 0) return;
+    this.observer?.prepare();
     const tree = this.extentTree(inode);
     const est = tree.estimateRecords();
     if (!this.worthRebuilding(est)) {
@@ -543,6 +577,7 @@ export class BlockMap {
       }
       tree.destroy();
       this.clearMap(inode);
+      this.observer?.mapChanged(inode);
       return;
     }
     const treeNodes: Blkno[] = [];
@@ -569,10 +604,8 @@ export class BlockMap {
     });
     tree.destroy(treeNodes);
     this.clearMap(inode);
-    for (const [s, l] of this.rebuildRefcounts(cols, blockOrder(cols), -1)) {
-      this.tx.counters[CounterId.DataBlocks] -= l;
-      for (const [fs, fl] of this.holder.retainOnFree(s, l)) this.tx.free(fs, fl);
-    }
+    for (const [s, l] of this.rebuildRefcounts(cols, blockOrder(cols), -1)) this.freeData(s, l);
+    this.observer?.mapChanged(inode);
   }
 
   /**

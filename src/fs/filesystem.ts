@@ -16,6 +16,7 @@ import type { BlockHolder } from './holder.js';
 import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
 import { dedupe, reflink, type RemapRange, unshare } from './share.js';
 import { type CachePolicy, Tx, type TxContext } from './tx.js';
+import { afterAbortOf } from './xfs-shadow.js';
 import type { DedupeResult, DirEntry, FiemapExtent, FsmapRecord, InfoResult, MkfsOptions, MkfsResult, StatResult } from './types.js';
 
 export { MIN_BLOCKS } from './mkfs.js';
@@ -116,6 +117,9 @@ export class Filesystem {
       return out;
     } catch (e) {
       tx.abort();
+      // A failed command that still changed something in Linux (a cancelled copy-on-write leaves a busy block).
+      const after = afterAbortOf(e);
+      if (after) this.mutate(after);
       throw e;
     }
   }

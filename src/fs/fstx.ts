@@ -9,6 +9,7 @@ import { NO_HOLDER, type BlockHolder } from './holder.js';
 import { IO_CHUNK_BLOCKS, type FillFn } from './chunking.js';
 import { CowFork } from './cowfork.js';
 import { writeInPlace } from './overwrite.js';
+import { XfsShadow } from './xfs-shadow.js';
 import { checkNewName, joinPath, splitPath } from './path.js';
 import { direntOps, inodeOpsFor, MAX_KEY } from './trees.js';
 import type { Tx } from './tx.js';
@@ -33,6 +34,8 @@ export class FsTx {
   readonly bmap: BlockMap;
   readonly bs: number;
   private cow_: CowFork | null = null;
+  /** The `linux` model's copy of XFS's allocation group (xfs-shadow.ts); idle under other models. */
+  readonly xfs: XfsShadow;
   /** Who holds this image's blocks (holder.ts): told before blocks move, go, are read or freed. */
   readonly holder: BlockHolder;
 
@@ -46,6 +49,8 @@ export class FsTx {
     this.holder = holder ? holder(this) : NO_HOLDER;
     this.bmap = new BlockMap(tx, this.holder);
     this.bs = tx.blockSize;
+    this.xfs = new XfsShadow(this);
+    if (this.xfs.active) this.bmap.observer = this.xfs;
   }
 
   /** The per-file copy-on-write forks and extent-size hints (cowfork.ts). */
@@ -56,6 +61,7 @@ export class FsTx {
   /** Write what is kept in memory back into the transaction (tree roots follow their trees: Tx.openTree). */
   sync(): void {
     this.holder.sync();
+    this.xfs.sync();
   }
 
   // ------------------------------------------------------------ inodes

@@ -5,6 +5,7 @@ import type { Blkno } from '../format/units.js';
 import type { FsTx } from './fstx.js';
 import { freeOps } from './trees.js';
 import { cowOps } from './cowfork.js';
+import { shadowOps } from './xfs-shadow.js';
 import { COW_KIND_STAGING } from '../format/cow-records.js';
 import { Btree } from '../btree/btree.js';
 import type { FiemapExtent, FsmapRecord } from './types.js';
@@ -46,6 +47,8 @@ export function* metadataTrees(fx: FsTx): Generator<{ what: string; nodes: Itera
   for (const inode of fx.inodes.range()) {
     if (inode.extentRoot) yield { what: 'extent-tree', nodes: fx.bmap.extentTree(inode).nodes() };
   }
+  if (fx.tx.roots[RootId.XfsShadow])
+    yield { what: 'xfs-shadow', nodes: new Btree(fx.tx, shadowOps, fx.tx.roots[RootId.XfsShadow]).nodes() };
   if (fx.tx.roots[RootId.CowFork]) yield { what: 'cow-fork', nodes: new Btree(fx.tx, cowOps, fx.tx.roots[RootId.CowFork]).nodes() };
 }
 

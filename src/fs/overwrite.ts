@@ -1,4 +1,5 @@
 import { nowMs } from '../format/clock.js';
+import { DaxError } from '../format/errors.js';
 import type { InodeRec } from '../format/records.js';
 import type { Blkno, FileBlock } from '../format/units.js';
 import type { BlockMap } from './bmap.js';
@@ -6,6 +7,7 @@ import { IO_CHUNK_BLOCKS, type FillFn } from './chunking.js';
 import type { BlockHolder } from './holder.js';
 import type { Tx } from './tx.js';
 import type { CowFork } from './cowfork.js';
+import type { XfsShadow } from './xfs-shadow.js';
 
 /**
  * write(2) the way XFS on DAX does it (the `linux` page model): xfs_file_write_iter
@@ -46,6 +48,8 @@ export interface FileData {
   iput(inode: InodeRec): void;
   /** The file's copy-on-write fork and hints (cowfork.ts). */
   readonly cow: CowFork;
+  /** The `linux` model's XFS shadow (xfs-shadow.ts); idle under other models. */
+  readonly xfs: XfsShadow;
 }
 
 type SegKind = 'inplace' | 'cow' | 'hole';
@@ -127,7 +131,13 @@ export function writeInPlace(fx: FileData, inode: InodeRec, path: string, offset
       writeThroughFork(fx, inode, g, (f, n) => compose(f, n, 'all'));
       continue;
     }
-    for (const [f, n] of chunks(g)) fx.replaceBlocks(inode, f, n, compose(f, n, g.kind === 'cow' ? 'all' : 'edges'));
+    for (const [f, n] of chunks(g)) {
+      if (g.kind === 'cow' && fx.xfs.active) {
+        copyAsXfs(fx, inode, path, f, n, () => compose(f, n, 'all'));
+        continue;
+      }
+      fx.replaceBlocks(inode, f, n, compose(f, n, g.kind === 'cow' ? 'all' : 'edges'));
+    }
   }
   // 2. Overwrites in place (the holder let them all happen). Only the first and last block can be partial: read them before any write.
   const inplace = segs.filter((g) => g.kind === 'inplace');
@@ -145,6 +155,28 @@ export function writeInPlace(fx: FileData, inode: InodeRec, path: string, offset
   if (end > inode.size) inode.size = end;
   inode.mtimeMs = nowMs();
   fx.iput(inode);
+}
+
+/**
+ * A copy-on-write under the `linux` model (xfs-shadow.ts): XFS picks the new
+ * blocks first (xfs_reflink_allocate_cow); one on the bad-block list cannot
+ * be mapped (EFAULT), a source that cannot be read fails the copy (EIO); in
+ * both cases XFS frees the picked blocks again (xfs_reflink_cancel_cow_range),
+ * which the shadow keeps although the write fails.
+ */
+function copyAsXfs(fx: FileData, inode: InodeRec, path: string, fblk: FileBlock, n: number, bytes: () => Buffer): void {
+  const got = fx.xfs.pick(n);
+  if (got.bad !== null) throw fx.xfs.badTarget(got.bad, fblk, path, n);
+  let buf: Buffer;
+  try {
+    buf = bytes();
+  } catch (e) {
+    fx.xfs.cancelPending();
+    if (!(e instanceof DaxError)) throw e;
+    e.message += "; nothing was written (XFS allocated the copy its block and freed it again, which the image's XFS shadow keeps)";
+    throw fx.xfs.failedCopy(e, n);
+  }
+  fx.replaceBlocks(inode, fblk, n, buf);
 }
 
 /**

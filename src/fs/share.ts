@@ -109,11 +109,27 @@ export function reflink(fx: FsTx, srcPath: string, dstPath: string, range?: Rema
   const pieces = clipped(fx, src.inode, c.srcBlk, c.blocks);
   fx.holder.beforeRemap(src.inode, src.path, dst.inode, dst.path);
   fx.holder.beforeRelease(dst.inode, dst.path, c.dstBlk, c.blocks, true);
-  fx.bmap.dropRange(dst.inode, c.dstBlk, c.blocks);
-  fx.bmap.shareMany(
-    dst.inode,
-    pieces.map((e) => ({ ...e, fblk: c.dstBlk + (e.fblk - c.srcBlk) })),
-  );
+  if (fx.xfs.active) {
+    const from = src.inode.ino === dst.inode.ino ? dst.inode : src.inode; // one record for a clone within a file
+    // The `linux` model: piece by piece, as xfs_reflink_remap_blocks (what XFS frees, and when, decides its next choices).
+    fx.xfs.remap(
+      from,
+      dst.inode,
+      c.srcBlk,
+      c.dstBlk,
+      c.blocks,
+      (f, n) => fx.bmap.dropRange(dst.inode, f, n),
+      (sf, df, n) => {
+        for (const e of clipped(fx, from, sf, n)) fx.bmap.mapExtent(dst.inode, df + (e.fblk - sf), e.pblk, e.len, false);
+      },
+    );
+  } else {
+    fx.bmap.dropRange(dst.inode, c.dstBlk, c.blocks);
+    fx.bmap.shareMany(
+      dst.inode,
+      pieces.map((e) => ({ ...e, fblk: c.dstBlk + (e.fblk - c.srcBlk) })),
+    );
+  }
   const end = range.dstOffset + c.length;
   if (end > dst.inode.size) dst.inode.size = end;
   dst.inode.mtimeMs = nowMs();

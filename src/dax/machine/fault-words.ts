@@ -14,7 +14,9 @@ export type SignalWhy =
   /** `unmapped`: entries of the (file, index) a failed copy-on-write tore down first (linux). */
   | { kind: 'poisoned'; block: Blkno; unmapped: number }
   /** linux: a 2 MiB copy-on-write could not read poisoned `block`; indices index.. were remapped to zeroed blocks to.. anyway. */
-  | { kind: 'pmd-cow-poisoned'; block: Blkno; index: FileBlock; to: Blkno };
+  | { kind: 'pmd-cow-poisoned'; block: Blkno; index: FileBlock; to: Blkno }
+  /** linux: XFS placed the copy-on-write of `block` on XFS block `xfsBlock`, a poisoned block it had reused. */
+  | { kind: 'cow-target-poisoned'; block: Blkno; xfsBlock: number };
 
 /** What a fault did to map its page (blocks are device blocks; `stale`/`unmapped`: entries torn down on the way). */
 export type FaultDeed =
@@ -56,6 +58,8 @@ function signalWhyText(why: SignalWhy, code: SigbusCode | undefined): string {
       return `file index ${why.index} is past EOF (size ${why.size})`;
     case 'poisoned':
       return `block ${why.block} is poisoned${code === 'BUS_ADRERR' ? `: the copy-on-write cannot read it (${why.unmapped} mapping${why.unmapped === 1 ? '' : 's'} of this (file, index) unmapped first)` : ''}`;
+    case 'cow-target-poisoned':
+      return `the copy-on-write of block ${why.block} got XFS block ${why.xfsBlock}, a poisoned block XFS had reused: it cannot be mapped (dax_iomap_direct_access: -EHWPOISON); nothing mapped, the copy cancelled`;
     case 'pmd-cow-poisoned':
       return `copy-on-write of the 2 MiB cannot read poisoned block ${why.block}; xfs_reflink_end_cow still remapped indices ${why.index}..${why.index + 511} to zeroed blocks ${why.to}..${why.to + 511}`;
   }

@@ -440,7 +440,16 @@ function fault4k(
   if (t) t.extent = extentText(c, index, c ? refcountAt(s, c, pblk) : undefined);
   // linux: dax_iomap_pte_fault -> grab_mapping_entry(order 0) before anything can fail (page-cache.ts).
   grabPteEntry(s, v.ino, index);
+  // linux: a write fault on a shared block copies it, and XFS picks the new block first (xfs_reflink_allocate_cow).
+  const xfs = s.fx.xfs;
+  const xfsCopy = xfs.active && write && (v.flags & D.VMA_SHARED) !== 0 && pblk >= 0 && !usesFork(s, inode) && refcountAt(s, c!, pblk) >= 2;
+  if (xfsCopy) {
+    const got = xfs.pick(1);
+    // dax_fault_iter: dax_iomap_direct_access of the new block fails before dax_insert_entry: nothing unmapped.
+    if (got.bad !== null) return sig(b, addr, 'sigbus', { kind: 'cow-target-poisoned', block: pblk, xfsBlock: got.bad }, 'BUS_MCEERR_AR');
+  }
   if (pblk >= 0 && s.isPoisoned(pblk)) {
+    if (xfsCopy) xfs.cancelPending(); // the copy cannot read its source: xfs_reflink_cancel_cow_range
     const code = poisonedFaultCode(s.model === 'linux', write && (v.flags & D.VMA_SHARED) !== 0, refcountAt(s, c!, pblk) >= 2);
     // linux, COW of a poisoned source: dax_insert_entry has unmapped the (file, index) before
     // dax_iomap_copy_around fails; the PTE fault reports nothing processed, so the COW is cancelled.
@@ -521,7 +530,8 @@ function fault4k(
   }
   // Write to a shared block: copy-on-write of this file's block only — and of
   // the shared blocks after it that the batch will write, in one copy.
-  const n = sharedRun(s, c!, pblk, runRoom(s, b, v, addr, index, c!.fblk + c!.len, c));
+  // Under linux XFS copies one page per fault (a copy-on-write extent-size hint of one block): the block picked above.
+  const n = xfsCopy ? 1 : sharedRun(s, c!, pblk, runRoom(s, b, v, addr, index, c!.fblk + c!.len, c));
   const why = `cannot copy-on-write ${s.pathOf(v.ino)} index ${index}`;
   checkPinnedBlocks(s, pblk, n, why);
   // linux: a PMD entry of the file's page cache over the page: dax_insert_entry unmaps its 2 MiB (page-cache.ts).
