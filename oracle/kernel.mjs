@@ -7,7 +7,19 @@
  * PFN, plus timings. Any failure (setup, boot, a run that did not finish) throws an Error with a clear message.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,6 +89,36 @@ export function runScript(runs) {
 }
 
 /**
+ * Zero the data area of a cached NVDIMM backing file, so every boot starts from a device that reads zeros,
+ * as a new one does (and as daxtool's images do). Blocks XFS maps without writing them (the new blocks of a
+ * 2 MiB copy-on-write that failed on a poisoned source: xfs_reflink_end_cow remaps them all the same) read
+ * what the device held; from a reused file that was an earlier run's data, so the comparison depended on
+ * the cache's history. The fsdax info block (struct nd_pfn_sb, at 4 KiB into the label-less namespace,
+ * which starts at the file's first byte) gives where the data starts: start_pad + dataoff; what lies before
+ * it (the info block, the on-device memmap) is kept, so the conversion persists. The area is punched out
+ * (the file stays sparse); where the host cannot punch holes the file is removed and converted afresh at boot.
+ */
+export function freshData(file, log = () => {}) {
+  const sb = Buffer.alloc(128);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, sb, 0, sb.length, 4096);
+  } finally {
+    closeSync(fd);
+  }
+  if (sb.subarray(0, 16).toString('latin1') !== 'NVDIMM_PFN_INFO\0') return; // not converted yet: all zeros but the conversion
+  const off = sb.readUInt32LE(76) + Number(sb.readBigUInt64LE(56));
+  const size = statSync(file).size;
+  if (!(off > 4096 && off < size)) throw new Error(`${file}: fsdax info block gives a data offset of ${off}, outside the file`);
+  try {
+    execFileSync('fallocate', ['--punch-hole', '--keep-size', '-o', String(off), '-l', String(size - off), file], { stdio: 'pipe' });
+  } catch (e) {
+    log(`${file}: cannot punch its data area (${String(e.stderr ?? e.message).trim()}); removing it (converted again at boot)`);
+    rmSync(file);
+  }
+}
+
+/**
  * Boot once for all runs. Returns { runs: [{ base, lines: object[] }], bootSeconds, readySeconds, console }.
  */
 export async function runKernel({ kernel, runs, timeoutSec = 3000, log = () => {} }) {
@@ -96,10 +138,12 @@ export async function runKernel({ kernel, runs, timeoutSec = 3000, log = () => {
     ]);
     const out = join(work, 'out.jsonl');
     const con = join(work, 'console.log');
-    // One NVDIMM per run, backing files cached (their fsdax conversion persists in them).
+    // One NVDIMM per run, backing files cached (their fsdax conversion persists in them), their data
+    // areas zeroed before every boot (freshData).
     const nv = [];
     runs.forEach((_, i) => {
       const f = `${st.cache}/pmem-${i}.img`;
+      if (existsSync(f)) freshData(f, log);
       if (!existsSync(f) || statSync(f).size !== PMEM_MIB << 20) {
         writeFileSync(f, '');
         truncateSync(f, PMEM_MIB << 20);

@@ -1,5 +1,5 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- the oracle is untyped JavaScript (oracle/*.mjs) reading loose JSON from the guest */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,7 +10,7 @@ import { KernelReplay, PROPERTIES, Tally, compareRun, copyState } from '../oracl
 // @ts-expect-error plain ESM modules without declarations
 import { DaxSide } from '../oracle/daxtool-side.mjs';
 // @ts-expect-error plain ESM modules without declarations
-import { parseGuestOutput, runScript } from '../oracle/kernel.mjs';
+import { freshData, parseGuestOutput, runScript } from '../oracle/kernel.mjs';
 
 /**
  * The oracle without QEMU: the generator, the replay of recorded guest output, canonicalisation and the
@@ -182,6 +182,40 @@ describe('oracle comparison', () => {
       expect(t.props.moved.first[0].line).toMatch(/^write /);
     } finally {
       side.close();
+    }
+  });
+});
+
+describe('NVDIMM backing files', () => {
+  it('start every boot with a data area of zeros, the fsdax info block and memmap kept', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'daxtool-nvdimm-'));
+    try {
+      const f = join(dir, 'pmem.img');
+      writeFileSync(f, '');
+      truncateSync(f, 32 << 20);
+      // struct nd_pfn_sb at 4 KiB: signature, then dataoff (le64) at 56 and start_pad (le32) at 76.
+      const sb = Buffer.alloc(128);
+      sb.write('NVDIMM_PFN_INFO\0', 0, 'latin1');
+      sb.writeBigUInt64LE(BigInt(2 << 20), 56);
+      const junk = Buffer.alloc(4096, 0xa5);
+      const fd = openSync(f, 'r+');
+      writeSync(fd, sb, 0, sb.length, 4096);
+      writeSync(fd, junk, 0, junk.length, 1 << 20); // memmap: kept
+      writeSync(fd, junk, 0, junk.length, 3 << 20); // an earlier run's data: zeroed
+      closeSync(fd);
+      freshData(f);
+      const at = (off: number): Buffer => {
+        const b = Buffer.alloc(4096);
+        const h = openSync(f, 'r');
+        readSync(h, b, 0, b.length, off);
+        closeSync(h);
+        return b;
+      };
+      expect(at(4096).subarray(0, 15).toString('latin1')).toBe('NVDIMM_PFN_INFO');
+      expect(at(1 << 20).equals(junk)).toBe(true);
+      expect(at(3 << 20).every((x) => x === 0)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
