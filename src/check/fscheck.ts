@@ -1,3 +1,5 @@
+// Over 600 lines on purpose: one read of every filesystem tree, checking records as they pass, so that
+// verify touches each metadata block about once; the copy-on-write fork and XFS shadow checks live apart.
 import { Btree } from '../btree/btree.js';
 import { readU64 } from '../format/block.js';
 import { EXTENT_ROOT_INLINE, forEachInlineExtent, INLINE_EXTENTS_MAX, INLINE_FIELD_MAX, INLINE_LEN_MAX } from '../format/inode-fork.js';
