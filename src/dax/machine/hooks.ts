@@ -51,7 +51,9 @@ export function checkReadable(s: MachineState, pblk: Blkno, len: number, inode: 
         'EIO',
         `file block ${fblk + i} is on poisoned block ${pblk + i} (memory failure)`,
         s.pathOf(inode.ino),
-        'rewrite the range to move the file off the bad block',
+        s.model === 'linux'
+          ? 'punch the range (daxtool punch) to give the bad block up: under the linux model a write cannot clear the poison, as on the emulated NVDIMM'
+          : 'rewrite the range to move the file off the bad block',
       );
   }
 }
