@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Dax } from '../src/dax/index.js';
 import { Filesystem } from '../src/fs/filesystem.js';
 import { daxtool, parseJson, tempDir, type TempDir } from './helpers/cli.js';
-import { expectClean, makeImage, type TestImage } from './helpers/image.js';
+import { expectClean, imagePerTest, PAGE, PMD, type TestImage } from './helpers/image.js';
 
 /**
  * The per-file copy-on-write fork and extent-size hints (src/fs/cowfork.ts)
@@ -11,17 +11,10 @@ import { expectClean, makeImage, type TestImage } from './helpers/image.js';
  * into the file, and later writes anywhere in the staged range move too.
  */
 
-const PAGE = 4096;
-const PMD = 2 * 1024 * 1024;
-
-let img: TestImage | null = null;
-afterEach(() => {
-  img?.done();
-  img = null;
-});
+const newImage = imagePerTest();
 
 function setup(pageModel: 'linux' | 'proxy' = 'linux'): TestImage {
-  img = makeImage({ pageModel, sizeBytes: 64 * 1024 * 1024 });
+  const img = newImage({ pageModel, sizeBytes: 64 * 1024 * 1024 });
   img.fs.writePattern('/a', 0, 2 * PMD, 0x11);
   img.fs.reflink('/a', '/b');
   return img;

@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Dax } from '../src/dax/index.js';
-import { expectClean, makeImage, type TestImage } from './helpers/image.js';
+import { expectClean, imagePerTest, PAGE, PMD, type TestImage } from './helpers/image.js';
 import { errCode as code } from './helpers/prng.js';
 
 /**
@@ -9,17 +9,10 @@ import { errCode as code } from './helpers/prng.js';
  * write(2) in place, PMD fallbacks, memory failure).
  */
 
-const PAGE = 4096;
-const PMD = 2 * 1024 * 1024;
-
-let img: TestImage | null = null;
-afterEach(() => {
-  img?.done();
-  img = null;
-});
+const newImage = imagePerTest();
 
 function setup(sizeBytes = 64 * 1024 * 1024): { img: TestImage; dax: Dax } {
-  img = makeImage({ pageModel: 'linux', sizeBytes });
+  const img = newImage({ pageModel: 'linux', sizeBytes });
   return { img, dax: new Dax(img.fs) };
 }
 

@@ -1,10 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkImage } from '../src/check/verify.js';
 import { Dax, machineOf } from '../src/dax/index.js';
 import { entryRecord } from '../src/dax/machine/page-cache.js';
 import * as D from '../src/format/dax-records.js';
 import type { PageModelName } from '../src/format/superblock.js';
-import { expectClean, makeImage, type TestImage } from './helpers/image.js';
+import { expectClean, imagePerTest, PAGE, PMD, type TestImage } from './helpers/image.js';
 
 /**
  * The `linux` model's DAX page-cache entries (src/dax/machine/page-cache.ts):
@@ -14,18 +14,11 @@ import { expectClean, makeImage, type TestImage } from './helpers/image.js';
  * rules for them: src/check/mappings/pagecache.ts.
  */
 
-const PAGE = 4096;
-const PMD = 2 * 1024 * 1024;
-
-let img: TestImage | null = null;
-afterEach(() => {
-  img?.done();
-  img = null;
-});
+const newImage = imagePerTest();
 
 /** An image with /big: two 2 MiB-aligned extents (4 MiB), written through a PMD write fault of pid 1. */
 function setup(pageModel: PageModelName = 'linux'): { img: TestImage; dax: Dax; big: { addr: number } } {
-  img = makeImage({ pageModel, sizeBytes: 64 * 1024 * 1024 });
+  const img = newImage({ pageModel, sizeBytes: 64 * 1024 * 1024 });
   const dax = new Dax(img.fs);
   img.fs.writePattern('/big', 0, 0, 0);
   img.fs.truncate('/big', 2 * PMD);

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { checkImage } from '../../src/check/verify.js';
 import { Filesystem } from '../../src/fs/filesystem.js';
 import type { MkfsOptions } from '../../src/fs/types.js';
@@ -13,6 +13,25 @@ export interface TestImage {
   /** Close and reopen (proves the state is on disk, not in memory). */
   reopen(): Filesystem;
   done(): void;
+}
+
+export const PAGE = 4096;
+export const PMD = 2 * 1024 * 1024;
+
+/**
+ * makeImage for a test file whose tests each make their own image: every
+ * image made is closed and removed after the test that made it.
+ */
+export function imagePerTest(): (opts?: Partial<MkfsOptions>) => TestImage {
+  const made: TestImage[] = [];
+  afterEach(() => {
+    for (const i of made.splice(0)) i.done();
+  });
+  return (opts) => {
+    const i = makeImage(opts);
+    made.push(i);
+    return i;
+  };
 }
 
 export function makeImage(opts: Partial<MkfsOptions> = {}): TestImage {
