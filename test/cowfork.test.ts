@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Dax } from '../src/dax/index.js';
+import { adjacent, extsizeAlign } from '../src/fs/cow-place.js';
 import { Filesystem } from '../src/fs/filesystem.js';
 import { daxtool, parseJson, tempDir, type TempDir } from './helpers/cli.js';
 import { expectClean, imagePerTest, PAGE, PMD, type TestImage } from './helpers/image.js';
@@ -24,6 +25,27 @@ const blockOf = (t: TestImage, path: string, page: number): number => {
   const e = t.fs.fiemap(path).find((x) => x.logical <= page * PAGE && page * PAGE < x.logical + x.length)!;
   return e.physical / PAGE + (page - e.logical / PAGE);
 };
+
+describe('copy-on-write placement (cow-place.ts), on cases the kernel oracle recorded', () => {
+  // Linux 6.12, PMD variant, seed 6: file 1's fork held [996,1024) when a 4 KiB write at 704 came; the
+  // space map (GETFSMAP) showed a 512-block reservation for file blocks [484,996), beside the staged one.
+  it("xfs_bmap_extsize_align keeps the hint's length and moves the start back in front of the next staged extent", () => {
+    expect(extsizeAlign(704, 1, 512, undefined, { fblk: 996, pblk: 6116, len: 28 })).toEqual([484, 512]);
+  });
+  it('... but not before the end of the previous one, where it shortens the length instead', () => {
+    // seed 6, file 2 at 622: staged [255,512) before, [997,1024) after: the reservation was [512,997).
+    expect(extsizeAlign(622, 1, 512, { fblk: 255, pblk: 4863, len: 257 }, { fblk: 997, pblk: 5605, len: 27 })).toEqual([512, 485]);
+  });
+  it('with no neighbour the request is widened to the hint-aligned range', () => {
+    expect(extsizeAlign(798, 1, 512)).toEqual([512, 512]);
+    expect(extsizeAlign(512, 300, 512)).toEqual([512, 512]);
+  });
+  it("xfs_bmap_adjacent aims beside a neighbour: after the previous one at the fork's end, before the next one within 4 request lengths", () => {
+    expect(adjacent(512, 512, { fblk: 255, pblk: 4863, len: 257 })).toBe(5120); // seed 6, file 2 at 996: taken exactly there
+    expect(adjacent(484, 512, undefined, { fblk: 996, pblk: 6116, len: 28 })).toBe(5604);
+    expect(adjacent(0, 512)).toBe(null);
+  });
+});
 
 describe('copy-on-write fork (linux model)', () => {
   it('a file without hints has no fork: a write copies one block and stages nothing', () => {
@@ -142,14 +164,15 @@ describe('copy-on-write fork (linux model)', () => {
     expectClean(t.fs);
   });
 
-  it('staging is packed, not aligned: after a short reservation the next 2 MiB lands off a 2 MiB boundary and the copy is 4 KiB', () => {
+  it("a 4 KiB fault stages up to the next staged extent; the next 2 MiB, past the fork's end, gets a hint-aligned run and one PMD", () => {
     const t = setup();
     t.fs.extsize('/b', { extsize: 512 });
     t.fs.writePattern('/a', 37 * PAGE, PAGE, 0x33); // /b's first 2 MiB: [0,37) shared, 37 not, [38,512) shared
     const dax = new Dax(t.fs);
     const m = dax.mmap({ path: '/b', pid: 1 });
     // 2 MiB attempt: stages [0,512), its iomap is the shared run [0,37): too short, falls back, cancels [0,37);
-    // the 4 KiB fault stages [0,37) again, past the blocks just given back.
+    // the 4 KiB fault stages [0,37) again (xfs_bmap_extsize_align stops it at the staged [37,512)),
+    // past the blocks just given back.
     const w1 = dax.fault({ pid: 1, addr: m.addr + 29 * PAGE, write: true }).faults[0]!;
     expect([w1.result, w1.level]).toEqual(['cow', 'pte']);
     const f = t.fs.extsize('/b').staging;
@@ -159,9 +182,39 @@ describe('copy-on-write fork (linux model)', () => {
       [37, 475],
     ]);
     expect(f[0]!.pblk).toBe(f[2]!.pblk - 37 + 512); // [37,512) kept its place from the 2 MiB attempt; [0,37) went after it
-    // The second 2 MiB is wholly shared, but its staging starts where the last reservation ended: not aligned.
+    // The second 2 MiB lies past the fork's last extent: the block beside [37,512) is taken, so XFS
+    // (xfs_bmap_btalloc_at_eof) looks for a stripe-aligned run, and the wholly shared 2 MiB is copied whole.
     const w2 = dax.fault({ pid: 1, addr: m.addr + PMD + 5 * PAGE, write: true }).faults[0]!;
-    expect([w2.result, w2.level]).toEqual(['cow', 'pte']);
+    expect([w2.result, w2.level]).toEqual(['cow', 'pmd']);
+    expect(blockOf(t, '/b', 512) % 512).toBe(0);
+    expectClean(t.fs);
+  });
+
+  it('a 2 MiB write fault over a staged extent uses it only as far as the data mapping reaches; the 4 KiB fault stages in front of the rest', () => {
+    const t = setup();
+    t.fs.extsize('/b', { extsize: 512 });
+    t.fs.writePattern('/b', 700 * PAGE, PAGE, 0x22); // stages [512,1024) of /b, moves 700 into the file
+    // A clone leaves the fork alone but splits /b's data mapping at 520.
+    t.fs.reflink('/a', '/b', { srcOffset: 900 * PAGE, dstOffset: 520 * PAGE, length: PAGE });
+    const staged = (): number[][] => t.fs.extsize('/b').staging.map((x) => [x.fblk, x.len]);
+    expect(staged()).toEqual([
+      [512, 188],
+      [701, 323],
+    ]);
+    const dax = new Dax(t.fs);
+    const m = dax.mmap({ path: '/b', pid: 1 });
+    const w = dax.fault({ pid: 1, addr: m.addr + 515 * PAGE, write: true }).faults[0]!;
+    expect([w.result, w.level]).toEqual(['cow', 'pte']);
+    // The 2 MiB attempt found [512,700) staged, trimmed to the data mapping [512,520)
+    // (xfs_find_trim_cow_extent): too short, it fell back and cancelled [512,520). The 4 KiB
+    // fault's reservation keeps the hint's 512 blocks and ends where [520,700) starts
+    // (xfs_bmap_extsize_align): [8,520); 515 moved into the file.
+    expect(staged()).toEqual([
+      [8, 507],
+      [516, 4],
+      [520, 180],
+      [701, 323],
+    ]);
     expectClean(t.fs);
   });
 

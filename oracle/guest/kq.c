@@ -10,6 +10,11 @@
 //                                                    pages pg..pg+n-1 of the slot now map pfn, pfn+1, ...
 //                                                    (pfn 0: not present); g: SIGBUS signals it received
 //   {"s":N,"f":I,"e":[[lpg,pblk,npg,shared],...]}    file I's extent map (FIEMAP) when it changed
+//   {"s":N,"m":[[pblk,npg,owner],...]}               the space map (FS_IOC_GETFSMAP) apart from file data, when
+//                                                    it changed, first allocation group only: owner "free",
+//                                                    "cow" (copy-on-write staging), or
+//                                                    another XFS owner code as "x<code>"; for reading how XFS
+//                                                    allocates (not compared)
 // so the host can rebuild the whole state after every step from the changes.
 //
 // Steps:
@@ -43,6 +48,7 @@
 #include <sys/wait.h>
 #include <linux/fs.h>
 #include <linux/fiemap.h>
+#include <linux/fsmap.h>
 
 #ifndef MADV_HWPOISON
 #define MADV_HWPOISON 100
@@ -275,6 +281,36 @@ static void fiemap_of(int f, char *buf, size_t cap, int *err) {
     free(fm);
 }
 
+static char lastspace[1 << 16];
+static void spacemap(char *buf, size_t cap) {
+    enum { N = 256 };
+    struct fsmap_head *h = calloc(1, fsmap_sizeof(N));
+    size_t u = 0;
+    buf[0] = 0;
+    int fd = open(root, O_RDONLY);
+    if (fd < 0) { free(h); return; }
+    h->fmh_count = N;
+    h->fmh_keys[1].fmr_device = ~0U; h->fmh_keys[1].fmr_physical = ~0ULL; h->fmh_keys[1].fmr_owner = ~0ULL;
+    h->fmh_keys[1].fmr_offset = ~0ULL; h->fmh_keys[1].fmr_flags = ~0U;
+    int ag0 = 1; // the first allocation group only: every file of a run lives there
+    while (ag0 && !ioctl(fd, FS_IOC_GETFSMAP, h) && h->fmh_entries) {
+        for (unsigned i = 0; i < h->fmh_entries && u < cap - 100; i++) {
+            struct fsmap *r = &h->fmh_recs[i];
+            if (r->fmr_owner == FMR_OWNER('X', 1) && r->fmr_physical) { ag0 = 0; break; } // the next group's superblock
+            if (!(r->fmr_flags & FMR_OF_SPECIAL_OWNER)) continue; // file data: FIEMAP reports it
+            char own[24];
+            if (r->fmr_owner == FMR_OWN_FREE) strcpy(own, "free");
+            else if (r->fmr_owner == FMR_OWNER('X', 7)) strcpy(own, "cow");
+            else snprintf(own, sizeof own, "x%u", (unsigned)(r->fmr_owner & 0xffffffff));
+            u += snprintf(buf + u, cap - u, "%s[%llu,%llu,\"%s\"]", u ? "," : "", (unsigned long long)r->fmr_physical / PG,
+                          (unsigned long long)r->fmr_length / PG, own);
+        }
+        if (h->fmh_recs[h->fmh_entries - 1].fmr_flags & FMR_OF_LAST) break;
+        fsmap_advance(h);
+    }
+    close(fd); free(h);
+}
+
 static void after_step(void) {
     for (int k = 0; k < nw; k++) to_worker(k, "snap");
     char m[8192];
@@ -283,6 +319,9 @@ static void after_step(void) {
         fiemap_of(f, m, sizeof m, &e);
         if (strcmp(m, lastmap[f])) { emit("{\"s\":%d,\"f\":%d,\"e\":[%s]}\n", step, f, m); strcpy(lastmap[f], m); }
     }
+    static char sm[sizeof lastspace];
+    spacemap(sm, sizeof sm);
+    if (strcmp(sm, lastspace)) { emit("{\"s\":%d,\"m\":[%s]}\n", step, sm); strcpy(lastspace, sm); }
     flush_out();
 }
 

@@ -5,30 +5,44 @@ import type { Tx } from './tx.js';
 import { freeOps, MAX_KEY } from './trees.js';
 
 /**
- * Where a copy-on-write fork's new blocks go under the `linux` model: the
- * placement XFS's allocator showed in the kernel oracle's FIEMAP output (Linux
- * 6.12, PMD variant, 20 seeds). Copy-on-write extents are never aligned on
- * purpose (no stripe alignment away from EOF): they are packed one after the
- * other from the end of the used space, each new reservation placed so that
- * its file offset within the hint-aligned range keeps its distance from the
- * packing point (xfs_bmap_extsize_align widens the request to the hint,
- * xfs_bmap_btalloc allocates it there), and blocks a cancelled reservation
- * just gave back are passed over (XFS keeps them busy until its log commits).
- * So a 2 MiB run comes out aligned only while every earlier reservation was a
- * multiple of 2 MiB — which is what decides between a 2 MiB and a 4 KiB copy.
- * A reservation next to a staged extent of the same file goes right beside it
- * (xfs_bmap_adjacent).
+ * Where a copy-on-write fork reservation goes under the `linux` model, after
+ * XFS (Linux 6.12): which file blocks it covers, and where its blocks are
+ * looked for. Pure functions over the fork's neighbours; cowfork.ts allocates.
  *
- *   target(...)  the block to start looking at for file blocks [h, h+len)
- *   advance(...) the packing point after an allocation made from it
- * The packing point persists in the fork tree (COW_KIND_CURSOR); before the
- * first copy-on-write it is the start of the free space above every used block.
+ *  - extsizeAlign: xfs_bmap_extsize_align (fs/xfs/libxfs/xfs_bmap.c). The
+ *    request is widened to the hint; the start moves forward past the previous
+ *    staged extent without shortening the length, and back (keeping the
+ *    length) when the end would pass the next one — so a reservation in front
+ *    of a staged extent reaches into the hint range before it. The booted
+ *    kernel's space map (GETFSMAP, the oracle's record) shows such 512-block
+ *    reservations ending where the next staged extent starts.
+ *  - adjacent: xfs_bmap_adjacent. At the fork's end, beside the previous
+ *    staged extent (plus the gap in file offsets); before a staged extent, the
+ *    block that keeps the file distance to it (or to the previous one, when
+ *    nearer), each only when the gap is at most XFS_ALLOC_GAP_UNITS (4) times
+ *    the request; with no neighbour XFS aims at the inode's own block.
+ *  - How it allocates (xfs_bmap_btalloc_best_length): a reservation past the
+ *    fork's last extent (ap->aeof) tries that exact block first when its file
+ *    offset is not 0, then a run aligned to the stripe unit
+ *    (xfs_bmap_btalloc_at_eof); any other reservation takes the free run
+ *    nearest the target. The inode's block is never free, and XFS passes over
+ *    blocks freed since its last log checkpoint (busy extents), so with no
+ *    neighbour the run comes from above everything used: daxtool starts that
+ *    search at a packing point kept in the fork tree (COW_KIND_CURSOR), the
+ *    end of the highest reservation made (before the first, the start of the
+ *    free space above every used block).
+ * daxtool's image has no stripe unit: the alignment is the copy-on-write hint,
+ * which is what XFS does when the stripe unit equals the hint (the kernel
+ * oracle's filesystem: mkfs.xfs -d su=2m and a 2 MiB hint).
  */
 export interface Neighbour {
   fblk: FileBlock;
   pblk: Blkno;
   len: number;
 }
+
+/** XFS_ALLOC_GAP_UNITS: how many request lengths a file gap may span and still aim beside the neighbour. */
+const GAP_UNITS = 4;
 
 /** The start of the last free extent when it reaches the device's end (the top of the used space), else 2. */
 export function topOfUsed(fx: { readonly tx: Tx }): Blkno {
@@ -38,19 +52,62 @@ export function topOfUsed(fx: { readonly tx: Tx }): Blkno {
 }
 
 /**
- * Where to look for blocks for file blocks [h, ...) inside the hint-aligned
- * range starting at `a`: beside a staged neighbour of the same file in that
- * range (prev before, next after), else at the packing point plus h's offset
- * in the range. `fromCursor` says which.
+ * xfs_bmap_extsize_align for a hole of the fork: the request [off, off+len)
+ * widened to `extsz`, kept clear of the previous staged extent (prev) and the
+ * next one (next; none: the hole runs to the fork's end). Returns [off, len].
  */
-export function target(
-  cursor: Blkno,
-  a: FileBlock,
-  h: FileBlock,
-  prev: Neighbour | undefined,
-  next: Neighbour | undefined,
-): { at: Blkno; fromCursor: boolean } {
-  if (prev) return { at: prev.pblk + (h - prev.fblk), fromCursor: false };
-  if (next) return { at: next.pblk - (next.fblk - h), fromCursor: false };
-  return { at: cursor + (h - a), fromCursor: true };
+export function extsizeAlign(off: FileBlock, len: number, extsz: number, prev?: Neighbour, next?: Neighbour): [FileBlock, number] {
+  const origOff = off;
+  const origEnd = off + len;
+  let alignOff = off;
+  let alignLen = len;
+  const head = origOff % extsz;
+  if (head) {
+    alignLen += head;
+    alignOff -= head;
+  }
+  const tail = alignLen % extsz;
+  if (tail) alignLen += extsz - tail;
+  const prevo = prev ? prev.fblk + prev.len : 0;
+  if (alignOff !== origOff && alignOff < prevo) alignOff = prevo;
+  if (next) {
+    const nexto = next.fblk;
+    if (alignOff + alignLen !== origEnd && alignOff + alignLen > nexto) alignOff = nexto > alignLen ? nexto - alignLen : 0;
+    if (alignOff !== origOff && alignOff < prevo) alignOff = prevo;
+    if (alignOff + alignLen !== origEnd && alignOff + alignLen > nexto) alignLen = nexto - alignOff;
+  }
+  return [alignOff, alignLen];
+}
+
+/**
+ * xfs_bmap_adjacent for a reservation of file blocks [off, off+len): the
+ * block to aim at beside a staged neighbour, or null (no neighbour: XFS aims
+ * at the inode's block).
+ */
+export function adjacent(off: FileBlock, len: number, prev?: Neighbour, next?: Neighbour): Blkno | null {
+  let prevBno: Blkno | null = null;
+  let prevDiff = 0;
+  if (prev) {
+    const gap = off - (prev.fblk + prev.len);
+    prevBno = prev.pblk + prev.len;
+    if (!next) return prevBno + gap;
+    if (gap <= GAP_UNITS * len) {
+      prevBno += gap;
+      prevDiff = gap;
+    } else prevDiff = 2 * gap;
+  }
+  if (!next) return prevBno;
+  const gotDiff0 = next.fblk - off;
+  let gotBno: Blkno;
+  let gotDiff = gotDiff0;
+  if (gotDiff0 <= GAP_UNITS * len && next.pblk - gotDiff0 >= 0) gotBno = next.pblk - gotDiff0;
+  else if (next.pblk - len >= 0) {
+    gotBno = next.pblk - len;
+    gotDiff += gotDiff0 - len;
+  } else {
+    gotBno = next.pblk;
+    gotDiff += gotDiff0;
+  }
+  if (prevBno !== null) return prevDiff <= gotDiff ? prevBno : gotBno;
+  return gotBno;
 }

@@ -12,13 +12,13 @@ import {
   decodeCow,
   encodeCow,
 } from '../format/cow-records.js';
-import { corrupt, err } from '../format/errors.js';
+import { corrupt, err, isDaxError } from '../format/errors.js';
 import { INODE_TYPE_FILE, type InodeRec } from '../format/records.js';
 import { RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import type { Tx } from './tx.js';
 import type { BlockMap } from './bmap.js';
-import { target, topOfUsed } from './cow-place.js';
+import { adjacent, extsizeAlign, topOfUsed } from './cow-place.js';
 import { MAX_KEY } from './trees.js';
 
 /**
@@ -160,45 +160,76 @@ export class CowFork {
 
   /**
    * xfs_reflink_allocate_cow for file blocks [fblk, fblk+n) of a file with a
-   * hint: fill the holes of the fork that the request meets, each widened to
-   * the hint-aligned range and bounded by the staged extents around it
-   * (xfs_bmap_extsize_align never overlaps the extents before and after),
-   * with blocks placed as XFS places them (cow-place.ts). Returns the new
-   * staging extents.
+   * hint: fill every hole of the fork the request meets, one reservation per
+   * hole (xfs_bmapi_write), covering the file blocks and placed where XFS
+   * puts them (cow-place.ts: extsizeAlign, adjacent). Returns the new staging
+   * extents.
    */
   reserve(ino: Ino, fblk: FileBlock, n: number): StagingExtent[] {
     const h = Math.max(this.cowHint(ino), 1);
-    const a = Math.floor(fblk / h) * h;
-    const b = Math.ceil((fblk + n) / h) * h;
-    const staged = this.staged(ino, a, b);
-    let at = a;
-    const holes: [FileBlock, FileBlock][] = [];
-    const hole = (s: FileBlock, e: FileBlock): void => {
-      if (e > s && s < fblk + n && e > fblk) holes.push([s, e]);
-    };
-    for (const s of staged) {
-      hole(at, s.fblk);
-      at = Math.max(at, s.fblk + s.len);
-    }
-    hole(at, b);
     const made: StagingExtent[] = [];
-    for (const [h0, h1] of holes) {
-      const ra = Math.floor(h0 / h) * h;
-      const prev = staged.filter((x) => x.fblk + x.len <= h0 && x.fblk >= ra).pop();
-      const next = staged.find((x) => x.fblk >= h1 && x.fblk < ra + h);
-      const t = target(this.cursor(), ra, h0, prev, next);
-      let done = 0;
-      let hint = t.at;
-      while (done < h1 - h0) {
-        const [p, l] = this.fx.tx.alloc(h1 - h0 - done, hint, { atHint: true });
-        this.insert(ino, h0 + done, p, l);
-        made.push({ fblk: h0 + done, pblk: p, len: l });
-        done += l;
-        hint = p + l;
+    let at = fblk;
+    while (at < fblk + n) {
+      const { cover, prev, next } = this.around(ino, at);
+      if (cover) {
+        at = cover.fblk + cover.len;
+        continue;
       }
-      const cur = this.cursor();
-      if (hint > cur) this.setCursor(hint);
+      const want = Math.min(fblk + n, next ? next.fblk : Infinity) - at;
+      const [off, len] = extsizeAlign(at, want, h, prev, next);
+      made.push(...this.place(ino, off, len, h, prev, next));
+      at = off + len;
     }
+    return made;
+  }
+
+  /** The staged extent covering file block f, or the ones before and after it. */
+  private around(ino: Ino, f: FileBlock): { cover?: StagingExtent; prev?: StagingExtent; next?: StagingExtent } {
+    if (this.empty) return {};
+    const le = this.tree.lookupLe([ino, COW_KIND_STAGING, f]);
+    const before = le && le.ino === ino && le.kind === COW_KIND_STAGING ? ext(le) : undefined;
+    if (before && before.fblk + before.len > f) return { cover: before };
+    const ge = this.tree.lookupGe([ino, COW_KIND_STAGING, f]);
+    const after = ge && ge.ino === ino && ge.kind === COW_KIND_STAGING ? ext(ge) : undefined;
+    return { prev: before, next: after };
+  }
+
+  /**
+   * Allocate the reservation [off, off+len) (xfs_bmap_btalloc_best_length):
+   * past the fork's last extent, the exact block beside the previous one when
+   * its file offset is not 0, else a hint-aligned run; before a staged extent,
+   * the first free run from the block beside it. A request no free run holds
+   * takes several (XFS's allocation loop does the same with shorter extents).
+   */
+  private place(ino: Ino, off: FileBlock, len: number, h: number, prev?: StagingExtent, next?: StagingExtent): StagingExtent[] {
+    const tx = this.fx.tx;
+    const aim = adjacent(off, len, prev, next);
+    const made: StagingExtent[] = [];
+    let done = 0;
+    let hint: Blkno;
+    if (!next && aim !== null && off !== 0 && tx.isAllocatable(aim, len)) {
+      tx.alloc(len, aim, { atHint: true });
+      this.insert(ino, off, aim, len);
+      made.push({ fblk: off, pblk: aim, len });
+      done = len;
+      hint = aim + len;
+    } else hint = Math.max(aim ?? 0, this.cursor());
+    const align = !next && h > 1 && len % h === 0 ? h : 1;
+    while (done < len) {
+      let got: [Blkno, number];
+      try {
+        got = align > 1 && done === 0 ? tx.alloc(len, hint, { align }) : tx.alloc(len - done, hint, { atHint: true });
+      } catch (e) {
+        if (align === 1 || done > 0 || !isDaxError(e, 'ENOSPC')) throw e;
+        got = tx.alloc(len - done, hint, { atHint: true });
+      }
+      const [p, l] = got;
+      this.insert(ino, off + done, p, l);
+      made.push({ fblk: off + done, pblk: p, len: l });
+      done += l;
+      hint = p + l;
+    }
+    if (hint > this.cursor()) this.setCursor(hint);
     return made;
   }
 

@@ -478,6 +478,21 @@ export class Tx implements NodeStore {
     throw err('ENOSPC', 'no space left on device', this.ctx.dev.path, 'remove files or make a larger image');
   }
 
+  /**
+   * Whether blocks [s, s+n) are all free now and not taken by this
+   * transaction: an allocation exactly there would succeed
+   * (xfs_alloc_vextent_exact_bno; fs/cow-place.ts).
+   */
+  isAllocatable(s: Blkno, n: number): boolean {
+    if (s < 2 || n < 1 || s + n > this.ctx.sb.totalBlocks) return false;
+    for (const f of this.committedFreeFrom(s)) {
+      if (f.pblk > s || f.pblk + f.len < s + n) return false;
+      for (const [gs, ge] of this.allocated.gaps(s, s + n)) return gs === s && ge >= s + n;
+      return false;
+    }
+    return false;
+  }
+
   private take(s: Blkno, len: number, opts: AllocOptions): [Blkno, number] {
     this.allocated.add(s, len);
     this.pendingAllocs.push([s, len]);

@@ -28,7 +28,8 @@ export function stagedAt(s: MachineState, inode: InodeRec, index: FileBlock): bo
 /**
  * A 2 MiB write fault over [idx0, idx0+512) of a file with a fork, as far as
  * iomap_begin and dax_iomap_direct_access take it (xfs_direct_write_iomap_begin):
- *  - a staged extent at idx0 is used (xfs_find_trim_cow_extent, "found");
+ *  - a staged extent at idx0 is used (xfs_find_trim_cow_extent, "found"), as
+ *    far as the data fork's mapping at idx0 reaches;
  *  - else, when idx0's block is shared, the iomap is the shared run from idx0
  *    (xfs_reflink_trim_around_shared, and cut where the fork has an extent) and
  *    xfs_reflink_allocate_cow stages the fork's hole at idx0, widened to the hint;
@@ -46,16 +47,17 @@ export function pmdForkWrite(s: MachineState, inode: InodeRec, idx0: FileBlock, 
   let len: number;
   let p: Blkno;
   if (at) {
-    len = Math.min(at.fblk + at.len, idx0 + N) - idx0;
+    // xfs_find_trim_cow_extent trims the staged extent to the data fork's mapping at idx0.
+    len = Math.min(at.fblk + at.len, idx0 + N, c.fblk + c.len) - idx0;
     p = at.pblk + (idx0 - at.fblk);
   } else {
     let shared = sharedRunFrom(c, idx0);
     if (shared === 0) return 'none';
     const later = cow.staged(inode.ino, idx0, idx0 + N)[0];
     if (later) shared = Math.min(shared, later.fblk - idx0);
-    const made = cow.reserve(inode.ino, idx0, 1)[0]!;
-    len = Math.min(shared, made.len);
-    p = made.pblk;
+    const made = cow.reserve(inode.ino, idx0, shared).find((x) => x.fblk <= idx0 && x.fblk + x.len > idx0)!;
+    len = Math.min(shared, made.fblk + made.len - idx0);
+    p = made.pblk + (idx0 - made.fblk);
   }
   if (len === N && p % N === 0 && c.fblk + c.len >= idx0 + N) return 'cow';
   cow.cancel(inode.ino, idx0, idx0 + len);
