@@ -25,7 +25,10 @@ import { freeOps, MAX_KEY } from './trees.js';
  *    fork's last extent (ap->aeof) tries that exact block first when its file
  *    offset is not 0, then a run aligned to the stripe unit
  *    (xfs_bmap_btalloc_at_eof); any other reservation takes the free run
- *    nearest the target. The inode's block is never free, and XFS passes over
+ *    nearest the target. XFS asks xfs_bmap_isaeof only when the request
+ *    itself (before the hint widened it) is a stripe unit or more: a 2 MiB
+ *    fault over a wholly shared 2 MiB is, a 4 KiB fault or write(2) is not,
+ *    so its reservation lands unaligned right after whatever is busy. The inode's block is never free, and XFS passes over
  *    blocks freed since its last log checkpoint (busy extents), so with no
  *    neighbour the run comes from above everything used: daxtool starts that
  *    search at a packing point kept in the fork tree (COW_KIND_CURSOR), the

@@ -177,7 +177,9 @@ export class CowFork {
       }
       const want = Math.min(fblk + n, next ? next.fblk : Infinity) - at;
       const [off, len] = extsizeAlign(at, want, h, prev, next);
-      made.push(...this.place(ino, off, len, h, prev, next));
+      // xfs_bmap_isaeof runs only for a request of a stripe unit or more (here: the hint; see cow-place.ts).
+      const aeof = !next && want >= h && h > 1;
+      made.push(...this.place(ino, off, len, h, aeof, prev, next));
       at = off + len;
     }
     return made;
@@ -201,20 +203,28 @@ export class CowFork {
    * the first free run from the block beside it. A request no free run holds
    * takes several (XFS's allocation loop does the same with shorter extents).
    */
-  private place(ino: Ino, off: FileBlock, len: number, h: number, prev?: StagingExtent, next?: StagingExtent): StagingExtent[] {
+  private place(
+    ino: Ino,
+    off: FileBlock,
+    len: number,
+    h: number,
+    aeof: boolean,
+    prev?: StagingExtent,
+    next?: StagingExtent,
+  ): StagingExtent[] {
     const tx = this.fx.tx;
     const aim = adjacent(off, len, prev, next);
     const made: StagingExtent[] = [];
     let done = 0;
     let hint: Blkno;
-    if (!next && aim !== null && off !== 0 && tx.isAllocatable(aim, len)) {
+    if (aeof && aim !== null && off !== 0 && tx.isAllocatable(aim, len)) {
       tx.alloc(len, aim, { atHint: true });
       this.insert(ino, off, aim, len);
       made.push({ fblk: off, pblk: aim, len });
       done = len;
       hint = aim + len;
     } else hint = Math.max(aim ?? 0, this.cursor());
-    const align = !next && h > 1 && len % h === 0 ? h : 1;
+    const align = aeof && len % h === 0 ? h : 1;
     while (done < len) {
       let got: [Blkno, number];
       try {
