@@ -218,6 +218,22 @@ describe('copy-on-write fork (linux model)', () => {
     expectClean(t.fs);
   });
 
+  it('fault --explain follows the fork: a write to an unshared staged page goes through xfs_find_trim_cow_extent and moves', () => {
+    const t = setup();
+    t.fs.extsize('/b', { extsize: 512 });
+    t.fs.writePattern('/b', 700 * PAGE, PAGE, 0x22); // stages [512,1024); 700 moves
+    t.fs.writePattern('/a', 600 * PAGE, PAGE, 0x23); // /a's 600 moves: /b's 600 is unshared now, and still staged
+    const dax = new Dax(t.fs);
+    // A VMA of less than the 2 MiB: no huge fault ('vma'), the 4 KiB path only.
+    const m = dax.mmap({ path: '/b', pid: 1, offset: 590 * PAGE, length: 20 * PAGE });
+    const { result, explanation } = dax.faultExplained({ pid: 1, addr: m.addr + 10 * PAGE, write: true });
+    expect([result.faults[0]!.result, result.faults[0]!.level]).toEqual(['cow', 'pte']);
+    expect([explanation.kernelResult, explanation.kernelLevel]).toEqual(['cow', 'pte']);
+    expect(explanation.calls.map((c) => c.says)).toContain('iomap-staged');
+    expect(explanation.pmd.fallbacks).toContain('vma');
+    expectClean(t.fs);
+  });
+
   it('staging packed from an aligned start stays aligned: a wholly shared 2 MiB is copied with one PMD', () => {
     const t = setup();
     t.fs.extsize('/b', { extsize: 512 });

@@ -10,7 +10,8 @@ import { paint, type Style } from './output.js';
 /** Why dax_iomap_pmd_fault (or __handle_mm_fault before it) gives up the 2 MiB entry. */
 export const FALLBACK_WORDS: Record<PmdFallback, string> = {
   'pagecache-model': 'the pagecache model maps DRAM copies, not the device: no DAX fault, no huge entry',
-  'pte-table': 'a 4 KiB page table already holds entries under this PMD slot (pmd_none fails: no huge fault is tried)',
+  'pte-table':
+    'a 4 KiB page table already sits under this PMD slot, with entries or emptied by an unmap (zapping frees no page table): pmd_none fails, no huge fault is tried',
   colour: 'colour mismatch: the address and the file offset differ within 2 MiB (vmf->pgoff & PG_PMD_COLOUR)',
   'private-write': 'a write to a MAP_PRIVATE mapping: "Fall back to PTEs if we\'re going to COW"',
   vma: 'the 2 MiB would cross the VMA (pmd_addr < vm_start or pmd_addr + PMD_SIZE > vm_end)',
@@ -20,6 +21,8 @@ export const FALLBACK_WORDS: Record<PmdFallback, string> = {
     "a 4 KiB DAX entry of the file's page cache lies in the 2 MiB (left by an earlier 4 KiB fault, mapped or not): grab_mapping_entry falls back",
   'unaligned-frame': "the extent's block is not 2 MiB-aligned: dax_iomap_direct_access refuses the pfn",
   poisoned: 'a poisoned block in the 2 MiB: dax_direct_access fails',
+  'cow-fork':
+    "XFS's copy-on-write reservation here (the file's extent-size hint, xfs_reflink_allocate_cow) is not one 2 MiB-aligned run: iomap_length < PMD_SIZE or dax_iomap_direct_access refuses the pfn",
   'hole-read': 'a read of a 2 MiB hole: Linux maps the huge zero page (dax_pmd_load_hole); daxtool maps 4 KiB zero pages',
 };
 
@@ -87,6 +90,14 @@ function says(c: KernelCall): string {
       return `a new ${Number(w(c, 'pages')) > 1 ? '2 MiB' : '4 KiB'} extent in the CoW fork`;
     case 'insert':
       return `the DAX entry goes into i_pages; dax_associate_entry(shared=${w(c, 'shared') || 'false'})${c.with?.pmd ? ', order 9' : ''}`;
+    case 'iomap-staged':
+      return `block ${w(c, 'block')} is not shared, but the CoW fork has a staged block here (xfs_find_trim_cow_extent): IOMAP_F_SHARED, the old block as srcmap`;
+    case 'copy-poisoned':
+      return `copying 2 MiB from block ${w(c, 'from')} (srcmap) fails at poisoned block ${w(c, 'block')}: VM_FAULT_SIGBUS (BUS_ADRERR)`;
+    case 'iomap-end-failed':
+      return 'dax_iomap_pmd_fault still reports the 2 MiB as processed: finish the copy-on-write';
+    case 'end-cow-unwritten':
+      return "remaps the file's 2 MiB to the new extent, which the copy never filled";
     case 'copy':
       return `copies ${Number(w(c, 'bytes')) > 4096 ? '2 MiB' : '4 KiB'} from block ${w(c, 'from')} (srcmap) into the new extent`;
     case 'installed':

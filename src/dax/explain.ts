@@ -48,6 +48,7 @@ export type PmdFallback =
   | 'short-extent' // the extent (or hole) at the 2 MiB does not cover it: iomap_length < PMD_SIZE
   | 'unaligned-frame' // the extent's block for the 2 MiB is not 2 MiB-aligned
   | 'poisoned' // a poisoned block in the 2 MiB: dax_direct_access fails
+  | 'cow-fork' // linux, a file with hints: XFS's copy-on-write reservation here is not one 2 MiB-aligned run
   | 'hole-read'; // a read of a whole 2 MiB hole: Linux maps the huge zero page, daxtool 4 KiB zero pages
 
 export interface FaultFacts {
@@ -71,6 +72,12 @@ export interface FaultFacts {
   block: Blkno | null;
   refcount: number | null;
   poisoned: boolean;
+  /** linux, a file with extent-size hints: copy-on-write goes through the file's fork (fs/cowfork.ts). */
+  usesFork: boolean;
+  /** ... and the fork has a staged block at the index (xfs_find_trim_cow_extent finds it: a write moves there). */
+  staged: boolean;
+  /** linux: a 2 MiB copy-on-write whose source holds this poisoned block (the copy fails; no fallback). */
+  pmdCopyPoisoned: Blkno | null;
   /** Every reason the 2 MiB around the page cannot take a huge entry (empty: it can). */
   pmdFallbacks: PmdFallback[];
   /** The 2 MiB: its first address, first index and first block (when the extent covers it). */
@@ -124,6 +131,9 @@ export function faultFacts(m: Machine, pid: number, addr: number, write: boolean
     block: null,
     refcount: null,
     poisoned: false,
+    usesFork: false,
+    staged: false,
+    pmdCopyPoisoned: null,
     pmdFallbacks: [],
     pmdBase: base,
     pmdIndex: null,
@@ -150,10 +160,14 @@ export function faultFacts(m: Machine, pid: number, addr: number, write: boolean
     facts.refcount = m.fx.bmap.refcountRuns(facts.block, 1)[0]?.[2] ?? 1;
     facts.poisoned = m.isPoisoned(facts.block);
   }
+  const linux = m.model === 'linux';
+  facts.usesFork = linux && m.fx.cow.cowHint(v.ino) > 0;
+  facts.staged = facts.usesFork && m.fx.cow.staged(v.ino, index, index + 1).length > 0;
   // The 2 MiB around the page, in the order dax_iomap_pmd_fault meets its tests.
   const fb = facts.pmdFallbacks;
   if (m.model === 'pagecache') fb.push('pagecache-model');
-  if (facts.pteTable > 0) fb.push('pte-table');
+  // An emptied table stays under the slot in Linux (zapping frees no page table): pmd_none fails.
+  if (facts.pteTable > 0 || (linux && facts.pteTable === 0)) fb.push('pte-table');
   const idx0 = index - (a - base) / PAGE;
   if (((((v.offset - v.start) / PAGE) % D.PMD_PAGES) + D.PMD_PAGES) % D.PMD_PAGES !== 0) fb.push('colour');
   const shared = (v.flags & D.VMA_SHARED) !== 0;
@@ -176,13 +190,16 @@ export function faultFacts(m: Machine, pid: number, addr: number, write: boolean
   }
   const p0 = e0.pblk + (idx0 - e0.fblk);
   facts.pmdBlock = p0;
-  if (p0 % D.PMD_PAGES !== 0) fb.push('unaligned-frame');
+  facts.pmdShared = m.fx.bmap.refcountRuns(p0, D.PMD_PAGES).some(([, , rc]) => rc >= 2);
+  // Through the fork, a write's 2 MiB goes to the staged run (its alignment is known only once placed).
+  if (p0 % D.PMD_PAGES !== 0 && !(facts.usesFork && write)) fb.push('unaligned-frame');
   for (let i = 0; i < D.PMD_PAGES; i++)
     if (m.isPoisoned(p0 + i)) {
-      fb.push('poisoned');
+      // linux: a copy-on-write reads the poisoned source after mapping the new run (fault.ts, linuxFailedPmdCow).
+      if (linux && write && facts.pmdShared) facts.pmdCopyPoisoned = p0 + i;
+      else fb.push('poisoned');
       break;
     }
-  facts.pmdShared = m.fx.bmap.refcountRuns(p0, D.PMD_PAGES).some(([, , rc]) => rc >= 2);
   return facts;
 }
 
@@ -235,6 +252,9 @@ export function explainFault(f: FaultFacts, r: FaultBatchResult): FaultExplanati
   const shared = f.vma.shared;
   const xfsWrite = f.write && shared; // xfs_is_write_fault: FAULT_FLAG_WRITE and VM_SHARED
   let tried = false;
+  const fb = [...f.pmdFallbacks];
+  // Where XFS places a copy-on-write reservation decides; the machine placed it (cow-place.ts).
+  if (f.usesFork && xfsWrite && !fb.length && rec.level !== 'pmd' && rec.result !== 'sigbus') fb.push('cow-fork');
   if (p && p.level === 'pte') {
     // A write to a read-only 4 KiB entry.
     call('do_wp_page', MM, shared ? 'wp-shared' : 'wp-private', { frame: p.frame });
@@ -242,7 +262,6 @@ export function explainFault(f: FaultFacts, r: FaultBatchResult): FaultExplanati
     call('xfs_filemap_page_mkwrite', XFILE, 'mkwrite');
   } else {
     if (p && p.level === 'pmd') call('wp_huge_pmd', MM, 'wp-huge', { frame: p.frame });
-    const fb = f.pmdFallbacks;
     if (fb.includes('pte-table')) call('__handle_mm_fault', MM, 'pte-table', { entries: f.pteTable });
     else {
       tried = true;
@@ -265,7 +284,7 @@ export function explainFault(f: FaultFacts, r: FaultBatchResult): FaultExplanati
   }
   call('xfs_dax_fault_locked', XFILE, xfsWrite ? 'write-ops' : 'read-ops');
   call('dax_iomap_pte_fault', DAX, 'pte-fault');
-  const done = (kr: FaultResultName): FaultExplanation => out(kr, kr === 'sigbus' ? null : 'pte', tried, f.pmdFallbacks);
+  const done = (kr: FaultResultName): FaultExplanation => out(kr, kr === 'sigbus' ? null : 'pte', tried, fb);
   if (f.write && !shared) {
     call('xfs_read_iomap_begin', XIOMAP, f.extent ? 'iomap-mapped' : 'iomap-hole', { shared: (f.refcount ?? 1) >= 2 });
     call('dax_fault_cow_page', DAX, f.extent ? 'copy-cow-page' : 'clear-cow-page');
@@ -295,6 +314,16 @@ export function explainFault(f: FaultFacts, r: FaultBatchResult): FaultExplanati
     call('dax_insert_entry', DAX, 'insert', { shared: rc >= 2 });
     call('vmf_insert_page_mkwrite', DAX, 'installed', { writable: false });
     return done(rc >= 2 ? 'shared' : 'mapped');
+  }
+  if (f.staged && rc < 2) {
+    // xfs_find_trim_cow_extent: "Even if the extent is not shared we might have a preallocation for it in the COW fork".
+    call('xfs_dax_write_iomap_begin', XIOMAP, 'iomap-staged', { block: f.block! });
+    call('dax_insert_entry', DAX, 'insert', { shared: false });
+    call('dax_iomap_copy_around', DAX, 'copy', { bytes: PAGE, from: f.block! });
+    call('vmf_insert_page_mkwrite', DAX, 'installed', { writable: true });
+    call('xfs_dax_write_iomap_end', XIOMAP, 'iomap-end');
+    call('xfs_reflink_end_cow', XREFL, 'end-cow');
+    return done('cow');
   }
   call('xfs_dax_write_iomap_begin', XIOMAP, rc >= 2 ? 'iomap-shared' : 'iomap-mapped', { block: f.block!, refcount: rc });
   if (rc >= 2) {
@@ -341,6 +370,13 @@ function hugePath(f: FaultFacts, xfsWrite: boolean, call: Call, out: Out): Fault
   }
   call('xfs_reflink_allocate_cow', XREFL, 'allocate-cow', { pages: D.PMD_PAGES });
   call('dax_insert_entry', DAX, 'insert', { shared: false, pmd: true });
+  if (f.pmdCopyPoisoned !== null) {
+    // dax_fault_iter returns VM_FAULT_SIGBUS, yet dax_iomap_pmd_fault counts the 2 MiB as processed.
+    call('dax_iomap_copy_around', DAX, 'copy-poisoned', { bytes: PMD_BYTES, from: f.pmdBlock, block: f.pmdCopyPoisoned });
+    call('xfs_dax_write_iomap_end', XIOMAP, 'iomap-end-failed');
+    call('xfs_reflink_end_cow', XREFL, 'end-cow-unwritten');
+    return out('sigbus', null, true);
+  }
   call('dax_iomap_copy_around', DAX, 'copy', { bytes: PMD_BYTES, from: f.pmdBlock });
   call('vmf_insert_folio_pmd', DAX, 'installed', { writable: true, pmd: true });
   call('xfs_dax_write_iomap_end', XIOMAP, 'iomap-end');
