@@ -1,10 +1,12 @@
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import { PMD_PAGES } from '../format/dax-records.js';
+import type { LinuxKernel } from '../format/superblock.js';
 
 /**
- * What the `linux` page model takes from Linux 6.12's fs/dax.c and XFS, as
- * small pure rules the fault handler (machine/fault.ts) asks at its seams. Each
- * names the kernel function it follows.
+ * What the `linux` page model takes from Linux's fs/dax.c and XFS (6.12 by
+ * default; where 6.18 differs, the rule takes the image's version, see
+ * "Linux 6.18" below), as small pure rules the fault handler
+ * (machine/fault.ts) asks at its seams. Each names the kernel function it follows.
  *
  * Fault path of a DAX file on XFS (xfs_filemap_fault -> xfs_dax_fault_locked):
  *   dax_iomap_pte_fault / dax_iomap_pmd_fault -> iomap_iter (XFS:
@@ -105,4 +107,21 @@ export const LSB_PMD = 21;
  */
 export function poisonedFaultCode(linux: boolean, write: boolean, sharedExtent: boolean): SigbusCode {
   return linux && write && sharedExtent ? 'BUS_ADRERR' : 'BUS_MCEERR_AR';
+}
+
+/**
+ * Linux 6.18 against 6.12, where a user of the model can see it (each found by
+ * the kernel oracle on recordings of both kernels running the same scripts):
+ *
+ * A reflink deletes both files' DAX page-cache entries, all indexes, mapped or
+ * not. xfs_reflink_remap_prep -> xfs_ilock2_io_mmap ->
+ * xfs_mmaplock_two_inodes_and_break_dax_layout breaks both files' layouts:
+ * since 6.15 ("fs/dax: always remove DAX page-cache entries when breaking
+ * layouts") dax_break_layout -> dax_delete_mapping_range(mapping, 0,
+ * LLONG_MAX) follows the unmap, where 6.12's dax_layout_busy_page only
+ * unmapped and the entries stayed (so a 4 KiB entry left by an earlier fault
+ * kept refusing a PMD in a range it had been cloned over).
+ */
+export function remapDeletesEntries(kernel: LinuxKernel): boolean {
+  return kernel !== '6.12';
 }
