@@ -125,3 +125,36 @@ export function poisonedFaultCode(linux: boolean, write: boolean, sharedExtent: 
 export function remapDeletesEntries(kernel: LinuxKernel): boolean {
   return kernel !== '6.12';
 }
+
+/**
+ * Which present entries dev_pagemap_mapping_shift counts when memory failure
+ * collects the processes to signal (mm/memory-failure.c, add_to_kill_fsdax
+ * -> __add_to_kill): in 6.12 only device-page entries (pmd_devmap: PMD_SHIFT,
+ * pte_present && pte_devmap: PAGE_SHIFT), so a process whose page there is a
+ * private anonymous copy (or the zero page) is left out; since 6.15 ("fs/dax:
+ * properly refcount fs dax pages", which retires pte_devmap) any present entry
+ * counts (pmd_trans_huge: PMD_SHIFT, pte_present: PAGE_SHIFT), so an early-kill
+ * process holding its own copy of the page gets BUS_MCEERR_AO too — when the
+ * owner is looked at at all: mf_dax_kill_procs takes the page from the file's
+ * DAX entry (dax_lock_mapping_entry) and skips an owner whose index has no
+ * entry of blocks (page-cache.ts, blockEntryAt). Under 6.12 that skip changes
+ * nothing (a device mapping always lies under such an entry); under 6.18 it
+ * decides whether a copy is signalled, as a reflink deletes entries.
+ */
+export function mappingShiftCountsAnyEntry(kernel: LinuxKernel): boolean {
+  return kernel !== '6.12';
+}
+
+/**
+ * How many BUS_MCEERR_AO one memory failure sends a process that maps the
+ * block through several owners (files): xfs_dax_notify_ddev_failure calls
+ * xfs_dax_failure_fn -> mf_dax_kill_procs once per owner, and kill_proc's
+ * second SIGBUS to a process that has not yet taken its first is dropped
+ * (legacy_queue). On the booted 6.12 the process took the first in between
+ * (one per owner); on 6.18 it did not (one per failure). Observed, once each,
+ * on the recordings (Linux 6.12.95 and 6.18.15 running the same script): the
+ * model follows what the kernel did, the cause is timing, not a changed rule.
+ */
+export function oneSignalPerFailure(kernel: LinuxKernel): boolean {
+  return kernel !== '6.12';
+}
