@@ -96,22 +96,25 @@ describe('linux 6.18: memory failure', () => {
     expectClean(img.fs);
   });
 
-  it.each(KERNELS)('Linux %s: an early process mapping the block through two files gets one AO per owner (6.12) or one in all (6.18)', (kernel) => {
-    const { img, dax } = setup(kernel);
-    img.fs.writePattern('/a', 0, PAGE, 1);
-    img.fs.reflink('/a', '/b', { srcOffset: 0, dstOffset: 0, length: PAGE });
-    img.fs.reflink('/a', '/c', { srcOffset: 0, dstOffset: 0, length: PAGE });
-    const a = dax.mmap({ path: '/a', pid: 2 });
-    const b = dax.mmap({ path: '/b', pid: 2 });
-    const c = dax.mmap({ path: '/c', pid: 1 });
-    dax.fault({ pid: 2, addr: a.addr });
-    dax.fault({ pid: 2, addr: b.addr });
-    dax.setKillPolicy(2, 'early');
-    const r = dax.poisonAddr(1, c.addr, { transient: true });
-    const ao = (addr: number) => ({ pid: 2, code: 'BUS_MCEERR_AO', addr, lsb: 12 });
-    const expected = kernel === '6.12' ? [ao(a.addr), ao(b.addr)].sort((x, y) => x.addr - y.addr) : [ao(a.addr)];
-    expect(r.signals).toEqual([{ pid: 1, code: 'BUS_MCEERR_AR', addr: c.addr, lsb: 12 }, ...expected]);
-    expect(dax.ps().find((p) => p.pid === 2)!.sigbus).toBe(kernel === '6.12' ? 2 : 1);
-    expectClean(img.fs);
-  });
+  it.each(KERNELS)(
+    'Linux %s: an early process mapping the block through two files gets one AO per owner (6.12) or one in all (6.18)',
+    (kernel) => {
+      const { img, dax } = setup(kernel);
+      img.fs.writePattern('/a', 0, PAGE, 1);
+      img.fs.reflink('/a', '/b', { srcOffset: 0, dstOffset: 0, length: PAGE });
+      img.fs.reflink('/a', '/c', { srcOffset: 0, dstOffset: 0, length: PAGE });
+      const a = dax.mmap({ path: '/a', pid: 2 });
+      const b = dax.mmap({ path: '/b', pid: 2 });
+      const c = dax.mmap({ path: '/c', pid: 1 });
+      dax.fault({ pid: 2, addr: a.addr });
+      dax.fault({ pid: 2, addr: b.addr });
+      dax.setKillPolicy(2, 'early');
+      const r = dax.poisonAddr(1, c.addr, { transient: true });
+      const ao = (addr: number) => ({ pid: 2, code: 'BUS_MCEERR_AO', addr, lsb: 12 });
+      const expected = kernel === '6.12' ? [ao(a.addr), ao(b.addr)].sort((x, y) => x.addr - y.addr) : [ao(a.addr)];
+      expect(r.signals).toEqual([{ pid: 1, code: 'BUS_MCEERR_AR', addr: c.addr, lsb: 12 }, ...expected]);
+      expect(dax.ps().find((p) => p.pid === 2)!.sigbus).toBe(kernel === '6.12' ? 2 : 1);
+      expectClean(img.fs);
+    },
+  );
 });

@@ -30,35 +30,38 @@ describe('mkfs --linux', () => {
     expect(existsSync(img)).toBe(false);
   });
 
-  it.each(['6.12', '6.18'])('Linux %s: shown by mkfs and info; a reflink elsewhere in the file keeps (6.12) or deletes (6.18) an old 4 KiB entry', async (kernel) => {
-    const img = T.path(`v${kernel}.img`);
-    const run = async (args: string[]): Promise<Record<string, unknown>> => {
-      const r = await daxtool([...args, '--json']);
-      expect(r.exitCode, `${args.join(' ')}\n${r.stderr}`).toBe(0);
-      const v = await daxtool(['verify', img, '--json']);
-      expect(v.exitCode, `verify after ${args.join(' ')}\n${v.stdout}`).toBe(0);
-      return parseJson(r);
-    };
-    const mk = await daxtool(['mkfs', img, '--size', '64M', '--page-model', 'linux', '--linux', kernel]);
-    expect(mk.exitCode, mk.stderr).toBe(0);
-    expect(mk.stdout).toContain(`page model linux (Linux ${kernel})`);
-    expect((await daxtool(['info', img])).stdout).toMatch(new RegExp(`page model: +linux \\(Linux ${kernel.replace('.', '\\.')}\\)`));
-    expect(await run(['info', img])).toMatchObject({ page_model: 'linux', linux_kernel: kernel });
-    await run(['write', img, '/big', '--offset', '0', '--length', '4M', '--pattern', '0x62']);
-    await run(['write', img, '/src', '--offset', '0', '--length', '4K', '--pattern', '0x73']);
-    await run(['mmap', img, '/big', '--pid', '1', '--addr', '0x40000000', '--private']);
-    await run(['fault', img, '--pid', '1', '--addr', '0x40005000', '--write']);
-    // Onto /big's second 2 MiB: far from the entry at index 5.
-    await run(['reflink', img, '/src', '/big', '--src-offset', '0', '--dst-offset', '3M', '--length', '4K']);
-    const entries = ((await run(['pages', img])) as Descs).descriptors.filter((d) => d.type === 'dax-entry');
-    await run(['mmap', img, '/big', '--pid', '2', '--addr', '0x80000000']);
-    const f = (await run(['fault', img, '--pid', '2', '--addr', '0x80000000'])) as { faults: { level: string }[] };
-    if (kernel === '6.12') {
-      expect(entries).toEqual([{ type: 'dax-entry', path: '/big', index: 5, mapcount: 0, entry: 'empty' }]);
-      expect(f.faults[0]!.level).toBe('pte');
-    } else {
-      expect(entries).toEqual([]);
-      expect(f.faults[0]!.level).toBe('pmd');
-    }
-  });
+  it.each(['6.12', '6.18'])(
+    'Linux %s: shown by mkfs and info; a reflink elsewhere in the file keeps (6.12) or deletes (6.18) an old 4 KiB entry',
+    async (kernel) => {
+      const img = T.path(`v${kernel}.img`);
+      const run = async (args: string[]): Promise<Record<string, unknown>> => {
+        const r = await daxtool([...args, '--json']);
+        expect(r.exitCode, `${args.join(' ')}\n${r.stderr}`).toBe(0);
+        const v = await daxtool(['verify', img, '--json']);
+        expect(v.exitCode, `verify after ${args.join(' ')}\n${v.stdout}`).toBe(0);
+        return parseJson(r);
+      };
+      const mk = await daxtool(['mkfs', img, '--size', '64M', '--page-model', 'linux', '--linux', kernel]);
+      expect(mk.exitCode, mk.stderr).toBe(0);
+      expect(mk.stdout).toContain(`page model linux (Linux ${kernel})`);
+      expect((await daxtool(['info', img])).stdout).toMatch(new RegExp(`page model: +linux \\(Linux ${kernel.replace('.', '\\.')}\\)`));
+      expect(await run(['info', img])).toMatchObject({ page_model: 'linux', linux_kernel: kernel });
+      await run(['write', img, '/big', '--offset', '0', '--length', '4M', '--pattern', '0x62']);
+      await run(['write', img, '/src', '--offset', '0', '--length', '4K', '--pattern', '0x73']);
+      await run(['mmap', img, '/big', '--pid', '1', '--addr', '0x40000000', '--private']);
+      await run(['fault', img, '--pid', '1', '--addr', '0x40005000', '--write']);
+      // Onto /big's second 2 MiB: far from the entry at index 5.
+      await run(['reflink', img, '/src', '/big', '--src-offset', '0', '--dst-offset', '3M', '--length', '4K']);
+      const entries = ((await run(['pages', img])) as Descs).descriptors.filter((d) => d.type === 'dax-entry');
+      await run(['mmap', img, '/big', '--pid', '2', '--addr', '0x80000000']);
+      const f = (await run(['fault', img, '--pid', '2', '--addr', '0x80000000'])) as { faults: { level: string }[] };
+      if (kernel === '6.12') {
+        expect(entries).toEqual([{ type: 'dax-entry', path: '/big', index: 5, mapcount: 0, entry: 'empty' }]);
+        expect(f.faults[0]!.level).toBe('pte');
+      } else {
+        expect(entries).toEqual([]);
+        expect(f.faults[0]!.level).toBe('pmd');
+      }
+    },
+  );
 });

@@ -174,9 +174,9 @@ describe('mkfs', () => {
     expect(() => Filesystem.mkfs(join(dir, 'no.img'), { sizeBytes: 64 << 20, pageModel: 'shared', linuxKernel: '6.18' })).toThrow(
       /page model is 'shared'/,
     );
-    expect(() => Filesystem.mkfs(join(dir, 'no.img'), { sizeBytes: 64 << 20, pageModel: 'linux', linuxKernel: '7.0' as LinuxKernel })).toThrow(
-      /unknown Linux version '7.0'/,
-    );
+    expect(() =>
+      Filesystem.mkfs(join(dir, 'no.img'), { sizeBytes: 64 << 20, pageModel: 'linux', linuxKernel: '7.0' as LinuxKernel }),
+    ).toThrow(/unknown Linux version '7.0'/);
     expect(existsSync(join(dir, 'no.img'))).toBe(false);
   });
 });

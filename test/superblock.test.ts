@@ -268,7 +268,8 @@ describe('loadSuperblock', () => {
 });
 
 describe('the Linux version of the linux page model (word at 496, rocompat linuxKernel)', () => {
-  const linux = (linuxKernel: '6.12' | '6.18'): Superblock => makeSuperblock({ blockSize: BS, totalBlocks: 1024, pageModel: 'linux', linuxKernel });
+  const linux = (linuxKernel: '6.12' | '6.18'): Superblock =>
+    makeSuperblock({ blockSize: BS, totalBlocks: 1024, pageModel: 'linux', linuxKernel });
 
   it('defaults to 6.12 with no feature bit; 6.18 sets the rocompat bit; both round-trip', () => {
     expect(LINUX_KERNELS).toEqual(['6.12', '6.18']);

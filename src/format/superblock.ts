@@ -333,7 +333,11 @@ export function encodeSuperblock(sb: Superblock, blockSize: number, slot: Superb
   const lk = linuxKernelProblem(sb.pageModel, sb.linuxKernel);
   if (lk) throw err('EINVAL', lk, slotName(slot));
   if ((sb.linuxKernel !== DEFAULT_LINUX_KERNEL) !== ((sb.rocompat & FEATURES.rocompat.linuxKernel) !== 0))
-    throw err('EINVAL', `the rocompat linuxKernel bit must be set exactly when the Linux version is not ${DEFAULT_LINUX_KERNEL}`, slotName(slot));
+    throw err(
+      'EINVAL',
+      `the rocompat linuxKernel bit must be set exactly when the Linux version is not ${DEFAULT_LINUX_KERNEL}`,
+      slotName(slot),
+    );
   buf.writeUInt32LE(linuxKernelCode(sb.linuxKernel), OFF_LINUX_KERNEL);
   writeU64(buf, OFF_TOTAL_BLOCKS, sb.totalBlocks);
   uuid.copy(buf, OFF_UUID);
