@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, writeSync } from 'node:fs';
+import { decodeHeader, sealBlock } from '../src/format/block.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { daxtool, parseJson, tempDir, type TempDir } from './helpers/cli.js';
 
@@ -64,4 +65,23 @@ describe('mkfs --linux', () => {
       }
     },
   );
+
+  it('verify finds a superblock slot whose Linux version and rocompat bit disagree', async () => {
+    const img = T.path('bad.img');
+    expect((await daxtool(['mkfs', img, '--size', '16M', '--page-model', 'linux', '--linux', '6.18', '-q'])).exitCode).toBe(0);
+    expect((await daxtool(['mkdir', img, '/d'])).exitCode).toBe(0); // slot 1 is now the newest
+    const fd = openSync(img, 'r+');
+    try {
+      const b = Buffer.alloc(4096);
+      readSync(fd, b, 0, 4096, 4096);
+      b.writeUInt32LE(0, 56); // rocompat: the linuxKernel bit cleared, the word still says 6.18
+      sealBlock(b, 1, decodeHeader(b).generation);
+      writeSync(fd, b, 0, 4096, 4096);
+    } finally {
+      closeSync(fd);
+    }
+    const v = await daxtool(['verify', img]);
+    expect(v.exitCode).not.toBe(0);
+    expect(v.stdout + v.stderr).toMatch(/\[sb\.slot\].*rocompat linuxKernel bit is clear but the Linux version is 6\.18/);
+  });
 });
