@@ -1,7 +1,8 @@
 import { closeSync, existsSync, openSync, readSync, writeSync } from 'node:fs';
 import { decodeHeader, sealBlock } from '../src/format/block.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { daxtool, parseJson, tempDir, type TempDir } from './helpers/cli.js';
+import { daxtool, tempDir, type TempDir } from './helpers/cli.js';
+import { verifiedRun } from './helpers/cli-verified.js';
 
 /**
  * `mkfs --linux 6.12|6.18` on the command line: the version the linux page
@@ -35,13 +36,7 @@ describe('mkfs --linux', () => {
     'Linux %s: shown by mkfs and info; a reflink elsewhere in the file keeps (6.12) or deletes (6.18) an old 4 KiB entry',
     async (kernel) => {
       const img = T.path(`v${kernel}.img`);
-      const run = async (args: string[]): Promise<Record<string, unknown>> => {
-        const r = await daxtool([...args, '--json']);
-        expect(r.exitCode, `${args.join(' ')}\n${r.stderr}`).toBe(0);
-        const v = await daxtool(['verify', img, '--json']);
-        expect(v.exitCode, `verify after ${args.join(' ')}\n${v.stdout}`).toBe(0);
-        return parseJson(r);
-      };
+      const run = verifiedRun(img);
       const mk = await daxtool(['mkfs', img, '--size', '64M', '--page-model', 'linux', '--linux', kernel]);
       expect(mk.exitCode, mk.stderr).toBe(0);
       expect(mk.stdout).toContain(`page model linux (Linux ${kernel})`);
