@@ -133,7 +133,7 @@ export function memoryFailure(m: MachineState, block: Blkno, opts: { current?: n
   const pids = [...m.procs.keys()].sort((a, b) => a - b);
   const anyEntry = m.model === 'linux' && mappingShiftCountsAnyEntry(m.linuxKernel);
   for (const o of owners) {
-    // mf_dax_kill_procs: no entry of blocks at the index, no page: the owner is skipped (6.18; a no-op under 6.12).
+    // mf_dax_kill_procs: no entry of blocks at the index, no page: the owner is skipped (asked under 6.18 only; under 6.12 it would skip nobody).
     if (anyEntry && !blockEntryAt(m, o.ino, o.index)) continue;
     // collect_procs_fsdax + add_to_kill_fsdax.
     const tks: ToKill[] = [];
@@ -158,7 +158,7 @@ export function memoryFailure(m: MachineState, block: Blkno, opts: { current?: n
       dropPins: true,
       onZap: (addr, _level, _frame, v) => void unmapped.push({ pid: v.pid, addr }),
     });
-    // kill_procs -> kill_proc: one signal per process and owner.
+    // kill_procs -> kill_proc: one signal per process and owner (per failure under 6.18: oneSignalPerFailure).
     const once = new Set<number>();
     const perFailure = oneSignalPerFailure(m.linuxKernel);
     for (const t of tks) {
