@@ -8,7 +8,8 @@
  * fault mapped — the device block for a file frame, a shadow page here for a DRAM frame (an anonymous or a
  * page-cache copy; a DRAM frame never written reads as the block it copied) — and reads read the frame.
  *
- * Contract: new DaxSide({ img, model, variant }) makes the image (overwriting img); step(line) runs one
+ * Contract: new DaxSide({ img, model, variant, kernel }) makes the image (overwriting img; under the `linux`
+ * model it follows Linux `kernel`, '6.12' or '6.18', the version the guest booted); step(line) runs one
  * script line and returns { r, v?, sig[] }; state() returns { pages, blocks } (oracle/facts.mjs).
  * Methods the machine may lack (older page models): setKillPolicy → the step fails with ENOSYS;
  * poisonAddr → poison(block) of the frame mapped there, signals without code or lsb.
@@ -37,10 +38,10 @@ function errnoOf(e) {
 }
 
 export class DaxSide {
-  constructor({ img, model, variant, sizeBytes = variant === 'pmd' ? 512 << 20 : 64 << 20 }) {
+  constructor({ img, model, variant, kernel, sizeBytes = variant === 'pmd' ? 512 << 20 : 64 << 20 }) {
     this.variant = variant;
     this.model = model;
-    Filesystem.mkfs(img, { sizeBytes, pageModel: model, force: true });
+    Filesystem.mkfs(img, { sizeBytes, pageModel: model, force: true, ...(model === 'linux' && kernel ? { linuxKernel: kernel } : {}) });
     this.fs = Filesystem.open(img, { write: true });
     this.d = new dax.Dax(this.fs);
     this.totalBlocks = this.fs.superblock.totalBlocks;

@@ -91,6 +91,8 @@ export async function main(argv) {
       runs = kernel.runs;
       if (o.save) writeFileSync(o.save, JSON.stringify(kernel));
     }
+    // The kernel that ran (booted, or recorded) decides the version the linux model follows.
+    o.kernel = kernelSeries(kernel.kv);
   } catch (e) {
     console.error(`oracle: ERROR: ${e.message}`);
     return 2;
@@ -108,7 +110,7 @@ export async function main(argv) {
   try {
     const { DaxSide } = await import('./daxtool-side.mjs');
     for (const r of runs) {
-      const side = new DaxSide({ img: join(dir, `${r.variant}-${r.seed}.img`), model: o.model, variant: r.variant });
+      const side = new DaxSide({ img: join(dir, `${r.variant}-${r.seed}.img`), model: o.model, variant: r.variant, kernel: o.kernel });
       const before = disagreedSoFar(tally);
       try {
         compareRun({ script: r.lines, kernelLines: r.out, base: r.base, side, where: { variant: r.variant, seed: r.seed }, tally });
@@ -145,6 +147,16 @@ export async function main(argv) {
   if (o.json) console.log(JSON.stringify(report, null, 2));
   else printReport(report);
   return report.agreed ? 0 : 1;
+}
+
+/**
+ * The series ('6.12', '6.18') of a kernel release string such as '6.18.15+deb13-amd64': the version the
+ * `linux` model is asked to follow. A recording of another series is refused (the model knows no other).
+ */
+export function kernelSeries(kv) {
+  const m = /^(\d+\.\d+)[.+-]/.exec(String(kv) + '-');
+  if (!m || !['6.12', '6.18'].includes(m[1])) throw new Error(`recorded kernel '${kv}' is not a 6.12 or 6.18 release`);
+  return m[1];
 }
 
 /** Steps that disagreed so far, over every property: a run that adds none agreed in full. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { daxtool, parseJson, tempDir, type TempDir } from './helpers/cli.js';
+import { daxtool, tempDir, type TempDir } from './helpers/cli.js';
+import { verifiedRun } from './helpers/cli-verified.js';
 
 /**
  * The linux model's DAX page-cache entries on the command line: `pages`
@@ -16,13 +17,7 @@ afterAll(() => T.cleanup());
 describe('DAX page-cache entries (linux model)', () => {
   it('a private write leaves an entry that outlives munmap and refuses a later 2 MiB fault until a clone onto the range', async () => {
     const img = T.path('pc.img');
-    const run = async (args: string[]): Promise<Record<string, unknown>> => {
-      const r = await daxtool([...args, '--json']);
-      expect(r.exitCode, `${args.join(' ')}\n${r.stderr}`).toBe(0);
-      const v = await daxtool(['verify', img, '--json']);
-      expect(v.exitCode, `verify after ${args.join(' ')}\n${v.stdout}`).toBe(0);
-      return parseJson(r);
-    };
+    const run = verifiedRun(img);
     type Descs = { descriptors: { type: string; path?: string; index?: number; entry?: string; pages?: number }[] };
     const entries = async () => ((await run(['pages', img])) as Descs).descriptors.filter((d) => d.type === 'dax-entry');
     await run(['mkfs', img, '--size', '64M', '--page-model', 'linux']);

@@ -4,13 +4,22 @@
  * took before): every block must be identical, for several sizes and block
  * sizes, and the image must verify clean and take files like any other.
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Btree } from '../src/btree/btree.js';
 import { INODE_TYPE_DIR, ROOT_INO } from '../src/format/records.js';
-import { COUNTER_SLOTS, CounterId, ROOT_SLOTS, RootId, SB_VERSION, type Superblock } from '../src/format/superblock.js';
+import {
+  COUNTER_SLOTS,
+  CounterId,
+  FEATURES,
+  type LinuxKernel,
+  ROOT_SLOTS,
+  RootId,
+  SB_VERSION,
+  type Superblock,
+} from '../src/format/superblock.js';
 import { BlockCache } from '../src/io/cache.js';
 import { BlockDevice } from '../src/io/device.js';
 import { Filesystem } from '../src/fs/filesystem.js';
@@ -32,10 +41,11 @@ function viaTx(dev: BlockDevice, o: EmptyImage): void {
     generation: 0,
     version: SB_VERSION,
     incompat: 0,
-    rocompat: 0,
+    rocompat: (o.linuxKernel ?? '6.12') === '6.12' ? 0 : FEATURES.rocompat.linuxKernel,
     compat: 0,
     blockSize: o.blockSize,
     pageModel: o.pageModel,
+    linuxKernel: o.linuxKernel ?? '6.12',
     totalBlocks: o.blocks,
     uuid: o.uuid,
     label: o.label,
@@ -88,19 +98,28 @@ function make(name: string, o: EmptyImage, how: (dev: BlockDevice, o: EmptyImage
 }
 
 describe('mkfs', () => {
-  const cases: [number, number, string][] = [
-    [4096, 64, ''],
-    [4096, 1 << 20, 'data'],
-    [1024, 5000, 'x'],
-    [65536, 100, 'big blocks'],
+  const cases: [number, number, string, LinuxKernel | undefined][] = [
+    [4096, 64, '', undefined],
+    [4096, 1 << 20, 'data', undefined],
+    [1024, 5000, 'x', undefined],
+    [65536, 100, 'big blocks', undefined],
+    [4096, 64, 'linux 6.18', '6.18'],
   ];
-  it.each(cases)('block size %d, %d blocks: the same bytes as through a transaction', (blockSize, blocks, label) => {
+  it.each(cases)('block size %d, %d blocks (%s): the same bytes as through a transaction', (blockSize, blocks, label, linuxKernel) => {
     // Date.now() is read inside commit for the superblock's mtime: equal to `now` only if the clock is pinned.
     const now = Date.now();
     const realNow = Date.now;
     Date.now = () => now;
     try {
-      const o: EmptyImage = { blockSize, blocks, pageModel: 'proxy', label, uuid: '01234567-89ab-4cde-8f01-23456789abcd', now };
+      const o: EmptyImage = {
+        blockSize,
+        blocks,
+        pageModel: linuxKernel ? 'linux' : 'proxy',
+        ...(linuxKernel ? { linuxKernel } : {}),
+        label,
+        uuid: '01234567-89ab-4cde-8f01-23456789abcd',
+        now,
+      };
       const direct = make('direct.img', o, (d, x) => void writeEmpty(d, x));
       const ref = make('ref.img', o, viaTx);
       for (let b = 0; b < 16; b++) {
@@ -128,5 +147,36 @@ describe('mkfs', () => {
     } finally {
       fs.close();
     }
+  });
+
+  it('--linux: the Linux the linux model follows, kept in the superblock, refused under another model', () => {
+    const path = join(dir, 'linux.img');
+    const r = Filesystem.mkfs(path, { sizeBytes: 64 << 20, force: true, pageModel: 'linux', linuxKernel: '6.18' });
+    expect(r.linux_kernel).toBe('6.18');
+    const fs = Filesystem.open(path, { write: true });
+    try {
+      expect(fs.info()).toMatchObject({ page_model: 'linux', linux_kernel: '6.18' });
+      fs.mutate((fx) => fx.iput(fx.openFile('/f', true).inode));
+      expect(checkImage(fs).items).toEqual([]);
+    } finally {
+      fs.close();
+    }
+    // After a commit and a reopen: still 6.18 (the commit writes the word back).
+    const again = Filesystem.open(path, { write: false });
+    try {
+      expect(again.info().linux_kernel).toBe('6.18');
+    } finally {
+      again.close();
+    }
+    // The default, and only the linux model reports one.
+    expect(Filesystem.mkfs(path, { sizeBytes: 64 << 20, force: true, pageModel: 'linux', dryRun: true }).linux_kernel).toBe('6.12');
+    expect(Filesystem.mkfs(path, { sizeBytes: 64 << 20, force: true, dryRun: true }).linux_kernel).toBeUndefined();
+    expect(() => Filesystem.mkfs(join(dir, 'no.img'), { sizeBytes: 64 << 20, pageModel: 'shared', linuxKernel: '6.18' })).toThrow(
+      /page model is 'shared'/,
+    );
+    expect(() =>
+      Filesystem.mkfs(join(dir, 'no.img'), { sizeBytes: 64 << 20, pageModel: 'linux', linuxKernel: '7.0' as LinuxKernel }),
+    ).toThrow(/unknown Linux version '7.0'/);
+    expect(existsSync(join(dir, 'no.img'))).toBe(false);
   });
 });

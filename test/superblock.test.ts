@@ -4,6 +4,8 @@ import { DaxError } from '../src/format/errors.js';
 import {
   COUNTER_SLOTS,
   CounterId,
+  FEATURES,
+  LINUX_KERNELS,
   PAGE_MODEL_NAMES,
   ROOT_SLOTS,
   RootId,
@@ -262,5 +264,64 @@ describe('loadSuperblock', () => {
     const sb = sample();
     expect(() => checkGeometry(sb, sb.totalBlocks * sb.blockSize)).not.toThrow();
     expect(thrown(() => checkGeometry(sb, sb.totalBlocks * sb.blockSize - 1)).code).toBe('ECORRUPT');
+  });
+});
+
+describe('the Linux version of the linux page model (word at 496, rocompat linuxKernel)', () => {
+  const linux = (linuxKernel: '6.12' | '6.18'): Superblock =>
+    makeSuperblock({ blockSize: BS, totalBlocks: 1024, pageModel: 'linux', linuxKernel });
+
+  it('defaults to 6.12 with no feature bit; 6.18 sets the rocompat bit; both round-trip', () => {
+    expect(LINUX_KERNELS).toEqual(['6.12', '6.18']);
+    const a = makeSuperblock({ blockSize: BS, totalBlocks: 1024, pageModel: 'linux' });
+    expect(a.linuxKernel).toBe('6.12');
+    expect(a.rocompat).toBe(0);
+    const b = makeSuperblock({ blockSize: BS, totalBlocks: 1024, pageModel: 'linux', linuxKernel: '6.18' });
+    expect(b.rocompat).toBe(FEATURES.rocompat.linuxKernel);
+    for (const sb of [a, b]) {
+      const back = decodeSuperblock(encodeSuperblock(sb, BS, 0), 0);
+      expect(back.linuxKernel).toBe(sb.linuxKernel);
+      expect(back.rocompat).toBe(sb.rocompat);
+    }
+    // A known bit: this daxtool may write it.
+    expect(() => assertWritable(b)).not.toThrow();
+    // The word: 0 for 6.12 (what images made before it existed hold), 1 for 6.18.
+    expect(encodeSuperblock(a, BS, 0).readUInt32LE(SB_PAYLOAD_END - 4)).toBe(0);
+    expect(encodeSuperblock(b, BS, 1).readUInt32LE(SB_PAYLOAD_END - 4)).toBe(1);
+  });
+
+  it('refuses a version other than 6.12 under another model, at make and at encode', () => {
+    expect(thrown(() => makeSuperblock({ blockSize: BS, totalBlocks: 1024, pageModel: 'proxy', linuxKernel: '6.18' })).code).toBe('EINVAL');
+    expect(thrown(() => encodeSuperblock({ ...sample(), linuxKernel: '6.18' }, BS, 0)).code).toBe('EINVAL');
+    // The bit and the word must agree.
+    expect(thrown(() => encodeSuperblock({ ...linux('6.18'), rocompat: 0 }, BS, 0)).code).toBe('EINVAL');
+  });
+
+  it('a slot whose word and bit or model disagree is corrupt (ECORRUPT), and pick falls back to the other slot', () => {
+    const reseal = (buf: Buffer, slot: number, gen: number, edit: (b: Buffer) => void): Buffer => {
+      edit(buf);
+      sealBlock(buf, slot, gen);
+      return buf;
+    };
+    const good = encodeSuperblock(linux('6.18'), BS, 0);
+    const cases: [string, (b: Buffer) => void, RegExp][] = [
+      ['bit cleared', (b) => b.writeUInt32LE(0, 56), /rocompat linuxKernel bit is clear/],
+      ['unknown version', (b) => b.writeUInt32LE(7, SB_PAYLOAD_END - 4), /Linux version 7 is not one of/],
+      ['proxy model', (b) => b.writeUInt32LE(PAGE_MODEL_NAMES.indexOf('proxy'), 68), /page model is 'proxy'/],
+    ];
+    for (const [, edit, msg] of cases) {
+      const bad = reseal(Buffer.from(good), 0, 9, edit);
+      const e = thrown(() => decodeSuperblock(bad, 0));
+      expect(e.code).toBe('ECORRUPT');
+      expect(e.message).toMatch(msg);
+      const older = encodeSuperblock({ ...linux('6.18'), generation: 3 }, BS, 1);
+      const pick = pickSuperblock((s) => (s === 0 ? bad : older));
+      expect(pick.slot).toBe(1);
+      expect(pick.sb.linuxKernel).toBe('6.18');
+      expect(pick.problems.join(' ')).toMatch(msg);
+    }
+    // A 6.12 image with the bit set is corrupt too.
+    const set = reseal(encodeSuperblock(linux('6.12'), BS, 0), 0, 9, (b) => b.writeUInt32LE(FEATURES.rocompat.linuxKernel, 56));
+    expect(thrown(() => decodeSuperblock(set, 0)).message).toMatch(/bit is set but the Linux version is 6.12/);
   });
 });

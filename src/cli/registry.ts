@@ -11,7 +11,7 @@
  * ./commands/dax.js exporting `commands`, and their specs appended to COMMANDS;
  * `demo` and `compare` take no image (`image: false`) and go in a `lab` group.
  */
-import { PAGE_MODELS } from '../fs/types.js';
+import { DEFAULT_LINUX_KERNEL, LINUX_KERNELS, PAGE_MODELS } from '../fs/types.js';
 import { DEFAULT_EXIT, FSCK_EXIT, type ExitPolicy } from './errors.js';
 import { parseByte, parseCount, parseSize } from './parse.js';
 
@@ -85,6 +85,11 @@ export const COMMANDS: CommandSpec[] = [
       { flags: '--block-size <N>', desc: 'block size in bytes (default 4096)', parse: size },
       { flags: '--label <L>', desc: 'filesystem label' },
       { flags: '--page-model <M>', desc: 'page descriptor model (default proxy)', choices: PAGE_MODELS },
+      {
+        flags: '--linux <V>',
+        desc: `the Linux the linux page model follows: ${LINUX_KERNELS.join(' or ')} (default ${DEFAULT_LINUX_KERNEL}); only with --page-model linux`,
+        choices: LINUX_KERNELS,
+      },
       { flags: '--format-version <V>', desc: 'on-disk format version: 2 (default) or 1, for older daxtools', parse: count },
       { flags: '--force', desc: 'overwrite an existing image' },
       { flags: '--dry-run', desc: 'print the geometry, write nothing' },

@@ -1,10 +1,12 @@
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import { PMD_PAGES } from '../format/dax-records.js';
+import type { LinuxKernel } from '../format/superblock.js';
 
 /**
- * What the `linux` page model takes from Linux 6.12's fs/dax.c and XFS, as
- * small pure rules the fault handler (machine/fault.ts) asks at its seams. Each
- * names the kernel function it follows.
+ * What the `linux` page model takes from Linux's fs/dax.c and XFS (6.12 by
+ * default; where 6.18 differs, the rule takes the image's version, see
+ * "Linux 6.18" below), as small pure rules the fault handler
+ * (machine/fault.ts) asks at its seams. Each names the kernel function it follows.
  *
  * Fault path of a DAX file on XFS (xfs_filemap_fault -> xfs_dax_fault_locked):
  *   dax_iomap_pte_fault / dax_iomap_pmd_fault -> iomap_iter (XFS:
@@ -105,4 +107,54 @@ export const LSB_PMD = 21;
  */
 export function poisonedFaultCode(linux: boolean, write: boolean, sharedExtent: boolean): SigbusCode {
   return linux && write && sharedExtent ? 'BUS_ADRERR' : 'BUS_MCEERR_AR';
+}
+
+/**
+ * Linux 6.18 against 6.12, where a user of the model can see it (each found by
+ * the kernel oracle on recordings of both kernels running the same scripts):
+ *
+ * A reflink deletes both files' DAX page-cache entries, all indexes, mapped or
+ * not. xfs_reflink_remap_prep -> xfs_ilock2_io_mmap ->
+ * xfs_mmaplock_two_inodes_and_break_dax_layout breaks both files' layouts:
+ * since 6.15 ("fs/dax: always remove DAX page-cache entries when breaking
+ * layouts") dax_break_layout -> dax_delete_mapping_range(mapping, 0,
+ * LLONG_MAX) follows the unmap, where 6.12's dax_layout_busy_page only
+ * unmapped and the entries stayed (so a 4 KiB entry left by an earlier fault
+ * kept refusing a PMD in a range it had been cloned over).
+ */
+export function remapDeletesEntries(kernel: LinuxKernel): boolean {
+  return kernel !== '6.12';
+}
+
+/**
+ * Which present entries dev_pagemap_mapping_shift counts when memory failure
+ * collects the processes to signal (mm/memory-failure.c, add_to_kill_fsdax
+ * -> __add_to_kill): in 6.12 only device-page entries (pmd_devmap: PMD_SHIFT,
+ * pte_present && pte_devmap: PAGE_SHIFT), so a process whose page there is a
+ * private anonymous copy (or the zero page) is left out; since 6.15 ("fs/dax:
+ * properly refcount fs dax pages", which retires pte_devmap) any present entry
+ * counts (pmd_trans_huge: PMD_SHIFT, pte_present: PAGE_SHIFT), so an early-kill
+ * process holding its own copy of the page gets BUS_MCEERR_AO too — when the
+ * owner is looked at at all: mf_dax_kill_procs takes the page from the file's
+ * DAX entry (dax_lock_mapping_entry) and skips an owner whose index has no
+ * entry of blocks (page-cache.ts, blockEntryAt). Under 6.12 that skip changes
+ * nothing (a device mapping always lies under such an entry); under 6.18 it
+ * decides whether a copy is signalled, as a reflink deletes entries.
+ */
+export function mappingShiftCountsAnyEntry(kernel: LinuxKernel): boolean {
+  return kernel !== '6.12';
+}
+
+/**
+ * How many BUS_MCEERR_AO one memory failure sends a process that maps the
+ * block through several owners (files): xfs_dax_notify_ddev_failure calls
+ * xfs_dax_failure_fn -> mf_dax_kill_procs once per owner, and kill_proc's
+ * second SIGBUS to a process that has not yet taken its first is dropped
+ * (legacy_queue). On the booted 6.12 the process took the first in between
+ * (one per owner); on 6.18 it did not (one per failure). Observed, once each,
+ * on the recordings (Linux 6.12.95 and 6.18.15 running the same script): the
+ * model follows what the kernel did, the cause is timing, not a changed rule.
+ */
+export function oneSignalPerFailure(kernel: LinuxKernel): boolean {
+  return kernel !== '6.12';
 }

@@ -58,7 +58,9 @@ export { DESCRIPTOR_BYTES, type PtdumpEntry, type DescriptorInfo, type PageInfo,
  *    xfs_reflink_remap_prep does: xfs_ilock2_io_mmap breaks both files' DAX
  *    layouts (xfs_break_dax_layouts -> dax_layout_busy_page_range ->
  *    unmap_mapping_pages(mapping, 0, all, even_cows = false)). A pinned page of
- *    either file refuses it (Linux waits for the pin instead).
+ *    either file refuses it (Linux waits for the pin instead). Under Linux
+ *    6.18 (mkfs --linux) both files' DAX page-cache entries go too
+ *    (dax_break_layout -> dax_delete_mapping_range; linux-dax.ts).
  *  - checkReadable: reads of a poisoned block fail with EIO.
  *  - retainOnFree: a poisoned block nobody references any more stays out of
  *    free space (it then belongs to the poison list alone).

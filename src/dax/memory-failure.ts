@@ -4,10 +4,11 @@ import { err } from '../format/errors.js';
 import { RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import { freeOps } from '../fs/trees.js';
-import { LSB_PMD, LSB_PTE, type SigbusCode } from './linux-dax.js';
+import { LSB_PMD, LSB_PTE, mappingShiftCountsAnyEntry, oneSignalPerFailure, type SigbusCode } from './linux-dax.js';
 import { invalidate, zapRange } from './machine/entries.js';
 import { fault } from './machine/fault.js';
 import type { FaultResultName } from './machine/fault-result.js';
+import { blockEntryAt } from './machine/page-cache.js';
 import { copySource } from './machine/pins.js';
 import { translate } from './machine/rmap.js';
 import type { MachineState } from './machine/state.js';
@@ -44,6 +45,11 @@ import { getOrCreateProc } from './machine/vmas.js';
  *       another process gets one per owner (file): each owner is a call of
  *       its own, and the booted kernel has delivered the first signal before
  *       the next call sends its own. Within one owner, one per process.
+ *
+ * Linux 6.18 (the image's version, linux-dax.ts): dev_pagemap_mapping_shift
+ * counts any present entry, a private anonymous copy too
+ * (mappingShiftCountsAnyEntry), and a process gets one signal per failure,
+ * however many owners it maps the block through (oneSignalPerFailure).
  *
  * Persistence: the pmem driver keeps a bad-block list (/sys/block/pmemN/
  * badblocks) that a machine check or a scrub fills; dax_direct_access then
@@ -125,7 +131,10 @@ export function memoryFailure(m: MachineState, block: Blkno, opts: { current?: n
   const signalled = new Set<number>();
   let entries = 0;
   const pids = [...m.procs.keys()].sort((a, b) => a - b);
+  const anyEntry = m.model === 'linux' && mappingShiftCountsAnyEntry(m.linuxKernel);
   for (const o of owners) {
+    // mf_dax_kill_procs: no entry of blocks at the index, no page: the owner is skipped (asked under 6.18 only; under 6.12 it would skip nobody).
+    if (anyEntry && !blockEntryAt(m, o.ino, o.index)) continue;
     // collect_procs_fsdax + add_to_kill_fsdax.
     const tks: ToKill[] = [];
     for (const pid of pids) {
@@ -149,10 +158,11 @@ export function memoryFailure(m: MachineState, block: Blkno, opts: { current?: n
       dropPins: true,
       onZap: (addr, _level, _frame, v) => void unmapped.push({ pid: v.pid, addr }),
     });
-    // kill_procs -> kill_proc: one signal per process and owner.
+    // kill_procs -> kill_proc: one signal per process and owner (per failure under 6.18: oneSignalPerFailure).
     const once = new Set<number>();
+    const perFailure = oneSignalPerFailure(m.linuxKernel);
     for (const t of tks) {
-      if (once.has(t.pid) || (t.pid === opts.current && signalled.has(t.pid))) continue;
+      if (once.has(t.pid) || ((perFailure || t.pid === opts.current) && signalled.has(t.pid))) continue;
       once.add(t.pid);
       signalled.add(t.pid);
       signals.push({ pid: t.pid, code: t.pid === opts.current ? 'BUS_MCEERR_AR' : 'BUS_MCEERR_AO', addr: t.addr, lsb: t.shift });
@@ -179,12 +189,14 @@ export function memoryFailure(m: MachineState, block: Blkno, opts: { current?: n
 /**
  * dev_pagemap_mapping_shift: 21 when a huge entry maps the address, 12 for a
  * PTE of a device page (pte_devmap), 0 when nothing is mapped there or the
- * page is a DRAM one (an anonymous copy, the zero page).
+ * page is a DRAM one (an anonymous copy, the zero page). Since Linux 6.15 any
+ * present PTE gives 12 (mappingShiftCountsAnyEntry).
  */
 function mappingShift(m: MachineState, pid: number, addr: number): number {
   const t = translate(m, pid, addr);
   if (!t) return 0;
   if (t.level === 2) return LSB_PMD;
+  if (mappingShiftCountsAnyEntry(m.linuxKernel)) return LSB_PTE;
   return t.frame < m.totalBlocks || copySource(m, t.frame) !== null ? LSB_PTE : 0;
 }
 

@@ -30,7 +30,12 @@ import type { Blkno } from './units.js';
  *   168     8 mtimeMs        last commit time, ms since the epoch
  *   176   160 roots[20]      u64 root block numbers, indexed by RootId; 0 = empty tree
  *   336   160 counters[20]   u64 counters, indexed by CounterId
- *   496       end; the rest of the block is zero and covered by the CRC
+ *   496     4 linuxKernel    index into LINUX_KERNELS: the Linux version the
+ *                            `linux` page model follows (0 = 6.12; any other
+ *                            value only under `linux`, with the rocompat bit
+ *                            FEATURES.rocompat.linuxKernel set, so that a
+ *                            daxtool that knows one version only reads it)
+ *   500       end; the rest of the block is zero and covered by the CRC
  *
  * Frozen across versions: the common header, the CRC scheme and the words at
  * 48..71 (version, features, blockSize), so that any daxtool can tell "newer
@@ -82,22 +87,51 @@ const OFF_CTIME = 160;
 const OFF_MTIME = 168;
 const OFF_ROOTS = 176;
 const OFF_COUNTERS = OFF_ROOTS + ROOT_SLOTS * 8;
-export const SB_PAYLOAD_END = OFF_COUNTERS + COUNTER_SLOTS * 8;
+const OFF_LINUX_KERNEL = OFF_COUNTERS + COUNTER_SLOTS * 8;
+export const SB_PAYLOAD_END = OFF_LINUX_KERNEL + 4;
 
-/** Feature bits. None are defined yet; bits become known here as the format grows. */
+/** Feature bits; bits become known here as the format grows. */
 export const FEATURES = {
   incompat: {} as Record<string, number>,
-  rocompat: {} as Record<string, number>,
+  /**
+   * linuxKernel: the `linux` page model follows a Linux other than 6.12 (the
+   * linuxKernel word). A daxtool that knows only 6.12 would follow 6.12 on
+   * such an image and write back 0: it may read it, never modify it.
+   */
+  rocompat: { linuxKernel: 0x1 } as const,
   compat: {} as Record<string, number>,
 } as const;
 export const KNOWN_INCOMPAT = 0;
-export const KNOWN_ROCOMPAT = 0;
+export const KNOWN_ROCOMPAT = 0x1;
 export const KNOWN_COMPAT = 0;
 
 /** On-disk page-model numbers are indexes into this list; the fs layer re-exports it as PageModel. */
 export const PAGE_MODEL_NAMES = ['pagecache', 'proxy', 'pfn-entry', 'shared', 'naive', 'linux'] as const;
 export type PageModelName = (typeof PAGE_MODEL_NAMES)[number];
 export const DEFAULT_PAGE_MODEL: PageModelName = 'proxy';
+
+/**
+ * The Linux versions the `linux` page model can follow (on-disk numbers are
+ * indexes): where their fs/dax.c, XFS or mm/memory-failure.c differ in what a
+ * user sees, the model asks the image's version (dax/linux-dax.ts). 6.12 is
+ * the default and what every image made before the word existed holds (0).
+ */
+export const LINUX_KERNELS = ['6.12', '6.18'] as const;
+export type LinuxKernel = (typeof LINUX_KERNELS)[number];
+export const DEFAULT_LINUX_KERNEL: LinuxKernel = '6.12';
+
+export function linuxKernelCode(v: string): number {
+  const i = (LINUX_KERNELS as readonly string[]).indexOf(v);
+  if (i < 0) throw err('EINVAL', `unknown Linux version '${v}' for the linux page model`, undefined, `one of: ${LINUX_KERNELS.join(', ')}`);
+  return i;
+}
+
+/** Why (pageModel, linuxKernel) cannot stand together, or null: a version other than the default needs `linux`. */
+export function linuxKernelProblem(pageModel: PageModelName, linuxKernel: LinuxKernel): string | null {
+  return linuxKernel !== DEFAULT_LINUX_KERNEL && pageModel !== 'linux'
+    ? `Linux ${linuxKernel} is a version of the linux page model, but the page model is '${pageModel}'`
+    : null;
+}
 
 export function pageModelCode(name: string): number {
   const i = (PAGE_MODEL_NAMES as readonly string[]).indexOf(name);
@@ -174,6 +208,8 @@ export interface Superblock {
   compat: number;
   blockSize: number;
   pageModel: PageModelName;
+  /** The Linux the `linux` model follows; DEFAULT_LINUX_KERNEL under every other model. */
+  linuxKernel: LinuxKernel;
   totalBlocks: number;
   /** Lower-case hex, 8-4-4-4-12. */
   uuid: string;
@@ -199,6 +235,7 @@ export function makeSuperblock(opts: {
   blockSize: number;
   totalBlocks: number;
   pageModel?: PageModelName;
+  linuxKernel?: LinuxKernel;
   label?: string;
   uuid?: string;
   nowMs?: number;
@@ -213,6 +250,7 @@ export function makeSuperblock(opts: {
     compat: 0,
     blockSize: opts.blockSize,
     pageModel: opts.pageModel ?? DEFAULT_PAGE_MODEL,
+    linuxKernel: opts.linuxKernel ?? DEFAULT_LINUX_KERNEL,
     totalBlocks: opts.totalBlocks,
     uuid: opts.uuid ?? newUuid(),
     label: opts.label ?? '',
@@ -225,6 +263,10 @@ export function makeSuperblock(opts: {
   if (g) throw err('EINVAL', g, undefined, 'choose a block size that is a power of two from 512 to 65536 and a size of at least 16 blocks');
   checkLabel(sb.label);
   pageModelCode(sb.pageModel);
+  linuxKernelCode(sb.linuxKernel);
+  const lk = linuxKernelProblem(sb.pageModel, sb.linuxKernel);
+  if (lk) throw err('EINVAL', lk, undefined, 'pick another Linux version only with --page-model linux');
+  if (sb.linuxKernel !== DEFAULT_LINUX_KERNEL) sb.rocompat |= FEATURES.rocompat.linuxKernel;
   uuidToBytes(sb.uuid);
   return sb;
 }
@@ -288,6 +330,15 @@ export function encodeSuperblock(sb: Superblock, blockSize: number, slot: Superb
   buf.writeUInt32LE(sb.compat >>> 0, OFF_COMPAT);
   buf.writeUInt32LE(sb.blockSize, OFF_BLOCK_SIZE);
   buf.writeUInt32LE(pageModelCode(sb.pageModel), OFF_PAGE_MODEL);
+  const lk = linuxKernelProblem(sb.pageModel, sb.linuxKernel);
+  if (lk) throw err('EINVAL', lk, slotName(slot));
+  if ((sb.linuxKernel !== DEFAULT_LINUX_KERNEL) !== ((sb.rocompat & FEATURES.rocompat.linuxKernel) !== 0))
+    throw err(
+      'EINVAL',
+      `the rocompat linuxKernel bit must be set exactly when the Linux version is not ${DEFAULT_LINUX_KERNEL}`,
+      slotName(slot),
+    );
+  buf.writeUInt32LE(linuxKernelCode(sb.linuxKernel), OFF_LINUX_KERNEL);
   writeU64(buf, OFF_TOTAL_BLOCKS, sb.totalBlocks);
   uuid.copy(buf, OFF_UUID);
   label.copy(buf, OFF_LABEL);
@@ -354,6 +405,13 @@ export function decodeSuperblock(buf: Buffer, slot: number): Superblock {
   const pm = buf.readUInt32LE(OFF_PAGE_MODEL);
   const pageModel = PAGE_MODEL_NAMES[pm];
   if (pageModel === undefined) throw bad(`page model ${pm} is not one of 0..${PAGE_MODEL_NAMES.length - 1}`);
+  const lkc = buf.readUInt32LE(OFF_LINUX_KERNEL);
+  const linuxKernel = LINUX_KERNELS[lkc];
+  if (linuxKernel === undefined) throw bad(`Linux version ${lkc} is not one of 0..${LINUX_KERNELS.length - 1}`);
+  const lk = linuxKernelProblem(pageModel, linuxKernel);
+  if (lk) throw bad(lk);
+  if ((lkc !== 0) !== ((rocompat & FEATURES.rocompat.linuxKernel) !== 0))
+    throw bad(`the rocompat linuxKernel bit is ${lkc !== 0 ? 'clear' : 'set'} but the Linux version is ${linuxKernel}`);
 
   const labelField = buf.subarray(OFF_LABEL, OFF_LABEL + LABEL_FIELD);
   const nul = labelField.indexOf(0);
@@ -384,6 +442,7 @@ export function decodeSuperblock(buf: Buffer, slot: number): Superblock {
     compat,
     blockSize,
     pageModel,
+    linuxKernel,
     totalBlocks,
     uuid: bytesToUuid(buf.subarray(OFF_UUID, OFF_UUID + UUID_BYTES)),
     label: labelField.subarray(0, nul).toString('utf8'),
@@ -568,6 +627,8 @@ export function rawSuperblockFields(buf: Buffer): [string, string | number][] {
   out.push(['block_size', u32(OFF_BLOCK_SIZE)]);
   const pm = u32(OFF_PAGE_MODEL);
   out.push(['page_model', PAGE_MODEL_NAMES[pm] ?? `unknown (${pm})`]);
+  const lk = u32(OFF_LINUX_KERNEL);
+  if (lk !== 0 || PAGE_MODEL_NAMES[pm] === 'linux') out.push(['linux_kernel', LINUX_KERNELS[lk] ?? `unknown (${lk})`]);
   out.push(['total_blocks', readU64(buf, OFF_TOTAL_BLOCKS)]);
   const u = buf.subarray(OFF_UUID, OFF_UUID + UUID_BYTES).toString('hex');
   out.push(['uuid', `${u.slice(0, 8)}-${u.slice(8, 12)}-${u.slice(12, 16)}-${u.slice(16, 20)}-${u.slice(20)}`]);

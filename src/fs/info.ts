@@ -12,6 +12,7 @@ export function infoOf(sb: Superblock): InfoResult {
     files: c[CounterId.Files],
     dirs: c[CounterId.Dirs],
     page_model: sb.pageModel as PageModel,
+    ...(sb.pageModel === 'linux' ? { linux_kernel: sb.linuxKernel } : {}),
     label: sb.label,
     uuid: sb.uuid,
     version: sb.version,

@@ -20,8 +20,13 @@ import { encodeFree, encodeInode, INODE_TYPE_DIR, ROOT_INO } from '../format/rec
 import {
   CounterId,
   counterSlots,
+  DEFAULT_LINUX_KERNEL,
   encodeSuperblock,
+  FEATURES,
   type FormatVersion,
+  linuxKernelCode,
+  linuxKernelProblem,
+  type LinuxKernel,
   RootId,
   rootSlots,
   SB_VERSION,
@@ -61,6 +66,7 @@ export function geometry(opts: MkfsOptions): { blockSize: number; blocks: number
 export function mkfs(path: string, opts: MkfsOptions): MkfsResult {
   const { blockSize, blocks } = geometry(opts);
   const pageModel: PageModel = opts.pageModel ?? 'proxy';
+  const linuxKernel = mkfsLinuxKernel(pageModel, opts.linuxKernel);
   const label = opts.label ?? '';
   if (Buffer.byteLength(label, 'utf8') > 63) throw err('EINVAL', 'label longer than 63 bytes', label);
   const version = formatVersion(opts.formatVersion);
@@ -73,6 +79,7 @@ export function mkfs(path: string, opts: MkfsOptions): MkfsResult {
     free_blocks: sb ? sb.counters[CounterId.FreeBlocks] : blocks - 4,
     metadata_blocks: sb ? sb.counters[CounterId.MetadataBlocks] + 2 : 4,
     page_model: pageModel,
+    ...(pageModel === 'linux' ? { linux_kernel: linuxKernel } : {}),
     label,
     uuid,
     dry_run: !!opts.dryRun,
@@ -81,11 +88,20 @@ export function mkfs(path: string, opts: MkfsOptions): MkfsResult {
   const dev = BlockDevice.create(path, blocks * blockSize, { force: !!opts.force });
   try {
     dev.setBlockSize(blockSize);
-    const sb = writeEmpty(dev, { blockSize, blocks, pageModel, label, uuid, now: nowMs(), version });
+    const sb = writeEmpty(dev, { blockSize, blocks, pageModel, linuxKernel, label, uuid, now: nowMs(), version });
     return result(sb);
   } finally {
     dev.close();
   }
+}
+
+/** The Linux version a new image's `linux` model follows: the default unless asked, and asked only under `linux`. */
+export function mkfsLinuxKernel(pageModel: PageModel, v: string | undefined): LinuxKernel {
+  if (v === undefined) return DEFAULT_LINUX_KERNEL;
+  linuxKernelCode(v);
+  const p = linuxKernelProblem(pageModel, v as LinuxKernel);
+  if (p) throw err('EINVAL', p, undefined, 'add --page-model linux, or leave --linux out');
+  return v as LinuxKernel;
 }
 
 /** The format version mkfs makes: the newest unless `--format-version` asks for an older one. */
@@ -104,6 +120,8 @@ export interface EmptyImage {
   blockSize: number;
   blocks: number;
   pageModel: PageModel;
+  /** Default DEFAULT_LINUX_KERNEL; another only under `linux`. */
+  linuxKernel?: LinuxKernel;
   label: string;
   uuid: string;
   /** Creation time; also the root inode's times and the superblock's mtime. */
@@ -154,14 +172,16 @@ export function writeEmpty(dev: BlockDevice, o: EmptyImage): Superblock {
   counters[CounterId.Inodes] = 1;
   counters[CounterId.Dirs] = 1;
   counters[CounterId.MetadataBlocks] = 2;
+  const linuxKernel = mkfsLinuxKernel(o.pageModel, o.linuxKernel);
   const sb: Superblock = {
     generation,
     version,
     incompat: 0,
-    rocompat: 0,
+    rocompat: linuxKernel === DEFAULT_LINUX_KERNEL ? 0 : FEATURES.rocompat.linuxKernel,
     compat: 0,
     blockSize,
     pageModel: o.pageModel,
+    linuxKernel,
     totalBlocks: blocks,
     uuid: o.uuid,
     label: o.label,

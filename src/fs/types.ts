@@ -2,8 +2,14 @@ import type { Blkno, FileBlock, Ino } from '../format/units.js';
 
 /** Results of filesystem operations, shaped as daxtool(1)'s JSON OUTPUT (bytes for file offsets, blocks for physical). */
 
-export { PAGE_MODEL_NAMES as PAGE_MODELS, type PageModelName as PageModel } from '../format/superblock.js';
-import type { PageModelName as PageModel } from '../format/superblock.js';
+export {
+  PAGE_MODEL_NAMES as PAGE_MODELS,
+  type PageModelName as PageModel,
+  LINUX_KERNELS,
+  type LinuxKernel,
+  DEFAULT_LINUX_KERNEL,
+} from '../format/superblock.js';
+import type { LinuxKernel, PageModelName as PageModel } from '../format/superblock.js';
 
 export interface MkfsOptions {
   /** Image size in bytes; rounded down to whole blocks. */
@@ -11,6 +17,8 @@ export interface MkfsOptions {
   blockSize?: number; // default 4096
   label?: string;
   pageModel?: PageModel; // default 'proxy'
+  /** The Linux the `linux` model follows (default 6.12); another version only with pageModel 'linux'. */
+  linuxKernel?: LinuxKernel;
   /** Overwrite an existing file. Without it an existing image is refused (EEXIST). */
   force?: boolean;
   /** Compute geometry, write nothing. */
@@ -26,6 +34,8 @@ export interface MkfsResult {
   free_blocks: number;
   metadata_blocks: number;
   page_model: PageModel;
+  /** Under the `linux` model only: the Linux version it follows. */
+  linux_kernel?: LinuxKernel;
   label: string;
   uuid: string;
   dry_run: boolean;
@@ -38,6 +48,8 @@ export interface InfoResult {
   files: number; // regular files
   dirs: number;
   page_model: PageModel;
+  /** Under the `linux` model only: the Linux version it follows. */
+  linux_kernel?: LinuxKernel;
   label: string;
   uuid: string;
   version: number;

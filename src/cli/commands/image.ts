@@ -1,6 +1,6 @@
 /** mkfs and info: creating an image and summarising it. */
 import { existsSync, statSync } from 'node:fs';
-import type { InfoResult, MkfsOptions, MkfsResult, PageModel } from '../../fs/types.js';
+import type { InfoResult, LinuxKernel, MkfsOptions, MkfsResult, PageModel } from '../../fs/types.js';
 import { err } from '../../format/errors.js';
 import { canPrompt, type CommandImpl } from '../command.js';
 import { CancelledError } from '../errors.js';
@@ -24,6 +24,7 @@ const mkfs: CommandImpl = async (ctx, _args, opts) => {
   if (opts.blockSize !== undefined) mopts.blockSize = opts.blockSize as number;
   if (opts.label !== undefined) mopts.label = String(opts.label);
   if (opts.pageModel !== undefined) mopts.pageModel = opts.pageModel as PageModel;
+  if (opts.linux !== undefined) mopts.linuxKernel = opts.linux as LinuxKernel;
   if (opts.formatVersion !== undefined) mopts.formatVersion = opts.formatVersion as number;
   const quiet = opts.quiet === true;
   // fs/mkfs.js, not the Filesystem: mkfs loads only the code it runs.
@@ -35,10 +36,15 @@ const mkfs: CommandImpl = async (ctx, _args, opts) => {
   };
 };
 
+/** The page model, with the Linux version under `linux`: "linux (Linux 6.18)". */
+function modelText(r: { page_model: PageModel; linux_kernel?: LinuxKernel }): string {
+  return r.linux_kernel === undefined ? r.page_model : `${r.page_model} (Linux ${r.linux_kernel})`;
+}
+
 function renderMkfs(r: MkfsResult): string {
   const total = r.blocks * r.block_size;
   const lines = [
-    `${r.dry_run ? 'would create' : 'created'} ${r.path}: ${plural(r.blocks, 'block')} of ${r.block_size} bytes (${humanSize(total)}), page model ${r.page_model}`,
+    `${r.dry_run ? 'would create' : 'created'} ${r.path}: ${plural(r.blocks, 'block')} of ${r.block_size} bytes (${humanSize(total)}), page model ${modelText(r)}`,
     `label ${r.label === '' ? '(none)' : JSON.stringify(r.label)}, uuid ${r.uuid}`,
     `${plural(r.metadata_blocks, 'metadata block')}, ${r.free_blocks} free (${humanSize(r.free_blocks * r.block_size)})`,
   ];
@@ -58,7 +64,7 @@ const info: CommandImpl = async (ctx) => {
         ['label', r.label === '' ? '(none)' : r.label],
         ['uuid', r.uuid],
         ['version', r.version],
-        ['page model', r.page_model],
+        ['page model', modelText(r)],
         ['block size', r.block_size],
         ['size', `${humanSize(r.blocks * bs)} (${plural(r.blocks, 'block')})`],
         ['free', `${humanSize(r.free_blocks * bs)} (${plural(r.free_blocks, 'block')})`],

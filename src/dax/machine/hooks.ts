@@ -13,6 +13,7 @@ import type { MachineState } from './state.js';
 import { invalidate } from './entries.js';
 import { checkPinnedBlocks } from './pinned.js';
 import { dropEntries } from './page-cache.js';
+import { remapDeletesEntries } from '../linux-dax.js';
 export function beforeRelease(s: MachineState, inode: InodeRec, path: string, fblk: FileBlock, len: number, keepAnon = false): void {
   const removal = fblk === 0 && len >= MAX_KEY - 1;
   if (!s.hasState()) {
@@ -35,12 +36,15 @@ export function beforeRelease(s: MachineState, inode: InodeRec, path: string, fb
 }
 
 export function beforeRemap(s: MachineState, src: InodeRec, srcPath: string, dst: InodeRec, dstPath: string): void {
-  if (!s.hasState()) return;
-  for (const [inode, path] of src.ino === dst.ino ? [[src, srcPath] as const] : [[src, srcPath] as const, [dst, dstPath] as const])
-    invalidate(s, inode.ino, 0, MAX_KEY - 1, {
-      keepAnon: true,
-      pinWhy: `cannot remap ${srcPath} onto ${dstPath}: its mappings of ${path} must go first`,
-    });
+  const files = src.ino === dst.ino ? [[src, srcPath] as const] : [[src, srcPath] as const, [dst, dstPath] as const];
+  if (s.hasState())
+    for (const [inode, path] of files)
+      invalidate(s, inode.ino, 0, MAX_KEY - 1, {
+        keepAnon: true,
+        pinWhy: `cannot remap ${srcPath} onto ${dstPath}: its mappings of ${path} must go first`,
+      });
+  // linux, 6.15 and later: breaking the layouts deletes the entries too (linux-dax.ts, remapDeletesEntries).
+  if (remapDeletesEntries(s.linuxKernel)) for (const [inode] of files) dropEntries(s, inode.ino, 0, MAX_KEY - 1);
 }
 
 export function checkReadable(s: MachineState, pblk: Blkno, len: number, inode: InodeRec, fblk: FileBlock): void {

@@ -211,6 +211,16 @@ export function dropEntries(s: MachineState, ino: Ino, i0: FileBlock, n: number)
   return gone.length;
 }
 
+/**
+ * dax_lock_mapping_entry(mapping, index, &page) as memory failure uses it: is
+ * there an entry of blocks covering (ino, index)? No entry, an empty one or
+ * one of the zero page give no page, and mf_dax_kill_procs skips that owner.
+ */
+export function blockEntryAt(s: MachineState, ino: Ino, index: FileBlock): boolean {
+  const r = covering(entriesOf(s, ino), index);
+  return r !== undefined && (r.flags & (D.DAX_ENTRY_EMPTY | D.DAX_ENTRY_ZERO)) === 0;
+}
+
 /** One DAX entry of a file's page cache: its first index, 1 or 512 pages, and what it holds. */
 export interface DaxEntryInfo {
   index: FileBlock;

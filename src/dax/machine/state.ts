@@ -14,7 +14,7 @@ import * as D from '../../format/dax-records.js';
 import { DescSpace, type DescRec, type DramRec, type PinRec, type ProcRec, type VmaRec } from '../../format/dax-records.js';
 import { err } from '../../format/errors.js';
 import type { ExtentRec } from '../../format/records.js';
-import { CounterId, RootId } from '../../format/superblock.js';
+import { CounterId, type LinuxKernel, RootId } from '../../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../../format/units.js';
 import type { FsTx } from '../../fs/fstx.js';
 import { ChunkStore } from '../chunks.js';
@@ -36,6 +36,8 @@ export interface VmaInfo {
 
 export class MachineState {
   readonly model: Model;
+  /** The Linux the `linux` model follows (the superblock's word; DEFAULT_LINUX_KERNEL under other models). */
+  readonly linuxKernel: LinuxKernel;
   readonly totalBlocks: number;
   /** The zero page's frame; DRAM frames of copies follow it. */
   readonly zeroFrame: number;
@@ -66,6 +68,7 @@ export class MachineState {
   constructor(readonly fx: FsTx) {
     const sb = fx.tx.ctx.sb;
     this.model = sb.pageModel;
+    this.linuxKernel = sb.linuxKernel;
     this.totalBlocks = sb.totalBlocks;
     this.zeroFrame = D.dramBase(sb.totalBlocks);
     this.pt = new PageTables(fx.tx, (p) => this.procChanged(p));
