@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 /**
  * Bundles the compiled CLI (dist/cli/main.js and everything it imports,
- * statically or lazily) into a few ES modules in dist/bundle/, run by
- * bin/daxtool when present and newer than dist/. Node 20's module loader
+ * statically or lazily) into a few CommonJS modules in dist/bundle/ (.cjs),
+ * run by bin/daxtool when present and newer than dist/. CommonJS because
+ * Node 20 starts its ES module loader for the first ES module a process
+ * loads, about 7 ms of CPU (bench/RESULTS.md), more than `info` does: a
+ * command that stays in the bundle never starts it. The chunks require each
+ * other, lazily where the code imports lazily; packages keep import(), since
+ * some are ES modules only (ora, inquirer). Node 20's module loader
  * spends about a millisecond per module; a command loads 25-60 of them, and
  * for the start-up bound commands (mkfs, info, --version, verify of a small
  * image) that was a large part of their time above the runtime's own start.
@@ -99,6 +104,17 @@ async function main() {
     external: (id) => !id.startsWith('.') && !id.startsWith('/') && !id.startsWith('\0'),
     // Module order and top-level side effects (the fork children's argv checks) are kept as written.
     treeshake: false,
+    plugins: [
+      {
+        name: 'require-own-chunks',
+        renderDynamicImport({ targetModuleId }) {
+          // Chunks of this bundle and node's built-ins: require (no ES module loader); packages, which may be ES only: import().
+          if (targetModuleId && (targetModuleId.startsWith(DIST) || targetModuleId.startsWith('node:')))
+            return { left: 'Promise.resolve().then(() => require(', right: '))' };
+          return null;
+        },
+      },
+    ],
     onwarn: (w, warn) => {
       if (w.code === 'CIRCULAR_DEPENDENCY') return;
       warn(w);
@@ -106,9 +122,9 @@ async function main() {
   });
   const { output } = await bundle.write({
     dir: OUT,
-    format: 'es',
-    entryFileNames: '[name].js',
-    chunkFileNames: '[name].js',
+    format: 'cjs',
+    entryFileNames: '[name].cjs',
+    chunkFileNames: '[name].cjs',
     manualChunks: (id, { getModuleInfo }) => {
       const relOf = (x) => {
         const r = relative(DIST, x).split(sep).join('/');
@@ -123,11 +139,11 @@ async function main() {
   const files = output.filter((o) => o.type === 'chunk').map((o) => o.fileName);
   // core is loaded by every command before lib; a static import of lib from core is a cycle whose
   // bindings are undefined at start-up (seen as "Cannot read properties of undefined").
-  const core = output.find((o) => o.type === 'chunk' && o.fileName === 'core.js');
-  if (core && core.imports.includes('lib.js'))
+  const core = output.find((o) => o.type === 'chunk' && o.fileName === 'core.cjs');
+  if (core && core.imports.includes('lib.cjs'))
     throw new Error('bundle: core.js imports lib.js: move the module that does so out of core (chunkOf)');
   // Newer than every file of dist/ it was made from: bin/daxtool compares the two.
-  const t = statSync(join(OUT, 'main.js')).mtimeMs;
+  const t = statSync(join(OUT, 'main.cjs')).mtimeMs;
   if (t < statSync(entry).mtimeMs) throw new Error('bundle: dist/bundle/main.js is older than dist/cli/main.js');
   process.stderr.write(`bundle: ${files.length} chunks in dist/bundle (${files.sort().join(', ')})\n`);
 }
