@@ -8,6 +8,7 @@ import {
   refcountMax,
   decodeExtent,
   decodeRefcount,
+  encodeRefcountFields,
   encodeRmapFields,
   EXTENT_REC_SIZE,
   extentFblk,
@@ -21,6 +22,7 @@ import {
   type RefcountRec,
   type RmapRec,
 } from '../format/records.js';
+import { expectChecksums } from '../format/crc.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock } from '../format/units.js';
 import { NO_HOLDER, type BlockHolder } from './holder.js';
@@ -345,6 +347,7 @@ export class BlockMap {
       for (const e of pieces) this.mapExtent(inode, e.fblk, e.pblk, e.len, false);
       return;
     }
+    this.rebuildAhead(pieces.length);
     // 1. The file's extent tree, bulk-loaded (pieces from a canonical map are canonical).
     const merged = mergeAdjacent(pieces);
     const tree = this.extentTree(inode);
@@ -373,6 +376,7 @@ export class BlockMap {
       return;
     }
     // Hundreds of extents at least (worthRebuilding): a tree, whatever the format.
+    this.rebuildAhead(est);
     const tree = new Btree(this.tx, extentOps, 0, dst.ino);
     const loader = tree.bulkLoader();
     let cols: ExtentColumns;
@@ -410,6 +414,17 @@ export class BlockMap {
    */
   private worthRebuilding(n: number): boolean {
     return n >= 256 && n * 32 >= this.rmap.estimateRecords();
+  }
+
+  /**
+   * A rebuild for `n` extents is about to start: it reads and writes the
+   * physical-block index whole (at least the n records it gains or loses),
+   * and reads or writes n extent and refcount records, so from a few
+   * thousand extents on its checksums pass the native module's threshold
+   * (format/crc.ts): load it before the first half megabyte, not after.
+   */
+  private rebuildAhead(n: number): void {
+    expectChecksums(n * (2 * RMAP_REC_SIZE + EXTENT_REC_SIZE + REFC_REC_SIZE));
   }
 
   private allExtents(tree: Btree<ExtentRec>): ExtentRec[] {
@@ -580,6 +595,7 @@ export class BlockMap {
       this.observer?.mapChanged(inode);
       return;
     }
+    this.rebuildAhead(est);
     const treeNodes: Blkno[] = [];
     const { cols } = this.streaming(() => this.readExtents(tree, est, treeNodes));
     const ino = inode.ino;
@@ -619,6 +635,19 @@ export class BlockMap {
     const adds = coverage(exts, order);
     const refc = new Btree(this.tx, refcountOps, 0);
     const loader = refc.bulkLoader();
+    // Records are encoded into a stage and go to the loader a batch at a time (no record objects).
+    const STAGE = 2048;
+    const stage = Buffer.alloc(STAGE * REFC_REC_SIZE);
+    let staged = 0;
+    const flush = () => {
+      if (staged > 0) loader.addRaw(stage, 0, staged);
+      staged = 0;
+    };
+    const put = (p: Blkno, l: number, c: number) => {
+      if (staged === STAGE) flush();
+      encodeRefcountFields(stage, staged * REFC_REC_SIZE, p, l, c);
+      staged++;
+    };
     const oldNodes: Blkno[] = [];
     const zero: [Blkno, number][] = [];
     let shared = 0;
@@ -642,7 +671,7 @@ export class BlockMap {
         runL += e - s;
         return;
       }
-      if (runL > 0) loader.add({ pblk: runP, len: runL, refcount: runC });
+      if (runL > 0) put(runP, runL, runC);
       runP = s;
       runL = e - s;
       runC = n;
@@ -685,7 +714,8 @@ export class BlockMap {
         at = e;
       }
       for (; r; step()) emit(Math.max(r.pblk, at), r.pblk + r.len, r.refcount);
-      if (runL > 0) loader.add({ pblk: runP, len: runL, refcount: runC });
+      if (runL > 0) put(runP, runL, runC);
+      flush();
       loader.finish();
     } catch (e) {
       loader.abort();

@@ -3,9 +3,9 @@
 import { nowMs } from '../format/clock.js';
 import { Btree } from '../btree/btree.js';
 import type { BtreeOps, NodeStore } from '../btree/types.js';
-import { BLOCK_TYPE_NAMES, BlockType, hdrLevel, initHeader, sealBlock, verifyBlock } from '../format/block.js';
+import { BLOCK_TYPE_NAMES, BlockType, HDR_SIZE, hdrCount, hdrLevel, initHeader, sealBlock, verifyBlock } from '../format/block.js';
 import { corrupt, DaxError, err } from '../format/errors.js';
-import type { FreeRec } from '../format/records.js';
+import { decodeFree, FREE_REC_SIZE, type FreeRec } from '../format/records.js';
 import {
   CounterId,
   type Counters,
@@ -22,6 +22,8 @@ import type { BlockCache } from '../io/cache.js';
 import type { BlockDevice } from '../io/device.js';
 import { commitFailed } from './commit-failure.js';
 import { ExtentSet } from './extentset.js';
+import { mergeFree } from './freemerge.js';
+import { prefetchRuns } from './prefetch.js';
 import { freeOps } from './trees.js';
 
 /** The committed state a transaction starts from and the device it lives on. */
@@ -39,6 +41,11 @@ export interface TxContext {
    * the next window unless a block was lent out as a view of it (`lent`).
    */
   window?: { start: Blkno; count: number; buf: Buffer; used: number; lent: boolean };
+  /**
+   * Blocks read ahead by Tx.prefetch (raw, unverified, each in a buffer of its
+   * own never reused), taken out as they are asked for; dropped with the window.
+   */
+  ahead?: Map<Blkno, Buffer>;
   sb: Superblock;
   /** The slot `sb` was read from; a commit writes the other one. */
   slot: SuperblockSlot;
@@ -54,6 +61,9 @@ export type CachePolicy = (type: number, level: number) => boolean;
  * descend through again.
  */
 export const STREAMING: CachePolicy = (type, level) => level > 0 && type !== BlockType.PageTable;
+
+/** Runs of allocations and frees from which the free-space tree is rebuilt rather than updated run by run. */
+const REBUILD_FREE_RUNS = 64;
 
 /** Most blocks read per cache miss (512 KiB at 4 KiB blocks). */
 const RA_BLOCKS = 128;
@@ -233,14 +243,16 @@ export class Tx implements NodeStore {
     }
     let buf = this.ctx.cache.get(blkno);
     if (!buf) {
-      const raw = this.readAhead(blkno);
+      const early = this.ctx.ahead?.get(blkno);
+      if (early) this.ctx.ahead!.delete(blkno);
+      const raw = early ?? this.readAhead(blkno);
       verifyBlock(raw, blkno, type);
       const keep = this.ctx.keep;
       if (!keep || keep(type, hdrLevel(raw))) {
         buf = copyBlock(raw, 0, this.blockSize);
         this.ctx.cache.put(blkno, buf);
       } else {
-        this.ctx.window!.lent = true;
+        if (!early) this.ctx.window!.lent = true;
         buf = raw;
       }
     } else if (buf.readUInt16LE(4) !== type) {
@@ -277,6 +289,37 @@ export class Tx implements NodeStore {
     this.ctx.dev.readInto(blkno, buf.subarray(0, count * bs));
     this.ctx.window = { start: blkno, count, buf, used: 1, lent: false };
     return buf.subarray(0, bs);
+  }
+
+  /**
+   * The blocks a tree walk reads next (the leaves under one interior node, as
+   * xfs_btree_readahead in fs/xfs/libxfs/xfs_btree.c reads a node's siblings
+   * ahead): those neither cached nor written in this transaction are read now,
+   * in a few reads where they lie close together (prefetch.ts), and wait
+   * unverified until asked for. A tree written piece by piece has its leaves
+   * interleaved with other trees' nodes, where the sequential window of
+   * readAhead shrinks to a block or two per read.
+   */
+  prefetch(blknos: readonly Blkno[]): void {
+    const ctx = this.ctx;
+    ctx.ahead = undefined;
+    const want = blknos.filter((b) => this.validBlkno(b) && !this.dirty.has(b) && !ctx.cache.has(b));
+    if (want.length < 2) return;
+    const bs = this.blockSize;
+    const ahead = new Map<Blkno, Buffer>();
+    const wanted = new Set(want);
+    for (const [start, count] of prefetchRuns(want, RA_BLOCKS)) {
+      const buf = Buffer.allocUnsafe(count * bs);
+      ctx.dev.readInto(start, buf);
+      for (let i = 0; i < count; i++) if (wanted.has(start + i)) ahead.set(start + i, buf.subarray(i * bs, (i + 1) * bs));
+    }
+    ctx.ahead = ahead;
+  }
+
+  /** Forget what was read ahead: the device's blocks may change under it (a data write, a commit). */
+  private dropReadAhead(): void {
+    this.ctx.window = undefined;
+    this.ctx.ahead = undefined;
   }
 
   isDirty(blkno: Blkno): boolean {
@@ -496,7 +539,7 @@ export class Tx implements NodeStore {
   /** Write file data into blocks this transaction allocated (never into committed blocks). */
   writeData(blkno: Blkno, buf: Buffer): void {
     this.checkDataRange(blkno, buf.length / this.blockSize);
-    this.ctx.window = undefined;
+    this.dropReadAhead();
     this.ctx.dev.write(blkno, buf);
   }
 
@@ -508,7 +551,7 @@ export class Tx implements NodeStore {
   overwriteData(blkno: Blkno, buf: Buffer): void {
     const n = buf.length / this.blockSize;
     for (let i = 0; i < n; i++) this.ctx.cache.invalidate(blkno + i);
-    this.ctx.window = undefined;
+    this.dropReadAhead();
     this.ctx.dev.write(blkno, buf);
   }
 
@@ -519,7 +562,7 @@ export class Tx implements NodeStore {
    */
   copyOver(from: Blkno, to: Blkno, n: number): void {
     for (let i = 0; i < n; i++) this.ctx.cache.invalidate(to + i);
-    this.ctx.window = undefined;
+    this.dropReadAhead();
     this.ctx.dev.copy(from, to, n);
   }
 
@@ -537,7 +580,7 @@ export class Tx implements NodeStore {
    */
   copyData(from: Blkno, to: Blkno, n: number): void {
     this.checkDataRange(to, n);
-    this.ctx.window = undefined;
+    this.dropReadAhead();
     this.ctx.dev.copy(from, to, n);
   }
 
@@ -562,6 +605,18 @@ export class Tx implements NodeStore {
       const frees = joinRuns(this.pendingFrees);
       this.pendingAllocs = [];
       this.pendingFrees = [];
+      const runs = allocs.length + frees.length;
+      if (runs >= REBUILD_FREE_RUNS && runs * 4 >= tree.estimateRecords()) {
+        // Hundreds of runs (a bulk rebuild frees the old trees' scattered nodes): one merge and
+        // a bulk load instead of three tree operations per run. Its own nodes are the next round's.
+        const old: Blkno[] = [];
+        const recs: FreeRec[] = [];
+        for (const leaf of tree.leaves(old))
+          for (let i = 0, n = hdrCount(leaf); i < n; i++) recs.push(decodeFree(leaf, HDR_SIZE + i * FREE_REC_SIZE));
+        tree.destroy(old);
+        tree.bulkLoad(mergeFree(recs, allocs, frees));
+        continue;
+      }
       for (const [s, l] of allocs) removeFree(tree, s, l);
       for (const [s, l] of frees) addFree(tree, s, l);
     }
@@ -590,7 +645,7 @@ export class Tx implements NodeStore {
     };
     const blocks = [...this.dirty.entries()].sort((a, b) => a[0] - b[0]);
     for (const [blkno, buf] of blocks) sealBlock(buf, blkno, this.generation);
-    this.ctx.window = undefined;
+    this.dropReadAhead();
     this.ctx.dev.writeBatch(blocks.map(([blkno, buf]) => ({ blkno, buf })));
     this.ctx.dev.flush();
     const slot: SuperblockSlot = this.ctx.slot === 0 ? 1 : 0;
