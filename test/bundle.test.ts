@@ -3,11 +3,13 @@
  * loads must not load packages or heavy built-ins at start-up.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import Module from 'node:module';
 import { join } from 'node:path';
+import { Script } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from './helpers/cli.js';
+import { daxtool, ROOT } from './helpers/cli.js';
 // @ts-expect-error: a plain .mjs script without types
-import { chunkIn, chunkOf } from '../scripts/bundle.mjs';
+import { CACHE_SUFFIX, CACHED_CHUNKS, chunkIn, chunkOf } from '../scripts/bundle.mjs';
 
 const BUNDLE = join(ROOT, 'dist', 'bundle');
 
@@ -82,6 +84,27 @@ describe('bundle', () => {
       }
       // The command groups are still loaded lazily (core's command table).
       expect(lazy).toBeGreaterThan(5);
+      // Packages (some ES modules only) are imported through one module, loaded by require like the chunks.
+      expect(readFileSync(join(BUNDLE, 'import.cjs'), 'utf8')).toMatch(/import\(name\)/);
+    },
+  );
+
+  it.runIf(existsSync(join(BUNDLE, 'main.cjs')))(
+    'ships V8 compiled code for the start-up chunk that this node accepts, and bin/daxtool runs with it',
+    async () => {
+      for (const chunk of CACHED_CHUNKS as string[]) {
+        const file = join(BUNDLE, chunk);
+        // A script compiled with a code cache has no loader for import(): the chunk must not call it.
+        expect(readFileSync(file, 'utf8'), chunk).not.toMatch(/\bimport\(/);
+        const script = new Script(Module.wrap(readFileSync(file, 'utf8')), {
+          filename: file,
+          cachedData: readFileSync(file + CACHE_SUFFIX),
+        });
+        expect(script.cachedDataRejected, chunk).toBe(false);
+      }
+      const r = await daxtool(['--version']);
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
     },
   );
 });

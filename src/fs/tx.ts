@@ -476,6 +476,8 @@ export class Tx implements NodeStore {
     }
     const lf = this.lastFree;
     if (align === 1 && !opts.atHint && lf && hint >= lf.pblk && hint < lf.pblk + lf.len) {
+      // One block right where the last allocation ended (a bulk load's next node): the first gap's first block.
+      if (want === 1 && !this.allocated.has(hint)) return this.take(hint, 1, opts);
       for (const [gs, ge] of this.allocated.gaps(hint, lf.pblk + lf.len)) {
         if (ge - gs >= want) return this.take(gs, want, opts);
         break;
