@@ -115,6 +115,9 @@ function copyBlock(src: Buffer, off: number, bs: number): Buffer {
 /** Most blocks one write of zeroData moves (8 MiB at 4 KiB blocks). */
 const ZERO_BLOCKS = 2048;
 
+/** Where Tx.prefetch reads its runs before copying the wanted blocks out (only ever used inside one call). */
+let prefetchScratch: Buffer | null = null;
+
 /** Zeros for zeroData, shared and never written into. */
 let zeroBuf: Buffer | null = null;
 function zeros(bytes: number): Buffer {
@@ -308,10 +311,21 @@ export class Tx implements NodeStore {
     const bs = this.blockSize;
     const ahead = new Map<Blkno, Buffer>();
     const wanted = new Set(want);
+    // Each run is read into a reused buffer, and only the wanted blocks are copied out, into memory of
+    // their own (they may be lent out): fresh memory costs a page fault per page, the gaps' included.
+    if (!prefetchScratch || prefetchScratch.length < RA_BLOCKS * bs) prefetchScratch = Buffer.allocUnsafe(RA_BLOCKS * bs);
     for (const [start, count] of prefetchRuns(want, RA_BLOCKS)) {
-      const buf = Buffer.allocUnsafe(count * bs);
-      ctx.dev.readInto(start, buf);
-      for (let i = 0; i < count; i++) if (wanted.has(start + i)) ahead.set(start + i, buf.subarray(i * bs, (i + 1) * bs));
+      const raw = prefetchScratch.subarray(0, count * bs);
+      ctx.dev.readInto(start, raw);
+      let n = 0;
+      for (let i = 0; i < count; i++) if (wanted.has(start + i)) n++;
+      const out = Buffer.allocUnsafe(n * bs);
+      for (let i = 0, k = 0; i < count; i++) {
+        if (!wanted.has(start + i)) continue;
+        raw.copy(out, k * bs, i * bs, (i + 1) * bs);
+        ahead.set(start + i, out.subarray(k * bs, (k + 1) * bs));
+        k++;
+      }
     }
     ctx.ahead = ahead;
   }
