@@ -1,7 +1,7 @@
 // Over 600 lines on purpose: the extent trees, the physical-block index and the refcount tree change
 // together or not at all, and this class is the one place that does it; the bulk paths could move out.
 import { Btree } from '../btree/btree.js';
-import type { BulkLoader } from '../btree/bulk.js';
+import { RecordStage, type BulkLoader } from '../btree/bulk.js';
 import { HDR_SIZE, hdrCount } from '../format/block.js';
 import { corrupt, DaxError, err } from '../format/errors.js';
 import {
@@ -484,23 +484,16 @@ export class BlockMap {
       // encoded straight into the stage, the old ones copied as bytes (long
       // runs of them bypass it). One loader call per batch, not per record.
       const rs = RMAP_REC_SIZE;
-      const STAGE = 2048;
-      const stage = Buffer.alloc(STAGE * rs);
-      let staged = 0;
-      const flush = () => {
-        if (staged > 0) loader.addRaw(stage, 0, staged);
-        staged = 0;
-      };
+      const stage = new RecordStage(loader, rs);
       const copyOld = (leaf: Buffer, off: number, count: number) => {
         if (count >= 16) {
-          flush();
+          stage.flush();
           loader.addRaw(leaf, off, count);
           return;
         }
-        if (staged + count > STAGE) flush();
-        const to = staged * rs;
-        for (let b = 0; b < count * rs; b++) stage[to + b] = leaf[off + b]!;
-        staged += count;
+        const to = stage.take(count);
+        const buf = stage.buf;
+        for (let b = 0; b < count * rs; b++) buf[to + b] = leaf[off + b]!;
       };
       // The next new record in key order (pblk, ino, fblk).
       let j = 0;
@@ -514,9 +507,7 @@ export class BlockMap {
         nl = Ln[x]!;
       };
       const putNew = () => {
-        if (staged === STAGE) flush();
-        encodeRmapFields(stage, staged * rs, np, nl, ino, nf);
-        staged++;
+        encodeRmapFields(stage.buf, stage.take(1), np, nl, ino, nf);
         if (++j < n) load();
       };
       load();
@@ -542,7 +533,7 @@ export class BlockMap {
         }
       }
       while (j < n) putNew();
-      flush();
+      stage.flush();
     });
     this.rebuildRefcounts(cols, order, +1);
   }
@@ -635,19 +626,8 @@ export class BlockMap {
     const adds = coverage(exts, order);
     const refc = new Btree(this.tx, refcountOps, 0);
     const loader = refc.bulkLoader();
-    // Records are encoded into a stage and go to the loader a batch at a time (no record objects).
-    const STAGE = 2048;
-    const stage = Buffer.alloc(STAGE * REFC_REC_SIZE);
-    let staged = 0;
-    const flush = () => {
-      if (staged > 0) loader.addRaw(stage, 0, staged);
-      staged = 0;
-    };
-    const put = (p: Blkno, l: number, c: number) => {
-      if (staged === STAGE) flush();
-      encodeRefcountFields(stage, staged * REFC_REC_SIZE, p, l, c);
-      staged++;
-    };
+    const stage = new RecordStage(loader, REFC_REC_SIZE);
+    const put = (p: Blkno, l: number, c: number) => encodeRefcountFields(stage.buf, stage.take(1), p, l, c);
     const oldNodes: Blkno[] = [];
     const zero: [Blkno, number][] = [];
     let shared = 0;
@@ -715,7 +695,7 @@ export class BlockMap {
       }
       for (; r; step()) emit(Math.max(r.pblk, at), r.pblk + r.len, r.refcount);
       if (runL > 0) put(runP, runL, runC);
-      flush();
+      stage.flush();
       loader.finish();
     } catch (e) {
       loader.abort();
