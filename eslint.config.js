@@ -84,6 +84,12 @@ export default tseslint.config(
   },
   ...LAYERS.map((_, i) => layerRules(i)),
   {
+    // CommonJS scripts (the benchmark's preload hook): require is how they load.
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', __dirname: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // The library entry re-exports every layer but the CLI, and loads none of its packages.
     files: ['src/index.ts'],
     rules: {

@@ -137,7 +137,9 @@ function snapshot() {
       console.error('bench: dist/ is missing: run `npx tsc -p tsconfig.json` (or pass --build)');
       process.exit(2);
     }
-    cpSync(join(ROOT, 'dist'), DIST, { recursive: true });
+    // Timestamps kept: bin/daxtool runs dist/bundle/ only when it is at least as new as dist/cli/main.js,
+    // and copies stamped in copy order would send it to the unbundled dist/ whenever cli/ is copied last.
+    cpSync(join(ROOT, 'dist'), DIST, { recursive: true, preserveTimestamps: true });
   }
 }
 
@@ -312,7 +314,14 @@ function want(id) {
 }
 
 const dax = (...a) => [BIN, ...a];
-const copyImage = (from, to) => sh(['cp', '--sparse=always', from, to]);
+/**
+ * A fresh copy of an input image, on disk before the measured command starts: otherwise the copy's
+ * dirty pages are written back by the command's first flush (fdatasync), and timed as its work.
+ */
+const copyImage = (from, to) => {
+  sh(['cp', '--sparse=always', from, to]);
+  sh(['sync', to]);
+};
 
 async function build(image, spec) {
   const r = await run([join(BENCH_DIR, 'lib', 'build.mjs'), DIST, image, JSON.stringify(spec)], {

@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 /**
  * Bundles the compiled CLI (dist/cli/main.js and everything it imports,
- * statically or lazily) into a few ES modules in dist/bundle/, run by
- * bin/daxtool when present and newer than dist/. Node 20's module loader
+ * statically or lazily) into a few CommonJS modules in dist/bundle/ (.cjs),
+ * run by bin/daxtool when present and newer than dist/. CommonJS because
+ * Node 20 starts its ES module loader for the first ES module a process
+ * loads, about 7 ms of CPU (bench/RESULTS.md), more than `info` does: a
+ * command that stays in the bundle never starts it. The chunks require each
+ * other, lazily where the code imports lazily; packages keep import(), since
+ * some are ES modules only (ora, inquirer). Node 20's module loader
  * spends about a millisecond per module; a command loads 25-60 of them, and
  * for the start-up bound commands (mkfs, info, --version, verify of a small
  * image) that was a large part of their time above the runtime's own start.
@@ -20,7 +25,8 @@
  * the chunk's top level, as in dist/. Run by `npm run build` and `prepare`
  * after tsc (`node scripts/bundle.mjs [DIST]`).
  */
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,6 +34,26 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** The compiled tree to bundle: dist/, or the directory given (the benchmark's snapshot). */
 const DIST = process.argv[2] && !process.argv[2].startsWith('-') ? process.argv[2] : join(ROOT, 'dist');
 const OUT = join(DIST, 'bundle');
+
+/** The module through which chunks import() packages (written next to the chunks). */
+const IMPORTER = 'import.cjs';
+/** Chunks shipped with V8's compiled code for them (bin/daxtool loads them with it): what every command runs. */
+export const CACHED_CHUNKS = ['core.cjs'];
+export const CACHE_SUFFIX = '.v8cache';
+
+/**
+ * V8's code cache for a CommonJS chunk, compiled as bin/daxtool compiles it
+ * (Module.wrap of its source, its path as the file name). Made by this node: a
+ * node of another version or with other V8 flags rejects it and compiles the
+ * source as usual. Saves parsing the chunk at every start (about 2.5 ms of
+ * CPU of `info`, bench/RESULTS.md).
+ */
+function codeCacheOf(file) {
+  const req = createRequire(import.meta.url);
+  const { Script } = req('node:vm');
+  const Module = req('node:module');
+  return new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file }).createCachedData();
+}
 
 /** Modules of cli/ that import the filesystem or the machine, or load a package or fork. */
 const LIB_USERS = new Set(['cli/commander-program.js', 'cli/worker.js', 'cli/explain.js']);
@@ -99,6 +125,19 @@ async function main() {
     external: (id) => !id.startsWith('.') && !id.startsWith('/') && !id.startsWith('\0'),
     // Module order and top-level side effects (the fork children's argv checks) are kept as written.
     treeshake: false,
+    plugins: [
+      {
+        name: 'require-own-chunks',
+        renderDynamicImport({ targetModuleId }) {
+          // Chunks of this bundle and node's built-ins: require (no ES module loader). Packages, which may be ES
+          // modules only: import(), made in a module of its own (IMPORTER), since core.cjs runs from a compiled
+          // script (bin/daxtool), where import() has no loader to call.
+          if (targetModuleId && (targetModuleId.startsWith(DIST) || targetModuleId.startsWith('node:')))
+            return { left: 'Promise.resolve().then(() => require(', right: '))' };
+          return { left: `require('./${IMPORTER}').importPackage(`, right: ')' };
+        },
+      },
+    ],
     onwarn: (w, warn) => {
       if (w.code === 'CIRCULAR_DEPENDENCY') return;
       warn(w);
@@ -106,9 +145,9 @@ async function main() {
   });
   const { output } = await bundle.write({
     dir: OUT,
-    format: 'es',
-    entryFileNames: '[name].js',
-    chunkFileNames: '[name].js',
+    format: 'cjs',
+    entryFileNames: '[name].cjs',
+    chunkFileNames: '[name].cjs',
     manualChunks: (id, { getModuleInfo }) => {
       const relOf = (x) => {
         const r = relative(DIST, x).split(sep).join('/');
@@ -123,13 +162,26 @@ async function main() {
   const files = output.filter((o) => o.type === 'chunk').map((o) => o.fileName);
   // core is loaded by every command before lib; a static import of lib from core is a cycle whose
   // bindings are undefined at start-up (seen as "Cannot read properties of undefined").
-  const core = output.find((o) => o.type === 'chunk' && o.fileName === 'core.js');
-  if (core && core.imports.includes('lib.js'))
+  const core = output.find((o) => o.type === 'chunk' && o.fileName === 'core.cjs');
+  if (core && core.imports.includes('lib.cjs'))
     throw new Error('bundle: core.js imports lib.js: move the module that does so out of core (chunkOf)');
+  writeFileSync(
+    join(OUT, IMPORTER),
+    "'use strict';\n// Written by scripts/bundle.mjs: the chunks' import() of a package (some are ES modules only).\nexports.importPackage = (name) => import(name);\n",
+  );
+  // The start-up chunk's compiled code, for bin/daxtool.
+  const cached = [];
+  for (const chunk of CACHED_CHUNKS) {
+    const file = join(OUT, chunk);
+    if (/\bimport\(/.test(readFileSync(file, 'utf8')))
+      throw new Error(`bundle: ${chunk} calls import(), which a script compiled with a code cache cannot: load it through ${IMPORTER}`);
+    writeFileSync(file + CACHE_SUFFIX, codeCacheOf(file));
+    cached.push(chunk + CACHE_SUFFIX);
+  }
   // Newer than every file of dist/ it was made from: bin/daxtool compares the two.
-  const t = statSync(join(OUT, 'main.js')).mtimeMs;
+  const t = statSync(join(OUT, 'main.cjs')).mtimeMs;
   if (t < statSync(entry).mtimeMs) throw new Error('bundle: dist/bundle/main.js is older than dist/cli/main.js');
-  process.stderr.write(`bundle: ${files.length} chunks in dist/bundle (${files.sort().join(', ')})\n`);
+  process.stderr.write(`bundle: ${files.length} chunks in dist/bundle (${files.sort().join(', ')}), code cache ${cached.join(', ')}\n`);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -79,6 +79,22 @@ describe('crash sweep', () => {
     expect(versions[0]).toBe(1);
     expect(versions.at(-1)).toBe(2);
   });
+
+  it('bulk reflink of a file of 6,000 extents (trees rebuilt, leaves read ahead, free space rebuilt): every crash point leaves the state before or after', async () => {
+    const img = t.path('bulk-base.img');
+    Filesystem.mkfs(img, { sizeBytes: 128 * 1024 * 1024 });
+    const fs = Filesystem.open(img, { write: true });
+    // One-block extents mapped one at a time: the extent tree's and the index's leaves interleave.
+    fs.mutate((fx) => {
+      const { inode } = fx.openFile('/src', true);
+      const [p] = fx.tx.alloc(6000, 2);
+      for (let i = 0; i < 6000; i++) fx.bmap.mapExtent(inode, 2 * i, p + i, 1, true);
+      inode.size = 12000 * 4096;
+      fx.iput(inode);
+    });
+    fs.close();
+    await crashSweep('bulk-reflink', ['reflink', 'IMG', '/src', '/dst'], img, { args: (cmd, i) => cmd.map((a) => (a === 'IMG' ? i : a)) });
+  });
 });
 
 /**

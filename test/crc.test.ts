@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { crc32c, crc32cJs, crcIsNative, NATIVE_AFTER_BYTES } from '../src/format/crc.js';
 import { prng } from './helpers/prng.js';
 
@@ -29,6 +29,18 @@ describe('crc32c', () => {
     }
     expect(crcIsNative()).toBe(true);
     expect(crc32c(b, 7)).toBe(want);
+  });
+
+  it('expectChecksums loads the native code at once for work that will pass NATIVE_AFTER_BYTES, and not for less', async () => {
+    vi.resetModules();
+    const fresh = (await import('../src/format/crc.js')) as typeof import('../src/format/crc.js');
+    expect(fresh.crcIsNative()).toBe(false);
+    fresh.expectChecksums(4096);
+    expect(fresh.crcIsNative()).toBe(false);
+    fresh.expectChecksums(fresh.NATIVE_AFTER_BYTES + 1);
+    expect(fresh.crcIsNative()).toBe(true);
+    const b = Buffer.from('123456789');
+    expect(fresh.crc32c(b)).toBe(0xe3069283);
   });
 
   it('slice-by-8 agrees with the bitwise definition', () => {

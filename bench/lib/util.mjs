@@ -4,16 +4,16 @@
  * Every measured command runs in its own process (never in the harness), so
  * the harness's own memory stays small and the RSS reported is the command's.
  * Peak RSS comes from GNU time (`/usr/bin/time -f %M`) when it works; without
- * it, node commands are started with a preload (rss-hook.mjs) that writes
+ * it, node commands are started with a preload (rss-hook.cjs) that writes
  * process.resourceUsage().maxRSS at exit, and native peers report no RSS.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 export const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url));
-const RSS_HOOK = join(BENCH_DIR, 'lib', 'rss-hook.mjs');
+const RSS_HOOK = join(BENCH_DIR, 'lib', 'rss-hook.cjs');
 
 let gnuTime;
 /** True when /usr/bin/time is GNU time and supports -f/-o. */
@@ -70,7 +70,7 @@ export function run(argv, opts = {}) {
     args = ['-f', '%M %U %S', '-o', rssOut, ...base];
   } else if (rssOut && node) {
     cmd = process.execPath;
-    args = ['--import', pathToFileURL(RSS_HOOK).href, ...argv];
+    args = ['--require', RSS_HOOK, ...argv];
     childEnv.BENCH_RSS_FILE = rssOut;
   } else {
     [cmd, ...args] = base;

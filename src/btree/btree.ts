@@ -344,6 +344,12 @@ export class Btree<R> {
         continue;
       }
       next[d] = i + 1;
+      if (i === 0 && d + 2 === h && this.store.prefetch) {
+        // The leaves under this node are read next, all of them: one request for the lot.
+        const kids: Blkno[] = [];
+        for (let k = 0, n = hdrCount(buf); k < n; k++) kids.push(L.ptr(buf, k));
+        this.store.prefetch(kids);
+      }
       const child = L.ptr(buf, i);
       const cbuf = this.readNode(child, h - 2 - d, blks[d]!);
       nodes?.push(child);

@@ -182,6 +182,38 @@ export class BulkLoader<R> {
   }
 }
 
+/**
+ * Records a caller encodes (or copies) into a stage, handed to a loader one
+ * batch at a time: one addRaw per batch, not one call per record, and no
+ * record objects. take(n) gives where the next n records go.
+ */
+export class RecordStage {
+  readonly buf: Buffer;
+  private count = 0;
+
+  constructor(
+    private readonly loader: Pick<BulkLoader<unknown>, 'addRaw'>,
+    private readonly recSize: number,
+    private readonly capacity = 2048,
+  ) {
+    this.buf = Buffer.alloc(capacity * recSize);
+  }
+
+  /** The byte offset in buf for the next n (≤ capacity) records, the stage flushed first if they do not fit. */
+  take(n: number): number {
+    if (this.count + n > this.capacity) this.flush();
+    const off = this.count * this.recSize;
+    this.count += n;
+    return off;
+  }
+
+  /** Hand the staged records to the loader. */
+  flush(): void {
+    if (this.count > 0) this.loader.addRaw(this.buf, 0, this.count);
+    this.count = 0;
+  }
+}
+
 /** Buffer.copy costs a native call; a record or two is cheaper moved byte by byte. */
 function copyBytes(src: Buffer, from: number, dst: Buffer, to: number, n: number): void {
   if (n > 64) {

@@ -29,6 +29,12 @@ export interface NodeStore {
   allocNode(type: number, hint?: Blkno): { blkno: Blkno; buf: Buffer };
   /** The node is no longer part of any tree. */
   freeNode(blkno: Blkno): void;
+  /**
+   * Optional: these nodes are about to be read (every leaf under one interior
+   * node, by a whole-tree walk), so a store over a device may read them now in
+   * a few large reads. A hint only: readNode still verifies each as it is asked for.
+   */
+  prefetch?(blknos: readonly Blkno[]): void;
   /** True when blkno is a block number the device has (used by structural checks). */
   validBlkno?(blkno: Blkno): boolean;
 }

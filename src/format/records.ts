@@ -278,9 +278,14 @@ export interface RefcountRec {
 }
 
 export function encodeRefcount(r: RefcountRec, b: Buffer, o: number): void {
-  writeU64(b, o, r.pblk);
-  writeU64(b, o + 8, r.len);
-  b.writeUInt32LE(r.refcount, o + 16);
+  encodeRefcountFields(b, o, r.pblk, r.len, r.refcount);
+}
+
+/** encodeRefcount from the fields, for bulk loads that make no record objects. */
+export function encodeRefcountFields(b: Buffer, o: number, pblk: Blkno, len: number, refcount: number): void {
+  writeU64(b, o, pblk);
+  writeU64(b, o + 8, len);
+  b.writeUInt32LE(refcount, o + 16);
   b.writeUInt32LE(0, o + 20);
 }
 

@@ -1,13 +1,14 @@
 // Over 600 lines on purpose: the extent trees, the physical-block index and the refcount tree change
 // together or not at all, and this class is the one place that does it; the bulk paths could move out.
 import { Btree } from '../btree/btree.js';
-import type { BulkLoader } from '../btree/bulk.js';
+import { RecordStage, type BulkLoader } from '../btree/bulk.js';
 import { HDR_SIZE, hdrCount } from '../format/block.js';
 import { corrupt, DaxError, err } from '../format/errors.js';
 import {
   refcountMax,
   decodeExtent,
   decodeRefcount,
+  encodeRefcountFields,
   encodeRmapFields,
   EXTENT_REC_SIZE,
   extentFblk,
@@ -21,6 +22,7 @@ import {
   type RefcountRec,
   type RmapRec,
 } from '../format/records.js';
+import { expectChecksums } from '../format/crc.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock } from '../format/units.js';
 import { NO_HOLDER, type BlockHolder } from './holder.js';
@@ -345,6 +347,7 @@ export class BlockMap {
       for (const e of pieces) this.mapExtent(inode, e.fblk, e.pblk, e.len, false);
       return;
     }
+    this.rebuildAhead(pieces.length);
     // 1. The file's extent tree, bulk-loaded (pieces from a canonical map are canonical).
     const merged = mergeAdjacent(pieces);
     const tree = this.extentTree(inode);
@@ -373,6 +376,7 @@ export class BlockMap {
       return;
     }
     // Hundreds of extents at least (worthRebuilding): a tree, whatever the format.
+    this.rebuildAhead(est);
     const tree = new Btree(this.tx, extentOps, 0, dst.ino);
     const loader = tree.bulkLoader();
     let cols: ExtentColumns;
@@ -410,6 +414,17 @@ export class BlockMap {
    */
   private worthRebuilding(n: number): boolean {
     return n >= 256 && n * 32 >= this.rmap.estimateRecords();
+  }
+
+  /**
+   * A rebuild for `n` extents is about to start: it reads and writes the
+   * physical-block index whole (at least the n records it gains or loses),
+   * and reads or writes n extent and refcount records, so from a few
+   * thousand extents on its checksums pass the native module's threshold
+   * (format/crc.ts): load it before the first half megabyte, not after.
+   */
+  private rebuildAhead(n: number): void {
+    expectChecksums(n * (2 * RMAP_REC_SIZE + EXTENT_REC_SIZE + REFC_REC_SIZE));
   }
 
   private allExtents(tree: Btree<ExtentRec>): ExtentRec[] {
@@ -469,23 +484,16 @@ export class BlockMap {
       // encoded straight into the stage, the old ones copied as bytes (long
       // runs of them bypass it). One loader call per batch, not per record.
       const rs = RMAP_REC_SIZE;
-      const STAGE = 2048;
-      const stage = Buffer.alloc(STAGE * rs);
-      let staged = 0;
-      const flush = () => {
-        if (staged > 0) loader.addRaw(stage, 0, staged);
-        staged = 0;
-      };
+      const stage = new RecordStage(loader, rs);
       const copyOld = (leaf: Buffer, off: number, count: number) => {
         if (count >= 16) {
-          flush();
+          stage.flush();
           loader.addRaw(leaf, off, count);
           return;
         }
-        if (staged + count > STAGE) flush();
-        const to = staged * rs;
-        for (let b = 0; b < count * rs; b++) stage[to + b] = leaf[off + b]!;
-        staged += count;
+        const to = stage.take(count);
+        const buf = stage.buf;
+        for (let b = 0; b < count * rs; b++) buf[to + b] = leaf[off + b]!;
       };
       // The next new record in key order (pblk, ino, fblk).
       let j = 0;
@@ -499,9 +507,7 @@ export class BlockMap {
         nl = Ln[x]!;
       };
       const putNew = () => {
-        if (staged === STAGE) flush();
-        encodeRmapFields(stage, staged * rs, np, nl, ino, nf);
-        staged++;
+        encodeRmapFields(stage.buf, stage.take(1), np, nl, ino, nf);
         if (++j < n) load();
       };
       load();
@@ -527,7 +533,7 @@ export class BlockMap {
         }
       }
       while (j < n) putNew();
-      flush();
+      stage.flush();
     });
     this.rebuildRefcounts(cols, order, +1);
   }
@@ -580,6 +586,7 @@ export class BlockMap {
       this.observer?.mapChanged(inode);
       return;
     }
+    this.rebuildAhead(est);
     const treeNodes: Blkno[] = [];
     const { cols } = this.streaming(() => this.readExtents(tree, est, treeNodes));
     const ino = inode.ino;
@@ -619,6 +626,8 @@ export class BlockMap {
     const adds = coverage(exts, order);
     const refc = new Btree(this.tx, refcountOps, 0);
     const loader = refc.bulkLoader();
+    const stage = new RecordStage(loader, REFC_REC_SIZE);
+    const put = (p: Blkno, l: number, c: number) => encodeRefcountFields(stage.buf, stage.take(1), p, l, c);
     const oldNodes: Blkno[] = [];
     const zero: [Blkno, number][] = [];
     let shared = 0;
@@ -642,7 +651,7 @@ export class BlockMap {
         runL += e - s;
         return;
       }
-      if (runL > 0) loader.add({ pblk: runP, len: runL, refcount: runC });
+      if (runL > 0) put(runP, runL, runC);
       runP = s;
       runL = e - s;
       runC = n;
@@ -685,7 +694,8 @@ export class BlockMap {
         at = e;
       }
       for (; r; step()) emit(Math.max(r.pblk, at), r.pblk + r.len, r.refcount);
-      if (runL > 0) loader.add({ pblk: runP, len: runL, refcount: runC });
+      if (runL > 0) put(runP, runL, runC);
+      stage.flush();
       loader.finish();
     } catch (e) {
       loader.abort();

@@ -3,9 +3,9 @@
 import { nowMs } from '../format/clock.js';
 import { Btree } from '../btree/btree.js';
 import type { BtreeOps, NodeStore } from '../btree/types.js';
-import { BLOCK_TYPE_NAMES, BlockType, hdrLevel, initHeader, sealBlock, verifyBlock } from '../format/block.js';
+import { BLOCK_TYPE_NAMES, BlockType, HDR_SIZE, hdrCount, hdrLevel, initHeader, sealBlock, verifyBlock } from '../format/block.js';
 import { corrupt, DaxError, err } from '../format/errors.js';
-import type { FreeRec } from '../format/records.js';
+import { decodeFree, FREE_REC_SIZE, type FreeRec } from '../format/records.js';
 import {
   CounterId,
   type Counters,
@@ -22,6 +22,8 @@ import type { BlockCache } from '../io/cache.js';
 import type { BlockDevice } from '../io/device.js';
 import { commitFailed } from './commit-failure.js';
 import { ExtentSet } from './extentset.js';
+import { mergeFree } from './freemerge.js';
+import { prefetchRuns } from './prefetch.js';
 import { freeOps } from './trees.js';
 
 /** The committed state a transaction starts from and the device it lives on. */
@@ -39,6 +41,11 @@ export interface TxContext {
    * the next window unless a block was lent out as a view of it (`lent`).
    */
   window?: { start: Blkno; count: number; buf: Buffer; used: number; lent: boolean };
+  /**
+   * Blocks read ahead by Tx.prefetch (raw, unverified, each in a buffer of its
+   * own never reused), taken out as they are asked for; dropped with the window.
+   */
+  ahead?: Map<Blkno, Buffer>;
   sb: Superblock;
   /** The slot `sb` was read from; a commit writes the other one. */
   slot: SuperblockSlot;
@@ -54,6 +61,9 @@ export type CachePolicy = (type: number, level: number) => boolean;
  * descend through again.
  */
 export const STREAMING: CachePolicy = (type, level) => level > 0 && type !== BlockType.PageTable;
+
+/** Runs of allocations and frees from which the free-space tree is rebuilt rather than updated run by run. */
+const REBUILD_FREE_RUNS = 64;
 
 /** Most blocks read per cache miss (512 KiB at 4 KiB blocks). */
 const RA_BLOCKS = 128;
@@ -104,6 +114,9 @@ function copyBlock(src: Buffer, off: number, bs: number): Buffer {
 
 /** Most blocks one write of zeroData moves (8 MiB at 4 KiB blocks). */
 const ZERO_BLOCKS = 2048;
+
+/** Where Tx.prefetch reads its runs before copying the wanted blocks out (only ever used inside one call). */
+let prefetchScratch: Buffer | null = null;
 
 /** Zeros for zeroData, shared and never written into. */
 let zeroBuf: Buffer | null = null;
@@ -233,14 +246,16 @@ export class Tx implements NodeStore {
     }
     let buf = this.ctx.cache.get(blkno);
     if (!buf) {
-      const raw = this.readAhead(blkno);
+      const early = this.ctx.ahead?.get(blkno);
+      if (early) this.ctx.ahead!.delete(blkno);
+      const raw = early ?? this.readAhead(blkno);
       verifyBlock(raw, blkno, type);
       const keep = this.ctx.keep;
       if (!keep || keep(type, hdrLevel(raw))) {
         buf = copyBlock(raw, 0, this.blockSize);
         this.ctx.cache.put(blkno, buf);
       } else {
-        this.ctx.window!.lent = true;
+        if (!early) this.ctx.window!.lent = true;
         buf = raw;
       }
     } else if (buf.readUInt16LE(4) !== type) {
@@ -277,6 +292,48 @@ export class Tx implements NodeStore {
     this.ctx.dev.readInto(blkno, buf.subarray(0, count * bs));
     this.ctx.window = { start: blkno, count, buf, used: 1, lent: false };
     return buf.subarray(0, bs);
+  }
+
+  /**
+   * The blocks a tree walk reads next (the leaves under one interior node, as
+   * xfs_btree_readahead in fs/xfs/libxfs/xfs_btree.c reads a node's siblings
+   * ahead): those neither cached nor written in this transaction are read now,
+   * in a few reads where they lie close together (prefetch.ts), and wait
+   * unverified until asked for. A tree written piece by piece has its leaves
+   * interleaved with other trees' nodes, where the sequential window of
+   * readAhead shrinks to a block or two per read.
+   */
+  prefetch(blknos: readonly Blkno[]): void {
+    const ctx = this.ctx;
+    ctx.ahead = undefined;
+    const want = blknos.filter((b) => this.validBlkno(b) && !this.dirty.has(b) && !ctx.cache.has(b));
+    if (want.length < 2) return;
+    const bs = this.blockSize;
+    const ahead = new Map<Blkno, Buffer>();
+    const wanted = new Set(want);
+    // Each run is read into a reused buffer, and only the wanted blocks are copied out, into memory of
+    // their own (they may be lent out): fresh memory costs a page fault per page, the gaps' included.
+    if (!prefetchScratch || prefetchScratch.length < RA_BLOCKS * bs) prefetchScratch = Buffer.allocUnsafe(RA_BLOCKS * bs);
+    for (const [start, count] of prefetchRuns(want, RA_BLOCKS)) {
+      const raw = prefetchScratch.subarray(0, count * bs);
+      ctx.dev.readInto(start, raw);
+      let n = 0;
+      for (let i = 0; i < count; i++) if (wanted.has(start + i)) n++;
+      const out = Buffer.allocUnsafe(n * bs);
+      for (let i = 0, k = 0; i < count; i++) {
+        if (!wanted.has(start + i)) continue;
+        raw.copy(out, k * bs, i * bs, (i + 1) * bs);
+        ahead.set(start + i, out.subarray(k * bs, (k + 1) * bs));
+        k++;
+      }
+    }
+    ctx.ahead = ahead;
+  }
+
+  /** Forget what was read ahead: the device's blocks may change under it (a data write, a commit). */
+  private dropReadAhead(): void {
+    this.ctx.window = undefined;
+    this.ctx.ahead = undefined;
   }
 
   isDirty(blkno: Blkno): boolean {
@@ -433,6 +490,8 @@ export class Tx implements NodeStore {
     }
     const lf = this.lastFree;
     if (align === 1 && !opts.atHint && lf && hint >= lf.pblk && hint < lf.pblk + lf.len) {
+      // One block right where the last allocation ended (a bulk load's next node): the first gap's first block.
+      if (want === 1 && !this.allocated.has(hint)) return this.take(hint, 1, opts);
       for (const [gs, ge] of this.allocated.gaps(hint, lf.pblk + lf.len)) {
         if (ge - gs >= want) return this.take(gs, want, opts);
         break;
@@ -511,7 +570,7 @@ export class Tx implements NodeStore {
   /** Write file data into blocks this transaction allocated (never into committed blocks). */
   writeData(blkno: Blkno, buf: Buffer): void {
     this.checkDataRange(blkno, buf.length / this.blockSize);
-    this.ctx.window = undefined;
+    this.dropReadAhead();
     this.ctx.dev.write(blkno, buf);
   }
 
@@ -523,7 +582,7 @@ export class Tx implements NodeStore {
   overwriteData(blkno: Blkno, buf: Buffer): void {
     const n = buf.length / this.blockSize;
     for (let i = 0; i < n; i++) this.ctx.cache.invalidate(blkno + i);
-    this.ctx.window = undefined;
+    this.dropReadAhead();
     this.ctx.dev.write(blkno, buf);
   }
 
@@ -534,7 +593,7 @@ export class Tx implements NodeStore {
    */
   copyOver(from: Blkno, to: Blkno, n: number): void {
     for (let i = 0; i < n; i++) this.ctx.cache.invalidate(to + i);
-    this.ctx.window = undefined;
+    this.dropReadAhead();
     this.ctx.dev.copy(from, to, n);
   }
 
@@ -552,7 +611,7 @@ export class Tx implements NodeStore {
    */
   copyData(from: Blkno, to: Blkno, n: number): void {
     this.checkDataRange(to, n);
-    this.ctx.window = undefined;
+    this.dropReadAhead();
     this.ctx.dev.copy(from, to, n);
   }
 
@@ -577,6 +636,18 @@ export class Tx implements NodeStore {
       const frees = joinRuns(this.pendingFrees);
       this.pendingAllocs = [];
       this.pendingFrees = [];
+      const runs = allocs.length + frees.length;
+      if (runs >= REBUILD_FREE_RUNS && runs * 4 >= tree.estimateRecords()) {
+        // Hundreds of runs (a bulk rebuild frees the old trees' scattered nodes): one merge and
+        // a bulk load instead of three tree operations per run. Its own nodes are the next round's.
+        const old: Blkno[] = [];
+        const recs: FreeRec[] = [];
+        for (const leaf of tree.leaves(old))
+          for (let i = 0, n = hdrCount(leaf); i < n; i++) recs.push(decodeFree(leaf, HDR_SIZE + i * FREE_REC_SIZE));
+        tree.destroy(old);
+        tree.bulkLoad(mergeFree(recs, allocs, frees));
+        continue;
+      }
       for (const [s, l] of allocs) removeFree(tree, s, l);
       for (const [s, l] of frees) addFree(tree, s, l);
     }
@@ -605,7 +676,7 @@ export class Tx implements NodeStore {
     };
     const blocks = [...this.dirty.entries()].sort((a, b) => a[0] - b[0]);
     for (const [blkno, buf] of blocks) sealBlock(buf, blkno, this.generation);
-    this.ctx.window = undefined;
+    this.dropReadAhead();
     this.ctx.dev.writeBatch(blocks.map(([blkno, buf]) => ({ blkno, buf })));
     this.ctx.dev.flush();
     const slot: SuperblockSlot = this.ctx.slot === 0 ? 1 : 0;

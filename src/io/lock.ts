@@ -10,9 +10,9 @@ import {
   chmodSync,
   existsSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { threadId } from 'node:worker_threads';
 import { err } from '../format/errors.js';
 
 /**
@@ -76,6 +76,20 @@ function startTime(pid: number | 'self'): string {
     return '0';
   }
 }
+
+/**
+ * This thread's id (worker_threads.threadId; 0 in the main thread). Loading
+ * node:worker_threads costs about 2 ms of start-up in the main thread (it
+ * brings Node's stream modules), more than `info` spends on its own work; a
+ * worker thread has loaded it before any user code runs, so it is required
+ * only where it is already in the process's list of loaded built-ins, and the
+ * main thread's 0 is used otherwise (no list: required anyway).
+ */
+const threadId: number = (() => {
+  const loaded = (process as { moduleLoadList?: unknown }).moduleLoadList;
+  if (Array.isArray(loaded) && !loaded.includes('NativeModule worker_threads')) return 0;
+  return (createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads')).threadId;
+})();
 
 let selfStart: string | undefined;
 let seq = 0;
