@@ -130,6 +130,17 @@ describe('XFS shadow: a copy-on-write into a poisoned block XFS reused', () => {
     expectClean(t.fs);
   });
 
+  it('write(2) whose source is poisoned too fails with EIO: the source is read before the recovery write into the bad block', () => {
+    // Linux 6.12 (kernel oracle, 4 KiB seed 29 step 246): dax_iomap_iter maps a bad target for a
+    // recovery write, then dax_iomap_copy_around reads the source and fails first.
+    const t = reusedPoison();
+    new Dax(t.fs).poison(blockOf(t.fs, '/g'));
+    expect(() => t.fs.writePattern('/h', 0, PAGE, 0x68)).toThrow(expect.objectContaining({ code: 'EIO' }));
+    expect(blockOf(t.fs, '/h')).toBe(blockOf(t.fs, '/g'));
+    expect(shadowOf(t.fs)!.busy).toEqual([{ bno: 25, len: 1 }]);
+    expectClean(t.fs);
+  });
+
   it('under another model the same steps copy without trouble', () => {
     const t = reusedPoison('proxy');
     t.fs.writePattern('/h', 0, PAGE, 0x68);

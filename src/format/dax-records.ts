@@ -323,6 +323,13 @@ export const DESC_SHARED = 1;
 /** DaxEntry flags (fs/dax.c DAX_ZERO_PAGE, DAX_EMPTY). */
 export const DAX_ENTRY_ZERO = 2;
 export const DAX_ENTRY_EMPTY = 4;
+/**
+ * DaxEntry flag of a 512-index record: a 4 KiB entry that dax_insert_entry
+ * stored where a PMD entry of blocks was (a 4 KiB fault over a shared extent):
+ * the XArray slot still spans the 2 MiB, but the value is no PMD entry
+ * (dax_is_pmd_entry false), so a 2 MiB fault there conflicts and falls back.
+ */
+export const DAX_ENTRY_SMALL = 8;
 
 export interface DescRec {
   space: number;
@@ -398,8 +405,10 @@ function checkDaxEntry(r: DescRec, at: string): string | null {
   if (r.len !== 1 && r.len !== PMD_PAGES) return `${at}: DAX entry of ${r.len} pages (1 or ${PMD_PAGES})`;
   if (r.len === PMD_PAGES && r.k2 % PMD_PAGES) return `${at}: PMD entry at index ${r.k2}, not a multiple of ${PMD_PAGES}`;
   if (r.k3 !== 0 || r.ino !== r.k1 || r.index !== r.k2) return `${at}: DAX entry key and fields disagree`;
-  if (r.flags & ~(DAX_ENTRY_ZERO | DAX_ENTRY_EMPTY) || r.flags === (DAX_ENTRY_ZERO | DAX_ENTRY_EMPTY))
+  if (r.flags & ~(DAX_ENTRY_ZERO | DAX_ENTRY_EMPTY | DAX_ENTRY_SMALL) || r.flags === (DAX_ENTRY_ZERO | DAX_ENTRY_EMPTY))
     return `${at}: bad DAX entry flags ${r.flags}`;
+  if (r.flags & DAX_ENTRY_SMALL && (r.len !== PMD_PAGES || r.flags !== DAX_ENTRY_SMALL))
+    return `${at}: a 4 KiB entry in a PMD slot must span ${PMD_PAGES} pages and hold a block`;
   if (r.mapcount !== 0 || r.share !== 0 || r.target !== 0) return `${at}: DAX entry with a map count, share or target`;
   return null;
 }

@@ -159,16 +159,17 @@ export function writeInPlace(fx: FileData, inode: InodeRec, path: string, offset
 
 /**
  * A copy-on-write under the `linux` model (xfs-shadow.ts): XFS picks the new
- * blocks first (xfs_reflink_allocate_cow); one on the bad-block list cannot
- * be mapped (EFAULT), a source that cannot be read fails the copy (EIO); in
+ * blocks first (xfs_reflink_allocate_cow); a source that cannot be read fails
+ * the copy (EIO), else one on the bad-block list cannot be written (EFAULT); in
  * both cases XFS frees the picked blocks again (xfs_reflink_cancel_cow_range),
  * which the shadow keeps although the write fails.
  */
 function copyAsXfs(fx: FileData, inode: InodeRec, path: string, fblk: FileBlock, n: number, bytes: () => Buffer): void {
   const got = fx.xfs.pick(n);
-  if (got.bad !== null) throw fx.xfs.badTarget(got.bad, fblk, path, n);
   let buf: Buffer;
   try {
+    // dax_iomap_iter maps a bad target for a recovery write, then dax_iomap_copy_around reads the
+    // source: a source that cannot be read fails first (EIO), and only then the recovery write (EFAULT).
     buf = bytes();
   } catch (e) {
     fx.xfs.cancelPending();
@@ -176,6 +177,7 @@ function copyAsXfs(fx: FileData, inode: InodeRec, path: string, fblk: FileBlock,
     e.message += "; nothing was written (XFS allocated the copy its block and freed it again, which the image's XFS shadow keeps)";
     throw fx.xfs.failedCopy(e, n);
   }
+  if (got.bad !== null) throw fx.xfs.badTarget(got.bad, fblk, path, n);
   fx.replaceBlocks(inode, fblk, n, buf);
 }
 

@@ -87,6 +87,8 @@ export function checkDaxEntries(c: DaxEntryCheck, P: ProblemList): void {
     const pmd = m?.get(index - (index % N));
     const r = pmd && pmd.len === N ? pmd : m?.get(index);
     const where = () => `pid ${pid![k]} at ${hex(addr![k]!)} (${c.name(v.ino)} index ${index})`;
+    if (huge && pmd && pmd.flags & D.DAX_ENTRY_SMALL)
+      P.add('dax.pagecache.huge', `${where()}: huge entry over a 4 KiB DAX entry that fills its 2 MiB slot`);
     if (huge && m) {
       let inside = 0;
       let first = -1;

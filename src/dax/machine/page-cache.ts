@@ -84,9 +84,11 @@ function drop(s: MachineState, m: Map<FileBlock, DescRec>, r: DescRec): void {
   s.desc.del(entryKey(r.k1, r.k2), [DescSpace.PageCache, r.k1, r.k2, 0]);
 }
 
-/** The 4 KiB entries of [idx0, idx0+512), fewest lookups first. */
+/** The 4 KiB entries of [idx0, idx0+512) (one stored in a PMD slot among them), fewest lookups first. */
 function pteEntriesIn(m: Map<FileBlock, DescRec>, idx0: FileBlock): DescRec[] {
   const out: DescRec[] = [];
+  const slot = m.get(idx0);
+  if (slot && slot.flags & D.DAX_ENTRY_SMALL) return [slot];
   if (m.size < N) {
     for (const r of m.values()) if (r.len === 1 && r.k2 >= idx0 && r.k2 < idx0 + N) out.push(r);
   } else
@@ -115,7 +117,7 @@ export function pmdEntryFits(s: MachineState, ino: Ino, idx0: FileBlock): boolea
 export function pmdEntryCovers(s: MachineState, ino: Ino, index: FileBlock): boolean {
   if (s.model !== 'linux') return false;
   const r = entriesOf(s, ino).get(index - (index % N));
-  return r !== undefined && r.len === N;
+  return r !== undefined && r.len === N && !(r.flags & D.DAX_ENTRY_SMALL);
 }
 
 /**
@@ -171,16 +173,20 @@ export function noteInstall(s: MachineState, ino: Ino, index: FileBlock, pmd: bo
  * dax_insert_entry of a shared extent's 4 KiB entry where a PMD entry of
  * blocks covers the index: it unmaps the PMD's 512 pages of the file
  * (dax_is_pmd_entry: unmap_mapping_pages(mapping, index & ~PG_PMD_COLOUR,
- * PG_PMD_NR)) and puts its own entry in place of the PMD one. Returns the
- * range the caller must unmap, after dropping the PMD entry, or null.
+ * PG_PMD_NR)) and stores its own entry through the xa_state grab_mapping_entry
+ * left on the PMD entry's slot: the 4 KiB value takes the whole 2 MiB slot
+ * (DAX_ENTRY_SMALL). It still serves every 4 KiB fault of the range and goes
+ * whole with any invalidation there, but a 2 MiB fault conflicts with it.
+ * Returns the range the caller must unmap, or null (no PMD entry there).
  */
 export function sharedPteOverPmd(s: MachineState, ino: Ino, index: FileBlock): FileBlock | null {
   if (s.model !== 'linux') return null;
   const m = entriesOf(s, ino);
   const idx0 = index - (index % N);
   const r = m.get(idx0);
-  if (!r || r.len !== N) return null;
+  if (!r || r.len !== N || r.flags & D.DAX_ENTRY_SMALL) return null;
   drop(s, m, r);
+  put(s, m, ino, idx0, true, D.DAX_ENTRY_SMALL);
   return idx0;
 }
 
@@ -225,7 +231,7 @@ export function blockEntryAt(s: MachineState, ino: Ino, index: FileBlock): boole
 export interface DaxEntryInfo {
   index: FileBlock;
   pages: number;
-  kind: 'empty' | 'zero' | 'block';
+  kind: 'empty' | 'zero' | 'block' | 'block-in-pmd-slot';
 }
 
 /** The entries of a file, in index order (inspection and tests). */
@@ -235,6 +241,13 @@ export function entriesOfFile(s: MachineState, ino: Ino): DaxEntryInfo[] {
     .map((r) => ({
       index: r.k2,
       pages: r.len,
-      kind: r.flags & D.DAX_ENTRY_EMPTY ? 'empty' : r.flags & D.DAX_ENTRY_ZERO ? 'zero' : 'block',
+      kind:
+        r.flags & D.DAX_ENTRY_EMPTY
+          ? 'empty'
+          : r.flags & D.DAX_ENTRY_ZERO
+            ? 'zero'
+            : r.flags & D.DAX_ENTRY_SMALL
+              ? 'block-in-pmd-slot'
+              : 'block',
     }));
 }
