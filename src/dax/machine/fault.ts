@@ -409,9 +409,17 @@ function takeAhead(s: MachineState, b: Batch, v: VmaRec, addr: number, index: Fi
     p = a.pieces[++a.piece]!;
   }
   const to = p[0] + (index - a.pieceStart);
-  a.next = index + 1;
+  const RW = D.PTE_WRITE | D.PTE_DIRTY;
+  let e: number;
+  if (s.model === 'pagecache') e = install(s, b.proc, v, addr, 1, fileFrame(s, to, v.ino, index), RW);
+  else {
+    // The rest of the piece in this page table goes in one run (each page would come here in turn).
+    const end = Math.min(b.end, v.end, addr - (addr % PMD) + PMD);
+    b.span = installRun(s, b.proc, v, addr, Math.min((end - addr) / PAGE, a.end - index, p[1] - (index - a.pieceStart)), to, RW);
+    e = leafEntry(to, RW, 1);
+  }
+  a.next = index + b.span;
   if (a.next === a.end) b.ahead = null;
-  const e = install(s, b.proc, v, addr, 1, fileFrame(s, to, v.ino, index), D.PTE_WRITE | D.PTE_DIRTY);
   // No trace here (runs are not made while tracing), and the batch only
   // folds the record into its runs: one record object serves every page.
   const r = b.record;
