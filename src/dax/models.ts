@@ -165,6 +165,20 @@ export function associateRun(
   for (let k = 0; k < n;) {
     const c = S.frames.chunk(0, block + k);
     const stop = Math.min(n, c.base + c.mapcount.length - block);
+    const i0 = block + k - c.base;
+    const i1 = block + stop - c.base;
+    // The usual case, blocks of unshared extents that nothing maps yet: whole-field fills.
+    if (simple && shared === null && c.mapcount.subarray(i0, i1).every((x) => x === 0)) {
+      c.kind.fill(kind, i0, i1);
+      c.flags.fill(0, i0, i1);
+      c.share.fill(share, i0, i1);
+      c.ino.fill(ino, i0, i1);
+      c.mapcount.fill(1, i0, i1);
+      for (let i = i0; i < i1; i++) c.index[i] = index + k + (i - i0);
+      c.dirty = true;
+      k = stop;
+      continue;
+    }
     for (; k < stop; k++) {
       const i = block + k - c.base;
       const sh = shared !== null && shared(k);

@@ -191,7 +191,7 @@ export function installRun(s: MachineState, proc: ProcRec, v: VmaRec, addr: numb
   // linux: dax_associate_entry's `shared` is the iomap's IOMAP_F_SHARED (as account asks it, per page).
   const runs = linux ? s.fx.bmap.refcountRuns(frame, m) : null;
   let r = 0;
-  const shared = runs
+  const shared = runs?.some((x) => x[2] >= 2)
     ? (k: number): boolean => {
         while (runs[r]![0] + runs[r]![1] <= frame + k) r++;
         return runs[r]![2] >= 2;
