@@ -414,8 +414,7 @@ function takeAhead(s: MachineState, b: Batch, v: VmaRec, addr: number, index: Fi
   if (s.model === 'pagecache') e = install(s, b.proc, v, addr, 1, fileFrame(s, to, v.ino, index), RW);
   else {
     // The rest of the piece in this page table goes in one run (each page would come here in turn).
-    const end = Math.min(b.end, v.end, addr - (addr % PMD) + PMD);
-    b.span = installRun(s, b.proc, v, addr, Math.min((end - addr) / PAGE, a.end - index, p[1] - (index - a.pieceStart)), to, RW);
+    b.span = installRun(s, b.proc, v, addr, Math.min(tableRoom(b, v, addr), a.end - index, p[1] - (index - a.pieceStart)), to, RW);
     e = leafEntry(to, RW, 1);
   }
   a.next = index + b.span;
@@ -483,7 +482,7 @@ function fault4k(
       linuxSharedInsert(s, v.ino, index, false, shared);
       const e = shared
         ? install(s, proc, v, addr, 1, fileFrame(s, pblk, v.ino, index), RO, walkTrace(b))
-        : mapUnshared(s, b, v, addr, index, inode, c!, pblk, RO);
+        : mapUnshared(s, b, c!, pblk, v, addr, index, Math.ceil(inode.size / PAGE), RO);
       return done(
         s,
         b,
@@ -524,7 +523,7 @@ function fault4k(
     const e =
       rc >= 2
         ? install(s, proc, v, addr, 1, fileFrame(s, pblk, v.ino, index), RO, walkTrace(b))
-        : mapUnshared(s, b, v, addr, index, inode, c!, pblk, RO);
+        : mapUnshared(s, b, c!, pblk, v, addr, index, Math.ceil(inode.size / PAGE), RO);
     return rc >= 2
       ? done(
           s,
@@ -549,7 +548,9 @@ function fault4k(
     if (old4k) zapRange(s, proc, addr, addr + PAGE, {});
     // A page still to come that an earlier run of the batch replaced, or one staged in the fork, takes its own fault.
     const alone = old4k !== 0 || usesFork(s, inode) || b.ahead?.ino === v.ino;
-    const e = alone ? install(s, proc, v, addr, 1, frame, RW, walkTrace(b)) : mapUnshared(s, b, v, addr, index, inode, c!, pblk, RW);
+    const e = alone
+      ? install(s, proc, v, addr, 1, frame, RW, walkTrace(b))
+      : mapUnshared(s, b, c!, pblk, v, addr, index, Math.ceil(inode.size / PAGE), RW);
     return done(s, b, addr, 'mapped', e, 1, { kind: 'write', block: pblk }, {}, notes);
   }
   // Write to a shared block: copy-on-write of this file's block only — and of
@@ -575,27 +576,31 @@ function fault4k(
  * Map page addr, unshared block pblk of extent c, and with it the pages after
  * it that the batch would map the same way, each on its own fault: the same
  * page table (2 MiB region: its other pages no longer try a huge entry),
- * VMA, batch, extent and unshared refcount run, inside EOF (installRun ends
+ * VMA, batch, extent and unshared refcount run, below eof (the file's pages; installRun ends
  * the run at a present entry or a poisoned block). Sets b.span; returns the
  * first page's entry. One page while tracing, and in the pagecache model.
  */
 function mapUnshared(
   s: MachineState,
   b: Batch,
+  c: ExtCache,
+  pblk: Blkno,
   v: VmaRec,
   addr: number,
   index: FileBlock,
-  inode: InodeRec,
-  c: ExtCache,
-  pblk: Blkno,
+  eof: FileBlock,
   flags: number,
 ): number {
   if (b.trace || s.model === 'pagecache') return install(s, b.proc, v, addr, 1, fileFrame(s, pblk, v.ino, index), flags, walkTrace(b));
   const run = c.runs![runIndex(s, c, pblk)]!;
-  const end = Math.min(b.end, v.end, addr - (addr % PMD) + PMD);
-  const n = Math.min((end - addr) / PAGE, c.fblk + c.len - index, Math.ceil(inode.size / PAGE) - index, run[0] + run[1] - pblk);
+  const n = Math.min(tableRoom(b, v, addr), c.fblk + c.len - index, eof - index, run[0] + run[1] - pblk);
   b.span = installRun(s, b.proc, v, addr, n, pblk, flags);
   return leafEntry(pblk, flags, 1);
+}
+
+/** Pages from addr to the end of its page table (its 2 MiB region), of the VMA and of the batch. */
+function tableRoom(b: Batch, v: VmaRec, addr: number): number {
+  return (Math.min(b.end, v.end, addr - (addr % PMD) + PMD) - addr) / PAGE;
 }
 
 /** Remember the pages after the first of a run of n, for their own faults. */
