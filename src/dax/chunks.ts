@@ -123,18 +123,26 @@ export class ChunkStore {
         continue;
       }
       const step = !frame || indexed(c.kind[i]!, c.ino[i]!) ? 1 : 0;
-      let n = 1;
+      const mc = c.mapcount[i]!;
+      const kind = c.kind[i]!;
+      const flags = c.flags[i]!;
+      const share = c.share[i]!;
+      const ino = c.ino[i]!;
+      const index = c.index[i]! - i * step;
+      const target = c.target[i]! - i;
+      let j = i + 1;
       while (
-        i + n < DESC_CHUNK &&
-        c.mapcount[i + n] === c.mapcount[i] &&
-        c.kind[i + n] === c.kind[i] &&
-        c.flags[i + n] === c.flags[i] &&
-        c.share[i + n] === c.share[i] &&
-        c.ino[i + n] === c.ino[i] &&
-        c.index[i + n] === c.index[i]! + n * step &&
-        (frame || c.target[i + n] === c.target[i]! + n)
+        j < DESC_CHUNK &&
+        c.mapcount[j] === mc &&
+        c.kind[j] === kind &&
+        c.flags[j] === flags &&
+        c.share[j] === share &&
+        c.ino[j] === ino &&
+        c.index[j] === index + j * step &&
+        (frame || c.target[j] === target + j)
       )
-        n++;
+        j++;
+      const n = j - i;
       out.push({
         space,
         kind: c.kind[i]!,

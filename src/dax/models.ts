@@ -145,6 +145,59 @@ function adjustFileEntry(S: DescState, kind: DescKind, block: number, ino: Ino, 
 }
 
 /**
+ * adjustDescriptors(+1) of blocks block.. block+n-1 for (ino, index..),
+ * `shared` telling each one's extent sharing (linux). A block no entry maps
+ * yet whose association stays unshared is set in place in its chunk; any
+ * other goes through adjustDescriptors.
+ */
+export function associateRun(
+  S: DescState,
+  model: Model,
+  block: number,
+  ino: Ino,
+  index: FileBlock,
+  n: number,
+  shared: ((k: number) => boolean) | null,
+): void {
+  const simple = model === 'proxy' || model === 'naive' || model === 'shared' || model === 'linux';
+  const kind = primaryKind(model);
+  const share = model === 'shared' || model === 'linux' ? 1 : 0;
+  for (let k = 0; k < n;) {
+    const c = S.frames.chunk(0, block + k);
+    const stop = Math.min(n, c.base + c.mapcount.length - block);
+    const i0 = block + k - c.base;
+    const i1 = block + stop - c.base;
+    // The usual case, blocks of unshared extents that nothing maps yet: whole-field fills.
+    if (simple && shared === null && c.mapcount.subarray(i0, i1).every((x) => x === 0)) {
+      c.kind.fill(kind, i0, i1);
+      c.flags.fill(0, i0, i1);
+      c.share.fill(share, i0, i1);
+      c.ino.fill(ino, i0, i1);
+      c.mapcount.fill(1, i0, i1);
+      for (let i = i0; i < i1; i++) c.index[i] = index + k + (i - i0);
+      c.dirty = true;
+      k = stop;
+      continue;
+    }
+    for (; k < stop; k++) {
+      const i = block + k - c.base;
+      const sh = shared !== null && shared(k);
+      if (!simple || sh || c.mapcount[i] !== 0) {
+        adjustDescriptors(S, model, block + k, ino, index + k, 1, sh);
+        continue;
+      }
+      c.kind[i] = kind;
+      c.flags[i] = 0;
+      c.share[i] = share;
+      c.ino[i] = ino;
+      c.index[i] = index + k;
+      c.mapcount[i] = 1;
+      c.dirty = true;
+    }
+  }
+}
+
+/**
  * One more (delta +1) or one fewer (-1) entry maps device block `block` for
  * (ino, index): update the model's descriptors. Not for `pagecache`, which maps
  * no device block directly.

@@ -112,6 +112,31 @@ export function writePte(buf: Buffer, i: number, v: number): void {
   buf[o + 6] = (hi >>> 16) & 0xff;
 }
 
+/**
+ * Write entries i, i+1, …, i+n-1 (within the table) mapping frames frame,
+ * frame+1, … with the same flags (bits 0..11): as writePte of
+ * makePte(frame + k, flags) for each, in byte stores of small integers while
+ * the frames stay below 2^31 (no number wider than 32 bits per entry).
+ */
+export function writePteRun(buf: Buffer, i: number, n: number, frame: number, flags: number): void {
+  if (frame + n > 0x80000000) {
+    for (let k = 0; k < n; k++) writePte(buf, i + k, makePte(frame + k, flags));
+    return;
+  }
+  const lo = flags & 0xff;
+  const mid = flags >>> 8;
+  for (let k = 0, o = PT_OFF + i * PT_ENTRY_BYTES; k < n; k++, o += PT_ENTRY_BYTES) {
+    const f = frame + k;
+    buf[o] = lo;
+    buf[o + 1] = ((f & 0xf) << 4) | mid;
+    buf[o + 2] = (f >>> 4) & 0xff;
+    buf[o + 3] = (f >>> 12) & 0xff;
+    buf[o + 4] = (f >>> 20) & 0xff;
+    buf[o + 5] = f >>> 28;
+    buf[o + 6] = 0;
+  }
+}
+
 /*
  * Entries are numbers up to 2^52: never apply | or & ~ to a whole entry (JS
  * bitwise operators truncate to 32 bits). Testing a flag with & is safe: the

@@ -16,13 +16,13 @@ import { DescSpace, DramKind, type ProcRec, type VmaRec } from '../../format/dax
 import { corrupt, err } from '../../format/errors.js';
 import { CounterId } from '../../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../../format/units.js';
-import { adjustDescriptors, key3 } from '../models.js';
+import { adjustDescriptors, associateRun, key3 } from '../models.js';
 import { sharedInsertUnmap } from '../linux-dax.js';
 import { type WalkStep } from '../pagetable.js';
 import { hex } from './units.js';
 import type { MachineState } from './state.js';
 import { pinBusy } from './pinned.js';
-import { noteInstall, sharedPteOverPmd } from './page-cache.js';
+import { grabPteEntry, noteInstall, sharedPteOverPmd } from './page-cache.js';
 
 /** How a tear-down treats pins and reports what it removed. */
 export interface ZapOptions {
@@ -129,6 +129,11 @@ export function linuxSharedInsert(s: MachineState, ino: Ino, index: FileBlock, p
     : invalidate(s, ino, idx0, D.PMD_PAGES, { keepAnon: true });
 }
 
+/** The leaf entry install writes for frame with flags (plus present, user, accessed; huge at level 2). */
+export function leafEntry(frame: number, flags: number, level: 1 | 2): number {
+  return D.makePte(frame, flags | D.PTE_PRESENT | D.PTE_USER | D.PTE_ACCESSED | (level === 2 ? D.PTE_HUGE : 0));
+}
+
 /** Install a leaf entry (the slot must be empty). */
 export function install(
   s: MachineState,
@@ -143,13 +148,64 @@ export function install(
   const { buf, i } = s.pt.slot(proc, addr, level, trace);
   const old = D.readPte(buf, i);
   if (old & D.PTE_PRESENT) throw new Error(`internal: slot for ${hex(addr)} of pid ${proc.pid} is not empty`);
-  const e = D.makePte(frame, flags | D.PTE_PRESENT | D.PTE_USER | D.PTE_ACCESSED | (level === 2 ? D.PTE_HUGE : 0));
+  const e = leafEntry(frame, flags, level);
   D.writePte(buf, i, e);
   setHdrCount(buf, hdrCount(buf) + 1);
   account(s, v, addr, level, frame, 1);
   if (s.model === 'linux')
     noteInstall(s, v.ino, s.vmaIndex(v, addr), level === 2, frame < s.totalBlocks ? 'block' : frame === s.zeroFrame ? 'zero' : 'anon');
   return e;
+}
+
+/**
+ * Install 4 KiB entries for the pages from addr on, as install would one by
+ * one, mapping device blocks frame, frame+1, … of v's file (never DRAM: not
+ * for the pagecache model): at most n, all in addr's page table (its 2 MiB
+ * region), stopping before a page whose slot is taken or whose block is
+ * poisoned — that page's own fault decides it. The first slot must be empty.
+ * One table walk for the run; the page model's accounting per page, with the
+ * extent's sharing (linux) asked once for the run. Returns the entries
+ * installed (at least 1).
+ */
+export function installRun(s: MachineState, proc: ProcRec, v: VmaRec, addr: number, n: number, frame: number, flags: number): number {
+  if (s.model === 'pagecache') throw new Error('internal: the pagecache model maps no device block directly');
+  const { buf, i } = s.pt.slot(proc, addr, 1);
+  const poisoned = s.poisoned.size > 0 ? s.poisoned : null;
+  // A table holding no entry (its count) has every slot free: nothing to look at.
+  const empty = hdrCount(buf) === 0;
+  const lim = Math.min(n, D.PT_ENTRIES - i);
+  let m = 0;
+  for (; m < lim && (!empty || poisoned); m++) {
+    if (D.readPte(buf, i + m) & D.PTE_PRESENT) {
+      if (m === 0) throw new Error(`internal: slot for ${hex(addr)} of pid ${proc.pid} is not empty`);
+      break;
+    }
+    if (m > 0 && poisoned?.has(frame + m)) break;
+  }
+  if (empty && !poisoned) m = lim;
+  D.writePteRun(buf, i, m, frame, leafEntry(0, flags, 1));
+  setHdrCount(buf, hdrCount(buf) + m);
+  s.tx.counters[CounterId.DaxLeafEntries] += m;
+  const index = s.vmaIndex(v, addr);
+  const linux = s.model === 'linux';
+  // linux: dax_associate_entry's `shared` is the iomap's IOMAP_F_SHARED (as account asks it, per page).
+  const runs = linux ? s.fx.bmap.refcountRuns(frame, m) : null;
+  let r = 0;
+  const shared = runs?.some((x) => x[2] >= 2)
+    ? (k: number): boolean => {
+        while (runs[r]![0] + runs[r]![1] <= frame + k) r++;
+        return runs[r]![2] >= 2;
+      }
+    : null;
+  associateRun(s.descState, s.model, frame, v.ino, index, m, shared);
+  // linux: each page's fault grabs its page-cache entry (grab_mapping_entry; the first page's
+  // fault has), then dax_insert_entry fills it.
+  if (linux)
+    for (let k = 0; k < m; k++) {
+      if (k > 0) grabPteEntry(s, v.ino, index + k);
+      noteInstall(s, v.ino, index + k, false, 'block');
+    }
+  return m;
 }
 
 /** Rewrite the flags of a present leaf entry (same frame). */

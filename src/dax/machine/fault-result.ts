@@ -117,6 +117,24 @@ export class FaultRuns {
     this.runs.push(n);
     this.last = n;
   }
+
+  /** r and the k - 1 pages after it, which continue it page by page (frames, and blocks copied, following). */
+  addSpan(r: FaultRecord, k: number): void {
+    this.add(r);
+    const l = this.last!;
+    if (l.pfnStep === 1 || l.pages === 1) {
+      l.pages += k - 1;
+      return;
+    }
+    for (let j = 1; j < k; j++) {
+      const f: FaultRecord = { ...r, addr: r.addr + j * PAGE, pfn: r.pfn === null ? null : r.pfn + j };
+      if (r.from_block !== undefined) {
+        f.from_block = r.from_block + j;
+        f.to_block = r.to_block! + j;
+      }
+      this.add(f);
+    }
+  }
 }
 
 /** The per-page records of runs (the shape the fault handler gives each page). */

@@ -19,7 +19,7 @@ import { linuxPmdFallback, LSB_PTE, poisonedFaultCode, PTE_ENTRY_IN_RANGE, type 
 import { LEVEL_NAMES, ptIndex, type WalkStep } from '../pagetable.js';
 import { flagNames, PAGE, PMD } from './units.js';
 import type { MachineState } from './state.js';
-import { fileFrame, install, invalidate, linuxSharedInsert, newDramFrame, setEntry, zapRange } from './entries.js';
+import { fileFrame, install, installRun, invalidate, leafEntry, linuxSharedInsert, newDramFrame, setEntry, zapRange } from './entries.js';
 import { checkPinnedBlocks } from './pinned.js';
 import { grabPteEntry, pmdEntryFits, sharedPteOverPmd } from './page-cache.js';
 import { copyThroughFork, pmdForkWrite, stagedAt, usesFork, zeroThroughFork } from './cow-fork.js';
@@ -85,6 +85,8 @@ interface Batch {
    * order: [next, end) are still to come, each taking its block from the run.
    */
   ahead: Ahead | null;
+  /** Pages the last fault mapped, its own and the run after it (mapUnshared): the batch counts them all. */
+  span: number;
   /** The record takeAhead fills for each page it maps (the batch folds it into its runs at once). */
   record: FaultRecord;
   /** The 2 MiB region (addr / 2 MiB) where a huge fault was just found impossible: its other pages need not try. */
@@ -100,6 +102,7 @@ function newBatch(s: MachineState, proc: ProcRec, trace: boolean, end: number): 
     end,
     vma: null,
     ahead: null,
+    span: 1,
     record: { addr: 0, result: 'cow', pfn: 0, level: 'pte', writable: true },
     noPmd: -1,
     inodes: new Map(),
@@ -245,14 +248,20 @@ export function fault(
   const traces: FaultTrace[] = [];
   const counts = emptyCounts();
   let n = 0;
-  for (let a = start; a < end; a += PAGE) {
+  let flushAt = 0x10000;
+  for (let a = start; a < end; a += b.span * PAGE) {
     b.addr = a;
+    b.span = 1;
     if (b.trace) b.trace = blankTrace(pid, a, write);
     const r = faultOne(s, b, a, write);
     // A very long batch writes its descriptor chunks back now and then, so memory stays bounded.
-    if ((n++ & 0xffff) === 0xffff) s.flushChunks(4096);
-    runs.add(r);
-    counts[r.result]++;
+    if ((n += b.span) >= flushAt) {
+      s.flushChunks(4096);
+      flushAt = n + 0x10000;
+    }
+    if (b.span === 1) runs.add(r);
+    else runs.addSpan(r, b.span);
+    counts[r.result] += b.span;
     if (b.trace) {
       b.trace.result = r.result;
       traces.push(b.trace);
@@ -400,9 +409,16 @@ function takeAhead(s: MachineState, b: Batch, v: VmaRec, addr: number, index: Fi
     p = a.pieces[++a.piece]!;
   }
   const to = p[0] + (index - a.pieceStart);
-  a.next = index + 1;
+  const RW = D.PTE_WRITE | D.PTE_DIRTY;
+  let e: number;
+  if (s.model === 'pagecache') e = install(s, b.proc, v, addr, 1, fileFrame(s, to, v.ino, index), RW);
+  else {
+    // The rest of the piece in this page table goes in one run (each page would come here in turn).
+    b.span = installRun(s, b.proc, v, addr, Math.min(tableRoom(b, v, addr), a.end - index, p[1] - (index - a.pieceStart)), to, RW);
+    e = leafEntry(to, RW, 1);
+  }
+  a.next = index + b.span;
   if (a.next === a.end) b.ahead = null;
-  const e = install(s, b.proc, v, addr, 1, fileFrame(s, to, v.ino, index), D.PTE_WRITE | D.PTE_DIRTY);
   // No trace here (runs are not made while tracing), and the batch only
   // folds the record into its runs: one record object serves every page.
   const r = b.record;
@@ -464,7 +480,9 @@ function fault4k(
         return done(s, b, addr, 'zero', install(s, proc, v, addr, 1, s.zeroFrame, RO, walkTrace(b)), 1, { kind: 'zero' }, {}, notes);
       const shared = refcountAt(s, c!, pblk) >= 2;
       linuxSharedInsert(s, v.ino, index, false, shared);
-      const e = install(s, proc, v, addr, 1, fileFrame(s, pblk, v.ino, index), RO, walkTrace(b));
+      const e = shared
+        ? install(s, proc, v, addr, 1, fileFrame(s, pblk, v.ino, index), RO, walkTrace(b))
+        : mapUnshared(s, b, c!, pblk, v, addr, index, Math.ceil(inode.size / PAGE), RO);
       return done(
         s,
         b,
@@ -502,7 +520,10 @@ function fault4k(
   const rc = refcountAt(s, c!, pblk);
   if (!write) {
     const gone = linuxSharedInsert(s, v.ino, index, false, rc >= 2);
-    const e = install(s, proc, v, addr, 1, fileFrame(s, pblk, v.ino, index), RO, walkTrace(b));
+    const e =
+      rc >= 2
+        ? install(s, proc, v, addr, 1, fileFrame(s, pblk, v.ino, index), RO, walkTrace(b))
+        : mapUnshared(s, b, c!, pblk, v, addr, index, Math.ceil(inode.size / PAGE), RO);
     return rc >= 2
       ? done(
           s,
@@ -525,7 +546,11 @@ function fault4k(
       return done(s, b, addr, 'mapped', e, 1, { kind: 'upgrade', block: pblk }, {}, notes);
     }
     if (old4k) zapRange(s, proc, addr, addr + PAGE, {});
-    const e = install(s, proc, v, addr, 1, frame, RW, walkTrace(b));
+    // A page still to come that an earlier run of the batch replaced, or one staged in the fork, takes its own fault.
+    const alone = old4k !== 0 || usesFork(s, inode) || b.ahead?.ino === v.ino;
+    const e = alone
+      ? install(s, proc, v, addr, 1, frame, RW, walkTrace(b))
+      : mapUnshared(s, b, c!, pblk, v, addr, index, Math.ceil(inode.size / PAGE), RW);
     return done(s, b, addr, 'mapped', e, 1, { kind: 'write', block: pblk }, {}, notes);
   }
   // Write to a shared block: copy-on-write of this file's block only — and of
@@ -545,6 +570,37 @@ function fault4k(
   const e = install(s, proc, v, addr, 1, fileFrame(s, to, v.ino, index), RW, walkTrace(b));
   const deed: FaultDeed = { kind: 'cow', from: pblk, refcount: rc, to, path: s.pathOf(v.ino), index, stale };
   return done(s, b, addr, 'cow', e, 1, deed, { from_block: pblk, to_block: to }, notes);
+}
+
+/**
+ * Map page addr, unshared block pblk of extent c, and with it the pages after
+ * it that the batch would map the same way, each on its own fault: the same
+ * page table (2 MiB region: its other pages no longer try a huge entry),
+ * VMA, batch, extent and unshared refcount run, below eof (the file's pages; installRun ends
+ * the run at a present entry or a poisoned block). Sets b.span; returns the
+ * first page's entry. One page while tracing, and in the pagecache model.
+ */
+function mapUnshared(
+  s: MachineState,
+  b: Batch,
+  c: ExtCache,
+  pblk: Blkno,
+  v: VmaRec,
+  addr: number,
+  index: FileBlock,
+  eof: FileBlock,
+  flags: number,
+): number {
+  if (b.trace || s.model === 'pagecache') return install(s, b.proc, v, addr, 1, fileFrame(s, pblk, v.ino, index), flags, walkTrace(b));
+  const run = c.runs![runIndex(s, c, pblk)]!;
+  const n = Math.min(tableRoom(b, v, addr), c.fblk + c.len - index, eof - index, run[0] + run[1] - pblk);
+  b.span = installRun(s, b.proc, v, addr, n, pblk, flags);
+  return leafEntry(pblk, flags, 1);
+}
+
+/** Pages from addr to the end of its page table (its 2 MiB region), of the VMA and of the batch. */
+function tableRoom(b: Batch, v: VmaRec, addr: number): number {
+  return (Math.min(b.end, v.end, addr - (addr % PMD) + PMD) - addr) / PAGE;
 }
 
 /** Remember the pages after the first of a run of n, for their own faults. */
