@@ -4,7 +4,13 @@ import { Btree } from '../btree/btree.js';
 import { readU64 } from '../format/block.js';
 import { EXTENT_ROOT_INLINE, forEachInlineExtent, INLINE_EXTENTS_MAX, INLINE_FIELD_MAX, INLINE_LEN_MAX } from '../format/inode-fork.js';
 import {
-  type DirentRec,
+  direntChild,
+  direntNameText,
+  direntParent,
+  direntType,
+  extentFblk,
+  extentLen,
+  extentPblk,
   INODE_TYPE_DIR,
   INODE_TYPE_FILE,
   type InodeRec,
@@ -178,12 +184,13 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     ext.n = 0;
   }
   const ns = new NamespaceSweep(inodes);
-  checkTree('directory tree', fx.dirents, (d) => ns.add(d));
+  // Read in place: an entry per file, no objects (a name is decoded only for a message).
+  checkTree('directory tree', fx.dirents, undefined, (leaf, o) => ns.add(leaf, o));
   let maxIno = 0;
   let files = 0;
   let dirs = 0;
   // Extent trees in the order of their roots on disk, so reads run forward.
-  const byRoot = [...inodes.values()].sort((x, y) => x.extentRoot - y.extentRoot);
+  const byRoot = inRootOrder(inodes.values());
   // Announced even when every file's extents are in its inode (version 2, small files).
   P.phase('extent trees');
   for (const inode of byRoot) {
@@ -205,7 +212,10 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
       ok = !!m;
     } else {
       const mc = (m = new MapCheck(inode.ino, inode.size));
-      ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), (e) => mc.extent(e.fblk, e.pblk, e.len));
+      // Read in place: a big file's extents make no objects.
+      ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), undefined, (leaf, o) =>
+        mc.extent(extentFblk(leaf, o), extentPblk(leaf, o), extentLen(leaf, o)),
+      );
       // Version 2 decides the format by the extents alone: a tree that would fit the fork is one conversion missed.
       if (ok && sb.version >= 2 && mc.encodable && mc.count <= INLINE_EXTENTS_MAX)
         P.add(
@@ -238,6 +248,7 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   let rmapAgrees = true;
   // Read in place: a million records, no objects.
   let lastIno = -1;
+  let lastI = -2;
   let sl: [number, number] | undefined;
   const rmapOk = checkTree('physical-block index', fx.bmap.rmap, undefined, (leaf, o) => {
     const pblk = rmapPblk(leaf, o);
@@ -250,14 +261,21 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     }
     let i = -1;
     if (sl) {
-      let lo = sl[0];
-      let hi = sl[0] + sl[1];
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (eF[mid]! < fblk) lo = mid + 1;
-        else hi = mid;
+      // A file's records usually follow its extents (both ascend): try the one after the last match
+      // first; it is taken only where the search would find it (the first extent at fblk).
+      const j = lastI + 1;
+      if (j >= sl[0] && j < sl[0] + sl[1] && eF[j] === fblk && (j === sl[0] || eF[j - 1]! < fblk)) i = j;
+      else {
+        let lo = sl[0];
+        let hi = sl[0] + sl[1];
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (eF[mid]! < fblk) lo = mid + 1;
+          else hi = mid;
+        }
+        if (lo < sl[0] + sl[1] && eF[lo] === fblk) i = lo;
       }
-      if (lo < sl[0] + sl[1] && eF[lo] === fblk) i = lo;
+      lastI = i;
     }
     if (i < 0 || eP[i] !== pblk) {
       P.add('rmap.orphan', `physical-index record block ${pblk} (+${len}) -> inode ${ino} file block ${fblk} has no extent`, pblk);
@@ -423,6 +441,21 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
 }
 
 /**
+ * Inodes by extent root, as a stable sort would order them: those with no
+ * map (0), then those whose extents are in the inode (EXTENT_ROOT_INLINE, 1;
+ * a small file's, so most of them), then the rest by root block, the only
+ * ones sorted.
+ */
+function inRootOrder(all: Iterable<InodeRec>): InodeRec[] {
+  const none: InodeRec[] = [];
+  const inline: InodeRec[] = [];
+  const trees: InodeRec[] = [];
+  for (const i of all) (i.extentRoot === 0 ? none : i.extentRoot === EXTENT_ROOT_INLINE ? inline : trees).push(i);
+  trees.sort((x, y) => x.extentRoot - y.extentRoot);
+  return none.concat(inline, trees);
+}
+
+/**
  * Reference counts from intervals fed in ascending start order: runs
  * [start, end, count] over every referenced block, adjacent equal runs merged.
  * Ends wait in a binary min-heap, so the cost is n log k for k overlapping.
@@ -550,31 +583,35 @@ class NamespaceSweep {
 
   constructor(private readonly inodes: Map<Ino, InodeRec>) {}
 
-  add(d: DirentRec): void {
+  /** The entry at leaf[o..] (read in place; its name is decoded only for a message). */
+  add(leaf: Buffer, o: number): void {
     const P = this.found;
-    const name = () => d.name.toString('utf8');
-    const parent = this.inodes.get(d.parent);
+    const dParent = direntParent(leaf, o);
+    const dChild = direntChild(leaf, o);
+    const dType = direntType(leaf, o);
+    const name = () => direntNameText(leaf, o);
+    const parent = this.inodes.get(dParent);
     if (!parent) {
-      P.add('ns.dangling', `entry '${name()}' belongs to missing directory inode ${d.parent}`);
+      P.add('ns.dangling', `entry '${name()}' belongs to missing directory inode ${dParent}`);
       return;
     }
-    if (parent.type !== INODE_TYPE_DIR) P.add('ns.notdir', `entry '${name()}' belongs to inode ${d.parent}, which is not a directory`);
-    const child = this.inodes.get(d.child);
+    if (parent.type !== INODE_TYPE_DIR) P.add('ns.notdir', `entry '${name()}' belongs to inode ${dParent}, which is not a directory`);
+    const child = this.inodes.get(dChild);
     if (!child) {
-      P.add('ns.dangling', `entry '${name()}' in directory ${d.parent} points to missing inode ${d.child}`);
+      P.add('ns.dangling', `entry '${name()}' in directory ${dParent} points to missing inode ${dChild}`);
       return;
     }
-    if (child.type !== d.type)
-      P.add('ns.type', `entry '${name()}' in directory ${d.parent} says type ${d.type}, inode ${d.child} is type ${child.type}`);
-    this.refs.set(d.child, (this.refs.get(d.child) ?? 0) + 1);
+    if (child.type !== dType)
+      P.add('ns.type', `entry '${name()}' in directory ${dParent} says type ${dType}, inode ${dChild} is type ${child.type}`);
+    this.refs.set(dChild, (this.refs.get(dChild) ?? 0) + 1);
     if (child.type === INODE_TYPE_DIR) {
-      this.subdirs.set(d.parent, (this.subdirs.get(d.parent) ?? 0) + 1);
-      if (child.parent !== d.parent)
-        P.add('ns.parent', `directory inode ${d.child} ('${name()}') records parent ${child.parent}, but its entry is in ${d.parent}`);
+      this.subdirs.set(dParent, (this.subdirs.get(dParent) ?? 0) + 1);
+      if (child.parent !== dParent)
+        P.add('ns.parent', `directory inode ${dChild} ('${name()}') records parent ${child.parent}, but its entry is in ${dParent}`);
     }
-    const list = this.children.get(d.parent);
-    if (list) list.push(d.child);
-    else this.children.set(d.parent, [d.child]);
+    const list = this.children.get(dParent);
+    if (list) list.push(dChild);
+    else this.children.set(dParent, [dChild]);
   }
 
   finish(P: ProblemList): void {

@@ -42,6 +42,7 @@ export const descOps: BtreeOps<D.DescRec> = {
   encode: D.encodeDesc,
   decode: D.decodeDesc,
   checkRecord: D.checkDesc,
+  checkRecordBytes: D.checkDescBytes,
 };
 
 export const dramOps: BtreeOps<D.DramRec> = {

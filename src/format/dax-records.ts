@@ -425,6 +425,22 @@ export function checkDesc(r: DescRec): string | null {
   return null;
 }
 
+/**
+ * checkDesc of the record at b[o..], read in place (verify's first read of a
+ * descriptor tree as big as the mappings makes no objects): a record that
+ * fails, and a DAX entry, are decoded for checkDesc's own verdict and words.
+ */
+export function checkDescBytes(b: Buffer, o: number): string | null {
+  const space = b[o]!;
+  const kind = b[o + 1]!;
+  const len = b.readUInt32LE(o + 4);
+  if (DESC_SPACE_OF[kind] !== space || kind === DescKind.DaxEntry || b.readUInt32LE(o + 32) < 1 || b[o + 2]! & ~DESC_SHARED || len < 1)
+    return checkDesc(decodeDesc(b, o));
+  if (space === DescSpace.BlockFileIndex) return len === 1 ? null : checkDesc(decodeDesc(b, o));
+  const start = space === DescSpace.Frame ? readU64(b, o + 8) : readU64(b, o + 16);
+  return (start % DESC_CHUNK) + len > DESC_CHUNK ? checkDesc(decodeDesc(b, o)) : null;
+}
+
 /** A DAX page-cache entry (space 4): a 4 KiB or an aligned PMD entry, empty, zero or of a block. */
 function checkDaxEntry(r: DescRec, at: string): string | null {
   if (r.len !== 1 && r.len !== PMD_PAGES) return `${at}: DAX entry of ${r.len} pages (1 or ${PMD_PAGES})`;

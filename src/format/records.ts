@@ -152,6 +152,36 @@ export function checkDirent(r: DirentRec): string | null {
   return null;
 }
 
+/**
+ * checkDirent of the record at b[o..], read in place (verify reads a
+ * directory entry per file): the name is hashed and scanned where it lies,
+ * and only a record that fails is decoded, for checkDirent's message.
+ */
+export function checkDirentBytes(b: Buffer, o: number): string | null {
+  const len = b[o + 25]!;
+  const s = o + 26;
+  // Empty, '.' and '..' are reserved; '/' and NUL are scanned for below.
+  let odd = len === 0 || (len <= 2 && b[s] === 0x2e && (len === 1 || b[s + 1] === 0x2e));
+  let h = 0x811c9dc5;
+  for (let i = 0; i < len; i++) {
+    const c = b[s + i]!;
+    if (c === 0x2f || c === 0) odd = true;
+    h ^= c;
+    h = Math.imul(h, 0x01000193);
+  }
+  const type = b[o + 24];
+  if (odd || h >>> 0 !== b.readUInt32LE(o + 8) || (type !== INODE_TYPE_FILE && type !== INODE_TYPE_DIR))
+    return checkDirent(decodeDirent(b, o));
+  return null;
+}
+
+/** Fields of the directory entry at b[o..], read in place. */
+export const direntParent = (b: Buffer, o: number): Ino => readU64(b, o);
+export const direntChild = (b: Buffer, o: number): Ino => readU64(b, o + 16);
+export const direntType = (b: Buffer, o: number): number => b[o + 24]!;
+/** The entry's name as text (UTF-8), for messages. */
+export const direntNameText = (b: Buffer, o: number): string => b.toString('utf8', o + 26, o + 26 + b[o + 25]!);
+
 // ------------------------------------------------------------- extent tree
 /**
  * File extent, key (fblk). 32 bytes.
@@ -190,6 +220,14 @@ export function checkExtent(r: ExtentRec): string | null {
   if (r.len < 1) return `extent at file block ${r.fblk} has length 0`;
   if (r.fblk + r.len > Number.MAX_SAFE_INTEGER || r.pblk + r.len > Number.MAX_SAFE_INTEGER)
     return `extent at file block ${r.fblk} out of range`;
+  return null;
+}
+
+/** checkExtent of the record at b[o..], read in place; a record that fails is decoded for the message. */
+export function checkExtentBytes(b: Buffer, o: number): string | null {
+  const len = extentLen(b, o);
+  if (len < 1 || extentFblk(b, o) + len > Number.MAX_SAFE_INTEGER || extentPblk(b, o) + len > Number.MAX_SAFE_INTEGER)
+    return checkExtent(decodeExtent(b, o));
   return null;
 }
 

@@ -49,6 +49,7 @@ export const direntOps: BtreeOps<R.DirentRec> = {
   encode: R.encodeDirent,
   decode: R.decodeDirent,
   checkRecord: R.checkDirent,
+  checkRecordBytes: R.checkDirentBytes,
 };
 
 export const extentOps: BtreeOps<R.ExtentRec> = {
@@ -61,6 +62,7 @@ export const extentOps: BtreeOps<R.ExtentRec> = {
   encode: R.encodeExtent,
   decode: R.decodeExtent,
   checkRecord: R.checkExtent,
+  checkRecordBytes: R.checkExtentBytes,
 };
 
 export const rmapOps: BtreeOps<R.RmapRec> = {
