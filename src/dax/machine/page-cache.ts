@@ -227,27 +227,23 @@ export function blockEntryAt(s: MachineState, ino: Ino, index: FileBlock): boole
   return r !== undefined && (r.flags & (D.DAX_ENTRY_EMPTY | D.DAX_ENTRY_ZERO)) === 0;
 }
 
+/** What a DAX entry holds, by its flags (a 4 KiB block entry stored in a PMD slot named apart). */
+export type DaxEntryKind = 'empty' | 'zero' | 'block' | 'block-in-pmd-slot';
+
+export function entryKind(flags: number): DaxEntryKind {
+  if (flags & D.DAX_ENTRY_EMPTY) return 'empty';
+  if (flags & D.DAX_ENTRY_ZERO) return 'zero';
+  return flags & D.DAX_ENTRY_SMALL ? 'block-in-pmd-slot' : 'block';
+}
+
 /** One DAX entry of a file's page cache: its first index, 1 or 512 pages, and what it holds. */
 export interface DaxEntryInfo {
   index: FileBlock;
   pages: number;
-  kind: 'empty' | 'zero' | 'block' | 'block-in-pmd-slot';
+  kind: DaxEntryKind;
 }
 
 /** The entries of a file, in index order (inspection and tests). */
 export function entriesOfFile(s: MachineState, ino: Ino): DaxEntryInfo[] {
-  return [...entriesOf(s, ino).values()]
-    .sort((a, b) => a.k2 - b.k2)
-    .map((r) => ({
-      index: r.k2,
-      pages: r.len,
-      kind:
-        r.flags & D.DAX_ENTRY_EMPTY
-          ? 'empty'
-          : r.flags & D.DAX_ENTRY_ZERO
-            ? 'zero'
-            : r.flags & D.DAX_ENTRY_SMALL
-              ? 'block-in-pmd-slot'
-              : 'block',
-    }));
+  return [...entriesOf(s, ino).values()].sort((a, b) => a.k2 - b.k2).map((r) => ({ index: r.k2, pages: r.len, kind: entryKind(r.flags) }));
 }

@@ -14,6 +14,7 @@ import { flagNames, PAGE } from './units.js';
 import type { MachineState } from './state.js';
 import { leafEntries, rmapWalk, mapperOrder, WALK_HOW, type Mapper } from './rmap.js';
 import type { LevelName } from './fault-result.js';
+import { entryKind, type DaxEntryKind } from './page-cache.js';
 
 /** Descriptors and the reverse-map walk of one frame (`pages --pfn`). */
 export function pageInfo(s: MachineState, pfn: number): PageInfo {
@@ -183,7 +184,7 @@ export interface DescriptorInfo {
   /** The frame the descriptor describes (or the block a proxy / copy reference / page-cache entry points at); none for a DAX entry. */
   pfn?: number;
   /** A DAX entry of the `linux` model's page cache (machine/page-cache.ts): what it holds. */
-  entry?: 'empty' | 'zero' | 'block';
+  entry?: DaxEntryKind;
   path?: string;
   index?: FileBlock;
   mapcount: number;
@@ -269,7 +270,7 @@ function descInfo1(r: DescRec, path: string): DescriptorInfo {
         path,
         index: r.k2,
         mapcount: 0,
-        entry: r.flags & D.DAX_ENTRY_EMPTY ? 'empty' : r.flags & D.DAX_ENTRY_ZERO ? 'zero' : 'block',
+        entry: entryKind(r.flags),
       };
     default:
       return { type, pfn: r.k1, mapcount: r.mapcount };
