@@ -315,19 +315,12 @@ export function explainFault(f: FaultFacts, r: FaultBatchResult): FaultExplanati
     call('vmf_insert_page_mkwrite', DAX, 'installed', { writable: false });
     return done(rc >= 2 ? 'shared' : 'mapped');
   }
-  if (f.staged && rc < 2) {
-    // xfs_find_trim_cow_extent: "Even if the extent is not shared we might have a preallocation for it in the COW fork".
-    call('xfs_dax_write_iomap_begin', XIOMAP, 'iomap-staged', { block: f.block! });
-    call('dax_insert_entry', DAX, 'insert', { shared: false });
-    call('dax_iomap_copy_around', DAX, 'copy', { bytes: PAGE, from: f.block! });
-    call('vmf_insert_page_mkwrite', DAX, 'installed', { writable: true });
-    call('xfs_dax_write_iomap_end', XIOMAP, 'iomap-end');
-    call('xfs_reflink_end_cow', XREFL, 'end-cow');
-    return done('cow');
-  }
-  call('xfs_dax_write_iomap_begin', XIOMAP, rc >= 2 ? 'iomap-shared' : 'iomap-mapped', { block: f.block!, refcount: rc });
-  if (rc >= 2) {
-    call('xfs_reflink_allocate_cow', XREFL, 'allocate-cow', { pages: 1 });
+  // xfs_find_trim_cow_extent: "Even if the extent is not shared we might have a preallocation for it in the COW fork".
+  const viaFork = f.staged && rc < 2;
+  if (viaFork) call('xfs_dax_write_iomap_begin', XIOMAP, 'iomap-staged', { block: f.block! });
+  else call('xfs_dax_write_iomap_begin', XIOMAP, rc >= 2 ? 'iomap-shared' : 'iomap-mapped', { block: f.block!, refcount: rc });
+  if (rc >= 2 || viaFork) {
+    if (!viaFork) call('xfs_reflink_allocate_cow', XREFL, 'allocate-cow', { pages: 1 });
     call('dax_insert_entry', DAX, 'insert', { shared: false });
     call('dax_iomap_copy_around', DAX, 'copy', { bytes: PAGE, from: f.block! });
     call('vmf_insert_page_mkwrite', DAX, 'installed', { writable: true });
