@@ -214,17 +214,12 @@ export class CowFork {
   ): StagingExtent[] {
     const tx = this.fx.tx;
     const aim = adjacent(off, len, prev, next);
+    // xfs_bmap_btalloc_at_eof: the exact block first (the first allocation below takes it whole), then a stripe-aligned run.
+    const exact = aeof && aim !== null && off !== 0 && tx.isAllocatable(aim, len);
+    let hint = exact ? aim : Math.max(aim ?? 0, this.cursor());
+    const align = aeof && !exact && len % h === 0 ? h : 1;
     const made: StagingExtent[] = [];
     let done = 0;
-    let hint: Blkno;
-    if (aeof && aim !== null && off !== 0 && tx.isAllocatable(aim, len)) {
-      tx.alloc(len, aim, { atHint: true });
-      this.insert(ino, off, aim, len);
-      made.push({ fblk: off, pblk: aim, len });
-      done = len;
-      hint = aim + len;
-    } else hint = Math.max(aim ?? 0, this.cursor());
-    const align = aeof && len % h === 0 ? h : 1;
     while (done < len) {
       let got: [Blkno, number];
       try {
