@@ -136,7 +136,8 @@ function beside(fs: Filesystem): boolean {
   if (how === 'always') return true;
   const c = fs.superblock.counters;
   const machine = c[CounterId.DaxLeafEntries] + c[CounterId.DaxDescRecords];
-  return machine >= BESIDE_MIN_RECORDS && c[CounterId.Inodes] * BESIDE_RECORDS_PER_INODE >= machine && spareCpu();
+  const inodes = c[CounterId.Inodes];
+  return machine >= BESIDE_MIN_RECORDS && inodes >= BESIDE_MIN_INODES && inodes * BESIDE_RECORDS_PER_INODE >= machine && spareCpu();
 }
 
 /**
@@ -170,13 +171,18 @@ function runnableNow(): number | null {
 const BESIDE_MIN_RECORDS = 50_000;
 
 /**
- * Machine records per inode up to which the filesystem's half is the longer
- * (per-file work dominates it: inode, directory entry, extent tree). Measured on
- * 2 CPUs, idle (bench/RESULTS.md, session 6): 100k files and 300k machine records
- * (3 per inode), beside 1.20 s against 1.40 s in one process; 2 big files with
- * 60k and 150k records, 80 ms slower beside (the machine is the longer half).
+ * The filesystem's half is the longer, and long enough to hide the job's start
+ * and its duplicated warm-up, from this many inodes with at most this many
+ * machine records per inode (per-file work dominates that half: inode, directory
+ * entry, extent tree). Measured on 2 idle CPUs, one process against the job
+ * (bench/RESULTS.md, session 6): 100k files with 3 and 6 records per inode, the
+ * job 0.20 and 0.17 s faster (of 1.4 and 2.0 s); 20k files with 3, 6 and 10 per
+ * inode, 0.13, 0.12 and 0.23 s slower; 10k files with 15 and 30, 0.18 and 0.26 s
+ * slower; 2 big files, 0.08 s slower. Between 20k and 100k files it was not
+ * measured: 60k is where the two ends' gains meet on a straight line.
  */
-const BESIDE_RECORDS_PER_INODE = 10;
+const BESIDE_MIN_INODES = 60_000;
+const BESIDE_RECORDS_PER_INODE = 6;
 
 function result(P: ProblemList): VerifyResult {
   const errors = P.items.slice();
