@@ -41,13 +41,17 @@ const FLAG = '--daxtool-machine-job';
 export function startMachineJob(image: string, cacheBytes: number): MachineJob | null {
   let child: ChildProcess;
   try {
-    // The job's garbage collector stays on the job's own thread and its young
-    // generation small: the filesystem pass in the parent is the longer of the
-    // two, and the job must not take the parent's GC threads' CPU or much memory.
+    // The job's V8 runs on the job's own thread alone (garbage collector and
+    // optimizing compiler: --single-threaded) and its young generation stays
+    // small: the filesystem pass in the parent is the longer of the two, and
+    // the job must not take the CPU of the parent's helper threads or much
+    // memory. 1M extents on 2 idle CPUs, 7 interleaved runs: 1.13 s of wall
+    // time and 2.10 s of CPU, against 1.21 s and 2.23 s with only the
+    // collector on the job's thread (--single-threaded-gc).
     child = fork(fileURLToPath(import.meta.url), [FLAG], {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       serialization: 'advanced',
-      execArgv: ['--single-threaded-gc', '--max-semi-space-size=4'],
+      execArgv: ['--single-threaded', '--max-semi-space-size=4'],
     });
   } catch {
     return null;

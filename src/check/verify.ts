@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { isDaxError } from '../format/errors.js';
 import { CounterId } from '../format/superblock.js';
@@ -124,31 +125,64 @@ async function checkImageBeside(fs: Filesystem, image: string, strict: boolean, 
 
 /**
  * Whether verify checks the machine beside the filesystem: when the machine is
- * big enough to be worth a process, a CPU is free to run it, and nothing but
- * the machine's checker is layered on (DAXTOOL_VERIFY_BESIDE=always|never
- * decides instead).
+ * big enough to be worth a process, the filesystem's half is the longer one
+ * (the parent waits for the job's findings, so the job must finish first), a
+ * CPU is free to run it, and nothing but the machine's checker is layered on
+ * (DAXTOOL_VERIFY_BESIDE=always|never decides instead).
  */
 function beside(fs: Filesystem): boolean {
   const how = process.env.DAXTOOL_VERIFY_BESIDE;
   if (how === 'never' || checkers.length !== 1 || checkers[0] !== mappingsChecker) return false;
   if (how === 'always') return true;
   const c = fs.superblock.counters;
-  return c[CounterId.DaxLeafEntries] + c[CounterId.DaxDescRecords] >= BESIDE_MIN_RECORDS && spareCpu();
+  const machine = c[CounterId.DaxLeafEntries] + c[CounterId.DaxDescRecords];
+  const inodes = c[CounterId.Inodes];
+  return machine >= BESIDE_MIN_RECORDS && inodes >= BESIDE_MIN_INODES && inodes * BESIDE_RECORDS_PER_INODE >= machine && spareCpu();
 }
 
 /**
- * A CPU is idle enough for a second process: the 1-minute load average is
- * below the CPUs less one. On a busy machine the job only competes with its
- * parent and adds its start-up and its own reads: 1M extents on 2 CPUs at load
- * 9 took 4.2 s of wall time beside and 2.1 s in one process (2.5 s and 1.9 s
- * of CPU).
+ * A CPU is idle enough for a second process: no more tasks are runnable right
+ * now than this one and the CPUs less one (/proc/loadavg's fourth field, this
+ * process included), or, where that is not readable, the 1-minute load average
+ * is below the CPUs less one. The run queue of the moment, not the average:
+ * back-to-back verifies of a big image keep the average near 2 on an
+ * otherwise idle 2-CPU machine, and the job then ran in none of them. On a busy
+ * machine the job only competes with its parent and adds its start-up and its
+ * own reads: 1M extents on 2 CPUs at load 9 took 4.2 s of wall time beside and
+ * 2.1 s in one process (2.5 s and 1.9 s of CPU).
  */
 function spareCpu(): boolean {
-  return loadavg()[0]! <= availableParallelism() - 1;
+  const cpus = availableParallelism();
+  const running = runnableNow();
+  return running === null ? loadavg()[0]! <= cpus - 1 : running <= cpus - 1;
+}
+
+/** Runnable tasks (threads) on the machine at this moment, this one included; null if unknown. */
+function runnableNow(): number | null {
+  try {
+    const m = /^\S+ \S+ \S+ (\d+)\//.exec(readFileSync('/proc/loadavg', 'latin1'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Machine records (leaf entries and descriptors) from which a process of its own pays off (its start costs about 0.1 s). */
 const BESIDE_MIN_RECORDS = 50_000;
+
+/**
+ * The filesystem's half is the longer, and long enough to hide the job's start
+ * and its duplicated warm-up, from this many inodes with at most this many
+ * machine records per inode (per-file work dominates that half: inode, directory
+ * entry, extent tree). Measured on 2 idle CPUs, one process against the job
+ * (bench/RESULTS.md, session 6): 100k files with 3 and 6 records per inode, the
+ * job 0.20 and 0.17 s faster (of 1.4 and 2.0 s); 20k files with 3, 6 and 10 per
+ * inode, 0.13, 0.12 and 0.23 s slower; 10k files with 15 and 30, 0.18 and 0.26 s
+ * slower; 2 big files, 0.08 s slower. Between 20k and 100k files it was not
+ * measured: 60k is where the two ends' gains meet on a straight line.
+ */
+const BESIDE_MIN_INODES = 60_000;
+const BESIDE_RECORDS_PER_INODE = 6;
 
 function result(P: ProblemList): VerifyResult {
   const errors = P.items.slice();
