@@ -113,6 +113,33 @@ describe('a copy-on-write run maps its new blocks a page table at a time', () =>
   }
 });
 
+describe('a huge entry answers for the rest of its 2 MiB in a batch', () => {
+  for (const model of MODELS.filter((m) => m !== 'pagecache')) {
+    it(`${model}: a write batch over 3 MiB regions maps them huge and counts the rest present, as page by page`, () => {
+      const build3 = () => {
+        const img = makeImage({ pageModel: model, sizeBytes: 64 * 1024 * 1024 });
+        images.push(img);
+        img.fs.writePattern('/h', 0, 1536 * PAGE, 0x33);
+        const dax = new Dax(img.fs);
+        return { img, dax, addr: dax.mmap({ path: '/h', pid: 2 }).addr };
+      };
+      const a = build3();
+      const b = build3();
+      const got = a.dax.fault({ pid: 2, addr: a.addr + 3 * PAGE, length: 1500 * PAGE, write: true });
+      const want: FaultBatchResult['faults'] = [];
+      b.img.fs.mutate((fx) => {
+        const m = machineOf(fx);
+        for (let i = 3; i < 1503; i++) want.push(...m.fault(2, b.addr + i * PAGE, PAGE, true).faults);
+      });
+      expect(got.faults).toEqual(want);
+      expect(got.counts.mapped).toBe(3); // one huge entry per 2 MiB region
+      expect(got.counts.present).toBe(1497);
+      expect(snapshot(a.dax)).toEqual(snapshot(b.dax));
+      expectClean(a.img.fs);
+    });
+  }
+});
+
 describe('writePteRun', () => {
   it('writes what writePte writes, entry by entry, at small and at wide frame numbers', () => {
     for (const frame of [0, 7, 0x0fffff, 0x7ffffe00, 0x80000000 - 3, 2 ** 39]) {

@@ -343,6 +343,8 @@ function faultOne(s: MachineState, b: Batch, addr: number, write: boolean): Faul
     if (!write || e & D.PTE_WRITE) {
       if (write && !(e & D.PTE_DIRTY))
         setEntry(s, proc, addr - (cur.level === 2 ? addr % PMD : 0), cur.level, D.pteWithFlags(e, D.PTE_DIRTY));
+      // A huge entry answers for the rest of its 2 MiB in the batch at once (each page would find it the same).
+      if (cur.level === 2 && !b.trace) b.span = tableRoom(b, v, addr);
       return done(s, b, addr, 'present', write ? D.pteWithFlags(e, D.PTE_DIRTY) : e, cur.level, { kind: 'present' });
     }
   }
