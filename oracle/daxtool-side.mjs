@@ -81,6 +81,11 @@ export class DaxSide {
     return write ? this.fs.mutate((fx) => fn(dax.machineOf(fx))) : this.fs.view((fx) => fn(dax.machineOf(fx)));
   }
 
+  /** Whether file page pg of file f is a hole. */
+  isHole(f, pg) {
+    return !this.fs.fiemap(this.path(f)).some((x) => x.logical <= pg * PAGE && pg * PAGE < x.logical + x.length);
+  }
+
   frameAt(pid, addr) {
     const t = this.machine((m) => m.translate(pid, addr), false);
     return t ? t.frame : null;
@@ -141,6 +146,12 @@ export class DaxSide {
       case 'clone':
         this.fs.reflink(this.path(n(1)), this.path(n(3)), { srcOffset: n(2) * PAGE, dstOffset: n(4) * PAGE, length: n(5) * PAGE });
         return { r: 0, sig: [] };
+      case 'punch':
+        this.fs.punch(this.path(n(1)), n(2) * PAGE, n(3) * PAGE);
+        return { r: 0, sig: [] };
+      case 'unshare':
+        this.fs.unshare(this.path(n(1)), n(2) * PAGE, n(3) * PAGE);
+        return { r: 0, sig: [] };
       case 'W':
         return this.worker(n(1), a.slice(2));
       default:
@@ -184,7 +195,13 @@ export class DaxSide {
         const pg = n(2);
         if (!sl || pg < 0 || pg >= sl.npg) return { r: ERRNO.EINVAL, sig: [] };
         const addr = sl.addr + pg * PAGE;
+        // As the guest (kq.c): the zero page is not injected (a hole, mapped or about to be).
+        const at = this.frameAt(pid, addr);
+        const zero = this.machine((m) => m.zeroFrame, false);
+        if (at === zero || (at === null && this.isHole(sl.file, pg))) return { r: -3, sig: [] };
         const res = this.machine((m) => (typeof m.poisonAddr === 'function' ? m.poisonAddr(pid, addr) : null));
+        // madvise faulted the zero page in (committed) and memory_failure ignored it (linux model).
+        if (res?.refused) return { r: ERRNO.EBUSY, sig: [] };
         if (res) {
           const sig = (res.signals ?? []).map((s) => this.signal(this.workerOf(s.pid), s.code, s.lsb, s.addr));
           return { r: 0, sig };

@@ -5,7 +5,7 @@
  * A side's state after a step: pages — Map 'w.slot.pg' → frame id of every present page of every worker's
  * mapping; blocks — Map 'f.pg' → { b: block id, sh: FIEMAP SHARED flag }. Frame ids: 'b<block>' a device
  * block (pmem), 'a<n>' anonymous DRAM, 'c<n>' a DRAM page-cache copy (daxtool's pagecache model), 'z<n>'
- * the zero page. A step's result: { r: 0 | errno | -1 (SIGBUS) | -2 (SIGSEGV), v?: first word read,
+ * the zero page. A step's result: { r: 0 | errno | -1 (SIGBUS) | -2 (SIGSEGV) | -3 (a poison step not injected: the zero page), v?: first word read,
  * sig: [{ w, code, lsb, slot, pg }] }.
  *
  * Each side allocates its own blocks and frames, so nothing compares raw numbers: frames are compared as the
@@ -24,7 +24,13 @@ export class KernelReplay {
   constructor(lines, base) {
     this.base = base;
     this.byStep = new Map();
+    /** The guest's zero page (kq.c reports its pfn first): a read of a file hole maps it, as daxtool's zero frame. */
+    this.zeroPfn = null;
     for (const o of lines) {
+      if (o.zero !== undefined) {
+        this.zeroPfn = o.zero;
+        continue;
+      }
       if (!this.byStep.has(o.s)) this.byStep.set(o.s, []);
       this.byStep.get(o.s).push(o);
     }
@@ -33,7 +39,7 @@ export class KernelReplay {
   }
 
   frameId(pfn) {
-    return pfn >= this.base ? `b${pfn - this.base}` : `a${pfn}`;
+    return pfn >= this.base ? `b${pfn - this.base}` : pfn === this.zeroPfn ? `z${pfn}` : `a${pfn}`;
   }
 
   step(s) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * npm run oracle -- [--seeds N] [--ops N] [--kernel 6.12|6.18] [--model M] [--variant pte|pmd|both] [--json]
- *                   [--save-kernel FILE] [--kernel-log FILE] [--show N]
+ *                   [--save-kernel FILE] [--kernel-log FILE] [--show N] [--fallocate]
  *
  * Runs N seeded random scenarios (oracle/scenario.mjs) in a real Linux guest (oracle/kernel.mjs, one boot for
  * all of them) and through daxtool's library (oracle/daxtool-side.mjs, page model M), compares the facts
@@ -11,6 +11,7 @@
  * --save-kernel FILE writes the kernel's output (with the scenarios) as JSON; --kernel-log FILE compares a
  * saved output instead of booting (the scenarios come from the file; --ops is ignored, --variant and --seeds N filter them);
  * --model none only records. --show N: how many disagreements to print per property (default 3).
+ * --fallocate: the scenarios also punch and unshare ranges (fallocate PUNCH_HOLE and UNSHARE_RANGE; scenario.mjs).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +38,7 @@ function parseArgs(argv) {
     else if (a === '--save-kernel') o.save = val();
     else if (a === '--kernel-log') o.log = val();
     else if (a === '--show') o.show = Number(val());
+    else if (a === '--fallocate') o.fallocate = true;
     else if (a === '-h' || a === '--help') o.help = true;
     else throw new Error(`unknown option ${a}`);
   }
@@ -59,7 +61,7 @@ export async function main(argv) {
     console.log(
       readFileSync(new URL(import.meta.url), 'utf8')
         .split('\n')
-        .slice(2, 14)
+        .slice(2, 15)
         .map((l) => l.replace(/^ \*? ?/, ''))
         .join('\n'),
     );
@@ -78,7 +80,7 @@ export async function main(argv) {
       const variants = o.variant === 'both' ? ['pte', 'pmd'] : [o.variant];
       runs = [];
       for (const variant of variants)
-        for (let seed = 1; seed <= o.seeds; seed++) runs.push({ variant, seed, ops: o.ops, lines: generate(seed, o.ops, variant) });
+        for (let seed = 1; seed <= o.seeds; seed++) runs.push({ variant, seed, ops: o.ops, lines: generate(seed, o.ops, variant, { fallocate: !!o.fallocate }) });
       const { runKernel } = await import('./kernel.mjs');
       const k = await runKernel({ kernel: o.kernel, runs, log: say });
       kernel = {

@@ -6,7 +6,7 @@
  * lines, on every machine). Step lines (files are numbered, pages are 4 KiB file pages):
  *   create F PAGES SEED | workers N | W K early 0|1 | W K map SLOT F s|p
  *   W K touch SLOT PG r | W K touch SLOT PG w SEED | write F PG SEED | pread F PG | fiemap F
- *   clone A APG B BPG NPG | W K poison SLOT PG
+ *   clone A APG B BPG NPG | W K poison SLOT PG | punch F PG NPG | unshare F PG NPG
  * Slot s of every worker maps file s (whole file, shared or private, read-write).
  *
  * Variants: 'pte' — files of 16 pages (no 2 MiB mapping can form), clones of 1–4 pages;
@@ -30,9 +30,11 @@ export const VARIANTS = {
  * @param {number} seed
  * @param {number} ops number of random operations after the set-up steps
  * @param {'pte'|'pmd'} variant
+ * @param {{ fallocate?: boolean }} [opts] fallocate: some of the `early` steps become punch and unshare
+ *   steps (default off: the scenarios, and the recordings made of them, stay as they were)
  * @returns {string[]}
  */
-export function generate(seed, ops, variant = 'pte') {
+export function generate(seed, ops, variant = 'pte', { fallocate = false } = {}) {
   const v = VARIANTS[variant];
   if (!v) throw new Error(`unknown variant '${variant}' (pte or pmd)`);
   const r = rng(seed * 2654435761 + (variant === 'pmd' ? 7 : 0));
@@ -70,7 +72,14 @@ export function generate(seed, ops, variant = 'pte') {
     else if (x < 0.8) out.push(`fiemap ${f}`);
     else if (x < 0.9) out.push(`pread ${f} ${page()}`);
     else if (x < 0.95) out.push(`W ${w} poison ${f} ${page()}`);
-    else out.push(`W ${w} early ${int(2)}`);
+    else if (!fallocate || x < 0.965) out.push(`W ${w} early ${int(2)}`);
+    else {
+      // A range of a few pages, or in the pmd variant sometimes a 2 MiB-aligned half of the file.
+      const half = variant === 'pmd' && r() < 0.5;
+      const n = half ? 512 : 1 + int(v.cloneMax);
+      const pg = half ? 512 * int(2) : int(v.pages - n + 1);
+      out.push(`${x < 0.985 ? 'punch' : 'unshare'} ${f} ${pg} ${n}`);
+    }
   }
   return out;
 }

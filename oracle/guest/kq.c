@@ -3,12 +3,14 @@
 //   kq VARIANT PMEM_BASE_PFN DIR BADBLOCKS_FILE < script     (script: one step per line, see oracle/scenario.mjs)
 //
 // Every line of the script is one step. After each step the program prints, one JSON object per line:
-//   {"s":N,"r":R[,"v":"0x..."]}                      the step's outcome: R = 0, an errno, or -1 for SIGBUS
+//   {"s":N,"r":R[,"v":"0x..."]}                      the step's outcome: R = 0, an errno, -1 for SIGBUS, or -3
+//                                                    for a poison step not injected (the zero page)
 //                                                    v = first 8-byte word read (touch, pread)
 //   {"s":N,"w":K,"c":[[slot,pg,n,pfn],...],"g":[[si_code,lsb,slot,pg],...]}
 //                                                    worker K's page-table changes since its last report:
 //                                                    pages pg..pg+n-1 of the slot now map pfn, pfn+1, ...
 //                                                    (pfn 0: not present); g: SIGBUS signals it received
+//   {"zero":PFN}                                     once, first: the zero page's pfn (a read of a hole maps it)
 //   {"s":N,"f":I,"e":[[lpg,pblk,npg,shared],...]}    file I's extent map (FIEMAP) when it changed
 //   {"s":N,"m":[[pblk,npg,owner],...]}               the space map (FS_IOC_GETFSMAP) apart from file data, when
 //                                                    it changed, first allocation group only: owner "free",
@@ -24,12 +26,15 @@
 //   clone A APG B BPG NPG     FICLONERANGE of NPG pages of file A at page APG onto file B at page BPG
 //   write F PG SEED           pwrite one page of pattern SEED
 //   pread F PG                read the first word of a page
+//   punch F PG NPG            fallocate(PUNCH_HOLE | KEEP_SIZE) of NPG pages at page PG
+//   unshare F PG NPG          fallocate(UNSHARE_RANGE) of NPG pages at page PG
 //   fiemap F                  the extent map (reported like every other step's changes)
 //   W K early 0|1             prctl(PR_MCE_KILL) late / early for worker K
 //   W K map SLOT F s|p        map all of file F shared or private, read-write (2 MiB aligned address)
 //   W K touch SLOT PG r|w [SEED]  read, or write the whole page with pattern SEED through the mapping
 //   W K poison SLOT PG        madvise(MADV_HWPOISON) of that page, then record its block in
-//                             /sys/block/pmem0/badblocks as the machine-check handler would
+//                             /sys/block/pmem0/badblocks as the machine-check handler would; not done where
+//                             the page maps, or would map, the zero page (a hole): the result is then -3
 // Pattern SEED: every 8-byte word of file page p is (SEED << 32) | p.
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -47,6 +52,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <linux/fs.h>
+#include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/fsmap.h>
 
@@ -125,6 +131,17 @@ static void bus_handler(int sig, siginfo_t *si, void *uc) {
 }
 
 static int pagemap_fd = -1;
+static uint64_t zero_pfn;
+
+/* Whether file page pg of file f is a hole (no data extent: SEEK_DATA lands elsewhere). */
+static int is_hole(int f, long pg) {
+    char path[64]; path_of(f, path, sizeof path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    off_t d = lseek(fd, (off_t)pg * PG, SEEK_DATA);
+    close(fd);
+    return d != (off_t)pg * PG;
+}
 static void read_pfns(struct slot *sl, uint64_t *out) {
     uint64_t *e = malloc(sl->npg * 8);
     ssize_t r = pread(pagemap_fd, e, sl->npg * 8, ((uintptr_t)sl->addr / PG) * 8);
@@ -206,6 +223,10 @@ static void worker_cmd(char **av, int ac) {
         char *p = slots[s].addr + pg * PG;
         uint64_t e = 0, pfn = 0;
         if (pread(pagemap_fd, &e, 8, ((uintptr_t)p / PG) * 8) == 8 && (e >> 63)) pfn = e & ((1ULL << 55) - 1);
+        // The zero page (a hole, mapped or about to be) is not injected: its hwpoison flag would outlive this run
+        // and change the next ones in the same boot (a second injection succeeds with BUS_MCEERR_AR).
+        if (pfn && pfn == zero_pfn) { emit("{\"s\":%d,\"r\":-3}\n", step); return; }
+        if (!pfn && is_hole(slots[s].file, slots[s].pg0 + pg)) { emit("{\"s\":%d,\"r\":-3}\n", step); return; }
         int r = 0;
         if (sigsetjmp(jb, 1) == 0) {
             in_touch = 1;
@@ -352,6 +373,16 @@ int main(int argc, char **argv) {
     base_pfn = strtoull(argv[2], 0, 0);
     if (argc > 3) root = argv[3];
     if (argc > 4) badblocks = argv[4];
+    {   /* The zero page's pfn (a read of untouched private anonymous memory maps it), so the host can
+           tell a read of a file hole (dax_load_hole maps the same page) from a page of DRAM of its own. */
+        int pm = open("/proc/self/pagemap", O_RDONLY);
+        volatile char *z = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        uint64_t e = 0;
+        if (z != MAP_FAILED) (void)z[0];
+        if (pm >= 0 && z != MAP_FAILED && pread(pm, &e, 8, ((uintptr_t)z / PG) * 8) == 8 && (e >> 63))
+            emit("{\"zero\":%llu}\n", (unsigned long long)(zero_pfn = e & ((1ULL << 55) - 1)));
+        if (pm >= 0) close(pm);
+    }
     char line[512];
     while (fgets(line, sizeof line, stdin)) {
         char *av[16], *sp; int ac = 0;
@@ -395,6 +426,13 @@ int main(int argc, char **argv) {
             int r = (s < 0 || d < 0) ? errno : ioctl(d, FICLONERANGE, &fcr) ? errno : 0;
             if (s >= 0) close(s);
             if (d >= 0) close(d);
+            emit("{\"s\":%d,\"r\":%d}\n", step, r);
+        } else if ((!strcmp(c, "punch") || !strcmp(c, "unshare")) && ac >= 4) {
+            char path[64]; path_of(atoi(av[1]), path, sizeof path);
+            int fd = open(path, O_RDWR);
+            int mode = !strcmp(c, "punch") ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE : FALLOC_FL_UNSHARE_RANGE;
+            int r = fd < 0 ? errno : fallocate(fd, mode, atol(av[2]) * PG, atol(av[3]) * PG) ? errno : 0;
+            if (fd >= 0) close(fd);
             emit("{\"s\":%d,\"r\":%d}\n", step, r);
         } else if (!strcmp(c, "pread") && ac >= 3) {
             char path[64]; path_of(atoi(av[1]), path, sizeof path);

@@ -2,6 +2,7 @@ import { Btree } from '../btree/btree.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Blkno } from '../format/units.js';
+import { err } from '../format/errors.js';
 import {
   Machine,
   type FaultBatchResult,
@@ -159,7 +160,16 @@ export class Dax {
     addr: number,
     opts: { transient?: boolean } = {},
   ): MfResult & { pid: number; addr: number; faulted: FaultResultName | null } {
-    return this.mutate((m) => m.poisonAddr(pid, addr, opts));
+    const r = this.mutate((m) => m.poisonAddr(pid, addr, opts));
+    // Committed first: the read fault that looked the page up stays, as in Linux.
+    if (r.refused === 'zero-page')
+      throw err(
+        'EBUSY',
+        `0x${r.addr.toString(16)} maps the zero page (a file hole), a reserved kernel page: memory_failure ignores it${r.faulted ? `; the read fault that looked it up mapped it, and it stays mapped` : ''}`,
+        `pid ${pid}`,
+        'poison a block that holds data: write the page first, or use `daxtool poison IMAGE --block N`',
+      );
+    return r;
   }
 
   /** prctl(PR_MCE_KILL): whether pid is signalled as soon as a page it maps fails (early) or when it touches it (late, the default). */

@@ -6,7 +6,7 @@ import { memoryFailure, poisonAddr, setKillPolicy, type KillPolicy, type MfResul
 import { MachineState, type VmaInfo } from './machine/state.js';
 import { invalidate, zapRange, type ZapOptions } from './machine/entries.js';
 import { entriesOfFile, type DaxEntryInfo } from './machine/page-cache.js';
-import { beforeRelease, beforeRemap, checkOverwrite, checkReadable, retainOnFree } from './machine/hooks.js';
+import { beforeRelease, beforeRemap, breakLayouts, checkOverwrite, checkReadable, retainOnFree } from './machine/hooks.js';
 import type { BlockHolder } from '../fs/holder.js';
 import { exitProc, freePid, getOrCreateProc, mmap, munmap, ps, type MmapOptions } from './machine/vmas.js';
 import { describeWalk, fault } from './machine/fault.js';
@@ -120,6 +120,10 @@ export class Machine extends MachineState implements BlockHolder {
   // Hooks the filesystem calls
   beforeRelease(inode: InodeRec, path: string, fblk: FileBlock, len: number, keepAnon = false): void {
     beforeRelease(this, inode, path, fblk, len, keepAnon);
+  }
+
+  breakLayouts(inode: InodeRec, path: string, what: string): number {
+    return breakLayouts(this, inode, path, what);
   }
 
   beforeRemap(src: InodeRec, srcPath: string, dst: InodeRec, dstPath: string): void {

@@ -206,14 +206,19 @@ function mappingShift(m: MachineState, pid: number, addr: number): number {
  * not mapped; then memory_failure(pfn, MF_ACTION_REQUIRED | MF_SW_SIMULATED)
  * with the caller as the current task, so it gets BUS_MCEERR_AR. A page
  * already poisoned cannot be taken (the fault ends in VM_FAULT_HWPOISON, which
- * get_user_pages turns into -EFAULT): EFAULT, nothing happens.
+ * get_user_pages turns into -EFAULT): EFAULT, nothing happens. Under the
+ * `linux` model a page that maps the zero page (a file hole) is a reserved
+ * kernel page to memory_failure, which ignores it (action_result with
+ * MF_MSG_KERNEL, MF_IGNORED: -EBUSY): the result says `refused`, nothing is
+ * poisoned, and the read fault that looked the page up stays (Dax.poisonAddr
+ * commits it, then reports EBUSY).
  */
 export function poisonAddr(
   m: MachineState,
   pid: number,
   addr: number,
   opts: { transient?: boolean } = {},
-): MfResult & { pid: number; addr: number; faulted: FaultResultName | null } {
+): MfResult & { pid: number; addr: number; faulted: FaultResultName | null; refused?: 'zero-page' } {
   m.proc(pid);
   const a = addr - (addr % D.PAGE_BYTES);
   if (!m.vmaAt(pid, a)) throw err('EINVAL', `no mapping at ${'0x' + a.toString(16)}`, `pid ${pid}`, 'see `daxtool ps IMAGE`');
@@ -233,6 +238,8 @@ export function poisonAddr(
   // The pagecache model maps a DRAM copy of the block: the failure is the block's, as the emulation keeps data there.
   const block = t.frame < m.totalBlocks ? t.frame : copySource(m, t.frame);
   if (block !== null) return { pid, addr: a, faulted, ...memoryFailure(m, block, { current: pid, transient: opts.transient }) };
+  if (t.frame === m.zeroFrame && m.model === 'linux')
+    return { pid, addr: a, faulted, refused: 'zero-page', ...NOTHING_FAILED };
   if (t.frame === m.zeroFrame)
     throw err(
       'EINVAL',
@@ -241,6 +248,18 @@ export function poisonAddr(
     );
   return { pid, addr: a, faulted, ...anonFailure(m, pid, a) };
 }
+
+/** A memory failure that took nothing: no block, no owner, no signal. */
+const NOTHING_FAILED: MfResult = {
+  block: null,
+  owners: [],
+  killed: [],
+  signals: [],
+  unmapped: [],
+  entries: 0,
+  already: false,
+  persistent: false,
+};
 
 /**
  * Memory failure of a private anonymous copy (DRAM) injected by its process:

@@ -16,7 +16,7 @@ import type { BlockHolder } from './holder.js';
 import { FsTx, IO_CHUNK_BLOCKS, typeName } from './fstx.js';
 import { dedupe, reflink, type RemapRange, unshare } from './share.js';
 import { type CachePolicy, Tx, type TxContext } from './tx.js';
-import { afterAbortOf } from './xfs-shadow.js';
+import { afterAbortOf } from './after-abort.js';
 import type { DedupeResult, DirEntry, FiemapExtent, FsmapRecord, InfoResult, MkfsOptions, MkfsResult, StatResult } from './types.js';
 
 export { MIN_BLOCKS } from './mkfs.js';

@@ -5,6 +5,7 @@ import { type DirentRec, type ExtentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type I
 import { CounterId, RootId } from '../format/superblock.js';
 import { type FileBlock, type Ino, PAGE_SIZE, PMD_SIZE } from '../format/units.js';
 import { BlockMap } from './bmap.js';
+import { withLayoutsBroken } from './after-abort.js';
 import { NO_HOLDER, type BlockHolder } from './holder.js';
 import { IO_CHUNK_BLOCKS, type FillFn } from './chunking.js';
 import { CowFork } from './cowfork.js';
@@ -485,13 +486,19 @@ export class FsTx {
 
   /** Deallocate whole blocks inside the range and zero the partial ones; the size stays. */
   punch(inode: InodeRec, path: string, offset: number, length: number): void {
+    // xfs_file_fallocate breaks the layouts before it looks at the range.
+    withLayoutsBroken(this.holder, inode, path, 'punch', () => this.punchRange(inode, path, offset, length));
+  }
+
+  private punchRange(inode: InodeRec, path: string, offset: number, length: number): void {
     const bs = this.bs;
     const end = Math.min(offset + length, inode.size);
     if (end <= offset) return;
     const first = Math.ceil(offset / bs);
     const last = Math.floor(end / bs);
     if (first < last) {
-      this.holder.beforeRelease(inode, path, first, last - first);
+      // Private copies stay: truncate_pagecache_range unmaps with even_cows = false (only truncate drops them).
+      this.holder.beforeRelease(inode, path, first, last - first, true);
       this.bmap.dropRange(inode, first, last - first);
       this.cow.cancel(inode.ino, first, last); // xfs_free_file_space -> xfs_reflink_cancel_cow_range
     }

@@ -20,6 +20,16 @@ export interface BlockHolder {
    * punch and rm drop the copies).
    */
   beforeRelease(inode: InodeRec, path: string, fblk: FileBlock, len: number, keepAnon?: boolean): void;
+  /**
+   * A punch or an unshare of part of the file is about to begin. Linux's
+   * xfs_file_fallocate first breaks the file's layouts (xfs_break_layouts,
+   * BREAK_UNMAP): the whole file, not the range, is unmapped from every
+   * process (anonymous copies stay), after which the range is released as
+   * beforeRelease says. A holder may do nothing here (its own contract is the
+   * range), or refuse (a pinned page: Linux waits for it). Returns how many
+   * mapped pages it tore down (after-abort.ts: a failed command keeps that).
+   */
+  breakLayouts(inode: InodeRec, path: string, what: string): number;
   /** A reflink or dedupe is about to remap dst from src (Linux's xfs_reflink_remap_prep breaks the layouts of both files). */
   beforeRemap(src: InodeRec, srcPath: string, dst: InodeRec, dstPath: string): void;
   /** Blocks [pblk, pblk+len), file blocks from fblk, are about to be read: throws if they cannot be. */
@@ -35,6 +45,7 @@ export interface BlockHolder {
 /** The holder of an image nobody maps: lets everything happen. */
 export const NO_HOLDER: BlockHolder = {
   beforeRelease() {},
+  breakLayouts: () => 0,
   beforeRemap() {},
   checkReadable() {},
   checkOverwrite() {},

@@ -4,6 +4,7 @@ import type { ExtentRec, InodeRec } from '../format/records.js';
 import type { FileBlock } from '../format/units.js';
 import type { FsTx, Resolved } from './fstx.js';
 import type { DedupeResult } from './types.js';
+import { addAfterAbort, withLayoutsBroken } from './after-abort.js';
 
 /**
  * Sharing: reflink (FICLONE / FICLONERANGE), dedupe (FIDEDUPERANGE) and
@@ -204,24 +205,47 @@ export function unshare(fx: FsTx, path: string, offset?: number, length?: number
   const off = offset ?? 0;
   const len = length === undefined || length === 0 ? Math.max(0, r.inode.size - off) : length;
   if (!Number.isSafeInteger(off) || off < 0 || !Number.isSafeInteger(len) || len < 0) throw err('EINVAL', 'unshare: invalid range', r.path);
-  // Whole blocks: copying part of a block would expose stale bytes (the 2024 fix).
-  const b0 = Math.floor(off / bs);
-  const b1 = Math.min(Math.ceil((off + len) / bs), Math.ceil(r.inode.size / bs));
+  // xfs_file_fallocate breaks the layouts (the whole file) before xfs_reflink_unshare.
+  return withLayoutsBroken(fx.holder, r.inode, r.path, 'unshare', () => {
+    // Whole blocks: copying part of a block would expose stale bytes (the 2024 fix).
+    const b0 = Math.floor(off / bs);
+    const b1 = Math.min(Math.ceil((off + len) / bs), Math.ceil(r.inode.size / bs));
+    return { unshared_blocks: unshareBlocks(fx, r, b0, b1) };
+  });
+}
+
+/**
+ * Copy the shared runs of file blocks [b0, b1) to blocks of the file's own,
+ * run by run (one iomap each in dax_file_unshare). A run that cannot be read
+ * fails the command, but the runs before it stay unshared, as in Linux: the
+ * error carries them to a transaction of their own (after-abort.ts) and says
+ * how many blocks that is.
+ */
+function unshareBlocks(fx: FsTx, r: Resolved, b0: FileBlock, b1: FileBlock): number {
+  const bs = fx.bs;
   let copied = 0;
   for (const e of clipped(fx, r.inode, b0, Math.max(0, b1 - b0))) {
     for (const [s, l, rc] of fx.bmap.refcountRuns(e.pblk, e.len)) {
       if (rc < 2) continue;
       const fblk = e.fblk + (s - e.pblk);
-      fx.holder.beforeRelease(r.inode, r.path, fblk, l, true);
-      for (let i = 0; i < l; i += 1024) {
-        const n = Math.min(1024, l - i);
-        const buf = Buffer.allocUnsafe(n * bs);
-        fx.readBlocks(r.inode, fblk + i, n, buf, 0);
-        fx.replaceBlocks(r.inode, fblk + i, n, buf);
+      try {
+        fx.holder.beforeRelease(r.inode, r.path, fblk, l, true);
+        for (let i = 0; i < l; i += 1024) {
+          const n = Math.min(1024, l - i);
+          const buf = Buffer.allocUnsafe(n * bs);
+          fx.readBlocks(r.inode, fblk + i, n, buf, 0);
+          fx.replaceBlocks(r.inode, fblk + i, n, buf);
+        }
+      } catch (x) {
+        if (copied > 0 && isDaxError(x, 'EIO')) {
+          x.message += `; file blocks ${b0}..${fblk - 1} were unshared before it (${copied} blocks copied) and stay so`;
+          addAfterAbort(x, (next: FsTx) => void unshareBlocks(next, next.resolve(r.path), b0, fblk));
+        }
+        throw x;
       }
       copied += l;
     }
   }
   fx.iput(r.inode);
-  return { unshared_blocks: copied };
+  return copied;
 }

@@ -18,6 +18,7 @@ import {
 } from '../format/xfs-shadow-records.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import type { Tx } from './tx.js';
+import { addAfterAbort } from './after-abort.js';
 import { INODE_EXTENTS, XfsAg, remapPieces } from './xfs-busy.js';
 
 /**
@@ -124,21 +125,6 @@ export interface ShadowHost {
   extents(inode: InodeRec): ExtentRec[];
 }
 
-/** What a failed command's follow-up transaction is given: the shadow of that transaction. */
-export interface AfterAbortHost {
-  readonly xfs: XfsShadow;
-}
-
-/** An error that carries what the failed command still changes, to run in a transaction of its own after the abort. */
-interface WithAfterAbort {
-  afterAbort?: (fx: AfterAbortHost) => void;
-}
-
-/** What a failed command still changes (Filesystem.mutate runs it after the abort), if anything. */
-export function afterAbortOf(e: unknown): ((fx: AfterAbortHost) => void) | undefined {
-  return typeof e === 'object' && e !== null ? (e as WithAfterAbort).afterAbort : undefined;
-}
-
 export class XfsShadow {
   private tree_: Btree<ShadowRec> | null = null;
   private ag_: XfsAg | null = null;
@@ -238,11 +224,10 @@ export class XfsShadow {
    * committed state, so the same blocks are picked.
    */
   failedCopy<E extends object>(e: E, blocks: number): E {
-    (e as WithAfterAbort).afterAbort = (fx) => {
+    return addAfterAbort(e, (fx) => {
       fx.xfs.pick(blocks);
       fx.xfs.cancelPending();
-    };
-    return e;
+    });
   }
 
   /** The EFAULT of a write(2) whose copy XFS placed on bad block x (dax_iomap_iter: -EHWPOISON, recovery impossible). */

@@ -35,6 +35,20 @@ export function beforeRelease(s: MachineState, inode: InodeRec, path: string, fb
   if (removal) for (const v of s.vmasOfIno(inode.ino).slice()) s.removeVma(v);
 }
 
+/**
+ * Linux only (the other models' contract is the range, beforeRelease):
+ * xfs_file_fallocate -> xfs_break_layouts(BREAK_UNMAP) -> xfs_break_dax_layouts
+ * -> dax_layout_busy_page -> unmap_mapping_pages(mapping, 0, all, even_cows =
+ * false): every file-backed entry of the file, all pages, every process, is
+ * torn down (anonymous copies stay) before a punch or an unshare of any part
+ * of it; the DAX page-cache entries stay. A pinned page refuses it (Linux
+ * waits for the pin instead).
+ */
+export function breakLayouts(s: MachineState, inode: InodeRec, path: string, what: string): number {
+  if (s.model !== 'linux' || !s.hasState()) return 0;
+  return invalidate(s, inode.ino, 0, MAX_KEY - 1, { keepAnon: true, pinWhy: `cannot ${what} ${path}: its mappings must go first` });
+}
+
 export function beforeRemap(s: MachineState, src: InodeRec, srcPath: string, dst: InodeRec, dstPath: string): void {
   const files = src.ino === dst.ino ? [[src, srcPath] as const] : [[src, srcPath] as const, [dst, dstPath] as const];
   if (s.hasState())
