@@ -80,7 +80,8 @@ export async function main(argv) {
       const variants = o.variant === 'both' ? ['pte', 'pmd'] : [o.variant];
       runs = [];
       for (const variant of variants)
-        for (let seed = 1; seed <= o.seeds; seed++) runs.push({ variant, seed, ops: o.ops, lines: generate(seed, o.ops, variant, { fallocate: !!o.fallocate }) });
+        for (let seed = 1; seed <= o.seeds; seed++)
+          runs.push({ variant, seed, ops: o.ops, lines: generate(seed, o.ops, variant, { fallocate: !!o.fallocate }) });
       const { runKernel } = await import('./kernel.mjs');
       const k = await runKernel({ kernel: o.kernel, runs, log: say });
       kernel = {

@@ -238,8 +238,7 @@ export function poisonAddr(
   // The pagecache model maps a DRAM copy of the block: the failure is the block's, as the emulation keeps data there.
   const block = t.frame < m.totalBlocks ? t.frame : copySource(m, t.frame);
   if (block !== null) return { pid, addr: a, faulted, ...memoryFailure(m, block, { current: pid, transient: opts.transient }) };
-  if (t.frame === m.zeroFrame && m.model === 'linux')
-    return { pid, addr: a, faulted, refused: 'zero-page', ...NOTHING_FAILED };
+  if (t.frame === m.zeroFrame && m.model === 'linux') return { pid, addr: a, faulted, refused: 'zero-page', ...NOTHING_FAILED };
   if (t.frame === m.zeroFrame)
     throw err(
       'EINVAL',

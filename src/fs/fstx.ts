@@ -451,6 +451,11 @@ export class FsTx {
 
   /** Set the size; shrinking drops whole blocks past it and zeroes the tail of the last one. */
   truncate(inode: InodeRec, path: string, size: number): void {
+    // xfs_vn_setattr breaks the layouts (BREAK_UNMAP) before any size change, as fallocate does.
+    withLayoutsBroken(this.holder, inode, path, 'truncate', () => this.setSize(inode, path, size));
+  }
+
+  private setSize(inode: InodeRec, path: string, size: number): void {
     const bs = this.bs;
     if (size < inode.size) {
       const keep = Math.ceil(size / bs);

@@ -21,9 +21,9 @@ export interface BlockHolder {
    */
   beforeRelease(inode: InodeRec, path: string, fblk: FileBlock, len: number, keepAnon?: boolean): void;
   /**
-   * A punch or an unshare of part of the file is about to begin. Linux's
-   * xfs_file_fallocate first breaks the file's layouts (xfs_break_layouts,
-   * BREAK_UNMAP): the whole file, not the range, is unmapped from every
+   * A punch, an unshare or a truncate of the file is about to begin. Linux's
+   * xfs_file_fallocate (and xfs_vn_setattr for a size change) first breaks the
+   * file's layouts (xfs_break_layouts, BREAK_UNMAP): the whole file, not the range, is unmapped from every
    * process (anonymous copies stay), after which the range is released as
    * beforeRelease says. A holder may do nothing here (its own contract is the
    * range), or refuse (a pinned page: Linux waits for it). Returns how many

@@ -41,7 +41,7 @@ export function beforeRelease(s: MachineState, inode: InodeRec, path: string, fb
  * -> dax_layout_busy_page -> unmap_mapping_pages(mapping, 0, all, even_cows =
  * false): every file-backed entry of the file, all pages, every process, is
  * torn down (anonymous copies stay) before a punch or an unshare of any part
- * of it; the DAX page-cache entries stay. A pinned page refuses it (Linux
+ * of it, and before a truncate (xfs_vn_setattr); the DAX page-cache entries stay. A pinned page refuses it (Linux
  * waits for the pin instead).
  */
 export function breakLayouts(s: MachineState, inode: InodeRec, path: string, what: string): number {
