@@ -59,6 +59,26 @@ describe('oracle scenario generator', () => {
     for (const r of fixture.runs) expect(generate(r.seed, r.ops, r.variant)).toEqual(r.lines);
   });
 
+  it('punches and unshares only with --fallocate, in ranges inside the files; without it the scripts are unchanged', () => {
+    for (const variant of ['pte', 'pmd']) {
+      const pages = variant === 'pte' ? 16 : 1024;
+      const plain: string[] = generate(4, 300, variant);
+      expect(generate(4, 300, variant, { fallocate: false })).toEqual(plain);
+      expect(plain.some((l) => /^(punch|unshare) /.test(l))).toBe(false);
+      const fa: string[] = generate(4, 300, variant, { fallocate: true });
+      const ranges = fa.filter((l) => /^(punch|unshare) /.test(l));
+      expect(ranges.length).toBeGreaterThan(3);
+      for (const l of ranges) {
+        const [, , pg, n] = l.split(' ').map(Number);
+        expect(n).toBeGreaterThan(0);
+        expect(pg + n).toBeLessThanOrEqual(pages);
+      }
+      // The same number of steps: a range step takes the place of an `early` one.
+      expect(fa.length).toBe(plain.length);
+      expect(fa.filter((l) => / early /.test(l)).length).toBeLessThan(plain.filter((l) => / early /.test(l)).length);
+    }
+  });
+
   it('keeps clones inside the files and off overlapping ranges of one file', () => {
     for (const variant of ['pte', 'pmd']) {
       const pages = variant === 'pte' ? 16 : 1024;
@@ -117,6 +137,25 @@ describe('oracle guest output', () => {
     expect(kr.blocks.size).toBe(4 * 16);
     expect(kr.pages.size).toBeGreaterThan(0);
     for (const f of kr.pages.values()) expect(f).toMatch(/^[ab]\d+$/);
+  });
+
+  it("names the guest's zero page (kq.c reports its pfn first) apart from other DRAM pages", () => {
+    const kr = new KernelReplay(
+      [
+        { zero: 4242 },
+        { s: 1, r: 0 },
+        { s: 1, w: 0, c: [[0, 3, 1, 4242]] },
+        { s: 2, r: 0 },
+        { s: 2, w: 0, c: [[0, 4, 1, 77]] },
+      ],
+      1 << 20,
+    );
+    kr.step(1);
+    kr.step(2);
+    expect([...kr.pages]).toEqual([
+      ['0.0.3', 'z4242'],
+      ['0.0.4', 'a77'],
+    ]);
   });
 });
 
