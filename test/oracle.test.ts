@@ -141,13 +141,7 @@ describe('oracle guest output', () => {
 
   it("names the guest's zero page (kq.c reports its pfn first) apart from other DRAM pages", () => {
     const kr = new KernelReplay(
-      [
-        { zero: 4242 },
-        { s: 1, r: 0 },
-        { s: 1, w: 0, c: [[0, 3, 1, 4242]] },
-        { s: 2, r: 0 },
-        { s: 2, w: 0, c: [[0, 4, 1, 77]] },
-      ],
+      [{ zero: 4242 }, { s: 1, r: 0 }, { s: 1, w: 0, c: [[0, 3, 1, 4242]] }, { s: 2, r: 0 }, { s: 2, w: 0, c: [[0, 4, 1, 77]] }],
       1 << 20,
     );
     kr.step(1);
