@@ -98,6 +98,27 @@ describe('punch and unshare: the file is unmapped first (xfs_break_layouts)', ()
   });
 });
 
+describe('linux: unshare through the copy-on-write fork', () => {
+  it('with a copy-on-write hint, a block staged in the fork is copied and remapped even when not shared (xfs_find_trim_cow_extent)', () => {
+    const { img } = setup('linux');
+    img.fs.writePattern('/a', 0, 8 * PAGE, 1);
+    img.fs.extsize('/a', { cowextsize: 4 });
+    img.fs.reflink('/a', '/b', { srcOffset: 0, dstOffset: 0, length: PAGE });
+    img.fs.writePattern('/a', 0, PAGE, 2); // through the fork: pages 1..3 stay staged
+    const staged = img.fs.extsize('/a').staging;
+    expect(staged.map((x) => [x.fblk, x.len])).toEqual([[1, 3]]);
+    const at = (p: number) => img.fs.fiemap('/a').find((x) => x.logical <= p * PAGE && p * PAGE < x.logical + x.length)!;
+    const page4 = at(4).physical + 4 * PAGE - at(4).logical;
+    expect(img.fs.unshare('/a', 0, 8 * PAGE)).toEqual({ unshared_blocks: 3 });
+    // Pages 1..3 now sit on the staged blocks, page 4 (neither shared nor staged) where it was.
+    expect(at(1).physical + PAGE - at(1).logical).toBe(staged[0]!.pblk * PAGE);
+    expect(at(4).physical + 4 * PAGE - at(4).logical).toBe(page4);
+    expect(img.fs.extsize('/a').staging).toEqual([]);
+    expect(img.fs.readRange('/a', PAGE, 8).equals(Buffer.alloc(8, 1))).toBe(true);
+    expectClean(img.fs);
+  });
+});
+
 describe('linux: memory failure of the zero page', () => {
   it('poisoning a page that maps a hole fails with EBUSY (a reserved kernel page); the read fault stays', () => {
     const { img, dax } = setup('linux');

@@ -198,3 +198,28 @@ function writeThroughFork(fx: FileData, inode: InodeRec, g: Seg, bytes: (fblk: F
     fx.cow.end(inode, f, n);
   }
 }
+
+/**
+ * The runs an unshare copies under the `linux` model when the file has a
+ * copy-on-write hint: XFS's unshare goes through the fork (dax_file_unshare
+ * over xfs_dax_write_iomap_ops: xfs_direct_write_iomap_begin ->
+ * xfs_reflink_allocate_cow, which takes a staged extent where the fork has
+ * one, xfs_find_trim_cow_extent, or reserves with the hint's alignment), so
+ * a block staged in the fork is copied and remapped even when it is not
+ * shared. Unshared blocks outside the fork and holes stay.
+ */
+export function forkUnshareRuns(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): { fblk: FileBlock; n: number }[] {
+  return segments(fx, inode, b0, b1)
+    .filter((g) => g.kind === 'cow')
+    .map((g) => ({ fblk: g.fblk, n: g.n }));
+}
+
+/** Copy file blocks [fblk, fblk+n) (a run of forkUnshareRuns) to the fork's blocks and remap them (xfs_reflink_end_cow). */
+export function unshareThroughFork(fx: FileData, inode: InodeRec, path: string, fblk: FileBlock, n: number): void {
+  fx.holder.beforeRelease(inode, path, fblk, n, true);
+  writeThroughFork(fx, inode, { kind: 'cow', fblk, n, pblk: -1 }, (f, k) => {
+    const buf = Buffer.alloc(k * fx.bs);
+    fx.readBlocks(inode, f, k, buf, 0);
+    return buf;
+  });
+}

@@ -5,6 +5,7 @@ import type { FileBlock } from '../format/units.js';
 import type { FsTx, Resolved } from './fstx.js';
 import type { DedupeResult } from './types.js';
 import { addAfterAbort, withLayoutsBroken } from './after-abort.js';
+import { forkUnshareRuns, unshareThroughFork } from './overwrite.js';
 
 /**
  * Sharing: reflink (FICLONE / FICLONERANGE), dedupe (FIDEDUPERANGE) and
@@ -214,6 +215,27 @@ export function unshare(fx: FsTx, path: string, offset?: number, length?: number
   });
 }
 
+/** The runs of file blocks [b0, b1) an unshare copies, and how it copies one. */
+function unshareRuns(fx: FsTx, r: Resolved, b0: FileBlock, b1: FileBlock): { runs: { fblk: FileBlock; n: number }[]; copy(fblk: FileBlock, n: number): void } {
+  // linux, with a copy-on-write hint: through the fork, as XFS does (overwrite.ts).
+  if (fx.overwriteInPlace && fx.cow.cowHint(r.inode.ino) > 0)
+    return { runs: forkUnshareRuns(fx, r.inode, b0, b1), copy: (fblk, n) => unshareThroughFork(fx, r.inode, r.path, fblk, n) };
+  const runs: { fblk: FileBlock; n: number }[] = [];
+  for (const e of clipped(fx, r.inode, b0, Math.max(0, b1 - b0)))
+    for (const [s, l, rc] of fx.bmap.refcountRuns(e.pblk, e.len)) if (rc >= 2) runs.push({ fblk: e.fblk + (s - e.pblk), n: l });
+  const bs = fx.bs;
+  const copy = (fblk: FileBlock, l: number): void => {
+    fx.holder.beforeRelease(r.inode, r.path, fblk, l, true);
+    for (let i = 0; i < l; i += 1024) {
+      const n = Math.min(1024, l - i);
+      const buf = Buffer.allocUnsafe(n * bs);
+      fx.readBlocks(r.inode, fblk + i, n, buf, 0);
+      fx.replaceBlocks(r.inode, fblk + i, n, buf);
+    }
+  };
+  return { runs, copy };
+}
+
 /**
  * Copy the shared runs of file blocks [b0, b1) to blocks of the file's own,
  * run by run (one iomap each in dax_file_unshare). A run that cannot be read
@@ -222,29 +244,19 @@ export function unshare(fx: FsTx, path: string, offset?: number, length?: number
  * how many blocks that is.
  */
 function unshareBlocks(fx: FsTx, r: Resolved, b0: FileBlock, b1: FileBlock): number {
-  const bs = fx.bs;
+  const { runs, copy } = unshareRuns(fx, r, b0, b1);
   let copied = 0;
-  for (const e of clipped(fx, r.inode, b0, Math.max(0, b1 - b0))) {
-    for (const [s, l, rc] of fx.bmap.refcountRuns(e.pblk, e.len)) {
-      if (rc < 2) continue;
-      const fblk = e.fblk + (s - e.pblk);
-      try {
-        fx.holder.beforeRelease(r.inode, r.path, fblk, l, true);
-        for (let i = 0; i < l; i += 1024) {
-          const n = Math.min(1024, l - i);
-          const buf = Buffer.allocUnsafe(n * bs);
-          fx.readBlocks(r.inode, fblk + i, n, buf, 0);
-          fx.replaceBlocks(r.inode, fblk + i, n, buf);
-        }
-      } catch (x) {
-        if (copied > 0 && isDaxError(x, 'EIO')) {
-          x.message += `; file blocks ${b0}..${fblk - 1} were unshared before it (${copied} blocks copied) and stay so`;
-          addAfterAbort(x, (next: FsTx) => void unshareBlocks(next, next.resolve(r.path), b0, fblk));
-        }
-        throw x;
+  for (const { fblk, n } of runs) {
+    try {
+      copy(fblk, n);
+    } catch (x) {
+      if (copied > 0 && isDaxError(x, 'EIO')) {
+        x.message += `; file blocks ${b0}..${fblk - 1} were unshared before it (${copied} blocks copied) and stay so`;
+        addAfterAbort(x, (next: FsTx) => void unshareBlocks(next, next.resolve(r.path), b0, fblk));
       }
-      copied += l;
+      throw x;
     }
+    copied += n;
   }
   fx.iput(r.inode);
   return copied;
