@@ -216,7 +216,12 @@ export function unshare(fx: FsTx, path: string, offset?: number, length?: number
 }
 
 /** The runs of file blocks [b0, b1) an unshare copies, and how it copies one. */
-function unshareRuns(fx: FsTx, r: Resolved, b0: FileBlock, b1: FileBlock): { runs: { fblk: FileBlock; n: number }[]; copy(fblk: FileBlock, n: number): void } {
+function unshareRuns(
+  fx: FsTx,
+  r: Resolved,
+  b0: FileBlock,
+  b1: FileBlock,
+): { runs: { fblk: FileBlock; n: number }[]; copy(fblk: FileBlock, n: number): void } {
   // linux, with a copy-on-write hint: through the fork, as XFS does (overwrite.ts).
   if (fx.overwriteInPlace && fx.cow.cowHint(r.inode.ino) > 0)
     return { runs: forkUnshareRuns(fx, r.inode, b0, b1), copy: (fblk, n) => unshareThroughFork(fx, r.inode, r.path, fblk, n) };
