@@ -326,12 +326,14 @@ export class XfsShadow {
   /** Extent records of the file in XFS's numbering (runs contiguous in both), counted up to `max`. */
   private records(inode: InodeRec, max: number): number {
     let n = 0;
-    let last: { f: FileBlock; x: number } | null = null;
+    let lastF = NaN; // the block before, and its XFS block (none yet: NaN continues nothing)
+    let lastX = NaN;
     for (const e of this.fx.extents(inode)) {
       for (let i = 0; i < e.len; i++) {
         const x = this.xb.get(e.pblk + i) ?? -2;
-        if (!last || last.f !== e.fblk + i - 1 || last.x !== x - 1) if (++n >= max) return n;
-        last = { f: e.fblk + i, x };
+        if (lastF !== e.fblk + i - 1 || lastX !== x - 1) if (++n >= max) return n;
+        lastF = e.fblk + i;
+        lastX = x;
       }
     }
     return n;
@@ -340,12 +342,16 @@ export class XfsShadow {
   /** The file's blocks [f0, f0+n) in XFS's numbering (holes absent). */
   xfsMap(inode: InodeRec, f0: FileBlock, n: number): Map<FileBlock, number> {
     const m = new Map<FileBlock, number>();
-    for (const e of this.fx.extents(inode))
-      for (let i = 0; i < e.len; i++) {
-        const f = e.fblk + i;
-        const x = this.xfsBlock(e.pblk + i);
-        if (f >= f0 && f < f0 + n && x !== undefined) m.set(f, x);
+    void this.ag;
+    for (const e of this.fx.extents(inode)) {
+      // Only the part of the extent inside [f0, f0+n).
+      const lo = Math.max(0, f0 - e.fblk);
+      const hi = Math.min(e.len, f0 + n - e.fblk);
+      for (let i = lo; i < hi; i++) {
+        const x = this.xb.get(e.pblk + i);
+        if (x !== undefined) m.set(e.fblk + i, x);
       }
+    }
     return m;
   }
 
