@@ -3,9 +3,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DaxError } from '../src/format/errors.js';
 import { BlockCache } from '../src/io/cache.js';
+import { DirectIo } from '../src/io/direct.js';
 import { randomBytes } from 'node:crypto';
 import { BlockDevice, ioCounters, resetIoCounters, setCrashInjection, setDirectCopies } from '../src/io/device.js';
 
@@ -313,6 +314,47 @@ describe('copy and background writeback', () => {
         got.subarray(half).every((x) => x === 0),
         way,
       ).toBe(true);
+    }
+  });
+
+  it('writes a stream buffer with O_DIRECT (one crash point per write; a torn one writes half), or through the cache when turned off', () => {
+    const direct = vi.spyOn(DirectIo.prototype, 'write');
+    try {
+      const n = 600; // 2.3 MiB: past the size from which a stream buffer goes around the cache
+      const data = randomBytes(n * 4096);
+      let to = 1000;
+      for (const on of [true, false]) {
+        setDirectCopies(on);
+        const d = track(BlockDevice.create(img(`stream-${on}.img`), 64 << 20));
+        const buf = d.streamBuffer(n * 4096);
+        data.copy(buf);
+        direct.mockClear();
+        resetIoCounters();
+        d.write(to, buf);
+        expect(ioCounters()).toMatchObject({ writes: 1, bytesWritten: n * 4096 });
+        expect(direct.mock.calls.length, `direct ${on}`).toBe(on ? 1 : 0);
+        expect(d.read(to, n).equals(data), `direct ${on}`).toBe(true);
+        // A run of one small file's blocks from the same buffer stays in the cache.
+        direct.mockClear();
+        d.write(to + n, buf.subarray(0, 8 * 4096));
+        expect(direct.mock.calls.length).toBe(0);
+        expect(d.read(to + n, 8).equals(data.subarray(0, 8 * 4096))).toBe(true);
+        to += 2 * n;
+      }
+      setDirectCopies(true);
+      const d = track(BlockDevice.create(img('stream-crash.img'), 64 << 20));
+      const buf = d.streamBuffer(n * 4096);
+      data.copy(buf);
+      resetIoCounters();
+      setCrashInjection({ at: 1, mode: 'torn', die });
+      expect(() => d.write(100, buf)).toThrow(Crash);
+      setCrashInjection(null);
+      const half = Math.floor((n * 4096) / 2 / 512) * 512;
+      const got = d.read(100, n);
+      expect(got.subarray(0, half).equals(data.subarray(0, half))).toBe(true);
+      expect(got.subarray(half).every((x) => x === 0)).toBe(true);
+    } finally {
+      direct.mockRestore();
     }
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BusyExtents, INODE_EXTENTS, XfsAg, allocNear, computeDiff, recordsOf, remapPieces } from '../src/fs/xfs-busy.js';
+import { type AgExtent, BusyExtents, INODE_EXTENTS, XfsAg, allocNear, computeDiff, recordsOf, remapPieces } from '../src/fs/xfs-busy.js';
 import { rng } from '../src/dax/lab.js';
 
 const busyOf = (...xs: [number, number][]): BusyExtents => {
@@ -219,5 +219,74 @@ describe('extent records, remap pieces, bmap btree blocks', () => {
     expect(b.alloc()).toBe(31);
     expect(b.flushes).toBe(0);
     expect(b.freeExtents()[0]).toEqual({ bno: 29, len: 2 });
+  });
+});
+
+describe('the group model against a direct rendering of XFS', () => {
+  /** The free extents as a walk over every block below the highest used one. */
+  const gapsByWalk = (first: number, used: ReadonlySet<number>): AgExtent[] => {
+    let top = first;
+    for (const b of used) top = Math.max(top, b + 1);
+    const out: AgExtent[] = [];
+    let start: number | null = null;
+    for (let b = first; b < top; b++) {
+      if (!used.has(b)) start ??= b;
+      else if (start !== null) {
+        out.push({ bno: start, len: b - start });
+        start = null;
+      }
+    }
+    const from = start ?? top;
+    out.push({ bno: from, len: 2 ** 31 - from });
+    return out;
+  };
+  /** xfs_alloc_ag_vextent_lastblock as written: the by-size order (length, then start), the last nearest kept. */
+  const nearBySize = (free: AgExtent[], busy: BusyExtents, target: number): number | null => {
+    let best: { bno: number; diff: number } | null = null;
+    for (const x of [...free].filter((e) => e.len > 0).sort((a, b) => a.len - b.len || a.bno - b.bno)) {
+      const t = busy.trim(x.bno, x.len);
+      if (t.len < 1) continue;
+      const c = computeDiff(target, 1, t.bno, t.len);
+      if (best === null || c.diff <= best.diff) best = c;
+    }
+    return best?.bno ?? null;
+  };
+
+  it('finds the same free extents from its sorted used blocks as a walk over every block', () => {
+    const r = rng(11);
+    const ag = new XfsAg(24, 16);
+    const mirror = new Set<number>();
+    for (let step = 0; step < 3000; step++) {
+      const b = Math.floor(r() * 400);
+      if (r() < 0.55) {
+        ag.used.add(b);
+        mirror.add(b);
+      } else {
+        expect(ag.used.delete(b)).toBe(mirror.delete(b));
+      }
+      if (step % 50 === 0) expect(ag.freeExtents()).toEqual(gapsByWalk(24, mirror));
+    }
+    ag.used.clear();
+    expect(ag.freeExtents()).toEqual([{ bno: 24, len: 2 ** 31 - 24 }]);
+  });
+
+  it('picks the block the by-size pass picks, ties on both sides of the target included', () => {
+    const r = rng(5);
+    for (let round = 0; round < 300; round++) {
+      // Free extents around the target (some the same distance away on either side) and busy records in some.
+      const target = 40 + Math.floor(r() * 40);
+      const free: AgExtent[] = [];
+      for (let bno = 0; bno < 120;) {
+        const len = 1 + Math.floor(r() * 6);
+        if (r() < 0.5) free.push({ bno, len });
+        bno += len + 1 + Math.floor(r() * 3);
+      }
+      const busy = new BusyExtents();
+      for (const x of free) if (r() < 0.4) busy.insert(x.bno + Math.floor(r() * x.len), 1);
+      const want = nearBySize(free, busy, target);
+      const got = allocNear(free, busy, target);
+      if (want !== null) expect(got).toEqual({ bno: want, flushed: false });
+      else if (got) expect(got.flushed).toBe(true);
+    }
   });
 });

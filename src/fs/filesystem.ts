@@ -230,8 +230,9 @@ export class Filesystem {
     return this.mutate((fx) => {
       const { inode, path: p } = fx.openFile(path, true);
       fx.truncate(inode, p, 0);
-      const chunk = IO_CHUNK_BLOCKS * fx.bs;
-      const buf = Buffer.allocUnsafe(chunk);
+      const chunk = Math.max(1, Math.floor(PUT_CHUNK_BYTES / fx.bs)) * fx.bs;
+      // The chunks go to new blocks whole: a stream buffer lets the device write them around the page cache.
+      const buf = this.ctx.dev.streamBuffer(chunk);
       let total = 0;
       for (;;) {
         let got = 0;
@@ -314,6 +315,14 @@ export class Filesystem {
     return this.mutate((fx) => unshare(fx, path, offset, length));
   }
 }
+
+/**
+ * Bytes a put reads from the host and writes per chunk. Its writes go with
+ * O_DIRECT (BlockDevice.streamBuffer), one at a time: each waits for the
+ * device, so fewer, longer ones keep the device busier (1 GiB on this
+ * project's 2-core VM: 8 MiB chunks 2.4-3.1 s, 32 MiB 1.6-1.9 s, interleaved).
+ */
+const PUT_CHUNK_BYTES = 32 << 20;
 
 /** Write all of `data` to a host fd; a non-blocking pipe that is full is waited on. */
 function writeFully(fd: number, data: Buffer): void {

@@ -229,22 +229,42 @@ export interface NearChoice {
  * the log has to be forced). null: no free block at all (ENOSPC).
  */
 export function allocNear(free: readonly AgExtent[], busy: BusyExtents, target: number): NearChoice | null {
-  // The by-size btree's order: length, then start.
-  const bySize = [...free].filter((x) => x.len > 0).sort((a, b) => a.len - b.len || a.bno - b.bno);
   for (let flushed = false; ; flushed = true) {
-    let best: { bno: number; diff: number } | null = null;
-    let sawBusy = false;
-    for (const x of bySize) {
-      const t = busy.trim(x.bno, x.len);
-      sawBusy ||= t.busy;
-      if (t.len < 1) continue;
-      const c = computeDiff(target, 1, t.bno, t.len);
-      if (best === null || c.diff <= best.diff) best = c;
-    }
-    if (best) return { bno: best.bno, flushed };
-    if (!sawBusy || flushed) return null;
+    const best = nearest(free, busy, target, 1);
+    if (best.bno >= 0) return { bno: best.bno, flushed };
+    if (!best.sawBusy || flushed) return null;
     busy.clear();
   }
+}
+
+/**
+ * One pass of xfs_alloc_ag_vextent_lastblock over the free extents for n
+ * blocks: each trimmed of busy extents (minlen = maxlen = n), the nearest
+ * start to `target` kept, a tie going to the extent later in the by-size
+ * btree's order (length, then start). The extents may come in any order: the
+ * tie rule compares their (length, start) itself instead of sorting them.
+ * bno -1: no extent fits; sawBusy: some extent was trimmed.
+ */
+function nearest(free: readonly AgExtent[], busy: BusyExtents, target: number, n: number): { bno: number; sawBusy: boolean } {
+  let bno = -1;
+  let diff = Infinity;
+  let len = 0;
+  let start = 0;
+  let sawBusy = false;
+  for (const x of free) {
+    if (x.len <= 0) continue;
+    const t = busy.trim(x.bno, x.len, n, n);
+    sawBusy ||= t.busy;
+    if (t.len < n) continue;
+    const c = computeDiff(target, n, t.bno, t.len);
+    if (c.diff < diff || (c.diff === diff && (x.len > len || (x.len === len && x.bno > start)))) {
+      bno = c.bno;
+      diff = c.diff;
+      len = x.len;
+      start = x.bno;
+    }
+  }
+  return { bno, sawBusy };
 }
 
 /**
@@ -291,12 +311,59 @@ export function remapPieces(
 }
 
 /**
+ * A set of block numbers that also keeps them in ascending order (a sorted
+ * array beside the Set, kept by binary search on add and delete), so the
+ * group's free extents are the gaps between used blocks in O(used) rather
+ * than a walk over every block below the highest one used.
+ */
+export class UsedBlocks extends Set<number> {
+  private readonly sorted: number[] = [];
+
+  /** The first index of `sorted` whose block is >= b. */
+  private lowerBound(b: number): number {
+    const s = this.sorted;
+    let lo = 0;
+    let hi = s.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (s[mid]! < b) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  override add(b: number): this {
+    if (!this.has(b)) {
+      super.add(b);
+      this.sorted.splice(this.lowerBound(b), 0, b);
+    }
+    return this;
+  }
+
+  override delete(b: number): boolean {
+    if (!super.delete(b)) return false;
+    this.sorted.splice(this.lowerBound(b), 1);
+    return true;
+  }
+
+  override clear(): void {
+    super.clear();
+    this.sorted.length = 0;
+  }
+
+  /** The blocks >= from, in ascending order (a view: not to be kept across changes). */
+  ascendingFrom(from: number): { blocks: readonly number[]; start: number } {
+    return { blocks: this.sorted, start: this.lowerBound(from) };
+  }
+}
+
+/**
  * One allocation group as XFS sees it, for user-data blocks at or above
  * `first` (below: headers, btree roots, inodes): which blocks are in use,
  * the busy extents, and each file's bmap btree block while its fork is one.
  */
 export class XfsAg {
-  readonly used = new Set<number>();
+  readonly used = new UsedBlocks();
   readonly busy = new BusyExtents();
   /** File -> its bmap btree block, while its data fork is a btree. */
   readonly btree = new Map<number, number>();
@@ -310,18 +377,14 @@ export class XfsAg {
 
   /** The free extents: the gaps between used blocks, then the rest of the group. */
   freeExtents(): AgExtent[] {
-    let top = this.first;
-    for (const b of this.used) top = Math.max(top, b + 1);
+    const { blocks, start } = this.used.ascendingFrom(this.first);
     const out: AgExtent[] = [];
-    let start: number | null = null;
-    for (let b = this.first; b < top; b++) {
-      if (!this.used.has(b)) start ??= b;
-      else if (start !== null) {
-        out.push({ bno: start, len: b - start });
-        start = null;
-      }
+    let from = this.first;
+    for (let i = start; i < blocks.length; i++) {
+      const b = blocks[i]!;
+      if (b > from) out.push({ bno: from, len: b - from });
+      from = b + 1;
     }
-    const from = start ?? top;
     out.push({ bno: from, len: 2 ** 31 - from });
     return out;
   }
@@ -355,21 +418,13 @@ export class XfsAg {
       if (end > s) free.push({ bno: s, len: end - s });
     }
     for (let flushed = false; ; flushed = true) {
-      let best: { bno: number; diff: number } | null = null;
-      let sawBusy = false;
-      for (const x of free.sort((a, b) => a.len - b.len || a.bno - b.bno)) {
-        const t = this.busy.trim(x.bno, x.len, n, n);
-        sawBusy ||= t.busy;
-        if (t.len < n) continue;
-        const c = computeDiff(this.target, n, t.bno, t.len);
-        if (best === null || c.diff <= best.diff) best = c;
-      }
-      if (best) {
+      const best = nearest(free, this.busy, this.target, n);
+      if (best.bno >= 0) {
         if (flushed) this.flushes++;
         for (let i = 0; i < n; i++) this.used.add(best.bno + i);
         return best.bno;
       }
-      if (!sawBusy || flushed) throw new RangeError('no free run in the allocation group');
+      if (!best.sawBusy || flushed) throw new RangeError('no free run in the allocation group');
       this.busy.clear();
     }
   }

@@ -311,26 +311,32 @@ export class XfsShadow {
   /** Extent records of the file in XFS's numbering (runs contiguous in both), counted up to `max`. */
   private records(inode: InodeRec, max: number): number {
     let n = 0;
-    let last: { f: FileBlock; x: number } | null = null;
+    let lastF = NaN; // the block before, and its XFS block (none yet: NaN continues nothing)
+    let lastX = NaN;
     for (const e of this.fx.extents(inode)) {
       for (let i = 0; i < e.len; i++) {
         const x = this.xb.get(e.pblk + i) ?? -2;
-        if (!last || last.f !== e.fblk + i - 1 || last.x !== x - 1) if (++n >= max) return n;
-        last = { f: e.fblk + i, x };
+        if (lastF !== e.fblk + i - 1 || lastX !== x - 1) if (++n >= max) return n;
+        lastF = e.fblk + i;
+        lastX = x;
       }
     }
     return n;
   }
 
-  /** The file's blocks [f0, f0+n) in XFS's numbering (holes absent). */
-  xfsMap(inode: InodeRec, f0: FileBlock, n: number): Map<FileBlock, number> {
+  /** The file's blocks [f0, f0+n) in XFS's numbering (holes absent); `extents`: the file's, when the caller has them. */
+  xfsMap(inode: InodeRec, f0: FileBlock, n: number, extents: readonly ExtentRec[] = this.fx.extents(inode)): Map<FileBlock, number> {
     const m = new Map<FileBlock, number>();
-    for (const e of this.fx.extents(inode))
-      for (let i = 0; i < e.len; i++) {
-        const f = e.fblk + i;
-        const x = this.xfsBlock(e.pblk + i);
-        if (f >= f0 && f < f0 + n && x !== undefined) m.set(f, x);
+    void this.ag;
+    for (const e of extents) {
+      // Only the part of the extent inside [f0, f0+n).
+      const lo = Math.max(0, f0 - e.fblk);
+      const hi = Math.min(e.len, f0 + n - e.fblk);
+      for (let i = lo; i < hi; i++) {
+        const x = this.xb.get(e.pblk + i);
+        if (x !== undefined) m.set(e.fblk + i, x);
       }
+    }
     return m;
   }
 
@@ -350,12 +356,14 @@ export class XfsShadow {
     unmap: (fblk: FileBlock, len: number) => void,
     map: (srcFblk: FileBlock, dstFblk: FileBlock, len: number) => void,
   ): void {
-    const sm = this.xfsMap(src, srcBlk, n);
+    // A clone changes only the destination's map: another source's extents are read once.
+    const srcExtents = src.ino === dst.ino ? undefined : this.fx.extents(src);
+    const sm = this.xfsMap(src, srcBlk, n, srcExtents);
     const dm = this.xfsMap(dst, dstBlk, n);
     if (src.ino === dst.ino) for (const [f, x] of dm) sm.set(f, x); // one map of the file, both ranges in it
     for (const p of remapPieces(sm, dm, srcBlk, dstBlk, n)) {
       const cur = this.xfsMap(dst, p.dst, p.len);
-      const from = this.xfsMap(src, p.src, p.len);
+      const from = this.xfsMap(src, p.src, p.len, srcExtents);
       if (from.size === p.len && [...from].every(([f, x]) => cur.get(f - p.src + p.dst) === x)) continue;
       this.group = [];
       try {

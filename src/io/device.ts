@@ -3,7 +3,7 @@ import { DaxError, err } from '../format/errors.js';
 import { DEFAULT_BLOCK_SIZE, MAX_IMAGE_BYTES, MIN_BLOCK_SIZE, isValidBlockSize } from '../format/superblock.js';
 import type { Blkno } from '../format/units.js';
 import { countFlush, countRead, countWrite, crashed, installCountHook, mutationPoint, tornNext } from './crash.js';
-import { DirectIo, directAligned } from './direct.js';
+import { DirectIo, alignedBuffer, directAligned, memoryAligned } from './direct.js';
 import { failIo } from './eio.js';
 import { lockImage, lockTimeout, type ImageLock, type LockMode } from './lock.js';
 import { sysError } from './syserror.js';
@@ -69,10 +69,13 @@ const COPY_BYTES = 8 << 20;
 /** A copy of at least this many COPY_BYTES chunks bypasses the page cache (see copy()). */
 const LONG_COPY_CHUNKS = 4;
 
-/** Long copies use O_DIRECT where the host allows (tests turn it off to cover the other way). */
+/** Writes from a streamBuffer() of at least this many bytes go with O_DIRECT (a run of one small file's blocks stays cached). */
+const STREAM_DIRECT_BYTES = 1 << 20;
+
+/** Long copies and streamed writes use O_DIRECT where the host allows (tests turn it off to cover the other way). */
 let directCopies = true;
 
-/** Let long copies use O_DIRECT (the default) or make every copy go through the page cache. */
+/** Let long copies and streamed writes use O_DIRECT (the default), or send them all through the page cache. */
 export function setDirectCopies(on: boolean): void {
   directCopies = on;
 }
@@ -346,7 +349,7 @@ export class BlockDevice {
   }
 
   /**
-   * Write buf (d.buf or a prefix of it) at block blkno with O_DIRECT: one
+   * Write buf (d.buf, a prefix of it, or a streamBuffer) at block blkno with O_DIRECT: one
    * mutation point, as pwritev's. False when it cannot go that way (nothing
    * written, no point counted): not aligned, a torn write to inject (those
    * go through pwritev), or O_DIRECT refused (then turned off).
@@ -393,12 +396,31 @@ export class BlockDevice {
     this.fenced = why;
   }
 
-  /** Write whole blocks at `blkno`. One mutation point. */
+  /**
+   * Write whole blocks at `blkno`. One mutation point. From a streamBuffer()
+   * (an aligned run of at least STREAM_DIRECT_BYTES), with O_DIRECT where the
+   * host allows it, as a long copy writes.
+   */
   write(blkno: Blkno, buf: Buffer): void {
     this.assertWritable(blkno);
     const count = this.wholeBlocks(buf, blkno, 'write');
     this.checkRange(blkno, count, 'write');
+    if (buf.length >= STREAM_DIRECT_BYTES && directCopies && memoryAligned(buf)) {
+      const d = this.directIo();
+      if (d && this.writeDirect(d, blkno, buf)) return;
+    }
     this.pwritev([buf], blkno);
+  }
+
+  /**
+   * A buffer of `bytes` for a stream of fresh data to write (put's chunks):
+   * write() sends what it holds around the page cache, with O_DIRECT, for the
+   * reasons copy() gives — a GiB put then costs the kernel one transfer per
+   * chunk instead of a cache page per block and their writeback. An ordinary
+   * Buffer where O_DIRECT is off or no aligned memory is to be had.
+   */
+  streamBuffer(bytes: number): Buffer {
+    return (directCopies ? alignedBuffer(bytes) : null) ?? Buffer.allocUnsafe(bytes);
   }
 
   /**

@@ -31,6 +31,31 @@ export interface DirectAt {
   bs: number;
 }
 
+/** The memories alignedBuffer made: a Buffer over one of them at an aligned offset may go with O_DIRECT. */
+const alignedMemories = new WeakSet<ArrayBufferLike>();
+
+/**
+ * A buffer of at least `bytes` that O_DIRECT accepts — the memory of a
+ * WebAssembly instance, which is mapped on pages of its own and so starts
+ * page-aligned (a Buffer's address is neither visible nor aligned) — or null
+ * where the runtime refuses one.
+ */
+export function alignedBuffer(bytes: number): Buffer | null {
+  const pages = Math.max(1, Math.ceil(bytes / 65536));
+  try {
+    const mem = new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer;
+    alignedMemories.add(mem);
+    return Buffer.from(mem, 0, bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether buf's memory came from alignedBuffer and starts at an O_DIRECT-aligned address. */
+export function memoryAligned(buf: Buffer): boolean {
+  return buf.byteOffset % DIRECT_ALIGN === 0 && alignedMemories.has(buf.buffer);
+}
+
 export class DirectIo {
   private constructor(
     /** The image opened again, read-write, with O_DIRECT. */
@@ -41,21 +66,15 @@ export class DirectIo {
 
   /**
    * The image of descriptor `fd` reopened through /proc/self/fd (the same file
-   * even if renamed since), and a buffer of `bytes` that O_DIRECT accepts — the
-   * memory of a WebAssembly instance, which is mapped on pages of its own and
-   * so starts page-aligned (a Buffer's address is neither visible nor
-   * aligned). Null where either is refused: copies then go through the cache.
+   * even if renamed since), and a buffer of `bytes` that O_DIRECT accepts
+   * (alignedBuffer). Null where either is refused: copies then go through the
+   * cache.
    */
   static open(fd: number, bytes: number): DirectIo | null {
     const O_DIRECT = fs.constants.O_DIRECT;
     if (!O_DIRECT || process.platform !== 'linux') return null;
-    let buf: Buffer;
-    try {
-      const pages = bytes / 65536;
-      buf = Buffer.from(new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer);
-    } catch {
-      return null;
-    }
+    const buf = alignedBuffer(bytes);
+    if (!buf) return null;
     try {
       return new DirectIo(fs.openSync(`/proc/self/fd/${fd}`, fs.constants.O_RDWR | O_DIRECT), buf);
     } catch {
@@ -90,7 +109,7 @@ export class DirectIo {
   }
 
   /**
-   * Write buf (this.buf or a prefix of it) at its aligned start: one mutation
+   * Write buf (this.buf, a prefix of it, or another memoryAligned buffer) at its aligned start: one mutation
    * point. The bytes written (all of buf), or null when the host refused
    * O_DIRECT before anything was written (the point is taken back).
    */
