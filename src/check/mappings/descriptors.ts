@@ -19,7 +19,7 @@ import { Btree } from '../../btree/btree.js';
 import * as D from '../../format/dax-records.js';
 import { DescKind, DescSpace, DramKind, type DescRec } from '../../format/dax-records.js';
 import { CounterId, RootId } from '../../format/superblock.js';
-import { expand } from '../../dax/chunks.js';
+import { expand, FrameRuns } from '../../dax/chunks.js';
 import { primaryKind } from '../../dax/models.js';
 import { descOps } from '../../dax/trees.js';
 import type { MachineCheck } from './context.js';
@@ -72,11 +72,19 @@ interface BlockDescs {
   what: () => string;
 }
 
-/** Returns the `linux` model's DAX page-cache entries (space 4), which pagecache.ts checks. */
-export function checkDescriptors(cx: MachineCheck, pages: MappedPages): DescRec[] {
+/** What the descriptor check read that the later families use. */
+export interface DescriptorsRead {
+  /** The `linux` model's DAX page-cache entries (space 4), which pagecache.ts checks. */
+  daxEntries: DescRec[];
+  /** The per-block runs (space 1) in key order, for the reverse-map walks (rmap.ts). */
+  frames: FrameRuns;
+}
+
+export function checkDescriptors(cx: MachineCheck, pages: MappedPages): DescriptorsRead {
   const { P, fx, sb, fs } = cx;
   const actual = new DescIndex();
   const daxEntries: DescRec[] = [];
+  const frames: DescRec[] = [];
   let nrecords = 0;
   for (const r of new Btree(fx.tx, descOps, fx.tx.roots[RootId.Desc]).range()) {
     nrecords++;
@@ -84,6 +92,7 @@ export function checkDescriptors(cx: MachineCheck, pages: MappedPages): DescRec[
       daxEntries.push(r);
       continue;
     }
+    if (r.space === DescSpace.Frame) frames.push(r);
     // Runs describe one descriptor per block (space 1) or index (space 2): compare them one by one.
     for (let i = 0; i < Math.min(r.len, D.DESC_CHUNK); i++) {
       const x = expand(r, i);
@@ -102,7 +111,7 @@ export function checkDescriptors(cx: MachineCheck, pages: MappedPages): DescRec[
   }
   const c = sb.counters[CounterId.DaxDescRecords];
   if (c !== nrecords) P.add('sb.counters', `superblock descriptor record count is ${c}, the descriptor tree holds ${nrecords}`, fs.slot);
-  return daxEntries;
+  return { daxEntries, frames: new FrameRuns(frames) };
 }
 
 /** Every block mapped directly: its descriptor, then the model's rule for its (file, index) pairs. */
