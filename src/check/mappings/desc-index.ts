@@ -1,17 +1,33 @@
 /**
- * The descriptors an image holds, by key, in nested numeric maps: a verify
- * meets hundreds of thousands, too many for string keys. A key is (space,
- * k1, k2, k3) as the descriptor tree keys them; a key met twice is an overlap
- * of the stored runs.
+ * The descriptors an image holds, by key: a verify meets hundreds of
+ * thousands, too many for string keys. A key is (space, k1, k2, k3) as the
+ * descriptor tree keys them; a key met twice is an overlap of the stored runs.
+ * Each descriptor is taken at most once by its key (`take`); the ones never
+ * taken are the orphans (`unused`, in the order met).
+ *
+ * The per-block runs (space 1) are kept as the runs they are stored as, found
+ * by a binary search, with a byte per block for "taken" — no object or map
+ * entry per block — where that gives the same answers as one entry per block:
+ * the runs come in key order, none is empty, none overlaps the ones before.
+ * Otherwise (damage: overlapping runs) every descriptor is added one by one.
  */
-import { DescSpace, type DescRec } from '../../format/dax-records.js';
+import { expand } from '../../dax/chunks.js';
+import { DESC_CHUNK, DescSpace, type DescRec } from '../../format/dax-records.js';
 
 export class DescIndex {
+  /** Space 1 as runs, or null when its descriptors go through `add` like the others. */
+  readonly frameRuns: FrameRuns | null;
   /** Every descriptor added, in the order met. */
-  readonly all: DescRec[] = [];
+  private readonly all: DescRec[] = [];
+  private readonly used = new Set<DescRec>();
   private readonly frames = new Map<number, DescRec>();
   private readonly files = new Map<number, Map<number, DescRec>>();
   private readonly maps = new Map<number, Map<number, Map<number, DescRec>>>();
+
+  /** `frames`: every space-1 record of the tree, in key order. */
+  constructor(frames: readonly DescRec[]) {
+    this.frameRuns = FrameRuns.of(frames);
+  }
 
   /** False when a descriptor with this key is there already (overlapping runs). */
   add(x: DescRec): boolean {
@@ -21,10 +37,95 @@ export class DescIndex {
     return claim(sub(sub(this.maps, x.k1), x.k2), x.k3, x);
   }
 
-  get(space: DescSpace, k1: number, k2 = 0, k3 = 0): DescRec | undefined {
-    if (space === DescSpace.Frame) return this.frames.get(k1);
-    if (space === DescSpace.FileIndex) return this.files.get(k1)?.get(k2);
-    return this.maps.get(k1)?.get(k2)?.get(k3);
+  /** The descriptor at a key, marked as taken. */
+  take(space: DescSpace, k1: number, k2 = 0, k3 = 0): DescRec | undefined {
+    if (space === DescSpace.Frame && this.frameRuns) return this.frameRuns.take(k1);
+    const r =
+      space === DescSpace.Frame
+        ? this.frames.get(k1)
+        : space === DescSpace.FileIndex
+          ? this.files.get(k1)?.get(k2)
+          : this.maps.get(k1)?.get(k2)?.get(k3);
+    if (r) this.used.add(r);
+    return r;
+  }
+
+  /** The descriptors never taken, in the order met (space 1 comes first in key order). */
+  *unused(): Generator<DescRec> {
+    if (this.frameRuns) yield* this.frameRuns.unused();
+    for (const r of this.all) if (!this.used.has(r)) yield r;
+  }
+}
+
+/** Space-1 runs in key order, disjoint and not empty: each block's descriptor found in place. */
+class FrameRuns {
+  private readonly start: Float64Array;
+  private readonly end: Float64Array;
+  /** Position of each run's first block in `taken`. */
+  private readonly off: Float64Array;
+  private readonly taken: Uint8Array;
+  private last = 0;
+
+  private constructor(private readonly runs: readonly DescRec[]) {
+    const n = runs.length;
+    this.start = new Float64Array(n);
+    this.end = new Float64Array(n);
+    this.off = new Float64Array(n);
+    let total = 0;
+    for (let j = 0; j < n; j++) {
+      const r = runs[j]!;
+      this.start[j] = r.k1;
+      this.end[j] = r.k1 + Math.min(r.len, DESC_CHUNK);
+      this.off[j] = total;
+      total += Math.min(r.len, DESC_CHUNK);
+    }
+    this.taken = new Uint8Array(total);
+  }
+
+  /** The runs as a FrameRuns, or null when one blocks (as added one by one) would meet another's or none. */
+  static of(runs: readonly DescRec[]): FrameRuns | null {
+    let end = -Infinity;
+    for (const r of runs) {
+      // As checkDescriptors expands them: min(len, DESC_CHUNK) blocks from k1.
+      const n = Math.min(r.len, DESC_CHUNK);
+      if (!(n >= 1) || !Number.isSafeInteger(r.k1) || r.k1 < end) return null;
+      end = r.k1 + n;
+    }
+    return new FrameRuns(runs);
+  }
+
+  take(block: number): DescRec | undefined {
+    const j = this.find(block);
+    if (j < 0) return undefined;
+    const i = block - this.start[j]!;
+    this.taken[this.off[j]! + i] = 1;
+    return expand(this.runs[j]!, i);
+  }
+
+  /** The run holding block, or -1; the run of the last call and the one after it are tried first (blocks come in order). */
+  private find(block: number): number {
+    const { start, end } = this;
+    const n = start.length;
+    const l = this.last;
+    if (l < n && start[l]! <= block && block < end[l]!) return l;
+    if (l + 1 < n && start[l + 1]! <= block && block < end[l + 1]!) return (this.last = l + 1);
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (start[mid]! <= block) lo = mid + 1;
+      else hi = mid;
+    }
+    const j = lo - 1;
+    if (j < 0 || block >= end[j]!) return -1;
+    return (this.last = j);
+  }
+
+  *unused(): Generator<DescRec> {
+    for (let j = 0; j < this.runs.length; j++) {
+      const n = this.end[j]! - this.start[j]!;
+      for (let i = 0; i < n; i++) if (!this.taken[this.off[j]! + i]) yield expand(this.runs[j]!, i);
+    }
   }
 }
 

@@ -31,9 +31,6 @@ type Assoc = [row: number, n: number][];
 
 /** The expected descriptors met so far, and the findings about them. */
 class Expected {
-  /** Descriptors some entry is behind: the others are orphans. */
-  readonly used = new Set<DescRec>();
-
   constructor(
     readonly cx: MachineCheck,
     readonly actual: DescIndex,
@@ -42,12 +39,12 @@ class Expected {
   /** The descriptor at a key, which must be of `kind`. */
   want(what: () => string, kind: DescKind, space: DescSpace, k1: number, k2 = 0, k3 = 0): DescRec | undefined {
     const { P, model } = this.cx;
-    const r = this.actual.get(space, k1, k2, k3);
+    // Taken: some entry is behind it (the descriptors never taken are orphans).
+    const r = this.actual.take(space, k1, k2, k3);
     if (!r) {
       P.add('dax.desc.missing', `${what()}: no ${D.DESC_KIND_NAMES[kind]} descriptor`);
       return undefined;
     }
-    this.used.add(r);
     if (r.kind !== kind)
       P.add(
         'dax.desc.kind',
@@ -82,17 +79,19 @@ export interface DescriptorsRead {
 
 export function checkDescriptors(cx: MachineCheck, pages: MappedPages): DescriptorsRead {
   const { P, fx, sb, fs } = cx;
-  const actual = new DescIndex();
   const daxEntries: DescRec[] = [];
   const frames: DescRec[] = [];
+  const others: DescRec[] = [];
   let nrecords = 0;
   for (const r of new Btree(fx.tx, descOps, fx.tx.roots[RootId.Desc]).range()) {
     nrecords++;
-    if (r.space === DescSpace.PageCache) {
-      daxEntries.push(r);
-      continue;
-    }
-    if (r.space === DescSpace.Frame) frames.push(r);
+    if (r.space === DescSpace.PageCache) daxEntries.push(r);
+    else if (r.space === DescSpace.Frame) frames.push(r);
+    else others.push(r);
+  }
+  // Space 1 sorts first: the records in key order are frames, then the others.
+  const actual = new DescIndex(frames);
+  for (const r of actual.frameRuns ? others : [...frames, ...others]) {
     // Runs describe one descriptor per block (space 1) or index (space 2): compare them one by one.
     for (let i = 0; i < Math.min(r.len, D.DESC_CHUNK); i++) {
       const x = expand(r, i);
@@ -102,13 +101,11 @@ export function checkDescriptors(cx: MachineCheck, pages: MappedPages): Descript
   const x = new Expected(cx, actual);
   if (cx.model !== 'pagecache') checkBlocks(x, pages);
   else checkCopyRefs(x, pages);
-  for (const r of actual.all) {
-    if (!x.used.has(r))
-      P.add(
-        'dax.desc.orphan',
-        `${D.DESC_KIND_NAMES[r.kind] ?? r.kind} descriptor (${r.k1}, ${r.k2}, ${r.k3}) is not behind any page-table entry`,
-      );
-  }
+  for (const r of actual.unused())
+    P.add(
+      'dax.desc.orphan',
+      `${D.DESC_KIND_NAMES[r.kind] ?? r.kind} descriptor (${r.k1}, ${r.k2}, ${r.k3}) is not behind any page-table entry`,
+    );
   const c = sb.counters[CounterId.DaxDescRecords];
   if (c !== nrecords) P.add('sb.counters', `superblock descriptor record count is ${c}, the descriptor tree holds ${nrecords}`, fs.slot);
   return { daxEntries, frames: new FrameRuns(frames) };
