@@ -119,7 +119,8 @@ function checkBlocks(x: Expected, pages: MappedPages): void {
   const rule = model === 'proxy' ? proxy : model === 'pfn-entry' ? pfnEntry : model === 'shared' || model === 'linux' ? shared : naive;
   // Per block: its entries (kind Entry), and of them the distinct (file, index) pairs as row runs.
   const assoc: Assoc = [];
-  for (const [s, e] of pages.blockRuns()) {
+  for (let s = 0, e = 0; s < rows.length; s = e) {
+    e = pages.runEnd(s);
     const p = pages.blockAt(s);
     let total = 0;
     assoc.length = 0;

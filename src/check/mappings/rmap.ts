@@ -22,7 +22,8 @@ export function checkRmapWalks(cx: MachineCheck, pages: MappedPages, frames: Fra
     x.ino === ino[r] && x.index === idx[r] && x.pid === pid[r] && x.addr === addr[r] && x.copy === pages.isCopy(r);
   const rowKey = (r: number): string => key(ino[r]!, idx[r]!, pid[r]!, addr[r]!, pages.isCopy(r));
   const opts = { paths: false, frames };
-  for (const [s, e] of pages.blockRuns()) {
+  for (let s = 0, e = 0; s < rows.length; s = e) {
+    e = pages.runEnd(s);
     const p = pages.blockAt(s);
     let got: Mapper[];
     try {
