@@ -118,10 +118,12 @@ function checkBlocks(x: Expected, pages: MappedPages): void {
   const { rows, kind, ino, idx } = pages;
   const rule = model === 'proxy' ? proxy : model === 'pfn-entry' ? pfnEntry : model === 'shared' || model === 'linux' ? shared : naive;
   // Per block: its entries (kind Entry), and of them the distinct (file, index) pairs as row runs.
-  const assoc: Assoc = [];
+  // One BlockDescs serves every block in turn (the rules keep nothing of it).
+  const b: BlockDescs = { x, pages, p: 0, d: undefined, assoc: [], what: () => `block ${b.p}` };
+  const descWhat = (): string => `block ${b.p} descriptor`;
+  const assoc = b.assoc;
   for (let s = 0, e = 0; s < rows.length; s = e) {
     e = pages.runEnd(s);
-    const p = pages.blockAt(s);
     let total = 0;
     assoc.length = 0;
     for (let k = s; k < e; k++) {
@@ -133,10 +135,10 @@ function checkBlocks(x: Expected, pages: MappedPages): void {
       else assoc.push([r, 1]);
     }
     if (total === 0) continue;
-    const what = () => `block ${p}`;
-    const d = x.want(what, primary, DescSpace.Frame, p);
-    x.mapcount(d, total, () => `${what()} descriptor`);
-    rule({ x, pages, p, d, assoc, what });
+    b.p = pages.blockAt(s);
+    b.d = x.want(b.what, primary, DescSpace.Frame, b.p);
+    x.mapcount(b.d, total, descWhat);
+    rule(b);
   }
 }
 
