@@ -59,39 +59,39 @@ export class DescIndex {
 
 /** Space-1 runs in key order, disjoint and not empty: each block's descriptor found in place. */
 class FrameRuns {
-  private readonly start: Float64Array;
-  private readonly end: Float64Array;
-  /** Position of each run's first block in `taken`. */
-  private readonly off: Float64Array;
-  private readonly taken: Uint8Array;
+  /** The run of the last lookup. */
   private last = 0;
 
-  private constructor(private readonly runs: readonly DescRec[]) {
+  private constructor(
+    private readonly runs: readonly DescRec[],
+    /** Each run's first block and the block after its last. */
+    private readonly start: Float64Array,
+    private readonly end: Float64Array,
+    /** Position of each run's first block in `taken`. */
+    private readonly off: Float64Array,
+    /** A byte per block of the runs: 1 once its descriptor is taken. */
+    private readonly taken: Uint8Array,
+  ) {}
+
+  /** The runs as a FrameRuns, or null when one run (as added one by one) would meet another's blocks or has none. */
+  static of(runs: readonly DescRec[]): FrameRuns | null {
     const n = runs.length;
-    this.start = new Float64Array(n);
-    this.end = new Float64Array(n);
-    this.off = new Float64Array(n);
+    const start = new Float64Array(n);
+    const end = new Float64Array(n);
+    const off = new Float64Array(n);
+    let last = -Infinity;
     let total = 0;
     for (let j = 0; j < n; j++) {
       const r = runs[j]!;
-      this.start[j] = r.k1;
-      this.end[j] = r.k1 + Math.min(r.len, DESC_CHUNK);
-      this.off[j] = total;
-      total += Math.min(r.len, DESC_CHUNK);
-    }
-    this.taken = new Uint8Array(total);
-  }
-
-  /** The runs as a FrameRuns, or null when one blocks (as added one by one) would meet another's or none. */
-  static of(runs: readonly DescRec[]): FrameRuns | null {
-    let end = -Infinity;
-    for (const r of runs) {
       // As checkDescriptors expands them: min(len, DESC_CHUNK) blocks from k1.
-      const n = Math.min(r.len, DESC_CHUNK);
-      if (!(n >= 1) || !Number.isSafeInteger(r.k1) || r.k1 < end) return null;
-      end = r.k1 + n;
+      const len = Math.min(r.len, DESC_CHUNK);
+      if (!(len >= 1) || !Number.isSafeInteger(r.k1) || r.k1 < last) return null;
+      start[j] = r.k1;
+      end[j] = last = r.k1 + len;
+      off[j] = total;
+      total += len;
     }
-    return new FrameRuns(runs);
+    return new FrameRuns(runs, start, end, off, new Uint8Array(total));
   }
 
   take(block: number): DescRec | undefined {
@@ -122,9 +122,18 @@ class FrameRuns {
   }
 
   *unused(): Generator<DescRec> {
-    for (let j = 0; j < this.runs.length; j++) {
-      const n = this.end[j]! - this.start[j]!;
-      for (let i = 0; i < n; i++) if (!this.taken[this.off[j]! + i]) yield expand(this.runs[j]!, i);
+    const { taken, off } = this;
+    // Usually every block is taken: one native scan says so.
+    for (let t = taken.indexOf(0); t >= 0; t = taken.indexOf(0, t + 1)) {
+      // The run holding position t: the last whose first position is <= t.
+      let lo = 0;
+      let hi = off.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (off[mid]! <= t) lo = mid + 1;
+        else hi = mid;
+      }
+      yield expand(this.runs[lo - 1]!, t - off[lo - 1]!);
     }
   }
 }
