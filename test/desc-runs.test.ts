@@ -91,8 +91,8 @@ describe('descriptor runs as verify reads them', () => {
       const ix = new DescIndex(rs);
       let overlaps = 0;
       // As checkDescriptors adds them when the runs cannot be kept as runs.
-      if (!ix.frameRuns) for (const r of rs) for (let i = 0; i < r.len; i++) if (!ix.add(expand(r, i))) overlaps++;
-      expect(ix.frameRuns === null, `seed ${seed}`).toBe(want.overlaps > 0);
+      if (!ix.frameTable) for (const r of rs) for (let i = 0; i < r.len; i++) if (!ix.add(expand(r, i))) overlaps++;
+      expect(ix.frameTable === null, `seed ${seed}`).toBe(want.overlaps > 0);
       expect(overlaps).toBe(want.overlaps);
       const got = wanted.map((b) => {
         const r = ix.take(DescSpace.Frame, b);

@@ -16,7 +16,7 @@ import { DESC_CHUNK, DescSpace, type DescRec } from '../../format/dax-records.js
 
 export class DescIndex {
   /** Space 1 as runs, or null when its descriptors go through `add` like the others. */
-  readonly frameRuns: FrameRuns | null;
+  readonly frameTable: FrameTable | null;
   /** Every descriptor added, in the order met. */
   private readonly all: DescRec[] = [];
   private readonly used = new Set<DescRec>();
@@ -26,7 +26,7 @@ export class DescIndex {
 
   /** `frames`: every space-1 record of the tree, in key order. */
   constructor(frames: readonly DescRec[]) {
-    this.frameRuns = FrameRuns.of(frames);
+    this.frameTable = FrameTable.of(frames);
   }
 
   /** False when a descriptor with this key is there already (overlapping runs). */
@@ -39,7 +39,7 @@ export class DescIndex {
 
   /** The descriptor at a key, marked as taken. */
   take(space: DescSpace, k1: number, k2 = 0, k3 = 0): DescRec | undefined {
-    if (space === DescSpace.Frame && this.frameRuns) return this.frameRuns.take(k1);
+    if (space === DescSpace.Frame && this.frameTable) return this.frameTable.take(k1);
     const r =
       space === DescSpace.Frame
         ? this.frames.get(k1)
@@ -52,13 +52,13 @@ export class DescIndex {
 
   /** The descriptors never taken, in the order met (space 1 comes first in key order). */
   *unused(): Generator<DescRec> {
-    if (this.frameRuns) yield* this.frameRuns.unused();
+    if (this.frameTable) yield* this.frameTable.unused();
     for (const r of this.all) if (!this.used.has(r)) yield r;
   }
 }
 
 /** Space-1 runs in key order, disjoint and not empty: each block's descriptor found in place. */
-class FrameRuns {
+class FrameTable {
   /** The run of the last lookup. */
   private last = 0;
 
@@ -73,8 +73,8 @@ class FrameRuns {
     private readonly taken: Uint8Array,
   ) {}
 
-  /** The runs as a FrameRuns, or null when one run (as added one by one) would meet another's blocks or has none. */
-  static of(runs: readonly DescRec[]): FrameRuns | null {
+  /** The runs as a FrameTable, or null when one run (as added one by one) would meet another's blocks or has none. */
+  static of(runs: readonly DescRec[]): FrameTable | null {
     const n = runs.length;
     const start = new Float64Array(n);
     const end = new Float64Array(n);
@@ -91,7 +91,7 @@ class FrameRuns {
       off[j] = total;
       total += len;
     }
-    return new FrameRuns(runs, start, end, off, new Uint8Array(total));
+    return new FrameTable(runs, start, end, off, new Uint8Array(total));
   }
 
   take(block: number): DescRec | undefined {

@@ -91,7 +91,7 @@ export function checkDescriptors(cx: MachineCheck, pages: MappedPages): Descript
   }
   // Space 1 sorts first: the records in key order are frames, then the others.
   const actual = new DescIndex(frames);
-  for (const r of actual.frameRuns ? others : [...frames, ...others]) {
+  for (const r of actual.frameTable ? others : [...frames, ...others]) {
     // Runs describe one descriptor per block (space 1) or index (space 2): compare them one by one.
     for (let i = 0; i < Math.min(r.len, D.DESC_CHUNK); i++) {
       const x = expand(r, i);
