@@ -26,6 +26,7 @@
  * repair is mappings/repair.ts.
  */
 import { Btree } from '../btree/btree.js';
+import type { FrameRuns } from '../dax/chunks.js';
 import { BlockType } from '../format/block.js';
 import type { ExtentRec, InodeRec } from '../format/records.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
@@ -134,8 +135,10 @@ function runFamilies(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList, pass
   const walk = pass.walk;
   machineBlocks += walk.tables.length;
   const pages = checkEntries(cx, walk, vmaAt);
+  let frames: FrameRuns | undefined;
   if (!broken.has('page-descriptor tree')) {
-    const entries = checkDescriptors(cx, pages);
+    const { daxEntries: entries, frames: read } = checkDescriptors(cx, pages);
+    frames = read;
     const inode = (i: Ino) => fsv.inode(i);
     checkDaxEntries(
       { model: cx.model, entries, leaves: walk.leaves, vmaAt, inode, name: cx.name, zeroFrame: cx.zero, totalBlocks: cx.total },
@@ -143,7 +146,7 @@ function runFamilies(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList, pass
     );
   }
   if (!broken.has('DRAM tree')) checkDram(cx, pages.dramCount);
-  if (!broken.has('page-descriptor tree') && !fsv.broken('physical-block index')) checkRmapWalks(cx, pages);
+  if (!broken.has('page-descriptor tree') && !fsv.broken('physical-block index')) checkRmapWalks(cx, pages, frames!);
   if (!broken.has('pin tree')) checkPins(cx);
   if (!broken.has('poison list')) checkPoison(cx);
   checkMachineCounters(cx, walk);

@@ -42,6 +42,8 @@ export class Tuples {
     const rows = new Uint32Array(this.n);
     for (let i = 0; i < rows.length; i++) rows[i] = i;
     const C = this.cols;
+    // Tuples pushed in order (the usual mapped pages) need no sort: one pass says so.
+    if (this.inOrder()) return rows;
     rows.sort((x, y) => {
       for (let k = 0; k < C.length; k++) {
         const d = C[k]![x]! - C[k]![y]!;
@@ -50,5 +52,20 @@ export class Tuples {
       return 0;
     });
     return rows;
+  }
+
+  /** Each tuple is at or above the one pushed before it, by the columns in turn. */
+  private inOrder(): boolean {
+    const C = this.cols;
+    const w = C.length;
+    for (let i = 1; i < this.n; i++) {
+      for (let k = 0; k < w; k++) {
+        const a = C[k]![i - 1]!;
+        const b = C[k]![i]!;
+        if (a < b) break;
+        if (a > b) return false;
+      }
+    }
+    return true;
   }
 }

@@ -222,6 +222,32 @@ export function frameDesc(tree: Btree<DescRec>, block: number): DescRec | undefi
   return expand(r, block - r.k1);
 }
 
+/**
+ * frameDesc over the tree's space-1 records held in key order (a caller that
+ * read the whole tree, as verify does): the same answer by a binary search of
+ * the array, with no descent and no decode per block. The records must be
+ * every space-1 record of a tree whose keys ascend (a sound tree).
+ */
+export class FrameRuns {
+  constructor(private readonly runs: readonly DescRec[]) {}
+
+  at(block: number): DescRec | undefined {
+    // The last record whose key is <= (Frame, block, MAXK, MAXK), as lookupLe finds it.
+    const a = this.runs;
+    let lo = 0;
+    let hi = a.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const r = a[mid]!;
+      if (r.k1 < block || (r.k1 === block && (r.k2 < MAXK || (r.k2 === MAXK && r.k3 <= MAXK)))) lo = mid + 1;
+      else hi = mid;
+    }
+    const r = lo > 0 ? a[lo - 1]! : undefined;
+    if (!r || r.k1 + r.len <= block) return undefined;
+    return expand(r, block - r.k1);
+  }
+}
+
 /** The page-cache entry of (ino, index) (space 2), expanded; undefined if none. */
 export function fileEntry(tree: Btree<DescRec>, ino: number, index: number): DescRec | undefined {
   if (tree.root === 0) return undefined;

@@ -19,7 +19,7 @@ import { Btree } from '../../btree/btree.js';
 import * as D from '../../format/dax-records.js';
 import { DescKind, DescSpace, DramKind, type DescRec } from '../../format/dax-records.js';
 import { CounterId, RootId } from '../../format/superblock.js';
-import { expand } from '../../dax/chunks.js';
+import { expand, FrameRuns } from '../../dax/chunks.js';
 import { primaryKind } from '../../dax/models.js';
 import { descOps } from '../../dax/trees.js';
 import type { MachineCheck } from './context.js';
@@ -31,9 +31,6 @@ type Assoc = [row: number, n: number][];
 
 /** The expected descriptors met so far, and the findings about them. */
 class Expected {
-  /** Descriptors some entry is behind: the others are orphans. */
-  readonly used = new Set<DescRec>();
-
   constructor(
     readonly cx: MachineCheck,
     readonly actual: DescIndex,
@@ -42,12 +39,12 @@ class Expected {
   /** The descriptor at a key, which must be of `kind`. */
   want(what: () => string, kind: DescKind, space: DescSpace, k1: number, k2 = 0, k3 = 0): DescRec | undefined {
     const { P, model } = this.cx;
-    const r = this.actual.get(space, k1, k2, k3);
+    // Taken: some entry is behind it (the descriptors never taken are orphans).
+    const r = this.actual.take(space, k1, k2, k3);
     if (!r) {
       P.add('dax.desc.missing', `${what()}: no ${D.DESC_KIND_NAMES[kind]} descriptor`);
       return undefined;
     }
-    this.used.add(r);
     if (r.kind !== kind)
       P.add(
         'dax.desc.kind',
@@ -72,18 +69,29 @@ interface BlockDescs {
   what: () => string;
 }
 
-/** Returns the `linux` model's DAX page-cache entries (space 4), which pagecache.ts checks. */
-export function checkDescriptors(cx: MachineCheck, pages: MappedPages): DescRec[] {
+/** What the descriptor check read that the later families use. */
+export interface DescriptorsRead {
+  /** The `linux` model's DAX page-cache entries (space 4), which pagecache.ts checks. */
+  daxEntries: DescRec[];
+  /** The per-block runs (space 1) in key order, for the reverse-map walks (rmap.ts). */
+  frames: FrameRuns;
+}
+
+export function checkDescriptors(cx: MachineCheck, pages: MappedPages): DescriptorsRead {
   const { P, fx, sb, fs } = cx;
-  const actual = new DescIndex();
   const daxEntries: DescRec[] = [];
+  const frames: DescRec[] = [];
+  const others: DescRec[] = [];
   let nrecords = 0;
   for (const r of new Btree(fx.tx, descOps, fx.tx.roots[RootId.Desc]).range()) {
     nrecords++;
-    if (r.space === DescSpace.PageCache) {
-      daxEntries.push(r);
-      continue;
-    }
+    if (r.space === DescSpace.PageCache) daxEntries.push(r);
+    else if (r.space === DescSpace.Frame) frames.push(r);
+    else others.push(r);
+  }
+  // Space 1 sorts first: the records in key order are frames, then the others.
+  const actual = new DescIndex(frames);
+  for (const r of actual.frameTable ? others : [...frames, ...others]) {
     // Runs describe one descriptor per block (space 1) or index (space 2): compare them one by one.
     for (let i = 0; i < Math.min(r.len, D.DESC_CHUNK); i++) {
       const x = expand(r, i);
@@ -93,16 +101,14 @@ export function checkDescriptors(cx: MachineCheck, pages: MappedPages): DescRec[
   const x = new Expected(cx, actual);
   if (cx.model !== 'pagecache') checkBlocks(x, pages);
   else checkCopyRefs(x, pages);
-  for (const r of actual.all) {
-    if (!x.used.has(r))
-      P.add(
-        'dax.desc.orphan',
-        `${D.DESC_KIND_NAMES[r.kind] ?? r.kind} descriptor (${r.k1}, ${r.k2}, ${r.k3}) is not behind any page-table entry`,
-      );
-  }
+  for (const r of actual.unused())
+    P.add(
+      'dax.desc.orphan',
+      `${D.DESC_KIND_NAMES[r.kind] ?? r.kind} descriptor (${r.k1}, ${r.k2}, ${r.k3}) is not behind any page-table entry`,
+    );
   const c = sb.counters[CounterId.DaxDescRecords];
   if (c !== nrecords) P.add('sb.counters', `superblock descriptor record count is ${c}, the descriptor tree holds ${nrecords}`, fs.slot);
-  return daxEntries;
+  return { daxEntries, frames: new FrameRuns(frames) };
 }
 
 /** Every block mapped directly: its descriptor, then the model's rule for its (file, index) pairs. */
@@ -112,9 +118,12 @@ function checkBlocks(x: Expected, pages: MappedPages): void {
   const { rows, kind, ino, idx } = pages;
   const rule = model === 'proxy' ? proxy : model === 'pfn-entry' ? pfnEntry : model === 'shared' || model === 'linux' ? shared : naive;
   // Per block: its entries (kind Entry), and of them the distinct (file, index) pairs as row runs.
-  const assoc: Assoc = [];
-  for (const [s, e] of pages.blockRuns()) {
-    const p = pages.blockAt(s);
+  // One BlockDescs serves every block in turn (the rules keep nothing of it).
+  const b: BlockDescs = { x, pages, p: 0, d: undefined, assoc: [], what: () => `block ${b.p}` };
+  const descWhat = (): string => `block ${b.p} descriptor`;
+  const assoc = b.assoc;
+  for (let s = 0, e = 0; s < rows.length; s = e) {
+    e = pages.runEnd(s);
     let total = 0;
     assoc.length = 0;
     for (let k = s; k < e; k++) {
@@ -126,10 +135,10 @@ function checkBlocks(x: Expected, pages: MappedPages): void {
       else assoc.push([r, 1]);
     }
     if (total === 0) continue;
-    const what = () => `block ${p}`;
-    const d = x.want(what, primary, DescSpace.Frame, p);
-    x.mapcount(d, total, () => `${what()} descriptor`);
-    rule({ x, pages, p, d, assoc, what });
+    b.p = pages.blockAt(s);
+    b.d = x.want(b.what, primary, DescSpace.Frame, b.p);
+    x.mapcount(b.d, total, descWhat);
+    rule(b);
   }
 }
 

@@ -72,6 +72,8 @@ export function checkDaxEntries(c: DaxEntryCheck, P: ProblemList): void {
           P.add('dax.pagecache.overlap', `DAX entry of ${c.name(ino)} at index ${r.k2} lies inside the 2 MiB entry at ${p.k2}`);
       }
 
+  // Only the linux model's page-table entries stand under DAX entries.
+  if (c.model !== 'linux') return;
   const lv = c.leaves;
   const [pid, addr, level, pte] = [0, 1, 2, 3].map((k) => lv.col(k)) as Float64Array[];
   for (let k = 0; k < lv.n; k++) {
@@ -81,7 +83,6 @@ export function checkDaxEntries(c: DaxEntryCheck, P: ProblemList): void {
     const huge = level![k] === 2;
     const use = frame < c.totalBlocks ? 'block' : frame === c.zeroFrame ? 'zero' : null;
     if (!use) continue; // an anonymous copy (or a pagecache-model copy) keeps no DAX entry
-    if (c.model !== 'linux') continue;
     const index = (v.offset + addr![k]! - v.start) / D.PAGE_BYTES;
     const m = byFile.get(v.ino);
     const pmd = m?.get(index - (index % N));

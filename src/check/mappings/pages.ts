@@ -65,15 +65,16 @@ export class MappedPages {
     ];
   }
 
-  /** Each run of rows with one block: [first, end) positions in `rows`. */
-  *blockRuns(): Generator<[number, number]> {
+  /**
+   * The end of the run of rows with one block that starts at position s: the
+   * runs are [0, runEnd(0)), [runEnd(0), runEnd(runEnd(0))), … up to rows.length.
+   */
+  runEnd(s: number): number {
     const { rows, blk } = this;
-    for (let s = 0; s < rows.length;) {
-      let e = s + 1;
-      while (e < rows.length && blk[rows[e]!] === blk[rows[s]!]) e++;
-      yield [s, e];
-      s = e;
-    }
+    const b = blk[rows[s]!];
+    let e = s + 1;
+    while (e < rows.length && blk[rows[e]!] === b) e++;
+    return e;
   }
 
   /** The block of the run starting at position s. */

@@ -4,6 +4,7 @@
  * it, or a copy of it — what memory failure relies on to find whom to kill.
  */
 import { isDaxError } from '../../format/errors.js';
+import type { FrameRuns } from '../../dax/chunks.js';
 import { rmapWalk, type Mapper } from '../../dax/machine/rmap.js';
 import { hex } from '../../dax/machine/units.js';
 import type { MachineCheck } from './context.js';
@@ -13,17 +14,20 @@ import type { MappedPages } from './pages.js';
 const key = (ino: number, index: number, pid: number, addr: number, copy: boolean): string =>
   `${ino}|${index}|${pid}|${addr}|${copy ? 1 : 0}`;
 
-export function checkRmapWalks(cx: MachineCheck, pages: MappedPages): void {
+/** `frames`: the descriptor tree's per-block runs as the descriptor check read them. */
+export function checkRmapWalks(cx: MachineCheck, pages: MappedPages, frames: FrameRuns): void {
   const { P, m, model, name } = cx;
   const { rows, ino, idx, pid, addr } = pages;
   const same = (x: Mapper, r: number): boolean =>
     x.ino === ino[r] && x.index === idx[r] && x.pid === pid[r] && x.addr === addr[r] && x.copy === pages.isCopy(r);
   const rowKey = (r: number): string => key(ino[r]!, idx[r]!, pid[r]!, addr[r]!, pages.isCopy(r));
-  for (const [s, e] of pages.blockRuns()) {
+  const opts = { paths: false, frames };
+  for (let s = 0, e = 0; s < rows.length; s = e) {
+    e = pages.runEnd(s);
     const p = pages.blockAt(s);
     let got: Mapper[];
     try {
-      got = rmapWalk(m, p, { paths: false }).mappers;
+      got = rmapWalk(m, p, opts).mappers;
     } catch (err) {
       if (!isDaxError(err)) throw err;
       P.add('dax.rmap.walk', `block ${p}: reverse-map walk failed: ${err.message}`, p);

@@ -8,7 +8,7 @@ import { DescSpace, DramKind, type VmaRec } from '../../format/dax-records.js';
 import type { Blkno, FileBlock, Ino } from '../../format/units.js';
 import { MAX_KEY } from '../../fs/trees.js';
 import { type Model } from '../models.js';
-import { frameDesc } from '../chunks.js';
+import { frameDesc, type FrameRuns } from '../chunks.js';
 import { type LeafEntry } from '../pagetable.js';
 import { PAGE, PMD } from './units.js';
 import type { MachineState } from './state.js';
@@ -68,6 +68,17 @@ export function mappersVia(
   }
 }
 
+export interface RmapOptions {
+  /** false: each mapper's path is left empty. */
+  paths?: boolean;
+  /**
+   * The descriptor tree's space-1 records, read by the caller in this
+   * transaction (verify walks every mapped block): the block's descriptor is
+   * found among them as the tree lookup would find it.
+   */
+  frames?: FrameRuns;
+}
+
 /**
  * The reverse-map walk of device block `block` the way the page model does
  * it: who maps it, at which (file, index), in which process, at which
@@ -75,7 +86,7 @@ export function mappersVia(
  * `paths: false` leaves each mapper's path empty (verify names files only
  * in its messages, and the path map costs a walk of every directory).
  */
-export function rmapWalk(s: MachineState, block: Blkno, opts: { paths?: boolean } = {}): { mappers: Mapper[]; steps: number } {
+export function rmapWalk(s: MachineState, block: Blkno, opts: RmapOptions = {}): { mappers: Mapper[]; steps: number } {
   s.flushTables();
   const out: Mapper[] = [];
   const cost = { steps: 0, paths: opts.paths !== false };
@@ -87,7 +98,7 @@ export function rmapWalk(s: MachineState, block: Blkno, opts: { paths?: boolean 
   };
   const d1 = () => {
     cost.steps++;
-    return frameDesc(s.desc.tree, block);
+    return opts.frames ? opts.frames.at(block) : frameDesc(s.desc.tree, block);
   };
   switch (s.model) {
     case 'proxy': {
