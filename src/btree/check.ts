@@ -204,13 +204,6 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
       }
       if (lvl > 0) {
         seen ??= new Set([blkno]); // the first interior node is the root
-        // The leaves under this node are read next, all of them (the stack pops them in order):
-        // one request for the lot, as Btree.leaves does (a hint: each is still verified as read).
-        if (lvl === 1 && store.prefetch) {
-          const kids: Blkno[] = new Array<Blkno>(n);
-          for (let i = 0; i < n; i++) kids[i] = L.ptr(buf, i);
-          store.prefetch(kids);
-        }
         for (let i = n - 1; i >= 0; i--) {
           stack.push({
             blkno: L.ptr(buf, i),

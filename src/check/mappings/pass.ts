@@ -115,7 +115,6 @@ function walkTables(fx: FsTx, procs: readonly D.ProcRec[], P: ProblemList): Tabl
       if (hdrOwner(buf) !== pid) P.add('dax.pt.owner', `page-table block says owner ${hdrOwner(buf)}, reached from pid ${pid}`, blk);
       let present = 0;
       const span = LEVEL_SPAN[level]!;
-      if (level === 2) prefetchTables(fx, buf);
       for (const i of D.nonzeroPtes(buf)) {
         const v = D.readPte(buf, i);
         const addr = base + i * span;
@@ -147,20 +146,6 @@ function walkTables(fx: FsTx, procs: readonly D.ProcRec[], P: ProblemList): Tabl
     if (proc.pgd) visit(proc.pgd, 4, 0, `process ${pid}`);
   }
   return out;
-}
-
-/**
- * The leaf tables under a level-2 table are visited next, in order: one
- * request for the lot (Tx.prefetch; a hint, each is verified as it is read).
- * Only the last level's, so that a visit never drops what an outer one read ahead.
- */
-function prefetchTables(fx: FsTx, buf: Buffer): void {
-  const kids: Blkno[] = [];
-  for (const i of D.nonzeroPtes(buf)) {
-    const v = D.readPte(buf, i);
-    if (v > 0 && (v & D.PTE_PRESENT) !== 0 && (v & D.PTE_HUGE) === 0) kids.push(D.pteFrame(v));
-  }
-  if (kids.length > 1) fx.tx.prefetch(kids);
 }
 
 /** The blocks the machine owns, for the space check: its trees, its page tables, poisoned blocks no file holds. */
