@@ -133,6 +133,8 @@ export class XfsShadow {
   private dirty = false;
   /** XFS blocks picked for the next fresh blocks mapped (a copy-on-write), in order. */
   private pending: number[] = [];
+  /** The pending blocks are one run picked by pickRun (one extent of the fork). */
+  private pendingRun = false;
   /** XFS blocks freed while a group is open (one piece of a remap), in order. */
   private group: number[] | null = null;
   /** The file whose map checks wait for the end of a piece. */
@@ -204,11 +206,42 @@ export class XfsShadow {
     return { bad: null };
   }
 
-  /** The copy picked last failed (its source could not be read): cancel it (xfs_reflink_cancel_cow_range). */
+  /**
+   * xfs_reflink_allocate_cow for one iomap of an unshare (dax_file_unshare):
+   * the n shared blocks of one data extent get ONE allocation, a run near the
+   * inode (XfsAg.allocRun), blocks on the bad-block list included — XFS's
+   * allocator knows nothing of them. When one of the run is bad,
+   * dax_unshare_iter cannot map the destination (-EHWPOISON, EIO): the run is
+   * freed again, one busy extent (xfs_reflink_cancel_cow_blocks frees the
+   * fork's extent whole), nothing is pending, and that block is returned.
+   */
+  pickRun(n: number): { bad: number | null } {
+    const x = this.ag.allocRun(n);
+    this.dirty = true;
+    for (let i = 0; i < n; i++)
+      if (this.bad.has(x + i)) {
+        this.ag.free(x, n);
+        return { bad: x + i };
+      }
+    this.pending.push(...Array.from({ length: n }, (_, i) => x + i));
+    this.pendingRun = true;
+    return { bad: null };
+  }
+
+  /**
+   * The copy picked last failed (its source could not be read): cancel it
+   * (xfs_reflink_cancel_cow_range). A run picked by pickRun is one extent of
+   * the fork and is freed as one busy extent; blocks picked one by one, one
+   * each.
+   */
   cancelPending(): void {
     const got = this.pending;
     this.pending = [];
-    this.release(got);
+    if (this.pendingRun) {
+      this.freeRuns(got);
+      this.dirty = true;
+    } else this.release(got);
+    this.pendingRun = false;
   }
 
   private release(xs: number[]): void {
@@ -223,9 +256,10 @@ export class XfsShadow {
    * (busy) — is done in one of its own (Filesystem.mutate), from the same
    * committed state, so the same blocks are picked.
    */
-  failedCopy<E extends object>(e: E, blocks: number): E {
+  failedCopy<E extends object>(e: E, blocks: number, run = false): E {
     return addAfterAbort(e, (fx) => {
-      fx.xfs.pick(blocks);
+      if (run) fx.xfs.pickRun(blocks);
+      else fx.xfs.pick(blocks);
       fx.xfs.cancelPending();
     });
   }
@@ -243,6 +277,20 @@ export class XfsShadow {
     );
   }
 
+  /** The EIO of an unshare whose run XFS placed on bad block x (dax_unshare_iter: the destination cannot be mapped). */
+  badUnshareTarget(x: number, fblk: FileBlock, n: number, path: string): Error {
+    return this.failedCopy(
+      err(
+        'EIO',
+        `the unshare of file blocks ${fblk}..${fblk + n - 1} got a run of XFS blocks with block ${x}, a poisoned block XFS had reused: the device cannot map it; nothing of that run was copied (XFS freed the run again, which the image's XFS shadow keeps)`,
+        path,
+        'unshare again: the run stays busy in XFS until its log commits, so the next copy goes elsewhere',
+      ),
+      n,
+      true,
+    );
+  }
+
   // ------------------------------------------------------------ events from BlockMap
 
   /** Before the first change of the transaction: an image without a shadow numbers its files' blocks as they still are. */
@@ -255,6 +303,7 @@ export class XfsShadow {
     const ag = this.ag;
     let i = 0;
     for (; i < len && this.pending.length; i++) this.xb.set(pblk + i, this.pending.shift()!);
+    if (!this.pending.length) this.pendingRun = false;
     if (i < len) {
       const x = ag.allocRun(len - i, this.bad);
       for (let k = 0; i < len; i++, k++) this.xb.set(pblk + i, x + k);
