@@ -247,7 +247,8 @@ export function unshareAsXfs(fx: FileData, inode: InodeRec, path: string, fblk: 
     } catch (e) {
       fx.xfs.cancelPending();
       if (!(e instanceof DaxError)) throw e;
-      e.message += '; nothing of that run was copied (XFS allocated the copy its blocks and freed them again, which the image\'s XFS shadow keeps)';
+      e.message +=
+        "; nothing of that run was copied (XFS allocated the copy its blocks and freed them again, which the image's XFS shadow keeps)";
       throw fx.xfs.failedCopy(e, k, true);
     }
     fx.replaceBlocks(inode, f, k, buf);
