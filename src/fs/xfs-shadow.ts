@@ -58,10 +58,12 @@ import { INODE_EXTENTS, XfsAg, remapPieces } from './xfs-busy.js';
  * Geometry of the kernel oracle's XFS (mkfs.xfs of its small NVDIMM): the
  * inodes' chunk starts at block 16, the first data block is 24.
  * Not modelled: multi-block copy-on-write allocations (a write(2) over
- * several shared pages picks one block per page), hole allocations onto bad
- * blocks (they skip them: whether XFS's zeroing clears the poison is not
- * checked against the kernel), the staging blocks of a copy-on-write fork
- * before they are mapped into the file.
+ * several shared pages picks one block per page; an unshare's run is one
+ * allocation, pickRun), hole allocations onto bad blocks (they skip them; the
+ * kernel oracle suggests XFS's zeroing, xfs_zero_extent, fails there and XFS
+ * shuts down), the target of a hole allocation (XFS aims next to the file's
+ * neighbouring extents, xfs_bmap_adjacent; here the inode), the staging
+ * blocks of a copy-on-write fork before they are mapped into the file.
  */
 
 export const XFS_INODE_BLOCK = 16;
