@@ -19,7 +19,7 @@ import {
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import type { Tx } from './tx.js';
 import { addAfterAbort } from './after-abort.js';
-import { INODE_EXTENTS, XfsAg, remapPieces } from './xfs-busy.js';
+import { INODE_EXTENTS, XfsAg, adjacentTarget, remapPieces } from './xfs-busy.js';
 
 /**
  * The XFS shadow: under the `linux` page model, XFS's view of its allocation
@@ -60,10 +60,12 @@ import { INODE_EXTENTS, XfsAg, remapPieces } from './xfs-busy.js';
  * Not modelled: multi-block copy-on-write allocations (a write(2) over
  * several shared pages picks one block per page; an unshare's run is one
  * allocation, pickRun), hole allocations onto bad blocks (they skip them; the
- * kernel oracle suggests XFS's zeroing, xfs_zero_extent, fails there and XFS
- * shuts down), the target of a hole allocation (XFS aims next to the file's
- * neighbouring extents, xfs_bmap_adjacent; here the inode), the staging
- * blocks of a copy-on-write fork before they are mapped into the file.
+ * kernel oracle shows XFS's zeroing, xfs_zero_extent, failing there, the
+ * fault ending in BUS_ADRERR and XFS shutting down), the staging blocks of a
+ * copy-on-write fork before they are mapped into the file. A hole allocation
+ * is aimed as XFS aims it, next to the file's neighbouring records
+ * (holeTarget, xfs_bmap_adjacent); a copy-on-write at the inode (its fork
+ * is empty).
  */
 
 export const XFS_INODE_BLOCK = 16;
@@ -300,17 +302,43 @@ export class XfsShadow {
     void this.ag;
   }
 
-  /** Fresh daxtool blocks [pblk, pblk+len) were mapped: give them the picked XFS blocks, or a run of new ones. */
-  fresh(pblk: Blkno, len: number): void {
+  /**
+   * Fresh daxtool blocks [pblk, pblk+len) were mapped at file block fblk: give
+   * them the picked XFS blocks (a copy-on-write), or a run of new ones (a
+   * hole), aimed where xfs_bmap_adjacent aims it (holeTarget).
+   */
+  fresh(pblk: Blkno, len: number, inode: InodeRec, fblk: FileBlock): void {
     const ag = this.ag;
     let i = 0;
     for (; i < len && this.pending.length; i++) this.xb.set(pblk + i, this.pending.shift()!);
     if (!this.pending.length) this.pendingRun = false;
     if (i < len) {
-      const x = ag.allocRun(len - i, this.bad);
+      const x = ag.allocRun(len - i, this.bad, this.holeTarget(inode, fblk + i, len - i));
       for (let k = 0; i < len; i++, k++) this.xb.set(pblk + i, x + k);
     }
     this.dirty = true;
+  }
+
+  /**
+   * The target of a data-fork allocation for file blocks [off, off+len), in
+   * XFS's numbering (xfs_bmap_btalloc_best_length: the inode's block, then
+   * xfs_bmap_adjacent from the records either side). The range itself has no
+   * XFS blocks yet, so it reads as the hole it was.
+   */
+  private holeTarget(inode: InodeRec, off: FileBlock, len: number): number {
+    let prev: { end: number; bno: number } | null = null;
+    let got: { off: number; bno: number } | null = null;
+    for (const e of this.fx.extents(inode)) {
+      for (let k = 0; k < e.len; k++) {
+        const f = e.fblk + k;
+        const x = this.xb.get(e.pblk + k);
+        if (x === undefined) continue;
+        if (f < off) prev = { end: f + 1, bno: x + 1 };
+        else if (f >= off + len && !got) got = { off: f, bno: x };
+      }
+      if (got) break;
+    }
+    return adjacentTarget(off, len, prev, got) ?? XFS_INODE_BLOCK;
   }
 
   /** Blocks nobody uses any more were freed; `poisoned` of them stay on the bad-block list. */
