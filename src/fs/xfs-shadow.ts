@@ -328,15 +328,22 @@ export class XfsShadow {
   private holeTarget(inode: InodeRec, off: FileBlock, len: number): number {
     let prev: { end: number; bno: number } | null = null;
     let got: { off: number; bno: number } | null = null;
+    // Only the blocks either side of the range: the last one before it, the first one after it.
     for (const e of this.fx.extents(inode)) {
-      for (let k = 0; k < e.len; k++) {
-        const f = e.fblk + k;
-        const x = this.xb.get(e.pblk + k);
-        if (x === undefined) continue;
-        if (f < off) prev = { end: f + 1, bno: x + 1 };
-        else if (f >= off + len && !got) got = { off: f, bno: x };
+      const end = e.fblk + e.len;
+      if (e.fblk < off) {
+        const f = Math.min(end, off) - 1;
+        const x = this.xb.get(e.pblk + (f - e.fblk));
+        if (x !== undefined) prev = { end: f + 1, bno: x + 1 };
       }
-      if (got) break;
+      if (end > off + len) {
+        const f = Math.max(e.fblk, off + len);
+        const x = this.xb.get(e.pblk + (f - e.fblk));
+        if (x !== undefined) {
+          got = { off: f, bno: x };
+          break;
+        }
+      }
     }
     return adjacentTarget(off, len, prev, got) ?? XFS_INODE_BLOCK;
   }
