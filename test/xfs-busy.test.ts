@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { type AgExtent, BusyExtents, INODE_EXTENTS, XfsAg, allocNear, computeDiff, recordsOf, remapPieces } from '../src/fs/xfs-busy.js';
+import {
+  type AgExtent,
+  BusyExtents,
+  INODE_EXTENTS,
+  XfsAg,
+  adjacentTarget,
+  allocNear,
+  computeDiff,
+  recordsOf,
+  remapPieces,
+} from '../src/fs/xfs-busy.js';
 import { rng } from '../src/dax/lab.js';
 
 const busyOf = (...xs: [number, number][]): BusyExtents => {
@@ -76,6 +86,21 @@ describe('xfs_alloc_compute_diff (alignment 1, user data)', () => {
   });
   it('takes the target itself when the free extent holds it', () => {
     expect(computeDiff(16, 1, 10, 10)).toEqual({ bno: 16, diff: 0 });
+  });
+});
+
+describe('xfs_bmap_adjacent (the target of a data-fork allocation)', () => {
+  it('aims next to the neighbouring records, shifted by small gaps, the nearer winning; else the inode', () => {
+    // Kernel oracle --fallocate, 4 KiB seed 2 step 216: a hole at file block 2, the next record 4 -> 109.
+    expect(adjacentTarget(2, 1, null, { off: 4, bno: 109 })).toBe(107);
+    // Seed 1 step 100: file block 8 between 6 -> 76 (ends at 7, block 77) and 9 -> 58: a tie goes to prev.
+    expect(adjacentTarget(8, 1, { end: 7, bno: 77 }, { off: 9, bno: 58 })).toBe(78);
+    // At the end of the file: the block after the previous record, whatever the gap.
+    expect(adjacentTarget(15, 1, { end: 13, bno: 74 }, null)).toBe(74);
+    // Gaps past XFS_ALLOC_GAP_UNITS allocations: the neighbours' own ends, the gaps counted twice.
+    expect(adjacentTarget(20, 1, { end: 2, bno: 50 }, { off: 40, bno: 200 })).toBe(50);
+    expect(adjacentTarget(20, 1, { end: 2, bno: 50 }, { off: 21, bno: 200 })).toBe(199);
+    expect(adjacentTarget(0, 1, null, null)).toBeNull();
   });
 });
 

@@ -12,7 +12,7 @@ import type { BlockHolder } from './holder.js';
 
 /** What a follow-up is given: the parts of the new transaction a remainder touches (FsTx satisfies it). */
 export interface AfterAbortHost {
-  readonly xfs: { pick(blocks: number): void; cancelPending(): void };
+  readonly xfs: { pick(blocks: number): void; pickRun(blocks: number): void; cancelPending(): void };
   readonly holder: BlockHolder;
 }
 
@@ -43,6 +43,15 @@ export function addAfterAbort<E extends object, H extends AfterAbortHost = After
         run(fx);
       }
     : run;
+  return e;
+}
+
+/** Add `fn` to what `e` carries, to run BEFORE anything it carries already; returns e. */
+export function addAfterAbortFirst<E extends object, H extends AfterAbortHost = AfterAbortHost>(e: E, fn: (fx: H) => void): E {
+  const after = (e as WithAfterAbort).afterAbort;
+  delete (e as WithAfterAbort).afterAbort;
+  addAfterAbort(e, fn);
+  if (after) addAfterAbort(e, after);
   return e;
 }
 

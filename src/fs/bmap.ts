@@ -43,8 +43,8 @@ import { STREAMING, type Tx } from './tx.js';
 export interface MapObserver {
   /** Called before a map changes: the observer reads its view of the maps as they still are. */
   prepare(): void;
-  /** Newly allocated blocks [pblk, pblk+len) were mapped into a file. */
-  fresh(pblk: Blkno, len: number): void;
+  /** Newly allocated blocks [pblk, pblk+len) were mapped into the file at file block fblk. */
+  fresh(pblk: Blkno, len: number, inode: InodeRec, fblk: FileBlock): void;
   /** The file's map changed (after a map or an unmap). */
   mapChanged(inode: InodeRec): void;
   /** [pblk, pblk+len) lost their last owner; `poisoned` of them stay out of free space. */
@@ -191,7 +191,7 @@ export class BlockMap {
     inode.nblocks += len;
     if (fresh) this.tx.counters[CounterId.DataBlocks] += len;
     else this.adjustRefcount(pblk, len, +1);
-    if (fresh) this.observer?.fresh(pblk, len);
+    if (fresh) this.observer?.fresh(pblk, len, inode, fblk);
     this.observer?.mapChanged(inode);
   }
 

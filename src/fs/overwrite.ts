@@ -223,3 +223,34 @@ export function unshareThroughFork(fx: FileData, inode: InodeRec, path: string, 
     return buf;
   });
 }
+
+/**
+ * Copy file blocks [fblk, fblk+n) (one shared run an unshare copies) under the
+ * `linux` model without a copy-on-write hint, as dax_file_unshare does one
+ * iomap: xfs_reflink_allocate_cow allocates the run first (XfsShadow.pickRun),
+ * dax_unshare_iter maps the destination (a bad block of the run: EIO), then
+ * reads the source (a poisoned one: EIO), and xfs_dax_write_iomap_end either
+ * remaps the copy (xfs_reflink_end_cow) or, nothing written, frees the run
+ * again (xfs_reflink_cancel_cow_range) — which the shadow keeps although the
+ * unshare fails.
+ */
+export function unshareAsXfs(fx: FileData, inode: InodeRec, path: string, fblk: FileBlock, n: number): void {
+  fx.holder.beforeRelease(inode, path, fblk, n, true);
+  for (let i = 0; i < n; i += IO_CHUNK_BLOCKS) {
+    const f = fblk + i;
+    const k = Math.min(IO_CHUNK_BLOCKS, n - i);
+    const got = fx.xfs.pickRun(k);
+    if (got.bad !== null) throw fx.xfs.badUnshareTarget(got.bad, f, k, path);
+    const buf = Buffer.alloc(k * fx.bs);
+    try {
+      fx.readBlocks(inode, f, k, buf, 0);
+    } catch (e) {
+      fx.xfs.cancelPending();
+      if (!(e instanceof DaxError)) throw e;
+      e.message +=
+        "; nothing of that run was copied (XFS allocated the copy its blocks and freed them again, which the image's XFS shadow keeps)";
+      throw fx.xfs.failedCopy(e, k, true);
+    }
+    fx.replaceBlocks(inode, f, k, buf);
+  }
+}

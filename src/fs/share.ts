@@ -4,8 +4,8 @@ import type { ExtentRec, InodeRec } from '../format/records.js';
 import type { FileBlock } from '../format/units.js';
 import type { FsTx, Resolved } from './fstx.js';
 import type { DedupeResult } from './types.js';
-import { addAfterAbort, withLayoutsBroken } from './after-abort.js';
-import { forkUnshareRuns, unshareThroughFork } from './overwrite.js';
+import { addAfterAbortFirst, withLayoutsBroken } from './after-abort.js';
+import { forkUnshareRuns, unshareAsXfs, unshareThroughFork } from './overwrite.js';
 
 /**
  * Sharing: reflink (FICLONE / FICLONERANGE), dedupe (FIDEDUPERANGE) and
@@ -228,6 +228,8 @@ function unshareRuns(
   const runs: { fblk: FileBlock; n: number }[] = [];
   for (const e of clipped(fx, r.inode, b0, Math.max(0, b1 - b0)))
     for (const [s, l, rc] of fx.bmap.refcountRuns(e.pblk, e.len)) if (rc >= 2) runs.push({ fblk: e.fblk + (s - e.pblk), n: l });
+  // linux, without a hint: each run's blocks where XFS would put them (overwrite.ts).
+  if (fx.xfs.active) return { runs, copy: (fblk, n) => unshareAsXfs(fx, r.inode, r.path, fblk, n) };
   const bs = fx.bs;
   const copy = (fblk: FileBlock, l: number): void => {
     fx.holder.beforeRelease(r.inode, r.path, fblk, l, true);
@@ -257,7 +259,8 @@ function unshareBlocks(fx: FsTx, r: Resolved, b0: FileBlock, b1: FileBlock): num
     } catch (x) {
       if (copied > 0 && isDaxError(x, 'EIO')) {
         x.message += `; file blocks ${b0}..${fblk - 1} were unshared before it (${copied} blocks copied) and stay so`;
-        addAfterAbort(x, (next: FsTx) => void unshareBlocks(next, next.resolve(r.path), b0, fblk));
+        // Before what the failed run still changes (XFS allocated and freed its copy after these).
+        addAfterAbortFirst(x, (next: FsTx) => void unshareBlocks(next, next.resolve(r.path), b0, fblk));
       }
       throw x;
     }

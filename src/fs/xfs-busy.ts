@@ -310,6 +310,47 @@ export function remapPieces(
   return out;
 }
 
+/** XFS_ALLOC_GAP_UNITS: how far (in allocation lengths) a hole may lie from a neighbour that still sets the target. */
+const GAP_UNITS = 4;
+
+/**
+ * xfs_bmap_adjacent: where XFS aims an allocation of `len` blocks for file
+ * blocks [off, off+len) of a data fork: next to its neighbouring records.
+ * prev: the record before (its end in the file and the block after its
+ * last), got: the record after (its start and its first block); null where
+ * there is none. At the end of the file (no record after) the block after
+ * prev; else each neighbour's block shifted by the gap when the gap is at
+ * most GAP_UNITS allocations, the nearer one winning (prev on a tie); with
+ * neither, null (the inode's block stays the target).
+ */
+export function adjacentTarget(
+  off: number,
+  len: number,
+  prev: { end: number; bno: number } | null,
+  got: { off: number; bno: number } | null,
+): number | null {
+  if (!got) return prev ? prev.bno : null;
+  let prevbno: number | null = null;
+  let prevdiff = 0;
+  if (prev) {
+    const adjust = off - prev.end;
+    prevdiff = adjust;
+    prevbno = prev.bno;
+    if (prevdiff <= GAP_UNITS * len) prevbno += adjust;
+    else prevdiff += adjust;
+  }
+  const adjust = got.off - off;
+  let gotdiff = adjust;
+  let gotbno = got.bno;
+  if (gotdiff <= GAP_UNITS * len && gotbno - gotdiff >= 0) gotbno -= adjust;
+  else if (gotbno - len >= 0) {
+    gotbno -= len;
+    gotdiff += adjust - len;
+  } else gotdiff += adjust;
+  if (prevbno !== null) return prevdiff <= gotdiff ? prevbno : gotbno;
+  return gotbno;
+}
+
 /**
  * A set of block numbers that also keeps them in ascending order (a sorted
  * array beside the Set, kept by binary search on add and delete), so the
@@ -389,9 +430,9 @@ export class XfsAg {
     return out;
   }
 
-  /** A one-block allocation near the inode (xfs_bmap_btalloc), for data or a bmap btree block. */
-  alloc(): number {
-    const pick = allocNear(this.freeExtents(), this.busy, this.target);
+  /** A one-block allocation near `target`, the inode's block unless told (xfs_bmap_btalloc), for data or a bmap btree block. */
+  alloc(target = this.target): number {
+    const pick = allocNear(this.freeExtents(), this.busy, target);
     if (!pick) throw new RangeError('no free block in the allocation group');
     if (pick.flushed) this.flushes++;
     this.used.add(pick.bno);
@@ -399,14 +440,14 @@ export class XfsAg {
   }
 
   /**
-   * An allocation of `n` blocks in one run for a hole (file data written where
-   * there was none), near the inode like a copy-on-write block: the nearest
-   * free run, trimmed of busy extents, that holds them all; blocks in `avoid`
-   * count as used. Not checked against the kernel beyond the oracle's set-up
-   * writes (each a run at the top of the group).
+   * An allocation of `n` blocks in one run near `target` (the inode's block
+   * unless told; a hole's is holeTarget's): the nearest free run, trimmed of
+   * busy extents, that holds them all; blocks in `avoid` count as used.
+   * Checked against the kernel for the oracle's set-up writes (each a run at
+   * the top of the group), one-page writes into punched holes and unshares.
    */
-  allocRun(n: number, avoid: ReadonlySet<number> = new Set()): number {
-    if (n === 1 && avoid.size === 0) return this.alloc();
+  allocRun(n: number, avoid: ReadonlySet<number> = new Set(), target = this.target): number {
+    if (n === 1 && avoid.size === 0) return this.alloc(target);
     const free: AgExtent[] = [];
     for (const x of this.freeExtents()) {
       let s = x.bno;
@@ -418,7 +459,7 @@ export class XfsAg {
       if (end > s) free.push({ bno: s, len: end - s });
     }
     for (let flushed = false; ; flushed = true) {
-      const best = nearest(free, this.busy, this.target, n);
+      const best = nearest(free, this.busy, target, n);
       if (best.bno >= 0) {
         if (flushed) this.flushes++;
         for (let i = 0; i < n; i++) this.used.add(best.bno + i);

@@ -19,7 +19,7 @@ import {
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import type { Tx } from './tx.js';
 import { addAfterAbort } from './after-abort.js';
-import { INODE_EXTENTS, XfsAg, remapPieces } from './xfs-busy.js';
+import { INODE_EXTENTS, XfsAg, adjacentTarget, remapPieces } from './xfs-busy.js';
 
 /**
  * The XFS shadow: under the `linux` page model, XFS's view of its allocation
@@ -58,10 +58,14 @@ import { INODE_EXTENTS, XfsAg, remapPieces } from './xfs-busy.js';
  * Geometry of the kernel oracle's XFS (mkfs.xfs of its small NVDIMM): the
  * inodes' chunk starts at block 16, the first data block is 24.
  * Not modelled: multi-block copy-on-write allocations (a write(2) over
- * several shared pages picks one block per page), hole allocations onto bad
- * blocks (they skip them: whether XFS's zeroing clears the poison is not
- * checked against the kernel), the staging blocks of a copy-on-write fork
- * before they are mapped into the file.
+ * several shared pages picks one block per page; an unshare's run is one
+ * allocation, pickRun), hole allocations onto bad blocks (they skip them; the
+ * kernel oracle shows XFS's zeroing, xfs_zero_extent, failing there, the
+ * fault ending in BUS_ADRERR and XFS shutting down), the staging blocks of a
+ * copy-on-write fork before they are mapped into the file. A hole allocation
+ * is aimed as XFS aims it, next to the file's neighbouring records
+ * (holeTarget, xfs_bmap_adjacent); a copy-on-write at the inode (its fork
+ * is empty).
  */
 
 export const XFS_INODE_BLOCK = 16;
@@ -133,6 +137,8 @@ export class XfsShadow {
   private dirty = false;
   /** XFS blocks picked for the next fresh blocks mapped (a copy-on-write), in order. */
   private pending: number[] = [];
+  /** The pending blocks are one run picked by pickRun (one extent of the fork). */
+  private pendingRun = false;
   /** XFS blocks freed while a group is open (one piece of a remap), in order. */
   private group: number[] | null = null;
   /** The file whose map checks wait for the end of a piece. */
@@ -204,11 +210,42 @@ export class XfsShadow {
     return { bad: null };
   }
 
-  /** The copy picked last failed (its source could not be read): cancel it (xfs_reflink_cancel_cow_range). */
+  /**
+   * xfs_reflink_allocate_cow for one iomap of an unshare (dax_file_unshare):
+   * the n shared blocks of one data extent get ONE allocation, a run near the
+   * inode (XfsAg.allocRun), blocks on the bad-block list included — XFS's
+   * allocator knows nothing of them. When one of the run is bad,
+   * dax_unshare_iter cannot map the destination (-EHWPOISON, EIO): the run is
+   * freed again, one busy extent (xfs_reflink_cancel_cow_blocks frees the
+   * fork's extent whole), nothing is pending, and that block is returned.
+   */
+  pickRun(n: number): { bad: number | null } {
+    const x = this.ag.allocRun(n);
+    this.dirty = true;
+    for (let i = 0; i < n; i++)
+      if (this.bad.has(x + i)) {
+        this.ag.free(x, n);
+        return { bad: x + i };
+      }
+    this.pending.push(...Array.from({ length: n }, (_, i) => x + i));
+    this.pendingRun = true;
+    return { bad: null };
+  }
+
+  /**
+   * The copy picked last failed (its source could not be read): cancel it
+   * (xfs_reflink_cancel_cow_range). A run picked by pickRun is one extent of
+   * the fork and is freed as one busy extent; blocks picked one by one, one
+   * each.
+   */
   cancelPending(): void {
     const got = this.pending;
     this.pending = [];
-    this.release(got);
+    if (this.pendingRun) {
+      this.freeRuns(got);
+      this.dirty = true;
+    } else this.release(got);
+    this.pendingRun = false;
   }
 
   private release(xs: number[]): void {
@@ -223,9 +260,10 @@ export class XfsShadow {
    * (busy) — is done in one of its own (Filesystem.mutate), from the same
    * committed state, so the same blocks are picked.
    */
-  failedCopy<E extends object>(e: E, blocks: number): E {
+  failedCopy<E extends object>(e: E, blocks: number, run = false): E {
     return addAfterAbort(e, (fx) => {
-      fx.xfs.pick(blocks);
+      if (run) fx.xfs.pickRun(blocks);
+      else fx.xfs.pick(blocks);
       fx.xfs.cancelPending();
     });
   }
@@ -243,6 +281,20 @@ export class XfsShadow {
     );
   }
 
+  /** The EIO of an unshare whose run XFS placed on bad block x (dax_unshare_iter: the destination cannot be mapped). */
+  badUnshareTarget(x: number, fblk: FileBlock, n: number, path: string): Error {
+    return this.failedCopy(
+      err(
+        'EIO',
+        `the unshare of file blocks ${fblk}..${fblk + n - 1} got a run of XFS blocks with block ${x}, a poisoned block XFS had reused: the device cannot map it; nothing of that run was copied (XFS freed the run again, which the image's XFS shadow keeps)`,
+        path,
+        'unshare again: the run stays busy in XFS until its log commits, so the next copy goes elsewhere',
+      ),
+      n,
+      true,
+    );
+  }
+
   // ------------------------------------------------------------ events from BlockMap
 
   /** Before the first change of the transaction: an image without a shadow numbers its files' blocks as they still are. */
@@ -250,16 +302,50 @@ export class XfsShadow {
     void this.ag;
   }
 
-  /** Fresh daxtool blocks [pblk, pblk+len) were mapped: give them the picked XFS blocks, or a run of new ones. */
-  fresh(pblk: Blkno, len: number): void {
+  /**
+   * Fresh daxtool blocks [pblk, pblk+len) were mapped at file block fblk: give
+   * them the picked XFS blocks (a copy-on-write), or a run of new ones (a
+   * hole), aimed where xfs_bmap_adjacent aims it (holeTarget).
+   */
+  fresh(pblk: Blkno, len: number, inode: InodeRec, fblk: FileBlock): void {
     const ag = this.ag;
     let i = 0;
     for (; i < len && this.pending.length; i++) this.xb.set(pblk + i, this.pending.shift()!);
+    if (!this.pending.length) this.pendingRun = false;
     if (i < len) {
-      const x = ag.allocRun(len - i, this.bad);
+      const x = ag.allocRun(len - i, this.bad, this.holeTarget(inode, fblk + i, len - i));
       for (let k = 0; i < len; i++, k++) this.xb.set(pblk + i, x + k);
     }
     this.dirty = true;
+  }
+
+  /**
+   * The target of a data-fork allocation for file blocks [off, off+len), in
+   * XFS's numbering (xfs_bmap_btalloc_best_length: the inode's block, then
+   * xfs_bmap_adjacent from the records either side). The range itself has no
+   * XFS blocks yet, so it reads as the hole it was.
+   */
+  private holeTarget(inode: InodeRec, off: FileBlock, len: number): number {
+    let prev: { end: number; bno: number } | null = null;
+    let got: { off: number; bno: number } | null = null;
+    // Only the blocks either side of the range: the last one before it, the first one after it.
+    for (const e of this.fx.extents(inode)) {
+      const end = e.fblk + e.len;
+      if (e.fblk < off) {
+        const f = Math.min(end, off) - 1;
+        const x = this.xb.get(e.pblk + (f - e.fblk));
+        if (x !== undefined) prev = { end: f + 1, bno: x + 1 };
+      }
+      if (end > off + len) {
+        const f = Math.max(e.fblk, off + len);
+        const x = this.xb.get(e.pblk + (f - e.fblk));
+        if (x !== undefined) {
+          got = { off: f, bno: x };
+          break;
+        }
+      }
+    }
+    return adjacentTarget(off, len, prev, got) ?? XFS_INODE_BLOCK;
   }
 
   /** Blocks nobody uses any more were freed; `poisoned` of them stay on the bad-block list. */
