@@ -517,6 +517,25 @@ export class FsTx {
     this.iput(inode);
   }
 
+  /**
+   * The extents either side of file blocks [off, end): the last one starting
+   * before off and the first one reaching past end (either may overlap the
+   * range). Two lookups, not the file's whole map.
+   */
+  neighbours(inode: InodeRec, off: FileBlock, end: FileBlock): { before: ExtentRec | undefined; after: ExtentRec | undefined } {
+    if (inode.extentRoot === 0) return { before: undefined, after: undefined };
+    const tree = this.bmap.extentTree(inode);
+    const b = off > 0 ? tree.lookupLe([off - 1]) : undefined;
+    let a = tree.lookupLe([end]);
+    if (!a || a.fblk + a.len <= end) a = undefined;
+    if (!a)
+      for (const r of tree.range([end + 1])) {
+        a = r;
+        break;
+      }
+    return { before: b && this.bmap.sound(tree, b), after: a && this.bmap.sound(tree, a) };
+  }
+
   /** The file's extents in order. */
   extents(inode: InodeRec): ExtentRec[] {
     if (inode.extentRoot === 0) return [];

@@ -127,6 +127,7 @@ export interface ShadowHost {
   readonly tx: Tx;
   readonly inodes: { range(): Iterable<InodeRec> };
   extents(inode: InodeRec): ExtentRec[];
+  neighbours(inode: InodeRec, off: FileBlock, end: FileBlock): { before: ExtentRec | undefined; after: ExtentRec | undefined };
 }
 
 export class XfsShadow {
@@ -329,21 +330,16 @@ export class XfsShadow {
     let prev: { end: number; bno: number } | null = null;
     let got: { off: number; bno: number } | null = null;
     // Only the blocks either side of the range: the last one before it, the first one after it.
-    for (const e of this.fx.extents(inode)) {
-      const end = e.fblk + e.len;
-      if (e.fblk < off) {
-        const f = Math.min(end, off) - 1;
-        const x = this.xb.get(e.pblk + (f - e.fblk));
-        if (x !== undefined) prev = { end: f + 1, bno: x + 1 };
-      }
-      if (end > off + len) {
-        const f = Math.max(e.fblk, off + len);
-        const x = this.xb.get(e.pblk + (f - e.fblk));
-        if (x !== undefined) {
-          got = { off: f, bno: x };
-          break;
-        }
-      }
+    const { before, after } = this.fx.neighbours(inode, off, off + len);
+    if (before) {
+      const f = Math.min(before.fblk + before.len, off) - 1;
+      const x = this.xb.get(before.pblk + (f - before.fblk));
+      if (x !== undefined) prev = { end: f + 1, bno: x + 1 };
+    }
+    if (after) {
+      const f = Math.max(after.fblk, off + len);
+      const x = this.xb.get(after.pblk + (f - after.fblk));
+      if (x !== undefined) got = { off: f, bno: x };
     }
     return adjacentTarget(off, len, prev, got) ?? XFS_INODE_BLOCK;
   }
