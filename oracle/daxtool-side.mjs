@@ -203,8 +203,8 @@ export class DaxSide {
         // madvise faulted the zero page in (committed) and memory_failure ignored it (linux model).
         if (res?.refused) return { r: ERRNO.EBUSY, sig: [] };
         if (res) {
-          const sig = (res.signals ?? []).map((s) => this.signal(this.workerOf(s.pid), s.code, s.lsb, s.addr));
-          return { r: 0, sig };
+          const sigOf = (s) => this.signal(this.workerOf(s.pid), s.code, s.lsb, s.addr);
+          return { r: 0, sig: (res.signals ?? []).map(sigOf), merged: (res.merged ?? []).map(sigOf) };
         }
         // No injection at an address in this machine: poison the block mapped there (madvise faults it in first).
         let frame = this.frameAt(pid, addr);

@@ -86,6 +86,7 @@ describe('DAX commands', () => {
         { pid: 2, code: 'BUS_MCEERR_AR', addr: a2.addr, lsb: 12 },
         { pid: 3, code: 'BUS_MCEERR_AO', addr: b3.addr, lsb: 12 },
       ],
+      merged: [],
     });
     expect((await ok(['info', img])).poisoned_blocks).toBe(0);
     // Found at a block, nobody early maps it any more: no signal, nothing unmapped; it persists.
@@ -100,6 +101,36 @@ describe('DAX commands', () => {
     expect((await daxtool(['verify', img])).exitCode).toBe(0);
     const both = await daxtool(['poison', img, '--block', String(blk), '--pid', '1']);
     expect(both.exitCode).toBe(2);
+  });
+
+  it('poison: a process mapping the block through two files gets the first SIGBUS; the second is listed as merged', async () => {
+    const img = T.path('merged.img');
+    const step = async (args: string[]): Promise<Record<string, unknown>> => {
+      const r = await ok(args);
+      expect((await daxtool(['verify', img])).exitCode, `verify after ${args.join(' ')}`).toBe(0);
+      return r;
+    };
+    await step(['mkfs', img, '--size', '64M', '--page-model', 'linux']);
+    await step(['write', img, '/a', '--offset', '0', '--length', '4K', '--pattern', '1']);
+    await step(['reflink', img, '/a', '/b', '--src-offset', '0', '--dst-offset', '0', '--length', '4K']);
+    await step(['reflink', img, '/a', '/c', '--src-offset', '0', '--dst-offset', '0', '--length', '4K']);
+    const a = (await step(['mmap', img, '/a', '--pid', '2'])) as { addr: number };
+    const b = (await step(['mmap', img, '/b', '--pid', '2'])) as { addr: number };
+    const c = (await step(['mmap', img, '/c', '--pid', '1'])) as { addr: number };
+    await step(['fault', img, '--pid', '2', '--addr', String(a.addr)]);
+    await step(['fault', img, '--pid', '2', '--addr', String(b.addr)]);
+    await step(['prctl', img, '--pid', '2', '--mce-kill', 'early']);
+    const r = await daxtool(['poison', img, '--pid', '1', '--addr', String(c.addr), '--transient']);
+    expect(r.exitCode).toBe(0);
+    const hex = (n: number) => `0x${n.toString(16)}`;
+    expect(r.stdout).toContain(`SIGBUS: pid 1 BUS_MCEERR_AR at ${hex(c.addr)} lsb 12, pid 2 BUS_MCEERR_AO at ${hex(a.addr)} lsb 12\n`);
+    expect(r.stdout).toMatch(new RegExp(`^merged with a pending SIGBUS .*: pid 2 BUS_MCEERR_AO at ${hex(b.addr)} lsb 12$`, 'm'));
+    expect((await daxtool(['verify', img])).exitCode).toBe(0);
+    const ps = (await ok(['ps', img])) as { processes: { pid: number; sigbus: number }[] };
+    expect(ps.processes.map((p) => [p.pid, p.sigbus])).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
   });
 
   it('rotation: pages --pfn A names (W,0) (X,5) (Y,4) (Z,3); a write by X copies; verify clean', async () => {

@@ -182,6 +182,39 @@ describe('oracle comparison', () => {
     for (const p of PROPERTIES) if (p !== 'signals') expect(t.counts()[p].disagreed).toBe(0);
   });
 
+  it("judges signals against daxtool's merged ones: the kernel may deliver them, must deliver the rest, nothing else", () => {
+    const run = fixture.runs.find((r) => r.variant === 'pte')!;
+    const poisonStep = run.lines.findIndex((l) => / poison /.test(l)) + 1;
+    const judge = (edit: (sig: any[]) => { sig: any[]; merged: any[] }) => {
+      const side = replaySide(run, 0);
+      const wrapped = {
+        step(line: string) {
+          const r = side.step();
+          return line === run.lines[poisonStep - 1] ? { ...r, ...edit(r.sig) } : r;
+        },
+        state: () => side.state(),
+      };
+      return compareRun({ script: run.lines, kernelLines: run.out, base: run.base, side: wrapped }).props.signals;
+    };
+    const other = (s: any) => ({ ...s, slot: s.slot + 1 });
+    expect(run.out.some((o: any) => o.s === poisonStep && o.g?.length)).toBe(true);
+    expect(judge((sig) => ({ sig, merged: [] })).disagreed).toBe(0);
+    // Merged and not delivered by the kernel; merged and delivered by it: both agree.
+    expect(judge((sig) => ({ sig, merged: [other(sig[0])] })).disagreed).toBe(0);
+    expect(judge((sig) => ({ sig: sig.slice(1), merged: [sig[0]] })).disagreed).toBe(0);
+    // A delivered one the kernel lacks, or a kernel signal daxtool neither delivered nor merged: disagree.
+    const missing = judge((sig) => ({ sig: [...sig, other(sig[0])], merged: [] }));
+    expect(missing.disagreed).toBe(1);
+    expect(missing.first[0].onlyDaxtool).toMatch(/^w\d+:BUS_MCEERR_A[RO]\/lsb\d+@\d+\.\d+$/);
+    const extra = judge((sig) => ({ sig: sig.slice(1), merged: [] }));
+    expect(extra.disagreed).toBe(1);
+    expect(extra.first[0].onlyKernel).toMatch(/BUS_MCEERR/);
+    // The report marks daxtool's merged signals with '?'.
+    const marked = judge((sig) => ({ sig: [...sig, other(sig[0])], merged: [other(sig[0])] }));
+    expect(marked.disagreed).toBe(1);
+    expect(marked.first[0].daxtool).toMatch(/\?/);
+  });
+
   it('counts what the recorded 4 KiB run gives against the linux page model', () => {
     const run = fixture.runs.find((r) => r.variant === 'pte')!;
     const side = new DaxSide({ img: join(dir, 'pte.img'), model: 'linux', variant: 'pte' });

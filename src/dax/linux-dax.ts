@@ -144,17 +144,3 @@ export function remapDeletesEntries(kernel: LinuxKernel): boolean {
 export function mappingShiftCountsAnyEntry(kernel: LinuxKernel): boolean {
   return kernel !== '6.12';
 }
-
-/**
- * How many BUS_MCEERR_AO one memory failure sends a process that maps the
- * block through several owners (files): xfs_dax_notify_ddev_failure calls
- * xfs_dax_failure_fn -> mf_dax_kill_procs once per owner, and kill_proc's
- * second SIGBUS to a process that has not yet taken its first is dropped
- * (legacy_queue). On the booted 6.12 the process took the first in between
- * (one per owner); on 6.18 it did not (one per failure). Observed, once each,
- * on the recordings (Linux 6.12.95 and 6.18.15 running the same script): the
- * model follows what the kernel did, the cause is timing, not a changed rule.
- */
-export function oneSignalPerFailure(kernel: LinuxKernel): boolean {
-  return kernel !== '6.12';
-}

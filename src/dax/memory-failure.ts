@@ -4,7 +4,7 @@ import { err } from '../format/errors.js';
 import { RootId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import { freeOps } from '../fs/trees.js';
-import { LSB_PMD, LSB_PTE, mappingShiftCountsAnyEntry, oneSignalPerFailure, type SigbusCode } from './linux-dax.js';
+import { LSB_PMD, LSB_PTE, mappingShiftCountsAnyEntry, type SigbusCode } from './linux-dax.js';
 import { invalidate, zapRange } from './machine/entries.js';
 import { fault } from './machine/fault.js';
 import type { FaultResultName } from './machine/fault-result.js';
@@ -39,17 +39,22 @@ import { getOrCreateProc } from './machine/vmas.js';
  *       when nobody was collected, so late-kill processes keep their mappings;
  *       kill_procs -> kill_proc: BUS_MCEERR_AR to the current task
  *       (MF_ACTION_REQUIRED), BUS_MCEERR_AO to the others, addr_lsb =
- *       size_shift. A second SIGBUS to a process that has one pending is
- *       dropped (legacy_queue). The current task is inside the injecting
- *       call and takes its signal on the way out, so it gets the first only;
- *       another process gets one per owner (file): each owner is a call of
- *       its own, and the booted kernel has delivered the first signal before
- *       the next call sends its own. Within one owner, one per process.
+ *       size_shift. kill_proc sends through __send_signal_locked, which
+ *       queues at most one of a non-real-time signal (legacy_queue): a
+ *       second SIGBUS to a process that has one pending is dropped. The
+ *       injecting task takes its signal on the way out of the call, after
+ *       every send, so it gets the first only. Another process gets a second
+ *       one only if it ran and took the first between two sends (each owner
+ *       is a call of its own): timing, not a rule. The booted kernels did
+ *       both, on the same script (6.12.95 once one per owner, once one in
+ *       all; 6.18.15 one in all). No emulated process runs during a command,
+ *       so here every process gets the first signal sent to it, and the
+ *       later sends are returned as `merged`: what a process that ran in
+ *       between would also have received.
  *
  * Linux 6.18 (the image's version, linux-dax.ts): dev_pagemap_mapping_shift
  * counts any present entry, a private anonymous copy too
- * (mappingShiftCountsAnyEntry), and a process gets one signal per failure,
- * however many owners it maps the block through (oneSignalPerFailure).
+ * (mappingShiftCountsAnyEntry).
  *
  * Persistence: the pmem driver keeps a bad-block list (/sys/block/pmemN/
  * badblocks) that a machine check or a scrub fills; dax_direct_access then
@@ -78,7 +83,13 @@ export interface MfResult {
   owners: { path: string; ino: Ino; index: FileBlock }[];
   /** Processes signalled, in pid order. */
   killed: number[];
+  /** Delivered: the first SIGBUS sent to each process, in (pid, address) order. */
   signals: MfSignal[];
+  /**
+   * Sent while the process still had its first one pending, so dropped (legacy_queue); a process that ran
+   * between two sends would have received them too. In (pid, address) order.
+   */
+  merged: MfSignal[];
   unmapped: { pid: number; addr: number }[];
   /** Entries torn down. */
   entries: number;
@@ -127,6 +138,7 @@ export function memoryFailure(m: MachineState, block: Blkno, opts: { current?: n
     if (got !== block) throw new Error(`internal: could not take free block ${block} out of free space (got ${got})`);
   }
   const signals: MfSignal[] = [];
+  const merged: MfSignal[] = [];
   const unmapped: { pid: number; addr: number }[] = [];
   const signalled = new Set<number>();
   let entries = 0;
@@ -158,14 +170,20 @@ export function memoryFailure(m: MachineState, block: Blkno, opts: { current?: n
       dropPins: true,
       onZap: (addr, _level, _frame, v) => void unmapped.push({ pid: v.pid, addr }),
     });
-    // kill_procs -> kill_proc: one signal per process and owner (per failure under 6.18: oneSignalPerFailure).
-    const once = new Set<number>();
-    const perFailure = oneSignalPerFailure(m.linuxKernel);
+    // kill_procs -> kill_proc, for each process collected: a SIGBUS each; legacy_queue keeps the first pending.
     for (const t of tks) {
-      if (once.has(t.pid) || ((perFailure || t.pid === opts.current) && signalled.has(t.pid))) continue;
-      once.add(t.pid);
+      const sig = {
+        pid: t.pid,
+        code: t.pid === opts.current ? ('BUS_MCEERR_AR' as const) : ('BUS_MCEERR_AO' as const),
+        addr: t.addr,
+        lsb: t.shift,
+      };
+      if (signalled.has(t.pid)) {
+        merged.push(sig);
+        continue;
+      }
       signalled.add(t.pid);
-      signals.push({ pid: t.pid, code: t.pid === opts.current ? 'BUS_MCEERR_AR' : 'BUS_MCEERR_AO', addr: t.addr, lsb: t.shift });
+      signals.push(sig);
       const p = m.procs.get(t.pid)!;
       p.sigbus++;
       m.touchProc(p);
@@ -173,12 +191,15 @@ export function memoryFailure(m: MachineState, block: Blkno, opts: { current?: n
   }
   if (!already && persistent) m.recordPoison(block);
   unmapped.sort((a, b) => a.pid - b.pid || a.addr - b.addr);
-  signals.sort((a, b) => a.pid - b.pid || a.addr - b.addr);
+  const byPidAddr = (a: MfSignal, b: MfSignal): number => a.pid - b.pid || a.addr - b.addr;
+  signals.sort(byPidAddr);
+  merged.sort(byPidAddr);
   return {
     block,
     owners: [...owners].sort((a, b) => a.path.localeCompare(b.path) || a.index - b.index),
     killed: [...signalled].sort((a, b) => a - b),
     signals,
+    merged,
     unmapped,
     entries,
     already,
@@ -254,6 +275,7 @@ const NOTHING_FAILED: MfResult = {
   owners: [],
   killed: [],
   signals: [],
+  merged: [],
   unmapped: [],
   entries: 0,
   already: false,
@@ -278,6 +300,7 @@ function anonFailure(m: MachineState, pid: number, addr: number): MfResult {
     owners: [],
     killed: [pid],
     signals: [{ pid, code: 'BUS_MCEERR_AR', addr, lsb: LSB_PTE }],
+    merged: [],
     unmapped: [{ pid, addr }],
     entries: 1,
     already: false,

@@ -2,7 +2,7 @@
 import { Dax, hex, type FaultBatchResult, type FaultTrace, type PageInfo, type PtdumpEntry } from '../../dax/index.js';
 import type { FaultResultName } from '../../dax/machine/fault-result.js';
 import type { DescriptorInfo } from '../../dax/machine/views.js';
-import type { KillPolicy, MfResult } from '../../dax/memory-failure.js';
+import type { KillPolicy, MfResult, MfSignal } from '../../dax/memory-failure.js';
 import type { CommandImpl, Ctx } from '../command.js';
 import { usage } from '../errors.js';
 import { paint, plural, table, type Style } from '../output.js';
@@ -375,6 +375,8 @@ const unpin: CommandImpl = async (ctx, _args, opts) => {
   return { json: r, human: () => `pid ${r.pid}: unpinned ${hex(r.addr)} (frame ${r.frame})\n` };
 };
 
+const sigbusText = (x: MfSignal): string => `pid ${x.pid} ${x.code} at ${hex(x.addr)} lsb ${x.lsb}`;
+
 const poison: CommandImpl = async (ctx, _args, opts) => {
   const transient = opts.transient === true;
   const block = num(opts.block);
@@ -396,6 +398,7 @@ const poison: CommandImpl = async (ctx, _args, opts) => {
     owners: r.owners.map((o) => ({ path: o.path, index: o.index })),
     killed: r.killed,
     signals: r.signals,
+    merged: r.merged,
     unmapped: r.unmapped,
     entries: r.entries,
     already: r.already,
@@ -413,8 +416,10 @@ const poison: CommandImpl = async (ctx, _args, opts) => {
             ? 'owners: the process alone (its private copy is gone)'
             : 'owners: none (the block was free; it is now kept out of use)',
         `mappings torn down: ${r.entries}`,
-        `SIGBUS: ${r.signals.length ? r.signals.map((x) => `pid ${x.pid} ${x.code} at ${hex(x.addr)} lsb ${x.lsb}`).join(', ') : 'no process (late-kill processes are told when they touch it)'}`,
+        `SIGBUS: ${r.signals.length ? r.signals.map(sigbusText).join(', ') : 'no process (late-kill processes are told when they touch it)'}`,
       ];
+      if (r.merged.length)
+        out.push(`merged with a pending SIGBUS (a process running in between would take them too): ${r.merged.map(sigbusText).join(', ')}`);
       return `${out.join('\n')}\n${explained ? renderPoisonExplanation(explained.explanation, style) : ''}`;
     },
   };
