@@ -200,21 +200,101 @@ function writeThroughFork(fx: FileData, inode: InodeRec, g: Seg, bytes: (fblk: F
 }
 
 /**
- * The runs an unshare copies under the `linux` model when the file has a
- * copy-on-write hint: XFS's unshare goes through the fork (dax_file_unshare
- * over xfs_dax_write_iomap_ops: xfs_direct_write_iomap_begin ->
- * xfs_reflink_allocate_cow, which takes a staged extent where the fork has
- * one, xfs_find_trim_cow_extent, or reserves with the hint's alignment), so
- * a block staged in the fork is copied and remapped even when it is not
- * shared. Unshared blocks outside the fork and holes stay.
+ * The pieces an unshare copies under the `linux` model when the file has a
+ * copy-on-write hint, one iomap of dax_file_unshare each, found as XFS finds
+ * them (dax_file_unshare over xfs_dax_write_iomap_ops ->
+ * xfs_direct_write_iomap_begin), LAZILY: a piece is looked up after the one
+ * before it was copied, as the iomap iterator does.
+ *
+ *  - imap is the data-fork extent at the position, trimmed to the range; a
+ *    hole is skipped (imap_needs_cow: IOMAP_UNSHARE does not copy holes);
+ *  - xfs_reflink_allocate_cow -> xfs_find_trim_cow_extent: a staging extent
+ *    covering the position is used as it is, trimmed to imap ("real extent
+ *    found - no need to allocate"): that piece is copied even over unshared
+ *    blocks; else imap is trimmed to the fork's hole and then around shared
+ *    blocks (xfs_reflink_trim_around_shared): an unshared start is skipped up
+ *    to the first shared block, a shared one is reserved
+ *    (xfs_reflink_fill_cow_hole: the reservation widened to the hint within
+ *    the hole, CowFork.reserve) and copied as far as the first staging
+ *    extent it got reaches (xfs_bmapi_write with one mapping).
+ *
+ * So a piece never spans two data-fork extents or two staging extents: a
+ * poisoned source fails only the piece that holds it, and the pieces before
+ * it stay copied (the kernel oracle, 2 MiB seed 1 step 185).
  */
-export function forkUnshareRuns(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): { fblk: FileBlock; n: number }[] {
-  return segments(fx, inode, b0, b1)
-    .filter((g) => g.kind === 'cow')
-    .map((g) => ({ fblk: g.fblk, n: g.n }));
+export function* forkUnsharePieces(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): Generator<{ fblk: FileBlock; n: number }> {
+  let at = b0;
+  while (at < b1) {
+    const imap = dataExtentAt(fx, inode, at, b1);
+    if (!imap) return;
+    if (imap.fblk > at) {
+      at = imap.fblk;
+      continue;
+    }
+    const end = imap.fblk + imap.n;
+    const cow = fx.cow.staged(inode.ino, at, end)[0];
+    if (cow && cow.fblk <= at) {
+      const n = Math.min(cow.fblk + cow.len, end) - at;
+      yield { fblk: at, n };
+      at += n;
+      continue;
+    }
+    const hole = (cow ? cow.fblk : end) - at;
+    const { shared, n: len } = sharedPrefix(fx, imap.pblk + (at - imap.fblk), hole);
+    if (!shared) {
+      at += len;
+      continue;
+    }
+    fx.cow.reserve(inode.ino, at, len);
+    const got = fx.cow.staged(inode.ino, at, at + 1)[0]!;
+    const n = Math.min(got.fblk + got.len, at + len) - at;
+    yield { fblk: at, n };
+    at += n;
+  }
 }
 
-/** Copy file blocks [fblk, fblk+n) (a run of forkUnshareRuns) to the fork's blocks and remap them (xfs_reflink_end_cow). */
+/**
+ * The data-fork extent at or after file block `at` and before b1, as XFS's
+ * in-core extent (physically contiguous records merged), clipped to [at, b1);
+ * undefined when none is left.
+ */
+function dataExtentAt(
+  fx: FileData,
+  inode: InodeRec,
+  at: FileBlock,
+  b1: FileBlock,
+): { fblk: FileBlock; n: number; pblk: Blkno } | undefined {
+  if (inode.extentRoot === 0) return undefined;
+  let out: { fblk: FileBlock; n: number; pblk: Blkno } | undefined;
+  for (const e of fx.bmap.extentsIn(fx.bmap.extentTree(inode), at, b1)) {
+    const s = Math.max(e.fblk, at);
+    const t = Math.min(e.fblk + e.len, b1);
+    const p = e.pblk + (s - e.fblk);
+    if (!out) out = { fblk: s, n: t - s, pblk: p };
+    else if (out.fblk + out.n === s && out.pblk + out.n === p) out.n += t - s;
+    else break;
+  }
+  return out;
+}
+
+/**
+ * xfs_reflink_trim_around_shared over blocks [p, p+len): whether the first
+ * block is shared, and how far that lasts (xfs_refcount_find_shared with
+ * find_end_of_shared: contiguous shared records count as one run whatever
+ * their counts).
+ */
+function sharedPrefix(fx: FileData, p: Blkno, len: number): { shared: boolean; n: number } {
+  const runs = fx.bmap.refcountRuns(p, len);
+  const shared = runs[0]![2] >= 2;
+  let n = 0;
+  for (const [, l, rc] of runs) {
+    if (rc >= 2 !== shared) break;
+    n += l;
+  }
+  return { shared, n };
+}
+
+/** Copy file blocks [fblk, fblk+n) (a piece of forkUnsharePieces) to the fork's blocks and remap them (xfs_reflink_end_cow). */
 export function unshareThroughFork(fx: FileData, inode: InodeRec, path: string, fblk: FileBlock, n: number): void {
   fx.holder.beforeRelease(inode, path, fblk, n, true);
   writeThroughFork(fx, inode, { kind: 'cow', fblk, n, pblk: -1 }, (f, k) => {
