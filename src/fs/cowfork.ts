@@ -163,9 +163,11 @@ export class CowFork {
    * hint: fill every hole of the fork the request meets, one reservation per
    * hole (xfs_bmapi_write), covering the file blocks and placed where XFS
    * puts them (cow-place.ts: extsizeAlign, adjacent). Returns the new staging
-   * extents.
+   * extents. `first`: only the first extent of the first hole's reservation,
+   * as xfs_reflink_fill_cow_hole gets it (xfs_bmapi_write with one mapping;
+   * the rest of the hole stays a hole until an iomap meets it again).
    */
-  reserve(ino: Ino, fblk: FileBlock, n: number): StagingExtent[] {
+  reserve(ino: Ino, fblk: FileBlock, n: number, first = false): StagingExtent[] {
     const h = Math.max(this.cowHint(ino), 1);
     const made: StagingExtent[] = [];
     let at = fblk;
@@ -179,7 +181,8 @@ export class CowFork {
       const [off, len] = extsizeAlign(at, want, h, prev, next);
       // xfs_bmap_isaeof runs only for a request of a stripe unit or more (here: the hint; see cow-place.ts).
       const aeof = !next && want >= h && h > 1;
-      made.push(...this.place(ino, off, len, h, aeof, prev, next));
+      made.push(...this.place(ino, off, len, h, aeof, first, prev, next));
+      if (first) break;
       at = off + len;
     }
     return made;
@@ -209,6 +212,7 @@ export class CowFork {
     len: number,
     h: number,
     aeof: boolean,
+    first: boolean,
     prev?: StagingExtent,
     next?: StagingExtent,
   ): StagingExtent[] {
@@ -233,6 +237,7 @@ export class CowFork {
       made.push({ fblk: off + done, pblk: p, len: l });
       done += l;
       hint = p + l;
+      if (first) break;
     }
     if (hint > this.cursor()) this.setCursor(hint);
     return made;

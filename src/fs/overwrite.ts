@@ -206,8 +206,11 @@ function writeThroughFork(fx: FileData, inode: InodeRec, g: Seg, bytes: (fblk: F
  * xfs_direct_write_iomap_begin), LAZILY: a piece is looked up after the one
  * before it was copied, as the iomap iterator does.
  *
- *  - imap is the data-fork extent at the position, trimmed to the range; a
- *    hole is skipped (imap_needs_cow: IOMAP_UNSHARE does not copy holes);
+ *  - imap is the data-fork extent at the position, trimmed to the range. A
+ *    hole is not copied (imap_needs_cow: false for IOMAP_UNSHARE) but
+ *    ALLOCATED: imap_needs_alloc holds for a hole, and under DAX
+ *    xfs_iomap_write_direct allocates it written and zeroed
+ *    (XFS_BMAPI_CONVERT | XFS_BMAPI_ZERO): a `hole` piece (unshareHole);
  *  - xfs_reflink_allocate_cow -> xfs_find_trim_cow_extent: a staging extent
  *    covering the position is used as it is, trimmed to imap ("real extent
  *    found - no need to allocate"): that piece is copied even over unshared
@@ -215,20 +218,22 @@ function writeThroughFork(fx: FileData, inode: InodeRec, g: Seg, bytes: (fblk: F
  *    blocks (xfs_reflink_trim_around_shared): an unshared start is skipped up
  *    to the first shared block, a shared one is reserved
  *    (xfs_reflink_fill_cow_hole: the reservation widened to the hint within
- *    the hole, CowFork.reserve) and copied as far as the first staging
- *    extent it got reaches (xfs_bmapi_write with one mapping).
+ *    the hole, CowFork.reserve) and copied as far as the first extent the
+ *    allocation got reaches (xfs_bmapi_write with one mapping: the rest of
+ *    the hole is reserved only if the next piece is shared).
  *
  * So a piece never spans two data-fork extents or two staging extents: a
  * poisoned source fails only the piece that holds it, and the pieces before
  * it stay copied (the kernel oracle, 2 MiB seed 1 step 185).
  */
-export function* forkUnsharePieces(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): Generator<{ fblk: FileBlock; n: number }> {
+export function* forkUnsharePieces(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): Generator<UnsharePiece> {
   let at = b0;
   while (at < b1) {
     const imap = dataExtentAt(fx, inode, at, b1);
-    if (!imap) return;
-    if (imap.fblk > at) {
-      at = imap.fblk;
+    if (!imap || imap.fblk > at) {
+      const n = (imap ? imap.fblk : b1) - at;
+      yield { fblk: at, n, hole: true };
+      at += n;
       continue;
     }
     const end = imap.fblk + imap.n;
@@ -245,11 +250,36 @@ export function* forkUnsharePieces(fx: FileData, inode: InodeRec, b0: FileBlock,
       at += len;
       continue;
     }
-    fx.cow.reserve(inode.ino, at, len);
+    fx.cow.reserve(inode.ino, at, len, true);
     const got = fx.cow.staged(inode.ino, at, at + 1)[0]!;
     const n = Math.min(got.fblk + got.len, at + len) - at;
     yield { fblk: at, n };
     at += n;
+  }
+}
+
+/** One iomap of an unshare under `linux`: a run to copy, or a hole to allocate (unshareHole). */
+export interface UnsharePiece {
+  fblk: FileBlock;
+  n: number;
+  hole?: true;
+}
+
+/**
+ * A hole [fblk, fblk+n) inside an unshare's range under `linux` (file blocks
+ * below the size): dax_file_unshare -> xfs_direct_write_iomap_begin finds
+ * no mapping, imap_needs_alloc, and xfs_iomap_write_direct allocates it
+ * written and zeroed for DAX (XFS_BMAPI_CONVERT | XFS_BMAPI_ZERO), placed
+ * as any hole allocation (the XFS shadow aims it, xfs_bmap_adjacent).
+ * XFS runs dax_file_unshare only on a reflink inode (xfs_reflink_unshare);
+ * on another one xfs_alloc_file_space preallocates the holes UNWRITTEN,
+ * which daxtool does not model: it allocates them written and zeroed too.
+ */
+export function unshareHole(fx: FileData, inode: InodeRec, path: string, fblk: FileBlock, n: number): void {
+  fx.holder.beforeRelease(inode, path, fblk, n, true);
+  for (let i = 0; i < n; i += IO_CHUNK_BLOCKS) {
+    const k = Math.min(IO_CHUNK_BLOCKS, n - i);
+    fx.replaceBlocks(inode, fblk + i, k, Buffer.alloc(k * fx.bs));
   }
 }
 

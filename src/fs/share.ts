@@ -5,7 +5,7 @@ import type { FileBlock } from '../format/units.js';
 import type { FsTx, Resolved } from './fstx.js';
 import type { DedupeResult } from './types.js';
 import { addAfterAbortFirst, withLayoutsBroken } from './after-abort.js';
-import { forkUnsharePieces, unshareAsXfs, unshareThroughFork } from './overwrite.js';
+import { forkUnsharePieces, type UnsharePiece, unshareAsXfs, unshareHole, unshareThroughFork } from './overwrite.js';
 
 /**
  * Sharing: reflink (FICLONE / FICLONERANGE), dedupe (FIDEDUPERANGE) and
@@ -221,7 +221,7 @@ function unshareRuns(
   r: Resolved,
   b0: FileBlock,
   b1: FileBlock,
-): { runs: Iterable<{ fblk: FileBlock; n: number }>; copy(fblk: FileBlock, n: number): void; fork: boolean } {
+): { runs: Iterable<UnsharePiece>; copy(fblk: FileBlock, n: number): void; fork: boolean } {
   // linux, with a copy-on-write hint: through the fork, piece by piece as XFS finds them (overwrite.ts).
   if (fx.overwriteInPlace && fx.cow.cowHint(r.inode.ino) > 0)
     return {
@@ -229,9 +229,15 @@ function unshareRuns(
       copy: (fblk, n) => unshareThroughFork(fx, r.inode, r.path, fblk, n),
       fork: true,
     };
-  const runs: { fblk: FileBlock; n: number }[] = [];
-  for (const e of clipped(fx, r.inode, b0, Math.max(0, b1 - b0)))
+  const runs: UnsharePiece[] = [];
+  // linux: the holes of the range are allocated in file order among the copies (overwrite.ts, unshareHole).
+  let at = b0;
+  for (const e of clipped(fx, r.inode, b0, Math.max(0, b1 - b0))) {
+    if (fx.xfs.active && e.fblk > at) runs.push({ fblk: at, n: e.fblk - at, hole: true });
     for (const [s, l, rc] of fx.bmap.refcountRuns(e.pblk, e.len)) if (rc >= 2) runs.push({ fblk: e.fblk + (s - e.pblk), n: l });
+    at = e.fblk + e.len;
+  }
+  if (fx.xfs.active && at < b1) runs.push({ fblk: at, n: b1 - at, hole: true });
   // linux, without a hint: each run's blocks where XFS would put them (overwrite.ts).
   if (fx.xfs.active) return { runs, copy: (fblk, n) => unshareAsXfs(fx, r.inode, r.path, fblk, n), fork: false };
   const bs = fx.bs;
@@ -260,7 +266,13 @@ function unshareRuns(
 function unshareBlocks(fx: FsTx, r: Resolved, b0: FileBlock, b1: FileBlock, failAt?: FileBlock): number {
   const { runs, copy, fork } = unshareRuns(fx, r, b0, b1);
   let copied = 0;
-  for (const { fblk, n } of runs) {
+  let filled = 0;
+  for (const { fblk, n, hole } of runs) {
+    if (hole) {
+      unshareHole(fx, r.inode, r.path, fblk, n);
+      filled += n;
+      continue;
+    }
     if (fblk === failAt) {
       fx.cow.cancel(r.inode.ino, fblk, fblk + n);
       break;
@@ -268,14 +280,15 @@ function unshareBlocks(fx: FsTx, r: Resolved, b0: FileBlock, b1: FileBlock, fail
     try {
       copy(fblk, n);
     } catch (x) {
-      if (fork && isDaxError(x, 'EIO')) {
-        if (copied > 0) x.message += `; file blocks ${b0}..${fblk - 1} were unshared before it (${copied} blocks copied) and stay so`;
-        x.message += `; XFS freed the copy-on-write staging of file blocks ${fblk}..${fblk + n - 1} (xfs_reflink_cancel_cow_range)`;
-        addAfterAbortFirst(x, (next: FsTx) => void unshareBlocks(next, next.resolve(r.path), b0, b1, fblk));
-      } else if (copied > 0 && isDaxError(x, 'EIO')) {
-        x.message += `; file blocks ${b0}..${fblk - 1} were unshared before it (${copied} blocks copied) and stay so`;
+      if (isDaxError(x, 'EIO') && (fork || copied + filled > 0)) {
+        if (copied + filled > 0)
+          x.message += `; file blocks ${b0}..${fblk - 1} were unshared before it (${copied} blocks copied, ${filled} of holes allocated) and stay so`;
+        if (fork)
+          x.message += `; XFS freed the copy-on-write staging of file blocks ${fblk}..${fblk + n - 1} (xfs_reflink_cancel_cow_range)`;
         // Before what the failed run still changes (XFS allocated and freed its copy after these).
-        addAfterAbortFirst(x, (next: FsTx) => void unshareBlocks(next, next.resolve(r.path), b0, fblk));
+        addAfterAbortFirst(x, (next: FsTx) =>
+          fork ? void unshareBlocks(next, next.resolve(r.path), b0, b1, fblk) : void unshareBlocks(next, next.resolve(r.path), b0, fblk),
+        );
       }
       throw x;
     }
