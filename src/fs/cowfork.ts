@@ -41,7 +41,9 @@ import { MAX_KEY } from './trees.js';
  *    extent is not shared we might have a preallocation for it in the COW fork").
  *  - end: xfs_reflink_end_cow — only the written range moves from the fork
  *    into the data fork (the old blocks lose a reference); the rest stays staged.
- *  - cancel: xfs_reflink_cancel_cow_range (truncate, punch, unlink) frees staging.
+ *  - cancel: xfs_reflink_cancel_cow_range (truncate, unlink) frees staging. A
+ *    punch does not: xfs_free_file_space unmaps the data fork only, and a later
+ *    write into the hole goes through the staged block (overwrite.ts segments).
  *    A clone leaves the destination's fork alone (xfs_reflink_remap_extent
  *    changes the data fork only), as the booted kernel shows.
  *

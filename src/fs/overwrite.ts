@@ -74,14 +74,19 @@ function segments(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): 
   let at = b0;
   const push = (kind: SegKind, fblk: FileBlock, n: number, pblk: Blkno): void => {
     const l = out[out.length - 1];
-    if (l && l.kind === kind && l.fblk + l.n === fblk && (kind === 'hole' || l.pblk + l.n === pblk)) l.n += n;
+    if (l && l.kind === kind && l.fblk + l.n === fblk && (kind === 'hole' || (l.pblk < 0 && pblk < 0) || l.pblk + l.n === pblk)) l.n += n;
     else out.push({ kind, fblk, n, pblk });
+  };
+  // A hole under a staging extent is written through the fork too (xfs_find_trim_cow_extent finds it first).
+  const hole = (f: FileBlock, n: number): void => {
+    if (!staged.length) return push('hole', f, n, -1);
+    for (let i = 0; i < n; i++) push(isStaged(f + i) ? 'cow' : 'hole', f + i, 1, -1);
   };
   if (inode.extentRoot !== 0) {
     for (const e of fx.bmap.extentsIn(fx.bmap.extentTree(inode), b0, b1)) {
       const s = Math.max(e.fblk, b0);
       const t = Math.min(e.fblk + e.len, b1);
-      if (s > at) push('hole', at, s - at, -1);
+      if (s > at) hole(at, s - at);
       const p = e.pblk + (s - e.fblk);
       for (const [rs, rl, rc] of fx.bmap.refcountRuns(p, t - s)) {
         if (rc >= 2 || !staged.length) push(rc >= 2 ? 'cow' : 'inplace', s + (rs - p), rl, rs);
@@ -90,7 +95,7 @@ function segments(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): 
       at = t;
     }
   }
-  if (at < b1) push('hole', at, b1 - at, -1);
+  if (at < b1) hole(at, b1 - at);
   return out;
 }
 
