@@ -300,15 +300,18 @@ function dataExtentAt(
   b1: FileBlock,
 ): { fblk: FileBlock; n: number; pblk: Blkno } | undefined {
   if (inode.extentRoot === 0) return undefined;
-  let out: { fblk: FileBlock; n: number; pblk: Blkno } | undefined;
-  for (const e of fx.bmap.extentsIn(fx.bmap.extentTree(inode), at, b1)) {
-    const s = Math.max(e.fblk, at);
-    const t = Math.min(e.fblk + e.len, b1);
-    const p = e.pblk + (s - e.fblk);
-    if (!out) out = { fblk: s, n: t - s, pblk: p };
-    else if (out.fblk + out.n === s && out.pblk + out.n === p) out.n += t - s;
-    else break;
-  }
+  const tree = fx.bmap.extentTree(inode);
+  // One lookup per record the answer spans (not a read of every record up to b1: an unshare asks once per piece).
+  const next = (f: FileBlock) => {
+    const r = fx.bmap.lookup(tree, f) ?? tree.lookupGe([f]);
+    return r && r.fblk < b1 ? fx.bmap.sound(tree, r) : undefined;
+  };
+  const e = next(at);
+  if (!e) return undefined;
+  const s = Math.max(e.fblk, at);
+  const out = { fblk: s, n: Math.min(e.fblk + e.len, b1) - s, pblk: e.pblk + (s - e.fblk) };
+  for (let x = next(out.fblk + out.n); x && x.fblk === out.fblk + out.n && x.pblk === out.pblk + out.n; x = next(out.fblk + out.n))
+    out.n = Math.min(x.fblk + x.len, b1) - out.fblk;
   return out;
 }
 

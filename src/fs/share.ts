@@ -282,7 +282,7 @@ function unshareBlocks(fx: FsTx, r: Resolved, b0: FileBlock, b1: FileBlock, fail
     } catch (x) {
       if (isDaxError(x, 'EIO') && (fork || copied + filled > 0)) {
         if (copied + filled > 0)
-          x.message += `; file blocks ${b0}..${fblk - 1} were unshared before it (${copied} blocks copied, ${filled} of holes allocated) and stay so`;
+          x.message += `; file blocks ${b0}..${fblk - 1} were unshared before it (${copied} blocks copied, ${filled} hole blocks allocated) and stay so`;
         if (fork)
           x.message += `; XFS freed the copy-on-write staging of file blocks ${fblk}..${fblk + n - 1} (xfs_reflink_cancel_cow_range)`;
         // Before what the failed run still changes (XFS allocated and freed its copy after these).
