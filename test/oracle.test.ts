@@ -2,6 +2,7 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain ESM modules without declarations
 import { generate } from '../oracle/scenario.mjs';
@@ -13,6 +14,8 @@ import { DaxSide } from '../oracle/daxtool-side.mjs';
 import { kernelSeries } from '../oracle/main.mjs';
 // @ts-expect-error plain ESM modules without declarations
 import { freshData, parseGuestOutput, runScript } from '../oracle/kernel.mjs';
+// @ts-expect-error plain ESM modules without declarations
+import { fileRuns, replay } from '../oracle/replay.mjs';
 
 /**
  * The oracle without QEMU: the generator, the replay of recorded guest output, canonicalisation and the
@@ -251,6 +254,32 @@ describe('oracle comparison', () => {
     } finally {
       side.close();
     }
+  });
+});
+
+describe('oracle replay (side by side around a step)', () => {
+  it('prints runs of contiguous pages on contiguous blocks, split where the SHARED flag changes', () => {
+    const blocks = new Map([
+      ['0.0', { b: 'b10', sh: false }],
+      ['0.1', { b: 'b11', sh: false }],
+      ['0.2', { b: 'b12', sh: true }],
+      ['0.4', { b: 'b14', sh: true }],
+      ['1.0', { b: 'b10', sh: false }],
+    ]);
+    expect(fileRuns(blocks, 0)).toEqual([
+      { pg: 0, b: 10, n: 2, sh: false },
+      { pg: 2, b: 12, n: 1, sh: true },
+      { pg: 4, b: 14, n: 1, sh: true },
+    ]);
+  });
+
+  it('replays the recorded run and prints both sides from --from to the step', () => {
+    const log = fileURLToPath(new URL('./fixtures/oracle-kernel-6.12.json', import.meta.url));
+    const lines: string[] = [];
+    replay({ log, variant: 'pte', seed: 1, step: 12, from: 11, files: [0], pages: [0, Infinity] }, (l: string) => lines.push(l));
+    expect(lines.filter((l) => l.startsWith('step '))).toEqual([expect.stringMatching(/^step 11: /), expect.stringMatching(/^step 12: /)]);
+    expect(lines.filter((l) => /^ {2}(kernel |daxtool) f0: /.test(l))).toHaveLength(4);
+    expect(lines.some((l) => / f1: /.test(l))).toBe(false);
   });
 });
 

@@ -41,7 +41,9 @@ import { MAX_KEY } from './trees.js';
  *    extent is not shared we might have a preallocation for it in the COW fork").
  *  - end: xfs_reflink_end_cow — only the written range moves from the fork
  *    into the data fork (the old blocks lose a reference); the rest stays staged.
- *  - cancel: xfs_reflink_cancel_cow_range (truncate, punch, unlink) frees staging.
+ *  - cancel: xfs_reflink_cancel_cow_range (truncate, unlink) frees staging. A
+ *    punch does not: xfs_free_file_space unmaps the data fork only, and a later
+ *    write into the hole goes through the staged block (overwrite.ts segments).
  *    A clone leaves the destination's fork alone (xfs_reflink_remap_extent
  *    changes the data fork only), as the booted kernel shows.
  *
@@ -163,9 +165,11 @@ export class CowFork {
    * hint: fill every hole of the fork the request meets, one reservation per
    * hole (xfs_bmapi_write), covering the file blocks and placed where XFS
    * puts them (cow-place.ts: extsizeAlign, adjacent). Returns the new staging
-   * extents.
+   * extents. `first`: only the first extent of the first hole's reservation,
+   * as xfs_reflink_fill_cow_hole gets it (xfs_bmapi_write with one mapping;
+   * the rest of the hole stays a hole until an iomap meets it again).
    */
-  reserve(ino: Ino, fblk: FileBlock, n: number): StagingExtent[] {
+  reserve(ino: Ino, fblk: FileBlock, n: number, first = false): StagingExtent[] {
     const h = Math.max(this.cowHint(ino), 1);
     const made: StagingExtent[] = [];
     let at = fblk;
@@ -179,7 +183,8 @@ export class CowFork {
       const [off, len] = extsizeAlign(at, want, h, prev, next);
       // xfs_bmap_isaeof runs only for a request of a stripe unit or more (here: the hint; see cow-place.ts).
       const aeof = !next && want >= h && h > 1;
-      made.push(...this.place(ino, off, len, h, aeof, prev, next));
+      made.push(...this.place(ino, off, len, h, aeof, first, prev, next));
+      if (first) break;
       at = off + len;
     }
     return made;
@@ -209,6 +214,7 @@ export class CowFork {
     len: number,
     h: number,
     aeof: boolean,
+    first: boolean,
     prev?: StagingExtent,
     next?: StagingExtent,
   ): StagingExtent[] {
@@ -233,6 +239,7 @@ export class CowFork {
       made.push({ fblk: off + done, pblk: p, len: l });
       done += l;
       hint = p + l;
+      if (first) break;
     }
     if (hint > this.cursor()) this.setCursor(hint);
     return made;

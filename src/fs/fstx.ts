@@ -504,8 +504,8 @@ export class FsTx {
     if (first < last) {
       // Private copies stay: truncate_pagecache_range unmaps with even_cows = false (only truncate drops them).
       this.holder.beforeRelease(inode, path, first, last - first, true);
+      // The copy-on-write fork stays: xfs_free_file_space unmaps the data fork only (xfs_unmap_extent).
       this.bmap.dropRange(inode, first, last - first);
-      this.cow.cancel(inode.ino, first, last); // xfs_free_file_space -> xfs_reflink_cancel_cow_range
     }
     if (first > last) {
       this.zeroRange(inode, path, offset, end - offset); // inside one block

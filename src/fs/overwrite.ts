@@ -74,14 +74,19 @@ function segments(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): 
   let at = b0;
   const push = (kind: SegKind, fblk: FileBlock, n: number, pblk: Blkno): void => {
     const l = out[out.length - 1];
-    if (l && l.kind === kind && l.fblk + l.n === fblk && (kind === 'hole' || l.pblk + l.n === pblk)) l.n += n;
+    if (l && l.kind === kind && l.fblk + l.n === fblk && (kind === 'hole' || (l.pblk < 0 && pblk < 0) || l.pblk + l.n === pblk)) l.n += n;
     else out.push({ kind, fblk, n, pblk });
+  };
+  // A hole under a staging extent is written through the fork too (xfs_find_trim_cow_extent finds it first).
+  const hole = (f: FileBlock, n: number): void => {
+    if (!staged.length) return push('hole', f, n, -1);
+    for (let i = 0; i < n; i++) push(isStaged(f + i) ? 'cow' : 'hole', f + i, 1, -1);
   };
   if (inode.extentRoot !== 0) {
     for (const e of fx.bmap.extentsIn(fx.bmap.extentTree(inode), b0, b1)) {
       const s = Math.max(e.fblk, b0);
       const t = Math.min(e.fblk + e.len, b1);
-      if (s > at) push('hole', at, s - at, -1);
+      if (s > at) hole(at, s - at);
       const p = e.pblk + (s - e.fblk);
       for (const [rs, rl, rc] of fx.bmap.refcountRuns(p, t - s)) {
         if (rc >= 2 || !staged.length) push(rc >= 2 ? 'cow' : 'inplace', s + (rs - p), rl, rs);
@@ -90,7 +95,7 @@ function segments(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): 
       at = t;
     }
   }
-  if (at < b1) push('hole', at, b1 - at, -1);
+  if (at < b1) hole(at, b1 - at);
   return out;
 }
 
@@ -200,21 +205,134 @@ function writeThroughFork(fx: FileData, inode: InodeRec, g: Seg, bytes: (fblk: F
 }
 
 /**
- * The runs an unshare copies under the `linux` model when the file has a
- * copy-on-write hint: XFS's unshare goes through the fork (dax_file_unshare
- * over xfs_dax_write_iomap_ops: xfs_direct_write_iomap_begin ->
- * xfs_reflink_allocate_cow, which takes a staged extent where the fork has
- * one, xfs_find_trim_cow_extent, or reserves with the hint's alignment), so
- * a block staged in the fork is copied and remapped even when it is not
- * shared. Unshared blocks outside the fork and holes stay.
+ * The pieces an unshare copies under the `linux` model when the file has a
+ * copy-on-write hint, one iomap of dax_file_unshare each, found as XFS finds
+ * them (dax_file_unshare over xfs_dax_write_iomap_ops ->
+ * xfs_direct_write_iomap_begin), LAZILY: a piece is looked up after the one
+ * before it was copied, as the iomap iterator does.
+ *
+ *  - imap is the data-fork extent at the position, trimmed to the range. A
+ *    hole is not copied (imap_needs_cow: false for IOMAP_UNSHARE) but
+ *    ALLOCATED: imap_needs_alloc holds for a hole, and under DAX
+ *    xfs_iomap_write_direct allocates it written and zeroed
+ *    (XFS_BMAPI_CONVERT | XFS_BMAPI_ZERO): a `hole` piece (unshareHole);
+ *  - xfs_reflink_allocate_cow -> xfs_find_trim_cow_extent: a staging extent
+ *    covering the position is used as it is, trimmed to imap ("real extent
+ *    found - no need to allocate"): that piece is copied even over unshared
+ *    blocks; else imap is trimmed to the fork's hole and then around shared
+ *    blocks (xfs_reflink_trim_around_shared): an unshared start is skipped up
+ *    to the first shared block, a shared one is reserved
+ *    (xfs_reflink_fill_cow_hole: the reservation widened to the hint within
+ *    the hole, CowFork.reserve) and copied as far as the first extent the
+ *    allocation got reaches (xfs_bmapi_write with one mapping: the rest of
+ *    the hole is reserved only if the next piece is shared).
+ *
+ * So a piece never spans two data-fork extents or two staging extents: a
+ * poisoned source fails only the piece that holds it, and the pieces before
+ * it stay copied (the kernel oracle, 2 MiB seed 1 step 185).
  */
-export function forkUnshareRuns(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): { fblk: FileBlock; n: number }[] {
-  return segments(fx, inode, b0, b1)
-    .filter((g) => g.kind === 'cow')
-    .map((g) => ({ fblk: g.fblk, n: g.n }));
+export function* forkUnsharePieces(fx: FileData, inode: InodeRec, b0: FileBlock, b1: FileBlock): Generator<UnsharePiece> {
+  let at = b0;
+  while (at < b1) {
+    const imap = dataExtentAt(fx, inode, at, b1);
+    if (!imap || imap.fblk > at) {
+      const n = (imap ? imap.fblk : b1) - at;
+      yield { fblk: at, n, hole: true };
+      at += n;
+      continue;
+    }
+    const end = imap.fblk + imap.n;
+    const cow = fx.cow.staged(inode.ino, at, end)[0];
+    if (cow && cow.fblk <= at) {
+      const n = Math.min(cow.fblk + cow.len, end) - at;
+      yield { fblk: at, n };
+      at += n;
+      continue;
+    }
+    const hole = (cow ? cow.fblk : end) - at;
+    const { shared, n: len } = sharedPrefix(fx, imap.pblk + (at - imap.fblk), hole);
+    if (!shared) {
+      at += len;
+      continue;
+    }
+    fx.cow.reserve(inode.ino, at, len, true);
+    const got = fx.cow.staged(inode.ino, at, at + 1)[0]!;
+    const n = Math.min(got.fblk + got.len, at + len) - at;
+    yield { fblk: at, n };
+    at += n;
+  }
 }
 
-/** Copy file blocks [fblk, fblk+n) (a run of forkUnshareRuns) to the fork's blocks and remap them (xfs_reflink_end_cow). */
+/** One iomap of an unshare under `linux`: a run to copy, or a hole to allocate (unshareHole). */
+export interface UnsharePiece {
+  fblk: FileBlock;
+  n: number;
+  hole?: true;
+}
+
+/**
+ * A hole [fblk, fblk+n) inside an unshare's range under `linux` (file blocks
+ * below the size): dax_file_unshare -> xfs_direct_write_iomap_begin finds
+ * no mapping, imap_needs_alloc, and xfs_iomap_write_direct allocates it
+ * written and zeroed for DAX (XFS_BMAPI_CONVERT | XFS_BMAPI_ZERO), placed
+ * as any hole allocation (the XFS shadow aims it, xfs_bmap_adjacent).
+ * XFS runs dax_file_unshare only on a reflink inode (xfs_reflink_unshare);
+ * on another one xfs_alloc_file_space preallocates the holes UNWRITTEN,
+ * which daxtool does not model: it allocates them written and zeroed too.
+ */
+export function unshareHole(fx: FileData, inode: InodeRec, path: string, fblk: FileBlock, n: number): void {
+  fx.holder.beforeRelease(inode, path, fblk, n, true);
+  for (let i = 0; i < n; i += IO_CHUNK_BLOCKS) {
+    const k = Math.min(IO_CHUNK_BLOCKS, n - i);
+    fx.replaceBlocks(inode, fblk + i, k, Buffer.alloc(k * fx.bs));
+  }
+}
+
+/**
+ * The data-fork extent at or after file block `at` and before b1, as XFS's
+ * in-core extent (physically contiguous records merged), clipped to [at, b1);
+ * undefined when none is left.
+ */
+function dataExtentAt(
+  fx: FileData,
+  inode: InodeRec,
+  at: FileBlock,
+  b1: FileBlock,
+): { fblk: FileBlock; n: number; pblk: Blkno } | undefined {
+  if (inode.extentRoot === 0) return undefined;
+  const tree = fx.bmap.extentTree(inode);
+  // One lookup per record the answer spans (not a read of every record up to b1: an unshare asks once per piece).
+  const next = (f: FileBlock) => {
+    const r = fx.bmap.lookup(tree, f) ?? tree.lookupGe([f]);
+    return r && r.fblk < b1 ? fx.bmap.sound(tree, r) : undefined;
+  };
+  const e = next(at);
+  if (!e) return undefined;
+  const s = Math.max(e.fblk, at);
+  const out = { fblk: s, n: Math.min(e.fblk + e.len, b1) - s, pblk: e.pblk + (s - e.fblk) };
+  for (let x = next(out.fblk + out.n); x && x.fblk === out.fblk + out.n && x.pblk === out.pblk + out.n; x = next(out.fblk + out.n))
+    out.n = Math.min(x.fblk + x.len, b1) - out.fblk;
+  return out;
+}
+
+/**
+ * xfs_reflink_trim_around_shared over blocks [p, p+len): whether the first
+ * block is shared, and how far that lasts (xfs_refcount_find_shared with
+ * find_end_of_shared: contiguous shared records count as one run whatever
+ * their counts).
+ */
+function sharedPrefix(fx: FileData, p: Blkno, len: number): { shared: boolean; n: number } {
+  const runs = fx.bmap.refcountRuns(p, len);
+  const shared = runs[0]![2] >= 2;
+  let n = 0;
+  for (const [, l, rc] of runs) {
+    if (rc >= 2 !== shared) break;
+    n += l;
+  }
+  return { shared, n };
+}
+
+/** Copy file blocks [fblk, fblk+n) (a piece of forkUnsharePieces) to the fork's blocks and remap them (xfs_reflink_end_cow). */
 export function unshareThroughFork(fx: FileData, inode: InodeRec, path: string, fblk: FileBlock, n: number): void {
   fx.holder.beforeRelease(inode, path, fblk, n, true);
   writeThroughFork(fx, inode, { kind: 'cow', fblk, n, pblk: -1 }, (f, k) => {

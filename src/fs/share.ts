@@ -5,7 +5,7 @@ import type { FileBlock } from '../format/units.js';
 import type { FsTx, Resolved } from './fstx.js';
 import type { DedupeResult } from './types.js';
 import { addAfterAbortFirst, withLayoutsBroken } from './after-abort.js';
-import { forkUnshareRuns, unshareAsXfs, unshareThroughFork } from './overwrite.js';
+import { forkUnsharePieces, type UnsharePiece, unshareAsXfs, unshareHole, unshareThroughFork } from './overwrite.js';
 
 /**
  * Sharing: reflink (FICLONE / FICLONERANGE), dedupe (FIDEDUPERANGE) and
@@ -221,15 +221,25 @@ function unshareRuns(
   r: Resolved,
   b0: FileBlock,
   b1: FileBlock,
-): { runs: { fblk: FileBlock; n: number }[]; copy(fblk: FileBlock, n: number): void } {
-  // linux, with a copy-on-write hint: through the fork, as XFS does (overwrite.ts).
+): { runs: Iterable<UnsharePiece>; copy(fblk: FileBlock, n: number): void; fork: boolean } {
+  // linux, with a copy-on-write hint: through the fork, piece by piece as XFS finds them (overwrite.ts).
   if (fx.overwriteInPlace && fx.cow.cowHint(r.inode.ino) > 0)
-    return { runs: forkUnshareRuns(fx, r.inode, b0, b1), copy: (fblk, n) => unshareThroughFork(fx, r.inode, r.path, fblk, n) };
-  const runs: { fblk: FileBlock; n: number }[] = [];
-  for (const e of clipped(fx, r.inode, b0, Math.max(0, b1 - b0)))
+    return {
+      runs: forkUnsharePieces(fx, r.inode, b0, b1),
+      copy: (fblk, n) => unshareThroughFork(fx, r.inode, r.path, fblk, n),
+      fork: true,
+    };
+  const runs: UnsharePiece[] = [];
+  // linux: the holes of the range are allocated in file order among the copies (overwrite.ts, unshareHole).
+  let at = b0;
+  for (const e of clipped(fx, r.inode, b0, Math.max(0, b1 - b0))) {
+    if (fx.xfs.active && e.fblk > at) runs.push({ fblk: at, n: e.fblk - at, hole: true });
     for (const [s, l, rc] of fx.bmap.refcountRuns(e.pblk, e.len)) if (rc >= 2) runs.push({ fblk: e.fblk + (s - e.pblk), n: l });
+    at = e.fblk + e.len;
+  }
+  if (fx.xfs.active && at < b1) runs.push({ fblk: at, n: b1 - at, hole: true });
   // linux, without a hint: each run's blocks where XFS would put them (overwrite.ts).
-  if (fx.xfs.active) return { runs, copy: (fblk, n) => unshareAsXfs(fx, r.inode, r.path, fblk, n) };
+  if (fx.xfs.active) return { runs, copy: (fblk, n) => unshareAsXfs(fx, r.inode, r.path, fblk, n), fork: false };
   const bs = fx.bs;
   const copy = (fblk: FileBlock, l: number): void => {
     fx.holder.beforeRelease(r.inode, r.path, fblk, l, true);
@@ -240,7 +250,7 @@ function unshareRuns(
       fx.replaceBlocks(r.inode, fblk + i, n, buf);
     }
   };
-  return { runs, copy };
+  return { runs, copy, fork: false };
 }
 
 /**
@@ -248,19 +258,37 @@ function unshareRuns(
  * run by run (one iomap each in dax_file_unshare). A run that cannot be read
  * fails the command, but the runs before it stay unshared, as in Linux: the
  * error carries them to a transaction of their own (after-abort.ts) and says
- * how many blocks that is.
+ * how many blocks that is. Through the copy-on-write fork, the failed piece's
+ * staging is freed too (xfs_dax_write_iomap_end, nothing written ->
+ * xfs_reflink_cancel_cow_range over the iomap): the follow-up replays the
+ * pieces up to `failAt`, the piece that failed, and cancels that one.
  */
-function unshareBlocks(fx: FsTx, r: Resolved, b0: FileBlock, b1: FileBlock): number {
-  const { runs, copy } = unshareRuns(fx, r, b0, b1);
+function unshareBlocks(fx: FsTx, r: Resolved, b0: FileBlock, b1: FileBlock, failAt?: FileBlock): number {
+  const { runs, copy, fork } = unshareRuns(fx, r, b0, b1);
   let copied = 0;
-  for (const { fblk, n } of runs) {
+  let filled = 0;
+  for (const { fblk, n, hole } of runs) {
+    if (hole) {
+      unshareHole(fx, r.inode, r.path, fblk, n);
+      filled += n;
+      continue;
+    }
+    if (fblk === failAt) {
+      fx.cow.cancel(r.inode.ino, fblk, fblk + n);
+      break;
+    }
     try {
       copy(fblk, n);
     } catch (x) {
-      if (copied > 0 && isDaxError(x, 'EIO')) {
-        x.message += `; file blocks ${b0}..${fblk - 1} were unshared before it (${copied} blocks copied) and stay so`;
+      if (isDaxError(x, 'EIO') && (fork || copied + filled > 0)) {
+        if (copied + filled > 0)
+          x.message += `; file blocks ${b0}..${fblk - 1} were unshared before it (${copied} blocks copied, ${filled} hole blocks allocated) and stay so`;
+        if (fork)
+          x.message += `; XFS freed the copy-on-write staging of file blocks ${fblk}..${fblk + n - 1} (xfs_reflink_cancel_cow_range)`;
         // Before what the failed run still changes (XFS allocated and freed its copy after these).
-        addAfterAbortFirst(x, (next: FsTx) => void unshareBlocks(next, next.resolve(r.path), b0, fblk));
+        addAfterAbortFirst(x, (next: FsTx) =>
+          fork ? void unshareBlocks(next, next.resolve(r.path), b0, b1, fblk) : void unshareBlocks(next, next.resolve(r.path), b0, fblk),
+        );
       }
       throw x;
     }

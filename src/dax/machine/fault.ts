@@ -512,9 +512,15 @@ function fault4k(
       const next = treeOf(s, b, inode).lookupGe([index]);
       if (next) limit = Math.min(limit, next.fblk);
     }
+    // A hole under a staging extent is written through the fork (xfs_find_trim_cow_extent finds the
+    // staged extent first: the staged blocks, zeroed, are remapped); elsewhere only up to the next one.
+    const staged = usesFork(s, inode) ? s.fx.cow.staged(inode.ino, index, limit)[0] : undefined;
+    const viaFork = staged !== undefined && staged.fblk <= index;
+    if (staged) limit = Math.min(limit, viaFork ? staged.fblk + staged.len : staged.fblk);
     const n = runRoom(s, b, v, addr, index, limit, null);
     const stale = invalidate(s, v.ino, index, n, { keepAnon: true });
-    const got = placeBlocks(s, b, inode, index, n, null);
+    if (viaFork) b.ext = null;
+    const got = viaFork ? zeroThroughFork(s, inode, index, n) : placeBlocks(s, b, inode, index, n, null);
     setAhead(b, v.ino, index, n, got, null);
     const e = install(s, proc, v, addr, 1, fileFrame(s, got[0]![0], v.ino, index), RW, walkTrace(b));
     return done(s, b, addr, 'mapped', e, 1, { kind: 'hole-write', block: got[0]![0], stale }, { allocated: true }, notes);
