@@ -61,7 +61,6 @@ export class RecordTable<R> {
     if (typeof k === 'number') {
       const c = this.completeNum;
       for (let i = 0; i < c.length; i += 2) if (k >= c[i]! && k <= c[i + 1]!) return true;
-      return false;
     }
     for (const [lo, hi] of this.complete) if (compareKeys(key, lo) >= 0 && compareKeys(key, hi) <= 0) return true;
     return false;

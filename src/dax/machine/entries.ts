@@ -12,7 +12,7 @@
  */
 import { hdrCount, setHdrCount } from '../../format/block.js';
 import * as D from '../../format/dax-records.js';
-import { DescSpace, DramKind, type ProcRec, type VmaRec } from '../../format/dax-records.js';
+import { DescSpace, DramKind, type DramRec, type ProcRec, type VmaRec } from '../../format/dax-records.js';
 import { corrupt, err } from '../../format/errors.js';
 import { CounterId } from '../../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../../format/units.js';
@@ -92,7 +92,8 @@ export function account(s: MachineState, v: VmaRec, addr: number, level: 1 | 2, 
     }
     throw corrupt(`page-table entry of pid ${v.pid} at ${hex(addr)} maps DRAM frame ${frame}, which is not in use`);
   }
-  const n = { ...d, mapcount: d.mapcount + delta };
+  // Built field by field: a spread of records of several shapes is a slow, megamorphic copy on this path.
+  const n: DramRec = { frame: d.frame, kind: d.kind, mapcount: d.mapcount + delta, src: d.src, ino: d.ino, index: d.index, pid: d.pid };
   if (n.mapcount === 0) {
     // A DRAM frame lives while mapped; a pinned one must not go (a device block outlives its mappings anyway).
     const pinned = s.pins.size ? s.pins.get(frame) : undefined;
@@ -108,7 +109,21 @@ export function account(s: MachineState, v: VmaRec, addr: number, level: 1 | 2, 
     const ref = s.desc.get(k, kt);
     if (!ref) throw corrupt(`DRAM copy ${frame} of block ${d.src} has no copy reference`);
     if (n.mapcount === 0) s.desc.del(k, kt);
-    else s.desc.put({ ...ref, mapcount: ref.mapcount + delta });
+    else
+      s.desc.put({
+        space: ref.space,
+        kind: ref.kind,
+        flags: ref.flags,
+        len: ref.len,
+        k1: ref.k1,
+        k2: ref.k2,
+        k3: ref.k3,
+        mapcount: ref.mapcount + delta,
+        share: ref.share,
+        ino: ref.ino,
+        index: ref.index,
+        target: ref.target,
+      });
   }
 }
 
