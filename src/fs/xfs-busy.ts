@@ -71,6 +71,12 @@ export class BusyExtents {
   private count = 0;
   /** The records in insertion order (what rebuilds the same tree: XFS never rebalances otherwise). */
   private readonly order: AgExtent[] = [];
+  /**
+   * trim's answers since the tree last changed, by the free extent's start: an
+   * allocation near the inode trims every free extent below the one it takes
+   * (hundreds, busy ones), and most allocations find the tree as the last left it.
+   */
+  private readonly trimmed = new Map<number, { len: number; minlen: number; maxlen: number; t: AgExtent & { busy: boolean } }>();
 
   /** Records in the tree. */
   get size(): number {
@@ -89,6 +95,7 @@ export class BusyExtents {
     else y.right = z;
     this.count++;
     this.order.push({ bno, len });
+    this.trimmed.clear();
     this.rebalance(z);
   }
 
@@ -102,6 +109,7 @@ export class BusyExtents {
     this.root = null;
     this.count = 0;
     this.order.length = 0;
+    this.trimmed.clear();
   }
 
   /** The records in block order. */
@@ -121,8 +129,18 @@ export class BusyExtents {
    * xfs_extent_busy_trim: the part of free extent [bno, bno + len) an
    * allocation of minlen..maxlen blocks may use; len 0 when it is all busy
    * (as XFS decides it, which can call a free extent all busy when it is not).
+   * The answer is shared with later calls: not to be changed.
    */
-  trim(bno: number, len: number, minlen = 1, maxlen = 1): AgExtent & { busy: boolean } {
+  trim(bno: number, len: number, minlen = 1, maxlen = 1): Readonly<AgExtent & { busy: boolean }> {
+    const m = this.trimmed.get(bno);
+    if (m && m.len === len && m.minlen === minlen && m.maxlen === maxlen) return m.t;
+    const t = this.walkTrim(bno, len, minlen, maxlen);
+    this.trimmed.set(bno, { len, minlen, maxlen, t });
+    return t;
+  }
+
+  /** trim's walk of the tree from its root (xfs_extent_busy_trim). */
+  private walkTrim(bno: number, len: number, minlen: number, maxlen: number): AgExtent & { busy: boolean } {
     let fbno = bno;
     let flen = len;
     let n = this.root;
@@ -225,8 +243,8 @@ export interface NearChoice {
 
 /**
  * xfs_alloc_ag_vextent_near for one block near `target`, over the group's free
- * extents (any order, not overlapping) and its busy extents (cleared here when
- * the log has to be forced). null: no free block at all (ENOSPC).
+ * extents (in ascending order, not overlapping) and its busy extents (cleared
+ * here when the log has to be forced). null: no free block at all (ENOSPC).
  */
 export function allocNear(free: readonly AgExtent[], busy: BusyExtents, target: number): NearChoice | null {
   for (let flushed = false; ; flushed = true) {
@@ -238,12 +256,29 @@ export function allocNear(free: readonly AgExtent[], busy: BusyExtents, target: 
 }
 
 /**
+ * The least distance from `target` at which a run of n blocks trimmed out of
+ * free extent x can start (computeDiff over any part of x holding n blocks):
+ * 0 when x holds the target, else the distance to x's first block after it,
+ * or (x wholly before it) to the last start that leaves n blocks before x's end.
+ */
+function leastDiff(x: AgExtent, target: number, n: number): number {
+  if (x.bno >= target) return x.bno - target;
+  const end = x.bno + x.len;
+  return end <= target ? target - end + n : 0;
+}
+
+/**
  * One pass of xfs_alloc_ag_vextent_lastblock over the free extents for n
  * blocks: each trimmed of busy extents (minlen = maxlen = n), the nearest
  * start to `target` kept, a tie going to the extent later in the by-size
- * btree's order (length, then start). The extents may come in any order: the
- * tie rule compares their (length, start) itself instead of sorting them.
- * bno -1: no extent fits; sawBusy: some extent was trimmed.
+ * btree's order (length, then start). That order is total (no two extents
+ * share a start), so the winner does not depend on the order extents are
+ * looked at: they are taken outward from the target, nearest bound first
+ * (leastDiff; the extents come in ascending order, not overlapping), and the
+ * pass stops once no extent left can come as near as the best — which
+ * decides the same block as a pass over all of them, without trimming
+ * thousands of extents far away. bno -1: no extent fits (every extent was
+ * looked at); sawBusy: some extent looked at was trimmed.
  */
 function nearest(free: readonly AgExtent[], busy: BusyExtents, target: number, n: number): { bno: number; sawBusy: boolean } {
   let bno = -1;
@@ -251,7 +286,21 @@ function nearest(free: readonly AgExtent[], busy: BusyExtents, target: number, n
   let len = 0;
   let start = 0;
   let sawBusy = false;
-  for (const x of free) {
+  // The first extent ending past the target: from it rightwards the bounds grow, leftwards from the one before too.
+  let lo = 0;
+  let hi = free.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (free[mid]!.bno + free[mid]!.len <= target) lo = mid + 1;
+    else hi = mid;
+  }
+  let r = lo;
+  let l = lo - 1;
+  while (l >= 0 || r < free.length) {
+    const br = r < free.length ? leastDiff(free[r]!, target, n) : Infinity;
+    const bl = l >= 0 ? leastDiff(free[l]!, target, n) : Infinity;
+    if (Math.min(br, bl) > diff) break;
+    const x = br <= bl ? free[r++]! : free[l--]!;
     if (x.len <= 0) continue;
     const t = busy.trim(x.bno, x.len, n, n);
     sawBusy ||= t.busy;
