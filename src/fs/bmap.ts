@@ -714,7 +714,7 @@ export class BlockMap {
       const n = hdrCount(leaf);
       const recs: RefcountRec[] = [];
       for (let i = 0; i < n; i++) recs.push(decodeRefcount(leaf, HDR_SIZE + i * REFC_REC_SIZE));
-      yield* recs;
+      for (let i = 0; i < recs.length; i++) yield recs[i]!;
     }
   }
 
