@@ -138,6 +138,34 @@ export class BlockMap {
     return out;
   }
 
+  /**
+   * The file's extents in order, as (fblk, pblk, len), read in place until
+   * `visit` returns false: a caller that needs the first few reads no more and
+   * decodes no record (each is checked as sound() checks it).
+   */
+  eachExtent(inode: InodeRec, visit: (fblk: FileBlock, pblk: Blkno, len: number) => boolean): void {
+    if (inode.extentRoot === 0) return;
+    const tree = this.extentTree(inode);
+    if (tree instanceof InlineFork) {
+      for (const e of tree.range()) {
+        this.sound(tree, e);
+        if (!visit(e.fblk, e.pblk, e.len)) return;
+      }
+      return;
+    }
+    const total = this.tx.totalBlocks;
+    for (const leaf of tree.leaves()) {
+      const n = hdrCount(leaf);
+      for (let i = 0, o = HDR_SIZE; i < n; i++, o += EXTENT_REC_SIZE) {
+        const fblk = extentFblk(leaf, o);
+        const pblk = extentPblk(leaf, o);
+        const len = extentLen(leaf, o);
+        if (len < 1 || pblk < 2 || pblk + len > total || !Number.isSafeInteger(fblk + len)) this.sound(tree, decodeExtent(leaf, o));
+        if (!visit(fblk, pblk, len)) return;
+      }
+    }
+  }
+
   /** The extent holding file block `fblk`, or undefined for a hole. */
   lookup(tree: Btree<ExtentRec>, fblk: FileBlock): ExtentRec | undefined {
     if (tree.root === 0) return undefined;
