@@ -69,6 +69,8 @@ interface Node extends AgExtent {
 export class BusyExtents {
   private root: Node | null = null;
   private count = 0;
+  /** Changes on every insert and clear: trims made at one version give the same answers while it lasts. */
+  version = 0;
   /** The records in insertion order (what rebuilds the same tree: XFS never rebalances otherwise). */
   private readonly order: AgExtent[] = [];
   /**
@@ -96,6 +98,7 @@ export class BusyExtents {
     this.count++;
     this.order.push({ bno, len });
     this.trimmed.clear();
+    this.version++;
     this.rebalance(z);
   }
 
@@ -110,6 +113,7 @@ export class BusyExtents {
     this.count = 0;
     this.order.length = 0;
     this.trimmed.clear();
+    this.version++;
   }
 
   /** The records in block order. */
@@ -408,6 +412,8 @@ export function adjacentTarget(
  */
 export class UsedBlocks extends Set<number> {
   private readonly sorted: number[] = [];
+  /** The lowest block added or deleted since takeLowestChange last ran (-Infinity after a clear). */
+  private lowest = Infinity;
 
   /** The first index of `sorted` whose block is >= b. */
   private lowerBound(b: number): number {
@@ -426,6 +432,7 @@ export class UsedBlocks extends Set<number> {
     if (!this.has(b)) {
       super.add(b);
       this.sorted.splice(this.lowerBound(b), 0, b);
+      this.lowest = Math.min(this.lowest, b);
     }
     return this;
   }
@@ -433,12 +440,21 @@ export class UsedBlocks extends Set<number> {
   override delete(b: number): boolean {
     if (!super.delete(b)) return false;
     this.sorted.splice(this.lowerBound(b), 1);
+    this.lowest = Math.min(this.lowest, b);
     return true;
   }
 
   override clear(): void {
     super.clear();
     this.sorted.length = 0;
+    this.lowest = -Infinity;
+  }
+
+  /** The lowest block added or deleted since the last call (Infinity: none). */
+  takeLowestChange(): number {
+    const l = this.lowest;
+    this.lowest = Infinity;
+    return l;
   }
 
   /** The blocks >= from, in ascending order (a view: not to be kept across changes). */
@@ -459,17 +475,29 @@ export class XfsAg {
   readonly btree = new Map<number, number>();
   /** Log forces so far (xfs_extent_busy_flush). */
   flushes = 0;
+  /**
+   * What the last allocation aimed below every free extent learnt: each free
+   * extent below block `from` (a free extent's start) was all busy, at busy
+   * version `busy`. While neither the busy tree nor a used block below `from`
+   * changes, those extents stay the same and so does their trim: the next
+   * such allocation starts there (see alloc).
+   */
+  private floor: { from: number; busy: number } | null = null;
 
   constructor(
     readonly first: number,
     readonly target: number,
   ) {}
 
-  /** The free extents: the gaps between used blocks, then the rest of the group. */
-  freeExtents(): AgExtent[] {
-    const { blocks, start } = this.used.ascendingFrom(this.first);
+  /**
+   * The free extents: the gaps between used blocks, then the rest of the
+   * group; from block `at` on, which must start a free extent or be used
+   * (the group's first block, or one after a used block).
+   */
+  freeExtents(at = this.first): AgExtent[] {
+    const { blocks, start } = this.used.ascendingFrom(at);
     const out: AgExtent[] = [];
-    let from = this.first;
+    let from = at;
     for (let i = start; i < blocks.length; i++) {
       const b = blocks[i]!;
       if (b > from) out.push({ bno: from, len: b - from });
@@ -481,9 +509,38 @@ export class XfsAg {
 
   /** A one-block allocation near `target`, the inode's block unless told (xfs_bmap_btalloc), for data or a bmap btree block. */
   alloc(target = this.target): number {
-    const pick = allocNear(this.freeExtents(), this.busy, target);
+    const low = this.used.takeLowestChange();
+    let f = this.floor;
+    if (f && (low < f.from || f.busy !== this.busy.version)) f = this.floor = null;
+    // Aimed below every free extent (at the inode), the allocation takes the
+    // first extent, in block order, that is not all busy: extents below the
+    // floor are known to be, and are not trimmed again. When the rest has
+    // nothing, the whole group is looked at as before (a log force included).
+    const below = target <= this.first;
+    let free: AgExtent[] = [];
+    let pick: NearChoice | null = null;
+    if (below && f) {
+      free = this.freeExtents(f.from);
+      const best = nearest(free, this.busy, target, 1);
+      if (best.bno >= 0) pick = { bno: best.bno, flushed: false };
+    }
+    if (!pick) {
+      free = this.freeExtents();
+      pick = allocNear(free, this.busy, target);
+    }
     if (!pick) throw new RangeError('no free block in the allocation group');
     if (pick.flushed) this.flushes++;
+    if (below) {
+      // The extent holding the block: the last one starting at or below it.
+      let lo = 0;
+      let hi = free.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (free[mid]!.bno <= pick.bno) lo = mid;
+        else hi = mid - 1;
+      }
+      this.floor = { from: free[lo]!.bno, busy: this.busy.version };
+    }
     this.used.add(pick.bno);
     return pick.bno;
   }
