@@ -81,6 +81,15 @@ export class RecordTable<R> {
     return this.slot(k, key).rec ?? undefined;
   }
 
+  /**
+   * get(k, key) when the cache already holds k (the record, or null: known
+   * absent); undefined when it does not, so that a caller builds the tree key
+   * only for a miss.
+   */
+  cached(k: CacheKey): R | null | undefined {
+    return this.slots.get(k)?.rec;
+  }
+
   put(r: R): void {
     const k = this.keyOf(r);
     const s = this.slots.get(k) ?? this.slot(k, this.ops.key(r));
