@@ -287,7 +287,14 @@ export class BlockMap {
 
   /** Refcount of every block in [pblk, pblk+len) as runs [start, len, refcount] (1 where unrecorded). */
   refcountRuns(pblk: Blkno, len: number): [Blkno, number, number][] {
-    return [...runsOf(this.refcRecords(pblk, pblk + len), pblk, pblk + len)];
+    if (len === 1 && this.refc.root !== 0) {
+      // One block (a fault's question): the record at or before it is the only one that can hold it.
+      const r = this.refc.lookupLe([pblk]);
+      if (!r || r.len >= 1) return [[pblk, 1, r && r.pblk + r.len > pblk ? r.refcount : 1]];
+    }
+    const out: [Blkno, number, number][] = [];
+    for (const x of runsOf(this.refcRecords(pblk, pblk + len), pblk, pblk + len)) out.push(x);
+    return out;
   }
 
   private refcRecords(pblk: Blkno, end: Blkno): RefcountRec[] {
