@@ -153,8 +153,22 @@ export class BlockMap {
       }
       return;
     }
+    this.leafExtents(tree, visit);
+  }
+
+  /**
+   * The extent records of a tree's leaves in order, read in place (each
+   * checked as sound() checks it), until `visit` returns false; onLeaf after
+   * each leaf; `nodes` as Btree.leaves takes it.
+   */
+  private leafExtents(
+    tree: Btree<ExtentRec>,
+    visit: (fblk: FileBlock, pblk: Blkno, len: number) => boolean,
+    nodes?: Blkno[],
+    onLeaf?: (leaf: Buffer, n: number) => void,
+  ): void {
     const total = this.tx.totalBlocks;
-    for (const leaf of tree.leaves()) {
+    for (const leaf of tree.leaves(nodes)) {
       const n = hdrCount(leaf);
       for (let i = 0, o = HDR_SIZE; i < n; i++, o += EXTENT_REC_SIZE) {
         const fblk = extentFblk(leaf, o);
@@ -163,6 +177,7 @@ export class BlockMap {
         if (len < 1 || pblk < 2 || pblk + len > total || !Number.isSafeInteger(fblk + len)) this.sound(tree, decodeExtent(leaf, o));
         if (!visit(fblk, pblk, len)) return;
       }
+      onLeaf?.(leaf, n);
     }
   }
 
@@ -481,25 +496,21 @@ export class BlockMap {
     onLeaf?: (leaf: Buffer, n: number) => void,
   ): { cols: ExtentColumns; canonical: boolean } {
     const cols = new ExtentColumns(capacity);
-    const total = this.tx.totalBlocks;
-    const rs = EXTENT_REC_SIZE;
     let canonical = true;
     let endF = -1;
     let endP = -1;
-    for (const leaf of tree.leaves(nodes)) {
-      const n = hdrCount(leaf);
-      for (let i = 0, o = HDR_SIZE; i < n; i++, o += rs) {
-        const fblk = extentFblk(leaf, o);
-        const pblk = extentPblk(leaf, o);
-        const len = extentLen(leaf, o);
-        if (len < 1 || pblk < 2 || pblk + len > total || !Number.isSafeInteger(fblk + len)) this.sound(tree, decodeExtent(leaf, o));
+    this.leafExtents(
+      tree,
+      (fblk, pblk, len) => {
         if (fblk === endF && pblk === endP) canonical = false;
         endF = fblk + len;
         endP = pblk + len;
         cols.push(fblk, pblk, len);
-      }
-      onLeaf?.(leaf, n);
-    }
+        return true;
+      },
+      nodes,
+      onLeaf,
+    );
     return { cols, canonical };
   }
 
