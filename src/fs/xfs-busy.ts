@@ -79,6 +79,16 @@ export class BusyExtents {
    * (hundreds, busy ones), and most allocations find the tree as the last left it.
    */
   private readonly trimmed = new Map<number, { len: number; minlen: number; maxlen: number; t: AgExtent & { busy: boolean } }>();
+  /**
+   * Free extents every block of which is busy, by start, as trimmed for one
+   * block (minlen 1): all busy whatever the tree's shape — records never
+   * overlap, so every record that overlaps what is left of the extent lies
+   * below the node the walk is at, and the walk goes on until nothing is
+   * left. They stay so while the records are there: their blocks are busy,
+   * so no allocation takes one (a trim never leaves a busy block). Kept
+   * across inserts, dropped by clear.
+   */
+  private readonly covered = new Map<number, { len: number; t: AgExtent & { busy: boolean } }>();
 
   /** Records in the tree. */
   get size(): number {
@@ -113,6 +123,7 @@ export class BusyExtents {
     this.count = 0;
     this.order.length = 0;
     this.trimmed.clear();
+    this.covered.clear();
     this.version++;
   }
 
@@ -141,6 +152,31 @@ export class BusyExtents {
     const t = this.walkTrim(bno, len, minlen, maxlen);
     this.trimmed.set(bno, { len, minlen, maxlen, t });
     return t;
+  }
+
+  /**
+   * trim as an allocation pass uses it: the same length and busy flag (and
+   * start, when anything is left); for an extent all busy the start where
+   * the walk gave up may be an earlier walk's (see `covered`).
+   */
+  trimForPick(bno: number, len: number, minlen: number, maxlen: number): Readonly<AgExtent & { busy: boolean }> {
+    if (minlen !== 1 || len < 1) return this.trim(bno, len, minlen, maxlen);
+    const c = this.covered.get(bno);
+    if (c && c.len === len) return c.t;
+    const t = this.trim(bno, len, minlen, maxlen);
+    if (t.len === 0 && this.allBusy(bno, len)) this.covered.set(bno, { len, t });
+    return t;
+  }
+
+  /** Whether records hold every block of [bno, bno + len). */
+  private allBusy(bno: number, len: number): boolean {
+    for (let b = bno; b < bno + len;) {
+      let n = this.root;
+      while (n && (b < n.bno || b >= n.bno + n.len)) n = b < n.bno ? n.left : n.right;
+      if (!n) return false;
+      b = n.bno + n.len;
+    }
+    return true;
   }
 
   /** trim's walk of the tree from its root (xfs_extent_busy_trim). */
@@ -306,7 +342,7 @@ function nearest(free: readonly AgExtent[], busy: BusyExtents, target: number, n
     if (Math.min(br, bl) > diff) break;
     const x = br <= bl ? free[r++]! : free[l--]!;
     if (x.len <= 0) continue;
-    const t = busy.trim(x.bno, x.len, n, n);
+    const t = busy.trimForPick(x.bno, x.len, n, n);
     sawBusy ||= t.busy;
     if (t.len < n) continue;
     const c = computeDiff(target, n, t.bno, t.len);
