@@ -314,4 +314,78 @@ describe('the group model against a direct rendering of XFS', () => {
       else if (got) expect(got.flushed).toBe(true);
     }
   });
+
+  it('looks below the extents it knows all busy again once a block there or the busy tree changes', () => {
+    // [92, 1000) trims all busy (93 inserted before 92, the quirk above), so allocations go past 1000.
+    const setUp = (): XfsAg => {
+      const ag = new XfsAg(24, 16);
+      for (let b = 24; b < 92; b++) ag.used.add(b);
+      ag.used.add(1000);
+      ag.busy.insert(93, 1);
+      ag.busy.insert(92, 1);
+      expect(ag.alloc()).toBe(1001);
+      expect(ag.alloc()).toBe(1002);
+      return ag;
+    };
+    // A block used inside it splits it: [501, 1000) is no longer trimmed away.
+    const a = setUp();
+    a.used.add(500);
+    expect(a.alloc()).toBe(501);
+    // The log checkpoint clears the busy extents: the lowest free block again.
+    const b = setUp();
+    b.busy.clear();
+    expect(b.alloc()).toBe(92);
+    // Block 90 freed reshapes the tree: 92 becomes the root, above 90 and 93, and the trim now takes
+    // 92 and 93 off the start: [92, 1000) was all busy by the tree's shape, not by its blocks.
+    const c = setUp();
+    c.free(90);
+    expect(c.alloc()).toBe(94);
+  });
+
+  it('allocates as a pass over every free extent does, whatever it remembers between allocations', () => {
+    // The reference: each allocation trims every free extent of the group (allocNear over all of them).
+    const r = rng(23);
+    const ag = new XfsAg(24, 16);
+    const used = new Set<number>();
+    const busy = new BusyExtents();
+    let flushes = 0;
+    const refAlloc = (target: number): number => {
+      const got = allocNear(gapsByWalk(24, used), busy, target);
+      if (!got) throw new Error('no block');
+      if (got.flushed) flushes++;
+      used.add(got.bno);
+      return got.bno;
+    };
+    for (let step = 0; step < 4000; step++) {
+      const x = r();
+      if (x < 0.6) expect(ag.alloc()).toBe(refAlloc(16));
+      else if (x < 0.7) {
+        const target = 16 + Math.floor(r() * 300);
+        expect(ag.alloc(target)).toBe(refAlloc(target));
+      } else if (used.size > 0) {
+        // Free a used block (busy from now on), sometimes a run of them.
+        const all = [...used].sort((a, b) => a - b);
+        const b = all[Math.floor(r() * all.length)]!;
+        let n = 1;
+        while (x > 0.9 && n < 4 && used.has(b + n)) n++;
+        ag.free(b, n);
+        for (let i = 0; i < n; i++) used.delete(b + i);
+        busy.insert(b, n);
+      }
+      expect(ag.flushes).toBe(flushes);
+      if (step % 100 === 0) {
+        // The trims the group remembers are those of a tree built afresh from the same records.
+        const fresh = new BusyExtents();
+        for (const e of ag.busy.inOrder()) fresh.insert(e.bno, e.len);
+        for (const x of gapsByWalk(24, used))
+          for (const n of [1, 2]) {
+            const want = fresh.trim(x.bno, x.len, n, n);
+            expect(ag.busy.trim(x.bno, x.len, n, n)).toEqual(want);
+            const pick = ag.busy.trimForPick(x.bno, x.len, n, n);
+            expect([pick.len, pick.busy, pick.len ? pick.bno : -1]).toEqual([want.len, want.busy, want.len ? want.bno : -1]);
+          }
+      }
+    }
+    expect(flushes).toBeGreaterThan(0);
+  });
 });

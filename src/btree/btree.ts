@@ -231,7 +231,7 @@ export class Btree<R> {
       const end = hi ? L.leafUpperBound(buf, n, hi, from) : n;
       const recs: R[] = [];
       for (let i = from; i < end; i++) recs.push(this.ops.decode(buf, L.recOff(i)));
-      yield* recs;
+      for (let i = 0; i < recs.length; i++) yield recs[i]!;
       if (end < n) return;
       const next = this.nextLeaf(h, blk, idx);
       if (!next) return;
@@ -268,7 +268,7 @@ export class Btree<R> {
           if (L.cmpLeaf(buf, i, hi) > 0) break;
           if (L.cmpLeafHigh(buf, i, lo) >= 0) recs.push(this.ops.decode(buf, L.recOff(i)));
         }
-        yield* recs;
+        for (let i = 0; i < recs.length; i++) yield recs[i]!;
         continue;
       }
       kids.length = 0;

@@ -213,7 +213,7 @@ export function rng(seed: number): () => number {
 
 /** Faults by result, summed. */
 function addCounts(to: Record<FaultResultName, number>, from: Record<FaultResultName, number>): void {
-  for (const k of Object.keys(from) as FaultResultName[]) to[k] += from[k];
+  for (const k in from) to[k as FaultResultName] += from[k as FaultResultName];
 }
 
 function zeroCounts(): Record<FaultResultName, number> {

@@ -81,10 +81,22 @@ export interface DescState {
   maps: RecordTable<DescRec>;
 }
 
-export const key3 = (block: number, ino: Ino, index: FileBlock): string => `3|${block}|${ino}|${index}`;
+/**
+ * Cache keys of the descriptor table (RecordTable) for the records of spaces 3 and 4: one number
+ * when the fields fit (no string to build and hash per lookup), else a string. Injective either
+ * way: space 3 packs (block < 2^22, ino < 2^15, index < 2^16) into 53 bits, >= 0; space 4 packs
+ * (ino < 2^20, index < 2^32) into a negative number; a string never equals a number.
+ */
+export function key3(block: number, ino: Ino, index: FileBlock): string | number {
+  return block < 0x400000 && ino < 0x8000 && index < 0x10000 && block >= 0 && ino >= 0 && index >= 0
+    ? (block * 0x8000 + ino) * 0x10000 + index
+    : `3|${block}|${ino}|${index}`;
+}
 
 /** Cache key of a DAX page-cache entry (space 4, the `linux` model: machine/page-cache.ts). */
-export const entryKey = (ino: Ino, index: FileBlock): string => `4|${ino}|${index}`;
+export function entryKey(ino: Ino, index: FileBlock): string | number {
+  return ino < 0x100000 && index < 0x100000000 && ino >= 0 && index >= 0 ? -1 - (ino * 0x100000000 + index) : `4|${ino}|${index}`;
+}
 
 export function descCacheKey(r: DescRec): string | number {
   return r.space === DescSpace.PageCache ? entryKey(r.k1, r.k2) : key3(r.k1, r.k2, r.k3);

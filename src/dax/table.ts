@@ -61,7 +61,6 @@ export class RecordTable<R> {
     if (typeof k === 'number') {
       const c = this.completeNum;
       for (let i = 0; i < c.length; i += 2) if (k >= c[i]! && k <= c[i + 1]!) return true;
-      return false;
     }
     for (const [lo, hi] of this.complete) if (compareKeys(key, lo) >= 0 && compareKeys(key, hi) <= 0) return true;
     return false;
@@ -80,6 +79,15 @@ export class RecordTable<R> {
   /** The record (owned by the cache: change it in place, then put() it). */
   get(k: CacheKey, key: Key): R | undefined {
     return this.slot(k, key).rec ?? undefined;
+  }
+
+  /**
+   * get(k, key) when the cache already holds k (the record, or null: known
+   * absent); undefined when it does not, so that a caller builds the tree key
+   * only for a miss.
+   */
+  cached(k: CacheKey): R | null | undefined {
+    return this.slots.get(k)?.rec;
   }
 
   put(r: R): void {

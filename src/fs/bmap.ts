@@ -138,6 +138,49 @@ export class BlockMap {
     return out;
   }
 
+  /**
+   * The file's extents in order, as (fblk, pblk, len), read in place until
+   * `visit` returns false: a caller that needs the first few reads no more and
+   * decodes no record (each is checked as sound() checks it).
+   */
+  eachExtent(inode: InodeRec, visit: (fblk: FileBlock, pblk: Blkno, len: number) => boolean): void {
+    if (inode.extentRoot === 0) return;
+    const tree = this.extentTree(inode);
+    if (tree instanceof InlineFork) {
+      for (const e of tree.range()) {
+        this.sound(tree, e);
+        if (!visit(e.fblk, e.pblk, e.len)) return;
+      }
+      return;
+    }
+    this.leafExtents(tree, visit);
+  }
+
+  /**
+   * The extent records of a tree's leaves in order, read in place (each
+   * checked as sound() checks it), until `visit` returns false; onLeaf after
+   * each leaf; `nodes` as Btree.leaves takes it.
+   */
+  private leafExtents(
+    tree: Btree<ExtentRec>,
+    visit: (fblk: FileBlock, pblk: Blkno, len: number) => boolean,
+    nodes?: Blkno[],
+    onLeaf?: (leaf: Buffer, n: number) => void,
+  ): void {
+    const total = this.tx.totalBlocks;
+    for (const leaf of tree.leaves(nodes)) {
+      const n = hdrCount(leaf);
+      for (let i = 0, o = HDR_SIZE; i < n; i++, o += EXTENT_REC_SIZE) {
+        const fblk = extentFblk(leaf, o);
+        const pblk = extentPblk(leaf, o);
+        const len = extentLen(leaf, o);
+        if (len < 1 || pblk < 2 || pblk + len > total || !Number.isSafeInteger(fblk + len)) this.sound(tree, decodeExtent(leaf, o));
+        if (!visit(fblk, pblk, len)) return;
+      }
+      onLeaf?.(leaf, n);
+    }
+  }
+
   /** The extent holding file block `fblk`, or undefined for a hole. */
   lookup(tree: Btree<ExtentRec>, fblk: FileBlock): ExtentRec | undefined {
     if (tree.root === 0) return undefined;
@@ -259,7 +302,14 @@ export class BlockMap {
 
   /** Refcount of every block in [pblk, pblk+len) as runs [start, len, refcount] (1 where unrecorded). */
   refcountRuns(pblk: Blkno, len: number): [Blkno, number, number][] {
-    return [...runsOf(this.refcRecords(pblk, pblk + len), pblk, pblk + len)];
+    if (len === 1 && this.refc.root !== 0) {
+      // One block (a fault's question): the record at or before it is the only one that can hold it.
+      const r = this.refc.lookupLe([pblk]);
+      if (!r || r.len >= 1) return [[pblk, 1, r && r.pblk + r.len > pblk ? r.refcount : 1]];
+    }
+    const out: [Blkno, number, number][] = [];
+    for (const x of runsOf(this.refcRecords(pblk, pblk + len), pblk, pblk + len)) out.push(x);
+    return out;
   }
 
   private refcRecords(pblk: Blkno, end: Blkno): RefcountRec[] {
@@ -446,25 +496,21 @@ export class BlockMap {
     onLeaf?: (leaf: Buffer, n: number) => void,
   ): { cols: ExtentColumns; canonical: boolean } {
     const cols = new ExtentColumns(capacity);
-    const total = this.tx.totalBlocks;
-    const rs = EXTENT_REC_SIZE;
     let canonical = true;
     let endF = -1;
     let endP = -1;
-    for (const leaf of tree.leaves(nodes)) {
-      const n = hdrCount(leaf);
-      for (let i = 0, o = HDR_SIZE; i < n; i++, o += rs) {
-        const fblk = extentFblk(leaf, o);
-        const pblk = extentPblk(leaf, o);
-        const len = extentLen(leaf, o);
-        if (len < 1 || pblk < 2 || pblk + len > total || !Number.isSafeInteger(fblk + len)) this.sound(tree, decodeExtent(leaf, o));
+    this.leafExtents(
+      tree,
+      (fblk, pblk, len) => {
         if (fblk === endF && pblk === endP) canonical = false;
         endF = fblk + len;
         endP = pblk + len;
         cols.push(fblk, pblk, len);
-      }
-      onLeaf?.(leaf, n);
-    }
+        return true;
+      },
+      nodes,
+      onLeaf,
+    );
     return { cols, canonical };
   }
 
@@ -714,7 +760,7 @@ export class BlockMap {
       const n = hdrCount(leaf);
       const recs: RefcountRec[] = [];
       for (let i = 0; i < n; i++) recs.push(decodeRefcount(leaf, HDR_SIZE + i * REFC_REC_SIZE));
-      yield* recs;
+      for (let i = 0; i < recs.length; i++) yield recs[i]!;
     }
   }
 

@@ -3,7 +3,7 @@ import { Btree } from '../btree/btree.js';
 import { err, isDaxError } from '../format/errors.js';
 import { type DirentRec, type ExtentRec, INODE_TYPE_DIR, INODE_TYPE_FILE, type InodeRec, nameHash, ROOT_INO } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
-import { type FileBlock, type Ino, PAGE_SIZE, PMD_SIZE } from '../format/units.js';
+import { type Blkno, type FileBlock, type Ino, PAGE_SIZE, PMD_SIZE } from '../format/units.js';
 import { BlockMap } from './bmap.js';
 import { withLayoutsBroken } from './after-abort.js';
 import { NO_HOLDER, type BlockHolder } from './holder.js';
@@ -534,6 +534,16 @@ export class FsTx {
         break;
       }
     return { before: b && this.bmap.sound(tree, b), after: a && this.bmap.sound(tree, a) };
+  }
+
+  /** The file's extents in order, read until `visit` returns false (BlockMap.eachExtent). */
+  eachExtent(inode: InodeRec, visit: (fblk: FileBlock, pblk: Blkno, len: number) => boolean): void {
+    this.bmap.eachExtent(inode, visit);
+  }
+
+  /** The file's extents that intersect file blocks [off, end), in order (unclipped). */
+  extentsIn(inode: InodeRec, off: FileBlock, end: FileBlock): ExtentRec[] {
+    return inode.extentRoot === 0 ? [] : this.bmap.extentsIn(this.bmap.extentTree(inode), off, end);
   }
 
   /** The file's extents in order. */

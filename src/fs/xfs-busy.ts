@@ -69,8 +69,26 @@ interface Node extends AgExtent {
 export class BusyExtents {
   private root: Node | null = null;
   private count = 0;
+  /** Changes on every insert and clear: trims made at one version give the same answers while it lasts. */
+  version = 0;
   /** The records in insertion order (what rebuilds the same tree: XFS never rebalances otherwise). */
   private readonly order: AgExtent[] = [];
+  /**
+   * trim's answers since the tree last changed, by the free extent's start: an
+   * allocation near the inode trims every free extent below the one it takes
+   * (hundreds, busy ones), and most allocations find the tree as the last left it.
+   */
+  private readonly trimmed = new Map<number, { len: number; minlen: number; maxlen: number; t: AgExtent & { busy: boolean } }>();
+  /**
+   * Free extents every block of which is busy, by start, as trimmed for one
+   * block (minlen 1): all busy whatever the tree's shape — records never
+   * overlap, so every record that overlaps what is left of the extent lies
+   * below the node the walk is at, and the walk goes on until nothing is
+   * left. They stay so while the records are there: their blocks are busy,
+   * so no allocation takes one (a trim never leaves a busy block). Kept
+   * across inserts, dropped by clear.
+   */
+  private readonly covered = new Map<number, { len: number; t: AgExtent & { busy: boolean } }>();
 
   /** Records in the tree. */
   get size(): number {
@@ -89,6 +107,8 @@ export class BusyExtents {
     else y.right = z;
     this.count++;
     this.order.push({ bno, len });
+    this.trimmed.clear();
+    this.version++;
     this.rebalance(z);
   }
 
@@ -102,6 +122,9 @@ export class BusyExtents {
     this.root = null;
     this.count = 0;
     this.order.length = 0;
+    this.trimmed.clear();
+    this.covered.clear();
+    this.version++;
   }
 
   /** The records in block order. */
@@ -121,8 +144,43 @@ export class BusyExtents {
    * xfs_extent_busy_trim: the part of free extent [bno, bno + len) an
    * allocation of minlen..maxlen blocks may use; len 0 when it is all busy
    * (as XFS decides it, which can call a free extent all busy when it is not).
+   * The answer is shared with later calls: not to be changed.
    */
-  trim(bno: number, len: number, minlen = 1, maxlen = 1): AgExtent & { busy: boolean } {
+  trim(bno: number, len: number, minlen = 1, maxlen = 1): Readonly<AgExtent & { busy: boolean }> {
+    const m = this.trimmed.get(bno);
+    if (m && m.len === len && m.minlen === minlen && m.maxlen === maxlen) return m.t;
+    const t = this.walkTrim(bno, len, minlen, maxlen);
+    this.trimmed.set(bno, { len, minlen, maxlen, t });
+    return t;
+  }
+
+  /**
+   * trim as an allocation pass uses it: the same length and busy flag (and
+   * start, when anything is left); for an extent all busy the start where
+   * the walk gave up may be an earlier walk's (see `covered`).
+   */
+  trimForPick(bno: number, len: number, minlen: number, maxlen: number): Readonly<AgExtent & { busy: boolean }> {
+    if (minlen !== 1 || len < 1) return this.trim(bno, len, minlen, maxlen);
+    const c = this.covered.get(bno);
+    if (c && c.len === len) return c.t;
+    const t = this.trim(bno, len, minlen, maxlen);
+    if (t.len === 0 && this.allBusy(bno, len)) this.covered.set(bno, { len, t });
+    return t;
+  }
+
+  /** Whether records hold every block of [bno, bno + len). */
+  private allBusy(bno: number, len: number): boolean {
+    for (let b = bno; b < bno + len;) {
+      let n = this.root;
+      while (n && (b < n.bno || b >= n.bno + n.len)) n = b < n.bno ? n.left : n.right;
+      if (!n) return false;
+      b = n.bno + n.len;
+    }
+    return true;
+  }
+
+  /** trim's walk of the tree from its root (xfs_extent_busy_trim). */
+  private walkTrim(bno: number, len: number, minlen: number, maxlen: number): AgExtent & { busy: boolean } {
     let fbno = bno;
     let flen = len;
     let n = this.root;
@@ -225,8 +283,8 @@ export interface NearChoice {
 
 /**
  * xfs_alloc_ag_vextent_near for one block near `target`, over the group's free
- * extents (any order, not overlapping) and its busy extents (cleared here when
- * the log has to be forced). null: no free block at all (ENOSPC).
+ * extents (in ascending order, not overlapping) and its busy extents (cleared
+ * here when the log has to be forced). null: no free block at all (ENOSPC).
  */
 export function allocNear(free: readonly AgExtent[], busy: BusyExtents, target: number): NearChoice | null {
   for (let flushed = false; ; flushed = true) {
@@ -238,12 +296,29 @@ export function allocNear(free: readonly AgExtent[], busy: BusyExtents, target: 
 }
 
 /**
+ * The least distance from `target` at which a run of n blocks trimmed out of
+ * free extent x can start (computeDiff over any part of x holding n blocks):
+ * 0 when x holds the target, else the distance to x's first block after it,
+ * or (x wholly before it) to the last start that leaves n blocks before x's end.
+ */
+function leastDiff(x: AgExtent, target: number, n: number): number {
+  if (x.bno >= target) return x.bno - target;
+  const end = x.bno + x.len;
+  return end <= target ? target - end + n : 0;
+}
+
+/**
  * One pass of xfs_alloc_ag_vextent_lastblock over the free extents for n
  * blocks: each trimmed of busy extents (minlen = maxlen = n), the nearest
  * start to `target` kept, a tie going to the extent later in the by-size
- * btree's order (length, then start). The extents may come in any order: the
- * tie rule compares their (length, start) itself instead of sorting them.
- * bno -1: no extent fits; sawBusy: some extent was trimmed.
+ * btree's order (length, then start). That order is total (no two extents
+ * share a start), so the winner does not depend on the order extents are
+ * looked at: they are taken outward from the target, nearest bound first
+ * (leastDiff; the extents come in ascending order, not overlapping), and the
+ * pass stops once no extent left can come as near as the best — which
+ * decides the same block as a pass over all of them, without trimming
+ * thousands of extents far away. bno -1: no extent fits (every extent was
+ * looked at); sawBusy: some extent looked at was trimmed.
  */
 function nearest(free: readonly AgExtent[], busy: BusyExtents, target: number, n: number): { bno: number; sawBusy: boolean } {
   let bno = -1;
@@ -251,9 +326,23 @@ function nearest(free: readonly AgExtent[], busy: BusyExtents, target: number, n
   let len = 0;
   let start = 0;
   let sawBusy = false;
-  for (const x of free) {
+  // The first extent ending past the target: from it rightwards the bounds grow, leftwards from the one before too.
+  let lo = 0;
+  let hi = free.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (free[mid]!.bno + free[mid]!.len <= target) lo = mid + 1;
+    else hi = mid;
+  }
+  let r = lo;
+  let l = lo - 1;
+  while (l >= 0 || r < free.length) {
+    const br = r < free.length ? leastDiff(free[r]!, target, n) : Infinity;
+    const bl = l >= 0 ? leastDiff(free[l]!, target, n) : Infinity;
+    if (Math.min(br, bl) > diff) break;
+    const x = br <= bl ? free[r++]! : free[l--]!;
     if (x.len <= 0) continue;
-    const t = busy.trim(x.bno, x.len, n, n);
+    const t = busy.trimForPick(x.bno, x.len, n, n);
     sawBusy ||= t.busy;
     if (t.len < n) continue;
     const c = computeDiff(target, n, t.bno, t.len);
@@ -359,6 +448,8 @@ export function adjacentTarget(
  */
 export class UsedBlocks extends Set<number> {
   private readonly sorted: number[] = [];
+  /** The lowest block added or deleted since takeLowestChange last ran (-Infinity after a clear). */
+  private lowest = Infinity;
 
   /** The first index of `sorted` whose block is >= b. */
   private lowerBound(b: number): number {
@@ -377,6 +468,7 @@ export class UsedBlocks extends Set<number> {
     if (!this.has(b)) {
       super.add(b);
       this.sorted.splice(this.lowerBound(b), 0, b);
+      this.lowest = Math.min(this.lowest, b);
     }
     return this;
   }
@@ -384,12 +476,21 @@ export class UsedBlocks extends Set<number> {
   override delete(b: number): boolean {
     if (!super.delete(b)) return false;
     this.sorted.splice(this.lowerBound(b), 1);
+    this.lowest = Math.min(this.lowest, b);
     return true;
   }
 
   override clear(): void {
     super.clear();
     this.sorted.length = 0;
+    this.lowest = -Infinity;
+  }
+
+  /** The lowest block added or deleted since the last call (Infinity: none). */
+  takeLowestChange(): number {
+    const l = this.lowest;
+    this.lowest = Infinity;
+    return l;
   }
 
   /** The blocks >= from, in ascending order (a view: not to be kept across changes). */
@@ -410,17 +511,29 @@ export class XfsAg {
   readonly btree = new Map<number, number>();
   /** Log forces so far (xfs_extent_busy_flush). */
   flushes = 0;
+  /**
+   * What the last allocation aimed below every free extent learnt: each free
+   * extent below block `from` (a free extent's start) was all busy, at busy
+   * version `busy`. While neither the busy tree nor a used block below `from`
+   * changes, those extents stay the same and so does their trim: the next
+   * such allocation starts there (see alloc).
+   */
+  private floor: { from: number; busy: number } | null = null;
 
   constructor(
     readonly first: number,
     readonly target: number,
   ) {}
 
-  /** The free extents: the gaps between used blocks, then the rest of the group. */
-  freeExtents(): AgExtent[] {
-    const { blocks, start } = this.used.ascendingFrom(this.first);
+  /**
+   * The free extents: the gaps between used blocks, then the rest of the
+   * group; from block `at` on, which must start a free extent or be used
+   * (the group's first block, or one after a used block).
+   */
+  freeExtents(at = this.first): AgExtent[] {
+    const { blocks, start } = this.used.ascendingFrom(at);
     const out: AgExtent[] = [];
-    let from = this.first;
+    let from = at;
     for (let i = start; i < blocks.length; i++) {
       const b = blocks[i]!;
       if (b > from) out.push({ bno: from, len: b - from });
@@ -432,9 +545,38 @@ export class XfsAg {
 
   /** A one-block allocation near `target`, the inode's block unless told (xfs_bmap_btalloc), for data or a bmap btree block. */
   alloc(target = this.target): number {
-    const pick = allocNear(this.freeExtents(), this.busy, target);
+    const low = this.used.takeLowestChange();
+    let f = this.floor;
+    if (f && (low < f.from || f.busy !== this.busy.version)) f = this.floor = null;
+    // Aimed below every free extent (at the inode), the allocation takes the
+    // first extent, in block order, that is not all busy: extents below the
+    // floor are known to be, and are not trimmed again. When the rest has
+    // nothing, the whole group is looked at as before (a log force included).
+    const below = target <= this.first;
+    let free: AgExtent[] = [];
+    let pick: NearChoice | null = null;
+    if (below && f) {
+      free = this.freeExtents(f.from);
+      const best = nearest(free, this.busy, target, 1);
+      if (best.bno >= 0) pick = { bno: best.bno, flushed: false };
+    }
+    if (!pick) {
+      free = this.freeExtents();
+      pick = allocNear(free, this.busy, target);
+    }
     if (!pick) throw new RangeError('no free block in the allocation group');
     if (pick.flushed) this.flushes++;
+    if (below) {
+      // The extent holding the block: the last one starting at or below it.
+      let lo = 0;
+      let hi = free.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (free[mid]!.bno <= pick.bno) lo = mid;
+        else hi = mid - 1;
+      }
+      this.floor = { from: free[lo]!.bno, busy: this.busy.version };
+    }
     this.used.add(pick.bno);
     return pick.bno;
   }

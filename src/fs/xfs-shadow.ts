@@ -127,6 +127,8 @@ export interface ShadowHost {
   readonly tx: Tx;
   readonly inodes: { range(): Iterable<InodeRec> };
   extents(inode: InodeRec): ExtentRec[];
+  extentsIn(inode: InodeRec, off: FileBlock, end: FileBlock): ExtentRec[];
+  eachExtent(inode: InodeRec, visit: (fblk: FileBlock, pblk: Blkno, len: number) => boolean): void;
   neighbours(inode: InodeRec, off: FileBlock, end: FileBlock): { before: ExtentRec | undefined; after: ExtentRec | undefined };
 }
 
@@ -395,19 +397,26 @@ export class XfsShadow {
     let n = 0;
     let lastF = NaN; // the block before, and its XFS block (none yet: NaN continues nothing)
     let lastX = NaN;
-    for (const e of this.fx.extents(inode)) {
-      for (let i = 0; i < e.len; i++) {
-        const x = this.xb.get(e.pblk + i) ?? -2;
-        if (lastF !== e.fblk + i - 1 || lastX !== x - 1) if (++n >= max) return n;
-        lastF = e.fblk + i;
+    // Read only as far as the max-th record (a fragmented file's first few extents).
+    this.fx.eachExtent(inode, (fblk, pblk, len) => {
+      for (let i = 0; i < len; i++) {
+        const x = this.xb.get(pblk + i) ?? -2;
+        if (lastF !== fblk + i - 1 || lastX !== x - 1) if (++n >= max) return false;
+        lastF = fblk + i;
         lastX = x;
       }
-    }
+      return true;
+    });
     return n;
   }
 
-  /** The file's blocks [f0, f0+n) in XFS's numbering (holes absent); `extents`: the file's, when the caller has them. */
-  xfsMap(inode: InodeRec, f0: FileBlock, n: number, extents: readonly ExtentRec[] = this.fx.extents(inode)): Map<FileBlock, number> {
+  /** The file's blocks [f0, f0+n) in XFS's numbering (holes absent); `extents`: the file's (or those meeting the range), when the caller has them. */
+  xfsMap(
+    inode: InodeRec,
+    f0: FileBlock,
+    n: number,
+    extents: readonly ExtentRec[] = this.fx.extentsIn(inode, f0, f0 + n),
+  ): Map<FileBlock, number> {
     const m = new Map<FileBlock, number>();
     void this.ag;
     for (const e of extents) {
@@ -439,7 +448,7 @@ export class XfsShadow {
     map: (srcFblk: FileBlock, dstFblk: FileBlock, len: number) => void,
   ): void {
     // A clone changes only the destination's map: another source's extents are read once.
-    const srcExtents = src.ino === dst.ino ? undefined : this.fx.extents(src);
+    const srcExtents = src.ino === dst.ino ? undefined : this.fx.extentsIn(src, srcBlk, srcBlk + n);
     const sm = this.xfsMap(src, srcBlk, n, srcExtents);
     const dm = this.xfsMap(dst, dstBlk, n);
     if (src.ino === dst.ino) for (const [f, x] of dm) sm.set(f, x); // one map of the file, both ranges in it

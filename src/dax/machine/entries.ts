@@ -12,7 +12,7 @@
  */
 import { hdrCount, setHdrCount } from '../../format/block.js';
 import * as D from '../../format/dax-records.js';
-import { DescSpace, DramKind, type ProcRec, type VmaRec } from '../../format/dax-records.js';
+import { type DescRec, DescSpace, DramKind, type DramRec, type ProcRec, type VmaRec } from '../../format/dax-records.js';
 import { corrupt, err } from '../../format/errors.js';
 import { CounterId } from '../../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../../format/units.js';
@@ -41,9 +41,15 @@ export function newDramFrame(s: MachineState): number {
   return f;
 }
 
+/** The copy reference (3, block, ino, index) under cache key k (key3), if any; the tree key is built only on a cache miss. */
+function copyRef(s: MachineState, k: string | number, block: Blkno, ino: Ino, index: FileBlock): DescRec | null | undefined {
+  const c = s.desc.cached(k);
+  return c === undefined ? s.desc.get(k, [DescSpace.BlockFileIndex, block, ino, index]) : c;
+}
+
 /** The DRAM copy of block `block` that (ino, index) maps in the pagecache model, made if missing (map count 0 until installed). */
 export function copyFrame(s: MachineState, block: Blkno, ino: Ino, index: FileBlock): number {
-  const ref = s.desc.get(key3(block, ino, index), [DescSpace.BlockFileIndex, block, ino, index]);
+  const ref = copyRef(s, key3(block, ino, index), block, ino, index);
   if (ref) return ref.target;
   const frame = newDramFrame(s);
   s.dram.put({ frame, kind: DramKind.PageCache, mapcount: 0, src: block, ino, index, pid: 0 });
@@ -92,7 +98,8 @@ export function account(s: MachineState, v: VmaRec, addr: number, level: 1 | 2, 
     }
     throw corrupt(`page-table entry of pid ${v.pid} at ${hex(addr)} maps DRAM frame ${frame}, which is not in use`);
   }
-  const n = { ...d, mapcount: d.mapcount + delta };
+  // Built field by field: a spread of records of several shapes is a slow, megamorphic copy on this path.
+  const n: DramRec = { frame: d.frame, kind: d.kind, mapcount: d.mapcount + delta, src: d.src, ino: d.ino, index: d.index, pid: d.pid };
   if (n.mapcount === 0) {
     // A DRAM frame lives while mapped; a pinned one must not go (a device block outlives its mappings anyway).
     const pinned = s.pins.size ? s.pins.get(frame) : undefined;
@@ -104,11 +111,24 @@ export function account(s: MachineState, v: VmaRec, addr: number, level: 1 | 2, 
   } else s.dram.put(n);
   if (d.kind === DramKind.PageCache) {
     const k = key3(d.src, d.ino, d.index);
-    const kt = [DescSpace.BlockFileIndex, d.src, d.ino, d.index];
-    const ref = s.desc.get(k, kt);
+    const ref = copyRef(s, k, d.src, d.ino, d.index);
     if (!ref) throw corrupt(`DRAM copy ${frame} of block ${d.src} has no copy reference`);
-    if (n.mapcount === 0) s.desc.del(k, kt);
-    else s.desc.put({ ...ref, mapcount: ref.mapcount + delta });
+    if (n.mapcount === 0) s.desc.del(k, [DescSpace.BlockFileIndex, d.src, d.ino, d.index]);
+    else
+      s.desc.put({
+        space: ref.space,
+        kind: ref.kind,
+        flags: ref.flags,
+        len: ref.len,
+        k1: ref.k1,
+        k2: ref.k2,
+        k3: ref.k3,
+        mapcount: ref.mapcount + delta,
+        share: ref.share,
+        ino: ref.ino,
+        index: ref.index,
+        target: ref.target,
+      });
   }
 }
 

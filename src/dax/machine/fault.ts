@@ -91,7 +91,8 @@ interface Batch {
   record: FaultRecord;
   /** The 2 MiB region (addr / 2 MiB) where a huge fault was just found impossible: its other pages need not try. */
   noPmd: number;
-  inodes: Map<Ino, InodeRec>;
+  /** Inodes looked at (made on first use: most faults find their page present and read none). */
+  inodes: Map<Ino, InodeRec> | null;
   ext: ExtCache | null;
   trace: FaultTrace | null;
 }
@@ -105,7 +106,7 @@ function newBatch(s: MachineState, proc: ProcRec, trace: boolean, end: number): 
     span: 1,
     record: { addr: 0, result: 'cow', pfn: 0, level: 'pte', writable: true },
     noPmd: -1,
-    inodes: new Map(),
+    inodes: null,
     ext: null,
     trace: trace ? blankTrace(proc.pid, 0, false) : null,
   };
@@ -116,10 +117,11 @@ function blankTrace(pid: number, addr: number, write: boolean): FaultTrace {
 }
 
 function inodeOf(s: MachineState, b: Batch, ino: Ino): InodeRec {
-  let i = b.inodes.get(ino);
+  const m = (b.inodes ??= new Map());
+  let i = m.get(ino);
   if (!i) {
     i = s.fx.iget(ino);
-    b.inodes.set(ino, i);
+    m.set(ino, i);
   }
   return i;
 }

@@ -342,7 +342,8 @@ export class MachineState {
   }
 
   dramGet(frame: number): DramRec | undefined {
-    return this.dram.get(frame, [frame]);
+    const c = this.dram.cached(frame);
+    return c === undefined ? this.dram.get(frame, [frame]) : (c ?? undefined);
   }
 
   insertVma(v: VmaRec): void {
