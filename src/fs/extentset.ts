@@ -7,6 +7,21 @@ import type { Blkno } from '../format/units.js';
  * out twice and a block freed in the transaction is never reused before commit.
  * Allocations cluster, so runs merge and the arrays stay short.
  */
+/**
+ * The first index i in [0, n) whose end, endOf(i), is > b, for ends ascending in i; n when none is:
+ * the extent holding b or the first one after it, in a sorted list of disjoint extents.
+ */
+export function firstEndingAfter(n: number, endOf: (i: number) => number, b: number): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (endOf(mid) > b) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
 export class ExtentSet {
   private starts: number[] = [];
   private ends: number[] = [];
@@ -22,14 +37,7 @@ export class ExtentSet {
 
   /** Index of the first run whose end is > b. */
   private firstEndingAfter(b: Blkno): number {
-    let lo = 0;
-    let hi = this.starts.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.ends[mid]! > b) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
+    return firstEndingAfter(this.starts.length, (i) => this.ends[i]!, b);
   }
 
   /** Add [start, start+len); the range must not intersect the set. */

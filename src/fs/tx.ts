@@ -21,7 +21,7 @@ import type { Blkno } from '../format/units.js';
 import type { BlockCache } from '../io/cache.js';
 import type { BlockDevice } from '../io/device.js';
 import { commitFailed } from './commit-failure.js';
-import { ExtentSet } from './extentset.js';
+import { ExtentSet, firstEndingAfter } from './extentset.js';
 import { mergeFree } from './freemerge.js';
 import { prefetchRuns } from './prefetch.js';
 import { freeOps } from './trees.js';
@@ -398,13 +398,7 @@ export class Tx implements NodeStore {
   private *committedFreeFrom(from: Blkno): Generator<FreeRec> {
     if (this.freeSource) {
       const src = this.writableNow();
-      let lo = 0;
-      let hi = src.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (src[mid]!.pblk + src[mid]!.len <= from) lo = mid + 1;
-        else hi = mid;
-      }
+      const lo = firstEndingAfter(src.length, (i) => src[i]!.pblk + src[i]!.len, from);
       for (let i = lo; i < src.length; i++) yield src[i]!;
       for (let i = 0; i < lo; i++) yield src[i]!;
       return;

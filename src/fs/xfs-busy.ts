@@ -48,6 +48,8 @@
  * the oracle's 4 KiB runs), multi-block allocations.
  */
 
+import { firstEndingAfter } from './extentset.js';
+
 /** A run of blocks [bno, bno + len) of the allocation group. */
 export interface AgExtent {
   bno: number;
@@ -327,13 +329,7 @@ function nearest(free: readonly AgExtent[], busy: BusyExtents, target: number, n
   let start = 0;
   let sawBusy = false;
   // The first extent ending past the target: from it rightwards the bounds grow, leftwards from the one before too.
-  let lo = 0;
-  let hi = free.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (free[mid]!.bno + free[mid]!.len <= target) lo = mid + 1;
-    else hi = mid;
-  }
+  const lo = firstEndingAfter(free.length, (i) => free[i]!.bno + free[i]!.len, target);
   let r = lo;
   let l = lo - 1;
   while (l >= 0 || r < free.length) {
