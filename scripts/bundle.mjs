@@ -37,8 +37,12 @@ const OUT = join(DIST, 'bundle');
 
 /** The module through which chunks import() packages (written next to the chunks). */
 const IMPORTER = 'import.cjs';
-/** Chunks shipped with V8's compiled code for them (bin/daxtool loads them with it): what every command runs. */
-export const CACHED_CHUNKS = ['core.cjs'];
+/**
+ * Chunks shipped with V8's compiled code for them (bin/daxtool compiles them with it): what every command
+ * runs (core), and the filesystem, checker and machine (lib, 665 KB), which every command on a
+ * filesystem loads: compiling lib from source was about 9 ms of an empty image's `verify` (bench/RESULTS.md).
+ */
+export const CACHED_CHUNKS = ['core.cjs', 'lib.cjs'];
 export const CACHE_SUFFIX = '.v8cache';
 
 /**
@@ -169,7 +173,7 @@ async function main() {
     join(OUT, IMPORTER),
     "'use strict';\n// Written by scripts/bundle.mjs: the chunks' import() of a package (some are ES modules only).\nexports.importPackage = (name) => import(name);\n",
   );
-  // The start-up chunk's compiled code, for bin/daxtool.
+  // The cached chunks' compiled code, for bin/daxtool.
   const cached = [];
   for (const chunk of CACHED_CHUNKS) {
     const file = join(OUT, chunk);

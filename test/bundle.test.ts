@@ -2,9 +2,10 @@
  * The bundle bin/daxtool runs (scripts/bundle.mjs): the chunks every command
  * loads must not load packages or heavy built-ins at start-up.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import Module from 'node:module';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Script } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { daxtool, ROOT } from './helpers/cli.js';
@@ -90,8 +91,9 @@ describe('bundle', () => {
   );
 
   it.runIf(existsSync(join(BUNDLE, 'main.cjs')))(
-    'ships V8 compiled code for the start-up chunk that this node accepts, and bin/daxtool runs with it',
+    'ships V8 compiled code for core and lib that this node accepts, and bin/daxtool runs with it',
     async () => {
+      expect(CACHED_CHUNKS).toEqual(expect.arrayContaining(['core.cjs', 'lib.cjs']));
       for (const chunk of CACHED_CHUNKS as string[]) {
         const file = join(BUNDLE, chunk);
         // A script compiled with a code cache has no loader for import(): the chunk must not call it.
@@ -107,4 +109,25 @@ describe('bundle', () => {
       expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
     },
   );
+
+  it.runIf(existsSync(join(BUNDLE, 'main.cjs')))('compiles core and lib from their caches when a command opens a filesystem', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'daxtool-bundle-'));
+    try {
+      const img = join(dir, 'a.img');
+      expect((await daxtool(['mkfs', img, '--size', '64M'])).exitCode).toBe(0);
+      const spy = join(dir, 'spy.jsonl');
+      const r = await daxtool(['verify', img], {
+        env: { NODE_OPTIONS: `--require ${join(ROOT, 'test', 'helpers', 'script-spy.cjs')}`, SCRIPT_SPY_FILE: spy },
+      });
+      expect(r.exitCode, r.stderr).toBe(0);
+      const compiled = readFileSync(spy, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { filename: string; rejected: boolean });
+      expect(compiled.map((c) => basename(c.filename)).sort()).toEqual(['core.cjs', 'lib.cjs']);
+      expect(compiled.every((c) => !c.rejected)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
