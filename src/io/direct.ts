@@ -38,12 +38,13 @@ const alignedMemories = new WeakSet<ArrayBufferLike>();
  * A buffer of at least `bytes` that O_DIRECT accepts — the memory of a
  * WebAssembly instance, which is mapped on pages of its own and so starts
  * page-aligned (a Buffer's address is neither visible nor aligned) — or null
- * where the runtime refuses one.
+ * where the runtime refuses one. `shared`: over a SharedArrayBuffer, which
+ * another thread can fill (hostread.ts).
  */
-export function alignedBuffer(bytes: number): Buffer | null {
+export function alignedBuffer(bytes: number, shared = false): Buffer | null {
   const pages = Math.max(1, Math.ceil(bytes / 65536));
   try {
-    const mem = new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer;
+    const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared }).buffer;
     alignedMemories.add(mem);
     return Buffer.from(mem, 0, bytes);
   } catch {
