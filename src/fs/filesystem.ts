@@ -1,6 +1,6 @@
 import { extsize, type ExtsizeInfo, type FileHints } from './cowfork.js';
 import { nowMs } from '../format/clock.js';
-import { fstatSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { err } from '../format/errors.js';
 import { type FreeRec, INODE_TYPE_DIR } from '../format/records.js';
 import type { Superblock } from '../format/superblock.js';
@@ -9,6 +9,7 @@ import { BlockDevice } from '../io/device.js';
 import { type HostChunk, HostChunks } from '../io/hostread.js';
 import { sleepSync } from '../io/lock.js';
 import { canSeek, dataRuns, finishSparse, writeSparse } from './sparse.js';
+import { HOST_CHUNK_BYTES, hostFileSize, streamOut } from './hostcopy.js';
 import { diskUsage, type UsageEntry } from './usage.js';
 import { infoOf, openImage } from './info.js';
 import { geometry, mkfs } from './mkfs.js';
@@ -193,6 +194,10 @@ export class Filesystem {
       const { inode, path: p } = fx.resolve(path);
       if (inode.type === INODE_TYPE_DIR) throw err('EISDIR', 'is a directory', p);
       const chunk = IO_CHUNK_BLOCKS * fx.bs;
+      if (sparse && inode.size >= 2 * HOST_CHUNK_BYTES) {
+        const n = streamOut(fx, inode, fd);
+        if (n !== null) return n;
+      }
       for (let off = 0; off < inode.size; off += chunk) {
         const data = fx.read(inode, off, chunk);
         if (sparse) writeSparse(fd, data, off, fx.bs);
@@ -231,7 +236,7 @@ export class Filesystem {
     return this.mutate((fx) => {
       const { inode, path: p } = fx.openFile(path, true);
       fx.truncate(inode, p, 0);
-      const chunk = Math.max(1, Math.floor(PUT_CHUNK_BYTES / fx.bs)) * fx.bs;
+      const chunk = Math.max(1, Math.floor(HOST_CHUNK_BYTES / fx.bs)) * fx.bs;
       // The chunks go to new blocks whole: a stream buffer lets the device write them around the
       // page cache; a long regular file is read one chunk ahead while the last one is written.
       const src = HostChunks.open(fd, chunk, hostFileSize(fd), () => this.ctx.dev.streamBuffer(chunk));
@@ -311,24 +316,6 @@ export class Filesystem {
 
   unshare(path: string, offset?: number, length?: number): { unshared_blocks: number } {
     return this.mutate((fx) => unshare(fx, path, offset, length));
-  }
-}
-
-/**
- * Bytes a put reads from the host and writes per chunk. Its writes go with
- * O_DIRECT (BlockDevice.streamBuffer), one at a time: each waits for the
- * device, so fewer, longer ones keep the device busier (1 GiB on this
- * project's 2-core VM: 8 MiB chunks 2.4-3.1 s, 32 MiB 1.6-1.9 s, interleaved).
- */
-const PUT_CHUNK_BYTES = 32 << 20;
-
-/** A host fd's size if it is a regular file (which can be read ahead: hostread.ts), else null. */
-function hostFileSize(fd: number): number | null {
-  try {
-    const st = fstatSync(fd);
-    return st.isFile() ? st.size : null;
-  } catch {
-    return null;
   }
 }
 

@@ -52,6 +52,21 @@ export function alignedBuffer(bytes: number, shared = false): Buffer | null {
   }
 }
 
+/**
+ * The file of descriptor `fd` opened again through /proc/self/fd (the same
+ * file even if renamed since) with O_DIRECT, read-write or write-only; null
+ * where the host has no O_DIRECT or this file system refuses it.
+ */
+export function reopenDirect(fd: number, mode: 'rw' | 'w'): number | null {
+  const O_DIRECT = fs.constants.O_DIRECT;
+  if (!O_DIRECT || process.platform !== 'linux') return null;
+  try {
+    return fs.openSync(`/proc/self/fd/${fd}`, (mode === 'rw' ? fs.constants.O_RDWR : fs.constants.O_WRONLY) | O_DIRECT);
+  } catch {
+    return null; // no O_DIRECT on this file system
+  }
+}
+
 /** Whether buf's memory came from alignedBuffer and starts at an O_DIRECT-aligned address. */
 export function memoryAligned(buf: Buffer): boolean {
   return buf.byteOffset % DIRECT_ALIGN === 0 && alignedMemories.has(buf.buffer);
@@ -72,15 +87,9 @@ export class DirectIo {
    * cache.
    */
   static open(fd: number, bytes: number): DirectIo | null {
-    const O_DIRECT = fs.constants.O_DIRECT;
-    if (!O_DIRECT || process.platform !== 'linux') return null;
     const buf = alignedBuffer(bytes);
-    if (!buf) return null;
-    try {
-      return new DirectIo(fs.openSync(`/proc/self/fd/${fd}`, fs.constants.O_RDWR | O_DIRECT), buf);
-    } catch {
-      return null; // no O_DIRECT on this file system
-    }
+    const direct = buf ? reopenDirect(fd, 'rw') : null;
+    return buf && direct !== null ? new DirectIo(direct, buf) : null;
   }
 
   /**
