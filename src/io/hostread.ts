@@ -21,9 +21,9 @@
  * read on the calling thread into one buffer, non-blocking pipes waited on.
  */
 import { readSync } from 'node:fs';
-import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { alignedBuffer } from './direct.js';
 import { sleepSync } from './lock.js';
+import { type HostThread, receiveError, startThread, stopThread } from './thread.js';
 
 /** Fields of the control words shared with the worker (Int32Array indices). */
 const GO = 0; // 1 once the main thread's read of chunk 0 is done: the descriptor's offset is the worker's to move
@@ -48,6 +48,7 @@ const buf = Buffer.from(memory, 0, 2 * chunk);
   try {
     while (Atomics.load(st, ${GO}) === 0 && Atomics.load(st, ${STOP}) === 0) Atomics.wait(st, ${GO}, 0);
     if (Atomics.load(st, ${STOP}) !== 0 || Atomics.compareExchange(st, ${OWNER}, 0, 1) !== 0) return;
+    Atomics.notify(st, ${OWNER});
     for (let s = 1; ; s ^= 1) {
       while (Atomics.load(st, ${STATE} + s) !== 0 && Atomics.load(st, ${STOP}) === 0) Atomics.wait(st, ${STATE} + s, 1);
       if (Atomics.load(st, ${STOP}) !== 0) return;
@@ -82,8 +83,7 @@ export interface HostChunk {
 
 export class HostChunks {
   private st: Int32Array | null = null;
-  private worker: Worker | null = null;
-  private port: MessagePort | null = null;
+  private thread: HostThread | null = null;
   /** The slots (the worker's way) or one buffer (the main thread's). */
   private readonly slots: Buffer[];
   /** Chunks returned so far. */
@@ -112,19 +112,9 @@ export class HostChunks {
 
   private start(shared: Buffer): void {
     const st = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
-    const { port1, port2 } = new MessageChannel();
-    try {
-      const workerData = { fd: this.fd, chunk: this.chunk, control: st.buffer, memory: shared.buffer, port: port2 };
-      this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData, transferList: [port2] });
-    } catch {
-      port1.close();
-      return; // no worker to be had: this thread reads, into slot 0
-    }
     Atomics.store(st, STATE, 1); // slot 0 holds chunk 0, the main thread's own read, until the caller is done with it
-    this.worker.unref(); // never what keeps the process alive
-    this.worker.on('error', () => undefined); // it reports through the control words; a dead worker is waited out below
-    this.st = st;
-    this.port = port1;
+    this.thread = startThread(WORKER_SOURCE, { fd: this.fd, chunk: this.chunk, control: st.buffer, memory: shared.buffer });
+    if (this.thread) this.st = st; // else no worker to be had: this thread reads, into slot 0
   }
 
   /** The next chunk; the one returned before is given back. */
@@ -152,8 +142,7 @@ export class HostChunks {
     const got = Atomics.load(st, LEN + s);
     if (got < 0) {
       this.ended = true;
-      const m = (this.port && receiveMessageOnPort(this.port)?.message) as { code?: string; message?: string } | undefined;
-      throw Object.assign(new Error(m?.message ?? 'read of the host file failed'), { code: m?.code ?? 'EIO' });
+      throw receiveError(this.thread!.port, 'read of the host file failed');
     }
     if (got < this.chunk) this.ended = true;
     return { buf: this.slots[s]!, got };
@@ -215,7 +204,6 @@ export class HostChunks {
     for (const w of [GO, STATE, STATE + 1]) Atomics.notify(st, w);
     // Not started yet: it never will read. Started: it stops after its current read.
     if (Atomics.compareExchange(st, OWNER, 0, 2) === 1) while (Atomics.load(st, DONE) === 0) Atomics.wait(st, DONE, 0, 1000);
-    this.port?.close();
-    void this.worker?.terminate().catch(() => undefined);
+    if (this.thread) stopThread(this.thread);
   }
 }

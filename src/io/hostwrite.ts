@@ -20,8 +20,8 @@
  * no image I/O, crash point or injected error here.
  */
 import { closeSync } from 'node:fs';
-import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { alignedBuffer, reopenDirect } from './direct.js';
+import { type HostThread, receiveError, startThread, stopThread } from './thread.js';
 
 /** Control words shared with the worker (Int32Array indices). */
 const READY = 0; // 1 once the worker runs
@@ -81,8 +81,7 @@ export class HostSink {
 
   private constructor(
     private readonly st: Int32Array,
-    private readonly worker: Worker,
-    private readonly port: MessagePort,
+    private readonly thread: HostThread,
     private readonly slots: Buffer[],
     /** The O_DIRECT descriptor, closed with the sink (-1: none). */
     private readonly direct: number,
@@ -98,20 +97,13 @@ export class HostSink {
     if (!mem) return null;
     const direct = reopenDirect(fd, 'w') ?? -1;
     const st = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
-    const { port1, port2 } = new MessageChannel();
-    let worker: Worker;
-    try {
-      const workerData = { fd, direct, chunk, control: st.buffer, memory: mem.buffer, port: port2 };
-      worker = new Worker(WORKER_SOURCE, { eval: true, workerData, transferList: [port2] });
-    } catch {
-      port1.close();
+    const thread = startThread(WORKER_SOURCE, { fd, direct, chunk, control: st.buffer, memory: mem.buffer });
+    if (!thread) {
       if (direct >= 0) closeQuietly(direct);
       return null;
     }
-    worker.unref(); // never what keeps the process alive
-    worker.on('error', () => undefined); // it reports through the control words
     const slots = Array.from({ length: SLOTS }, (_, s) => mem.subarray(s * chunk, (s + 1) * chunk));
-    return new HostSink(st, worker, port1, slots, direct);
+    return new HostSink(st, thread, slots, direct);
   }
 
   /** A free chunk buffer (waiting for the write that had it to finish). */
@@ -128,7 +120,7 @@ export class HostSink {
     if (buf !== this.slots[s]) throw new Error('HostSink.submit() of a buffer other than the last buffer()');
     this.throwIfFailed();
     Atomics.store(this.st, STATE + s, 1);
-    this.port.postMessage({ slot: s, pos, runs });
+    this.thread.port.postMessage({ slot: s, pos, runs });
     this.next = (s + 1) % SLOTS;
   }
 
@@ -150,11 +142,11 @@ export class HostSink {
 
   private throwIfFailed(): void {
     if (Atomics.load(this.st, FAILED) === 0) return;
-    const m = receiveMessageOnPort(this.port)?.message as { code?: string; message?: string } | undefined;
-    if (m) this.error = Object.assign(new Error(m.message ?? 'write of the host file failed'), { code: m.code ?? 'EIO' });
-    throw this.error ?? Object.assign(new Error('write of the host file failed'), { code: 'EIO' });
+    this.error ??= receiveError(this.thread.port, 'write of the host file failed');
+    throw this.error;
   }
 
+  /** The write error, once received (thrown again by every later call). */
   private error: Error | null = null;
 
   /** Stop the worker once its write in progress is done (the descriptors may be closed after). */
@@ -167,8 +159,7 @@ export class HostSink {
     } catch {
       // never started: nothing of it runs
     }
-    this.port.close();
-    void this.worker.terminate().catch(() => undefined);
+    stopThread(this.thread);
     if (this.direct >= 0) closeQuietly(this.direct);
   }
 }
