@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostChunks } from '../src/io/hostread.js';
 import { HostSink } from '../src/io/hostwrite.js';
 import { daxtool } from './helpers/cli.js';
+import { dataRuns } from '../src/fs/sparse.js';
 
 let dir: string;
 beforeAll(() => {
@@ -275,5 +276,23 @@ describe('put and get of a long file (CLI): read ahead, written behind', () => {
     expect(fs.readFileSync(out).equals(data)).toBe(true);
     // The 2 MiB + 8 KiB of zeros were not written: the output takes less room than its size.
     expect(fs.statSync(out).blocks * 512).toBeLessThanOrEqual(data.length - 2 * MiB);
+  });
+});
+
+describe('dataRuns (the blocks of zeros a copy leaves as holes)', () => {
+  it('finds a block of data by any byte, its first, last or one in the middle', () => {
+    for (const bs of [512, 4096]) {
+      const buf = Buffer.alloc(8 * bs);
+      buf[1 * bs] = 1; // first byte
+      buf[3 * bs + bs - 1] = 2; // last byte
+      buf[4 * bs + bs / 2] = 3; // middle only: first and last bytes zero
+      buf.fill(7, 6 * bs, 7 * bs);
+      expect(dataRuns(buf, 8, bs)).toEqual([
+        [1, 1],
+        [3, 2],
+        [6, 1],
+      ]);
+      expect(dataRuns(Buffer.alloc(4 * bs), 4, bs)).toEqual([]);
+    }
   });
 });
