@@ -37,6 +37,18 @@ function readAll(fd: number, size: number | null): { data: Buffer; gots: number[
   return { data: Buffer.concat(parts), gots, bufs };
 }
 
+/** A host file of `data` in the test directory, open for reading while `fn` runs. */
+function withHostFile(name: string, data: Buffer, fn: (fd: number) => void): void {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, data);
+  const fd = fs.openSync(f, 'r');
+  try {
+    fn(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 describe('HostChunks (a host file read one chunk ahead)', () => {
   for (const [name, bytes] of [
     ['several chunks and a tail', 7 * CHUNK + 1234],
@@ -46,11 +58,8 @@ describe('HostChunks (a host file read one chunk ahead)', () => {
     ['empty', 0],
   ] as const) {
     it(`gives every byte in order: ${name}`, () => {
-      const f = path.join(dir, `f-${bytes}.bin`);
       const want = randomBytes(bytes);
-      fs.writeFileSync(f, want);
-      const fd = fs.openSync(f, 'r');
-      try {
+      withHostFile(`f-${bytes}.bin`, want, (fd) => {
         const { data, gots, bufs } = readAll(fd, fs.fstatSync(fd).size);
         expect(data.equals(want)).toBe(true);
         expect(gots.slice(0, -1).every((g) => g === CHUNK)).toBe(true);
@@ -59,26 +68,19 @@ describe('HostChunks (a host file read one chunk ahead)', () => {
         if (bytes >= 3 * CHUNK) expect(bufs[1]).not.toBe(bufs[2]);
         // The descriptor's offset is at the end, as after a plain read loop.
         expect(fs.readSync(fd, Buffer.alloc(1), 0, 1, null)).toBe(0);
-      } finally {
-        fs.closeSync(fd);
-      }
+      });
     });
   }
 
   it('reads from the descriptor offset where it finds it', () => {
-    const f = path.join(dir, 'offset.bin');
     const want = randomBytes(6 * CHUNK);
-    fs.writeFileSync(f, want);
-    const fd = fs.openSync(f, 'r');
-    try {
+    withHostFile('offset.bin', want, (fd) => {
       fs.readSync(fd, Buffer.alloc(100), 0, 100, null);
       expect(readAll(fd, fs.fstatSync(fd).size).data.equals(want.subarray(100))).toBe(true);
-    } finally {
-      fs.closeSync(fd);
-    }
+    });
   });
 
-  it('a file that grows while read is read to its new end; one that shrinks, to its new end', () => {
+  it('a file that grows while read is read to an end it saw, never past it', () => {
     const f = path.join(dir, 'grow.bin');
     const first = randomBytes(3 * CHUNK);
     fs.writeFileSync(f, first);
@@ -107,10 +109,7 @@ describe('HostChunks (a host file read one chunk ahead)', () => {
   });
 
   it("close() midway stops the worker at a chunk boundary: the descriptor is then the caller's alone", () => {
-    const f = path.join(dir, 'stop.bin');
-    fs.writeFileSync(f, randomBytes(20 * CHUNK));
-    const fd = fs.openSync(f, 'r');
-    try {
+    withHostFile('stop.bin', randomBytes(20 * CHUNK), (fd) => {
       const src = HostChunks.open(fd, CHUNK, 20 * CHUNK, () => Buffer.alloc(CHUNK));
       src.next();
       src.next();
@@ -122,26 +121,19 @@ describe('HostChunks (a host file read one chunk ahead)', () => {
       expect(consumed % CHUNK).toBe(0);
       expect(consumed).toBeGreaterThanOrEqual(2 * CHUNK);
       expect(consumed).toBeLessThanOrEqual(3 * CHUNK);
-    } finally {
-      fs.closeSync(fd);
-    }
+    });
   });
 
   it('close() before any chunk, and twice, is harmless; nothing was read', () => {
-    const f = path.join(dir, 'early.bin');
     const want = randomBytes(4 * CHUNK);
-    fs.writeFileSync(f, want);
-    const fd = fs.openSync(f, 'r');
-    try {
+    withHostFile('early.bin', want, (fd) => {
       const src = HostChunks.open(fd, CHUNK, 4 * CHUNK, () => Buffer.alloc(CHUNK));
       src.close();
       src.close();
       const b = Buffer.alloc(CHUNK);
       expect(fs.readSync(fd, b, 0, CHUNK, null)).toBe(CHUNK);
       expect(b.equals(want.subarray(0, CHUNK))).toBe(true);
-    } finally {
-      fs.closeSync(fd);
-    }
+    });
   });
 
   it("a read error on the worker reaches next() with the host's code", () => {
