@@ -210,6 +210,7 @@ describe('HostSink (a host file written one chunk behind, around the page cache)
     const sink = HostSink.open(fd, CHUNK);
     expect(sink).not.toBeNull();
     let code: string | undefined;
+    let syscall: string | undefined;
     try {
       for (let i = 0; i < 6; i++) {
         const buf = sink!.buffer();
@@ -218,11 +219,13 @@ describe('HostSink (a host file written one chunk behind, around the page cache)
       sink!.finish();
     } catch (e) {
       code = (e as NodeJS.ErrnoException).code;
+      syscall = (e as NodeJS.ErrnoException).syscall;
     } finally {
       sink!.close();
     }
     fs.closeSync(fd);
     expect(code).toBe('EBADF');
+    expect(syscall).toBe('write'); // as node's own error says: what the CLI's host-error mapping reads
     expect(fs.statSync(f).size).toBe(0);
   });
 

@@ -23,7 +23,7 @@
 import { readSync } from 'node:fs';
 import { alignedBuffer } from './direct.js';
 import { sleepSync } from './lock.js';
-import { type HostThread, receiveError, startThread, stopThread } from './thread.js';
+import { hostError, type HostThread, receiveError, startThread, stopThread } from './thread.js';
 
 /** Fields of the control words shared with the worker (Int32Array indices). */
 const GO = 0; // 1 once the main thread's read of chunk 0 is done: the descriptor's offset is the worker's to move
@@ -60,7 +60,7 @@ const buf = Buffer.from(memory, 0, 2 * chunk);
           got += n;
         }
       } catch (e) {
-        port.postMessage({ code: e && e.code, message: String(e && e.message) });
+        port.postMessage({ code: e && e.code, message: String(e && e.message), syscall: e && e.syscall, errno: e && e.errno });
         got = -1;
       }
       Atomics.store(st, ${LEN} + s, got);
@@ -135,14 +135,14 @@ export class HostChunks {
       if (Atomics.load(st, STATE + s) !== 0) break;
       if (Atomics.load(st, DONE) !== 0 && Atomics.load(st, STATE + s) === 0) {
         this.ended = true;
-        throw Object.assign(new Error('the host file reader stopped before the end of the file'), { code: 'EIO' });
+        throw hostError('EIO', 'read', 'the host file reader stopped before the end of the file');
       }
       Atomics.wait(st, STATE + s, 0, 1000);
     }
     const got = Atomics.load(st, LEN + s);
     if (got < 0) {
       this.ended = true;
-      throw receiveError(this.thread!.port, 'read of the host file failed');
+      throw receiveError(this.thread!.port, 'read', 'read of the host file failed');
     }
     if (got < this.chunk) this.ended = true;
     return { buf: this.slots[s]!, got };

@@ -21,7 +21,7 @@
  */
 import { closeSync } from 'node:fs';
 import { alignedBuffer, reopenDirect } from './direct.js';
-import { type HostThread, receiveError, startThread, stopThread } from './thread.js';
+import { hostError, type HostThread, receiveError, startThread, stopThread } from './thread.js';
 
 /** Control words shared with the worker (Int32Array indices). */
 const READY = 0; // 1 once the worker runs
@@ -63,7 +63,7 @@ port.on('message', ({ slot, pos, runs }) => {
       writeAll(fd, buf, at);
     }
   } catch (e) {
-    port.postMessage({ code: e && e.code, message: String(e && e.message) });
+    port.postMessage({ code: e && e.code, message: String(e && e.message), syscall: e && e.syscall, errno: e && e.errno });
     Atomics.store(st, ${FAILED}, 1);
   } finally {
     Atomics.store(st, ${STATE} + slot, 0);
@@ -135,14 +135,14 @@ export class HostSink {
     const deadline = Date.now() + START_WAIT_MS;
     while (Atomics.load(st, STATE + s) !== 0) {
       if (Atomics.load(st, READY) === 0 && Date.now() > deadline)
-        throw Object.assign(new Error('the host file writer thread did not start'), { code: 'EIO' });
+        throw hostError('EIO', 'write', 'the host file writer thread did not start');
       Atomics.wait(st, STATE + s, 1, 100);
     }
   }
 
   private throwIfFailed(): void {
     if (Atomics.load(this.st, FAILED) === 0) return;
-    this.error ??= receiveError(this.thread.port, 'write of the host file failed');
+    this.error ??= receiveError(this.thread.port, 'write', 'write of the host file failed');
     throw this.error;
   }
 

@@ -39,10 +39,21 @@ export function startThread(source: string, data: Record<string, unknown>): Host
   }
 }
 
-/** The next error the worker posted on the port, as an errno-style Error (or `fallback` if none is there). */
-export function receiveError(port: MessagePort, fallback: string): Error {
-  const m = workerThreads().receiveMessageOnPort(port)?.message as { code?: string; message?: string } | undefined;
-  return Object.assign(new Error(m?.message ?? fallback), { code: m?.code ?? 'EIO' });
+/**
+ * The next error the worker posted on the port, rebuilt as the
+ * NodeJS.ErrnoException it was (code, syscall, errno: what the CLI's host-error
+ * mapping reads), or an EIO of `syscall` saying `fallback` if none is there.
+ */
+export function receiveError(port: MessagePort, syscall: 'read' | 'write', fallback: string): NodeJS.ErrnoException {
+  const m = workerThreads().receiveMessageOnPort(port)?.message as
+    { code?: string; message?: string; syscall?: string; errno?: number } | undefined;
+  if (!m) return hostError('EIO', syscall, fallback);
+  return Object.assign(new Error(m.message), { code: m.code, syscall: m.syscall, errno: m.errno });
+}
+
+/** An errno-style error of a host file's `syscall`, as node's fs would throw. */
+export function hostError(code: string, syscall: 'read' | 'write', message: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: ${message}, ${syscall}`), { code, syscall });
 }
 
 /** Stop the worker; its own loop has already ended or will skip what is left. */
