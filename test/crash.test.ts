@@ -152,3 +152,49 @@ describe('crash sweep of a long copy-on-write', () => {
     });
   }
 });
+
+/**
+ * A put of three 32 MiB chunks: the host file is read one chunk ahead on a
+ * worker thread (io/hostread.ts) while the main thread writes, with O_DIRECT,
+ * the same writes in the same order as one chunk after the other. A crash at
+ * any of them, whole or torn, must leave the state before or after.
+ */
+describe('crash sweep of a long put', () => {
+  const base = t.path('put-base.img');
+  const host = t.path('put-host.bin');
+  beforeAll(async () => {
+    const MiB = 1024 * 1024;
+    const data = randomBytes(64 * MiB + 8192 + 5);
+    data.fill(0, 40 * MiB, 41 * MiB); // a hole in the second chunk
+    writeFileSync(host, data);
+    for (const s of [
+      ['mkfs', base, '--size', '192M'],
+      ['put', base, '/etc/hostname', '/a'],
+    ])
+      expect((await daxtool(s)).exitCode, s.join(' ')).toBe(0);
+  });
+
+  for (const mode of ['before', 'torn']) {
+    it(`put of 64 MiB, crashing ${mode === 'torn' ? 'with a torn write ' : ''}at every point`, async () => {
+      const before = imageDigest(base);
+      const full = t.path(`put-${mode}-full.img`);
+      copyFileSync(base, full);
+      const points = await ioPoints(['put', 'IMG', host, '/a'], full);
+      const after = imageDigest(full);
+      expect((await verify(full, { repair: false })).errors).toEqual([]);
+      expect(points).toBeGreaterThan(4); // three chunks' data writes (two with the hole), the commit's, the flushes
+      const seen = new Set<string>();
+      for (let n = 1; n <= points; n++) {
+        const img = t.path(`put-${mode}-${n}.img`);
+        copyFileSync(base, img);
+        const r = await daxtool(['put', img, host, '/a'], { env: { DAXTOOL_CRASH_AT: String(n), DAXTOOL_CRASH_MODE: mode } });
+        expect(r.exitCode, `crash at ${n}: ${r.stderr}`).not.toBe(0);
+        expect((await verify(img, { repair: false })).errors, `${mode} crash at ${n}`).toEqual([]);
+        const d = imageDigest(img);
+        expect([before, after], `${mode} crash at ${n}: state is neither before nor after`).toContain(d);
+        seen.add(d === before ? 'before' : 'after');
+      }
+      expect(seen.has('before')).toBe(true);
+    });
+  }
+});

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verify } from '../src/check/verify.js';
@@ -89,6 +89,28 @@ describe('host file system full', () => {
       expect((await verify(img, { repair: false })).errors).toEqual([]);
       expect((await daxtoolRaw(['cat', img, '/big'])).stdout.equals(readFileSync(big))).toBe(true);
       expect((await daxtoolRaw(['cat', img, '/keep'])).stdout.equals(Buffer.alloc(8192, 5))).toBe(true);
+    },
+    60_000,
+  );
+
+  it.runIf(root)(
+    'get of a long file onto a full host file system: ENOSPC from the writer thread, one line, no partial file',
+    async (ctx) => {
+      if (!mounted) ctx.skip(); // beforeAll said why
+      const img = t.path('long.img');
+      const host = t.path('long.bin');
+      writeFileSync(host, randomBytes(70 * 1024 * 1024)); // long enough for get's writer thread
+      for (const s of [
+        ['mkfs', img, '--size', '160M'],
+        ['put', img, host, '/long'],
+      ])
+        expect((await daxtool(s)).exitCode, s.join(' ')).toBe(0);
+      const out = `${mnt}/long.out`; // 4 MiB of room for 70 MiB
+      const r = await daxtool(['get', img, '/long', out]);
+      expect(r.exitCode, r.stderr).toBe(1);
+      expect(r.stderr).toBe(`daxtool: get: host file ${out}: no space left on device (ENOSPC)\n`); // as a get that writes on its own says it
+      expect(existsSync(out)).toBe(false);
+      expect((await verify(img, { repair: false })).errors).toEqual([]);
     },
     60_000,
   );

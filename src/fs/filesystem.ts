@@ -1,13 +1,15 @@
 import { extsize, type ExtsizeInfo, type FileHints } from './cowfork.js';
 import { nowMs } from '../format/clock.js';
-import { readSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { err } from '../format/errors.js';
 import { type FreeRec, INODE_TYPE_DIR } from '../format/records.js';
 import type { Superblock } from '../format/superblock.js';
 import { BlockCache } from '../io/cache.js';
 import { BlockDevice } from '../io/device.js';
+import { type HostChunk, HostChunks } from '../io/hostread.js';
 import { sleepSync } from '../io/lock.js';
 import { canSeek, dataRuns, finishSparse, writeSparse } from './sparse.js';
+import { HOST_CHUNK_BYTES, hostFileSize, streamOut } from './hostcopy.js';
 import { diskUsage, type UsageEntry } from './usage.js';
 import { infoOf, openImage } from './info.js';
 import { geometry, mkfs } from './mkfs.js';
@@ -192,6 +194,10 @@ export class Filesystem {
       const { inode, path: p } = fx.resolve(path);
       if (inode.type === INODE_TYPE_DIR) throw err('EISDIR', 'is a directory', p);
       const chunk = IO_CHUNK_BLOCKS * fx.bs;
+      if (sparse && inode.size >= 2 * HOST_CHUNK_BYTES) {
+        const n = streamOut(fx, inode, fd);
+        if (n !== null) return n;
+      }
       for (let off = 0; off < inode.size; off += chunk) {
         const data = fx.read(inode, off, chunk);
         if (sparse) writeSparse(fd, data, off, fx.bs);
@@ -230,39 +236,36 @@ export class Filesystem {
     return this.mutate((fx) => {
       const { inode, path: p } = fx.openFile(path, true);
       fx.truncate(inode, p, 0);
-      const chunk = Math.max(1, Math.floor(PUT_CHUNK_BYTES / fx.bs)) * fx.bs;
-      // The chunks go to new blocks whole: a stream buffer lets the device write them around the page cache.
-      const buf = this.ctx.dev.streamBuffer(chunk);
+      const chunk = Math.max(1, Math.floor(HOST_CHUNK_BYTES / fx.bs)) * fx.bs;
+      // The chunks go to new blocks whole: a stream buffer lets the device write them around the
+      // page cache; a long regular file is read one chunk ahead while the last one is written.
+      const src = HostChunks.open(fd, chunk, hostFileSize(fd), () => this.ctx.dev.streamBuffer(chunk));
       let total = 0;
-      for (;;) {
-        let got = 0;
-        while (got < chunk) {
-          let n: number;
+      try {
+        for (;;) {
+          let c: HostChunk;
           try {
-            n = readSync(fd, buf, got, chunk - got, null);
+            c = src.next();
           } catch (e) {
-            if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
-              sleepSync(2); // a non-blocking pipe with nothing yet: wait, don't spin
-              continue;
-            }
-            if ((e as NodeJS.ErrnoException).code === 'EOF') n = 0;
-            else throw err('EIO', `reading the host file: ${(e as Error).message}`, p);
+            throw err('EIO', `reading the host file: ${(e as Error).message}`, p);
           }
-          if (n === 0) break;
-          got += n;
+          const { buf, got } = c;
+          if (got === 0) break;
+          checkRange(total, got, p);
+          // The file was emptied and every chunk but the last is whole blocks at a
+          // block-aligned offset: the host bytes go straight to new blocks, no
+          // copy; blocks of zeros are left as holes (sparse.ts).
+          const blocks = Math.ceil(got / fx.bs);
+          buf.fill(0, got, blocks * fx.bs);
+          const first = total / fx.bs;
+          for (const [s, n] of dataRuns(buf, blocks, fx.bs))
+            fx.replaceBlocks(inode, first + s, n, buf.subarray(s * fx.bs, (s + n) * fx.bs));
+          total += got;
+          inode.size = total;
+          if (got < chunk) break;
         }
-        if (got === 0) break;
-        checkRange(total, got, p);
-        // The file was emptied and every chunk but the last is whole blocks at a
-        // block-aligned offset: the host bytes go straight to new blocks, no
-        // copy; blocks of zeros are left as holes (sparse.ts).
-        const blocks = Math.ceil(got / fx.bs);
-        buf.fill(0, got, blocks * fx.bs);
-        const first = total / fx.bs;
-        for (const [s, n] of dataRuns(buf, blocks, fx.bs)) fx.replaceBlocks(inode, first + s, n, buf.subarray(s * fx.bs, (s + n) * fx.bs));
-        total += got;
-        inode.size = total;
-        if (got < chunk) break;
+      } finally {
+        src.close();
       }
       inode.mtimeMs = nowMs();
       fx.iput(inode);
@@ -315,14 +318,6 @@ export class Filesystem {
     return this.mutate((fx) => unshare(fx, path, offset, length));
   }
 }
-
-/**
- * Bytes a put reads from the host and writes per chunk. Its writes go with
- * O_DIRECT (BlockDevice.streamBuffer), one at a time: each waits for the
- * device, so fewer, longer ones keep the device busier (1 GiB on this
- * project's 2-core VM: 8 MiB chunks 2.4-3.1 s, 32 MiB 1.6-1.9 s, interleaved).
- */
-const PUT_CHUNK_BYTES = 32 << 20;
 
 /** Write all of `data` to a host fd; a non-blocking pipe that is full is waited on. */
 function writeFully(fd: number, data: Buffer): void {

@@ -38,16 +38,32 @@ const alignedMemories = new WeakSet<ArrayBufferLike>();
  * A buffer of at least `bytes` that O_DIRECT accepts — the memory of a
  * WebAssembly instance, which is mapped on pages of its own and so starts
  * page-aligned (a Buffer's address is neither visible nor aligned) — or null
- * where the runtime refuses one.
+ * where the runtime refuses one. `shared`: over a SharedArrayBuffer, which
+ * another thread can fill (hostread.ts).
  */
-export function alignedBuffer(bytes: number): Buffer | null {
+export function alignedBuffer(bytes: number, shared = false): Buffer | null {
   const pages = Math.max(1, Math.ceil(bytes / 65536));
   try {
-    const mem = new WebAssembly.Memory({ initial: pages, maximum: pages }).buffer;
+    const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared }).buffer;
     alignedMemories.add(mem);
     return Buffer.from(mem, 0, bytes);
   } catch {
     return null;
+  }
+}
+
+/**
+ * The file of descriptor `fd` opened again through /proc/self/fd (the same
+ * file even if renamed since) with O_DIRECT, read-write or write-only; null
+ * where the host has no O_DIRECT or this file system refuses it.
+ */
+export function reopenDirect(fd: number, mode: 'rw' | 'w'): number | null {
+  const O_DIRECT = fs.constants.O_DIRECT;
+  if (!O_DIRECT || process.platform !== 'linux') return null;
+  try {
+    return fs.openSync(`/proc/self/fd/${fd}`, (mode === 'rw' ? fs.constants.O_RDWR : fs.constants.O_WRONLY) | O_DIRECT);
+  } catch {
+    return null; // no O_DIRECT on this file system
   }
 }
 
@@ -71,15 +87,9 @@ export class DirectIo {
    * cache.
    */
   static open(fd: number, bytes: number): DirectIo | null {
-    const O_DIRECT = fs.constants.O_DIRECT;
-    if (!O_DIRECT || process.platform !== 'linux') return null;
     const buf = alignedBuffer(bytes);
-    if (!buf) return null;
-    try {
-      return new DirectIo(fs.openSync(`/proc/self/fd/${fd}`, fs.constants.O_RDWR | O_DIRECT), buf);
-    } catch {
-      return null; // no O_DIRECT on this file system
-    }
+    const direct = buf ? reopenDirect(fd, 'rw') : null;
+    return buf && direct !== null ? new DirectIo(direct, buf) : null;
   }
 
   /**
