@@ -191,8 +191,14 @@ export class Btree<R> {
     const rec = this.ops.decode(this.pBuf[h - 1]!, this.L.recOff(pos));
     this.cowPath(h);
     const leaf = this.pBuf[h - 1]!;
+    // An overlapping tree's leaf summary follows from the record removed (fixKeys).
+    let removed: Buffer | null = null;
+    if (this.L.overlapping) {
+      removed = this.recScratch;
+      leaf.copy(removed, 0, this.L.recOff(pos), this.L.recOff(pos) + this.L.recSize);
+    }
     this.removeItem(leaf, 0, hdrCount(leaf), pos);
-    this.rebalance(h - 1);
+    this.rebalance(h - 1, removed);
     return rec;
   }
 
@@ -541,13 +547,15 @@ export class Btree<R> {
    * Bring ancestors' entries up to date after the node at depth d changed.
    * Stops at the first entry that is already right: nothing above it can differ.
    */
-  private fixKeys(d: number): void {
+  private fixKeys(d: number, leafRec: Buffer | null = null, inserted = false): void {
     const L = this.L;
     const s = this.sumScratch;
     for (let k = d; k > 0; k--) {
       const parent = this.pBuf[k - 1]!;
       const eo = L.entOff(this.pIdx[k - 1]!);
-      L.summarize(this.pBuf[k]!, this.h - 1 - k, s, 0);
+      // A leaf changed by one record (leafRec, inserted or removed): its summary follows from the old one.
+      if (leafRec && k === d && this.h - 1 - k === 0) L.summarizeLeafChange(this.pBuf[k]!, leafRec, 0, inserted, parent, eo, s, 0);
+      else L.summarize(this.pBuf[k]!, this.h - 1 - k, s, 0);
       if (s.compare(parent, eo, eo + L.sumBytes, 0, L.sumBytes) === 0) return;
       s.copy(parent, eo);
     }
@@ -578,7 +586,7 @@ export class Btree<R> {
         if (pos < n) buf.copyWithin(off(pos + 1), off(pos), off(n));
         item.copy(buf, off(pos), 0, sz);
         setHdrCount(buf, n + 1);
-        this.fixKeys(d);
+        this.fixKeys(d, lvl === 0 && L.overlapping ? item : null, true);
         return;
       }
       const { blkno: rBlk, buf: right } = this.store.allocNode(this.type, this.pBlk[d]);
@@ -623,7 +631,7 @@ export class Btree<R> {
    * level up. A root left with one child is replaced by that child; an empty
    * root leaf leaves an empty tree.
    */
-  private rebalance(d: number): void {
+  private rebalance(d: number, removedLeafRec: Buffer | null = null): void {
     const L = this.L;
     for (;;) {
       const buf = this.pBuf[d]!;
@@ -641,7 +649,7 @@ export class Btree<R> {
         return;
       }
       if (n >= L.minItems(lvl)) {
-        this.fixKeys(d);
+        this.fixKeys(d, lvl === 0 ? removedLeafRec : null, false);
         return;
       }
       const parent = this.pBuf[d - 1]!;
