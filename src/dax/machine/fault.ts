@@ -306,6 +306,19 @@ function done(
   return { addr, result, pfn, level: level === 2 ? 'pmd' : 'pte', writable: (e & D.PTE_WRITE) !== 0, ...extra };
 }
 
+/** done()'s record of a page found present (entry e at level), written into r: no trace, no extra facts. */
+function presentRecord(r: FaultRecord, addr: number, e: number, level: 1 | 2): FaultRecord {
+  const base = D.pteFrame(e);
+  r.addr = addr;
+  r.result = 'present';
+  r.pfn = level === 2 ? base + Math.floor((addr % PMD) / PAGE) : base;
+  r.level = level === 2 ? 'pmd' : 'pte';
+  r.writable = (e & D.PTE_WRITE) !== 0;
+  r.allocated = undefined;
+  r.from_block = r.to_block = undefined;
+  return r;
+}
+
 /** The table path to addr as it stands (no allocation), for traces. */
 export function describeWalk(s: MachineState, proc: ProcRec, addr: number): WalkStep[] {
   const out: WalkStep[] = [];
@@ -347,7 +360,10 @@ function faultOne(s: MachineState, b: Batch, addr: number, write: boolean): Faul
         setEntry(s, proc, addr - (cur.level === 2 ? addr % PMD : 0), cur.level, D.pteWithFlags(e, D.PTE_DIRTY));
       // A huge entry answers for the rest of its 2 MiB in the batch at once (each page would find it the same).
       if (cur.level === 2 && !b.trace) b.span = tableRoom(b, v, addr);
-      return done(s, b, addr, 'present', write ? D.pteWithFlags(e, D.PTE_DIRTY) : e, cur.level, { kind: 'present' });
+      const now = write ? D.pteWithFlags(e, D.PTE_DIRTY) : e;
+      if (b.trace) return done(s, b, addr, 'present', now, cur.level, { kind: 'present' });
+      // Most pages of a long workload are found present: the batch's one record serves them (as takeAhead's).
+      return presentRecord(b.record, addr, now, cur.level);
     }
   }
   const inode = inodeOf(s, b, v.ino);
