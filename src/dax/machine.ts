@@ -168,7 +168,7 @@ export class Machine extends MachineState implements BlockHolder {
   }
 
   // Faults
-  fault(pid: number, addr: number, length: number, write: boolean, opts: { trace?: boolean } = {}): FaultBatchResult {
+  fault(pid: number, addr: number, length: number, write: boolean, opts?: { trace?: boolean }): FaultBatchResult {
     return fault(this, pid, addr, length, write, opts);
   }
 

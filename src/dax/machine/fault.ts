@@ -237,7 +237,7 @@ export function fault(
   addr: number,
   length: number,
   write: boolean,
-  opts: { trace?: boolean } = {},
+  opts?: { trace?: boolean },
 ): FaultBatchResult {
   s.requireDax();
   const proc = s.proc(pid);
@@ -245,7 +245,7 @@ export function fault(
   if (!Number.isSafeInteger(length) || length < 0) throw err('EINVAL', `invalid length ${length}`);
   const start = addr - (addr % PAGE);
   const end = Math.min(D.USER_TOP, Math.ceil((addr + Math.max(length, 1)) / PAGE) * PAGE);
-  const b = newBatch(s, proc, opts.trace === true, end);
+  const b = newBatch(s, proc, opts?.trace === true, end);
   const runs = new FaultRuns();
   const traces: FaultTrace[] = [];
   const counts = emptyCounts();
@@ -352,26 +352,27 @@ function faultOne(s: MachineState, b: Batch, addr: number, write: boolean): Faul
     return takeAhead(s, b, v, addr, index, ahead);
   // A present entry lies inside EOF (shrinking a file tears its entries
   // down), so a suitably mapped page needs no look at the inode.
-  const cur = s.pt.lookup(proc, addr);
-  if (cur) {
-    const e = cur.v;
+  const curV = s.pt.lookupEntry(proc, addr);
+  const curLevel = s.pt.lastLevel;
+  if (curV !== 0) {
+    const e = curV;
     if (!write || e & D.PTE_WRITE) {
       if (write && !(e & D.PTE_DIRTY))
-        setEntry(s, proc, addr - (cur.level === 2 ? addr % PMD : 0), cur.level, D.pteWithFlags(e, D.PTE_DIRTY));
+        setEntry(s, proc, addr - (curLevel === 2 ? addr % PMD : 0), curLevel, D.pteWithFlags(e, D.PTE_DIRTY));
       // A huge entry answers for the rest of its 2 MiB in the batch at once (each page would find it the same).
-      if (cur.level === 2 && !b.trace) b.span = tableRoom(b, v, addr);
+      if (curLevel === 2 && !b.trace) b.span = tableRoom(b, v, addr);
       const now = write ? D.pteWithFlags(e, D.PTE_DIRTY) : e;
-      if (b.trace) return done(s, b, addr, 'present', now, cur.level, { kind: 'present' });
+      if (b.trace) return done(s, b, addr, 'present', now, curLevel, { kind: 'present' });
       // Most pages of a long workload are found present: the batch's one record serves them (as takeAhead's).
-      return presentRecord(b.record, addr, now, cur.level);
+      return presentRecord(b.record, addr, now, curLevel);
     }
   }
   const inode = inodeOf(s, b, v.ino);
   if (index >= Math.ceil(inode.size / PAGE)) return sig(b, addr, 'sigbus', { kind: 'past-eof', index, size: inode.size }, 'BUS_ADRERR');
   let old4k = 0;
-  if (cur) {
-    const e = cur.v;
-    if (cur.level === 2) {
+  if (curV !== 0) {
+    const e = curV;
+    if (curLevel === 2) {
       // A write to a read-only huge entry: split it (tear it down) and fault afresh.
       zapRange(s, proc, addr - (addr % PMD), addr - (addr % PMD) + PMD, {});
       if (b.trace) b.trace.action = HUGE_TORN_DOWN;
