@@ -99,7 +99,7 @@ function scratchImage(
   }
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const path = join(dir, 'lab.img');
-  Filesystem.mkfs(path, { sizeBytes, pageModel: model });
+  Filesystem.mkfs(path, { sizeBytes, pageModel: model, durable: false });
   return { path, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -130,7 +130,8 @@ export function runDemo(o: { model?: PageModel; keep?: string; force?: boolean; 
   const model = o.model ?? 'proxy';
   const img = scratchImage(o.keep, model, 64 * 1024 * 1024, 'daxtool-demo-', o.force === true);
   try {
-    const fs = Filesystem.open(img.path, { write: true });
+    // An image not kept is deleted at the end: its commits need not wait for the disk.
+    const fs = Filesystem.open(img.path, { write: true, durable: o.keep !== undefined });
     try {
       const dax = new Dax(fs);
       const rot = buildRotation(fs);
@@ -304,7 +305,8 @@ function runModel(model: PageModel, o: Required<Omit<CompareOptions, 'models' | 
   const img = scratchImage(undefined, model, size, 'daxtool-compare-');
   const faults = zeroCounts();
   try {
-    const fs = Filesystem.open(img.path, { write: true });
+    // A scratch image, deleted at the end: its commits need not wait for the disk.
+    const fs = Filesystem.open(img.path, { write: true, durable: false });
     try {
       const dax = new Dax(fs);
       if (o.workload === 'rotation') {
