@@ -117,9 +117,17 @@ function pteZero(buf: Buffer, i: number): boolean {
 
 export function writePte(buf: Buffer, i: number, v: number): void {
   const o = PT_OFF + i * PT_ENTRY_BYTES;
-  buf.writeUInt32LE(v % 0x100000000, o);
+  // Byte stores, as readPte's reads (a zap writes an entry per page); the checks writeUInt32LE made.
+  if (!(i >= 0 && o + PT_ENTRY_BYTES <= buf.length)) throw new RangeError(`page-table entry ${i} outside a ${buf.length}-byte buffer`);
+  if (!(v >= 0)) throw new RangeError(`page-table entry value ${v} is negative`);
+  const lo = v % 0x100000000;
   const hi = Math.floor(v / 0x100000000);
-  buf.writeUInt16LE(hi & 0xffff, o + 4);
+  buf[o] = lo & 0xff;
+  buf[o + 1] = (lo >>> 8) & 0xff;
+  buf[o + 2] = (lo >>> 16) & 0xff;
+  buf[o + 3] = lo >>> 24;
+  buf[o + 4] = hi & 0xff;
+  buf[o + 5] = (hi >>> 8) & 0xff;
   buf[o + 6] = (hi >>> 16) & 0xff;
 }
 
