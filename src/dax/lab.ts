@@ -265,7 +265,7 @@ function randomLayout(files: number): { pid: number; file: number; private: bool
 /**
  * The random workload's operations, drawn one at a time (the same sequence as
  * drawing them all first): a million operations held at once cost the garbage
- * collector more than drawing them.
+ * collector more than drawing them. An operation is valid until the next is drawn.
  */
 function randomOps(seed: number, files: number, blocks: number, layout: ReturnType<typeof randomLayout>): () => Op {
   const r = rng(seed);
@@ -274,6 +274,8 @@ function randomOps(seed: number, files: number, blocks: number, layout: ReturnTy
     const n = 1 + int(Math.min(8, blocks));
     return { b: int(blocks - n + 1), n };
   };
+  // One object serves every fault: each operation is done before the next is drawn.
+  const fault: Extract<Op, { k: 'fault' }> = { k: 'fault', pid: 0, vma: 0, page: 0, pages: 0, write: false };
   return (): Op => {
     // Mostly page faults (a third of them writes), with enough reflinks to keep
     // blocks shared at different indices, and the layout changes that tear
@@ -282,7 +284,12 @@ function randomOps(seed: number, files: number, blocks: number, layout: ReturnTy
     if (x < 0.97 || files < 2) {
       const v = int(layout.length);
       const pages = r() < 0.9 ? 1 : 1 + int(Math.min(16, blocks));
-      return { k: 'fault', pid: layout[v]!.pid, vma: v, page: int(blocks - pages + 1), pages, write: r() < 0.35 };
+      fault.pid = layout[v]!.pid;
+      fault.vma = v;
+      fault.page = int(blocks - pages + 1);
+      fault.pages = pages;
+      fault.write = r() < 0.35;
+      return fault;
     }
     if (x < 0.985) {
       const src = int(files);
@@ -320,7 +327,7 @@ function runModel(model: PageModel, o: Required<Omit<CompareOptions, 'models' | 
             // The first write is the demo's: X writes its page holding A. Then random pages of random files.
             const k = j === 0 ? Math.min(1, files - 1) : Math.floor(r() * files);
             const index = j === 0 ? (files > 1 ? blocks - 1 : 0) : Math.floor(r() * blocks);
-            addCounts(faults, mm.fault(maps[k]!.pid, maps[k]!.addr + index * PAGE, 1, true).counts);
+            mm.faultCounts(maps[k]!.pid, maps[k]!.addr + index * PAGE, 1, true, faults);
           }
         });
       } else {
@@ -345,7 +352,7 @@ function runModel(model: PageModel, o: Required<Omit<CompareOptions, 'models' | 
               switch (op.k) {
                 case 'fault': {
                   const v = vmas[op.vma]!;
-                  addCounts(faults, m.fault(v.pid, v.addr + op.page * PAGE, op.pages * PAGE, op.write).counts);
+                  m.faultCounts(v.pid, v.addr + op.page * PAGE, op.pages * PAGE, op.write, faults);
                   break;
                 }
                 case 'reflink':

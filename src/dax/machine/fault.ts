@@ -104,7 +104,17 @@ function newBatch(s: MachineState, proc: ProcRec, trace: boolean, end: number): 
     vma: null,
     ahead: null,
     span: 1,
-    record: { addr: 0, result: 'cow', pfn: 0, level: 'pte', writable: true },
+    // Every field takeAhead and presentRecord set, from the start: no shape change per batch.
+    record: {
+      addr: 0,
+      result: 'cow',
+      pfn: 0,
+      level: 'pte',
+      writable: true,
+      allocated: undefined,
+      from_block: undefined,
+      to_block: undefined,
+    },
     noPmd: -1,
     inodes: null,
     ext: null,
@@ -239,16 +249,47 @@ export function fault(
   write: boolean,
   opts?: { trace?: boolean },
 ): FaultBatchResult {
+  const runs = new FaultRuns();
+  const traces: FaultTrace[] = [];
+  const counts = emptyCounts();
+  faultPages(s, pid, addr, length, write, opts?.trace === true, counts, runs, traces);
+  return new FaultBatch(pid, runs.runs, traces, counts);
+}
+
+/**
+ * fault for a caller that wants only the counts (compare's workloads, a
+ * million faults): the same pages faulted the same way, the results added
+ * into `counts`, no record kept.
+ */
+export function faultCounts(
+  s: MachineState,
+  pid: number,
+  addr: number,
+  length: number,
+  write: boolean,
+  counts: Record<FaultResultName, number>,
+): void {
+  faultPages(s, pid, addr, length, write, false, counts, null, null);
+}
+
+function faultPages(
+  s: MachineState,
+  pid: number,
+  addr: number,
+  length: number,
+  write: boolean,
+  trace: boolean,
+  counts: Record<FaultResultName, number>,
+  runs: FaultRuns | null,
+  traces: FaultTrace[] | null,
+): void {
   s.requireDax();
   const proc = s.proc(pid);
   s.checkAddr(addr);
   if (!Number.isSafeInteger(length) || length < 0) throw err('EINVAL', `invalid length ${length}`);
   const start = addr - (addr % PAGE);
   const end = Math.min(D.USER_TOP, Math.ceil((addr + Math.max(length, 1)) / PAGE) * PAGE);
-  const b = newBatch(s, proc, opts?.trace === true, end);
-  const runs = new FaultRuns();
-  const traces: FaultTrace[] = [];
-  const counts = emptyCounts();
+  const b = newBatch(s, proc, trace, end);
   let n = 0;
   let flushAt = 0x10000;
   for (let a = start; a < end; a += b.span * PAGE) {
@@ -261,15 +302,16 @@ export function fault(
       s.flushChunks(4096);
       flushAt = n + 0x10000;
     }
-    if (b.span === 1) runs.add(r);
-    else runs.addSpan(r, b.span);
+    if (runs) {
+      if (b.span === 1) runs.add(r);
+      else runs.addSpan(r, b.span);
+    }
     counts[r.result] += b.span;
     if (b.trace) {
       b.trace.result = r.result;
-      traces.push(b.trace);
+      traces?.push(b.trace);
     }
   }
-  return new FaultBatch(pid, runs.runs, traces, counts);
 }
 
 function sig(b: Batch, addr: number, result: 'sigsegv' | 'sigbus', why: SignalWhy, code?: SigbusCode): FaultRecord {
