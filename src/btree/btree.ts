@@ -207,28 +207,12 @@ export class Btree<R> {
    * one leaf at a time. The tree must not be modified while this is iterated.
    */
   *range(lo?: Key, hi?: Key): Generator<R> {
-    if (lo) this.checkKey(lo);
-    if (hi) this.checkKey(hi);
-    if (this.root === NULL_BLKNO) return;
-    if (lo && hi && compareKeys(lo, hi) > 0) return;
-    const L = this.L;
     const blk: Blkno[] = [];
     const idx: number[] = [];
-    let buf = this.readRoot();
-    const h = hdrLevel(buf) + 1;
-    blk[0] = this.root;
-    for (let d = 0; ; d++) {
-      const n = hdrCount(buf);
-      if (d === h - 1) {
-        idx[d] = lo ? L.leafLowerBound(buf, n, lo) : 0;
-        break;
-      }
-      const i = lo ? L.childIndex(buf, n, lo) : 0;
-      idx[d] = i;
-      const child = L.ptr(buf, i);
-      buf = this.readNode(child, h - 2 - d, blk[d]!);
-      blk[d + 1] = child;
-    }
+    let buf = this.seekRange(lo, hi, blk, idx);
+    if (!buf) return;
+    const L = this.L;
+    const h = blk.length;
     for (;;) {
       // Decode this leaf's share before yielding: no node buffer is held across
       // a yield, so the store may recycle its cache while the caller works.
@@ -243,6 +227,56 @@ export class Btree<R> {
       if (!next) return;
       if (hi && L.cmpLeaf(next, 0, hi) > 0) return;
       buf = next;
+    }
+  }
+
+  /**
+   * range's records appended to `out`, all at once (no generator: for short
+   * ranges asked very often, such as a few blocks' refcount records).
+   */
+  rangeInto(lo: Key | undefined, hi: Key | undefined, out: R[]): R[] {
+    const blk: Blkno[] = [];
+    const idx: number[] = [];
+    let buf = this.seekRange(lo, hi, blk, idx);
+    if (!buf) return out;
+    const L = this.L;
+    const h = blk.length;
+    for (;;) {
+      const n = hdrCount(buf);
+      const from = idx[h - 1]!;
+      const end = hi ? L.leafUpperBound(buf, n, hi, from) : n;
+      for (let i = from; i < end; i++) out.push(this.ops.decode(buf, L.recOff(i)));
+      if (end < n) return out;
+      const next = this.nextLeaf(h, blk, idx);
+      if (!next || (hi && L.cmpLeaf(next, 0, hi) > 0)) return out;
+      buf = next;
+    }
+  }
+
+  /**
+   * The leaf where range(lo, hi) starts, with the path to it in blk and idx
+   * (blk.length is the tree's height); null when the range is empty.
+   */
+  private seekRange(lo: Key | undefined, hi: Key | undefined, blk: Blkno[], idx: number[]): Buffer | null {
+    if (lo) this.checkKey(lo);
+    if (hi) this.checkKey(hi);
+    if (this.root === NULL_BLKNO) return null;
+    if (lo && hi && compareKeys(lo, hi) > 0) return null;
+    const L = this.L;
+    let buf = this.readRoot();
+    const h = hdrLevel(buf) + 1;
+    blk[0] = this.root;
+    for (let d = 0; ; d++) {
+      const n = hdrCount(buf);
+      if (d === h - 1) {
+        idx[d] = lo ? L.leafLowerBound(buf, n, lo) : 0;
+        return buf;
+      }
+      const i = lo ? L.childIndex(buf, n, lo) : 0;
+      idx[d] = i;
+      const child = L.ptr(buf, i);
+      buf = this.readNode(child, h - 2 - d, blk[d]!);
+      blk[d + 1] = child;
     }
   }
 
