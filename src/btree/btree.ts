@@ -210,23 +210,13 @@ export class Btree<R> {
     const blk: Blkno[] = [];
     const idx: number[] = [];
     let buf = this.seekRange(lo, hi, blk, idx);
-    if (!buf) return;
-    const L = this.L;
-    const h = blk.length;
-    for (;;) {
+    while (buf) {
       // Decode this leaf's share before yielding: no node buffer is held across
       // a yield, so the store may recycle its cache while the caller works.
-      const n = hdrCount(buf);
-      const from = idx[h - 1]!;
-      const end = hi ? L.leafUpperBound(buf, n, hi, from) : n;
       const recs: R[] = [];
-      for (let i = from; i < end; i++) recs.push(this.ops.decode(buf, L.recOff(i)));
+      const more = this.leafShare(buf, blk.length, idx, hi, recs);
       for (let i = 0; i < recs.length; i++) yield recs[i]!;
-      if (end < n) return;
-      const next = this.nextLeaf(h, blk, idx);
-      if (!next) return;
-      if (hi && L.cmpLeaf(next, 0, hi) > 0) return;
-      buf = next;
+      buf = more ? this.nextInRange(blk, idx, hi) : null;
     }
   }
 
@@ -238,19 +228,24 @@ export class Btree<R> {
     const blk: Blkno[] = [];
     const idx: number[] = [];
     let buf = this.seekRange(lo, hi, blk, idx);
-    if (!buf) return out;
+    while (buf) buf = this.leafShare(buf, blk.length, idx, hi, out) ? this.nextInRange(blk, idx, hi) : null;
+    return out;
+  }
+
+  /** Decode into out the records of leaf buf from idx[h-1] on, up to hi; true when the range may go on past this leaf. */
+  private leafShare(buf: Buffer, h: number, idx: number[], hi: Key | undefined, out: R[]): boolean {
     const L = this.L;
-    const h = blk.length;
-    for (;;) {
-      const n = hdrCount(buf);
-      const from = idx[h - 1]!;
-      const end = hi ? L.leafUpperBound(buf, n, hi, from) : n;
-      for (let i = from; i < end; i++) out.push(this.ops.decode(buf, L.recOff(i)));
-      if (end < n) return out;
-      const next = this.nextLeaf(h, blk, idx);
-      if (!next || (hi && L.cmpLeaf(next, 0, hi) > 0)) return out;
-      buf = next;
-    }
+    const n = hdrCount(buf);
+    const from = idx[h - 1]!;
+    const end = hi ? L.leafUpperBound(buf, n, hi, from) : n;
+    for (let i = from; i < end; i++) out.push(this.ops.decode(buf, L.recOff(i)));
+    return end === n;
+  }
+
+  /** The leaf after the path's (blk, idx), when it starts at or below hi; else null. */
+  private nextInRange(blk: Blkno[], idx: number[], hi: Key | undefined): Buffer | null {
+    const next = this.nextLeaf(blk.length, blk, idx);
+    return next && !(hi && this.L.cmpLeaf(next, 0, hi) > 0) ? next : null;
   }
 
   /**
