@@ -151,6 +151,10 @@ describe('Btree against a sorted-array model', () => {
           const lo = rnd() < 0.15 ? undefined : k;
           const hi = rnd() < 0.15 ? undefined : k + Math.floor(rnd() * 200);
           expect([...t.range(lo === undefined ? undefined : [lo], hi === undefined ? undefined : [hi])]).toEqual(model.range(lo, hi));
+          // The eager form appends the same records (after what out already holds).
+          const out: Rec[] = [{ k: -1, v: -1 }];
+          t.rangeInto(lo === undefined ? undefined : [lo], hi === undefined ? undefined : [hi], out);
+          expect(out).toEqual([{ k: -1, v: -1 }, ...model.range(lo, hi)]);
         }
         if (rnd() < 0.03) store.commit();
         maxHeight = Math.max(maxHeight, t.height());

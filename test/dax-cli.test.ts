@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { daxtool, parseJson, tempDir, type TempDir } from './helpers/cli.js';
+import { BIN, daxtool, parseJson, tempDir, type TempDir } from './helpers/cli.js';
 
 let T: TempDir;
 beforeAll(() => {
@@ -8,6 +11,7 @@ beforeAll(() => {
 afterAll(() => T.cleanup());
 
 const PAGE = 4096;
+const hasStrace = spawnSync('strace', ['-f', '-o', '/dev/null', 'true']).status === 0;
 
 async function ok(args: string[]): Promise<Record<string, unknown>> {
   const r = await daxtool([...args, '--json']);
@@ -310,6 +314,22 @@ describe('DAX commands', () => {
 });
 
 describe('demo and compare', () => {
+  it.skipIf(!hasStrace)('scratch images wait for no disk (no fdatasync); a kept demo image is flushed as any image', async () => {
+    const syncs = async (args: string[]): Promise<number> => {
+      const log = T.path(`strace-${args[0]}-${args.length}.txt`);
+      const r = await execa('strace', ['-f', '-e', 'trace=fdatasync,fsync', '-o', log, 'node', BIN, ...args], { reject: false });
+      expect(r.exitCode, String(r.stderr)).toBe(0);
+      return readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => /\bf(data)?sync\(/.test(l)).length;
+    };
+    expect(await syncs(['compare', '--workload', 'random', '--ops', '300'])).toBe(0);
+    expect(await syncs(['demo'])).toBe(0);
+    const keep = T.path('durable-demo.img');
+    expect(await syncs(['demo', '--keep', keep])).toBeGreaterThan(0);
+    expect((await daxtool(['verify', keep])).exitCode).toBe(0);
+  });
+
   it('demo: the rotation, the mappers table, one copy-on-write, a clean verify', async () => {
     const keep = T.path('demo.img');
     const r = await daxtool(['demo', '--keep', keep]);

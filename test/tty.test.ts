@@ -1,7 +1,8 @@
 /**
  * Progress on a real pseudo-terminal (util-linux `script`): no spinner where
  * it cannot work (0 columns, TERM=dumb), NO_COLOR honoured when non-empty,
- * SIGTERM ends a spinning command, and verify's progress reports phase i/N.
+ * SIGTERM ends a spinning command, verify's progress reports phase i/N, and a
+ * worker lane (compare's) runs several jobs in one child.
  * A machine without `script` skips the terminal cases, saying so.
  */
 import { spawnSync } from 'node:child_process';
@@ -100,5 +101,32 @@ describe('verify progress', () => {
     // Records done only grow.
     for (let i = 1; i < seen.length; i++) expect(seen[i]!.items).toBeGreaterThanOrEqual(seen[i - 1]!.items);
     expect(seen.at(-1)!.items).toBeGreaterThan(0);
+  });
+});
+
+describe('worker lanes', () => {
+  it("one child runs a lane's jobs one after another, each as the command would run it alone", async () => {
+    const { WorkerLane } = (await import(
+      pathToFileURL(join(ROOT, 'dist', 'cli', 'worker.js')).href
+    )) as typeof import('../src/cli/worker.js');
+    type R = { models: { model: string; ms?: number }[] };
+    const opts = { workload: 'random' as const, ops: 500, files: 3, blocks: 8 };
+    const whole = JSON.parse(
+      (await daxtool(['compare', '--workload', 'random', '--ops', '500', '--files', '3', '--blocks', '8', '--json'])).stdout,
+    ) as R;
+    const lane = new WorkerLane({ op: 'compare', options: opts });
+    try {
+      for (const model of ['naive', 'linux'] as const) {
+        const r = await lane.run<R>({ op: 'compare', options: { ...opts, models: [model] } });
+        const got = r.models[0]!;
+        const want = whole.models.find((m) => m.model === model)!;
+        expect({ ...got, ms: 0 }).toEqual({ ...want, ms: 0 });
+      }
+      // An error in one job comes back as its error; the lane runs on.
+      await expect(lane.run({ op: 'compare', options: { ...opts, files: 0 } })).rejects.toThrow(/at least one file/);
+      expect((await lane.run<R>({ op: 'compare', options: { ...opts, models: ['proxy'] } })).models[0]!.model).toBe('proxy');
+    } finally {
+      lane.close();
+    }
   });
 });

@@ -191,8 +191,14 @@ export class Btree<R> {
     const rec = this.ops.decode(this.pBuf[h - 1]!, this.L.recOff(pos));
     this.cowPath(h);
     const leaf = this.pBuf[h - 1]!;
+    // An overlapping tree's leaf summary follows from the record removed (fixKeys).
+    let removed: Buffer | null = null;
+    if (this.L.overlapping) {
+      removed = this.recScratch;
+      leaf.copy(removed, 0, this.L.recOff(pos), this.L.recOff(pos) + this.L.recSize);
+    }
     this.removeItem(leaf, 0, hdrCount(leaf), pos);
-    this.rebalance(h - 1);
+    this.rebalance(h - 1, removed);
     return rec;
   }
 
@@ -201,13 +207,57 @@ export class Btree<R> {
    * one leaf at a time. The tree must not be modified while this is iterated.
    */
   *range(lo?: Key, hi?: Key): Generator<R> {
-    if (lo) this.checkKey(lo);
-    if (hi) this.checkKey(hi);
-    if (this.root === NULL_BLKNO) return;
-    if (lo && hi && compareKeys(lo, hi) > 0) return;
-    const L = this.L;
     const blk: Blkno[] = [];
     const idx: number[] = [];
+    let buf = this.seekRange(lo, hi, blk, idx);
+    while (buf) {
+      // Decode this leaf's share before yielding: no node buffer is held across
+      // a yield, so the store may recycle its cache while the caller works.
+      const recs: R[] = [];
+      const more = this.leafShare(buf, blk.length, idx, hi, recs);
+      for (let i = 0; i < recs.length; i++) yield recs[i]!;
+      buf = more ? this.nextInRange(blk, idx, hi) : null;
+    }
+  }
+
+  /**
+   * range's records appended to `out`, all at once (no generator: for short
+   * ranges asked very often, such as a few blocks' refcount records).
+   */
+  rangeInto(lo: Key | undefined, hi: Key | undefined, out: R[]): R[] {
+    const blk: Blkno[] = [];
+    const idx: number[] = [];
+    let buf = this.seekRange(lo, hi, blk, idx);
+    while (buf) buf = this.leafShare(buf, blk.length, idx, hi, out) ? this.nextInRange(blk, idx, hi) : null;
+    return out;
+  }
+
+  /** Decode into out the records of leaf buf from idx[h-1] on, up to hi; true when the range may go on past this leaf. */
+  private leafShare(buf: Buffer, h: number, idx: number[], hi: Key | undefined, out: R[]): boolean {
+    const L = this.L;
+    const n = hdrCount(buf);
+    const from = idx[h - 1]!;
+    const end = hi ? L.leafUpperBound(buf, n, hi, from) : n;
+    for (let i = from; i < end; i++) out.push(this.ops.decode(buf, L.recOff(i)));
+    return end === n;
+  }
+
+  /** The leaf after the path's (blk, idx), when it starts at or below hi; else null. */
+  private nextInRange(blk: Blkno[], idx: number[], hi: Key | undefined): Buffer | null {
+    const next = this.nextLeaf(blk.length, blk, idx);
+    return next && !(hi && this.L.cmpLeaf(next, 0, hi) > 0) ? next : null;
+  }
+
+  /**
+   * The leaf where range(lo, hi) starts, with the path to it in blk and idx
+   * (blk.length is the tree's height); null when the range is empty.
+   */
+  private seekRange(lo: Key | undefined, hi: Key | undefined, blk: Blkno[], idx: number[]): Buffer | null {
+    if (lo) this.checkKey(lo);
+    if (hi) this.checkKey(hi);
+    if (this.root === NULL_BLKNO) return null;
+    if (lo && hi && compareKeys(lo, hi) > 0) return null;
+    const L = this.L;
     let buf = this.readRoot();
     const h = hdrLevel(buf) + 1;
     blk[0] = this.root;
@@ -215,28 +265,13 @@ export class Btree<R> {
       const n = hdrCount(buf);
       if (d === h - 1) {
         idx[d] = lo ? L.leafLowerBound(buf, n, lo) : 0;
-        break;
+        return buf;
       }
       const i = lo ? L.childIndex(buf, n, lo) : 0;
       idx[d] = i;
       const child = L.ptr(buf, i);
       buf = this.readNode(child, h - 2 - d, blk[d]!);
       blk[d + 1] = child;
-    }
-    for (;;) {
-      // Decode this leaf's share before yielding: no node buffer is held across
-      // a yield, so the store may recycle its cache while the caller works.
-      const n = hdrCount(buf);
-      const from = idx[h - 1]!;
-      const end = hi ? L.leafUpperBound(buf, n, hi, from) : n;
-      const recs: R[] = [];
-      for (let i = from; i < end; i++) recs.push(this.ops.decode(buf, L.recOff(i)));
-      for (let i = 0; i < recs.length; i++) yield recs[i]!;
-      if (end < n) return;
-      const next = this.nextLeaf(h, blk, idx);
-      if (!next) return;
-      if (hi && L.cmpLeaf(next, 0, hi) > 0) return;
-      buf = next;
     }
   }
 
@@ -541,13 +576,15 @@ export class Btree<R> {
    * Bring ancestors' entries up to date after the node at depth d changed.
    * Stops at the first entry that is already right: nothing above it can differ.
    */
-  private fixKeys(d: number): void {
+  private fixKeys(d: number, leafRec: Buffer | null = null, inserted = false): void {
     const L = this.L;
     const s = this.sumScratch;
     for (let k = d; k > 0; k--) {
       const parent = this.pBuf[k - 1]!;
       const eo = L.entOff(this.pIdx[k - 1]!);
-      L.summarize(this.pBuf[k]!, this.h - 1 - k, s, 0);
+      // A leaf changed by one record (leafRec, inserted or removed): its summary follows from the old one.
+      if (leafRec && k === d && this.h - 1 - k === 0) L.summarizeLeafChange(this.pBuf[k]!, leafRec, 0, inserted, parent, eo, s, 0);
+      else L.summarize(this.pBuf[k]!, this.h - 1 - k, s, 0);
       if (s.compare(parent, eo, eo + L.sumBytes, 0, L.sumBytes) === 0) return;
       s.copy(parent, eo);
     }
@@ -578,7 +615,7 @@ export class Btree<R> {
         if (pos < n) buf.copyWithin(off(pos + 1), off(pos), off(n));
         item.copy(buf, off(pos), 0, sz);
         setHdrCount(buf, n + 1);
-        this.fixKeys(d);
+        this.fixKeys(d, lvl === 0 && L.overlapping ? item : null, true);
         return;
       }
       const { blkno: rBlk, buf: right } = this.store.allocNode(this.type, this.pBlk[d]);
@@ -623,7 +660,7 @@ export class Btree<R> {
    * level up. A root left with one child is replaced by that child; an empty
    * root leaf leaves an empty tree.
    */
-  private rebalance(d: number): void {
+  private rebalance(d: number, removedLeafRec: Buffer | null = null): void {
     const L = this.L;
     for (;;) {
       const buf = this.pBuf[d]!;
@@ -641,7 +678,7 @@ export class Btree<R> {
         return;
       }
       if (n >= L.minItems(lvl)) {
-        this.fixKeys(d);
+        this.fixKeys(d, lvl === 0 ? removedLeafRec : null, false);
         return;
       }
       const parent = this.pBuf[d - 1]!;

@@ -353,6 +353,43 @@ export class NodeLayout<R> {
     }
   }
 
+  /**
+   * summarize for a leaf (level 0) that changed by one record, given the
+   * summary its parent held before the change (old[oldOff..]): `rec` at
+   * recOff was inserted into the leaf, or removed from it. The same bytes as
+   * summarize, without a scan of the leaf where the high key follows from the
+   * old one (an overlapping tree's physical-block index changes a leaf on
+   * every remap): after an insert it is the greater of the old and the
+   * record's; after a removal it is the old one unless the record held it.
+   */
+  summarizeLeafChange(
+    node: Buffer,
+    rec: Buffer,
+    recOff: number,
+    inserted: boolean,
+    old: Buffer,
+    oldOff: number,
+    dst: Buffer,
+    dstOff: number,
+  ): void {
+    const kf = this.kf;
+    const hkf = this.hkf;
+    const kfields = this.keyFields;
+    if (!this.overlapping || !kf || !hkf || hdrCount(node) === 0) return this.summarize(node, 0, dst, dstOff);
+    const oh = oldOff + this.keyBytes;
+    let c = 0;
+    for (let f = 0; f < kfields && c === 0; f++) {
+      const x = hkf(rec, recOff, f);
+      const y = readU64(old, oh + f * 8);
+      if (x !== y) c = x < y ? -1 : 1;
+    }
+    if (!inserted && c >= 0) return this.summarize(node, 0, dst, dstOff);
+    for (let f = 0; f < kfields; f++) writeU64(dst, dstOff + f * 8, kf(node, HDR_SIZE, f));
+    const hoff = dstOff + this.keyBytes;
+    if (c > 0) for (let f = 0; f < kfields; f++) writeU64(dst, hoff + f * 8, hkf(rec, recOff, f));
+    else old.copy(dst, hoff, oh, oh + this.keyBytes);
+  }
+
   private cmpEntryHighPair(buf: Buffer, i: number, j: number): number {
     const a = HDR_SIZE + i * this.entSize + this.keyBytes;
     const b = HDR_SIZE + j * this.entSize + this.keyBytes;

@@ -63,19 +63,35 @@ let exitHook = false;
 
 /** Run `job` in a child process; resolves with its result or rejects with the rebuilt error. */
 export function runInWorker<T>(job: WorkerJob, onProgress?: (p: JobProgress) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
+  const lane = new WorkerLane(job);
+  return lane.run<T>(job, onProgress).finally(() => lane.close());
+}
+
+/**
+ * A child process that runs jobs one after another (compare's lanes: one
+ * child per CPU runs several models, so start-up and the JIT's warm-up are
+ * paid once per lane, not once per model). `first` decides how the child is
+ * started (a put's host descriptor, verify's young generation); close() ends
+ * it once its last job is done.
+ */
+export class WorkerLane {
+  private readonly child: ReturnType<typeof fork>;
+  /** The job running, if any: its result or error settles it; the child's end rejects it. */
+  private pending: { resolve(v: unknown): void; reject(e: unknown): void; onProgress?: (p: JobProgress) => void } | null = null;
+  /** A put's descriptor number in the child, which the job then names instead of the parent's. */
+  private readonly childFd: number | null;
+
+  constructor(first: WorkerJob) {
     // The child inherits the host file descriptor a put reads (fds 0-2 plus the job's).
-    const fds = job.op === 'put' ? job.fd : -1;
+    const fds = first.op === 'put' ? first.fd : -1;
     const stdio: ('inherit' | 'ipc' | number)[] = ['inherit', 'inherit', 'inherit', 'ipc'];
-    let sendJob: WorkerJob = job;
-    if (fds > 2) {
-      stdio.push(fds);
-      sendJob = { ...job, fd: 4 } as WorkerJob;
-    }
+    this.childFd = fds > 2 ? 4 : null;
+    if (fds > 2) stdio.push(fds);
     // Verify makes short-lived records by the million and keeps few: a small
     // young generation trades a few more scavenges for a flat peak RSS.
-    const execArgv = job.op === 'verify' ? [...process.execArgv, '--max-semi-space-size=4'] : process.execArgv;
+    const execArgv = first.op === 'verify' ? [...process.execArgv, '--max-semi-space-size=4'] : process.execArgv;
     const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { stdio, serialization: 'advanced', execArgv });
+    this.child = child;
     live.add(child);
     if (!exitHook) {
       exitHook = true;
@@ -84,34 +100,53 @@ export function runInWorker<T>(job: WorkerJob, onProgress?: (p: JobProgress) => 
       });
     }
     child.once('exit', () => live.delete(child));
-    let settled = false;
     child.on('message', (r: Reply) => {
+      const p = this.pending;
+      if (!p) return;
       if (r.progress) {
-        onProgress?.(r.progress);
+        p.onProgress?.(r.progress);
         return;
       }
-      if (settled) return;
-      settled = true;
+      this.pending = null;
       if (r.error) {
         const e = r.error.internal
           ? new Error(r.error.message)
           : new DaxError(r.error.code, r.error.message, { object: r.error.object, hint: r.error.hint });
-        reject(e);
-      } else resolve(r.ok as T);
+        p.reject(e);
+      } else p.resolve(r.ok);
     });
     child.once('error', (e) => {
-      if (!settled) reject(e);
+      const p = this.pending;
+      this.pending = null;
+      p?.reject(e);
     });
     child.once('exit', (code, signal) => {
-      if (!settled) reject(new Error(`worker process ended (${signal ?? `exit ${code}`}) without a result`));
+      const p = this.pending;
+      this.pending = null;
+      p?.reject(new Error(`worker process ended (${signal ?? `exit ${code}`}) without a result`));
     });
-    child.send(sendJob);
-  });
+  }
+
+  /** Run one job in this lane's child (one at a time). */
+  run<T>(job: WorkerJob, onProgress?: (p: JobProgress) => void): Promise<T> {
+    if (this.pending) return Promise.reject(new Error('internal: a worker lane runs one job at a time'));
+    return new Promise<T>((resolve, reject) => {
+      this.pending = { resolve: resolve as (v: unknown) => void, reject, onProgress };
+      this.child.send(job.op === 'put' && this.childFd !== null ? { ...job, fd: this.childFd } : job);
+    });
+  }
+
+  /** No more jobs: the child ends when its channel closes. */
+  close(): void {
+    if (this.child.connected) this.child.disconnect();
+  }
 }
 
 if (process.argv[2] === CHILD_FLAG && process.send) {
-  process.once('message', (job: WorkerJob) => {
-    const reply = (r: Reply) => process.send!(r, () => process.disconnect());
+  // Jobs one after another until the parent closes the channel (WorkerLane.close); then nothing
+  // holds the event loop and the process ends.
+  process.on('message', (job: WorkerJob) => {
+    const reply = (r: Reply) => process.send!(r);
     perform(job).then(
       (ok) => reply({ ok }),
       (e: unknown) =>

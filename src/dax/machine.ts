@@ -9,7 +9,7 @@ import { entriesOfFile, type DaxEntryInfo } from './machine/page-cache.js';
 import { beforeRelease, beforeRemap, breakLayouts, checkOverwrite, checkReadable, retainOnFree } from './machine/hooks.js';
 import type { BlockHolder } from '../fs/holder.js';
 import { exitProc, freePid, getOrCreateProc, mmap, munmap, ps, type MmapOptions } from './machine/vmas.js';
-import { describeWalk, fault } from './machine/fault.js';
+import { describeWalk, fault, faultCounts } from './machine/fault.js';
 import { faultPath, faultTarget } from './machine/fault-path.js';
 import type { FaultBatchResult, FaultResultName } from './machine/fault-result.js';
 import { copySource, pin, unpin } from './machine/pins.js';
@@ -168,8 +168,13 @@ export class Machine extends MachineState implements BlockHolder {
   }
 
   // Faults
-  fault(pid: number, addr: number, length: number, write: boolean, opts: { trace?: boolean } = {}): FaultBatchResult {
+  fault(pid: number, addr: number, length: number, write: boolean, opts?: { trace?: boolean }): FaultBatchResult {
     return fault(this, pid, addr, length, write, opts);
+  }
+
+  /** fault, its results only added into `counts` (no records: a workload of a million faults). */
+  faultCounts(pid: number, addr: number, length: number, write: boolean, counts: Record<FaultResultName, number>): void {
+    faultCounts(this, pid, addr, length, write, counts);
   }
 
   faultPath(o: {

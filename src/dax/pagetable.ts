@@ -83,7 +83,19 @@ export class PageTables {
 
   /** The leaf entry covering addr (4 KiB or huge), or null when none is present. Read-only. */
   lookup(proc: ProcRec, addr: number): { v: number; level: 1 | 2 } | null {
-    if (!proc.pgd) return null;
+    const v = this.lookupEntry(proc, addr);
+    return v === 0 ? null : { v, level: this.lastLevel };
+  }
+
+  /** The level of the entry lookupEntry found last. */
+  lastLevel: 1 | 2 = 1;
+
+  /**
+   * lookup without an object per call (the fault handler looks up every
+   * page): the entry, 0 when none is present; its level in lastLevel.
+   */
+  lookupEntry(proc: ProcRec, addr: number): number {
+    if (!proc.pgd) return 0;
     const rc = this.rc;
     const key2 = Math.floor(addr / LEVEL_SPAN[3]);
     const key1 = Math.floor(addr / LEVEL_SPAN[2]);
@@ -97,11 +109,11 @@ export class PageTables {
     else {
       const pgd = this.read(proc.pgd, 4, proc.pid);
       const e4 = readPte(pgd, ptIndex(4, addr));
-      if (!(e4 & PTE_PRESENT)) return null;
+      if (!(e4 & PTE_PRESENT)) return 0;
       const pudBlk = this.childOf(e4, 4, proc.pgd);
       const pud = this.read(pudBlk, 3, proc.pid);
       const e3 = readPte(pud, ptIndex(3, addr));
-      if (!(e3 & PTE_PRESENT)) return null;
+      if (!(e3 & PTE_PRESENT)) return 0;
       if (e3 & PTE_HUGE) throw corrupt('1 GiB (huge PUD) entries are not used by daxtool', `block ${pudBlk}`);
       pmd = this.read(this.childOf(e3, 3, pudBlk), 2, proc.pid);
       rc.key2 = key2;
@@ -109,8 +121,11 @@ export class PageTables {
       rc.key1 = -1;
     }
     const e2 = readPte(pmd, ptIndex(2, addr));
-    if (!(e2 & PTE_PRESENT)) return null;
-    if (e2 & PTE_HUGE) return { v: e2, level: 2 };
+    if (!(e2 & PTE_PRESENT)) return 0;
+    if (e2 & PTE_HUGE) {
+      this.lastLevel = 2;
+      return e2;
+    }
     let pt: Buffer;
     if (rc.key1 === key1 && rc.buf1) pt = rc.buf1;
     else {
@@ -120,8 +135,9 @@ export class PageTables {
     }
     const e1 = readPte(pt, ptIndex(1, addr));
     if (e1 < 0) throw corrupt('page-table entry has reserved bits 52..55 set', `pid ${proc.pid} address 0x${addr.toString(16)}`);
-    if (!(e1 & PTE_PRESENT)) return null;
-    return { v: e1, level: 1 };
+    if (!(e1 & PTE_PRESENT)) return 0;
+    this.lastLevel = 1;
+    return e1;
   }
 
   /**
@@ -275,7 +291,8 @@ export class PageTables {
           idxInParent: i,
           level: f.level - 1,
         };
-        visit(child, addr);
+        // A table holding no entry (its count) has nothing to visit.
+        if (hdrCount(child.buf) !== 0) visit(child, addr);
         if (prune && hdrCount(child.buf) === 0) {
           makeWritable(f);
           this.tx.freeNode(child.blk);

@@ -130,9 +130,16 @@ export function initHeader(buf: Buffer, type: number, level: number, count: numb
   writeU64(buf, OFF_OWNER, owner);
 }
 
-export const hdrLevel = (buf: Buffer): number => buf.readUInt16LE(OFF_LEVEL);
-export const hdrCount = (buf: Buffer): number => buf.readUInt32LE(OFF_COUNT);
-export const hdrType = (buf: Buffer): number => buf.readUInt16LE(OFF_TYPE);
+// Byte reads, as readU64: these run on every node a tree walk or a page-table walk visits (a short
+// buffer falls back to the checked read, which throws).
+export const hdrLevel = (buf: Buffer): number =>
+  buf.length >= OFF_LEVEL + 2 ? buf[OFF_LEVEL]! | (buf[OFF_LEVEL + 1]! << 8) : buf.readUInt16LE(OFF_LEVEL);
+export const hdrCount = (buf: Buffer): number =>
+  buf.length >= OFF_COUNT + 4
+    ? buf[OFF_COUNT]! + buf[OFF_COUNT + 1]! * 0x100 + buf[OFF_COUNT + 2]! * 0x10000 + buf[OFF_COUNT + 3]! * 0x1000000
+    : buf.readUInt32LE(OFF_COUNT);
+export const hdrType = (buf: Buffer): number =>
+  buf.length >= OFF_TYPE + 2 ? buf[OFF_TYPE]! | (buf[OFF_TYPE + 1]! << 8) : buf.readUInt16LE(OFF_TYPE);
 export const hdrOwner = (buf: Buffer): number => readU64(buf, OFF_OWNER);
 export const setHdrCount = (buf: Buffer, n: number): void => void buf.writeUInt32LE(n, OFF_COUNT);
 export const setHdrLevel = (buf: Buffer, n: number): void => void buf.writeUInt16LE(n, OFF_LEVEL);

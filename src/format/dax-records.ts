@@ -71,9 +71,18 @@ export const PTE_TABLE = PTE_PRESENT | PTE_WRITE | PTE_USER;
  */
 export function readPte(buf: Buffer, i: number): number {
   const o = PT_OFF + i * PT_ENTRY_BYTES;
+  // Byte reads (every page-table walk reads entries): no per-call argument checks, but the range is ours.
+  if (!(i >= 0 && o + PT_ENTRY_BYTES <= buf.length)) throw new RangeError(`page-table entry ${i} outside a ${buf.length}-byte buffer`);
   const top = buf[o + 6]!;
   if (top > 0x0f) return -1;
-  return buf.readUInt32LE(o) + buf.readUInt16LE(o + 4) * 0x100000000 + top * 0x1000000000000;
+  return (
+    buf[o]! +
+    buf[o + 1]! * 0x100 +
+    buf[o + 2]! * 0x10000 +
+    buf[o + 3]! * 0x1000000 +
+    (buf[o + 4]! + buf[o + 5]! * 0x100) * 0x100000000 +
+    top * 0x1000000000000
+  );
 }
 
 /**
@@ -101,14 +110,24 @@ export function nonzeroPtes(buf: Buffer): number[] {
 
 function pteZero(buf: Buffer, i: number): boolean {
   const o = PT_OFF + i * PT_ENTRY_BYTES;
-  return buf.readUInt32LE(o) === 0 && buf.readUInt16LE(o + 4) === 0 && buf[o + 6] === 0;
+  return (
+    buf[o] === 0 && buf[o + 1] === 0 && buf[o + 2] === 0 && buf[o + 3] === 0 && buf[o + 4] === 0 && buf[o + 5] === 0 && buf[o + 6] === 0
+  );
 }
 
 export function writePte(buf: Buffer, i: number, v: number): void {
   const o = PT_OFF + i * PT_ENTRY_BYTES;
-  buf.writeUInt32LE(v % 0x100000000, o);
+  // Byte stores, as readPte's reads (a zap writes an entry per page); the checks writeUInt32LE made.
+  if (!(i >= 0 && o + PT_ENTRY_BYTES <= buf.length)) throw new RangeError(`page-table entry ${i} outside a ${buf.length}-byte buffer`);
+  if (!(v >= 0)) throw new RangeError(`page-table entry value ${v} is negative`);
+  const lo = v % 0x100000000;
   const hi = Math.floor(v / 0x100000000);
-  buf.writeUInt16LE(hi & 0xffff, o + 4);
+  buf[o] = lo & 0xff;
+  buf[o + 1] = (lo >>> 8) & 0xff;
+  buf[o + 2] = (lo >>> 16) & 0xff;
+  buf[o + 3] = lo >>> 24;
+  buf[o + 4] = hi & 0xff;
+  buf[o + 5] = (hi >>> 8) & 0xff;
   buf[o + 6] = (hi >>> 16) & 0xff;
 }
 

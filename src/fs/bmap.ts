@@ -317,8 +317,7 @@ export class BlockMap {
     if (this.refc.root === 0) return out;
     const first = this.refc.lookupLe([pblk]);
     if (first && first.pblk < pblk && first.pblk + first.len > pblk) out.push(first);
-    for (const r of this.refc.range([pblk], [end - 1])) out.push(r);
-    return out;
+    return this.refc.rangeInto([pblk], [end - 1], out);
   }
 
   /** True when any block of the range is shared (refcount >= 2). */

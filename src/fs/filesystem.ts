@@ -84,10 +84,12 @@ export class Filesystem {
 
   /**
    * `cacheBytes` bounds the metadata block cache (default 64 MiB); a single
-   * pass over the whole image (verify) needs little of it.
+   * pass over the whole image (verify) needs little of it. `durable: false`
+   * opens a scratch image, deleted when the command ends: commits write
+   * everything as always but wait for no disk (OpenOptions.durable).
    */
-  static open(path: string, opts: { write: boolean; cacheBytes?: number }): Filesystem {
-    const { dev, picked } = openImage(path, opts.write);
+  static open(path: string, opts: { write: boolean; cacheBytes?: number; durable?: boolean }): Filesystem {
+    const { dev, picked } = openImage(path, opts.write, opts.durable !== false);
     try {
       if (opts.write && picked.readOnly)
         throw err('EOPNOTSUPP', 'image has read-only-compatible features this daxtool does not know; it can only be read', path);

@@ -30,8 +30,8 @@ export function infoOf(sb: Superblock): InfoResult {
  * exclusive to write), and the superblock slot chosen; the device is closed
  * again when that fails.
  */
-export function openImage(path: string, write: boolean): { dev: BlockDevice; picked: PickResult } {
-  const dev = BlockDevice.open(path, { write, lock: write ? 'exclusive' : 'shared' });
+export function openImage(path: string, write: boolean, durable = true): { dev: BlockDevice; picked: PickResult } {
+  const dev = BlockDevice.open(path, { write, lock: write ? 'exclusive' : 'shared', durable });
   try {
     const picked = loadSuperblock((o, n) => dev.readAt(o, n), dev.fileSize, path);
     dev.setBlockSize(picked.sb.blockSize);

@@ -85,7 +85,7 @@ export function mkfs(path: string, opts: MkfsOptions): MkfsResult {
     dry_run: !!opts.dryRun,
   });
   if (opts.dryRun) return result();
-  const dev = BlockDevice.create(path, blocks * blockSize, { force: !!opts.force });
+  const dev = BlockDevice.create(path, blocks * blockSize, { force: !!opts.force, durable: opts.durable !== false });
   try {
     dev.setBlockSize(blockSize);
     const sb = writeEmpty(dev, { blockSize, blocks, pageModel, linuxKernel, label, uuid, now: nowMs(), version });

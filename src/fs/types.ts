@@ -25,6 +25,8 @@ export interface MkfsOptions {
   dryRun?: boolean;
   /** On-disk format version (default the newest, 2); 1 makes an image older daxtools read. */
   formatVersion?: number;
+  /** false: a scratch image, deleted when its command ends: the flushes wait for no disk (OpenOptions.durable). */
+  durable?: boolean;
 }
 
 export interface MkfsResult {

@@ -479,18 +479,22 @@ export class XfsShadow {
     if (this.pending.length) throw new Error(`XFS shadow: ${this.pending.length} copy-on-write block(s) picked but never mapped`);
     if (!this.dirty || !this.ag_) return;
     const ag = this.ag_;
+    // Both lists are in (kind, key) order: one merge pairs them (no key strings, no map), and the
+    // tree sees the same deletes and inserts in the same order as a lookup by key would give it.
     const want = shadowRecords({ xb: this.xb, busy: ag.busy.inOrder(), bmbt: ag.btree, bad: this.bad });
-    const have = new Map<string, ShadowRec>();
-    if (this.fx.tx.roots[RootId.XfsShadow] !== 0) for (const r of this.tree.range()) have.set(`${r.kind}:${r.key}`, r);
+    const have = this.fx.tx.roots[RootId.XfsShadow] !== 0 ? [...this.tree.range()] : [];
+    const order = (a: ShadowRec, b: ShadowRec): number => a.kind - b.kind || a.key - b.key;
+    const unmatched: ShadowRec[] = [];
+    let j = 0;
     for (const r of want) {
-      const k = `${r.kind}:${r.key}`;
-      const h = have.get(k);
-      have.delete(k);
+      while (j < have.length && order(have[j]!, r) < 0) unmatched.push(have[j++]!);
+      const h = j < have.length && order(have[j]!, r) === 0 ? have[j++] : undefined;
       if (h && h.a === r.a && h.b === r.b) continue;
       if (h) this.tree.delete([h.kind, h.key]);
       this.tree.insert(r);
     }
-    for (const h of have.values()) this.tree.delete([h.kind, h.key]);
+    while (j < have.length) unmatched.push(have[j++]!);
+    for (const h of unmatched) this.tree.delete([h.kind, h.key]);
     this.dirty = false;
   }
 }

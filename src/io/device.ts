@@ -41,12 +41,21 @@ export interface OpenOptions {
   lock?: LockMode;
   /** Default: env DAXTOOL_LOCK_TIMEOUT_MS, else 2000 ms for writers and 5000 ms for readers. */
   lockTimeoutMs?: number;
+  /**
+   * false: a scratch image, deleted when its command ends (compare's and
+   * demo's): flush() orders nothing on the disk (no fdatasync) and no
+   * writeback is started. Every write still happens, in the same order and
+   * with the same mutation points. Default true.
+   */
+  durable?: boolean;
 }
 
 export interface CreateOptions {
   /** Replace an existing file (its contents are discarded, not overwritten). */
   force?: boolean;
   lockTimeoutMs?: number;
+  /** As OpenOptions.durable. */
+  durable?: boolean;
 }
 
 export interface WriteEntry {
@@ -102,6 +111,9 @@ export class BlockDevice {
   /** Shorter copies' buffer. */
   private copyBuf: Buffer | null = null;
 
+  /** OpenOptions.durable: false for a scratch image, whose flushes need not reach the disk. */
+  private durable = true;
+
   private constructor(
     readonly path: string,
     fd: number,
@@ -136,7 +148,9 @@ export class BlockDevice {
         throw err('EINVAL', `not a daxtool image: file is ${st.size} bytes, too small to hold two blocks`, path);
       const mode = opts.lock ?? (opts.write ? 'exclusive' : 'shared');
       const lock = lockImage(fd, mode, lockTimeout(mode, opts.lockTimeoutMs), path);
-      return new BlockDevice(path, fd, st.size, opts.write, lock);
+      const dev = new BlockDevice(path, fd, st.size, opts.write, lock);
+      dev.durable = opts.durable !== false;
+      return dev;
     } catch (e) {
       fs.closeSync(fd);
       throw sysError(e, 'cannot open image', path);
@@ -184,6 +198,7 @@ export class BlockDevice {
       fs.ftruncateSync(fd, 0);
       fs.ftruncateSync(fd, sizeBytes);
       const dev = new BlockDevice(path, fd, sizeBytes, true, lock);
+      dev.durable = opts.durable !== false;
       dev.log?.create(sizeBytes);
       return dev;
     } catch (e) {
@@ -506,7 +521,7 @@ export class BlockDevice {
     if (this.log) this.log.write(start, bufs, done);
     if (crash) crashed(crash);
     this.unsynced += done;
-    if (this.unsynced >= WRITEBACK_BYTES) this.startWriteback(fd);
+    if (this.unsynced >= WRITEBACK_BYTES && this.durable) this.startWriteback(fd);
   }
 
   /**
@@ -547,7 +562,7 @@ export class BlockDevice {
     if (crash) crashed(crash);
     try {
       failIo('flush', 'fdatasync');
-      fs.fdatasyncSync(fd);
+      if (this.durable) fs.fdatasyncSync(fd);
     } catch (e) {
       throw sysError(e, `flush of ${this.path} failed`, this.path);
     }

@@ -12,7 +12,7 @@ import { num } from './common.js';
 import { availableParallelism } from 'node:os';
 import { PAGE_MODELS } from '../../fs/types.js';
 import { withSpinner } from '../ui.js';
-import { runInWorker } from '../worker.js';
+import { WorkerLane, type WorkerJob } from '../worker.js';
 
 const verify: Verifier = (fs: Filesystem) => checkImage(fs).items;
 
@@ -165,11 +165,15 @@ const compare: CommandImpl = async (ctx, _args, opts) => {
     // XFS shadow makes `linux` the longest (about twice another model's time).
     const order = models.map((_, i) => i).sort((a, b) => Number(models[b] === 'linux') - Number(models[a] === 'linux'));
     let next = 0;
+    // One child per lane runs its models one after another: start-up and warm-up once per lane.
     await Promise.all(
       Array.from({ length: lanes }, async () => {
-        for (let k = next++; k < order.length; k = next++) {
-          const i = order[k]!;
-          parts[i] = await runInWorker<CompareResult>({ op: 'compare', options: { ...options, models: [models[i]!] } });
+        const job = (i: number): WorkerJob => ({ op: 'compare', options: { ...options, models: [models[i]!] } });
+        const lane = new WorkerLane(job(0));
+        try {
+          for (let k = next++; k < order.length; k = next++) parts[order[k]!] = await lane.run<CompareResult>(job(order[k]!));
+        } finally {
+          lane.close();
         }
       }),
     );

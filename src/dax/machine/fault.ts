@@ -104,7 +104,17 @@ function newBatch(s: MachineState, proc: ProcRec, trace: boolean, end: number): 
     vma: null,
     ahead: null,
     span: 1,
-    record: { addr: 0, result: 'cow', pfn: 0, level: 'pte', writable: true },
+    // Every field takeAhead and presentRecord set, from the start: no shape change per batch.
+    record: {
+      addr: 0,
+      result: 'cow',
+      pfn: 0,
+      level: 'pte',
+      writable: true,
+      allocated: undefined,
+      from_block: undefined,
+      to_block: undefined,
+    },
     noPmd: -1,
     inodes: null,
     ext: null,
@@ -237,18 +247,49 @@ export function fault(
   addr: number,
   length: number,
   write: boolean,
-  opts: { trace?: boolean } = {},
+  opts?: { trace?: boolean },
 ): FaultBatchResult {
+  const runs = new FaultRuns();
+  const traces: FaultTrace[] = [];
+  const counts = emptyCounts();
+  faultPages(s, pid, addr, length, write, opts?.trace === true, counts, runs, traces);
+  return new FaultBatch(pid, runs.runs, traces, counts);
+}
+
+/**
+ * fault for a caller that wants only the counts (compare's workloads, a
+ * million faults): the same pages faulted the same way, the results added
+ * into `counts`, no record kept.
+ */
+export function faultCounts(
+  s: MachineState,
+  pid: number,
+  addr: number,
+  length: number,
+  write: boolean,
+  counts: Record<FaultResultName, number>,
+): void {
+  faultPages(s, pid, addr, length, write, false, counts, null, null);
+}
+
+function faultPages(
+  s: MachineState,
+  pid: number,
+  addr: number,
+  length: number,
+  write: boolean,
+  trace: boolean,
+  counts: Record<FaultResultName, number>,
+  runs: FaultRuns | null,
+  traces: FaultTrace[] | null,
+): void {
   s.requireDax();
   const proc = s.proc(pid);
   s.checkAddr(addr);
   if (!Number.isSafeInteger(length) || length < 0) throw err('EINVAL', `invalid length ${length}`);
   const start = addr - (addr % PAGE);
   const end = Math.min(D.USER_TOP, Math.ceil((addr + Math.max(length, 1)) / PAGE) * PAGE);
-  const b = newBatch(s, proc, opts.trace === true, end);
-  const runs = new FaultRuns();
-  const traces: FaultTrace[] = [];
-  const counts = emptyCounts();
+  const b = newBatch(s, proc, trace, end);
   let n = 0;
   let flushAt = 0x10000;
   for (let a = start; a < end; a += b.span * PAGE) {
@@ -261,15 +302,16 @@ export function fault(
       s.flushChunks(4096);
       flushAt = n + 0x10000;
     }
-    if (b.span === 1) runs.add(r);
-    else runs.addSpan(r, b.span);
+    if (runs) {
+      if (b.span === 1) runs.add(r);
+      else runs.addSpan(r, b.span);
+    }
     counts[r.result] += b.span;
     if (b.trace) {
       b.trace.result = r.result;
-      traces.push(b.trace);
+      traces?.push(b.trace);
     }
   }
-  return new FaultBatch(pid, runs.runs, traces, counts);
 }
 
 function sig(b: Batch, addr: number, result: 'sigsegv' | 'sigbus', why: SignalWhy, code?: SigbusCode): FaultRecord {
@@ -306,6 +348,19 @@ function done(
   return { addr, result, pfn, level: level === 2 ? 'pmd' : 'pte', writable: (e & D.PTE_WRITE) !== 0, ...extra };
 }
 
+/** done()'s record of a page found present (entry e at level), written into r: no trace, no extra facts. */
+function presentRecord(r: FaultRecord, addr: number, e: number, level: 1 | 2): FaultRecord {
+  const base = D.pteFrame(e);
+  r.addr = addr;
+  r.result = 'present';
+  r.pfn = level === 2 ? base + Math.floor((addr % PMD) / PAGE) : base;
+  r.level = level === 2 ? 'pmd' : 'pte';
+  r.writable = (e & D.PTE_WRITE) !== 0;
+  r.allocated = undefined;
+  r.from_block = r.to_block = undefined;
+  return r;
+}
+
 /** The table path to addr as it stands (no allocation), for traces. */
 export function describeWalk(s: MachineState, proc: ProcRec, addr: number): WalkStep[] {
   const out: WalkStep[] = [];
@@ -339,23 +394,27 @@ function faultOne(s: MachineState, b: Batch, addr: number, write: boolean): Faul
     return takeAhead(s, b, v, addr, index, ahead);
   // A present entry lies inside EOF (shrinking a file tears its entries
   // down), so a suitably mapped page needs no look at the inode.
-  const cur = s.pt.lookup(proc, addr);
-  if (cur) {
-    const e = cur.v;
+  const curV = s.pt.lookupEntry(proc, addr);
+  const curLevel = s.pt.lastLevel;
+  if (curV !== 0) {
+    const e = curV;
     if (!write || e & D.PTE_WRITE) {
       if (write && !(e & D.PTE_DIRTY))
-        setEntry(s, proc, addr - (cur.level === 2 ? addr % PMD : 0), cur.level, D.pteWithFlags(e, D.PTE_DIRTY));
+        setEntry(s, proc, addr - (curLevel === 2 ? addr % PMD : 0), curLevel, D.pteWithFlags(e, D.PTE_DIRTY));
       // A huge entry answers for the rest of its 2 MiB in the batch at once (each page would find it the same).
-      if (cur.level === 2 && !b.trace) b.span = tableRoom(b, v, addr);
-      return done(s, b, addr, 'present', write ? D.pteWithFlags(e, D.PTE_DIRTY) : e, cur.level, { kind: 'present' });
+      if (curLevel === 2 && !b.trace) b.span = tableRoom(b, v, addr);
+      const now = write ? D.pteWithFlags(e, D.PTE_DIRTY) : e;
+      if (b.trace) return done(s, b, addr, 'present', now, curLevel, { kind: 'present' });
+      // Most pages of a long workload are found present: the batch's one record serves them (as takeAhead's).
+      return presentRecord(b.record, addr, now, curLevel);
     }
   }
   const inode = inodeOf(s, b, v.ino);
   if (index >= Math.ceil(inode.size / PAGE)) return sig(b, addr, 'sigbus', { kind: 'past-eof', index, size: inode.size }, 'BUS_ADRERR');
   let old4k = 0;
-  if (cur) {
-    const e = cur.v;
-    if (cur.level === 2) {
+  if (curV !== 0) {
+    const e = curV;
+    if (curLevel === 2) {
       // A write to a read-only huge entry: split it (tear it down) and fault afresh.
       zapRange(s, proc, addr - (addr % PMD), addr - (addr % PMD) + PMD, {});
       if (b.trace) b.trace.action = HUGE_TORN_DOWN;
