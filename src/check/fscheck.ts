@@ -1,6 +1,7 @@
 // Over 600 lines on purpose: one read of every filesystem tree, checking records as they pass, so that
 // verify touches each metadata block about once; the copy-on-write fork and XFS shadow checks live apart.
 import { Btree } from '../btree/btree.js';
+import type { BtreeProblem } from '../btree/types.js';
 import { readU64 } from '../format/block.js';
 import { EXTENT_ROOT_INLINE, forEachInlineExtent, INLINE_EXTENTS_MAX, INLINE_FIELD_MAX, INLINE_LEN_MAX } from '../format/inode-fork.js';
 import {
@@ -18,7 +19,6 @@ import {
   rmapIno,
   rmapLen,
   rmapPblk,
-  ROOT_INO,
 } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, Ino } from '../format/units.js';
@@ -28,7 +28,9 @@ import { freeOps, inodeOpsV2Lean } from '../fs/trees.js';
 import { checkCowFork } from './cowfork-check.js';
 import type { SpaceClaim } from './space.js';
 import { checkXfsShadow } from './xfs-shadow-check.js';
-import { ProblemList } from './problems.js';
+import type { ProblemList } from './problems.js';
+import { NamespaceSweep } from './namespace.js';
+import { type DirScan, scanFits, scannedName } from './dirscan.js';
 import { Tuples } from './tuples.js';
 
 /** One extent as verify sees it: owner, file block, physical block, length. */
@@ -75,12 +77,32 @@ export function checkFilesystem(fs: Filesystem, fx: FsTx, P: ProblemList, extraS
 /** Blocks an upper layer owns, by what owns them. */
 export type { SpaceClaim } from './space.js';
 
+/** What checkTrees leaves: the facts so far, and the space check still to run. */
+export interface CheckedTrees {
+  facts: FsFacts;
+  finish(extraSpace: SpaceClaim[]): FsFacts;
+}
+
 /**
  * checkFilesystem in two steps: every tree is read and checked first; the
  * space check, which needs the upper layers' claims, runs at finish(), so the
  * claims may be gathered meanwhile (by another process).
  */
-export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: FsFacts; finish(extraSpace: SpaceClaim[]): FsFacts } {
+export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTrees {
+  const steps = checkTreeSteps(fs, fx, P);
+  let s = steps.next();
+  while (!s.done) s = steps.next(null);
+  return s.value;
+}
+
+/**
+ * checkTrees as a generator that stops once, after the inode tree, for the
+ * directory tree's walk made elsewhere (dirscan.ts: by the machine job, in
+ * parallel); given null, or a scan whose walk would not be the one made here,
+ * it walks the tree itself. Either way the findings are the same, in the same
+ * order.
+ */
+export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Generator<void, CheckedTrees, DirScan | null> {
   const sb = fs.superblock;
   const total = sb.totalBlocks;
   for (const p of fs.sbProblems) P.add('sb.slot', p, /slot 1/.test(p) ? 1 : 0);
@@ -104,7 +126,9 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
           onRecordBytes(leaf, off);
         }
       : undefined;
-    const probs = t.check({ visited, onRecord: onRecordBytes ? undefined : counted, onRecordBytes: countedBytes });
+    return report(name, t.check({ visited, onRecord: onRecordBytes ? undefined : counted, onRecordBytes: countedBytes }));
+  };
+  const report = (name: string, probs: readonly BtreeProblem[]): boolean => {
     for (const p of probs) P.add(p.check, `${name}: ${p.message}`, p.blkno);
     if (probs.length) broken.add(name);
     return probs.length === 0;
@@ -184,8 +208,21 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     ext.n = 0;
   }
   const ns = new NamespaceSweep(inodes);
-  // Read in place: an entry per file, no objects (a name is decoded only for a message).
-  checkTree('directory tree', fx.dirents, undefined, (leaf, o) => ns.add(leaf, o));
+  const scan = yield;
+  if (scan && scanFits(scan, visited)) {
+    // The walk made elsewhere: its blocks are claimed here, its findings and entries taken in its order.
+    P.phase('directory tree');
+    for (const b of scan.blocks) visited.add(b);
+    const { parent, child, type } = scan;
+    P.itemsDone(parent.length);
+    report('directory tree', scan.problems);
+    for (let i = 0; i < parent.length; i++) ns.add(parent[i]!, child[i]!, type[i]!, () => scannedName(fx, scan, i));
+  } else {
+    // Read in place: an entry per file, no objects (a name is decoded only for a message).
+    checkTree('directory tree', fx.dirents, undefined, (leaf, o) =>
+      ns.add(direntParent(leaf, o), direntChild(leaf, o), direntType(leaf, o), () => direntNameText(leaf, o)),
+    );
+  }
   let maxIno = 0;
   let files = 0;
   let dirs = 0;
@@ -567,88 +604,4 @@ export function diffRuns(a: Run[], b: Run[]): [number, number, number, number][]
     pos = next;
   }
   return out;
-}
-
-/**
- * Directory entries against the inodes (dangling entries, types, parents, link
- * counts, reachability from '/'), fed the entries as the directory tree's own
- * check reads them: the tree is read once. Findings wait until finish(), which
- * runs only when both trees proved sound.
- */
-class NamespaceSweep {
-  private readonly refs = new Map<Ino, number>();
-  private readonly subdirs = new Map<Ino, number>();
-  private readonly children = new Map<Ino, Ino[]>();
-  private readonly found = new ProblemList();
-
-  constructor(private readonly inodes: Map<Ino, InodeRec>) {}
-
-  /** The entry at leaf[o..] (read in place; its name is decoded only for a message). */
-  add(leaf: Buffer, o: number): void {
-    const P = this.found;
-    const dParent = direntParent(leaf, o);
-    const dChild = direntChild(leaf, o);
-    const dType = direntType(leaf, o);
-    const name = () => direntNameText(leaf, o);
-    const parent = this.inodes.get(dParent);
-    if (!parent) {
-      P.add('ns.dangling', `entry '${name()}' belongs to missing directory inode ${dParent}`);
-      return;
-    }
-    if (parent.type !== INODE_TYPE_DIR) P.add('ns.notdir', `entry '${name()}' belongs to inode ${dParent}, which is not a directory`);
-    const child = this.inodes.get(dChild);
-    if (!child) {
-      P.add('ns.dangling', `entry '${name()}' in directory ${dParent} points to missing inode ${dChild}`);
-      return;
-    }
-    if (child.type !== dType)
-      P.add('ns.type', `entry '${name()}' in directory ${dParent} says type ${dType}, inode ${dChild} is type ${child.type}`);
-    this.refs.set(dChild, (this.refs.get(dChild) ?? 0) + 1);
-    if (child.type === INODE_TYPE_DIR) {
-      this.subdirs.set(dParent, (this.subdirs.get(dParent) ?? 0) + 1);
-      if (child.parent !== dParent)
-        P.add('ns.parent', `directory inode ${dChild} ('${name()}') records parent ${child.parent}, but its entry is in ${dParent}`);
-    }
-    const list = this.children.get(dParent);
-    if (list) list.push(dChild);
-    else this.children.set(dParent, [dChild]);
-  }
-
-  finish(P: ProblemList): void {
-    for (const p of this.found.items) P.add(p.check, p.message, p.block, p.severity);
-    const { inodes, refs, subdirs, children } = this;
-    const root = inodes.get(ROOT_INO);
-    if (!root || root.type !== INODE_TYPE_DIR) {
-      P.add('ns.root', 'the root directory (inode 1) is missing or not a directory');
-      return;
-    }
-    // Reachability from '/' (iterative: a corrupt tree may be deep or cyclic).
-    const reached = new Set<Ino>([ROOT_INO]);
-    const stack: Ino[] = [ROOT_INO];
-    while (stack.length) {
-      const ino = stack.pop()!;
-      for (const c of children.get(ino) ?? []) {
-        if (reached.has(c)) continue;
-        reached.add(c);
-        stack.push(c);
-      }
-    }
-    for (const inode of inodes.values()) {
-      const n = refs.get(inode.ino) ?? 0;
-      if (inode.ino === ROOT_INO) {
-        if (n > 0) P.add('ns.root', 'the root directory is referenced by a directory entry');
-      } else if (n === 0) {
-        P.add(
-          'ns.orphan',
-          `inode ${inode.ino} (${inode.type === INODE_TYPE_DIR ? 'directory' : 'file'}, ${inode.size} bytes) is in no directory`,
-        );
-        continue;
-      } else if (!reached.has(inode.ino)) {
-        P.add('ns.orphan', `inode ${inode.ino} is not reachable from '/' (a directory cycle?)`);
-      }
-      if (n > 1) P.add('ns.links', `inode ${inode.ino} has ${n} directory entries; daxtool has no hard links`);
-      const want = inode.type === INODE_TYPE_DIR ? 2 + (subdirs.get(inode.ino) ?? 0) : 1;
-      if (inode.nlink !== want) P.add('ns.nlink', `inode ${inode.ino} has link count ${inode.nlink}, should be ${want}`);
-    }
-  }
 }
