@@ -3,7 +3,16 @@
 import { Btree } from '../btree/btree.js';
 import type { BtreeProblem } from '../btree/types.js';
 import { readU64 } from '../format/block.js';
-import { EXTENT_ROOT_INLINE, forEachInlineExtent, INLINE_EXTENTS_MAX, INLINE_FIELD_MAX, INLINE_LEN_MAX } from '../format/inode-fork.js';
+import {
+  EXTENT_ROOT_INLINE,
+  INLINE_EXTENTS_MAX,
+  INLINE_FIELD_MAX,
+  INLINE_LEN_MAX,
+  inlineCount,
+  inlineFblk,
+  inlineLen,
+  inlinePblk,
+} from '../format/inode-fork.js';
 import {
   direntChild,
   direntNameText,
@@ -139,21 +148,30 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
   const inodes = new Map<Ino, InodeRec>();
   // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
   const ext = new Tuples(4, 1 << 16);
-  const slice = new Map<Ino, [number, number]>();
-  /** Per-extent checks of one inode's map, shared by forks and trees. */
+  // Each inode's run of rows in the columns: slice.get(ino) is a row of sliceRows (first, count).
+  const slice = new Map<Ino, number>();
+  const sliceRows = new Tuples(2, 1 << 12);
+  /** Per-extent checks of one inode's map, shared by forks and trees; start() readies it for the next inode. */
   class MapCheck {
-    readonly first = ext.n;
+    first = 0;
     end = 0;
     sum = 0;
     count = 0;
     /** Extents added to the columns (those inside the device). */
     pushed = 0;
     encodable = true;
-    private readonly eofBlocks: number;
-    constructor(
-      readonly ino: Ino,
-      readonly size: number,
-    ) {
+    ino: Ino = 0;
+    size = 0;
+    private eofBlocks = 0;
+    constructor(ino: Ino, size: number) {
+      this.start(ino, size);
+    }
+    start(ino: Ino, size: number): void {
+      this.first = ext.n;
+      this.end = this.sum = this.count = this.pushed = 0;
+      this.encodable = true;
+      this.ino = ino;
+      this.size = size;
       this.eofBlocks = Math.ceil(size / sb.blockSize);
     }
     extent(fblk: number, pblk: number, len: number): void {
@@ -183,13 +201,17 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
   }
   // Format version 2: forks are read in place from the inode leaves as they are checked (no
   // extent objects for a million inline extents); version 1 has none.
-  const forks = new Map<Ino, MapCheck>();
+  // One checker for every fork; what the rest needs is kept per inode as a row of forkRows (ino, first,
+  // pushed, sum), in the order the records were read: the tree's, by ascending inode number.
+  const forkRows = new Tuples(4, 1 << 12);
+  const fm = new MapCheck(0, 0);
   const inodeTree = sb.version >= 2 ? new Btree(fx.tx, inodeOpsV2Lean, fx.tx.roots[RootId.Inode]) : fx.inodes;
   const readFork = (leaf: Buffer, off: number): void => {
     if (readU64(leaf, off + 32) !== EXTENT_ROOT_INLINE) return;
-    const m = new MapCheck(readU64(leaf, off), readU64(leaf, off + 16));
-    forEachInlineExtent(leaf, off, (f, p, l) => m.extent(f, p, l));
-    forks.set(m.ino, m);
+    const n = inlineCount(leaf, off);
+    fm.start(readU64(leaf, off), readU64(leaf, off + 16));
+    for (let i = 0; i < n; i++) fm.extent(inlineFblk(leaf, off, i), inlinePblk(leaf, off, i), inlineLen(leaf, off, i));
+    forkRows.push(fm.ino, fm.first, fm.pushed, fm.sum);
   };
   P.phase('inode tree');
   const inodeProbs = inodeTree.check({
@@ -204,7 +226,7 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
   if (inodeProbs.length) {
     broken.add('inode tree');
     inodes.clear();
-    forks.clear();
+    forkRows.n = 0;
     ext.n = 0;
   }
   const ns = new NamespaceSweep(inodes);
@@ -226,6 +248,28 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
   let maxIno = 0;
   let files = 0;
   let dirs = 0;
+  const fIno = forkRows.col(0);
+  const fFirst = forkRows.col(1);
+  const fPushed = forkRows.col(2);
+  const fSum = forkRows.col(3);
+  let nextFork = 0;
+  /**
+   * The fork row of `ino`, or -1. The loop below meets the inodes with inline
+   * extents in the order their records were read (inRootOrder keeps it), so
+   * this is the next row; a search only where that is not so.
+   */
+  const forkRow = (ino: Ino): number => {
+    if (nextFork < forkRows.n && fIno[nextFork] === ino) return nextFork++;
+    let lo = 0;
+    let hi = forkRows.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (fIno[mid]! < ino) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < forkRows.n && fIno[lo] === ino ? lo : -1;
+  };
+  const tm = new MapCheck(0, 0);
   // Extent trees in the order of their roots on disk, so reads run forward.
   const byRoot = inRootOrder(inodes.values());
   // Announced even when every file's extents are in its inode (version 2, small files).
@@ -238,38 +282,46 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
       if (inode.nblocks !== 0) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded but no extent tree`);
       continue;
     }
-    let ok: boolean;
-    let m = forks.get(inode.ino);
+    let first: number;
+    let pushed: number;
+    let sum: number;
     if (inode.extentRoot === EXTENT_ROOT_INLINE) {
       // The fork (format/inode-fork.ts), read with the inode record; its count was checked there.
       if (sb.version < 2) {
         P.add('extent.fork', `inode ${inode.ino}: extents in the inode (root 1) on a version-${sb.version} image`);
         continue;
       }
-      ok = !!m;
+      const row = forkRow(inode.ino);
+      if (row < 0) continue;
+      first = fFirst[row]!;
+      pushed = fPushed[row]!;
+      sum = fSum[row]!;
     } else {
-      const mc = (m = new MapCheck(inode.ino, inode.size));
+      const mc = tm;
+      mc.start(inode.ino, inode.size);
       // Read in place: a big file's extents make no objects.
-      ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), undefined, (leaf, o) =>
+      const ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), undefined, (leaf, o) =>
         mc.extent(extentFblk(leaf, o), extentPblk(leaf, o), extentLen(leaf, o)),
       );
+      if (!ok) {
+        ext.n = mc.first; // a damaged tree's records are not trusted as owners
+        continue;
+      }
       // Version 2 decides the format by the extents alone: a tree that would fit the fork is one conversion missed.
-      if (ok && sb.version >= 2 && mc.encodable && mc.count <= INLINE_EXTENTS_MAX)
+      if (sb.version >= 2 && mc.encodable && mc.count <= INLINE_EXTENTS_MAX)
         P.add(
           'extent.fork',
           `inode ${inode.ino}: ${mc.count} extents kept in a tree at block ${inode.extentRoot}; they fit the inode's fork`,
         );
+      first = mc.first;
+      pushed = mc.pushed;
+      sum = mc.sum;
     }
-    const first = m ? m.first : ext.n;
-    if (!ok) {
-      ext.n = first; // a damaged tree's records are not trusted as owners
-      continue;
-    }
-    if (!m) continue;
-    slice.set(inode.ino, [first, m.pushed]);
-    if (m.sum !== inode.nblocks) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded, extents map ${m.sum}`);
+    slice.set(inode.ino, sliceRows.push(first, pushed));
+    if (sum !== inode.nblocks) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded, extents map ${sum}`);
   }
-  forks.clear(); // the slices hold what the rest needs
+  const sFirst = sliceRows.col(0);
+  const sCount = sliceRows.col(1);
   const eIno = ext.col(0);
   const eF = ext.col(1);
   const eP = ext.col(2);
@@ -286,31 +338,34 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
   // Read in place: a million records, no objects.
   let lastIno = -1;
   let lastI = -2;
-  let sl: [number, number] | undefined;
+  let s0 = 0; // the file's run of rows: s0 .. s1 (none: s1 = -1)
+  let s1 = -1;
   const rmapOk = checkTree('physical-block index', fx.bmap.rmap, undefined, (leaf, o) => {
     const pblk = rmapPblk(leaf, o);
     const len = rmapLen(leaf, o);
     const ino = rmapIno(leaf, o);
     const fblk = rmapFblk(leaf, o);
     if (ino !== lastIno) {
-      sl = slice.get(ino);
+      const r = slice.get(ino);
+      s0 = r === undefined ? 0 : sFirst[r]!;
+      s1 = r === undefined ? -1 : s0 + sCount[r]!;
       lastIno = ino;
     }
     let i = -1;
-    if (sl) {
+    if (s1 >= 0) {
       // A file's records usually follow its extents (both ascend): try the one after the last match
       // first; it is taken only where the search would find it (the first extent at fblk).
       const j = lastI + 1;
-      if (j >= sl[0] && j < sl[0] + sl[1] && eF[j] === fblk && (j === sl[0] || eF[j - 1]! < fblk)) i = j;
+      if (j >= s0 && j < s1 && eF[j] === fblk && (j === s0 || eF[j - 1]! < fblk)) i = j;
       else {
-        let lo = sl[0];
-        let hi = sl[0] + sl[1];
+        let lo = s0;
+        let hi = s1;
         while (lo < hi) {
           const mid = (lo + hi) >>> 1;
           if (eF[mid]! < fblk) lo = mid + 1;
           else hi = mid;
         }
-        if (lo < sl[0] + sl[1] && eF[lo] === fblk) i = lo;
+        if (lo < s1 && eF[lo] === fblk) i = lo;
       }
       lastI = i;
     }
@@ -385,18 +440,19 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
   });
 
   const blockAt = (ino: Ino, index: number): Blkno | -1 => {
-    const sl = slice.get(ino);
-    if (!sl) return -1;
+    const r = slice.get(ino);
+    if (r === undefined) return -1;
     // The last extent starting at or before index.
-    let lo = sl[0];
-    let hi = sl[0] + sl[1];
+    const first = sFirst[r]!;
+    let lo = first;
+    let hi = first + sCount[r]!;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (eF[mid]! <= index) lo = mid + 1;
       else hi = mid;
     }
     const k = lo - 1;
-    return k >= sl[0] && index < eF[k]! + eL[k]! ? eP[k]! + (index - eF[k]!) : -1;
+    return k >= first && index < eF[k]! + eL[k]! ? eP[k]! + (index - eF[k]!) : -1;
   };
   const facts: FsFacts = { inodes, metadata: visited, brokenTrees: broken, blockAt };
 

@@ -9,76 +9,136 @@
 import { INODE_TYPE_DIR, type InodeRec, ROOT_INO } from '../format/records.js';
 import type { Ino } from '../format/units.js';
 import { ProblemList } from './problems.js';
+import { Tuples } from './tuples.js';
 
 export class NamespaceSweep {
-  private readonly refs = new Map<Ino, number>();
-  private readonly subdirs = new Map<Ino, number>();
-  private readonly children = new Map<Ino, Ino[]>();
+  /** The inodes in ascending number (the inode tree's order), and by that row: number, type, recorded parent. */
+  private readonly recs: InodeRec[];
+  private readonly ino: Float64Array;
+  private readonly type: Uint16Array;
+  private readonly parent: Float64Array;
+  /** Directory entries naming each inode, and subdirectories of each directory, by row. */
+  private readonly refs: Uint32Array;
+  private readonly subdirs: Uint32Array;
+  /** Every entry's (directory row, child row), for reachability. */
+  private readonly edges = new Tuples(2, 1 << 12);
   private readonly found = new ProblemList();
+  private lastIno = -1;
+  private lastRow = -1;
 
-  constructor(private readonly inodes: Map<Ino, InodeRec>) {}
+  constructor(inodes: Map<Ino, InodeRec>) {
+    const recs = [...inodes.values()];
+    // The map holds a sound tree's records in its order, ascending; sorted here if it ever does not.
+    for (let i = 1; i < recs.length; i++)
+      if (recs[i - 1]!.ino >= recs[i]!.ino) {
+        recs.sort((a, b) => a.ino - b.ino);
+        break;
+      }
+    const n = recs.length;
+    this.recs = recs;
+    this.ino = new Float64Array(n);
+    this.type = new Uint16Array(n);
+    this.parent = new Float64Array(n);
+    this.refs = new Uint32Array(n);
+    this.subdirs = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      const r = recs[i]!;
+      this.ino[i] = r.ino;
+      this.type[i] = r.type;
+      this.parent[i] = r.parent;
+    }
+  }
+
+  /** The row of inode `ino`, or -1 (entries come by directory: the last directory's row is kept). */
+  private rowOf(ino: Ino): number {
+    if (ino === this.lastIno) return this.lastRow;
+    const a = this.ino;
+    let lo = 0;
+    let hi = a.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (a[mid]! < ino) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < a.length && a[lo] === ino ? lo : -1;
+  }
 
   /** One entry: its directory, its child and the type it records; `name` decodes its name, for a message only. */
   add(dParent: Ino, dChild: Ino, dType: number, name: () => string): void {
     const P = this.found;
-    const parent = this.inodes.get(dParent);
-    if (!parent) {
+    const pr = this.rowOf(dParent);
+    this.lastIno = dParent;
+    this.lastRow = pr;
+    if (pr < 0) {
       P.add('ns.dangling', `entry '${name()}' belongs to missing directory inode ${dParent}`);
       return;
     }
-    if (parent.type !== INODE_TYPE_DIR) P.add('ns.notdir', `entry '${name()}' belongs to inode ${dParent}, which is not a directory`);
-    const child = this.inodes.get(dChild);
-    if (!child) {
+    if (this.type[pr] !== INODE_TYPE_DIR) P.add('ns.notdir', `entry '${name()}' belongs to inode ${dParent}, which is not a directory`);
+    const cr = this.rowOf(dChild);
+    if (cr < 0) {
       P.add('ns.dangling', `entry '${name()}' in directory ${dParent} points to missing inode ${dChild}`);
       return;
     }
-    if (child.type !== dType)
-      P.add('ns.type', `entry '${name()}' in directory ${dParent} says type ${dType}, inode ${dChild} is type ${child.type}`);
-    this.refs.set(dChild, (this.refs.get(dChild) ?? 0) + 1);
-    if (child.type === INODE_TYPE_DIR) {
-      this.subdirs.set(dParent, (this.subdirs.get(dParent) ?? 0) + 1);
-      if (child.parent !== dParent)
-        P.add('ns.parent', `directory inode ${dChild} ('${name()}') records parent ${child.parent}, but its entry is in ${dParent}`);
+    const childType = this.type[cr]!;
+    if (childType !== dType)
+      P.add('ns.type', `entry '${name()}' in directory ${dParent} says type ${dType}, inode ${dChild} is type ${childType}`);
+    this.refs[cr]!++;
+    if (childType === INODE_TYPE_DIR) {
+      this.subdirs[pr]!++;
+      if (this.parent[cr] !== dParent)
+        P.add('ns.parent', `directory inode ${dChild} ('${name()}') records parent ${this.parent[cr]}, but its entry is in ${dParent}`);
     }
-    const list = this.children.get(dParent);
-    if (list) list.push(dChild);
-    else this.children.set(dParent, [dChild]);
+    this.edges.push(pr, cr);
   }
 
   finish(P: ProblemList): void {
     for (const p of this.found.items) P.add(p.check, p.message, p.block, p.severity);
-    const { inodes, refs, subdirs, children } = this;
-    const root = inodes.get(ROOT_INO);
-    if (!root || root.type !== INODE_TYPE_DIR) {
+    const { recs, refs, subdirs, type } = this;
+    const n = recs.length;
+    const rootRow = this.rowOf(ROOT_INO);
+    if (rootRow < 0 || type[rootRow] !== INODE_TYPE_DIR) {
       P.add('ns.root', 'the root directory (inode 1) is missing or not a directory');
       return;
     }
+    // Each directory's children, as one array by directory row (counts, then offsets).
+    const m = this.edges.n;
+    const from = this.edges.col(0);
+    const to = this.edges.col(1);
+    const start = new Uint32Array(n + 1);
+    for (let k = 0; k < m; k++) start[from[k]! + 1]!++;
+    for (let i = 0; i < n; i++) start[i + 1]! += start[i]!;
+    const at = start.slice(0, n);
+    const kids = new Uint32Array(m);
+    for (let k = 0; k < m; k++) kids[at[from[k]!]!++] = to[k]!;
     // Reachability from '/' (iterative: a corrupt tree may be deep or cyclic).
-    const reached = new Set<Ino>([ROOT_INO]);
-    const stack: Ino[] = [ROOT_INO];
+    const reached = new Uint8Array(n);
+    reached[rootRow] = 1;
+    const stack: number[] = [rootRow];
     while (stack.length) {
-      const ino = stack.pop()!;
-      for (const c of children.get(ino) ?? []) {
-        if (reached.has(c)) continue;
-        reached.add(c);
+      const r = stack.pop()!;
+      for (let k = start[r]!; k < start[r + 1]!; k++) {
+        const c = kids[k]!;
+        if (reached[c]) continue;
+        reached[c] = 1;
         stack.push(c);
       }
     }
-    for (const inode of inodes.values()) {
-      const n = refs.get(inode.ino) ?? 0;
+    for (let i = 0; i < n; i++) {
+      const inode = recs[i]!;
+      const refsTo = refs[i]!;
       if (inode.ino === ROOT_INO) {
-        if (n > 0) P.add('ns.root', 'the root directory is referenced by a directory entry');
-      } else if (n === 0) {
+        if (refsTo > 0) P.add('ns.root', 'the root directory is referenced by a directory entry');
+      } else if (refsTo === 0) {
         P.add(
           'ns.orphan',
           `inode ${inode.ino} (${inode.type === INODE_TYPE_DIR ? 'directory' : 'file'}, ${inode.size} bytes) is in no directory`,
         );
         continue;
-      } else if (!reached.has(inode.ino)) {
+      } else if (!reached[i]) {
         P.add('ns.orphan', `inode ${inode.ino} is not reachable from '/' (a directory cycle?)`);
       }
-      if (n > 1) P.add('ns.links', `inode ${inode.ino} has ${n} directory entries; daxtool has no hard links`);
-      const want = inode.type === INODE_TYPE_DIR ? 2 + (subdirs.get(inode.ino) ?? 0) : 1;
+      if (refsTo > 1) P.add('ns.links', `inode ${inode.ino} has ${refsTo} directory entries; daxtool has no hard links`);
+      const want = inode.type === INODE_TYPE_DIR ? 2 + subdirs[i]! : 1;
       if (inode.nlink !== want) P.add('ns.nlink', `inode ${inode.ino} has link count ${inode.nlink}, should be ${want}`);
     }
   }
