@@ -38,6 +38,7 @@ import { checkCowFork } from './cowfork-check.js';
 import type { SpaceClaim } from './space.js';
 import { checkXfsShadow } from './xfs-shadow-check.js';
 import type { ProblemList } from './problems.js';
+import { InoIndex } from './ino-index.js';
 import { NamespaceSweep } from './namespace.js';
 import { type DirScan, scanFits, scannedName } from './dirscan.js';
 import { Tuples } from './tuples.js';
@@ -148,8 +149,10 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
   const inodes = new Map<Ino, InodeRec>();
   // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
   const ext = new Tuples(4, 1 << 16);
-  // Each inode's run of rows in the columns: slice.get(ino) is a row of sliceRows (first, count).
-  const slice = new Map<Ino, number>();
+  // Each inode's run of rows in the columns: slice.get(ino) is a row of sliceRows (first, count), made
+  // once the inode numbers are known.
+  let slice = new InoIndex(0, 0);
+  let topIno = 0;
   const sliceRows = new Tuples(2, 1 << 12);
   /** Per-extent checks of one inode's map, shared by forks and trees; start() readies it for the next inode. */
   class MapCheck {
@@ -219,6 +222,7 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
     onRecord: (r) => {
       P.item();
       inodes.set(r.ino, r);
+      if (r.ino > topIno) topIno = r.ino;
     },
     onRecordBytes: sb.version >= 2 ? readFork : undefined,
   });
@@ -252,6 +256,7 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
   const fFirst = forkRows.col(1);
   const fPushed = forkRows.col(2);
   const fSum = forkRows.col(3);
+  slice = new InoIndex(topIno, inodes.size);
   let nextFork = 0;
   /**
    * The fork row of `ino`, or -1. The loop below meets the inodes with inline
@@ -347,8 +352,8 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
     const fblk = rmapFblk(leaf, o);
     if (ino !== lastIno) {
       const r = slice.get(ino);
-      s0 = r === undefined ? 0 : sFirst[r]!;
-      s1 = r === undefined ? -1 : s0 + sCount[r]!;
+      s0 = r < 0 ? 0 : sFirst[r]!;
+      s1 = r < 0 ? -1 : s0 + sCount[r]!;
       lastIno = ino;
     }
     let i = -1;
@@ -441,7 +446,7 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
 
   const blockAt = (ino: Ino, index: number): Blkno | -1 => {
     const r = slice.get(ino);
-    if (r === undefined) return -1;
+    if (r < 0) return -1;
     // The last extent starting at or before index.
     const first = sFirst[r]!;
     let lo = first;

@@ -9,12 +9,13 @@
 import { INODE_TYPE_DIR, type InodeRec, ROOT_INO } from '../format/records.js';
 import type { Ino } from '../format/units.js';
 import { ProblemList } from './problems.js';
+import { InoIndex } from './ino-index.js';
 import { Tuples } from './tuples.js';
 
 export class NamespaceSweep {
   /** The inodes in ascending number (the inode tree's order), and by that row: number, type, recorded parent. */
   private readonly recs: InodeRec[];
-  private readonly ino: Float64Array;
+  private readonly rows: InoIndex;
   private readonly type: Uint16Array;
   private readonly parent: Float64Array;
   /** Directory entries naming each inode, and subdirectories of each directory, by row. */
@@ -23,8 +24,6 @@ export class NamespaceSweep {
   /** Every entry's (directory row, child row), for reachability. */
   private readonly edges = new Tuples(2, 1 << 12);
   private readonly found = new ProblemList();
-  private lastIno = -1;
-  private lastRow = -1;
 
   constructor(inodes: Map<Ino, InodeRec>) {
     const recs = [...inodes.values()];
@@ -36,39 +35,28 @@ export class NamespaceSweep {
       }
     const n = recs.length;
     this.recs = recs;
-    this.ino = new Float64Array(n);
+    this.rows = new InoIndex(n ? recs[n - 1]!.ino : 0, n);
     this.type = new Uint16Array(n);
     this.parent = new Float64Array(n);
     this.refs = new Uint32Array(n);
     this.subdirs = new Uint32Array(n);
     for (let i = 0; i < n; i++) {
       const r = recs[i]!;
-      this.ino[i] = r.ino;
+      this.rows.set(r.ino, i);
       this.type[i] = r.type;
       this.parent[i] = r.parent;
     }
   }
 
-  /** The row of inode `ino`, or -1 (entries come by directory: the last directory's row is kept). */
+  /** The row of inode `ino`, or -1. */
   private rowOf(ino: Ino): number {
-    if (ino === this.lastIno) return this.lastRow;
-    const a = this.ino;
-    let lo = 0;
-    let hi = a.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (a[mid]! < ino) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < a.length && a[lo] === ino ? lo : -1;
+    return this.rows.get(ino);
   }
 
   /** One entry: its directory, its child and the type it records; `name` decodes its name, for a message only. */
   add(dParent: Ino, dChild: Ino, dType: number, name: () => string): void {
     const P = this.found;
     const pr = this.rowOf(dParent);
-    this.lastIno = dParent;
-    this.lastRow = pr;
     if (pr < 0) {
       P.add('ns.dangling', `entry '${name()}' belongs to missing directory inode ${dParent}`);
       return;
