@@ -1,11 +1,11 @@
 /**
  * verify's check of the DAX machine, run in a process of its own beside the
  * filesystem pass: the two read disjoint trees, and on a big image each takes
- * a good part of a second, so a second CPU halves the wait. The job first
- * walks the directory tree for the filesystem pass (dirscan.ts: the pass is
- * the longer half on an image of many files, and needs the walk only once it
- * has read the inode tree), then sends the machine's space claims (needed
- * only at the pass's end), then its findings. A process, not a worker thread: the native addons
+ * a good part of a second, so a second CPU halves the wait. The job sends
+ * the machine's space claims (the filesystem pass needs them only at its
+ * end), then its walk of the directory tree (dirscan.ts: the pass is the
+ * longer half on an image of many files, and needs the walk once it has read
+ * the inode tree), then its findings. A process, not a worker thread: the native addons
  * (CRC32C) are not safe in several threads of one process.
  *
  * The job sees the committed image through a read-only open of its own; the
@@ -106,7 +106,7 @@ export function startMachineJob(image: string, cacheBytes: number): MachineJob |
   return { dirs, claims, findings, stop };
 }
 
-function runJob(image: string, cacheBytes: number): void {
+async function runJob(image: string, cacheBytes: number): Promise<void> {
   // The channel closes once the last message is out (a big one may take a while to write).
   const send = (m: Message, last = false): void => {
     if (last) process.send!(m, () => process.disconnect());
@@ -116,12 +116,16 @@ function runJob(image: string, cacheBytes: number): void {
   try {
     fs = Filesystem.open(image, { write: false, cacheBytes });
     const f = fs;
-    f.view(
-      (fx) => {
-        send({ dirs: scanDirents(fx) });
+    await f.view(
+      async (fx) => {
         // One pass: the trees read for the claims serve the check.
         const pass = new MappingsPass(f, fx);
         send({ claims: pass.space() });
+        // The scan is megabytes at 100k files, more than the channel holds: the rest of it leaves only as
+        // this process's event loop runs, so the check waits until it is out. The parent takes it once
+        // it has read the inode tree; sent at the end of a long synchronous check, it would wait for that.
+        const scan = scanDirents(fx);
+        await new Promise<void>((resolve, reject) => process.send!({ dirs: scan }, (e: Error | null) => (e ? reject(e) : resolve())));
         fx.tx.withCachePolicy(undefined, () => {
           const P = new ProblemList();
           // As checkImage guards the machine's check: damage it cannot get past is a finding.
@@ -139,5 +143,5 @@ function runJob(image: string, cacheBytes: number): void {
 }
 
 if (process.argv[2] === FLAG && process.send) {
-  process.once('message', (m: { image: string; cacheBytes: number }) => runJob(m.image, m.cacheBytes));
+  process.once('message', (m: { image: string; cacheBytes: number }) => void runJob(m.image, m.cacheBytes));
 }
