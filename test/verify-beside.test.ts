@@ -107,6 +107,35 @@ describe('verify with the machine checked beside the filesystem', () => {
     // Most scribbles are structural; the comparison must have covered findings, not only clean runs.
     expect(damaged).toBeGreaterThan(5);
   });
+
+  it('checks the machine in the parent where a mapped file has an extent outside the device (its trees sound)', async () => {
+    // /a is mapped; its extents are in its inode (format 2): move the first one past the device's end.
+    const { ino } = (await ok(['stat', img, '/a'])) as { ino: number };
+    const work = T.path('d-extent-outside.img');
+    copyFileSync(img, work);
+    let edited = 0;
+    for (const block of (await metadataBlocks()).get('inode-tree') ?? []) {
+      const fd = openSync(work, 'r+');
+      try {
+        const buf = Buffer.alloc(BS);
+        readSync(fd, buf, 0, BS, block * BS);
+        for (let o = HDR_SIZE; o + 256 <= BS; o += 256) {
+          if (buf.readUInt32LE(o) !== ino || buf.readUInt32LE(o + 32) !== 1) continue;
+          buf.writeUIntLE(2 ** 40, o + 72 + 6, 6); // slot 0's physical block
+          sealBlock(buf, block, buf.readUInt32LE(24));
+          writeSync(fd, buf, 0, BS, block * BS);
+          edited++;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+    expect(edited).toBe(1);
+    const a = await verify(work, 'always');
+    const n = await verify(work, 'never');
+    expect(JSON.stringify(n.json)).toContain('extent.range');
+    expect(a).toEqual(n);
+  });
 });
 
 describe('the directory tree walked by the job', () => {

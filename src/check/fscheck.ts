@@ -58,6 +58,12 @@ export interface FsFacts {
   inodes: Map<Ino, InodeRec>;
   metadata: Set<Blkno>;
   brokenTrees: Set<string>;
+  /**
+   * Some extent is one a lookup through the block map refuses (BlockMap.sound: empty, outside the
+   * device, or its end past 2^53): blockAt treats it as a hole, a lookup throws, so a check that
+   * looked blocks up by itself (the machine job) would not see what blockAt shows.
+   */
+  unsoundExtents: boolean;
   /** The block file `ino` maps at `index` by its (sound) extent tree; -1 for a hole, an unknown inode or a damaged tree. */
   blockAt(ino: Ino, index: number): Blkno | -1;
 }
@@ -152,6 +158,7 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
   // Each inode's run of rows in the columns: slice.get(ino) is a row of sliceRows (first, count), made
   // once the inode numbers are known.
   let slice = new InoIndex(0, 0);
+  let unsound = false;
   let topIno = 0;
   const sliceRows = new Tuples(2, 1 << 12);
   /** Per-extent checks of one inode's map, shared by forks and trees; start() readies it for the next inode. */
@@ -179,6 +186,7 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
     }
     extent(fblk: number, pblk: number, len: number): void {
       const ino = this.ino;
+      if (len < 1 || pblk < 2 || pblk + len > total || !Number.isSafeInteger(fblk + len)) unsound = true;
       if (fblk < this.end) P.add('extent.overlap', `inode ${ino}: extent at file block ${fblk} overlaps the one before it`, pblk);
       if (len < 1 || pblk < 2 || pblk + len > total)
         P.add(
@@ -459,7 +467,7 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
     const k = lo - 1;
     return k >= first && index < eF[k]! + eL[k]! ? eP[k]! + (index - eF[k]!) : -1;
   };
-  const facts: FsFacts = { inodes, metadata: visited, brokenTrees: broken, blockAt };
+  const facts: FsFacts = { inodes, metadata: visited, brokenTrees: broken, unsoundExtents: unsound, blockAt };
 
   const staging = checkCowFork(fx, inodes, total, checkTree, P);
   const dataRuns = function* (): Generator<[number, number]> {

@@ -80,7 +80,8 @@ export function checkImage(fs: Filesystem, progress?: ProgressFn): ProblemList {
  * (machine-job.ts) while this one checks the filesystem, the directory tree
  * walked there too (dirscan.ts); the same findings in the same order. Where the job fails, or the filesystem pass finds a tree
  * damaged (the job's view of the files would then not be the pass's), the
- * machine is checked here as checkImage does.
+ * machine is checked here as checkImage does (so too where an extent is one
+ * the job's lookups would refuse: FsFacts.unsoundExtents).
  */
 async function checkImageBeside(fs: Filesystem, image: string, strict: boolean, progress?: ProgressFn): Promise<ProblemList> {
   const job = startMachineJob(image, VERIFY_CACHE_BYTES);
@@ -113,7 +114,9 @@ async function checkImageBeside(fs: Filesystem, image: string, strict: boolean, 
         const facts = trees && guard('filesystem', () => trees.finish(extra), null);
         if (!facts) return P;
         P.phase('dax machine');
-        const found = claims && facts.brokenTrees.size === 0 ? await job.findings.catch(lost) : null;
+        // The job looked the files up by itself: its findings are this pass's only where every tree is
+        // sound and every extent is one a lookup accepts (else the machine is checked here, on the facts).
+        const found = claims && facts.brokenTrees.size === 0 && !facts.unsoundExtents ? await job.findings.catch(lost) : null;
         return fx.tx.withCachePolicy(undefined, () => {
           if (found) {
             for (const p of found.problems) P.add(p.check, p.message, p.block, p.severity);
