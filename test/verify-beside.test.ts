@@ -4,11 +4,16 @@
  * the image, that must report exactly what the one-process check reports, in
  * the same order: clean images, damaged machine blocks (the job's findings
  * are used) and damaged filesystem blocks (the job's findings are set aside).
+ * The job also walks the directory tree for the filesystem pass
+ * (src/check/dirscan.ts): damaged entries are named from their leaves, and a
+ * walk that met a block the inode tree holds is made again in the parent.
  */
 import { closeSync, copyFileSync, openSync, readSync, writeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HDR_SIZE, sealBlock } from '../src/format/block.js';
+import { HDR_SIZE, hdrLevel, sealBlock, writeU64 } from '../src/format/block.js';
+import { DIRENT_REC_SIZE } from '../src/format/records.js';
 import { daxtool, parseJson, tempDir, type TempDir } from './helpers/cli.js';
+import { makeImage } from './helpers/image.js';
 
 let T: TempDir;
 let img: string;
@@ -42,8 +47,8 @@ beforeAll(async () => {
 afterAll(() => T.cleanup());
 
 /** Metadata blocks of the image by what they hold, from fsmap. */
-async function metadataBlocks(): Promise<Map<string, number[]>> {
-  const map = (await ok(['fsmap', img])) as { records: { block: number; length: number; owner: string; what?: string }[] };
+async function metadataBlocks(image = img): Promise<Map<string, number[]>> {
+  const map = (await ok(['fsmap', image])) as { records: { block: number; length: number; owner: string; what?: string }[] };
   const by = new Map<string, number[]>();
   for (const r of map.records) {
     if (r.owner !== 'metadata' || r.what === 'superblock') continue;
@@ -101,5 +106,93 @@ describe('verify with the machine checked beside the filesystem', () => {
     }
     // Most scribbles are structural; the comparison must have covered findings, not only clean runs.
     expect(damaged).toBeGreaterThan(5);
+  });
+
+  it('checks the machine in the parent where a mapped file has an extent outside the device (its trees sound)', async () => {
+    // /a is mapped; its extents are in its inode (format 2): move the first one past the device's end.
+    const { ino } = (await ok(['stat', img, '/a'])) as { ino: number };
+    const work = T.path('d-extent-outside.img');
+    copyFileSync(img, work);
+    let edited = 0;
+    for (const block of (await metadataBlocks()).get('inode-tree') ?? []) {
+      const fd = openSync(work, 'r+');
+      try {
+        const buf = Buffer.alloc(BS);
+        readSync(fd, buf, 0, BS, block * BS);
+        for (let o = HDR_SIZE; o + 256 <= BS; o += 256) {
+          if (buf.readUInt32LE(o) !== ino || buf.readUInt32LE(o + 32) !== 1) continue;
+          buf.writeUIntLE(2 ** 40, o + 72 + 6, 6); // slot 0's physical block
+          sealBlock(buf, block, buf.readUInt32LE(24));
+          writeSync(fd, buf, 0, BS, block * BS);
+          edited++;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+    expect(edited).toBe(1);
+    const a = await verify(work, 'always');
+    const n = await verify(work, 'never');
+    expect(JSON.stringify(n.json)).toContain('extent.range');
+    expect(a).toEqual(n);
+  });
+});
+
+describe('the directory tree walked by the job', () => {
+  /** Edit one block in place and reseal it (the checksum passes: the structural checks must find it). */
+  function edit(path: string, block: number, f: (buf: Buffer) => void): void {
+    const fd = openSync(path, 'r+');
+    try {
+      const buf = Buffer.alloc(BS);
+      readSync(fd, buf, 0, BS, block * BS);
+      f(buf);
+      sealBlock(buf, block, buf.readUInt32LE(24));
+      writeSync(fd, buf, 0, BS, block * BS);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  it('names damaged entries and walks the tree again when it meets the inode tree, as one process does', async () => {
+    // Enough entries for an interior directory node (14 per leaf).
+    const base = makeImage();
+    for (let i = 0; i < 60; i++) base.fs.writePattern(`/file-${i}`, 0, 100, i);
+    base.fs.mkdir('/sub/deeper', { parents: true });
+    base.fs.close();
+    const by = await metadataBlocks(base.path);
+    const dirs = by.get('directory-tree') ?? [];
+    const level = (b: number): number => {
+      const buf = Buffer.alloc(BS);
+      const fd = openSync(base.path, 'r');
+      readSync(fd, buf, 0, BS, b * BS);
+      closeSync(fd);
+      return hdrLevel(buf);
+    };
+    const root = dirs.find((b) => level(b) > 0);
+    const inodeBlock = (by.get('inode-tree') ?? [])[0]!;
+    expect(root, 'an interior directory node').toBeDefined();
+    const leaf = dirs.find((b) => b !== root)!;
+    const rec = (i: number) => HDR_SIZE + i * DIRENT_REC_SIZE;
+    const cases: [string, number, (buf: Buffer) => void][] = [
+      ['entry to a missing inode', leaf, (buf) => writeU64(buf, rec(0) + 16, 99_999)],
+      ['entry of a missing directory', leaf, (buf) => writeU64(buf, rec(1), 99_999)],
+      ['entry with the wrong type', leaf, (buf) => (buf[rec(2) + 24]! ^= 3)],
+      // Interior entries: three 8-byte key fields, then the child pointer.
+      ['child pointer to an inode-tree block', root!, (buf) => writeU64(buf, HDR_SIZE + 24, inodeBlock)],
+      ['child pointer to block 1', root!, (buf) => writeU64(buf, HDR_SIZE + 24, 1)],
+    ];
+    try {
+      for (const [what, block, f] of cases) {
+        const work = T.path(`dir-${cases.findIndex((c) => c[0] === what)}.img`);
+        copyFileSync(base.path, work);
+        edit(work, block, f);
+        const a = await verify(work, 'always');
+        const n = await verify(work, 'never');
+        expect(n.exitCode, what).toBe(4);
+        expect(a, what).toEqual(n);
+      }
+    } finally {
+      base.done();
+    }
   });
 });

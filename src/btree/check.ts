@@ -19,8 +19,8 @@ export interface CheckOptions<R = unknown> {
    * the blocks instead of walking the tree twice.
    */
   onRecord?: (r: R) => void;
-  /** Every record as bytes (leaf, offset), right after onRecord: for fields a caller reads in place. */
-  onRecordBytes?: (leaf: Buffer, off: number) => void;
+  /** Every record as bytes (leaf, offset, the leaf's block), right after onRecord: for fields a caller reads in place. */
+  onRecordBytes?: (leaf: Buffer, off: number, blkno: Blkno) => void;
 }
 
 /** Beyond this many problems a tree is reported as broken enough. */
@@ -144,7 +144,7 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
             if (why) add('btree.record', blkno, `record ${i} ${formatKey(ops.key(r))}: ${why}`);
             opts.onRecord?.(r);
           }
-          opts.onRecordBytes?.(buf, off);
+          opts.onRecordBytes?.(buf, off, blkno);
           if (ordered && i > 0 && L.cmpRecs(buf, off - L.recSize, buf, off) >= 0) {
             add('btree.order', blkno, `key ${formatKey(keyAt(i))} at position ${i} does not follow ${formatKey(keyAt(i - 1))}`);
             ordered = false;

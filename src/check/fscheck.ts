@@ -1,8 +1,18 @@
 // Over 600 lines on purpose: one read of every filesystem tree, checking records as they pass, so that
 // verify touches each metadata block about once; the copy-on-write fork and XFS shadow checks live apart.
 import { Btree } from '../btree/btree.js';
+import type { BtreeProblem } from '../btree/types.js';
 import { readU64 } from '../format/block.js';
-import { EXTENT_ROOT_INLINE, forEachInlineExtent, INLINE_EXTENTS_MAX, INLINE_FIELD_MAX, INLINE_LEN_MAX } from '../format/inode-fork.js';
+import {
+  EXTENT_ROOT_INLINE,
+  INLINE_EXTENTS_MAX,
+  INLINE_FIELD_MAX,
+  INLINE_LEN_MAX,
+  inlineCount,
+  inlineFblk,
+  inlineLen,
+  inlinePblk,
+} from '../format/inode-fork.js';
 import {
   direntChild,
   direntNameText,
@@ -18,7 +28,6 @@ import {
   rmapIno,
   rmapLen,
   rmapPblk,
-  ROOT_INO,
 } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, Ino } from '../format/units.js';
@@ -28,7 +37,10 @@ import { freeOps, inodeOpsV2Lean } from '../fs/trees.js';
 import { checkCowFork } from './cowfork-check.js';
 import type { SpaceClaim } from './space.js';
 import { checkXfsShadow } from './xfs-shadow-check.js';
-import { ProblemList } from './problems.js';
+import type { ProblemList } from './problems.js';
+import { InoIndex } from './ino-index.js';
+import { NamespaceSweep } from './namespace.js';
+import { type DirScan, scanFits, scannedName } from './dirscan.js';
 import { Tuples } from './tuples.js';
 
 /** One extent as verify sees it: owner, file block, physical block, length. */
@@ -46,6 +58,12 @@ export interface FsFacts {
   inodes: Map<Ino, InodeRec>;
   metadata: Set<Blkno>;
   brokenTrees: Set<string>;
+  /**
+   * Some extent is one a lookup through the block map refuses (BlockMap.sound: empty, outside the
+   * device, or its end past 2^53): blockAt treats it as a hole, a lookup throws, so a check that
+   * looked blocks up by itself (the machine job) would not see what blockAt shows.
+   */
+  unsoundExtents: boolean;
   /** The block file `ino` maps at `index` by its (sound) extent tree; -1 for a hole, an unknown inode or a damaged tree. */
   blockAt(ino: Ino, index: number): Blkno | -1;
 }
@@ -75,12 +93,32 @@ export function checkFilesystem(fs: Filesystem, fx: FsTx, P: ProblemList, extraS
 /** Blocks an upper layer owns, by what owns them. */
 export type { SpaceClaim } from './space.js';
 
+/** What checkTrees leaves: the facts so far, and the space check still to run. */
+export interface CheckedTrees {
+  facts: FsFacts;
+  finish(extraSpace: SpaceClaim[]): FsFacts;
+}
+
 /**
  * checkFilesystem in two steps: every tree is read and checked first; the
  * space check, which needs the upper layers' claims, runs at finish(), so the
  * claims may be gathered meanwhile (by another process).
  */
-export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: FsFacts; finish(extraSpace: SpaceClaim[]): FsFacts } {
+export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTrees {
+  const steps = checkTreeSteps(fs, fx, P);
+  let s = steps.next();
+  while (!s.done) s = steps.next(null);
+  return s.value;
+}
+
+/**
+ * checkTrees as a generator that stops once, after the inode tree, for the
+ * directory tree's walk made elsewhere (dirscan.ts: by the machine job, in
+ * parallel); given null, or a scan whose walk would not be the one made here,
+ * it walks the tree itself. Either way the findings are the same, in the same
+ * order.
+ */
+export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Generator<void, CheckedTrees, DirScan | null> {
   const sb = fs.superblock;
   const total = sb.totalBlocks;
   for (const p of fs.sbProblems) P.add('sb.slot', p, /slot 1/.test(p) ? 1 : 0);
@@ -104,7 +142,9 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
           onRecordBytes(leaf, off);
         }
       : undefined;
-    const probs = t.check({ visited, onRecord: onRecordBytes ? undefined : counted, onRecordBytes: countedBytes });
+    return report(name, t.check({ visited, onRecord: onRecordBytes ? undefined : counted, onRecordBytes: countedBytes }));
+  };
+  const report = (name: string, probs: readonly BtreeProblem[]): boolean => {
     for (const p of probs) P.add(p.check, `${name}: ${p.message}`, p.blkno);
     if (probs.length) broken.add(name);
     return probs.length === 0;
@@ -115,25 +155,38 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   const inodes = new Map<Ino, InodeRec>();
   // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
   const ext = new Tuples(4, 1 << 16);
-  const slice = new Map<Ino, [number, number]>();
-  /** Per-extent checks of one inode's map, shared by forks and trees. */
+  // Each inode's run of rows in the columns: slice.get(ino) is a row of sliceRows (first, count), made
+  // once the inode numbers are known.
+  let slice = new InoIndex(0, 0);
+  let unsound = false;
+  let topIno = 0;
+  const sliceRows = new Tuples(2, 1 << 12);
+  /** Per-extent checks of one inode's map, shared by forks and trees; start() readies it for the next inode. */
   class MapCheck {
-    readonly first = ext.n;
+    first = 0;
     end = 0;
     sum = 0;
     count = 0;
     /** Extents added to the columns (those inside the device). */
     pushed = 0;
     encodable = true;
-    private readonly eofBlocks: number;
-    constructor(
-      readonly ino: Ino,
-      readonly size: number,
-    ) {
+    ino: Ino = 0;
+    size = 0;
+    private eofBlocks = 0;
+    constructor(ino: Ino, size: number) {
+      this.start(ino, size);
+    }
+    start(ino: Ino, size: number): void {
+      this.first = ext.n;
+      this.end = this.sum = this.count = this.pushed = 0;
+      this.encodable = true;
+      this.ino = ino;
+      this.size = size;
       this.eofBlocks = Math.ceil(size / sb.blockSize);
     }
     extent(fblk: number, pblk: number, len: number): void {
       const ino = this.ino;
+      if (len < 1 || pblk < 2 || pblk + len > total || !Number.isSafeInteger(fblk + len)) unsound = true;
       if (fblk < this.end) P.add('extent.overlap', `inode ${ino}: extent at file block ${fblk} overlaps the one before it`, pblk);
       if (len < 1 || pblk < 2 || pblk + len > total)
         P.add(
@@ -159,13 +212,17 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   }
   // Format version 2: forks are read in place from the inode leaves as they are checked (no
   // extent objects for a million inline extents); version 1 has none.
-  const forks = new Map<Ino, MapCheck>();
+  // One checker for every fork; what the rest needs is kept per inode as a row of forkRows (ino, first,
+  // pushed, sum), in the order the records were read: the tree's, by ascending inode number.
+  const forkRows = new Tuples(4, 1 << 12);
+  const fm = new MapCheck(0, 0);
   const inodeTree = sb.version >= 2 ? new Btree(fx.tx, inodeOpsV2Lean, fx.tx.roots[RootId.Inode]) : fx.inodes;
   const readFork = (leaf: Buffer, off: number): void => {
     if (readU64(leaf, off + 32) !== EXTENT_ROOT_INLINE) return;
-    const m = new MapCheck(readU64(leaf, off), readU64(leaf, off + 16));
-    forEachInlineExtent(leaf, off, (f, p, l) => m.extent(f, p, l));
-    forks.set(m.ino, m);
+    const n = inlineCount(leaf, off);
+    fm.start(readU64(leaf, off), readU64(leaf, off + 16));
+    for (let i = 0; i < n; i++) fm.extent(inlineFblk(leaf, off, i), inlinePblk(leaf, off, i), inlineLen(leaf, off, i));
+    forkRows.push(fm.ino, fm.first, fm.pushed, fm.sum);
   };
   P.phase('inode tree');
   const inodeProbs = inodeTree.check({
@@ -173,6 +230,7 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
     onRecord: (r) => {
       P.item();
       inodes.set(r.ino, r);
+      if (r.ino > topIno) topIno = r.ino;
     },
     onRecordBytes: sb.version >= 2 ? readFork : undefined,
   });
@@ -180,15 +238,51 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   if (inodeProbs.length) {
     broken.add('inode tree');
     inodes.clear();
-    forks.clear();
+    forkRows.n = 0;
     ext.n = 0;
   }
   const ns = new NamespaceSweep(inodes);
-  // Read in place: an entry per file, no objects (a name is decoded only for a message).
-  checkTree('directory tree', fx.dirents, undefined, (leaf, o) => ns.add(leaf, o));
+  const scan = yield;
+  if (scan && scanFits(scan, visited)) {
+    // The walk made elsewhere: its blocks are claimed here, its findings and entries taken in its order.
+    P.phase('directory tree');
+    for (const b of scan.blocks) visited.add(b);
+    const { parent, child, type } = scan;
+    P.itemsDone(parent.length);
+    report('directory tree', scan.problems);
+    for (let i = 0; i < parent.length; i++) ns.add(parent[i]!, child[i]!, type[i]!, () => scannedName(fx, scan, i));
+  } else {
+    // Read in place: an entry per file, no objects (a name is decoded only for a message).
+    checkTree('directory tree', fx.dirents, undefined, (leaf, o) =>
+      ns.add(direntParent(leaf, o), direntChild(leaf, o), direntType(leaf, o), () => direntNameText(leaf, o)),
+    );
+  }
   let maxIno = 0;
   let files = 0;
   let dirs = 0;
+  const fIno = forkRows.col(0);
+  const fFirst = forkRows.col(1);
+  const fPushed = forkRows.col(2);
+  const fSum = forkRows.col(3);
+  slice = new InoIndex(topIno, inodes.size);
+  let nextFork = 0;
+  /**
+   * The fork row of `ino`, or -1. The loop below meets the inodes with inline
+   * extents in the order their records were read (inRootOrder keeps it), so
+   * this is the next row; a search only where that is not so.
+   */
+  const forkRow = (ino: Ino): number => {
+    if (nextFork < forkRows.n && fIno[nextFork] === ino) return nextFork++;
+    let lo = 0;
+    let hi = forkRows.n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (fIno[mid]! < ino) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < forkRows.n && fIno[lo] === ino ? lo : -1;
+  };
+  const tm = new MapCheck(0, 0);
   // Extent trees in the order of their roots on disk, so reads run forward.
   const byRoot = inRootOrder(inodes.values());
   // Announced even when every file's extents are in its inode (version 2, small files).
@@ -201,38 +295,46 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
       if (inode.nblocks !== 0) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded but no extent tree`);
       continue;
     }
-    let ok: boolean;
-    let m = forks.get(inode.ino);
+    let first: number;
+    let pushed: number;
+    let sum: number;
     if (inode.extentRoot === EXTENT_ROOT_INLINE) {
       // The fork (format/inode-fork.ts), read with the inode record; its count was checked there.
       if (sb.version < 2) {
         P.add('extent.fork', `inode ${inode.ino}: extents in the inode (root 1) on a version-${sb.version} image`);
         continue;
       }
-      ok = !!m;
+      const row = forkRow(inode.ino);
+      if (row < 0) continue;
+      first = fFirst[row]!;
+      pushed = fPushed[row]!;
+      sum = fSum[row]!;
     } else {
-      const mc = (m = new MapCheck(inode.ino, inode.size));
+      const mc = tm;
+      mc.start(inode.ino, inode.size);
       // Read in place: a big file's extents make no objects.
-      ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), undefined, (leaf, o) =>
+      const ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), undefined, (leaf, o) =>
         mc.extent(extentFblk(leaf, o), extentPblk(leaf, o), extentLen(leaf, o)),
       );
+      if (!ok) {
+        ext.n = mc.first; // a damaged tree's records are not trusted as owners
+        continue;
+      }
       // Version 2 decides the format by the extents alone: a tree that would fit the fork is one conversion missed.
-      if (ok && sb.version >= 2 && mc.encodable && mc.count <= INLINE_EXTENTS_MAX)
+      if (sb.version >= 2 && mc.encodable && mc.count <= INLINE_EXTENTS_MAX)
         P.add(
           'extent.fork',
           `inode ${inode.ino}: ${mc.count} extents kept in a tree at block ${inode.extentRoot}; they fit the inode's fork`,
         );
+      first = mc.first;
+      pushed = mc.pushed;
+      sum = mc.sum;
     }
-    const first = m ? m.first : ext.n;
-    if (!ok) {
-      ext.n = first; // a damaged tree's records are not trusted as owners
-      continue;
-    }
-    if (!m) continue;
-    slice.set(inode.ino, [first, m.pushed]);
-    if (m.sum !== inode.nblocks) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded, extents map ${m.sum}`);
+    slice.set(inode.ino, sliceRows.push(first, pushed));
+    if (sum !== inode.nblocks) P.add('extent.count', `inode ${inode.ino}: ${inode.nblocks} blocks recorded, extents map ${sum}`);
   }
-  forks.clear(); // the slices hold what the rest needs
+  const sFirst = sliceRows.col(0);
+  const sCount = sliceRows.col(1);
   const eIno = ext.col(0);
   const eF = ext.col(1);
   const eP = ext.col(2);
@@ -249,31 +351,34 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   // Read in place: a million records, no objects.
   let lastIno = -1;
   let lastI = -2;
-  let sl: [number, number] | undefined;
+  let s0 = 0; // the file's run of rows: s0 .. s1 (none: s1 = -1)
+  let s1 = -1;
   const rmapOk = checkTree('physical-block index', fx.bmap.rmap, undefined, (leaf, o) => {
     const pblk = rmapPblk(leaf, o);
     const len = rmapLen(leaf, o);
     const ino = rmapIno(leaf, o);
     const fblk = rmapFblk(leaf, o);
     if (ino !== lastIno) {
-      sl = slice.get(ino);
+      const r = slice.get(ino);
+      s0 = r < 0 ? 0 : sFirst[r]!;
+      s1 = r < 0 ? -1 : s0 + sCount[r]!;
       lastIno = ino;
     }
     let i = -1;
-    if (sl) {
+    if (s1 >= 0) {
       // A file's records usually follow its extents (both ascend): try the one after the last match
       // first; it is taken only where the search would find it (the first extent at fblk).
       const j = lastI + 1;
-      if (j >= sl[0] && j < sl[0] + sl[1] && eF[j] === fblk && (j === sl[0] || eF[j - 1]! < fblk)) i = j;
+      if (j >= s0 && j < s1 && eF[j] === fblk && (j === s0 || eF[j - 1]! < fblk)) i = j;
       else {
-        let lo = sl[0];
-        let hi = sl[0] + sl[1];
+        let lo = s0;
+        let hi = s1;
         while (lo < hi) {
           const mid = (lo + hi) >>> 1;
           if (eF[mid]! < fblk) lo = mid + 1;
           else hi = mid;
         }
-        if (lo < sl[0] + sl[1] && eF[lo] === fblk) i = lo;
+        if (lo < s1 && eF[lo] === fblk) i = lo;
       }
       lastI = i;
     }
@@ -348,20 +453,21 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): { facts: F
   });
 
   const blockAt = (ino: Ino, index: number): Blkno | -1 => {
-    const sl = slice.get(ino);
-    if (!sl) return -1;
+    const r = slice.get(ino);
+    if (r < 0) return -1;
     // The last extent starting at or before index.
-    let lo = sl[0];
-    let hi = sl[0] + sl[1];
+    const first = sFirst[r]!;
+    let lo = first;
+    let hi = first + sCount[r]!;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (eF[mid]! <= index) lo = mid + 1;
       else hi = mid;
     }
     const k = lo - 1;
-    return k >= sl[0] && index < eF[k]! + eL[k]! ? eP[k]! + (index - eF[k]!) : -1;
+    return k >= first && index < eF[k]! + eL[k]! ? eP[k]! + (index - eF[k]!) : -1;
   };
-  const facts: FsFacts = { inodes, metadata: visited, brokenTrees: broken, blockAt };
+  const facts: FsFacts = { inodes, metadata: visited, brokenTrees: broken, unsoundExtents: unsound, blockAt };
 
   const staging = checkCowFork(fx, inodes, total, checkTree, P);
   const dataRuns = function* (): Generator<[number, number]> {
@@ -567,88 +673,4 @@ export function diffRuns(a: Run[], b: Run[]): [number, number, number, number][]
     pos = next;
   }
   return out;
-}
-
-/**
- * Directory entries against the inodes (dangling entries, types, parents, link
- * counts, reachability from '/'), fed the entries as the directory tree's own
- * check reads them: the tree is read once. Findings wait until finish(), which
- * runs only when both trees proved sound.
- */
-class NamespaceSweep {
-  private readonly refs = new Map<Ino, number>();
-  private readonly subdirs = new Map<Ino, number>();
-  private readonly children = new Map<Ino, Ino[]>();
-  private readonly found = new ProblemList();
-
-  constructor(private readonly inodes: Map<Ino, InodeRec>) {}
-
-  /** The entry at leaf[o..] (read in place; its name is decoded only for a message). */
-  add(leaf: Buffer, o: number): void {
-    const P = this.found;
-    const dParent = direntParent(leaf, o);
-    const dChild = direntChild(leaf, o);
-    const dType = direntType(leaf, o);
-    const name = () => direntNameText(leaf, o);
-    const parent = this.inodes.get(dParent);
-    if (!parent) {
-      P.add('ns.dangling', `entry '${name()}' belongs to missing directory inode ${dParent}`);
-      return;
-    }
-    if (parent.type !== INODE_TYPE_DIR) P.add('ns.notdir', `entry '${name()}' belongs to inode ${dParent}, which is not a directory`);
-    const child = this.inodes.get(dChild);
-    if (!child) {
-      P.add('ns.dangling', `entry '${name()}' in directory ${dParent} points to missing inode ${dChild}`);
-      return;
-    }
-    if (child.type !== dType)
-      P.add('ns.type', `entry '${name()}' in directory ${dParent} says type ${dType}, inode ${dChild} is type ${child.type}`);
-    this.refs.set(dChild, (this.refs.get(dChild) ?? 0) + 1);
-    if (child.type === INODE_TYPE_DIR) {
-      this.subdirs.set(dParent, (this.subdirs.get(dParent) ?? 0) + 1);
-      if (child.parent !== dParent)
-        P.add('ns.parent', `directory inode ${dChild} ('${name()}') records parent ${child.parent}, but its entry is in ${dParent}`);
-    }
-    const list = this.children.get(dParent);
-    if (list) list.push(dChild);
-    else this.children.set(dParent, [dChild]);
-  }
-
-  finish(P: ProblemList): void {
-    for (const p of this.found.items) P.add(p.check, p.message, p.block, p.severity);
-    const { inodes, refs, subdirs, children } = this;
-    const root = inodes.get(ROOT_INO);
-    if (!root || root.type !== INODE_TYPE_DIR) {
-      P.add('ns.root', 'the root directory (inode 1) is missing or not a directory');
-      return;
-    }
-    // Reachability from '/' (iterative: a corrupt tree may be deep or cyclic).
-    const reached = new Set<Ino>([ROOT_INO]);
-    const stack: Ino[] = [ROOT_INO];
-    while (stack.length) {
-      const ino = stack.pop()!;
-      for (const c of children.get(ino) ?? []) {
-        if (reached.has(c)) continue;
-        reached.add(c);
-        stack.push(c);
-      }
-    }
-    for (const inode of inodes.values()) {
-      const n = refs.get(inode.ino) ?? 0;
-      if (inode.ino === ROOT_INO) {
-        if (n > 0) P.add('ns.root', 'the root directory is referenced by a directory entry');
-      } else if (n === 0) {
-        P.add(
-          'ns.orphan',
-          `inode ${inode.ino} (${inode.type === INODE_TYPE_DIR ? 'directory' : 'file'}, ${inode.size} bytes) is in no directory`,
-        );
-        continue;
-      } else if (!reached.has(inode.ino)) {
-        P.add('ns.orphan', `inode ${inode.ino} is not reachable from '/' (a directory cycle?)`);
-      }
-      if (n > 1) P.add('ns.links', `inode ${inode.ino} has ${n} directory entries; daxtool has no hard links`);
-      const want = inode.type === INODE_TYPE_DIR ? 2 + (subdirs.get(inode.ino) ?? 0) : 1;
-      if (inode.nlink !== want) P.add('ns.nlink', `inode ${inode.ino} has link count ${inode.nlink}, should be ${want}`);
-    }
-  }
 }

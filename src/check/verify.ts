@@ -5,7 +5,7 @@ import { CounterId } from '../format/superblock.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { STREAMING } from '../fs/tx.js';
 import type { Checker } from './checker.js';
-import { checkFilesystem, checkTrees } from './fscheck.js';
+import { checkFilesystem, checkTreeSteps } from './fscheck.js';
 import { startMachineJob } from './machine-job.js';
 import { checkMetadataCount, mappingsChecker } from './mappings.js';
 import { finding, type Problem, ProblemList, type ProgressFn } from './problems.js';
@@ -77,10 +77,11 @@ export function checkImage(fs: Filesystem, progress?: ProgressFn): ProblemList {
 
 /**
  * checkImage with the DAX machine checked by a process of its own
- * (machine-job.ts) while this one checks the filesystem; the same findings in
- * the same order. Where the job fails, or the filesystem pass finds a tree
+ * (machine-job.ts) while this one checks the filesystem, the directory tree
+ * walked there too (dirscan.ts); the same findings in the same order. Where the job fails, or the filesystem pass finds a tree
  * damaged (the job's view of the files would then not be the pass's), the
- * machine is checked here as checkImage does.
+ * machine is checked here as checkImage does (so too where an extent is one
+ * the job's lookups would refuse: FsFacts.unsoundExtents).
  */
 async function checkImageBeside(fs: Filesystem, image: string, strict: boolean, progress?: ProgressFn): Promise<ProblemList> {
   const job = startMachineJob(image, VERIFY_CACHE_BYTES);
@@ -100,13 +101,22 @@ async function checkImageBeside(fs: Filesystem, image: string, strict: boolean, 
         P.progress = progress;
         const guard = P.guard.bind(P);
         const pass = mappingsChecker.pass(fs, fx);
-        const trees = guard('filesystem', () => checkTrees(fs, fx, P), null);
+        // The job walks the directory tree meanwhile: the steps wait for it after the inode tree.
+        const steps = checkTreeSteps(fs, fx, P);
+        let step = guard('filesystem', () => steps.next(), null);
+        while (step && !step.done) {
+          const scan = await job.dirs.catch(lost);
+          step = guard('filesystem', () => steps.next(scan), null);
+        }
+        const trees = step ? step.value : null;
         const claims = await job.claims.catch(lost);
         const extra = claims ?? guard(`${mappingsChecker.name} space`, () => pass.space?.() ?? [], []);
         const facts = trees && guard('filesystem', () => trees.finish(extra), null);
         if (!facts) return P;
         P.phase('dax machine');
-        const found = claims && facts.brokenTrees.size === 0 ? await job.findings.catch(lost) : null;
+        // The job looked the files up by itself: its findings are this pass's only where every tree is
+        // sound and every extent is one a lookup accepts (else the machine is checked here, on the facts).
+        const found = claims && facts.brokenTrees.size === 0 && !facts.unsoundExtents ? await job.findings.catch(lost) : null;
         return fx.tx.withCachePolicy(undefined, () => {
           if (found) {
             for (const p of found.problems) P.add(p.check, p.message, p.block, p.severity);

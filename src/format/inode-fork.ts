@@ -84,20 +84,22 @@ export function decodeInodeV2(b: Buffer, o: number): InodeRec {
   return r;
 }
 
-/** decodeInodeV2 without the fork's extents (forkCount only): verify reads them in place (forEachInlineExtent). */
+/** decodeInodeV2 without the fork's extents (forkCount only): verify reads them in place (inlineCount, inline*). */
 export function decodeInodeV2Lean(b: Buffer, o: number): InodeRec {
   const r = decodeInode(b, o);
   r.forkCount = b.readUInt16LE(o + 10);
   return r;
 }
 
-/** The inline extents' fields read in place, for verify's bulk pass: calls f per extent, returns the count read. */
-export function forEachInlineExtent(b: Buffer, o: number, f: (fblk: number, pblk: number, len: number) => void): number {
-  if (readU64(b, o + 32) !== EXTENT_ROOT_INLINE) return 0;
-  const n = Math.min(b.readUInt16LE(o + 10), INLINE_EXTENTS_MAX);
-  for (let i = 0, p = o + FORK_OFF; i < n; i++, p += SLOT) f(readU48(b, p), readU48(b, p + 6), b.readUInt32LE(p + 12));
-  return n;
+/** The inline extents of the record at b[o..] (0 unless its root says inline), capped at what the fork holds. */
+export function inlineCount(b: Buffer, o: number): number {
+  return readU64(b, o + 32) === EXTENT_ROOT_INLINE ? Math.min(b.readUInt16LE(o + 10), INLINE_EXTENTS_MAX) : 0;
 }
+
+/** Inline extent i's fields, read in place (i below inlineCount). */
+export const inlineFblk = (b: Buffer, o: number, i: number): number => readU48(b, o + FORK_OFF + i * SLOT);
+export const inlinePblk = (b: Buffer, o: number, i: number): number => readU48(b, o + FORK_OFF + i * SLOT + 6);
+export const inlineLen = (b: Buffer, o: number, i: number): number => b.readUInt32LE(o + FORK_OFF + i * SLOT + 12);
 
 /** What is wrong with a v2 record's fork, or null (the extents themselves are checked as a tree's are). */
 export function forkProblem(r: InodeRec): string | null {
