@@ -101,7 +101,9 @@ export function startMachineJob(image: string, cacheBytes: number): MachineJob |
     } else failed(new Error(m.error));
   });
   child.once('error', (e) => failed(e));
-  child.once('exit', (code, signal) => failed(new Error(`machine job ended (${signal ?? `exit ${code}`})`)));
+  // 'close', not 'exit': the exit can be seen before the last messages are read from the channel;
+  // 'close' comes once the process has ended and its channel has closed, every message delivered.
+  child.once('close', (code, signal) => failed(new Error(`machine job ended (${signal ?? `exit ${code}`})`)));
   child.send({ image, cacheBytes });
   return { dirs, claims, findings, stop };
 }
