@@ -33,6 +33,7 @@ import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { Filesystem } from '../fs/filesystem.js';
+import { lowerBound } from '../fs/extentset.js';
 import { freeOps, inodeOpsV2Lean } from '../fs/trees.js';
 import { checkCowFork } from './cowfork-check.js';
 import type { SpaceClaim } from './space.js';
@@ -273,14 +274,8 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
    */
   const forkRow = (ino: Ino): number => {
     if (nextFork < forkRows.n && fIno[nextFork] === ino) return nextFork++;
-    let lo = 0;
-    let hi = forkRows.n;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (fIno[mid]! < ino) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < forkRows.n && fIno[lo] === ino ? lo : -1;
+    const at = lowerBound(fIno, forkRows.n, ino);
+    return at < forkRows.n && fIno[at] === ino ? at : -1;
   };
   const tm = new MapCheck(0, 0);
   // Extent trees in the order of their roots on disk, so reads run forward.

@@ -1,13 +1,6 @@
 import type { Blkno } from '../format/units.js';
 
 /**
- * A set of block runs kept as sorted, disjoint, non-adjacent [start, end)
- * intervals. Used for the blocks a transaction has allocated: the allocator
- * subtracts it from the committed free-space tree, so a block is never handed
- * out twice and a block freed in the transaction is never reused before commit.
- * Allocations cluster, so runs merge and the arrays stay short.
- */
-/**
  * The first index i in [0, n) whose end, endOf(i), is > b, for ends ascending in i; n when none is:
  * the extent holding b or the first one after it, in a sorted list of disjoint extents.
  */
@@ -22,6 +15,25 @@ export function firstEndingAfter(n: number, endOf: (i: number) => number, b: num
   return lo;
 }
 
+/** The first index i in [0, n) with sorted[i] >= x, for `sorted` ascending in [0, n); n when none is. */
+export function lowerBound(sorted: ArrayLike<number>, n: number, x: number): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * A set of block runs kept as sorted, disjoint, non-adjacent [start, end)
+ * intervals. Used for the blocks a transaction has allocated: the allocator
+ * subtracts it from the committed free-space tree, so a block is never handed
+ * out twice and a block freed in the transaction is never reused before commit.
+ * Allocations cluster, so runs merge and the arrays stay short.
+ */
 export class ExtentSet {
   private starts: number[] = [];
   private ends: number[] = [];

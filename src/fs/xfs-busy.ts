@@ -48,7 +48,7 @@
  * the oracle's 4 KiB runs), multi-block allocations.
  */
 
-import { firstEndingAfter } from './extentset.js';
+import { firstEndingAfter, lowerBound } from './extentset.js';
 
 /** A run of blocks [bno, bno + len) of the allocation group. */
 export interface AgExtent {
@@ -449,15 +449,7 @@ export class UsedBlocks extends Set<number> {
 
   /** The first index of `sorted` whose block is >= b. */
   private lowerBound(b: number): number {
-    const s = this.sorted;
-    let lo = 0;
-    let hi = s.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (s[mid]! < b) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return lowerBound(this.sorted, this.sorted.length, b);
   }
 
   override add(b: number): this {
