@@ -735,6 +735,25 @@ async function cowPeer(n, blocks, name) {
   return peerResult(name, pm, pm.fail ? '' : `${fmtCount(n / (pm.ms / 1000))} pages/s`);
 }
 
+/**
+ * The copy-on-write floor: the bytes a copy-on-write of n pages must write, written alone on the
+ * same disk as the image, into a new file (the copies land in host holes of the sparse image too),
+ * with O_DIRECT in 8 MiB writes and one fdatasync, as daxtool's long copies do (io/direct.ts).
+ * No copy-on-write can make its copies durable for less; its marginal bounds ours from below.
+ */
+async function cowFloor(n, name) {
+  if (!T.dd) return unavailable(name, 'dd not installed');
+  const out = join(WORK, 'cow-floor.bin');
+  const bytes = n * 4096;
+  const bs = Math.min(bytes, 8 * MiB);
+  const pm = await measure(
+    [T.dd, 'if=/dev/zero', `of=${out}`, `bs=${bs}`, `count=${bytes}`, 'iflag=count_bytes', 'oflag=direct', 'conv=fdatasync', 'status=none'],
+    { reps: n === 1 ? ONE_REPS : PEER_REPS, prep: () => rmSync(out, { force: true }) },
+  );
+  rmSync(out, { force: true });
+  return peerResult(name, pm, pm.fail || bytes < MiB ? '' : fmtRate(bytes / (pm.ms / 1000), 'B'));
+}
+
 async function caseFault(det) {
   // 1 page: the fixed cost per command, which the marginal columns take away.
   const sizes = QUICK ? [1, 10000, 25000, 100000] : [1, 25000, 100000, 1000000];
@@ -774,7 +793,9 @@ async function caseFault(det) {
   const one = async (id, caseName, n, spec, path, write, target, group, extra = {}) => {
     if (!want(id)) return;
     const marg = (oneId) =>
-      extra.marg && n > 1 ? { kind: 'per', one: oneId, unit: extra.marg.unit, rate: !!extra.marg.rate, peer: extra.marg.peer } : undefined;
+      extra.marg && n > 1
+        ? { kind: 'per', one: oneId, unit: extra.marg.unit, rate: !!extra.marg.rate, peer: extra.marg.peer, floor: extra.marg.floor }
+        : undefined;
     const len = n * 4096;
     const size = `${fmtSize(n)} pages`;
     if (!det.daxLib && !det.fault) {
@@ -803,7 +824,7 @@ async function caseFault(det) {
         group: group ? `${group}-lib` : undefined,
         marginal: marg(extra.marg ? `${extra.marg.one}-lib` : ''),
       });
-      if (extra.peer) r.peers.push(extra.peer);
+      for (const p of extra.peers ?? []) if (p) r.peers.push(p);
       await profile(
         `${id}-lib`,
         [join(BENCH_DIR, 'lib', 'dax-call.mjs'), DIST, work, JSON.stringify({ op: 'faultPath', path, offset: 0, length: len, write })],
@@ -825,7 +846,7 @@ async function caseFault(det) {
         group: group ? `${group}-cli` : undefined,
         marginal: marg(extra.marg?.one),
       });
-      if (extra.peer) r.peers.push(extra.peer);
+      for (const p of extra.peers ?? []) if (p) r.peers.push(p);
       await profile(id, cmd, prep);
     } else row({ id, case: `${caseName}, CLI`, size, runs: 0, ms: NaN, missing: 'not implemented yet (no `fault` command)', target: null });
     rmSync(pristine, { force: true });
@@ -856,8 +877,10 @@ async function caseFault(det) {
     null,
   );
   const cowPeerName = 'mmap store per page + msync + fsync (XFS reflinked file, loop)';
+  const floorName = "floor: the copies' bytes alone (dd oflag=direct conv=fdatasync)";
   for (const n of [1, cowN]) {
     const peer = want(`cow-${fmtSize(n)}`) ? await cowPeer(n, cowN, cowPeerName) : undefined;
+    const floor = want(`cow-${fmtSize(n)}`) ? await cowFloor(n, floorName) : undefined;
     await one(
       `cow-${fmtSize(n)}`,
       'fault --write (COW)',
@@ -868,9 +891,9 @@ async function caseFault(det) {
       n > 1 ? { perSec: 2e5, n } : null,
       null,
       {
-        marg: { one: 'cow-1', unit: 'page', peer: cowPeerName },
+        marg: { one: 'cow-1', unit: 'page', peer: cowPeerName, floor: floorName },
         cliTarget: n > 1 ? { margRatio: 0.2 } : null,
-        peer,
+        peers: [peer, floor],
       },
     );
   }
@@ -1045,6 +1068,7 @@ function statusOf(r) {
     have.push(`marginal ≤ ${t.margRatio}× the peer's`);
     if (!r.marg || r.marg.ratio === null) gaps.push('no peer marginal');
     else if (r.marg.ratio > t.margRatio) gaps.push(`${r.marg.ratio.toFixed(2)}×`);
+    if (r.marg?.floorText) have.push(`floor ${r.marg.floorText}`);
   }
   if (t.margRate !== undefined) {
     have.push(`≥ ${fmtCount(t.margRate)}/s above the 1-unit run`);
@@ -1119,11 +1143,16 @@ function marginals() {
       const p1 = m.peer ? one.peers.find((p) => p.name === m.peer && peerOk(p)) : null;
       const theirs = pr && p1 ? (pr.ms - p1.ms) / (r.n - 1) : null;
       const show = (x) => (m.rate ? fmtRate(1000 / x, m.unit) : `${per(x)}/${m.unit}`);
+      // The floor (a lower bound any implementation pays, measured like a peer at both sizes).
+      const f = m.floor ? r.peers.find((p) => p.name === m.floor && peerOk(p)) : null;
+      const f1 = m.floor ? one.peers.find((p) => p.name === m.floor && peerOk(p)) : null;
+      const floor = f && f1 ? (f.ms - f1.ms) / (r.n - 1) : null;
       r.marg = {
         text: `${show(ours)} above 1`,
         peerText: theirs !== null ? show(theirs) : '',
         value: m.rate ? 1000 / ours : ours,
         ratio: theirs !== null ? ours / theirs : null,
+        floorText: floor !== null ? `${show(floor)}${theirs !== null ? `, ${(floor / theirs).toFixed(2)}× the peer's` : ''}` : null,
       };
     }
   }

@@ -34,6 +34,7 @@ export function tools() {
     dumpe2fs: which('dumpe2fs'),
     python: which('python3'),
     cp: which('cp'),
+    dd: which('dd'),
     mount: which('mount'),
     umount: which('umount'),
   };
