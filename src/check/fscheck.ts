@@ -41,7 +41,6 @@ import { checkXfsShadow } from './xfs-shadow-check.js';
 import type { ProblemList } from './problems.js';
 import { InoIndex } from './ino-index.js';
 import { NamespaceSweep } from './namespace.js';
-import { type DirScan, scanFits, scannedName } from './dirscan.js';
 import { Tuples } from './tuples.js';
 
 /** One extent as verify sees it: owner, file block, physical block, length. */
@@ -106,20 +105,6 @@ export interface CheckedTrees {
  * claims may be gathered meanwhile (by another process).
  */
 export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTrees {
-  const steps = checkTreeSteps(fs, fx, P);
-  let s = steps.next();
-  while (!s.done) s = steps.next(null);
-  return s.value;
-}
-
-/**
- * checkTrees as a generator that stops once, after the inode tree, for the
- * directory tree's walk made elsewhere (dirscan.ts: by the machine job, in
- * parallel); given null, or a scan whose walk would not be the one made here,
- * it walks the tree itself. Either way the findings are the same, in the same
- * order.
- */
-export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Generator<void, CheckedTrees, DirScan | null> {
   const sb = fs.superblock;
   const total = sb.totalBlocks;
   for (const p of fs.sbProblems) P.add('sb.slot', p, /slot 1/.test(p) ? 1 : 0);
@@ -243,21 +228,10 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
     ext.n = 0;
   }
   const ns = new NamespaceSweep(inodes);
-  const scan = yield;
-  if (scan && scanFits(scan, visited)) {
-    // The walk made elsewhere: its blocks are claimed here, its findings and entries taken in its order.
-    P.phase('directory tree');
-    for (const b of scan.blocks) visited.add(b);
-    const { parent, child, type } = scan;
-    P.itemsDone(parent.length);
-    report('directory tree', scan.problems);
-    for (let i = 0; i < parent.length; i++) ns.add(parent[i]!, child[i]!, type[i]!, () => scannedName(fx, scan, i));
-  } else {
-    // Read in place: an entry per file, no objects (a name is decoded only for a message).
-    checkTree('directory tree', fx.dirents, undefined, (leaf, o) =>
-      ns.add(direntParent(leaf, o), direntChild(leaf, o), direntType(leaf, o), () => direntNameText(leaf, o)),
-    );
-  }
+  // Read in place: an entry per file, no objects (a name is decoded only for a message).
+  checkTree('directory tree', fx.dirents, undefined, (leaf, o) =>
+    ns.add(direntParent(leaf, o), direntChild(leaf, o), direntType(leaf, o), () => direntNameText(leaf, o)),
+  );
   let maxIno = 0;
   let files = 0;
   let dirs = 0;

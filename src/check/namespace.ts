@@ -1,9 +1,8 @@
 /**
  * verify's namespace check: directory entries against the inodes (dangling
  * entries, types, parents, link counts, reachability from '/'). It is fed one
- * entry at a time, by the directory tree's own structural check in this
- * process or from a scan another process made of that tree (dirscan.ts), so
- * the tree is read once either way. Findings wait until finish(), which the
+ * entry at a time by the directory tree's own structural check, so the tree
+ * is read once. Findings wait until finish(), which the
  * filesystem pass calls only when both trees proved sound.
  */
 import { INODE_TYPE_DIR, type InodeRec, ROOT_INO } from '../format/records.js';
