@@ -29,7 +29,6 @@ import { Btree } from '../btree/btree.js';
 import type { FrameRuns } from '../dax/chunks.js';
 import { BlockType, HDR_SIZE, hdrCount, readU64 } from '../format/block.js';
 import type * as D from '../format/dax-records.js';
-import { isDaxError } from '../format/errors.js';
 import type { ExtentRec, InodeRec } from '../format/records.js';
 import { CounterId } from '../format/superblock.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
@@ -122,7 +121,6 @@ export class MappingsPass implements CheckerPass {
   }
 }
 
-/** Every family in turn, over what the pass found sound. */
 /** The inode numbers the VMAs the pass read name, ascending, each once. */
 function vmaInodes(pass: MachinePass): number[] {
   const vmas = (pass.trees.get('VMA tree')?.records ?? []) as D.VmaRec[];
@@ -141,10 +139,11 @@ const SCAN_FROM_SHARE = 1 / 40;
 /**
  * `wanted` (ascending) looked up ahead in one walk of the inode tree's
  * leaves, read once and not cached, where they are many; the rest are looked
- * up one by one as asked. A walk that meets damage keeps nothing: the lookups
- * then meet it themselves, in the order they did before (the parent sets the
- * job's findings aside once it finds the tree damaged, and a sound tree's walk
- * and lookups agree).
+ * up one by one as asked. A walk that fails keeps nothing: the lookups then
+ * meet what failed themselves, where they did before. A walk of a damaged
+ * tree may find what lookups would not, but the parent sets the job's
+ * findings aside once it finds a tree damaged, and a sound tree's walk and
+ * lookups agree.
  */
 function readInodes(fx: FsTx, wanted: readonly number[]): Map<Ino, InodeRec | undefined> {
   const found = new Map<Ino, InodeRec | undefined>();
@@ -165,13 +164,13 @@ function readInodes(fx: FsTx, wanted: readonly number[]): Map<Ino, InodeRec | un
       }
       while (k < wanted.length) found.set(wanted[k++]!, undefined);
     });
-  } catch (e) {
-    if (!isDaxError(e)) throw e;
+  } catch {
     found.clear();
   }
   return found;
 }
 
+/** Every family in turn, over what the pass found sound. */
 function runFamilies(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList, pass: MachinePass): MachineOutcome {
   const broken = new Set<string>();
   let machineBlocks = 0;
