@@ -41,7 +41,7 @@ import { checkXfsShadow } from './xfs-shadow-check.js';
 import type { ProblemList } from './problems.js';
 import { InoIndex } from './ino-index.js';
 import { NamespaceSweep } from './namespace.js';
-import { Tuples } from './tuples.js';
+import { rowsFor, Tuples } from './tuples.js';
 
 /** One extent as verify sees it: owner, file block, physical block, length. */
 export interface ExtentRef {
@@ -140,13 +140,15 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
   // ---------------------------------------------------------------- inodes
   const inodes = new Map<Ino, InodeRec>();
   // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
-  const ext = new Tuples(4, 1 << 16);
+  const cnt = sb.counters;
+  // Extents map the data blocks, a shared block once per reference: their sum is at most the one row each.
+  const ext = new Tuples(4, rowsFor(cnt[CounterId.DataBlocks] + cnt[CounterId.SavedBlocks], 1 << 16));
   // Each inode's run of rows in the columns: slice.get(ino) is a row of sliceRows (first, count), made
   // once the inode numbers are known.
   let slice = new InoIndex(0, 0);
   let unsound = false;
   let topIno = 0;
-  const sliceRows = new Tuples(2, 1 << 12);
+  const sliceRows = new Tuples(2, rowsFor(cnt[CounterId.Inodes]));
   /** Per-extent checks of one inode's map, shared by forks and trees; start() readies it for the next inode. */
   class MapCheck {
     first = 0;
@@ -200,7 +202,7 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
   // extent objects for a million inline extents); version 1 has none.
   // One checker for every fork; what the rest needs is kept per inode as a row of forkRows (ino, first,
   // pushed, sum), in the order the records were read: the tree's, by ascending inode number.
-  const forkRows = new Tuples(4, 1 << 12);
+  const forkRows = new Tuples(4, rowsFor(cnt[CounterId.Inodes]));
   const fm = new MapCheck(0, 0);
   const inodeTree = sb.version >= 2 ? new Btree(fx.tx, inodeOpsV2Lean, fx.tx.roots[RootId.Inode]) : fx.inodes;
   const readFork = (leaf: Buffer, off: number): void => {
@@ -496,7 +498,6 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
       P.add('space.range', `${coveredBy} reaches block ${covered - 1}, past the device's last block ${total - 1}`, total);
 
     // --------------------------------------------------------------- counters
-    const cnt = sb.counters;
     const counter = (id: CounterId, name: string, want: number, skip = false) => {
       if (!skip && cnt[id] !== want) P.add('sb.counters', `superblock ${name} is ${cnt[id]}, the image holds ${want}`, fs.slot);
     };
