@@ -141,7 +141,8 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
   const inodes = new Map<Ino, InodeRec>();
   // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
   const cnt = sb.counters;
-  // Extents map the data blocks, a shared block once per reference: their sum is at most the one row each.
+  // Each extent maps a block at least, and the extents' blocks add up to the data blocks plus the saved
+  // ones (a shared block once per reference): at most that many rows, on a sound image.
   const ext = new Tuples(4, rowsFor(cnt[CounterId.DataBlocks] + cnt[CounterId.SavedBlocks], 1 << 16));
   // Each inode's run of rows in the columns: slice.get(ino) is a row of sliceRows (first, count), made
   // once the inode numbers are known.
