@@ -4,9 +4,8 @@
  * the image, that must report exactly what the one-process check reports, in
  * the same order: clean images, damaged machine blocks (the job's findings
  * are used) and damaged filesystem blocks (the job's findings are set aside).
- * The job also walks the directory tree for the filesystem pass
- * (src/check/dirscan.ts): damaged entries are named from their leaves, and a
- * walk that met a block the inode tree holds is made again in the parent.
+ * Damaged directory entries, and a directory tree that meets a block the
+ * inode tree holds, are reported alike by both.
  */
 import { closeSync, copyFileSync, openSync, readSync, writeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -138,7 +137,7 @@ describe('verify with the machine checked beside the filesystem', () => {
   });
 });
 
-describe('the directory tree walked by the job', () => {
+describe('a damaged directory tree, the machine checked beside', () => {
   /** Edit one block in place and reseal it (the checksum passes: the structural checks must find it). */
   function edit(path: string, block: number, f: (buf: Buffer) => void): void {
     const fd = openSync(path, 'r+');
@@ -153,7 +152,7 @@ describe('the directory tree walked by the job', () => {
     }
   }
 
-  it('names damaged entries and walks the tree again when it meets the inode tree, as one process does', async () => {
+  it('reports damaged directory entries and a directory tree meeting the inode tree as one process does', async () => {
     // Enough entries for an interior directory node (14 per leaf).
     const base = makeImage();
     for (let i = 0; i < 60; i++) base.fs.writePattern(`/file-${i}`, 0, 100, i);

@@ -64,18 +64,19 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
 
   while (stack.length > 0 && problems.length < PROBLEM_LIMIT) {
     const f = stack.pop()!;
-    const from = f.level < 0 ? 'the root pointer' : `block ${f.parent} entry ${f.entry}`;
+    // Named only for a message: most nodes are sound, and a string per node costs a walk of a million records.
+    const from = (): string => (f.level < 0 ? 'the root pointer' : `block ${f.parent} entry ${f.entry}`);
     const blkno = f.blkno;
     if (blkno === 0 || !Number.isSafeInteger(blkno) || (store.validBlkno && !store.validBlkno(blkno))) {
-      add('btree.ptr', f.level < 0 ? blkno : f.parent, `${from} points to invalid block ${blkno}`);
+      add('btree.ptr', f.level < 0 ? blkno : f.parent, `${from()} points to invalid block ${blkno}`);
       continue;
     }
     if (seen?.has(blkno)) {
-      add('btree.cycle', blkno, `block reached a second time (from ${from})`);
+      add('btree.cycle', blkno, `block reached a second time (from ${from()})`);
       continue;
     }
     if (visited?.has(blkno)) {
-      add('btree.cycle', blkno, `block (reached from ${from}) is already used elsewhere`);
+      add('btree.cycle', blkno, `block (reached from ${from()}) is already used elsewhere`);
       continue;
     }
     seen?.add(blkno);
@@ -85,7 +86,7 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
     try {
       buf = store.readNode(blkno, ops.type);
     } catch (e) {
-      add(readProblemId(e), blkno, `${e instanceof Error ? e.message : String(e)} (reached from ${from})`);
+      add(readProblemId(e), blkno, `${e instanceof Error ? e.message : String(e)} (reached from ${from()})`);
       // A pointer to something that is not a node of this tree at all (not a
       // damaged one: a checksum failure blames the block): the pointer may be
       // what is damaged, so the parent is named too.
@@ -163,17 +164,18 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
           }
         }
       }
-      const first = keyAt(0);
-      if (f.lo && compareKeys(first, f.lo) !== 0)
-        add('btree.keys', blkno, `first key ${formatKey(first)} differs from ${formatKey(f.lo)} in ${from}`);
-      const below = (i: number) => i > 0 && f.lo !== null && compareKeys(keyAt(i), f.lo) < 0;
-      const above = (i: number) => f.hiEx !== null && compareKeys(keyAt(i), f.hiEx) >= 0;
+      // Sign of (key i - k); a leaf's key is compared in place (ops.keyField), not decoded.
+      const cmpAt = (i: number, k: Key): number => (lvl === 0 ? L.cmpLeaf(buf, i, k) : compareKeys(keys[i]!, k));
+      if (f.lo && cmpAt(0, f.lo) !== 0)
+        add('btree.keys', blkno, `first key ${formatKey(keyAt(0))} differs from ${formatKey(f.lo)} in ${from()}`);
+      const below = (i: number) => i > 0 && f.lo !== null && cmpAt(i, f.lo) < 0;
+      const above = (i: number) => f.hiEx !== null && cmpAt(i, f.hiEx) >= 0;
       // Ascending keys are inside the range when the second and the last are; only then may the scan be skipped.
       const inside = ordered && !(n > 1 && below(1)) && !above(n - 1);
       for (let i = 0; !inside && i < n; i++) {
         if (below(i) || above(i)) {
           const range = `[${f.lo ? formatKey(f.lo) : '-inf'}, ${f.hiEx ? formatKey(f.hiEx) : '+inf'})`;
-          add('btree.keys', blkno, `key ${formatKey(keyAt(i))} at position ${i} is outside ${range}, the range ${from} gives it`);
+          add('btree.keys', blkno, `key ${formatKey(keyAt(i))} at position ${i} is outside ${range}, the range ${from()} gives it`);
           break;
         }
       }
@@ -195,7 +197,7 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
           let best = highAt(0);
           for (let i = 1; i < n; i++) if (compareKeys(highAt(i), best) > 0) best = highAt(i);
           if (compareKeys(best, high) !== 0)
-            add('btree.keys', blkno, `greatest high key ${formatKey(best)} differs from ${formatKey(high)} in ${from}`);
+            add('btree.keys', blkno, `greatest high key ${formatKey(best)} differs from ${formatKey(high)} in ${from()}`);
         }
       }
       if (records > maxRecords) {

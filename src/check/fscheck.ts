@@ -41,8 +41,7 @@ import { checkXfsShadow } from './xfs-shadow-check.js';
 import type { ProblemList } from './problems.js';
 import { InoIndex } from './ino-index.js';
 import { NamespaceSweep } from './namespace.js';
-import { type DirScan, scanFits, scannedName } from './dirscan.js';
-import { Tuples } from './tuples.js';
+import { rowsFor, Tuples } from './tuples.js';
 
 /** One extent as verify sees it: owner, file block, physical block, length. */
 export interface ExtentRef {
@@ -106,20 +105,6 @@ export interface CheckedTrees {
  * claims may be gathered meanwhile (by another process).
  */
 export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTrees {
-  const steps = checkTreeSteps(fs, fx, P);
-  let s = steps.next();
-  while (!s.done) s = steps.next(null);
-  return s.value;
-}
-
-/**
- * checkTrees as a generator that stops once, after the inode tree, for the
- * directory tree's walk made elsewhere (dirscan.ts: by the machine job, in
- * parallel); given null, or a scan whose walk would not be the one made here,
- * it walks the tree itself. Either way the findings are the same, in the same
- * order.
- */
-export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Generator<void, CheckedTrees, DirScan | null> {
   const sb = fs.superblock;
   const total = sb.totalBlocks;
   for (const p of fs.sbProblems) P.add('sb.slot', p, /slot 1/.test(p) ? 1 : 0);
@@ -155,13 +140,16 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
   // ---------------------------------------------------------------- inodes
   const inodes = new Map<Ino, InodeRec>();
   // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
-  const ext = new Tuples(4, 1 << 16);
+  const cnt = sb.counters;
+  // Each extent maps a block at least, and the extents' blocks add up to the data blocks plus the saved
+  // ones (a shared block once per reference): at most that many rows, on a sound image.
+  const ext = new Tuples(4, rowsFor(cnt[CounterId.DataBlocks] + cnt[CounterId.SavedBlocks], 1 << 16));
   // Each inode's run of rows in the columns: slice.get(ino) is a row of sliceRows (first, count), made
   // once the inode numbers are known.
   let slice = new InoIndex(0, 0);
   let unsound = false;
   let topIno = 0;
-  const sliceRows = new Tuples(2, 1 << 12);
+  const sliceRows = new Tuples(2, rowsFor(cnt[CounterId.Inodes]));
   /** Per-extent checks of one inode's map, shared by forks and trees; start() readies it for the next inode. */
   class MapCheck {
     first = 0;
@@ -215,7 +203,7 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
   // extent objects for a million inline extents); version 1 has none.
   // One checker for every fork; what the rest needs is kept per inode as a row of forkRows (ino, first,
   // pushed, sum), in the order the records were read: the tree's, by ascending inode number.
-  const forkRows = new Tuples(4, 1 << 12);
+  const forkRows = new Tuples(4, rowsFor(cnt[CounterId.Inodes]));
   const fm = new MapCheck(0, 0);
   const inodeTree = sb.version >= 2 ? new Btree(fx.tx, inodeOpsV2Lean, fx.tx.roots[RootId.Inode]) : fx.inodes;
   const readFork = (leaf: Buffer, off: number): void => {
@@ -243,21 +231,10 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
     ext.n = 0;
   }
   const ns = new NamespaceSweep(inodes);
-  const scan = yield;
-  if (scan && scanFits(scan, visited)) {
-    // The walk made elsewhere: its blocks are claimed here, its findings and entries taken in its order.
-    P.phase('directory tree');
-    for (const b of scan.blocks) visited.add(b);
-    const { parent, child, type } = scan;
-    P.itemsDone(parent.length);
-    report('directory tree', scan.problems);
-    for (let i = 0; i < parent.length; i++) ns.add(parent[i]!, child[i]!, type[i]!, () => scannedName(fx, scan, i));
-  } else {
-    // Read in place: an entry per file, no objects (a name is decoded only for a message).
-    checkTree('directory tree', fx.dirents, undefined, (leaf, o) =>
-      ns.add(direntParent(leaf, o), direntChild(leaf, o), direntType(leaf, o), () => direntNameText(leaf, o)),
-    );
-  }
+  // Read in place: an entry per file, no objects (a name is decoded only for a message).
+  checkTree('directory tree', fx.dirents, undefined, (leaf, o) =>
+    ns.add(direntParent(leaf, o), direntChild(leaf, o), direntType(leaf, o), () => direntNameText(leaf, o)),
+  );
   let maxIno = 0;
   let files = 0;
   let dirs = 0;
@@ -522,7 +499,6 @@ export function* checkTreeSteps(fs: Filesystem, fx: FsTx, P: ProblemList): Gener
       P.add('space.range', `${coveredBy} reaches block ${covered - 1}, past the device's last block ${total - 1}`, total);
 
     // --------------------------------------------------------------- counters
-    const cnt = sb.counters;
     const counter = (id: CounterId, name: string, want: number, skip = false) => {
       if (!skip && cnt[id] !== want) P.add('sb.counters', `superblock ${name} is ${cnt[id]}, the image holds ${want}`, fs.slot);
     };

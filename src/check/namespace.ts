@@ -1,16 +1,15 @@
 /**
  * verify's namespace check: directory entries against the inodes (dangling
  * entries, types, parents, link counts, reachability from '/'). It is fed one
- * entry at a time, by the directory tree's own structural check in this
- * process or from a scan another process made of that tree (dirscan.ts), so
- * the tree is read once either way. Findings wait until finish(), which the
+ * entry at a time by the directory tree's own structural check, so the tree
+ * is read once. Findings wait until finish(), which the
  * filesystem pass calls only when both trees proved sound.
  */
 import { INODE_TYPE_DIR, type InodeRec, ROOT_INO } from '../format/records.js';
 import type { Ino } from '../format/units.js';
 import { ProblemList } from './problems.js';
 import { InoIndex } from './ino-index.js';
-import { Tuples } from './tuples.js';
+import { rowsFor, Tuples } from './tuples.js';
 
 export class NamespaceSweep {
   /** The inodes in ascending number (the inode tree's order), and by that row: number, type, recorded parent. */
@@ -22,7 +21,7 @@ export class NamespaceSweep {
   private readonly refs: Uint32Array;
   private readonly subdirs: Uint32Array;
   /** Every entry's (directory row, child row), for reachability. */
-  private readonly edges = new Tuples(2, 1 << 12);
+  private readonly edges: Tuples;
   private readonly found = new ProblemList();
 
   constructor(inodes: Map<Ino, InodeRec>) {
@@ -34,6 +33,7 @@ export class NamespaceSweep {
         break;
       }
     const n = recs.length;
+    this.edges = new Tuples(2, rowsFor(n));
     this.recs = recs;
     this.rows = new InoIndex(n ? recs[n - 1]!.ino : 0, n);
     this.type = new Uint16Array(n);

@@ -58,14 +58,6 @@ export class ProblemList {
     if ((++this.done & 4095) === 0 && this.phaseNo) this.progress?.(this.phaseNo, PHASES.length, PHASES[this.phaseNo - 1]!, this.done);
   }
 
-  /** n more records examined at once (checked elsewhere); progress is told if a multiple of 4096 was passed. */
-  itemsDone(n: number): void {
-    const before = this.done;
-    this.done += n;
-    if (this.done >>> 12 !== before >>> 12 && this.phaseNo)
-      this.progress?.(this.phaseNo, PHASES.length, PHASES[this.phaseNo - 1]!, this.done);
-  }
-
   add(check: string, message: string, block?: Blkno, severity: Severity = 'error'): void {
     if (this.items.length >= MAX_PROBLEMS) {
       this.dropped++;

@@ -69,3 +69,15 @@ export class Tuples {
     return true;
   }
 }
+
+/** Most rows a column store is made for ahead (2M: 16 MiB a column, its pages touched only as rows come). */
+const PRESIZE_MAX = 1 << 21;
+
+/**
+ * Rows to make a store for when about `expected` are coming (a counter of the
+ * superblock, which damage may make anything): growing by doubling copies
+ * every column about once more, and verify meets a million rows.
+ */
+export function rowsFor(expected: number, floor = 1 << 12): number {
+  return Number.isSafeInteger(expected) && expected > floor ? Math.min(expected, PRESIZE_MAX) : floor;
+}

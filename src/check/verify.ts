@@ -5,7 +5,7 @@ import { CounterId } from '../format/superblock.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { STREAMING } from '../fs/tx.js';
 import type { Checker } from './checker.js';
-import { checkFilesystem, checkTreeSteps } from './fscheck.js';
+import { checkFilesystem, checkTrees } from './fscheck.js';
 import { startMachineJob } from './machine-job.js';
 import { checkMetadataCount, mappingsChecker } from './mappings.js';
 import { finding, type Problem, ProblemList, type ProgressFn } from './problems.js';
@@ -77,8 +77,8 @@ export function checkImage(fs: Filesystem, progress?: ProgressFn): ProblemList {
 
 /**
  * checkImage with the DAX machine checked by a process of its own
- * (machine-job.ts) while this one checks the filesystem, the directory tree
- * walked there too (dirscan.ts); the same findings in the same order. Where the job fails, or the filesystem pass finds a tree
+ * (machine-job.ts) while this one checks the filesystem; the same findings in
+ * the same order. Where the job fails, or the filesystem pass finds a tree
  * damaged (the job's view of the files would then not be the pass's), the
  * machine is checked here as checkImage does (so too where an extent is one
  * the job's lookups would refuse: FsFacts.unsoundExtents).
@@ -101,14 +101,7 @@ async function checkImageBeside(fs: Filesystem, image: string, strict: boolean, 
         P.progress = progress;
         const guard = P.guard.bind(P);
         const pass = mappingsChecker.pass(fs, fx);
-        // The job walks the directory tree meanwhile: the steps wait for it after the inode tree.
-        const steps = checkTreeSteps(fs, fx, P);
-        let step = guard('filesystem', () => steps.next(), null);
-        while (step && !step.done) {
-          const scan = await job.dirs.catch(lost);
-          step = guard('filesystem', () => steps.next(scan), null);
-        }
-        const trees = step ? step.value : null;
+        const trees = guard('filesystem', () => checkTrees(fs, fx, P), null);
         const claims = await job.claims.catch(lost);
         const extra = claims ?? guard(`${mappingsChecker.name} space`, () => pass.space?.() ?? [], []);
         const facts = trees && guard('filesystem', () => trees.finish(extra), null);

@@ -63,8 +63,8 @@ class Mapped {
 
 export function checkEntries(cx: MachineCheck, walk: TableWalk, vmaAt: VmaLookup): MappedPages {
   const { P, fsv } = cx;
-  const pages = new PageSet();
   const lv = walk.leaves;
+  const pages = new PageSet(lv.n);
   const lPid = lv.col(LeafCol.Pid);
   const lAddr = lv.col(LeafCol.Addr);
   const lLevel = lv.col(LeafCol.Level);

@@ -6,7 +6,7 @@
  */
 import type { Ino } from '../../format/units.js';
 import { hex } from '../../dax/machine/units.js';
-import { Tuples } from '../tuples.js';
+import { rowsFor, Tuples } from '../tuples.js';
 
 /** Kinds of mapped page, the second column (its value orders a block's pages). */
 export const enum PageKind {
@@ -20,9 +20,14 @@ export const enum PageKind {
 
 /** The collector: filled by the entry check, then sorted once. */
 export class PageSet {
-  private readonly pages = new Tuples(6, 1 << 12);
+  private readonly pages: Tuples;
   /** Entries mapping each DRAM frame (the zero page included). */
   readonly dramCount = new Map<number, number>();
+
+  /** For about `expected` pages (a 4 KiB entry is one). */
+  constructor(expected = 0) {
+    this.pages = new Tuples(6, rowsFor(expected));
+  }
 
   add(block: number, kind: PageKind, ino: Ino, index: number, pid: number, addr: number): void {
     this.pages.push(block, kind, ino, index, pid, addr);

@@ -14,7 +14,7 @@ import type { BtreeProblem } from '../../btree/types.js';
 import { BlockType, hdrCount, hdrLevel, hdrOwner } from '../../format/block.js';
 import * as D from '../../format/dax-records.js';
 import { isDaxError } from '../../format/errors.js';
-import { RootId } from '../../format/superblock.js';
+import { CounterId, RootId } from '../../format/superblock.js';
 import type { Blkno } from '../../format/units.js';
 import { hex } from '../../dax/machine/units.js';
 import { LEVEL_SPAN } from '../../dax/pagetable.js';
@@ -22,7 +22,7 @@ import { MACHINE_TREES } from '../../dax/trees.js';
 import type { FsTx } from '../../fs/fstx.js';
 import type { SpaceClaim } from '../fscheck.js';
 import { ProblemList } from '../problems.js';
-import { Tuples } from '../tuples.js';
+import { rowsFor, Tuples } from '../tuples.js';
 
 /**
  * `keep`: the records are kept from the pass for the check. The descriptor
@@ -87,7 +87,7 @@ export function readMachine(fx: FsTx): MachinePass {
  * bounded by the level each parent implies, not by anything the tables say.
  */
 function walkTables(fx: FsTx, procs: readonly D.ProcRec[], P: ProblemList): TableWalk {
-  const out: TableWalk = { tables: [], leaves: new Tuples(5, 1 << 12) };
+  const out: TableWalk = { tables: [], leaves: new Tuples(5, rowsFor(fx.tx.counters[CounterId.DaxLeafEntries]!)) };
   const seen = new Set<Blkno>();
   for (const proc of procs) {
     const pid = proc.pid;
