@@ -221,6 +221,44 @@ describe('Btree against a sorted-array model', () => {
       expect([...t.range()]).toEqual(model.range());
     }
   });
+
+  it('a tree grown by appends has full nodes: a full node gives items to its left sibling before it splits (xfs_btree_lshift)', () => {
+    // Leaves in key order (nodes() walks parents first, left to right) and how many records each holds.
+    const leafFill = (t: Btree<Rec>, store: MemStore) => {
+      const counts = [...t.nodes()].filter((n) => n.level === 0).map((n) => hdrCount(store.readNode(n.blkno, TYPE)));
+      return { leaves: counts.length, all: counts.slice(0, -2).every((c) => c === 5) };
+    };
+    for (const fast of [false, true]) {
+      const store = new MemStore(512);
+      const t = new Btree(store, recOps({ leaf: 5, node: 4, fast }), 0);
+      const model = new Model();
+      for (let i = 0; i < 3000; i++) {
+        t.insert({ k: i, v: i });
+        model.insert(i, i);
+        if (i % 500 === 499) store.commit();
+      }
+      expectSound(t, store, model);
+      // Every leaf but the last two is full: 3000 records in 600–602 leaves (half-full halves: ~1000).
+      const f = leafFill(t, store);
+      expect(f.all).toBe(true);
+      expect(f.leaves).toBeLessThanOrEqual(602);
+      // Interior nodes too: 600 leaves need 150 full nodes of 4 above them, and few more.
+      const interior = [...t.nodes()].filter((n) => n.level === 1).length;
+      expect(interior).toBeLessThanOrEqual(152);
+    }
+    // Inserts in the middle of full nodes: items before the insert point move, the rest stay.
+    const store = new MemStore(512);
+    const t = new Btree(store, recOps({ leaf: 5, node: 4 }), 0);
+    const model = new Model();
+    const rnd = prng(7);
+    for (let i = 0; i < 4000; i++) {
+      const k = Math.floor(rnd() * 1e6);
+      if (model.vals.has(k)) continue;
+      t.insert({ k, v: i });
+      model.insert(k, i);
+    }
+    expectSound(t, store, model);
+  });
 });
 
 // ---- copy-on-write ------------------------------------------------------------

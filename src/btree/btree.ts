@@ -20,7 +20,9 @@ import type { BtreeOps, BtreeProblem, Key, NodeStore } from './types.js';
  *
  * After every public operation: keys are strictly ascending across the leaves;
  * every interior entry's low key (and high key, for overlapping trees) equals the
- * summary of its child; all non-root nodes are at least half full.
+ * summary of its child; all non-root nodes are at least half full. A full node
+ * that takes an item first gives items to its left sibling (insertItem), so a
+ * tree grown by appends has full nodes, as XFS's do.
  *
  * Failures: EEXIST/ENOENT/EINVAL are raised before anything is written. ECORRUPT
  * can surface in the middle of a modification (a sibling that fails its check
@@ -599,18 +601,27 @@ export class Btree<R> {
 
   /**
    * Insert an item (record bytes at a leaf, entry bytes above) at position pos of
-   * the writable node at depth d, splitting full nodes upwards. A split keeps the
-   * lower half in place and moves the upper half to a new right sibling, so both
-   * halves are at least half full.
+   * the writable node at depth d, making room in a full node as XFS does
+   * (xfs_btree_make_block_unfull in fs/xfs/libxfs/xfs_btree.c): by shifting
+   * items to the left sibling (xfs_btree_lshift), else by a split that keeps
+   * the lower half in place and moves the upper half to a new right sibling,
+   * so both halves are at least half full; a split may fill the parent, and so
+   * on upwards. XFS first tries its right sibling (xfs_btree_rshift); that only
+   * pays for inserts in descending order, and is not done here.
    */
   private insertItem(d: number, pos: number, item: Buffer): void {
     const L = this.L;
     for (;;) {
       const buf = this.pBuf[d]!;
       const lvl = this.h - 1 - d;
-      const n = hdrCount(buf);
+      let n = hdrCount(buf);
       const sz = L.itemSize(lvl);
       const off = (i: number) => HDR_SIZE + i * sz;
+      if (n === L.maxItems(lvl) && d > 0 && pos > 0) {
+        const k = this.shiftLeft(d, lvl, pos);
+        n -= k;
+        pos -= k;
+      }
       if (n < L.maxItems(lvl)) {
         if (pos < n) buf.copyWithin(off(pos + 1), off(pos), off(n));
         item.copy(buf, off(pos), 0, sz);
@@ -652,6 +663,45 @@ export class Btree<R> {
       pos = pi + 1;
       d--;
     }
+  }
+
+  /**
+   * Move the first items of the full node at depth d, up to the room in its left
+   * sibling under the same parent and never the item at `pos` or after, to the
+   * end of that sibling; returns how many moved (0: no such sibling or no room).
+   * XFS moves one record at a time; moving as many as fit leaves a tree grown by
+   * appends (inode numbers, file offsets, block numbers allocated in ascending
+   * order) with full nodes rather than half-full ones, as XFS's does after a
+   * record each. Both nodes keep at least min fill (the node keeps n − room ≥
+   * min, as the sibling had at least min). Above a leaf, the items moved may
+   * carry a change not yet summarized upwards (a split below them, a record
+   * with a higher high key): the parent's summary is brought up to date here,
+   * as the insert that follows only looks up from this node.
+   */
+  private shiftLeft(d: number, lvl: number, pos: number): number {
+    const L = this.L;
+    const parent = this.pBuf[d - 1]!;
+    const pi = this.pIdx[d - 1]!;
+    if (pi === 0) return 0;
+    const sOld = L.ptr(parent, pi - 1);
+    const sn = hdrCount(this.readNode(sOld, lvl, this.pBlk[d - 1]!));
+    const k = Math.min(L.maxItems(lvl) - sn, pos);
+    if (k <= 0) return 0;
+    const { blkno: sBlk, buf: s } = this.store.cowNode(sOld, this.type);
+    if (sBlk !== sOld) L.setPtr(parent, pi - 1, sBlk);
+    const buf = this.pBuf[d]!;
+    const n = hdrCount(buf);
+    const off = (i: number) => L.itemOff(lvl, i);
+    buf.copy(s, off(sn), off(0), off(k));
+    setHdrCount(s, sn + k);
+    buf.copyWithin(off(0), off(k), off(n));
+    buf.fill(0, off(n - k), off(n));
+    setHdrCount(buf, n - k);
+    // Both entries exact again: the insert that follows derives the node's summary from its entry.
+    this.writeEntry(parent, pi - 1, s, lvl, sBlk);
+    this.writeEntry(parent, pi, buf, lvl, this.pBlk[d]!);
+    this.fixKeys(d - 1);
+    return k;
   }
 
   /**
