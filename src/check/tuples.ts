@@ -16,12 +16,7 @@ export class Tuples {
   /** Append one tuple (columns past `width` are ignored); returns its row. */
   push(a: number, b = 0, c = 0, d = 0, e = 0, f = 0): number {
     const n = this.n;
-    if (n === this.cols[0]!.length)
-      this.cols = this.cols.map((col) => {
-        const g = new Float64Array(col.length * 2);
-        g.set(col);
-        return g;
-      });
+    if (n === this.cols[0]!.length) this.grow();
     const C = this.cols;
     const w = this.width;
     C[0]![n] = a;
@@ -31,6 +26,21 @@ export class Tuples {
     if (w > 4) C[4]![n] = e;
     if (w > 5) C[5]![n] = f;
     return this.n++;
+  }
+
+  /** Append rows [start, start + n) of `from` (as wide as this). */
+  append(from: Tuples, start: number, n: number): void {
+    while (this.n + n > this.cols[0]!.length) this.grow();
+    for (let c = 0; c < this.width; c++) this.cols[c]!.set(from.cols[c]!.subarray(start, start + n), this.n);
+    this.n += n;
+  }
+
+  private grow(): void {
+    this.cols = this.cols.map((col) => {
+      const g = new Float64Array(col.length * 2);
+      g.set(col);
+      return g;
+    });
   }
 
   col(i: number): Float64Array {

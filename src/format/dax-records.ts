@@ -91,21 +91,27 @@ export function readPte(buf: Buffer, i: number): number {
  * without decoding 512 entries.
  */
 export function nonzeroPtes(buf: Buffer): number[] {
-  const out: number[] = [];
+  const slots = new Int32Array(PT_ENTRIES);
+  return Array.from(slots.subarray(0, nonzeroPtesInto(buf, slots)));
+}
+
+/** nonzeroPtes into `out` (at least PT_ENTRIES long, reused by a walk of many tables); returns how many. */
+export function nonzeroPtesInto(buf: Buffer, out: Int32Array): number {
+  let n = 0;
   const base = buf.byteOffset + PT_OFF;
   if (base % 4 !== 0) {
-    for (let i = 0; i < PT_ENTRIES; i++) if (!pteZero(buf, i)) out.push(i);
-    return out;
+    for (let i = 0; i < PT_ENTRIES; i++) if (!pteZero(buf, i)) out[n++] = i;
+    return n;
   }
   const words = new Uint32Array(buf.buffer, base, (PT_ENTRIES * PT_ENTRY_BYTES) / 4);
   let next = 0; // entries below this are decided
   for (let w = 0; w < words.length; w++) {
     if (words[w] === 0) continue;
     const last = Math.floor((4 * w + 3) / PT_ENTRY_BYTES);
-    for (let i = Math.max(next, Math.floor((4 * w) / PT_ENTRY_BYTES)); i <= last; i++) if (!pteZero(buf, i)) out.push(i);
+    for (let i = Math.max(next, Math.floor((4 * w) / PT_ENTRY_BYTES)); i <= last; i++) if (!pteZero(buf, i)) out[n++] = i;
     next = last + 1;
   }
-  return out;
+  return n;
 }
 
 function pteZero(buf: Buffer, i: number): boolean {

@@ -24,7 +24,7 @@ import type { Blkno } from '../../format/units.js';
 import { hex } from '../../dax/machine/units.js';
 import type { MachineCheck } from './context.js';
 import { MappedPages, PageKind, PageSet } from './pages.js';
-import { LeafCol, type TableWalk } from './pass.js';
+import { LeafCol, type TableWalk } from './walk.js';
 import type { VmaLookup } from './vmas.js';
 
 /**
