@@ -63,7 +63,7 @@ class Mapped {
 
 export function checkEntries(cx: MachineCheck, walk: TableWalk, vmaAt: VmaLookup): MappedPages {
   const { P, fsv } = cx;
-  const pages = new PageSet();
+  const pages = new PageSet(cx.zero);
   const lv = walk.leaves;
   const lPid = lv.col(LeafCol.Pid);
   const lAddr = lv.col(LeafCol.Addr);

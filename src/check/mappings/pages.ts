@@ -21,19 +21,26 @@ export const enum PageKind {
 /** The collector: filled by the entry check, then sorted once. */
 export class PageSet {
   private readonly pages = new Tuples(6, 1 << 12);
-  /** Entries mapping each DRAM frame (the zero page included). */
-  readonly dramCount = new Map<number, number>();
+  /** Entries mapping each DRAM frame (the zero page included), by frame in the order first met. */
+  private readonly dramCount = new Map<number, number>();
+  /** The zero page's count, kept apart (most DRAM entries map it); its place in dramCount is held from the first. */
+  private zeroCount = 0;
+
+  constructor(private readonly zero: number) {}
 
   add(block: number, kind: PageKind, ino: Ino, index: number, pid: number, addr: number): void {
     this.pages.push(block, kind, ino, index, pid, addr);
   }
 
   countDram(frame: number): void {
-    this.dramCount.set(frame, (this.dramCount.get(frame) ?? 0) + 1);
+    if (frame === this.zero) {
+      if (this.zeroCount++ === 0) this.dramCount.set(frame, 0);
+    } else this.dramCount.set(frame, (this.dramCount.get(frame) ?? 0) + 1);
   }
 
   /** The pages by block, then kind, file, index, process, address. */
   sorted(name: (ino: Ino) => string): MappedPages {
+    if (this.zeroCount) this.dramCount.set(this.zero, this.zeroCount);
     return new MappedPages(this.pages, this.dramCount, name);
   }
 }

@@ -5,7 +5,7 @@
  */
 import { isDaxError } from '../../format/errors.js';
 import type { FrameRuns } from '../../dax/chunks.js';
-import { rmapWalk, type Mapper } from '../../dax/machine/rmap.js';
+import { type LeafLookup, rmapWalk, type Mapper } from '../../dax/machine/rmap.js';
 import { hex } from '../../dax/machine/units.js';
 import type { MachineCheck } from './context.js';
 import type { MappedPages } from './pages.js';
@@ -14,14 +14,18 @@ import type { MappedPages } from './pages.js';
 const key = (ino: number, index: number, pid: number, addr: number, copy: boolean): string =>
   `${ino}|${index}|${pid}|${addr}|${copy ? 1 : 0}`;
 
-/** `frames`: the descriptor tree's per-block runs as the descriptor check read them. */
-export function checkRmapWalks(cx: MachineCheck, pages: MappedPages, frames: FrameRuns): void {
+/**
+ * `frames`: the descriptor tree's per-block runs as the descriptor check read
+ * them; `leaves`: the page tables' leaves as the pass walked them, where it
+ * found the tables sound (else the walks read the tables themselves).
+ */
+export function checkRmapWalks(cx: MachineCheck, pages: MappedPages, frames: FrameRuns, leaves: LeafLookup | undefined): void {
   const { P, m, model, name } = cx;
   const { rows, ino, idx, pid, addr } = pages;
   const same = (x: Mapper, r: number): boolean =>
     x.ino === ino[r] && x.index === idx[r] && x.pid === pid[r] && x.addr === addr[r] && x.copy === pages.isCopy(r);
   const rowKey = (r: number): string => key(ino[r]!, idx[r]!, pid[r]!, addr[r]!, pages.isCopy(r));
-  const opts = { paths: false, frames };
+  const opts = { paths: false, frames, leaves };
   for (let s = 0, e = 0; s < rows.length; s = e) {
     e = pages.runEnd(s);
     const p = pages.blockAt(s);

@@ -22,6 +22,7 @@ import { BlockType, hdrCount, hdrLevel, hdrOwner } from '../../format/block.js';
 import { isDaxError } from '../../format/errors.js';
 import type { Blkno } from '../../format/units.js';
 import { hex } from '../../dax/machine/units.js';
+import type { LeafLookup } from '../../dax/machine/rmap.js';
 import { LEVEL_SPAN } from '../../dax/pagetable.js';
 import type { Tx } from '../../fs/tx.js';
 import type { ProblemList } from '../problems.js';
@@ -235,4 +236,55 @@ function putOut(steps: readonly Step[], slots: Slots, last: LastLevel, huge: Tup
     else out.leaves.append(huge, st.huge, 1);
   }
   return out;
+}
+
+/**
+ * The walk's leaves as the page tables' lookup (LeafLookup, for the
+ * reverse-map walks): the leaf covering a page, by a binary search of the
+ * (pid, address) columns — the lookups of one walk after another mostly
+ * come in address order, so the leaf after the last one found is tried first.
+ */
+export class LeafIndex implements LeafLookup {
+  level: 1 | 2 = 1;
+  private last = 0;
+  private readonly pid: Float64Array;
+  private readonly addr: Float64Array;
+  private readonly lvl: Float64Array;
+  private readonly pte: Float64Array;
+  private readonly n: number;
+
+  constructor(leaves: Tuples) {
+    this.pid = leaves.col(LeafCol.Pid);
+    this.addr = leaves.col(LeafCol.Addr);
+    this.lvl = leaves.col(LeafCol.Level);
+    this.pte = leaves.col(LeafCol.Pte);
+    this.n = leaves.n;
+  }
+
+  entry(pid: number, addr: number): number {
+    const { pid: P, addr: A, n } = this;
+    // Row k is at or before (pid, addr).
+    const atOrBefore = (k: number): boolean => k < n && (P[k]! < pid || (P[k] === pid && A[k]! <= addr));
+    // The last leaf at or before (pid, addr): the last one found, the one after it, or a binary search.
+    let k = this.last;
+    if (!(atOrBefore(k) && !atOrBefore(k + 1))) {
+      k++;
+      if (!(atOrBefore(k) && !atOrBefore(k + 1))) {
+        let lo = 0;
+        let hi = n;
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (atOrBefore(mid)) lo = mid + 1;
+          else hi = mid;
+        }
+        k = lo - 1;
+      }
+    }
+    if (k < 0 || P[k] !== pid) return 0;
+    this.last = k;
+    const level = this.lvl[k] === 2 ? 2 : 1;
+    if (addr >= A[k]! + LEVEL_SPAN[level]) return 0;
+    this.level = level;
+    return this.pte[k]!;
+  }
 }
