@@ -31,7 +31,12 @@ export class Tuples {
   /** Append rows [start, start + n) of `from` (as wide as this). */
   append(from: Tuples, start: number, n: number): void {
     while (this.n + n > this.cols[0]!.length) this.grow();
-    for (let c = 0; c < this.width; c++) this.cols[c]!.set(from.cols[c]!.subarray(start, start + n), this.n);
+    // Element by element: the runs are short (a page table's entries), and a subarray per column is an object.
+    for (let c = 0; c < this.width; c++) {
+      const src = from.cols[c]!;
+      const dst = this.cols[c]!;
+      for (let i = 0, d = this.n; i < n; i++, d++) dst[d] = src[start + i]!;
+    }
     this.n += n;
   }
 
