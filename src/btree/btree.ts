@@ -117,26 +117,6 @@ export class Btree<R> {
     return undefined;
   }
 
-  /**
-   * The block of the leaf a lookup of key reads, found through the interior
-   * nodes alone (the leaf itself is not read); NULL_BLKNO for an empty tree.
-   * A caller about to look many keys up reads their leaves ahead (Tx.prefetch).
-   */
-  leafBlock(key: Key): Blkno {
-    this.checkKey(key);
-    if (this.root === NULL_BLKNO) return NULL_BLKNO;
-    const L = this.L;
-    let blkno = this.root;
-    let buf = this.readRoot();
-    for (let level = hdrLevel(buf); level > 0; level--) {
-      const child = L.ptr(buf, L.childIndex(buf, hdrCount(buf), key));
-      if (level === 1) return child;
-      buf = this.readNode(child, level - 1, blkno);
-      blkno = child;
-    }
-    return blkno;
-  }
-
   /** The greatest record whose key is ≤ key. */
   lookupLe(key: Key): R | undefined {
     this.checkKey(key);

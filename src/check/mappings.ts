@@ -28,11 +28,9 @@
 import { Btree } from '../btree/btree.js';
 import type { FrameRuns } from '../dax/chunks.js';
 import { BlockType } from '../format/block.js';
-import type { VmaRec } from '../format/dax-records.js';
 import type { ExtentRec, InodeRec } from '../format/records.js';
 import type { Blkno, FileBlock, Ino } from '../format/units.js';
 import type { FsTx } from '../fs/fstx.js';
-import { STREAMING } from '../fs/tx.js';
 import type { Filesystem } from '../fs/filesystem.js';
 import type { Checker, CheckerPass } from './checker.js';
 import type { FsFacts, SpaceClaim } from './fscheck.js';
@@ -99,30 +97,6 @@ export class MappingsPass implements CheckerPass {
       const e = t ? fx.bmap.lookup(t, index) : undefined;
       return e ? e.pblk + (index - e.fblk) : -1;
     };
-    // The VMAs' files first, in inode order, their inode-tree leaves read ahead a batch at a time: looked
-    // up as the VMAs come (process by process), each file took a read of its own. A lookup that fails is
-    // left for the check to meet where it would; the leaves are not kept once their inodes are read.
-    const vmas = this.machine().trees.get('VMA tree')!;
-    if (!vmas.problems.length) {
-      const inos = [...new Set((vmas.records as VmaRec[]).map((v) => v.ino))].sort((a, b) => a - b);
-      fx.tx.withCachePolicy(STREAMING, () => {
-        for (let s = 0; s < inos.length; s += PREWARM_BATCH) {
-          const batch = inos.slice(s, s + PREWARM_BATCH);
-          try {
-            fx.tx.prefetch(batch.map((ino) => fx.inodes.leafBlock([ino])));
-          } catch {
-            // the lookups below meet it
-          }
-          for (const ino of batch) {
-            try {
-              inode(ino);
-            } catch {
-              // met again, and reported, where the check looks the file up
-            }
-          }
-        }
-      });
-    }
     return this.checkMachine({ inode, blockAt, broken: () => false }, P);
   }
 
@@ -145,9 +119,6 @@ export class MappingsPass implements CheckerPass {
   }
 }
 
-/** Files whose inode-tree leaves the machine job reads ahead at once. */
-const PREWARM_BATCH = 512;
-
 /** Every family in turn, over what the pass found sound. */
 function runFamilies(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList, pass: MachinePass): MachineOutcome {
   const broken = new Set<string>();
@@ -167,7 +138,7 @@ function runFamilies(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList, pass
   const pages = checkEntries(cx, walk, vmaAt);
   let frames: FrameRuns | undefined;
   if (!broken.has('page-descriptor tree')) {
-    const { daxEntries: entries, frames: read } = checkDescriptors(cx, pages);
+    const { daxEntries: entries, frames: read } = checkDescriptors(cx, pages, pass.trees.get('page-descriptor tree')!.bytes);
     frames = read;
     const inode = (i: Ino) => fsv.inode(i);
     checkDaxEntries(

@@ -77,18 +77,21 @@ export interface DescriptorsRead {
   frames: FrameRuns;
 }
 
-export function checkDescriptors(cx: MachineCheck, pages: MappedPages): DescriptorsRead {
+/** `bytes`: the tree's records in key order as the pass kept them (null: the tree is read again). */
+export function checkDescriptors(cx: MachineCheck, pages: MappedPages, bytes: Buffer | null): DescriptorsRead {
   const { P, fx, sb, fs } = cx;
   const daxEntries: DescRec[] = [];
   const frames: DescRec[] = [];
   const others: DescRec[] = [];
   let nrecords = 0;
-  for (const r of new Btree(fx.tx, descOps, fx.tx.roots[RootId.Desc]).range()) {
+  const sort = (r: DescRec): void => {
     nrecords++;
     if (r.space === DescSpace.PageCache) daxEntries.push(r);
     else if (r.space === DescSpace.Frame) frames.push(r);
     else others.push(r);
-  }
+  };
+  if (bytes) for (let o = 0; o < bytes.length; o += D.DESC_REC_SIZE) sort(D.decodeDesc(bytes, o));
+  else for (const r of new Btree(fx.tx, descOps, fx.tx.roots[RootId.Desc]).range()) sort(r);
   // Space 1 sorts first: the records in key order are frames, then the others.
   const actual = new DescIndex(frames);
   for (const r of actual.frameTable ? others : [...frames, ...others]) {

@@ -63,7 +63,7 @@ class Mapped {
 
 export function checkEntries(cx: MachineCheck, walk: TableWalk, vmaAt: VmaLookup): MappedPages {
   const { P, fsv } = cx;
-  const pages = new PageSet(cx.zero);
+  const pages = new PageSet();
   const lv = walk.leaves;
   const lPid = lv.col(LeafCol.Pid);
   const lAddr = lv.col(LeafCol.Addr);
@@ -179,7 +179,7 @@ function checkPage(cx: MachineCheck, pages: PageSet, x: Mapped, i: number): bool
     if (x.writable) P.add('dax.entry.zero', `${x.at(i)}: the zero page is mapped writable`, x.table);
     if (pblk >= 0)
       P.add('dax.entry.zero', `${x.at(i)}: maps the zero page, but ${cx.name(v.ino)} index ${index} is block ${pblk}`, x.table);
-    pages.countDram(f);
+    pages.countZero(f);
     return true;
   }
   checkDramPage(cx, pages, x, { i, a, index, f, pblk });

@@ -23,19 +23,24 @@ export class PageSet {
   private readonly pages = new Tuples(6, 1 << 12);
   /** Entries mapping each DRAM frame (the zero page included), by frame in the order first met. */
   private readonly dramCount = new Map<number, number>();
-  /** The zero page's count, kept apart (most DRAM entries map it); its place in dramCount is held from the first. */
+  /** The zero page and its count, kept apart (most DRAM entries map it); its place in dramCount is held from the first. */
+  private zero = -1;
   private zeroCount = 0;
-
-  constructor(private readonly zero: number) {}
 
   add(block: number, kind: PageKind, ino: Ino, index: number, pid: number, addr: number): void {
     this.pages.push(block, kind, ino, index, pid, addr);
   }
 
   countDram(frame: number): void {
-    if (frame === this.zero) {
-      if (this.zeroCount++ === 0) this.dramCount.set(frame, 0);
-    } else this.dramCount.set(frame, (this.dramCount.get(frame) ?? 0) + 1);
+    this.dramCount.set(frame, (this.dramCount.get(frame) ?? 0) + 1);
+  }
+
+  /** countDram of the zero page (always the same frame). */
+  countZero(frame: number): void {
+    if (this.zeroCount++ === 0) {
+      this.zero = frame;
+      this.dramCount.set(frame, 0);
+    }
   }
 
   /** The pages by block, then kind, file, index, process, address. */

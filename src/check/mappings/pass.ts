@@ -22,17 +22,24 @@ import { ProblemList } from '../problems.js';
 import { walkTables, type TableWalk } from './walk.js';
 
 /**
- * `keep`: the records are kept from the pass for the check. The descriptor
- * tree's are not: it can be as big as the mappings, and the check reads it
- * again after the filesystem pass instead of holding it through that pass.
+ * `keep`: the records are kept from the pass for the check, as objects. The
+ * descriptor tree's are not: it can be as big as the mappings. Its records'
+ * bytes are kept instead (a tenth of the objects' memory) while they fit in
+ * KEPT_DESC_BYTES; past that, the check reads the tree again after the
+ * filesystem pass rather than hold it through that pass.
  */
 export const TREES = MACHINE_TREES.map((t) => ({ ...t, keep: t.root !== RootId.Desc }));
+
+/** Most bytes of descriptor records the pass keeps for the check (half a million records). */
+const KEPT_DESC_BYTES = 32 << 20;
 
 /** One structural check of a machine tree: its problems, the blocks it reached, its records in key order. */
 export interface TreePass {
   problems: BtreeProblem[];
   blocks: Blkno[];
   records: unknown[];
+  /** A tree whose records are not kept: their bytes in key order, one recSize apart, when they fit (else null). */
+  bytes: Buffer | null;
 }
 
 export interface MachinePass {
@@ -43,20 +50,52 @@ export interface MachinePass {
   found: ProblemList;
 }
 
-const ignoreBytes = (): void => {};
+/** Records' bytes appended one after another, up to a limit (past it, none are kept). */
+class RecordBytes {
+  private buf = Buffer.allocUnsafe(1 << 16);
+  private n = 0;
+  private over = false;
+
+  constructor(
+    private readonly recSize: number,
+    private readonly limit: number,
+  ) {}
+
+  add(leaf: Buffer, off: number): void {
+    if (this.over) return;
+    const size = this.recSize;
+    if (this.n + size > this.buf.length) {
+      if (this.n + size > this.limit) {
+        this.over = true;
+        this.buf = Buffer.alloc(0);
+        return;
+      }
+      const g = Buffer.allocUnsafe(Math.min(this.limit, this.buf.length * 2));
+      this.buf.copy(g, 0, 0, this.n);
+      this.buf = g;
+    }
+    leaf.copy(this.buf, this.n, off, off + size);
+    this.n += size;
+  }
+
+  done(): Buffer | null {
+    return this.over ? null : this.buf.subarray(0, this.n);
+  }
+}
 
 export function readMachine(fx: FsTx): MachinePass {
   const trees = new Map<string, TreePass>();
   for (const t of TREES) {
     const visited = new Set<number>();
     const records: unknown[] = [];
+    const bytes = t.keep ? null : new RecordBytes(t.ops.recSize, KEPT_DESC_BYTES);
     const problems = new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).check({
       visited,
       onRecord: t.keep ? (r) => void records.push(r) : undefined,
       // A tree whose records are not kept is checked in place where its ops can (no object per record).
-      onRecordBytes: t.keep ? undefined : ignoreBytes,
+      onRecordBytes: bytes ? (leaf, off) => bytes.add(leaf, off) : undefined,
     });
-    trees.set(t.what, { problems, blocks: [...visited], records });
+    trees.set(t.what, { problems, blocks: [...visited], records, bytes: bytes?.done() ?? null });
   }
   const found = new ProblemList();
   const procs = trees.get('process tree')!;
