@@ -103,13 +103,16 @@ describe('descriptor runs as verify reads them', () => {
     }
   });
 
-  it('Tuples.sortedRows orders rows pushed in order or not', () => {
-    for (let seed = 1; seed <= 200; seed++) {
+  it('Tuples.sortedRows orders rows pushed in order or not, whatever the first column holds', () => {
+    // First column: small whole numbers (a native sort of it), huge ones or fractions (a sort by every column).
+    const first = [(r: () => number) => Math.floor(r() * 3), (r: () => number) => Math.floor(r() * 2 ** 50), (r: () => number) => r() * 3];
+    for (let seed = 1; seed <= 300; seed++) {
       const rnd = prng(seed);
       const rows: number[][] = [];
-      for (let i = Math.floor(rnd() * 20); i > 0; i--) rows.push([0, 1, 2].map(() => Math.floor(rnd() * 3)));
+      const f0 = first[seed % 3]!;
+      for (let i = Math.floor(rnd() * 40); i > 0; i--) rows.push([f0(rnd), Math.floor(rnd() * 3), Math.floor(rnd() * 3)]);
       const cmp = (a: number[], b: number[]): number => a[0]! - b[0]! || a[1]! - b[1]! || a[2]! - b[2]!;
-      if (seed % 2) rows.sort(cmp);
+      if (seed % 5 === 0) rows.sort(cmp);
       const T = new Tuples(3, 4);
       for (const r of rows) T.push(r[0]!, r[1]!, r[2]!);
       expect([...T.sortedRows()].map((i) => rows[i]!)).toEqual([...rows].sort(cmp));

@@ -59,14 +59,44 @@ export class Tuples {
     const C = this.cols;
     // Tuples pushed in order (the usual mapped pages) need no sort: one pass says so.
     if (this.inOrder()) return rows;
-    rows.sort((x, y) => {
+    const cmp = (x: number, y: number): number => {
       for (let k = 0; k < C.length; k++) {
         const d = C[k]![x]! - C[k]![y]!;
         if (d !== 0) return d;
       }
       return 0;
-    });
+    };
+    if (!this.sortByFirst(rows, cmp)) rows.sort(cmp);
     return rows;
+  }
+
+  /**
+   * rows ordered as sortedRows orders them, by a native sort of the first
+   * column packed with the row (value × n + row: exact below 2^53), then the
+   * few runs of equal first values by cmp; false (rows untouched) where the
+   * first column is not made of small enough whole numbers.
+   */
+  private sortByFirst(rows: Uint32Array, cmp: (x: number, y: number) => number): boolean {
+    const n = this.n;
+    const c0 = this.cols[0]!;
+    let max = 0;
+    for (let i = 0; i < n; i++) {
+      const v = c0[i]!;
+      if (!(v >= 0 && Number.isInteger(v))) return false;
+      if (v > max) max = v;
+    }
+    if ((max + 1) * n > Number.MAX_SAFE_INTEGER) return false;
+    const keys = new Float64Array(n);
+    for (let i = 0; i < n; i++) keys[i] = c0[i]! * n + i;
+    keys.sort();
+    for (let i = 0; i < n; i++) rows[i] = keys[i]! % n;
+    for (let s = 0; s < n;) {
+      let e = s + 1;
+      while (e < n && c0[rows[e]!] === c0[rows[s]!]) e++;
+      if (e - s > 1) rows.subarray(s, e).sort(cmp);
+      s = e;
+    }
+    return true;
   }
 
   /** Each tuple is at or above the one pushed before it, by the columns in turn. */

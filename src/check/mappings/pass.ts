@@ -50,11 +50,19 @@ export interface MachinePass {
   found: ProblemList;
 }
 
-/** Records' bytes appended one after another, up to a limit (past it, none are kept). */
+/**
+ * Records' bytes appended one after another, up to a limit (past it, none
+ * are kept). A leaf's records come one after another: each stretch of them
+ * is copied at once.
+ */
 class RecordBytes {
   private buf = Buffer.allocUnsafe(1 << 16);
   private n = 0;
   private over = false;
+  /** The stretch of records not copied yet: leaf[from, to). */
+  private leaf: Buffer | null = null;
+  private from = 0;
+  private to = 0;
 
   constructor(
     private readonly recSize: number,
@@ -62,24 +70,38 @@ class RecordBytes {
   ) {}
 
   add(leaf: Buffer, off: number): void {
-    if (this.over) return;
-    const size = this.recSize;
+    if (leaf === this.leaf && off === this.to) {
+      this.to += this.recSize;
+      return;
+    }
+    this.flush();
+    this.leaf = leaf;
+    this.from = off;
+    this.to = off + this.recSize;
+  }
+
+  done(): Buffer | null {
+    this.flush();
+    return this.over ? null : this.buf.subarray(0, this.n);
+  }
+
+  private flush(): void {
+    const leaf = this.leaf;
+    this.leaf = null;
+    if (!leaf || this.over) return;
+    const size = this.to - this.from;
     if (this.n + size > this.buf.length) {
       if (this.n + size > this.limit) {
         this.over = true;
         this.buf = Buffer.alloc(0);
         return;
       }
-      const g = Buffer.allocUnsafe(Math.min(this.limit, this.buf.length * 2));
+      const g = Buffer.allocUnsafe(Math.min(this.limit, Math.max(this.n + size, this.buf.length * 2)));
       this.buf.copy(g, 0, 0, this.n);
       this.buf = g;
     }
-    leaf.copy(this.buf, this.n, off, off + size);
+    leaf.copy(this.buf, this.n, this.from, this.to);
     this.n += size;
-  }
-
-  done(): Buffer | null {
-    return this.over ? null : this.buf.subarray(0, this.n);
   }
 }
 

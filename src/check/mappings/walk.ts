@@ -224,13 +224,15 @@ function readLastLevel(tx: Tx, slots: Slots): LastLevel {
 
 /** The walk's findings, leaves and tables, in walk order. */
 function putOut(steps: readonly Step[], slots: Slots, last: LastLevel, huge: Tuples, P: ProblemList): TableWalk {
-  const out: TableWalk = { tables: [], leaves: new Tuples(5, Math.max(16, last.leaves.n + huge.n)) };
+  // Tables made in address order lie in walk order: their leaves were read in walk order already.
+  const inOrder = huge.n === 0 && last.first.every((f, k) => k === 0 || f >= last.first[k - 1]! + last.count[k - 1]!);
+  const out: TableWalk = { tables: [], leaves: inOrder ? last.leaves : new Tuples(5, Math.max(16, last.leaves.n + huge.n)) };
   for (const st of steps) {
     if (typeof st === 'number') {
       if (last.read[st]) out.tables.push(slots.blk[st]!);
       const held = last.held.get(st);
       if (held) for (const [check, message, block] of held) P.add(check, message, block);
-      out.leaves.append(last.leaves, last.first[st]!, last.count[st]!);
+      if (!inOrder) out.leaves.append(last.leaves, last.first[st]!, last.count[st]!);
     } else if (Array.isArray(st)) P.add(st[0], st[1], st[2]);
     else if ('table' in st) out.tables.push(st.table);
     else out.leaves.append(huge, st.huge, 1);
