@@ -13,7 +13,7 @@ import { Btree } from '../../btree/btree.js';
 import type { BtreeProblem } from '../../btree/types.js';
 import * as D from '../../format/dax-records.js';
 import { isDaxError } from '../../format/errors.js';
-import { RootId } from '../../format/superblock.js';
+import { CounterId, RootId } from '../../format/superblock.js';
 import type { Blkno } from '../../format/units.js';
 import { MACHINE_TREES } from '../../dax/trees.js';
 import type { FsTx } from '../../fs/fstx.js';
@@ -56,7 +56,7 @@ export interface MachinePass {
  * is copied at once.
  */
 class RecordBytes {
-  private buf = Buffer.allocUnsafe(1 << 16);
+  private buf: Buffer;
   private n = 0;
   private over = false;
   /** The stretch of records not copied yet: leaf[from, to). */
@@ -64,10 +64,15 @@ class RecordBytes {
   private from = 0;
   private to = 0;
 
+  /** `expected`: records the superblock counts (made room for at once, when it is within the limit). */
   constructor(
     private readonly recSize: number,
     private readonly limit: number,
-  ) {}
+    expected: number,
+  ) {
+    const want = expected * recSize;
+    this.buf = Buffer.allocUnsafe(want > 0 && want <= limit ? want : Math.min(1 << 16, limit));
+  }
 
   add(leaf: Buffer, off: number): void {
     if (leaf === this.leaf && off === this.to) {
@@ -110,7 +115,7 @@ export function readMachine(fx: FsTx): MachinePass {
   for (const t of TREES) {
     const visited = new Set<number>();
     const records: unknown[] = [];
-    const bytes = t.keep ? null : new RecordBytes(t.ops.recSize, KEPT_DESC_BYTES);
+    const bytes = t.keep ? null : new RecordBytes(t.ops.recSize, KEPT_DESC_BYTES, fx.tx.counters[CounterId.DaxDescRecords]!);
     const problems = new Btree(fx.tx, t.ops, fx.tx.roots[t.root]).check({
       visited,
       onRecord: t.keep ? (r) => void records.push(r) : undefined,

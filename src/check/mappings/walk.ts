@@ -20,6 +20,7 @@
 import * as D from '../../format/dax-records.js';
 import { BlockType, hdrCount, hdrLevel, hdrOwner } from '../../format/block.js';
 import { isDaxError } from '../../format/errors.js';
+import { CounterId } from '../../format/superblock.js';
 import type { Blkno } from '../../format/units.js';
 import { hex } from '../../dax/machine/units.js';
 import type { LeafLookup } from '../../dax/machine/rmap.js';
@@ -85,13 +86,15 @@ export function walkTables(tx: Tx, procs: readonly D.ProcRec[], P: ProblemList):
   for (const proc of procs) {
     const pid = proc.pid;
     // Levels 4..2 (level 1 when a table's entry points at one: noted, read later).
-    const visit = (blk: Blkno, level: number, base: number, from: string, parent: Blkno, entry: number): void => {
+    // Reached from block `parent` entry `entry` (parent 0: from the process record).
+    const visit = (blk: Blkno, level: number, base: number, parent: Blkno, entry: number): void => {
+      const from = (): string => (parent ? `block ${parent} entry ${entry}` : `process ${pid}`);
       if (!tx.validBlkno(blk)) {
-        steps.push(['dax.pt.ptr', `${from} points at block ${blk}, outside the device`, blk]);
+        steps.push(['dax.pt.ptr', `${from()} points at block ${blk}, outside the device`, blk]);
         return;
       }
       if (seen.has(blk)) {
-        steps.push(['dax.pt.shared-table', `page-table block ${blk} is reached twice (again from ${from})`, blk]);
+        steps.push(['dax.pt.shared-table', `page-table block ${blk} is reached twice (again from ${from()})`, blk]);
         return;
       }
       seen.add(blk);
@@ -104,7 +107,7 @@ export function walkTables(tx: Tx, procs: readonly D.ProcRec[], P: ProblemList):
         buf = tx.readNode(blk, BlockType.PageTable);
       } catch (e) {
         if (!isDaxError(e)) throw e;
-        steps.push(['dax.pt.unreadable', `page-table block of pid ${pid} (from ${from}): ${e.message}`, blk]);
+        steps.push(['dax.pt.unreadable', `page-table block of pid ${pid} (from ${from()}): ${e.message}`, blk]);
         return;
       }
       steps.push({ table: blk });
@@ -140,12 +143,12 @@ export function walkTables(tx: Tx, procs: readonly D.ProcRec[], P: ProblemList):
         }
         if ((v & 0xfff) !== D.PTE_TABLE)
           steps.push(['dax.pt.bits', `level-${level} table entry at ${hex(addr)} of pid ${pid} is not present|writable|user`, blk]);
-        visit(D.pteFrame(v), level - 1, addr, `block ${blk} entry ${i}`, blk, i);
+        visit(D.pteFrame(v), level - 1, addr, blk, i);
       }
       if (present !== hdrCount(buf))
         steps.push(['dax.pt.count', `page-table block of pid ${pid} says ${hdrCount(buf)} entries, holds ${present}`, blk]);
     };
-    if (proc.pgd) visit(proc.pgd, 4, 0, `process ${pid}`, 0, 0);
+    if (proc.pgd) visit(proc.pgd, 4, 0, 0, 0);
   }
   const last = readLastLevel(tx, slots);
   return putOut(steps, slots, last, huge, P);
@@ -166,7 +169,8 @@ function readLastLevel(tx: Tx, slots: Slots): LastLevel {
   const out: LastLevel = {
     read: new Uint8Array(n),
     held: new Map(),
-    leaves: new Tuples(5, Math.max(16, n * 4)),
+    // As many rows as the superblock counts leaf entries (whatever damage made of it, within bounds).
+    leaves: new Tuples(5, Math.min(Math.max(tx.counters[CounterId.DaxLeafEntries]! | 0, 1 << 12), 1 << 21)),
     first: new Int32Array(n),
     count: new Int32Array(n),
   };
