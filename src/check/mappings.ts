@@ -83,18 +83,21 @@ export class MappingsPass implements CheckerPass {
   checkAlone(P: ProblemList): MachineOutcome {
     const fx = this.fx;
     const inodes = new Map<Ino, InodeRec | undefined>();
-    const trees = new Map<Ino, Btree<ExtentRec> | null>();
     const inode = (ino: Ino): InodeRec | undefined => {
       if (!inodes.has(ino)) inodes.set(ino, fx.inodes.lookupEq([ino]));
       return inodes.get(ino);
     };
+    // The extent tree of the file asked about last: pages come VMA by VMA, a file's in a row (a handle
+    // kept for every file would live as long as the check).
+    let treeIno = -1;
+    let tree: Btree<ExtentRec> | null = null;
     const blockAt = (ino: Ino, index: FileBlock): Blkno | -1 => {
-      let t = trees.get(ino);
-      if (t === undefined) {
+      if (ino !== treeIno) {
         const i = inode(ino);
-        trees.set(ino, (t = i && i.extentRoot ? fx.bmap.extentTree(i) : null));
+        tree = i && i.extentRoot ? fx.bmap.extentTree(i) : null;
+        treeIno = ino;
       }
-      const e = t ? fx.bmap.lookup(t, index) : undefined;
+      const e = tree ? fx.bmap.lookup(tree, index) : undefined;
       return e ? e.pblk + (index - e.fblk) : -1;
     };
     return this.checkMachine({ inode, blockAt, broken: () => false }, P);
