@@ -24,7 +24,7 @@ import { walkTables, type TableWalk } from './walk.js';
 /**
  * `keep`: the records are kept from the pass for the check, as objects. The
  * descriptor tree's are not: it can be as big as the mappings. Its records'
- * bytes are kept instead (a tenth of the objects' memory) while they fit in
+ * bytes are kept instead (64 a record, a fraction of an object's) while they fit in
  * KEPT_DESC_BYTES; past that, the check reads the tree again after the
  * filesystem pass rather than hold it through that pass.
  */
