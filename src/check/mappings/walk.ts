@@ -248,7 +248,8 @@ function putOut(steps: readonly Step[], slots: Slots, last: LastLevel, huge: Tup
  * The walk's leaves as the page tables' lookup (LeafLookup, for the
  * reverse-map walks): the leaf covering a page, by a binary search of the
  * (pid, address) columns — the lookups of one walk after another mostly
- * come in address order, so the leaf after the last one found is tried first.
+ * come in address order, so the leaves just after the last one found are
+ * tried first.
  */
 export class LeafIndex implements LeafLookup {
   level: 1 | 2 = 1;
@@ -271,20 +272,25 @@ export class LeafIndex implements LeafLookup {
     const { pid: P, addr: A, n } = this;
     // Row k is at or before (pid, addr).
     const atOrBefore = (k: number): boolean => k < n && (P[k]! < pid || (P[k] === pid && A[k]! <= addr));
-    // The last leaf at or before (pid, addr): the last one found, the one after it, or a binary search.
-    let k = this.last;
-    if (!(atOrBefore(k) && !atOrBefore(k + 1))) {
-      k++;
-      if (!(atOrBefore(k) && !atOrBefore(k + 1))) {
-        let lo = 0;
-        let hi = n;
-        while (lo < hi) {
-          const mid = (lo + hi) >>> 1;
-          if (atOrBefore(mid)) lo = mid + 1;
-          else hi = mid;
-        }
-        k = lo - 1;
+    // The last leaf at or before (pid, addr): the last one found or one of the few after it (a walk
+    // steps over the holes' zero-page entries between a file's blocks), else a binary search.
+    let k = -1;
+    for (let j = this.last; j < this.last + 4; j++) {
+      if (!atOrBefore(j)) break;
+      if (!atOrBefore(j + 1)) {
+        k = j;
+        break;
       }
+    }
+    if (k < 0) {
+      let lo = 0;
+      let hi = n;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (atOrBefore(mid)) lo = mid + 1;
+        else hi = mid;
+      }
+      k = lo - 1;
     }
     if (k < 0 || P[k] !== pid) return 0;
     this.last = k;
