@@ -1,12 +1,17 @@
 /**
  * The bulk paths' I/O helpers: the prefetch of a walk's leaves (fs/prefetch.ts,
- * Tx.prefetch) and the free-space rebuild of a commit with many runs
- * (fs/freemerge.ts, Tx.settleFreeSpace), each against the one-at-a-time way.
+ * Tx.prefetch), the reads of blocks in block order (Tx.readEach) and the
+ * free-space rebuild of a commit with many runs (fs/freemerge.ts,
+ * Tx.settleFreeSpace), each against the one-at-a-time way.
  */
 import { describe, expect, it } from 'vitest';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { BlockType, HDR_SIZE, hdrType } from '../src/format/block.js';
+import { Dax, machineMetadata } from '../src/dax/index.js';
 import { DaxError } from '../src/format/errors.js';
 import type { FreeRec } from '../src/format/records.js';
 import { mergeFree } from '../src/fs/freemerge.js';
+import { STREAMING } from '../src/fs/tx.js';
 import { PREFETCH_GAP, prefetchRuns } from '../src/fs/prefetch.js';
 import { ioCounters, resetIoCounters } from '../src/io/device.js';
 import { expectClean, imagePerTest } from './helpers/image.js';
@@ -42,6 +47,65 @@ describe('prefetchRuns', () => {
         expect(want).toContain(s + n - 1);
         if (i > 0) expect(s).toBeGreaterThan(runs[i - 1]![0] + runs[i - 1]![1] - 1);
       }
+    }
+  });
+});
+
+describe('Tx.readEach', () => {
+  it('hands over each block as readNode returns it, or the error readNode throws, in fewer reads', () => {
+    const img = image();
+    const fs = img.fs;
+    // Page tables: a last-level table per mapped file, interleaved with the other metadata the faults make.
+    for (let i = 0; i < 40; i++) fs.writePattern(`/f${i}`, 0, 3 * 4096, i);
+    const dax = new Dax(fs);
+    for (let i = 0; i < 40; i++) dax.faultPath({ path: `/f${i}`, offset: 0, length: 3 * 4096, pid: 1 + (i % 3) });
+    const meta = fs.fsmap(undefined, undefined, (fx) => ({ metadata: machineMetadata(fx) })).filter((r) => r.owner === 'metadata');
+    fs.close();
+    const fd = openSync(img.path, 'r+');
+    const block = (b: number): Buffer => {
+      const buf = Buffer.alloc(4096);
+      readSync(fd, buf, 0, 4096, b * 4096);
+      return buf;
+    };
+    const all = meta.flatMap((r) => Array.from({ length: r.length }, (_, i) => r.block + i)).filter((b) => b >= 2);
+    const tables = all.filter((b) => hdrType(block(b)) === BlockType.PageTable);
+    expect(tables.length).toBeGreaterThan(20);
+    // A damaged block (checksum), a block of another type, and a block past the device among them.
+    const other = all.find((b) => hdrType(block(b)) !== BlockType.PageTable && b > tables[0]! && b < tables[tables.length - 1]!);
+    const bad = tables[5]!;
+    const buf = block(bad);
+    buf[HDR_SIZE + 3] ^= 1;
+    writeSync(fd, buf, 0, 4096, bad * 4096);
+    closeSync(fd);
+    expect(other).toBeDefined();
+    const want = [...tables, other!, 2 ** 40].sort((a, b) => a - b);
+    const f2 = img.reopen();
+    const outcome = (buf: Buffer | null, e: unknown): string =>
+      buf ? buf.toString('hex') : e instanceof DaxError ? `${e.code} ${e.message}` : String(e);
+    const one = f2.view((fx) =>
+      want.map((b) => {
+        try {
+          return outcome(fx.tx.readNode(b, BlockType.PageTable), null);
+        } catch (e) {
+          return outcome(null, e);
+        }
+      }),
+    );
+    for (const cached of [false, true]) {
+      // A fresh cache: only what the case reads first is cached.
+      const f3 = img.reopen();
+      resetIoCounters();
+      const got: string[] = [];
+      f3.view(
+        (fx) => {
+          if (cached) fx.tx.readNode(tables[1]!, BlockType.PageTable);
+          fx.tx.readEach(want, BlockType.PageTable, (i, buf, e) => void (got[i] = outcome(buf, e)));
+        },
+        { keep: STREAMING },
+      );
+      expect(got).toEqual(one);
+      expect(got.filter((x) => !/^[0-9a-f]+$/.test(x))).toHaveLength(3);
+      expect(ioCounters().reads).toBeLessThan(want.length / 2);
     }
   });
 });

@@ -8,10 +8,10 @@
 import { describe, expect, it } from 'vitest';
 import { Btree } from '../src/btree/btree.js';
 import { MemStore } from '../src/btree/memstore.js';
-import { DescKind, DescSpace, type DescRec } from '../src/format/dax-records.js';
-import { expand, frameDesc, FrameRuns } from '../src/dax/chunks.js';
+import { DESC_REC_SIZE, DescKind, DescSpace, encodeDesc, type DescRec } from '../src/format/dax-records.js';
+import { expand, frameDesc, type FrameRecords, frameRecords, FrameRuns } from '../src/dax/chunks.js';
 import { descOps } from '../src/dax/trees.js';
-import { DescIndex } from '../src/check/mappings/desc-index.js';
+import { DescIndex, FrameBytes } from '../src/check/mappings/desc-index.js';
 import { Tuples } from '../src/check/tuples.js';
 import { prng } from './helpers/prng.js';
 
@@ -45,6 +45,17 @@ function runs(rnd: () => number, n: number, overlap: boolean): DescRec[] {
   return out.filter((r, i) => i === 0 || r.k1 > out[i - 1]!.k1);
 }
 
+/** The records as verify holds them: as objects (odd seeds) or as their bytes, one after another (even seeds). */
+function held(rs: DescRec[], seed: number): FrameRecords {
+  if (seed % 2) return frameRecords(rs);
+  const bytes = Buffer.alloc(rs.length * DESC_REC_SIZE);
+  rs.forEach((r, j) => encodeDesc(r, bytes, j * DESC_REC_SIZE));
+  return new FrameBytes(
+    bytes,
+    Float64Array.from(rs, (_, j) => j * DESC_REC_SIZE),
+  );
+}
+
 /** What checkDescriptors did before: every block of every run, first claim wins; orphans in the order met. */
 function perBlock(rs: DescRec[], wanted: number[]): { got: (string | undefined)[]; unused: string[]; overlaps: number } {
   const all: DescRec[] = [];
@@ -73,9 +84,14 @@ describe('descriptor runs as verify reads them', () => {
       const rs = runs(rnd, 1 + Math.floor(rnd() * 300), seed % 2 === 0);
       const t = new Btree(new MemStore(512), descOps, 0);
       for (const r of rs) t.insert(r);
-      const fr = new FrameRuns(rs);
+      const fr = new FrameRuns(held(rs, Math.floor(seed / 2)));
       const top = rs[rs.length - 1]!.k1 + 8;
+      // In order (as verify asks), then in a random order.
       for (let b = 0; b < top; b++) expect(fr.at(b), `seed ${seed} block ${b}`).toEqual(frameDesc(t, b));
+      for (let k = 0; k < top; k++) {
+        const b = Math.floor(rnd() * top);
+        expect(fr.at(b), `seed ${seed} block ${b}`).toEqual(frameDesc(t, b));
+      }
     }
   });
 
@@ -88,7 +104,7 @@ describe('descriptor runs as verify reads them', () => {
       const wanted: number[] = [];
       for (let b = 0; b < top; b++) if (rnd() < 0.8) wanted.push(b);
       const want = perBlock(rs, wanted);
-      const ix = new DescIndex(rs);
+      const ix = new DescIndex(held(rs, Math.floor(seed / 2)));
       let overlaps = 0;
       // As checkDescriptors adds them when the runs cannot be kept as runs.
       if (!ix.frameTable) for (const r of rs) for (let i = 0; i < r.len; i++) if (!ix.add(expand(r, i))) overlaps++;
@@ -103,13 +119,16 @@ describe('descriptor runs as verify reads them', () => {
     }
   });
 
-  it('Tuples.sortedRows orders rows pushed in order or not', () => {
-    for (let seed = 1; seed <= 200; seed++) {
+  it('Tuples.sortedRows orders rows pushed in order or not, whatever the first column holds', () => {
+    // First column: small whole numbers (a native sort of it), huge ones or fractions (a sort by every column).
+    const first = [(r: () => number) => Math.floor(r() * 3), (r: () => number) => Math.floor(r() * 2 ** 50), (r: () => number) => r() * 3];
+    for (let seed = 1; seed <= 300; seed++) {
       const rnd = prng(seed);
       const rows: number[][] = [];
-      for (let i = Math.floor(rnd() * 20); i > 0; i--) rows.push([0, 1, 2].map(() => Math.floor(rnd() * 3)));
+      const f0 = first[seed % 3]!;
+      for (let i = Math.floor(rnd() * 40); i > 0; i--) rows.push([f0(rnd), Math.floor(rnd() * 3), Math.floor(rnd() * 3)]);
       const cmp = (a: number[], b: number[]): number => a[0]! - b[0]! || a[1]! - b[1]! || a[2]! - b[2]!;
-      if (seed % 2) rows.sort(cmp);
+      if (seed % 5 === 0) rows.sort(cmp);
       const T = new Tuples(3, 4);
       for (const r of rows) T.push(r[0]!, r[1]!, r[2]!);
       expect([...T.sortedRows()].map((i) => rows[i]!)).toEqual([...rows].sort(cmp));

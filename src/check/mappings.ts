@@ -49,6 +49,7 @@ import { checkPins, checkPoison } from './mappings/pins.js';
 import { resetMappings } from './mappings/repair.js';
 import { checkRmapWalks } from './mappings/rmap.js';
 import { checkVmas } from './mappings/vmas.js';
+import { LeafIndex } from './mappings/walk.js';
 
 export type { FsView } from './mappings/context.js';
 export { checkMetadataCount, type MachineOutcome } from './mappings/counters.js';
@@ -85,18 +86,21 @@ export class MappingsPass implements CheckerPass {
   checkAlone(P: ProblemList): MachineOutcome {
     const fx = this.fx;
     const inodes = readInodes(fx, vmaInodes(this.machine()));
-    const trees = new Map<Ino, Btree<ExtentRec> | null>();
     const inode = (ino: Ino): InodeRec | undefined => {
       if (!inodes.has(ino)) inodes.set(ino, fx.inodes.lookupEq([ino]));
       return inodes.get(ino);
     };
+    // The extent tree of the file asked about last: pages come VMA by VMA, a file's in a row (a handle
+    // kept for every file would live as long as the check).
+    let treeIno = -1;
+    let tree: Btree<ExtentRec> | null = null;
     const blockAt = (ino: Ino, index: FileBlock): Blkno | -1 => {
-      let t = trees.get(ino);
-      if (t === undefined) {
+      if (ino !== treeIno) {
         const i = inode(ino);
-        trees.set(ino, (t = i && i.extentRoot ? fx.bmap.extentTree(i) : null));
+        tree = i && i.extentRoot ? fx.bmap.extentTree(i) : null;
+        treeIno = ino;
       }
-      const e = t ? fx.bmap.lookup(t, index) : undefined;
+      const e = tree ? fx.bmap.lookup(tree, index) : undefined;
       return e ? e.pblk + (index - e.fblk) : -1;
     };
     return this.checkMachine({ inode, blockAt, broken: () => false }, P);
@@ -189,7 +193,7 @@ function runFamilies(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList, pass
   const pages = checkEntries(cx, walk, vmaAt);
   let frames: FrameRuns | undefined;
   if (!broken.has('page-descriptor tree')) {
-    const { daxEntries: entries, frames: read } = checkDescriptors(cx, pages);
+    const { daxEntries: entries, frames: read } = checkDescriptors(cx, pages, pass.trees.get('page-descriptor tree')!.bytes);
     frames = read;
     const inode = (i: Ino) => fsv.inode(i);
     checkDaxEntries(
@@ -198,7 +202,11 @@ function runFamilies(fs: Filesystem, fx: FsTx, fsv: FsView, P: ProblemList, pass
     );
   }
   if (!broken.has('DRAM tree')) checkDram(cx, pages.dramCount);
-  if (!broken.has('page-descriptor tree') && !fsv.broken('physical-block index')) checkRmapWalks(cx, pages, frames!);
+  if (!broken.has('page-descriptor tree') && !fsv.broken('physical-block index')) {
+    // Tables the walk found sound answer a lookup as its leaves do: the walks need not read them again.
+    const sound = pass.found.items.length === 0 && pass.found.dropped === 0;
+    checkRmapWalks(cx, pages, frames!, sound ? new LeafIndex(walk.leaves) : undefined);
+  }
   if (!broken.has('pin tree')) checkPins(cx);
   if (!broken.has('poison list')) checkPoison(cx);
   checkMachineCounters(cx, walk);

@@ -16,12 +16,7 @@ export class Tuples {
   /** Append one tuple (columns past `width` are ignored); returns its row. */
   push(a: number, b = 0, c = 0, d = 0, e = 0, f = 0): number {
     const n = this.n;
-    if (n === this.cols[0]!.length)
-      this.cols = this.cols.map((col) => {
-        const g = new Float64Array(col.length * 2);
-        g.set(col);
-        return g;
-      });
+    if (n === this.cols[0]!.length) this.grow();
     const C = this.cols;
     const w = this.width;
     C[0]![n] = a;
@@ -31,6 +26,26 @@ export class Tuples {
     if (w > 4) C[4]![n] = e;
     if (w > 5) C[5]![n] = f;
     return this.n++;
+  }
+
+  /** Append rows [start, start + n) of `from` (as wide as this). */
+  append(from: Tuples, start: number, n: number): void {
+    while (this.n + n > this.cols[0]!.length) this.grow();
+    // Element by element: the runs are short (a page table's entries), and a subarray per column is an object.
+    for (let c = 0; c < this.width; c++) {
+      const src = from.cols[c]!;
+      const dst = this.cols[c]!;
+      for (let i = 0, d = this.n; i < n; i++, d++) dst[d] = src[start + i]!;
+    }
+    this.n += n;
+  }
+
+  private grow(): void {
+    this.cols = this.cols.map((col) => {
+      const g = new Float64Array(col.length * 2);
+      g.set(col);
+      return g;
+    });
   }
 
   col(i: number): Float64Array {
@@ -44,14 +59,44 @@ export class Tuples {
     const C = this.cols;
     // Tuples pushed in order (the usual mapped pages) need no sort: one pass says so.
     if (this.inOrder()) return rows;
-    rows.sort((x, y) => {
+    const cmp = (x: number, y: number): number => {
       for (let k = 0; k < C.length; k++) {
         const d = C[k]![x]! - C[k]![y]!;
         if (d !== 0) return d;
       }
       return 0;
-    });
+    };
+    if (!this.sortByFirst(rows, cmp)) rows.sort(cmp);
     return rows;
+  }
+
+  /**
+   * rows ordered as sortedRows orders them, by a native sort of the first
+   * column packed with the row (value × n + row: exact below 2^53), then the
+   * few runs of equal first values by cmp; false (rows untouched) where the
+   * first column is not made of small enough whole numbers.
+   */
+  private sortByFirst(rows: Uint32Array, cmp: (x: number, y: number) => number): boolean {
+    const n = this.n;
+    const c0 = this.cols[0]!;
+    let max = 0;
+    for (let i = 0; i < n; i++) {
+      const v = c0[i]!;
+      if (!(v >= 0 && Number.isInteger(v))) return false;
+      if (v > max) max = v;
+    }
+    if ((max + 1) * n > Number.MAX_SAFE_INTEGER) return false;
+    const keys = new Float64Array(n);
+    for (let i = 0; i < n; i++) keys[i] = c0[i]! * n + i;
+    keys.sort();
+    for (let i = 0; i < n; i++) rows[i] = keys[i]! % n;
+    for (let s = 0; s < n;) {
+      let e = s + 1;
+      while (e < n && c0[rows[e]!] === c0[rows[s]!]) e++;
+      if (e - s > 1) rows.subarray(s, e).sort(cmp);
+      s = e;
+    }
+    return true;
   }
 
   /** Each tuple is at or above the one pushed before it, by the columns in turn. */

@@ -223,28 +223,77 @@ export function frameDesc(tree: Btree<DescRec>, block: number): DescRec | undefi
 }
 
 /**
+ * The space-1 records of a descriptor tree, in key order, as a caller that
+ * read the whole tree holds them (verify keeps them as bytes): a record's
+ * keys and length read as asked, the record decoded only when wanted.
+ */
+export interface FrameRecords {
+  readonly n: number;
+  k1(j: number): number;
+  k2(j: number): number;
+  k3(j: number): number;
+  len(j: number): number;
+  rec(j: number): DescRec;
+}
+
+/** FrameRecords over decoded records. */
+export function frameRecords(rs: readonly DescRec[]): FrameRecords {
+  return {
+    n: rs.length,
+    k1: (j) => rs[j]!.k1,
+    k2: (j) => rs[j]!.k2,
+    k3: (j) => rs[j]!.k3,
+    len: (j) => rs[j]!.len,
+    rec: (j) => rs[j]!,
+  };
+}
+
+/**
  * frameDesc over the tree's space-1 records held in key order (a caller that
  * read the whole tree, as verify does): the same answer by a binary search of
- * the array, with no descent and no decode per block. The records must be
- * every space-1 record of a tree whose keys ascend (a sound tree).
+ * their first blocks, with no descent, and a decode only of the record found.
+ * The records must be every space-1 record of a tree whose keys ascend (a
+ * sound tree). Blocks asked in ascending order (verify's walks) find their
+ * record next to the last one found.
  */
 export class FrameRuns {
-  constructor(private readonly runs: readonly DescRec[]) {}
+  private readonly k1: Float64Array;
+  private last = 0;
+
+  constructor(private readonly runs: FrameRecords) {
+    this.k1 = new Float64Array(runs.n);
+    for (let j = 0; j < runs.n; j++) this.k1[j] = runs.k1(j);
+  }
 
   at(block: number): DescRec | undefined {
     // The last record whose key is <= (Frame, block, MAXK, MAXK), as lookupLe finds it.
-    const a = this.runs;
-    let lo = 0;
-    let hi = a.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const r = a[mid]!;
-      if (r.k1 < block || (r.k1 === block && (r.k2 < MAXK || (r.k2 === MAXK && r.k3 <= MAXK)))) lo = mid + 1;
-      else hi = mid;
+    const n = this.k1.length;
+    let j = this.last;
+    if (!(this.atOrBelow(j, block) && !this.atOrBelow(j + 1, block))) {
+      let lo = 0;
+      let hi = n;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (this.atOrBelow(mid, block)) lo = mid + 1;
+        else hi = mid;
+      }
+      j = lo - 1;
     }
-    const r = lo > 0 ? a[lo - 1]! : undefined;
-    if (!r || r.k1 + r.len <= block) return undefined;
-    return expand(r, block - r.k1);
+    if (j < 0) return undefined;
+    this.last = j;
+    const runs = this.runs;
+    const k1 = this.k1[j]!;
+    if (k1 + runs.len(j) <= block) return undefined;
+    return expand(runs.rec(j), block - k1);
+  }
+
+  /** Record j (there is one) has a key <= (Frame, block, MAXK, MAXK). */
+  private atOrBelow(j: number, block: number): boolean {
+    if (j >= this.k1.length) return false;
+    const k1 = this.k1[j]!;
+    if (k1 !== block) return k1 < block;
+    const k2 = this.runs.k2(j);
+    return k2 < MAXK || (k2 === MAXK && this.runs.k3(j) <= MAXK);
   }
 }
 

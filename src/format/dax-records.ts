@@ -24,6 +24,16 @@ export const USER_TOP = 2 ** 47;
 /** PFNs are bits 12..51 of an entry: 40 bits. */
 export const MAX_PFN = 2 ** 40;
 
+/**
+ * A u32 field of a record, read as readU64 reads one (byte reads, without
+ * Buffer's per-call argument checks: verify decodes every record of trees as
+ * big as the mappings); a read past the buffer throws.
+ */
+function u32(b: Buffer, o: number): number {
+  if (o < 0 || o + 4 > b.length) throw new RangeError(`u32 read at ${o} outside a ${b.length}-byte buffer`);
+  return b[o]! + b[o + 1]! * 0x100 + b[o + 2]! * 0x10000 + b[o + 3]! * 0x1000000;
+}
+
 /** DRAM frames start at the first 1 GiB boundary (in frames) at or above the device's end. */
 export function dramBase(totalBlocks: number): number {
   const g = 1 << 18;
@@ -91,21 +101,27 @@ export function readPte(buf: Buffer, i: number): number {
  * without decoding 512 entries.
  */
 export function nonzeroPtes(buf: Buffer): number[] {
-  const out: number[] = [];
+  const slots = new Int32Array(PT_ENTRIES);
+  return Array.from(slots.subarray(0, nonzeroPtesInto(buf, slots)));
+}
+
+/** nonzeroPtes into `out` (at least PT_ENTRIES long, reused by a walk of many tables); returns how many. */
+export function nonzeroPtesInto(buf: Buffer, out: Int32Array): number {
+  let n = 0;
   const base = buf.byteOffset + PT_OFF;
   if (base % 4 !== 0) {
-    for (let i = 0; i < PT_ENTRIES; i++) if (!pteZero(buf, i)) out.push(i);
-    return out;
+    for (let i = 0; i < PT_ENTRIES; i++) if (!pteZero(buf, i)) out[n++] = i;
+    return n;
   }
   const words = new Uint32Array(buf.buffer, base, (PT_ENTRIES * PT_ENTRY_BYTES) / 4);
   let next = 0; // entries below this are decided
   for (let w = 0; w < words.length; w++) {
     if (words[w] === 0) continue;
     const last = Math.floor((4 * w + 3) / PT_ENTRY_BYTES);
-    for (let i = Math.max(next, Math.floor((4 * w) / PT_ENTRY_BYTES)); i <= last; i++) if (!pteZero(buf, i)) out.push(i);
+    for (let i = Math.max(next, Math.floor((4 * w) / PT_ENTRY_BYTES)); i <= last; i++) if (!pteZero(buf, i)) out[n++] = i;
     next = last + 1;
   }
-  return out;
+  return n;
 }
 
 function pteZero(buf: Buffer, i: number): boolean {
@@ -194,7 +210,7 @@ export function encodeProc(r: ProcRec, b: Buffer, o: number): void {
 }
 
 export function decodeProc(b: Buffer, o: number): ProcRec {
-  return { pid: readU64(b, o), pgd: readU64(b, o + 8), sigbus: b.readUInt32LE(o + 16), flags: b.readUInt32LE(o + 20) };
+  return { pid: readU64(b, o), pgd: readU64(b, o + 8), sigbus: u32(b, o + 16), flags: u32(b, o + 20) };
 }
 
 export function checkProc(r: ProcRec): string | null {
@@ -412,12 +428,12 @@ export function decodeDesc(b: Buffer, o: number): DescRec {
     space: b[o]!,
     kind: b[o + 1]!,
     flags: b[o + 2]!,
-    len: b.readUInt32LE(o + 4),
+    len: u32(b, o + 4),
     k1: readU64(b, o + 8),
     k2: readU64(b, o + 16),
     k3: readU64(b, o + 24),
-    mapcount: b.readUInt32LE(o + 32),
-    share: b.readUInt32LE(o + 36),
+    mapcount: u32(b, o + 32),
+    share: u32(b, o + 36),
     ino: readU64(b, o + 40),
     index: readU64(b, o + 48),
     target: readU64(b, o + 56),
@@ -452,8 +468,8 @@ export function checkDesc(r: DescRec): string | null {
 export function checkDescBytes(b: Buffer, o: number): string | null {
   const space = b[o]!;
   const kind = b[o + 1]!;
-  const len = b.readUInt32LE(o + 4);
-  if (DESC_SPACE_OF[kind] !== space || kind === DescKind.DaxEntry || b.readUInt32LE(o + 32) < 1 || b[o + 2]! & ~DESC_SHARED || len < 1)
+  const len = u32(b, o + 4);
+  if (DESC_SPACE_OF[kind] !== space || kind === DescKind.DaxEntry || u32(b, o + 32) < 1 || b[o + 2]! & ~DESC_SHARED || len < 1)
     return checkDesc(decodeDesc(b, o));
   if (space === DescSpace.BlockFileIndex) return len === 1 ? null : checkDesc(decodeDesc(b, o));
   const start = space === DescSpace.Frame ? readU64(b, o + 8) : readU64(b, o + 16);
@@ -521,7 +537,7 @@ export function decodeDram(b: Buffer, o: number): DramRec {
   return {
     frame: readU64(b, o),
     kind: b[o + 8]!,
-    mapcount: b.readUInt32LE(o + 12),
+    mapcount: u32(b, o + 12),
     src: readU64(b, o + 16),
     ino: readU64(b, o + 24),
     index: readU64(b, o + 32),

@@ -23,7 +23,7 @@ import type { BlockDevice } from '../io/device.js';
 import { commitFailed } from './commit-failure.js';
 import { ExtentSet, firstEndingAfter } from './extentset.js';
 import { mergeFree } from './freemerge.js';
-import { prefetchRuns } from './prefetch.js';
+import { PREFETCH_GAP, prefetchRuns } from './prefetch.js';
 import { freeOps } from './trees.js';
 
 /** The committed state a transaction starts from and the device it lives on. */
@@ -117,6 +117,8 @@ const ZERO_BLOCKS = 2048;
 
 /** Where Tx.prefetch reads its runs before copying the wanted blocks out (only ever used inside one call). */
 let prefetchScratch: Buffer | null = null;
+/** Where Tx.readEach reads its runs (lent to its callback, one run at a time). */
+let eachScratch: Buffer | null = null;
 
 /** Zeros for zeroData, shared and never written into. */
 let zeroBuf: Buffer | null = null;
@@ -328,6 +330,71 @@ export class Tx implements NodeStore {
       }
     }
     ctx.ahead = ahead;
+  }
+
+  /**
+   * Blocks a pass reads once each, given in ascending order (verify's
+   * last-level page tables, spread over the device a few blocks apart between
+   * other metadata): fn gets each as readNode returns it, or the error
+   * readNode throws. Those neither cached nor written in this transaction are
+   * read with their neighbours (runs as prefetch.ts plans them) into one
+   * buffer reused from run to run, and verified in place: such a block is
+   * lent to fn for the call only (a copy is cached where the cache policy
+   * keeps it). A run whose read fails is read block by block, as readNode
+   * reads. fn must not call readEach.
+   */
+  readEach(blknos: readonly Blkno[], type: number, fn: (i: number, buf: Buffer | null, e: unknown) => void): void {
+    const ctx = this.ctx;
+    const bs = this.blockSize;
+    const one = (i: number): void => {
+      let buf: Buffer;
+      try {
+        buf = this.readNode(blknos[i]!, type);
+      } catch (e) {
+        fn(i, null, e);
+        return;
+      }
+      fn(i, buf, null);
+    };
+    const direct = (b: Blkno): boolean => this.validBlkno(b) && !this.dirty.has(b) && !ctx.cache.has(b);
+    const n = blknos.length;
+    for (let i = 0; i < n;) {
+      const start = blknos[i]!;
+      if (!direct(start)) {
+        one(i++);
+        continue;
+      }
+      let j = i + 1;
+      for (; j < n; j++) {
+        const b = blknos[j]!;
+        if (b < blknos[j - 1]! || b - blknos[j - 1]! - 1 > PREFETCH_GAP || b + 1 - start > RA_BLOCKS || !direct(b)) break;
+      }
+      const count = blknos[j - 1]! + 1 - start;
+      if (!eachScratch || eachScratch.length < RA_BLOCKS * bs) eachScratch = Buffer.allocUnsafe(RA_BLOCKS * bs);
+      const raw = eachScratch.subarray(0, count * bs);
+      try {
+        ctx.dev.readInto(start, raw);
+      } catch {
+        for (; i < j; i++) one(i);
+        continue;
+      }
+      for (; i < j; i++) {
+        const b = blknos[i]!;
+        let buf = raw.subarray((b - start) * bs, (b - start + 1) * bs);
+        try {
+          verifyBlock(buf, b, type);
+        } catch (e) {
+          fn(i, null, e);
+          continue;
+        }
+        const keep = ctx.keep;
+        if (!keep || keep(type, hdrLevel(buf))) {
+          buf = copyBlock(buf, 0, bs);
+          ctx.cache.put(b, buf);
+        }
+        fn(i, buf, null);
+      }
+    }
   }
 
   /** Forget what was read ahead: the device's blocks may change under it (a data write, a commit). */

@@ -66,6 +66,8 @@ export function machineCheck(
 ): MachineCheck {
   const m = new MachineState(fx);
   const records = <R>(what: string): R[] => pass.trees.get(what)!.records as R[];
+  // The check runs only over a sound VMA tree: the machine's walks use the pass's records.
+  m.useVmas(records<D.VmaRec>('VMA tree'));
   const pids = new Set(records<D.ProcRec>('process tree').map((p) => p.pid));
   // Paths only for messages: built on the first problem, not for every clean verify.
   let paths: Map<Ino, string> | null = null;

@@ -9,7 +9,7 @@ import type { Filesystem } from '../../fs/filesystem.js';
 import type { FsFacts } from '../fscheck.js';
 import type { ProblemList } from '../problems.js';
 import type { MachineCheck } from './context.js';
-import type { TableWalk } from './pass.js';
+import type { TableWalk } from './walk.js';
 
 /** What the machine's check found that a check spanning both layers needs. */
 export interface MachineOutcome {

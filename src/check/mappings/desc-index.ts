@@ -11,8 +11,9 @@
  * the runs come in key order, none is empty, none overlaps the ones before.
  * Otherwise (damage: overlapping runs) every descriptor is added one by one.
  */
-import { expand } from '../../dax/chunks.js';
-import { DESC_CHUNK, DescSpace, type DescRec } from '../../format/dax-records.js';
+import { expand, type FrameRecords } from '../../dax/chunks.js';
+import { readU64 } from '../../format/block.js';
+import { decodeDesc, DESC_CHUNK, DescSpace, type DescRec } from '../../format/dax-records.js';
 
 export class DescIndex {
   /** Space 1 as runs, or null when its descriptors go through `add` like the others. */
@@ -25,7 +26,7 @@ export class DescIndex {
   private readonly maps = new Map<number, Map<number, Map<number, DescRec>>>();
 
   /** `frames`: every space-1 record of the tree, in key order. */
-  constructor(frames: readonly DescRec[]) {
+  constructor(frames: FrameRecords) {
     this.frameTable = FrameTable.of(frames);
   }
 
@@ -63,7 +64,7 @@ class FrameTable {
   private last = 0;
 
   private constructor(
-    private readonly runs: readonly DescRec[],
+    private readonly runs: FrameRecords,
     /** Each run's first block and the block after its last. */
     private readonly start: Float64Array,
     private readonly end: Float64Array,
@@ -74,20 +75,20 @@ class FrameTable {
   ) {}
 
   /** The runs as a FrameTable, or null when one run (as added one by one) would meet another's blocks or has none. */
-  static of(runs: readonly DescRec[]): FrameTable | null {
-    const n = runs.length;
+  static of(runs: FrameRecords): FrameTable | null {
+    const n = runs.n;
     const start = new Float64Array(n);
     const end = new Float64Array(n);
     const off = new Float64Array(n);
     let last = -Infinity;
     let total = 0;
     for (let j = 0; j < n; j++) {
-      const r = runs[j]!;
+      const k1 = runs.k1(j);
       // As checkDescriptors expands them: min(len, DESC_CHUNK) blocks from k1.
-      const len = Math.min(r.len, DESC_CHUNK);
-      if (!(len >= 1) || !Number.isSafeInteger(r.k1) || r.k1 < last) return null;
-      start[j] = r.k1;
-      end[j] = last = r.k1 + len;
+      const len = Math.min(runs.len(j), DESC_CHUNK);
+      if (!(len >= 1) || !Number.isSafeInteger(k1) || k1 < last) return null;
+      start[j] = k1;
+      end[j] = last = k1 + len;
       off[j] = total;
       total += len;
     }
@@ -99,7 +100,7 @@ class FrameTable {
     if (j < 0) return undefined;
     const i = block - this.start[j]!;
     this.taken[this.off[j]! + i] = 1;
-    return expand(this.runs[j]!, i);
+    return expand(this.runs.rec(j), i);
   }
 
   /** The run holding block, or -1; the run of the last call and the one after it are tried first (blocks come in order). */
@@ -133,8 +134,46 @@ class FrameTable {
         if (off[mid]! <= t) lo = mid + 1;
         else hi = mid;
       }
-      yield expand(this.runs[lo - 1]!, t - off[lo - 1]!);
+      yield expand(this.runs.rec(lo - 1), t - off[lo - 1]!);
     }
+  }
+}
+
+/**
+ * Records of the descriptor tree held as bytes (as the machine pass keeps
+ * them), the ones at byte offsets `at` read as FrameRecords: nothing is
+ * decoded until asked for, so no object per record outlives its use.
+ */
+export class FrameBytes implements FrameRecords {
+  readonly n: number;
+
+  constructor(
+    private readonly bytes: Buffer,
+    private readonly at: Float64Array,
+  ) {
+    this.n = at.length;
+  }
+
+  k1(j: number): number {
+    return readU64(this.bytes, this.at[j]! + 8);
+  }
+
+  k2(j: number): number {
+    return readU64(this.bytes, this.at[j]! + 16);
+  }
+
+  k3(j: number): number {
+    return readU64(this.bytes, this.at[j]! + 24);
+  }
+
+  len(j: number): number {
+    const b = this.bytes;
+    const o = this.at[j]! + 4;
+    return b[o]! + b[o + 1]! * 0x100 + b[o + 2]! * 0x10000 + b[o + 3]! * 0x1000000;
+  }
+
+  rec(j: number): DescRec {
+    return decodeDesc(this.bytes, this.at[j]!);
   }
 }
 

@@ -16,14 +16,15 @@
  *   pagecache  no block mapped: a copy reference per DRAM copy
  */
 import { Btree } from '../../btree/btree.js';
+import { HDR_SIZE, hdrCount } from '../../format/block.js';
 import * as D from '../../format/dax-records.js';
 import { DescKind, DescSpace, DramKind, type DescRec } from '../../format/dax-records.js';
 import { CounterId, RootId } from '../../format/superblock.js';
-import { expand, FrameRuns } from '../../dax/chunks.js';
+import { expand, frameRecords, FrameRuns } from '../../dax/chunks.js';
 import { primaryKind } from '../../dax/models.js';
 import { descOps } from '../../dax/trees.js';
 import type { MachineCheck } from './context.js';
-import { DescIndex } from './desc-index.js';
+import { DescIndex, FrameBytes } from './desc-index.js';
 import { PageKind, type MappedPages } from './pages.js';
 
 /** Of a block's entries, the distinct (file, index) pairs: a row naming the pair, and how many entries map it. */
@@ -77,21 +78,35 @@ export interface DescriptorsRead {
   frames: FrameRuns;
 }
 
-export function checkDescriptors(cx: MachineCheck, pages: MappedPages): DescriptorsRead {
+/** From this many per-block runs they are read from the bytes as asked (FrameBytes). */
+const LAZY_FRAMES = 1 << 16;
+
+/** `kept`: the tree's records in key order as the pass kept them (null: the tree is read again). */
+export function checkDescriptors(cx: MachineCheck, pages: MappedPages, kept: Buffer | null): DescriptorsRead {
   const { P, fx, sb, fs } = cx;
+  const bytes = kept ?? recordBytes(new Btree(fx.tx, descOps, fx.tx.roots[RootId.Desc]));
   const daxEntries: DescRec[] = [];
-  const frames: DescRec[] = [];
   const others: DescRec[] = [];
-  let nrecords = 0;
-  for (const r of new Btree(fx.tx, descOps, fx.tx.roots[RootId.Desc]).range()) {
-    nrecords++;
+  const nrecords = bytes.length / D.DESC_REC_SIZE;
+  // Space 1 sorts first: the records in key order are frames (as many as the mappings), then the others.
+  let nf = 0;
+  while (nf < nrecords && bytes[nf * D.DESC_REC_SIZE] === DescSpace.Frame) nf++;
+  const frameAt = new Float64Array(nf);
+  for (let j = 0; j < nf; j++) frameAt[j] = j * D.DESC_REC_SIZE;
+  for (let o = nf * D.DESC_REC_SIZE; o < bytes.length; o += D.DESC_REC_SIZE) {
+    const r = D.decodeDesc(bytes, o);
     if (r.space === DescSpace.PageCache) daxEntries.push(r);
-    else if (r.space === DescSpace.Frame) frames.push(r);
     else others.push(r);
   }
-  // Space 1 sorts first: the records in key order are frames, then the others.
+  // Many records are decoded as asked (twice: here and by the reverse-map walks) rather than held as
+  // objects through the check, which the garbage collector would copy as they age; few, once.
+  const frames =
+    nf > LAZY_FRAMES
+      ? new FrameBytes(bytes, frameAt)
+      : frameRecords(Array.from({ length: nf }, (_, j) => D.decodeDesc(bytes, j * D.DESC_REC_SIZE)));
   const actual = new DescIndex(frames);
-  for (const r of actual.frameTable ? others : [...frames, ...others]) {
+  const all = actual.frameTable ? others : [...Array.from({ length: nf }, (_, j) => frames.rec(j)), ...others];
+  for (const r of all) {
     // Runs describe one descriptor per block (space 1) or index (space 2): compare them one by one.
     for (let i = 0; i < Math.min(r.len, D.DESC_CHUNK); i++) {
       const x = expand(r, i);
@@ -109,6 +124,13 @@ export function checkDescriptors(cx: MachineCheck, pages: MappedPages): Descript
   const c = sb.counters[CounterId.DaxDescRecords];
   if (c !== nrecords) P.add('sb.counters', `superblock descriptor record count is ${c}, the descriptor tree holds ${nrecords}`, fs.slot);
   return { daxEntries, frames: new FrameRuns(frames) };
+}
+
+/** A sound tree's records as bytes, one after another in key order. */
+function recordBytes(tree: Btree<DescRec>): Buffer {
+  const parts: Buffer[] = [];
+  for (const leaf of tree.leaves()) parts.push(Buffer.from(leaf.subarray(HDR_SIZE, HDR_SIZE + hdrCount(leaf) * D.DESC_REC_SIZE)));
+  return Buffer.concat(parts);
 }
 
 /** Every block mapped directly: its descriptor, then the model's rule for its (file, index) pairs. */

@@ -24,7 +24,7 @@ import type { Blkno } from '../../format/units.js';
 import { hex } from '../../dax/machine/units.js';
 import type { MachineCheck } from './context.js';
 import { MappedPages, PageKind, PageSet } from './pages.js';
-import { LeafCol, type TableWalk } from './pass.js';
+import { LeafCol, type TableWalk } from './walk.js';
 import type { VmaLookup } from './vmas.js';
 
 /**
@@ -179,7 +179,7 @@ function checkPage(cx: MachineCheck, pages: PageSet, x: Mapped, i: number): bool
     if (x.writable) P.add('dax.entry.zero', `${x.at(i)}: the zero page is mapped writable`, x.table);
     if (pblk >= 0)
       P.add('dax.entry.zero', `${x.at(i)}: maps the zero page, but ${cx.name(v.ino)} index ${index} is block ${pblk}`, x.table);
-    pages.countDram(f);
+    pages.countZero(f);
     return true;
   }
   checkDramPage(cx, pages, x, { i, a, index, f, pblk });

@@ -21,8 +21,11 @@ export const enum PageKind {
 /** The collector: filled by the entry check, then sorted once. */
 export class PageSet {
   private readonly pages: Tuples;
-  /** Entries mapping each DRAM frame (the zero page included). */
-  readonly dramCount = new Map<number, number>();
+  /** Entries mapping each DRAM frame (the zero page included), by frame in the order first met. */
+  private readonly dramCount = new Map<number, number>();
+  /** The zero page and its count, kept apart (most DRAM entries map it); its place in dramCount is held from the first. */
+  private zero = -1;
+  private zeroCount = 0;
 
   /** For about `expected` pages (a 4 KiB entry is one). */
   constructor(expected = 0) {
@@ -37,8 +40,17 @@ export class PageSet {
     this.dramCount.set(frame, (this.dramCount.get(frame) ?? 0) + 1);
   }
 
+  /** countDram of the zero page (always the same frame). */
+  countZero(frame: number): void {
+    if (this.zeroCount++ === 0) {
+      this.zero = frame;
+      this.dramCount.set(frame, 0);
+    }
+  }
+
   /** The pages by block, then kind, file, index, process, address. */
   sorted(name: (ino: Ino) => string): MappedPages {
+    if (this.zeroCount) this.dramCount.set(this.zero, this.zeroCount);
     return new MappedPages(this.pages, this.dramCount, name);
   }
 }

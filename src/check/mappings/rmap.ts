@@ -5,7 +5,7 @@
  */
 import { isDaxError } from '../../format/errors.js';
 import type { FrameRuns } from '../../dax/chunks.js';
-import { rmapWalk, type Mapper } from '../../dax/machine/rmap.js';
+import { type LeafLookup, rmapWalk, type Mapper } from '../../dax/machine/rmap.js';
 import { hex } from '../../dax/machine/units.js';
 import type { MachineCheck } from './context.js';
 import type { MappedPages } from './pages.js';
@@ -14,14 +14,25 @@ import type { MappedPages } from './pages.js';
 const key = (ino: number, index: number, pid: number, addr: number, copy: boolean): string =>
   `${ino}|${index}|${pid}|${addr}|${copy ? 1 : 0}`;
 
-/** `frames`: the descriptor tree's per-block runs as the descriptor check read them. */
-export function checkRmapWalks(cx: MachineCheck, pages: MappedPages, frames: FrameRuns): void {
+/** Whether the walk found page r (of the block's pages). */
+function finds(got: readonly Mapper[], pages: MappedPages, r: number): boolean {
+  const copy = pages.isCopy(r);
+  for (const x of got)
+    if (x.ino === pages.ino[r] && x.index === pages.idx[r] && x.pid === pages.pid[r] && x.addr === pages.addr[r] && x.copy === copy)
+      return true;
+  return false;
+}
+
+/**
+ * `frames`: the descriptor tree's per-block runs as the descriptor check read
+ * them; `leaves`: the page tables' leaves as the pass walked them, where it
+ * found the tables sound (else the walks read the tables themselves).
+ */
+export function checkRmapWalks(cx: MachineCheck, pages: MappedPages, frames: FrameRuns, leaves: LeafLookup | undefined): void {
   const { P, m, model, name } = cx;
   const { rows, ino, idx, pid, addr } = pages;
-  const same = (x: Mapper, r: number): boolean =>
-    x.ino === ino[r] && x.index === idx[r] && x.pid === pid[r] && x.addr === addr[r] && x.copy === pages.isCopy(r);
   const rowKey = (r: number): string => key(ino[r]!, idx[r]!, pid[r]!, addr[r]!, pages.isCopy(r));
-  const opts = { paths: false, frames };
+  const opts = { paths: false, frames, leaves };
   for (let s = 0, e = 0; s < rows.length; s = e) {
     e = pages.runEnd(s);
     const p = pages.blockAt(s);
@@ -35,7 +46,7 @@ export function checkRmapWalks(cx: MachineCheck, pages: MappedPages, frames: Fra
     }
     // The usual block has one or two mappers: compare in place; sets only when that fails.
     let ok = got.length === e - s;
-    for (let k = s; ok && k < e; k++) ok = got.some((x) => same(x, rows[k]!));
+    for (let k = s; ok && k < e; k++) ok = finds(got, pages, rows[k]!);
     if (ok) continue;
     const want = rows.subarray(s, e);
     const g = new Set(got.map((x) => key(x.ino, x.index, x.pid, x.addr, x.copy)));

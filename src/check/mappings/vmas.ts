@@ -14,6 +14,7 @@ export function checkVmas(cx: MachineCheck): VmaLookup {
   const { P, fsv, pids } = cx;
   // Records come in (pid, start) order: each process's list is sorted.
   const vmasOf = new Map<number, D.VmaRec[]>();
+  let overlap = false;
   for (const v of cx.records<D.VmaRec>('VMA tree')) {
     if (!pids.has(v.pid)) P.add('dax.vma.pid', `VMA ${hex(v.start)}..${hex(v.end)} belongs to pid ${v.pid}, which does not exist`);
     const inode = fsv.inode(v.ino);
@@ -23,9 +24,22 @@ export function checkVmas(cx: MachineCheck): VmaLookup {
     if (!list) vmasOf.set(v.pid, [v]);
     else {
       const prev = list[list.length - 1]!;
-      if (v.start < prev.end) P.add('dax.vma.overlap', `VMAs of pid ${v.pid} at ${hex(prev.start)} and ${hex(v.start)} overlap`);
+      if (v.start < prev.end) {
+        P.add('dax.vma.overlap', `VMAs of pid ${v.pid} at ${hex(prev.start)} and ${hex(v.start)} overlap`);
+        overlap = true;
+      }
       list.push(v);
     }
   }
-  return (pid, addr) => D.vmaCovering(vmasOf.get(pid) ?? [], addr);
+  const search: VmaLookup = (pid, addr) => D.vmaCovering(vmasOf.get(pid) ?? [], addr);
+  if (overlap) return search;
+  // Disjoint VMAs (an overlap anywhere shows in a pair of neighbours): the one covering an address is
+  // the only one, and the entries come VMA by VMA, so the last one found is tried first.
+  let last: D.VmaRec | null = null;
+  return (pid, addr) => {
+    if (last && last.pid === pid && last.start <= addr && addr < last.end) return last;
+    const v = search(pid, addr);
+    if (v) last = v;
+    return v;
+  };
 }

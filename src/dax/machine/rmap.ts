@@ -47,24 +47,40 @@ export function frameAt(s: MachineState, r: { v: number; level: 1 | 2 }, a: numb
   return D.pteFrame(r.v) + (r.level === 2 ? Math.floor((a % PMD) / PAGE) : 0);
 }
 
+/**
+ * The leaf entries of the page tables as a caller read them all in this
+ * transaction (verify walks every table first): the entry covering a page
+ * of a process, as PageTables.lookupEntry finds it, 0 when none; its level
+ * in `level`. Only for tables the caller found sound (each reached once,
+ * every entry zero or a proper present entry), where both answers agree.
+ */
+export interface LeafLookup {
+  entry(pid: number, addr: number): number;
+  readonly level: 1 | 2;
+}
+
+/** What a walk counts and how it reads: see RmapOptions. */
+interface WalkCost {
+  steps: number;
+  paths: boolean;
+  leaves?: LeafLookup;
+}
+
 /** Entries of every process that map (ino, index) to `frame`; counts the steps taken. */
-export function mappersVia(
-  s: MachineState,
-  ino: Ino,
-  index: FileBlock,
-  frame: number,
-  copy: boolean,
-  out: Mapper[],
-  cost: { steps: number; paths: boolean },
-): void {
+export function mappersVia(s: MachineState, ino: Ino, index: FileBlock, frame: number, copy: boolean, out: Mapper[], cost: WalkCost): void {
   for (const v of s.vmasOfIno(ino)) {
     cost.steps++;
-    const span = s.vmaSpan(v, index, 1);
-    if (!span) continue;
-    const r = s.pt.lookup(s.proc(v.pid), span[0]);
+    // vmaSpan(v, index, 1), without the pair: the page of index in v, if v maps it.
+    const f0 = v.offset / PAGE;
+    const lo = Math.max(f0, index);
+    if (lo >= Math.min(f0 + (v.end - v.start) / PAGE, index + 1)) continue;
+    const addr = v.start + (lo - f0) * PAGE;
+    const proc = s.proc(v.pid);
+    const leaves = cost.leaves;
+    const e = leaves ? leaves.entry(v.pid, addr) : s.pt.lookupEntry(proc, addr);
     cost.steps++;
-    if (r && frameAt(s, r, span[0]) === frame)
-      out.push({ path: cost.paths ? s.pathOf(ino) : '', ino, index, pid: v.pid, addr: span[0], copy });
+    if (e !== 0 && D.pteFrame(e) + ((leaves ? leaves.level : s.pt.lastLevel) === 2 ? Math.floor((addr % PMD) / PAGE) : 0) === frame)
+      out.push({ path: cost.paths ? s.pathOf(ino) : '', ino, index, pid: v.pid, addr, copy });
   }
 }
 
@@ -77,6 +93,8 @@ export interface RmapOptions {
    * found among them as the tree lookup would find it.
    */
   frames?: FrameRuns;
+  /** The page tables' leaf entries as the caller read them (LeafLookup): no table is read again. */
+  leaves?: LeafLookup;
 }
 
 /**
@@ -89,7 +107,7 @@ export interface RmapOptions {
 export function rmapWalk(s: MachineState, block: Blkno, opts: RmapOptions = {}): { mappers: Mapper[]; steps: number } {
   s.flushTables();
   const out: Mapper[] = [];
-  const cost = { steps: 0, paths: opts.paths !== false };
+  const cost: WalkCost = { steps: 0, paths: opts.paths !== false, leaves: opts.leaves };
   const viaOwners = (): void => {
     for (const r of s.fx.bmap.owners(block, block + 1)) {
       cost.steps++;

@@ -111,11 +111,23 @@ export class MachineState {
   }
 
   private loadVmas(): void {
-    if (this.byPid_) return;
+    if (!this.byPid_) this.indexVmas(this.vmaTree.range());
+  }
+
+  /**
+   * The VMA tree's records in key order, as the caller read them in this
+   * transaction (verify's machine pass): the VMA lists are made from them,
+   * the tree not read again. Before any VMA is looked up or changed.
+   */
+  useVmas(records: readonly VmaRec[]): void {
+    if (!this.byPid_) this.indexVmas(records);
+  }
+
+  private indexVmas(records: Iterable<VmaRec>): void {
     this.byPid_ = new Map();
     this.byIno_ = new Map();
     // Records come in (pid, start) order: appended, each process's list is sorted.
-    for (const v of this.vmaTree.range()) {
+    for (const v of records) {
       const a = this.byPid_.get(v.pid);
       if (a) a.push(v);
       else this.byPid_.set(v.pid, [v]);
