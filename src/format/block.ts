@@ -91,6 +91,12 @@ export function readU64(buf: Buffer, off: number): number {
   return hi * 0x100000000 + lo;
 }
 
+/** Read a u32 by byte reads, as readU64 does (verify decodes every record of trees as big as the mappings). */
+export function readU32(buf: Buffer, off: number): number {
+  if (off < 0 || off + 4 > buf.length) throw new RangeError(`u32 read at ${off} outside a ${buf.length}-byte buffer`);
+  return buf[off]! + buf[off + 1]! * 0x100 + buf[off + 2]! * 0x10000 + buf[off + 3]! * 0x1000000;
+}
+
 export function writeU64(buf: Buffer, off: number, v: number): void {
   // Byte stores, as in readU64: bulk loads encode millions of fields. The bounds
   // check keeps writeUInt32LE's refusal of writes past the buffer (indexed

@@ -1,4 +1,4 @@
-import { HDR_SIZE, readU64, writeU64 } from './block.js';
+import { HDR_SIZE, readU32, readU64, writeU64 } from './block.js';
 import type { Blkno, FileBlock, Ino } from './units.js';
 
 /**
@@ -23,16 +23,6 @@ export const PMD_PAGES = 512;
 export const USER_TOP = 2 ** 47;
 /** PFNs are bits 12..51 of an entry: 40 bits. */
 export const MAX_PFN = 2 ** 40;
-
-/**
- * A u32 field of a record, read as readU64 reads one (byte reads, without
- * Buffer's per-call argument checks: verify decodes every record of trees as
- * big as the mappings); a read past the buffer throws.
- */
-function u32(b: Buffer, o: number): number {
-  if (o < 0 || o + 4 > b.length) throw new RangeError(`u32 read at ${o} outside a ${b.length}-byte buffer`);
-  return b[o]! + b[o + 1]! * 0x100 + b[o + 2]! * 0x10000 + b[o + 3]! * 0x1000000;
-}
 
 /** DRAM frames start at the first 1 GiB boundary (in frames) at or above the device's end. */
 export function dramBase(totalBlocks: number): number {
@@ -210,7 +200,7 @@ export function encodeProc(r: ProcRec, b: Buffer, o: number): void {
 }
 
 export function decodeProc(b: Buffer, o: number): ProcRec {
-  return { pid: readU64(b, o), pgd: readU64(b, o + 8), sigbus: u32(b, o + 16), flags: u32(b, o + 20) };
+  return { pid: readU64(b, o), pgd: readU64(b, o + 8), sigbus: readU32(b, o + 16), flags: readU32(b, o + 20) };
 }
 
 export function checkProc(r: ProcRec): string | null {
@@ -428,12 +418,12 @@ export function decodeDesc(b: Buffer, o: number): DescRec {
     space: b[o]!,
     kind: b[o + 1]!,
     flags: b[o + 2]!,
-    len: u32(b, o + 4),
+    len: readU32(b, o + 4),
     k1: readU64(b, o + 8),
     k2: readU64(b, o + 16),
     k3: readU64(b, o + 24),
-    mapcount: u32(b, o + 32),
-    share: u32(b, o + 36),
+    mapcount: readU32(b, o + 32),
+    share: readU32(b, o + 36),
     ino: readU64(b, o + 40),
     index: readU64(b, o + 48),
     target: readU64(b, o + 56),
@@ -468,8 +458,8 @@ export function checkDesc(r: DescRec): string | null {
 export function checkDescBytes(b: Buffer, o: number): string | null {
   const space = b[o]!;
   const kind = b[o + 1]!;
-  const len = u32(b, o + 4);
-  if (DESC_SPACE_OF[kind] !== space || kind === DescKind.DaxEntry || u32(b, o + 32) < 1 || b[o + 2]! & ~DESC_SHARED || len < 1)
+  const len = readU32(b, o + 4);
+  if (DESC_SPACE_OF[kind] !== space || kind === DescKind.DaxEntry || readU32(b, o + 32) < 1 || b[o + 2]! & ~DESC_SHARED || len < 1)
     return checkDesc(decodeDesc(b, o));
   if (space === DescSpace.BlockFileIndex) return len === 1 ? null : checkDesc(decodeDesc(b, o));
   const start = space === DescSpace.Frame ? readU64(b, o + 8) : readU64(b, o + 16);
@@ -537,7 +527,7 @@ export function decodeDram(b: Buffer, o: number): DramRec {
   return {
     frame: readU64(b, o),
     kind: b[o + 8]!,
-    mapcount: u32(b, o + 12),
+    mapcount: readU32(b, o + 12),
     src: readU64(b, o + 16),
     ino: readU64(b, o + 24),
     index: readU64(b, o + 32),

@@ -12,7 +12,7 @@
  * Otherwise (damage: overlapping runs) every descriptor is added one by one.
  */
 import { expand, type FrameRecords } from '../../dax/chunks.js';
-import { readU64 } from '../../format/block.js';
+import { readU32, readU64 } from '../../format/block.js';
 import { decodeDesc, DESC_CHUNK, DescSpace, type DescRec } from '../../format/dax-records.js';
 
 export class DescIndex {
@@ -167,9 +167,7 @@ export class FrameBytes implements FrameRecords {
   }
 
   len(j: number): number {
-    const b = this.bytes;
-    const o = this.at[j]! + 4;
-    return b[o]! + b[o + 1]! * 0x100 + b[o + 2]! * 0x10000 + b[o + 3]! * 0x1000000;
+    return readU32(this.bytes, this.at[j]! + 4);
   }
 
   rec(j: number): DescRec {
