@@ -301,6 +301,44 @@ function row(r) {
   return x;
 }
 
+/**
+ * measure(cmd, o) with a peer command run in turns: the peer once untimed (its cached input into the
+ * page cache), then ours and the peer alternately, `o.reps` (default REPS) times each, so that a machine
+ * whose speed drifts during the run weighs on both alike. Without a peer (null), measure(cmd, o) alone.
+ * Each side's result is as measure's: medians of its own runs.
+ */
+async function pairedWith(cmd, o, peerCmd) {
+  if (!peerCmd) return { ours: await measure(cmd, o), peer: null };
+  const reps = o.reps ?? REPS;
+  const ours = [];
+  const peer = [];
+  await measure(peerCmd, { reps: 0, warmup: true });
+  for (let i = 0; i < reps; i++) {
+    ours.push(await measure(cmd, { ...o, reps: 1 }));
+    if (ours[i].fail) break;
+    peer.push(await measure(peerCmd, { reps: 1 }));
+  }
+  return { ours: mergeRuns(ours), peer: mergeRuns(peer) };
+}
+
+/** One result from single-run results of measure, as if measure had made the runs itself. */
+function mergeRuns(ms) {
+  const times = ms.flatMap((m) => m.times);
+  const cpus = ms.map((m) => m.cpuMs).filter((x) => x !== null);
+  const users = ms.map((m) => m.userMs).filter((x) => x !== null);
+  const rss = ms.map((m) => m.rssKiB).filter((x) => x !== null);
+  return {
+    runs: times.length,
+    times,
+    ms: median(times),
+    cpuMs: cpus.length ? median(cpus) : null,
+    userMs: users.length ? median(users) : null,
+    rssKiB: rss.length ? Math.max(...rss) : null,
+    fail: ms.find((m) => m.fail)?.fail ?? null,
+    last: ms.length ? ms[ms.length - 1].last : null,
+  };
+}
+
 function peerResult(name, m, extra = '') {
   return { name, ms: m.ms, runs: m.runs, rssKiB: m.rssKiB, fail: m.fail, extra };
 }
@@ -657,7 +695,12 @@ async function caseVerify(det) {
     const mapEvery = det.daxLib ? 10 : 0;
     const s = await build(img, { kind: 'files', files, extents, mapEvery });
     const cmd = dax('verify', img);
-    const m = await measure(cmd, { node: true, okCodes: [0, 4], capture: true });
+    // The goal is a ratio to xfs_repair -n: the two are measured in turns (pairedWith), so that both
+    // see the same machine; this one's speed was seen to swing by half between seconds (RESULTS.md).
+    const xfs = peerOk(T.xfsRepair) && loop.ok ? await peers.xfsFilesImage(T, files, extents, WORK, log) : null;
+    if (xfs?.builtMs) log(`  peer input built in ${fmtMs(xfs.builtMs)}`);
+    const xfsCmd = xfs && [T.xfsRepair, '-n', '-f', xfs.img];
+    const { ours: m, peer: pm } = await pairedWith(cmd, { node: true, okCodes: [0, 4], capture: true }, xfsCmd);
     if (m.last && m.last.code === 4)
       m.fail = `verify found errors on the input: ${m.last.stdout.trim().split('\n').slice(0, 3).join(' / ').slice(0, 200)}`;
     delete m.last;
@@ -686,12 +729,8 @@ async function caseVerify(det) {
       const pm = await measure([T.e2fsck, '-fn', eimg], { reps: PEER_REPS, warmup: true });
       r.peers.push(peerResult('e2fsck -fn (ext4)', pm));
     } else r.peers.push(unavailable('e2fsck -fn', NO_PEERS ? 'skipped' : 'peer unavailable: e2fsprogs not installed'));
-    if (peerOk(T.xfsRepair) && loop.ok) {
-      const { img: ximg, builtMs } = await peers.xfsFilesImage(T, files, extents, WORK, log);
-      if (builtMs) log(`  peer input built in ${fmtMs(builtMs)}`);
-      const pm = await measure([T.xfsRepair, '-n', '-f', ximg], { reps: PEER_REPS, warmup: true });
-      r.peers.push(peerResult('xfs_repair -n (XFS)', pm));
-    } else r.peers.push(unavailable('xfs_repair -n', !T.xfsRepair ? 'peer unavailable: xfsprogs not installed' : loop.why));
+    if (pm) r.peers.push(peerResult('xfs_repair -n (XFS)', pm, 'in turns with daxtool'));
+    else r.peers.push(unavailable('xfs_repair -n', !T.xfsRepair ? 'peer unavailable: xfsprogs not installed' : loop.why));
     await profile(id, cmd);
     rmSync(img, { force: true });
   }
