@@ -1262,6 +1262,8 @@ function render(mach) {
       .join(' ')} (other work on the machine inflates every time)`,
   );
   lines.push(`code: ${mach.git}; ${mach.build}; peak RSS by ${mach.gnuTime ? 'GNU time' : 'a preload hook (node processes only)'}`);
+  if (process.env.NODE_EXTRA_CA_CERTS)
+    lines.push('NODE_EXTRA_CA_CERTS is set here: node commands ran without it, as bin/daxtool starts node (`node -e 0` too)');
   lines.push(`peers: ${T.xfsVersion ?? 'xfsprogs missing'}; ${T.e2fsVersion ?? 'e2fsprogs missing'}`);
   lines.push('');
   lines.push(table(header, out));

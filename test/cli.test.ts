@@ -76,6 +76,17 @@ describe('version and help', () => {
     expect(r.stdout).toBe(`${pkg.version}\n`);
   });
 
+  it('run as a program, it starts node without NODE_EXTRA_CA_CERTS (its first line), which node would parse first', async () => {
+    // node warns on stderr when the file that variable names cannot be loaded: the warning shows it was read.
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: tmp.path('no-such-bundle.pem') };
+    const viaNode = await execa('node', [BIN, '--version'], { env, reject: false });
+    expect(viaNode.stderr).toMatch(/extra certs/i);
+    const direct = await execa(BIN, ['--version'], { env, reject: false });
+    expect(direct.exitCode, direct.stderr).toBe(0);
+    expect(direct.stderr).toBe('');
+    expect(direct.stdout).toBe(viaNode.stdout);
+  });
+
   it('--help lists the commands and exits 0', async () => {
     const r = await ok(['--help']);
     for (const c of ['mkfs', 'info', 'ls', 'put', 'get', 'reflink', 'dedupe', 'fsmap', 'verify', 'shell']) {
