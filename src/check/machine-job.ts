@@ -18,6 +18,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { checkBtree } from '../btree/check.js';
 import { Filesystem } from '../fs/filesystem.js';
+import { childNodeEnv } from '../io/child-env.js';
 import { STREAMING } from '../fs/tx.js';
 import type { SpaceClaim } from './fscheck.js';
 import { mappingsChecker, MappingsPass, type MachineOutcome } from './mappings.js';
@@ -74,7 +75,7 @@ export function startMachineJob(image: string, cacheBytes: number): MachineJob |
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       serialization: 'advanced',
       execArgv: ['--single-threaded', '--max-semi-space-size=4', `--turbo-filter=-${NOT_OPTIMIZED}`],
-      env: jobEnv(process.env),
+      env: childNodeEnv(),
     });
   } catch {
     return null;
@@ -115,19 +116,6 @@ export function startMachineJob(image: string, cacheBytes: number): MachineJob |
   child.once('close', (code, signal) => failed(new Error(`machine job ended (${signal ?? `exit ${code}`})`)));
   child.send({ image, cacheBytes });
   return { claims, findings, stop };
-}
-
-/**
- * The job's environment: the parent's, less NODE_EXTRA_CA_CERTS. Node reads
- * and parses every certificate that file names as it starts, before any code
- * runs (node::crypto::UseExtraCaCerts), for TLS the job never makes: with the
- * system's 220 KB bundle named there, a node's start was 0.51 G instructions
- * against 0.09 G without it: 0.42 G of the job's 5.3 G at 1M extents.
- */
-function jobEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const out = { ...env };
-  delete out.NODE_EXTRA_CA_CERTS;
-  return out;
 }
 
 function runJob(image: string, cacheBytes: number): void {

@@ -10,6 +10,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DaxError, type ErrCode } from '../format/errors.js';
+import { childNodeEnv } from '../io/child-env.js';
 import type { ProgressFn } from '../check/problems.js';
 
 export type WorkerJob =
@@ -90,7 +91,7 @@ export class WorkerLane {
     // Verify makes short-lived records by the million and keeps few: a small
     // young generation trades a few more scavenges for a flat peak RSS.
     const execArgv = first.op === 'verify' ? [...process.execArgv, '--max-semi-space-size=4'] : process.execArgv;
-    const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { stdio, serialization: 'advanced', execArgv });
+    const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { stdio, serialization: 'advanced', execArgv, env: childNodeEnv() });
     this.child = child;
     live.add(child);
     if (!exitHook) {
