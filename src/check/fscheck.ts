@@ -44,6 +44,7 @@ import type { SpaceClaim } from './space.js';
 import { checkXfsShadow } from './xfs-shadow-check.js';
 import type { ProblemList } from './problems.js';
 import { InoIndex } from './ino-index.js';
+import { type InodeLookup, InodeTable } from './inode-table.js';
 import { NamespaceSweep } from './namespace.js';
 import { rowsFor, Tuples } from './tuples.js';
 
@@ -59,7 +60,7 @@ type Run = [start: number, end: number, count: number];
 
 /** What the filesystem checks learned, for the checks layered above them (mappings). */
 export interface FsFacts {
-  inodes: Map<Ino, InodeRec>;
+  inodes: InodeLookup;
   metadata: Set<Blkno>;
   brokenTrees: Set<string>;
   /**
@@ -137,7 +138,7 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
   const freeTree = new Btree(fx.tx, freeOps, fx.tx.roots[RootId.Free]);
 
   // ---------------------------------------------------------------- inodes
-  const inodes = new Map<Ino, InodeRec>();
+  const inodes = new InodeTable();
   // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
   const cnt = sb.counters;
   // Each extent maps a block at least, and the extents' blocks add up to the data blocks plus the saved
@@ -218,7 +219,7 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
     'inode tree',
     inodeTree,
     (r) => {
-      inodes.set(r.ino, r);
+      inodes.add(r);
       if (r.ino > topIno) topIno = r.ino;
     },
     sb.version >= 2 ? readForks : undefined,
@@ -228,6 +229,7 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
     forkRows.n = 0;
     ext.n = 0;
   }
+  inodes.seal();
   const ns = new NamespaceSweep(inodes);
   // Read in place: an entry per file, no objects (a name is decoded only for a message).
   checkTree('directory tree', fx.dirents, undefined, (leaf, n) => {
@@ -255,7 +257,7 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
   };
   const tm = new MapCheck(0, 0);
   // Extent trees in the order of their roots on disk, so reads run forward.
-  const byRoot = inRootOrder(inodes.values());
+  const byRoot = inRootOrder(inodes.recs);
   // Announced even when every file's extents are in its inode (version 2, small files).
   P.phase('extent trees');
   for (const inode of byRoot) {
