@@ -1,4 +1,4 @@
-import { hdrCount, hdrLevel } from '../format/block.js';
+import { HDR_SIZE, hdrCount, hdrLevel } from '../format/block.js';
 import { isDaxError } from '../format/errors.js';
 import type { Blkno } from '../format/units.js';
 import { MAX_HEIGHT, type NodeLayout, compareKeys, formatKey } from './node.js';
@@ -21,6 +21,14 @@ export interface CheckOptions<R = unknown> {
   onRecord?: (r: R) => void;
   /** Every record as bytes (leaf, offset, the leaf's block), right after onRecord: for fields a caller reads in place. */
   onRecordBytes?: (leaf: Buffer, off: number, blkno: Blkno) => void;
+  /**
+   * Every leaf, left to right, once its records were examined (after their
+   * onRecord and onRecordBytes): its `n` records lie at leaf[HDR_SIZE + i *
+   * ops.recSize] (n is within the leaf's capacity, even where its count is
+   * not). One call per leaf, so a caller reading a million records in place
+   * loops over them in its own loop instead of taking a call per record.
+   */
+  onLeaf?: (leaf: Buffer, n: number, blkno: Blkno) => void;
 }
 
 /** Beyond this many problems a tree is reported as broken enough. */
@@ -58,7 +66,7 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
   const visited = opts.visited;
   const maxRecords = opts.maxRecords ?? Number.POSITIVE_INFINITY;
   // Records checked in place, never decoded, when the caller wants only their bytes.
-  const inPlace = opts.onRecordBytes && !opts.onRecord && ops.checkRecordBytes ? ops.checkRecordBytes.bind(ops) : null;
+  const inPlace = (opts.onRecordBytes || opts.onLeaf) && !opts.onRecord && ops.checkRecordBytes ? ops.checkRecordBytes.bind(ops) : null;
   let records = 0;
   const stack: Frame[] = [{ blkno: root, level: -1, parent: 0, entry: 0, lo: null, hiEx: null, high: null }];
 
@@ -134,8 +142,11 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
       let ordered = true;
       if (lvl === 0) {
         records += n;
-        for (let i = 0; i < n; i++) {
-          const off = L.recOff(i);
+        // The first record whose key is not above the one before it (n: none); it is
+        // reported right after that record's own finding, as a per-record scan would.
+        const disorder = L.ascending(buf, HDR_SIZE, n);
+        ordered = disorder === n;
+        for (let i = 0, off = HDR_SIZE; i < n; i++, off += L.recSize) {
           if (inPlace) {
             const why = inPlace(buf, off);
             if (why) add('btree.record', blkno, `record ${i} ${formatKey(ops.key(ops.decode(buf, off)))}: ${why}`);
@@ -146,11 +157,10 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
             opts.onRecord?.(r);
           }
           opts.onRecordBytes?.(buf, off, blkno);
-          if (ordered && i > 0 && L.cmpRecs(buf, off - L.recSize, buf, off) >= 0) {
+          if (i === disorder)
             add('btree.order', blkno, `key ${formatKey(keyAt(i))} at position ${i} does not follow ${formatKey(keyAt(i - 1))}`);
-            ordered = false;
-          }
         }
+        opts.onLeaf?.(buf, n, blkno);
       } else {
         for (let i = 0; i < n; i++) {
           keys[i] = L.entryLow(buf, i);
@@ -181,18 +191,8 @@ export function checkBtree<R>(store: NodeStore, L: NodeLayout<R>, root: Blkno, o
       }
       if (L.overlapping && f.high) {
         const high = f.high;
-        // A leaf's greatest high key equals the parent's when none is above it and one equals it (compared in place).
-        let fits = lvl === 0;
-        if (lvl === 0) {
-          let found = false;
-          for (let i = 0; fits && i < n; i++) {
-            const c = L.cmpLeafHigh(buf, i, high);
-            if (c > 0) fits = false;
-            else if (c === 0) found = true;
-          }
-          fits &&= found;
-        }
-        if (!fits) {
+        // A leaf is compared in place; an interior node's highs (and a leaf that fails) are scanned for the message.
+        if (lvl > 0 || !L.leafHighIs(buf, n, high)) {
           const highAt = (i: number): Key => (lvl === 0 ? ops.highKey!(ops.decode(buf, L.recOff(i))) : highs![i]!);
           let best = highAt(0);
           for (let i = 1; i < n; i++) if (compareKeys(highAt(i), best) > 0) best = highAt(i);

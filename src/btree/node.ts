@@ -251,6 +251,29 @@ export class NodeLayout<R> {
     return compareKeys(this.ops.highKey!(this.ops.decode(buf, off)), key);
   }
 
+  /**
+   * Whether the greatest high key of the leaf's first n records is `key` (none
+   * is above it, one equals it): what the parent's entry of an overlapping tree
+   * must hold. Reads each record's first high field once, the rest only on a
+   * tie: a check reads every leaf of the physical-block index.
+   */
+  leafHighIs(buf: Buffer, n: number, key: Key): boolean {
+    const hkf = this.hkf;
+    const k0 = key[0]!;
+    let found = false;
+    for (let i = 0, off = HDR_SIZE; i < n; i++, off += this.recSize) {
+      if (hkf) {
+        const x = hkf(buf, off, 0);
+        if (x < k0) continue;
+        if (x > k0) return false;
+      }
+      const c = this.cmpLeafHigh(buf, i, key);
+      if (c > 0) return false;
+      if (c === 0) found = true;
+    }
+    return found;
+  }
+
   /** First leaf index in [from, n) whose key is ≥ key (n if none). */
   leafLowerBound(buf: Buffer, n: number, key: Key, from = 0): number {
     let lo = from;

@@ -1,12 +1,12 @@
 import type { Btree } from '../btree/btree.js';
 import { COW_KIND_CURSOR, COW_KIND_STAGING, type CowRec } from '../format/cow-records.js';
-import { INODE_TYPE_FILE, type InodeRec } from '../format/records.js';
+import { INODE_TYPE_FILE } from '../format/records.js';
 import { RootId } from '../format/superblock.js';
-import type { Ino } from '../format/units.js';
 import { cowOps } from '../fs/cowfork.js';
 import type { FsTx } from '../fs/fstx.js';
 import type { SpaceClaim } from './space.js';
 import type { ProblemList } from './problems.js';
+import type { InodeLookup } from './inode-table.js';
 
 /**
  * The copy-on-write fork tree (fs/cowfork.ts): its structure (through the
@@ -19,7 +19,7 @@ import type { ProblemList } from './problems.js';
  */
 export function checkCowFork(
   fx: FsTx,
-  inodes: Map<Ino, InodeRec>,
+  inodes: InodeLookup,
   total: number,
   checkTree: (name: string, t: Btree<CowRec>, onRecord?: (r: CowRec) => void) => boolean,
   P: ProblemList,

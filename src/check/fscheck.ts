@@ -2,10 +2,11 @@
 // verify touches each metadata block about once; the copy-on-write fork and XFS shadow checks live apart.
 import { Btree } from '../btree/btree.js';
 import type { BtreeProblem } from '../btree/types.js';
-import { readU64 } from '../format/block.js';
+import { HDR_SIZE, readU64 } from '../format/block.js';
 import {
   EXTENT_ROOT_INLINE,
   INLINE_EXTENTS_MAX,
+  INODE_V2_REC_SIZE,
   INLINE_FIELD_MAX,
   INLINE_LEN_MAX,
   inlineCount,
@@ -14,10 +15,12 @@ import {
   inlinePblk,
 } from '../format/inode-fork.js';
 import {
+  DIRENT_REC_SIZE,
   direntChild,
   direntNameText,
   direntParent,
   direntType,
+  EXTENT_REC_SIZE,
   extentFblk,
   extentLen,
   extentPblk,
@@ -27,6 +30,7 @@ import {
   rmapFblk,
   rmapIno,
   rmapLen,
+  RMAP_REC_SIZE,
   rmapPblk,
 } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
@@ -40,6 +44,7 @@ import type { SpaceClaim } from './space.js';
 import { checkXfsShadow } from './xfs-shadow-check.js';
 import type { ProblemList } from './problems.js';
 import { InoIndex } from './ino-index.js';
+import { type InodeLookup, InodeTable } from './inode-table.js';
 import { NamespaceSweep } from './namespace.js';
 import { rowsFor, Tuples } from './tuples.js';
 
@@ -55,7 +60,7 @@ type Run = [start: number, end: number, count: number];
 
 /** What the filesystem checks learned, for the checks layered above them (mappings). */
 export interface FsFacts {
-  inodes: Map<Ino, InodeRec>;
+  inodes: InodeLookup;
   metadata: Set<Blkno>;
   brokenTrees: Set<string>;
   /**
@@ -111,24 +116,19 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
 
   const visited = new Set<number>([0, 1]);
   const broken = new Set<string>();
-  const checkTree = <R>(
-    name: string,
-    t: Btree<R>,
-    onRecord?: (r: R) => void,
-    onRecordBytes?: (leaf: Buffer, off: number) => void,
-  ): boolean => {
+  /**
+   * Check one tree, its blocks claimed in `visited`: each record decoded for onRecord, and/or each
+   * leaf for onLeaf, whose loop reads its n records in place (at HDR_SIZE + i × record size; no
+   * objects for a million records). False when the tree has problems (reported, and named in broken).
+   */
+  const checkTree = <R>(name: string, t: Btree<R>, onRecord?: (r: R) => void, onLeaf?: (leaf: Buffer, n: number) => void): boolean => {
     P.phase(name.startsWith('extent tree') ? 'extent trees' : (name as 'inode tree'));
-    const counted = (r: R): void => {
-      P.item();
-      onRecord?.(r);
+    // Records are counted a leaf at a time, for progress.
+    const counted = (leaf: Buffer, n: number): void => {
+      P.item(n);
+      onLeaf?.(leaf, n);
     };
-    const countedBytes = onRecordBytes
-      ? (leaf: Buffer, off: number): void => {
-          P.item();
-          onRecordBytes(leaf, off);
-        }
-      : undefined;
-    return report(name, t.check({ visited, onRecord: onRecordBytes ? undefined : counted, onRecordBytes: countedBytes }));
+    return report(name, t.check({ visited, onRecord, onLeaf: counted }));
   };
   const report = (name: string, probs: readonly BtreeProblem[]): boolean => {
     for (const p of probs) P.add(p.check, `${name}: ${p.message}`, p.blkno);
@@ -138,7 +138,7 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
   const freeTree = new Btree(fx.tx, freeOps, fx.tx.roots[RootId.Free]);
 
   // ---------------------------------------------------------------- inodes
-  const inodes = new Map<Ino, InodeRec>();
+  const inodes = new InodeTable();
   // Extents, in the columns ino, fblk, pblk, len; each inode's run is in file order.
   const cnt = sb.counters;
   // Each extent maps a block at least, and the extents' blocks add up to the data blocks plus the saved
@@ -206,35 +206,36 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
   const forkRows = new Tuples(4, rowsFor(cnt[CounterId.Inodes]));
   const fm = new MapCheck(0, 0);
   const inodeTree = sb.version >= 2 ? new Btree(fx.tx, inodeOpsV2Lean, fx.tx.roots[RootId.Inode]) : fx.inodes;
-  const readFork = (leaf: Buffer, off: number): void => {
-    if (readU64(leaf, off + 32) !== EXTENT_ROOT_INLINE) return;
-    const n = inlineCount(leaf, off);
-    fm.start(readU64(leaf, off), readU64(leaf, off + 16));
-    for (let i = 0; i < n; i++) fm.extent(inlineFblk(leaf, off, i), inlinePblk(leaf, off, i), inlineLen(leaf, off, i));
-    forkRows.push(fm.ino, fm.first, fm.pushed, fm.sum);
+  const readForks = (leaf: Buffer, n: number): void => {
+    for (let i = 0, off = HDR_SIZE; i < n; i++, off += INODE_V2_REC_SIZE) {
+      if (readU64(leaf, off + 32) !== EXTENT_ROOT_INLINE) continue;
+      const k = inlineCount(leaf, off);
+      fm.start(readU64(leaf, off), readU64(leaf, off + 16));
+      for (let j = 0; j < k; j++) fm.extent(inlineFblk(leaf, off, j), inlinePblk(leaf, off, j), inlineLen(leaf, off, j));
+      forkRows.push(fm.ino, fm.first, fm.pushed, fm.sum);
+    }
   };
-  P.phase('inode tree');
-  const inodeProbs = inodeTree.check({
-    visited,
-    onRecord: (r) => {
-      P.item();
-      inodes.set(r.ino, r);
+  const inodesOk = checkTree(
+    'inode tree',
+    inodeTree,
+    (r) => {
+      inodes.add(r);
       if (r.ino > topIno) topIno = r.ino;
     },
-    onRecordBytes: sb.version >= 2 ? readFork : undefined,
-  });
-  for (const p of inodeProbs) P.add(p.check, `inode tree: ${p.message}`, p.blkno);
-  if (inodeProbs.length) {
-    broken.add('inode tree');
+    sb.version >= 2 ? readForks : undefined,
+  );
+  if (!inodesOk) {
     inodes.clear();
     forkRows.n = 0;
     ext.n = 0;
   }
+  inodes.seal();
   const ns = new NamespaceSweep(inodes);
   // Read in place: an entry per file, no objects (a name is decoded only for a message).
-  checkTree('directory tree', fx.dirents, undefined, (leaf, o) =>
-    ns.add(direntParent(leaf, o), direntChild(leaf, o), direntType(leaf, o), () => direntNameText(leaf, o)),
-  );
+  checkTree('directory tree', fx.dirents, undefined, (leaf, n) => {
+    for (let i = 0, o = HDR_SIZE; i < n; i++, o += DIRENT_REC_SIZE)
+      ns.add(direntParent(leaf, o), direntChild(leaf, o), direntType(leaf, o), () => direntNameText(leaf, o));
+  });
   let maxIno = 0;
   let files = 0;
   let dirs = 0;
@@ -256,7 +257,7 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
   };
   const tm = new MapCheck(0, 0);
   // Extent trees in the order of their roots on disk, so reads run forward.
-  const byRoot = inRootOrder(inodes.values());
+  const byRoot = inRootOrder(inodes.recs);
   // Announced even when every file's extents are in its inode (version 2, small files).
   P.phase('extent trees');
   for (const inode of byRoot) {
@@ -285,9 +286,10 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
       const mc = tm;
       mc.start(inode.ino, inode.size);
       // Read in place: a big file's extents make no objects.
-      const ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), undefined, (leaf, o) =>
-        mc.extent(extentFblk(leaf, o), extentPblk(leaf, o), extentLen(leaf, o)),
-      );
+      const ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), undefined, (leaf, n) => {
+        for (let i = 0, o = HDR_SIZE; i < n; i++, o += EXTENT_REC_SIZE)
+          mc.extent(extentFblk(leaf, o), extentPblk(leaf, o), extentLen(leaf, o));
+      });
       if (!ok) {
         ext.n = mc.first; // a damaged tree's records are not trusted as owners
         continue;
@@ -325,46 +327,48 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
   let lastI = -2;
   let s0 = 0; // the file's run of rows: s0 .. s1 (none: s1 = -1)
   let s1 = -1;
-  const rmapOk = checkTree('physical-block index', fx.bmap.rmap, undefined, (leaf, o) => {
-    const pblk = rmapPblk(leaf, o);
-    const len = rmapLen(leaf, o);
-    const ino = rmapIno(leaf, o);
-    const fblk = rmapFblk(leaf, o);
-    if (ino !== lastIno) {
-      const r = slice.get(ino);
-      s0 = r < 0 ? 0 : sFirst[r]!;
-      s1 = r < 0 ? -1 : s0 + sCount[r]!;
-      lastIno = ino;
-    }
-    let i = -1;
-    if (s1 >= 0) {
-      // A file's records usually follow its extents (both ascend): try the one after the last match
-      // first; it is taken only where the search would find it (the first extent at fblk).
-      const j = lastI + 1;
-      if (j >= s0 && j < s1 && eF[j] === fblk && (j === s0 || eF[j - 1]! < fblk)) i = j;
-      else {
-        let lo = s0;
-        let hi = s1;
-        while (lo < hi) {
-          const mid = (lo + hi) >>> 1;
-          if (eF[mid]! < fblk) lo = mid + 1;
-          else hi = mid;
-        }
-        if (lo < s1 && eF[lo] === fblk) i = lo;
+  const rmapOk = checkTree('physical-block index', fx.bmap.rmap, undefined, (leaf, n) => {
+    for (let k = 0, o = HDR_SIZE; k < n; k++, o += RMAP_REC_SIZE) {
+      const pblk = rmapPblk(leaf, o);
+      const len = rmapLen(leaf, o);
+      const ino = rmapIno(leaf, o);
+      const fblk = rmapFblk(leaf, o);
+      if (ino !== lastIno) {
+        const r = slice.get(ino);
+        s0 = r < 0 ? 0 : sFirst[r]!;
+        s1 = r < 0 ? -1 : s0 + sCount[r]!;
+        lastIno = ino;
       }
-      lastI = i;
+      let i = -1;
+      if (s1 >= 0) {
+        // A file's records usually follow its extents (both ascend): try the one after the last match
+        // first; it is taken only where the search would find it (the first extent at fblk).
+        const j = lastI + 1;
+        if (j >= s0 && j < s1 && eF[j] === fblk && (j === s0 || eF[j - 1]! < fblk)) i = j;
+        else {
+          let lo = s0;
+          let hi = s1;
+          while (lo < hi) {
+            const mid = (lo + hi) >>> 1;
+            if (eF[mid]! < fblk) lo = mid + 1;
+            else hi = mid;
+          }
+          if (lo < s1 && eF[lo] === fblk) i = lo;
+        }
+        lastI = i;
+      }
+      if (i < 0 || eP[i] !== pblk) {
+        P.add('rmap.orphan', `physical-index record block ${pblk} (+${len}) -> inode ${ino} file block ${fblk} has no extent`, pblk);
+        rmapAgrees = false;
+        continue;
+      }
+      if (eL[i] !== len) {
+        P.add('rmap.length', `physical-index record at block ${pblk} for inode ${ino} has length ${len}, the extent ${eL[i]}`, pblk);
+        rmapAgrees = false;
+      }
+      matched[i] = 1;
+      sweep.add(pblk, pblk + len);
     }
-    if (i < 0 || eP[i] !== pblk) {
-      P.add('rmap.orphan', `physical-index record block ${pblk} (+${len}) -> inode ${ino} file block ${fblk} has no extent`, pblk);
-      rmapAgrees = false;
-      return;
-    }
-    if (eL[i] !== len) {
-      P.add('rmap.length', `physical-index record at block ${pblk} for inode ${ino} has length ${len}, the extent ${eL[i]}`, pblk);
-      rmapAgrees = false;
-    }
-    matched[i] = 1;
-    sweep.add(pblk, pblk + len);
   });
   if (rmapOk) {
     for (let i = 0; i < ext.n; i++) {

@@ -8,13 +8,12 @@
 import { INODE_TYPE_DIR, type InodeRec, ROOT_INO } from '../format/records.js';
 import type { Ino } from '../format/units.js';
 import { ProblemList } from './problems.js';
-import { InoIndex } from './ino-index.js';
+import type { InodeTable } from './inode-table.js';
 import { rowsFor, Tuples } from './tuples.js';
 
 export class NamespaceSweep {
-  /** The inodes in ascending number (the inode tree's order), and by that row: number, type, recorded parent. */
+  /** The inodes in ascending number (the table's rows), and by that row: type, recorded parent. */
   private readonly recs: InodeRec[];
-  private readonly rows: InoIndex;
   private readonly type: Uint16Array;
   private readonly parent: Float64Array;
   /** Directory entries naming each inode, and subdirectories of each directory, by row. */
@@ -24,25 +23,18 @@ export class NamespaceSweep {
   private readonly edges: Tuples;
   private readonly found = new ProblemList();
 
-  constructor(inodes: Map<Ino, InodeRec>) {
-    const recs = [...inodes.values()];
-    // The map holds a sound tree's records in its order, ascending; sorted here if it ever does not.
-    for (let i = 1; i < recs.length; i++)
-      if (recs[i - 1]!.ino >= recs[i]!.ino) {
-        recs.sort((a, b) => a.ino - b.ino);
-        break;
-      }
+  /** The inodes, sealed (inode-table.ts): their rows are this sweep's. */
+  constructor(private readonly inodes: InodeTable) {
+    const recs = inodes.recs;
     const n = recs.length;
     this.edges = new Tuples(2, rowsFor(n));
     this.recs = recs;
-    this.rows = new InoIndex(n ? recs[n - 1]!.ino : 0, n);
     this.type = new Uint16Array(n);
     this.parent = new Float64Array(n);
     this.refs = new Uint32Array(n);
     this.subdirs = new Uint32Array(n);
     for (let i = 0; i < n; i++) {
       const r = recs[i]!;
-      this.rows.set(r.ino, i);
       this.type[i] = r.type;
       this.parent[i] = r.parent;
     }
@@ -50,7 +42,7 @@ export class NamespaceSweep {
 
   /** The row of inode `ino`, or -1. */
   private rowOf(ino: Ino): number {
-    return this.rows.get(ino);
+    return this.inodes.row(ino);
   }
 
   /** One entry: its directory, its child and the type it records; `name` decodes its name, for a message only. */

@@ -53,9 +53,15 @@ export class ProblemList {
     this.progress?.(i, PHASES.length, name, this.done);
   }
 
-  /** One more record examined; progress is told every 4096. */
-  item(): void {
-    if ((++this.done & 4095) === 0 && this.phaseNo) this.progress?.(this.phaseNo, PHASES.length, PHASES[this.phaseNo - 1]!, this.done);
+  /**
+   * n more records examined (a leaf's are counted at once); progress is told
+   * each time the count passes a multiple of 4096.
+   */
+  item(n = 1): void {
+    const before = this.done;
+    this.done += n;
+    if (Math.floor(before / 4096) !== Math.floor(this.done / 4096) && this.phaseNo)
+      this.progress?.(this.phaseNo, PHASES.length, PHASES[this.phaseNo - 1]!, this.done);
   }
 
   add(check: string, message: string, block?: Blkno, severity: Severity = 'error'): void {

@@ -1,11 +1,11 @@
 import type { Btree } from '../btree/btree.js';
-import { INODE_TYPE_FILE, type InodeRec } from '../format/records.js';
+import { INODE_TYPE_FILE } from '../format/records.js';
 import { RootId } from '../format/superblock.js';
-import type { Ino } from '../format/units.js';
 import type { ShadowRec } from '../format/xfs-shadow-records.js';
 import type { FsTx } from '../fs/fstx.js';
 import { readShadow, shadowOps, XFS_FIRST_DATA } from '../fs/xfs-shadow.js';
 import type { ProblemList } from './problems.js';
+import type { InodeLookup } from './inode-table.js';
 
 /**
  * The `linux` model's XFS shadow (fs/xfs-shadow.ts): its tree's structure
@@ -22,7 +22,7 @@ import type { ProblemList } from './problems.js';
  */
 export function checkXfsShadow(
   fx: FsTx,
-  inodes: Map<Ino, InodeRec>,
+  inodes: InodeLookup,
   dataRuns: Iterable<[number, number]>,
   checkTree: (name: string, t: Btree<ShadowRec>) => boolean,
   P: ProblemList,
