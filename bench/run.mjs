@@ -279,13 +279,18 @@ async function measure(argvCmd, o = {}) {
     spent += r.ms;
     if (spent > budget && times.length >= 1) break;
   }
+  return runsResult(times, cpus, users, rss, fail, last);
+}
+
+/** measure's result: the runs' wall times, the medians, the peak RSS (null: not measured). */
+function runsResult(times, cpus, users, rssKiB, fail, last) {
   return {
     runs: times.length,
     times,
     ms: median(times),
     cpuMs: cpus.length ? median(cpus) : null,
     userMs: users.length ? median(users) : null,
-    rssKiB: rss,
+    rssKiB,
     fail,
     last,
   };
@@ -323,20 +328,16 @@ async function pairedWith(cmd, o, peerCmd) {
 
 /** One result from single-run results of measure, as if measure had made the runs itself. */
 function mergeRuns(ms) {
-  const times = ms.flatMap((m) => m.times);
-  const cpus = ms.map((m) => m.cpuMs).filter((x) => x !== null);
-  const users = ms.map((m) => m.userMs).filter((x) => x !== null);
-  const rss = ms.map((m) => m.rssKiB).filter((x) => x !== null);
-  return {
-    runs: times.length,
-    times,
-    ms: median(times),
-    cpuMs: cpus.length ? median(cpus) : null,
-    userMs: users.length ? median(users) : null,
-    rssKiB: rss.length ? Math.max(...rss) : null,
-    fail: ms.find((m) => m.fail)?.fail ?? null,
-    last: ms.length ? ms[ms.length - 1].last : null,
-  };
+  const present = (xs) => xs.filter((x) => x !== null);
+  const rss = present(ms.map((m) => m.rssKiB));
+  return runsResult(
+    ms.flatMap((m) => m.times),
+    present(ms.map((m) => m.cpuMs)),
+    present(ms.map((m) => m.userMs)),
+    rss.length ? Math.max(...rss) : null,
+    ms.find((m) => m.fail)?.fail ?? null,
+    ms.length ? ms[ms.length - 1].last : null,
+  );
 }
 
 function peerResult(name, m, extra = '') {
