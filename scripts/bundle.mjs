@@ -25,6 +25,7 @@
  * the chunk's top level, as in dist/. Run by `npm run build` and `prepare`
  * after tsc (`node scripts/bundle.mjs [DIST]`).
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
@@ -46,17 +47,21 @@ export const CACHED_CHUNKS = ['core.cjs', 'lib.cjs'];
 export const CACHE_SUFFIX = '.v8cache';
 
 /**
- * V8's code cache for a CommonJS chunk, compiled as bin/daxtool compiles it
- * (Module.wrap of its source, its path as the file name). Made by this node: a
- * node of another version or with other V8 flags rejects it and compiles the
- * source as usual. Saves parsing the chunk at every start (about 2.5 ms of
- * CPU of `info`, bench/RESULTS.md).
+ * V8's code cache for the cached chunks, made by scripts/code-cache.cjs after a short session of
+ * commands has run through them (the bytecode of every function the session called, not only the
+ * top level), in a node process of its own without NODE_OPTIONS: a cache made under other V8 flags,
+ * or by another node, is rejected and the chunk compiled from source as usual. True when the
+ * session ran whole; its failures are printed, and the caches are written either way.
  */
-function codeCacheOf(file) {
-  const req = createRequire(import.meta.url);
-  const { Script } = req('node:vm');
-  const Module = req('node:module');
-  return new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file }).createCachedData();
+function writeCodeCaches(dir, chunks) {
+  const env = { ...process.env, DAXTOOL_VERIFY_BESIDE: 'never' };
+  delete env.NODE_OPTIONS;
+  delete env.NODE_EXTRA_CA_CERTS;
+  const script = join(ROOT, 'scripts', 'code-cache.cjs');
+  const r = spawnSync(process.execPath, [script, dir, ...chunks], { env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.error || r.status === null || r.status > 1) throw new Error(`bundle: code-cache.cjs failed: ${r.error?.message ?? r.stderr}`);
+  if (r.status !== 0) process.stderr.write(`bundle: the code cache's session did not run whole:\n${r.stderr}`);
+  return r.status === 0;
 }
 
 /** Modules of cli/ that import the filesystem or the machine, or load a package or fork. */
@@ -174,18 +179,16 @@ async function main() {
     "'use strict';\n// Written by scripts/bundle.mjs: the chunks' import() of a package (some are ES modules only).\nexports.importPackage = (name) => import(name);\n",
   );
   // The cached chunks' compiled code, for bin/daxtool.
-  const cached = [];
   for (const chunk of CACHED_CHUNKS) {
-    const file = join(OUT, chunk);
-    if (/\bimport\(/.test(readFileSync(file, 'utf8')))
+    if (/\bimport\(/.test(readFileSync(join(OUT, chunk), 'utf8')))
       throw new Error(`bundle: ${chunk} calls import(), which a script compiled with a code cache cannot: load it through ${IMPORTER}`);
-    writeFileSync(file + CACHE_SUFFIX, codeCacheOf(file));
-    cached.push(chunk + CACHE_SUFFIX);
   }
+  const trained = writeCodeCaches(OUT, CACHED_CHUNKS);
+  const cached = CACHED_CHUNKS.map((c) => c + CACHE_SUFFIX);
   // Newer than every file of dist/ it was made from: bin/daxtool compares the two.
   const t = statSync(join(OUT, 'main.cjs')).mtimeMs;
   if (t < statSync(entry).mtimeMs) throw new Error('bundle: dist/bundle/main.js is older than dist/cli/main.js');
-  process.stderr.write(`bundle: ${files.length} chunks in dist/bundle (${files.sort().join(', ')}), code cache ${cached.join(', ')}\n`);
+  process.stderr.write(`bundle: ${files.length} chunks in dist/bundle (${files.sort().join(', ')}), code cache ${cached.join(', ')}${trained ? ' (after a session of commands)' : ''}\n`);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -103,6 +103,10 @@ describe('bundle', () => {
           cachedData: readFileSync(file + CACHE_SUFFIX),
         });
         expect(script.cachedDataRejected, chunk).toBe(false);
+        // Made after a session of commands (scripts/code-cache.cjs): it holds the bytecode of the functions
+        // they ran, not only the top level that a cache taken right after compiling holds.
+        const topLevel = new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file }).createCachedData().length;
+        expect(readFileSync(file + CACHE_SUFFIX).length, chunk).toBeGreaterThan(1.5 * topLevel);
       }
       const r = await daxtool(['--version']);
       expect(r.exitCode).toBe(0);
