@@ -14,11 +14,10 @@
  * parent holds its shared lock all along, so no writer commits in between and
  * both see the same state.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { checkBtree } from '../btree/check.js';
 import { Filesystem } from '../fs/filesystem.js';
-import { childNodeEnv } from '../io/child-env.js';
+import { childNodeEnv, childProcesses } from '../io/child-env.js';
 import { STREAMING } from '../fs/tx.js';
 import type { SpaceClaim } from './fscheck.js';
 import { mappingsChecker, MappingsPass, type MachineOutcome } from './mappings.js';
@@ -43,20 +42,6 @@ type Message = { claims: SpaceClaim[] } | { findings: MachineFindings } | { erro
 
 const FLAG = '--daxtool-machine-job';
 
-/**
- * The function the job's optimizing compiler leaves alone (by the name V8
- * sees, whatever the bundle makes of it): the structural check of a B+tree,
- * one large function that the job runs over each machine tree in turn. It was
- * compiled twice, on stack in the VMA tree's walk and then whole (0.24 G
- * instructions, a sixth of all the compiling, at 1M extents), and its code
- * was thrown away at the next tree, whose record callbacks differ; the big
- * tree (descriptors, checked in place) ran unoptimized after all. Without it
- * the job's compiling was 1.15 G instructions, the job 4.29 and 4.59 G
- * against 4.59 and 4.75 G (two runs each: the rest varies by a few per cent
- * with the collector's timing).
- */
-const NOT_OPTIMIZED = checkBtree.name;
-
 /** Start the job on `image`; null when no process could be started. */
 export function startMachineJob(image: string, cacheBytes: number): MachineJob | null {
   let child: ChildProcess;
@@ -69,12 +54,15 @@ export function startMachineJob(image: string, cacheBytes: number): MachineJob |
     // time and 2.10 s of CPU, against 1.21 s and 2.23 s with only the
     // collector on the job's thread (--single-threaded-gc). The optimizing
     // compiler, on that thread too, is the job's largest single cost (1.39 G
-    // of its 4.6 G instructions at 1M extents); one function is kept from it
-    // (NOT_OPTIMIZED).
-    child = fork(fileURLToPath(import.meta.url), [FLAG], {
+    // of its 4.6 G instructions at 1M extents). It once left the B+tree check
+    // alone (--turbo-filter), when that check was one large function compiled
+    // twice and thrown away; since the check is in small steps
+    // (btree/check.ts), the filter saved nothing (4.36 G instructions with it,
+    // 4.34 G without).
+    child = childProcesses().fork(fileURLToPath(import.meta.url), [FLAG], {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       serialization: 'advanced',
-      execArgv: ['--single-threaded', '--max-semi-space-size=4', `--turbo-filter=-${NOT_OPTIMIZED}`],
+      execArgv: ['--single-threaded', '--max-semi-space-size=4'],
       env: childNodeEnv(),
     });
   } catch {

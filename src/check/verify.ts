@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
+import { expectChecksums } from '../format/crc.js';
 import { isDaxError } from '../format/errors.js';
 import { CounterId } from '../format/superblock.js';
 import { Filesystem } from '../fs/filesystem.js';
@@ -282,6 +283,10 @@ export async function verify(imagePath: string, opts: VerifyOptions): Promise<Ve
     }
     throw e;
   }
+  // Verify checksums every metadata block the superblock counts (a hint: a damaged count only moves
+  // the switch): past half a megabyte, the native CRC32C is loaded now rather than after that much in
+  // cold JS (2 × 20k extents, 1,057 blocks: 1.6-2.3 ms of loading against about 7 ms of JS).
+  expectChecksums(fs.superblock.counters[CounterId.MetadataBlocks]! * fs.superblock.blockSize);
   try {
     const P =
       !opts.repair && beside(fs)

@@ -7,10 +7,10 @@
  * object and hint and are rebuilt as DaxErrors, so the one error boundary
  * reports them.
  */
-import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { DaxError, type ErrCode } from '../format/errors.js';
-import { childNodeEnv } from '../io/child-env.js';
+import { childNodeEnv, childProcesses } from '../io/child-env.js';
 import type { ProgressFn } from '../check/problems.js';
 
 export type WorkerJob =
@@ -59,7 +59,7 @@ async function perform(job: WorkerJob): Promise<unknown> {
 const CHILD_FLAG = '--daxtool-child-job';
 
 /** Children still working; ended with this process (a SIGTERM mid-spinner must not leave them computing). */
-const live = new Set<ReturnType<typeof fork>>();
+const live = new Set<ChildProcess>();
 let exitHook = false;
 
 /** Run `job` in a child process; resolves with its result or rejects with the rebuilt error. */
@@ -76,7 +76,7 @@ export function runInWorker<T>(job: WorkerJob, onProgress?: (p: JobProgress) => 
  * it once its last job is done.
  */
 export class WorkerLane {
-  private readonly child: ReturnType<typeof fork>;
+  private readonly child: ChildProcess;
   /** The job running, if any: its result or error settles it; the child's end rejects it. */
   private pending: { resolve(v: unknown): void; reject(e: unknown): void; onProgress?: (p: JobProgress) => void } | null = null;
   /** A put's descriptor number in the child, which the job then names instead of the parent's. */
@@ -91,7 +91,7 @@ export class WorkerLane {
     // Verify makes short-lived records by the million and keeps few: a small
     // young generation trades a few more scavenges for a flat peak RSS.
     const execArgv = first.op === 'verify' ? [...process.execArgv, '--max-semi-space-size=4'] : process.execArgv;
-    const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { stdio, serialization: 'advanced', execArgv, env: childNodeEnv() });
+    const child = childProcesses().fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { stdio, serialization: 'advanced', execArgv, env: childNodeEnv() });
     this.child = child;
     live.add(child);
     if (!exitHook) {
