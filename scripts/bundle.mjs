@@ -64,6 +64,20 @@ function writeCodeCaches(dir, chunks) {
   return r.status === 0;
 }
 
+/**
+ * A chunk's text with every character outside ASCII written as a \u escape
+ * (a UTF-16 unit each, so a character beyond the first plane is its two
+ * surrogates). The compiled code has such characters in its comments and in
+ * string, template and regular-expression literals (—, →, ≤, ×), where the
+ * escape means the same character. bin/daxtool reads an ASCII chunk as
+ * latin1, a copy of its bytes, where UTF-8 made node decode 0.9 MB at every
+ * start, and V8 then held the source as two bytes a character (21.6 M
+ * instructions of decoding in a `verify` of 2 files × 20k extents).
+ */
+export function asciiOnly(text) {
+  return text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** Modules of cli/ that import the filesystem or the machine, or load a package or fork. */
 const LIB_USERS = new Set(['cli/commander-program.js', 'cli/worker.js', 'cli/explain.js']);
 
@@ -169,6 +183,7 @@ async function main() {
   });
   await bundle.close();
   const files = output.filter((o) => o.type === 'chunk').map((o) => o.fileName);
+  for (const f of files) writeFileSync(join(OUT, f), asciiOnly(readFileSync(join(OUT, f), 'utf8')));
   // core is loaded by every command before lib; a static import of lib from core is a cycle whose
   // bindings are undefined at start-up (seen as "Cannot read properties of undefined").
   const core = output.find((o) => o.type === 'chunk' && o.fileName === 'core.cjs');

@@ -37,7 +37,7 @@ function keepChunkScripts(dir, chunks) {
   const js = Module._extensions['.js'];
   Module._extensions['.js'] = function compileChunk(m, filename) {
     if (!chunks.some((c) => filename === join(dir, c))) return js(m, filename);
-    const script = new Script(Module.wrap(readFileSync(filename, 'utf8')), { filename });
+    const script = new Script(Module.wrap(readFileSync(filename, 'latin1')), { filename }); // as bin/daxtool reads it
     scripts.set(filename, script);
     script.runInThisContext().call(m.exports, m.exports, Module.createRequire(filename), m, filename, dirname(filename));
   };

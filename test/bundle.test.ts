@@ -10,7 +10,7 @@ import { Script } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { daxtool, ROOT } from './helpers/cli.js';
 // @ts-expect-error: a plain .mjs script without types
-import { CACHE_SUFFIX, CACHED_CHUNKS, chunkIn, chunkOf } from '../scripts/bundle.mjs';
+import { asciiOnly, CACHE_SUFFIX, CACHED_CHUNKS, chunkIn, chunkOf } from '../scripts/bundle.mjs';
 
 const BUNDLE = join(ROOT, 'dist', 'bundle');
 
@@ -21,6 +21,20 @@ function staticImports(file: string): string[] {
 }
 
 describe('bundle', () => {
+  it('writes chunks in ASCII: every other character as escapes that mean the same in strings, templates and regular expressions', () => {
+    const text = 'a — b ≤ 😀';
+    const escaped = asciiOnly(JSON.stringify(text));
+    expect(escaped).toBe('"a \\u2014 b \\u2264 \\ud83d\\ude00"');
+    expect(/^[\x00-\x7f]*$/.test(escaped)).toBe(true);
+    expect(new Script(escaped).runInThisContext()).toBe(text);
+    expect(new Script(asciiOnly('`${1}→😀`')).runInThisContext()).toBe('1→😀');
+    expect((new Script(asciiOnly('/^[→😀]+$/u')).runInThisContext() as RegExp).test('😀→')).toBe(true);
+    expect((new Script(asciiOnly('/^[—≤]$/')).runInThisContext() as RegExp).test('≤')).toBe(true);
+    if (existsSync(join(BUNDLE, 'main.cjs')))
+      for (const chunk of readdirSync(BUNDLE).filter((f) => f.endsWith('.cjs')))
+        expect(/[^\x00-\x7f]/.test(readFileSync(join(BUNDLE, chunk), 'latin1')), chunk).toBe(false);
+  });
+
   it('puts the start-up path in core, the filesystem in lib, and what loads a package or forks apart', () => {
     expect(chunkOf('cli/main.js')).toBe('core');
     expect(chunkOf('format/superblock.js')).toBe('core');
