@@ -715,7 +715,7 @@ async function verifyRow(id, files, extents, mapEvery, loop) {
   delete m.last;
   const mapped = mapEvery
     ? `, ${fmtCount(s.mappedFiles)} files mapped (${fmtCount(s.mappedPages)} PTEs)`
-    : ', files only (the peers\' content)';
+    : ", files only (the peers' content)";
   const goal = { peerRatio: { name: 'xfs_repair -n (XFS)', max: 1 } };
   const r = row({
     id,
@@ -726,12 +726,7 @@ async function verifyRow(id, files, extents, mapEvery, loop) {
     ...m,
     rate: `${fmtRate(extents / (m.ms / 1000), 'extents')}, ${fmtRate(files / (m.ms / 1000), 'files')}`,
     // Time and memory at 1M hold with the mappings too; the ratio to a peer only for the same content.
-    target:
-      extents === 1e6
-        ? { ms: 2000, rssKiB: 300 * 1024, ...(mapEvery ? {} : goal) }
-        : files < 10 && !mapEvery
-          ? goal
-          : null,
+    target: extents === 1e6 ? { ms: 2000, rssKiB: 300 * 1024, ...(mapEvery ? {} : goal) } : files < 10 && !mapEvery ? goal : null,
     group: files < 10 ? undefined : mapEvery ? 'verify-mapped' : 'verify',
   });
   if (mapEvery) {

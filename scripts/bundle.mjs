@@ -27,7 +27,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -75,7 +74,7 @@ function writeCodeCaches(dir, chunks) {
  * instructions of decoding in a `verify` of 2 files × 20k extents).
  */
 export function asciiOnly(text) {
-  return text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Modules of cli/ that import the filesystem or the machine, or load a package or fork. */
@@ -203,7 +202,9 @@ async function main() {
   // Newer than every file of dist/ it was made from: bin/daxtool compares the two.
   const t = statSync(join(OUT, 'main.cjs')).mtimeMs;
   if (t < statSync(entry).mtimeMs) throw new Error('bundle: dist/bundle/main.js is older than dist/cli/main.js');
-  process.stderr.write(`bundle: ${files.length} chunks in dist/bundle (${files.sort().join(', ')}), code cache ${cached.join(', ')}${trained ? ' (after a session of commands)' : ''}\n`);
+  process.stderr.write(
+    `bundle: ${files.length} chunks in dist/bundle (${files.sort().join(', ')}), code cache ${cached.join(', ')}${trained ? ' (after a session of commands)' : ''}\n`,
+  );
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();

@@ -222,13 +222,18 @@ class TreeWalk<R> {
     const keyAt = (i: number): Key => ops.key(ops.decode(buf, L.recOff(i)));
     this.bounds(f, n, ordered, (i, k) => L.cmpLeaf(buf, i, k), keyAt);
     // A leaf that fails is scanned for the message.
-    if (L.overlapping && f.high && !L.leafHighIs(buf, n, f.high))
-      this.highBound(f, n, (i) => ops.highKey!(ops.decode(buf, L.recOff(i))));
+    if (L.overlapping && f.high && !L.leafHighIs(buf, n, f.high)) this.highBound(f, n, (i) => ops.highKey!(ops.decode(buf, L.recOff(i))));
   }
 
   /** An interior node's keys against the range its parent entry gives it, as leafBounds. */
   private interiorBounds(f: Frame, n: number, keys: Key[], highs: Key[] | null, ordered: boolean): void {
-    this.bounds(f, n, ordered, (i, k) => compareKeys(keys[i]!, k), (i) => keys[i]!);
+    this.bounds(
+      f,
+      n,
+      ordered,
+      (i, k) => compareKeys(keys[i]!, k),
+      (i) => keys[i]!,
+    );
     if (this.L.overlapping && f.high) this.highBound(f, n, (i) => highs![i]!);
   }
 

@@ -91,7 +91,12 @@ export class WorkerLane {
     // Verify makes short-lived records by the million and keeps few: a small
     // young generation trades a few more scavenges for a flat peak RSS.
     const execArgv = first.op === 'verify' ? [...process.execArgv, '--max-semi-space-size=4'] : process.execArgv;
-    const child = childProcesses().fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { stdio, serialization: 'advanced', execArgv, env: childNodeEnv() });
+    const child = childProcesses().fork(fileURLToPath(import.meta.url), [CHILD_FLAG], {
+      stdio,
+      serialization: 'advanced',
+      execArgv,
+      env: childNodeEnv(),
+    });
     this.child = child;
     live.add(child);
     if (!exitHook) {
