@@ -32,12 +32,15 @@ const { Script } = require('node:vm');
 /** The chunks' compiled scripts, by file name, for their caches at the end. */
 const scripts = new Map();
 
+/** A chunk compiled as bin/daxtool compiles it (an ASCII chunk read as latin1, wrapped as Module does), without a cache. */
+const chunkScript = (filename) => new Script(Module.wrap(readFileSync(filename, 'latin1')), { filename });
+
 /** From now on, the chunks `chunks` of `dir` are compiled as bin/daxtool compiles them, their scripts kept. */
 function keepChunkScripts(dir, chunks) {
   const js = Module._extensions['.js'];
   Module._extensions['.js'] = function compileChunk(m, filename) {
     if (!chunks.some((c) => filename === join(dir, c))) return js(m, filename);
-    const script = new Script(Module.wrap(readFileSync(filename, 'latin1')), { filename }); // as bin/daxtool reads it
+    const script = chunkScript(filename);
     scripts.set(filename, script);
     script.runInThisContext().call(m.exports, m.exports, Module.createRequire(filename), m, filename, dirname(filename));
   };
@@ -114,7 +117,7 @@ async function main(dir, chunks) {
   for (const chunk of chunks) {
     const file = join(dir, chunk);
     // A chunk the session never loaded is compiled here, so that it has its (cold) cache all the same.
-    const script = scripts.get(file) ?? new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file });
+    const script = scripts.get(file) ?? chunkScript(file);
     writeFileSync(`${file}.v8cache`, script.createCachedData());
   }
   process.exitCode = failed ? 1 : 0;

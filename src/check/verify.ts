@@ -283,11 +283,11 @@ export async function verify(imagePath: string, opts: VerifyOptions): Promise<Ve
     }
     throw e;
   }
-  // Verify checksums every metadata block the superblock counts (a hint: a damaged count only moves
-  // the switch): past half a megabyte, the native CRC32C is loaded now rather than after that much in
-  // cold JS (2 × 20k extents, 1,057 blocks: 1.6-2.3 ms of loading against about 7 ms of JS).
-  expectChecksums(fs.superblock.counters[CounterId.MetadataBlocks]! * fs.superblock.blockSize);
   try {
+    // Verify checksums every metadata block the superblock counts (a hint: a damaged count only moves
+    // the switch): past half a megabyte, the native CRC32C is loaded now rather than after that much in
+    // cold JS (2 × 20k extents, 1,057 blocks: 1.6-2.3 ms of loading against about 7 ms of JS).
+    expectChecksums(fs.superblock.counters[CounterId.MetadataBlocks]! * fs.superblock.blockSize);
     const P =
       !opts.repair && beside(fs)
         ? await checkImageBeside(fs, imagePath, process.env.DAXTOOL_VERIFY_BESIDE === 'always', opts.progress)
