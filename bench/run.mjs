@@ -729,14 +729,13 @@ async function verifyRow(id, files, extents, mapEvery, loop) {
     target: extents === 1e6 ? { ms: 2000, rssKiB: 300 * 1024, ...(mapEvery ? {} : goal) } : files < 10 && !mapEvery ? goal : null,
     group: files < 10 ? undefined : mapEvery ? 'verify-mapped' : 'verify',
   });
-  if (mapEvery) {
-    /* the ext4 peer's row is the files-only one */
-  } else if (peerOk(T.e2fsck) && T.debugfs && T.mke2fs) {
+  // The ext4 peer is measured once, on the files-only row.
+  if (!mapEvery && peerOk(T.e2fsck) && T.debugfs && T.mke2fs) {
     const { img: eimg, builtMs } = await peers.ext4FilesImage(T, files, extents, WORK, log);
     if (builtMs) log(`  peer input built in ${fmtMs(builtMs)}`);
     const em = await measure([T.e2fsck, '-fn', eimg], { reps: PEER_REPS, warmup: true });
     r.peers.push(peerResult('e2fsck -fn (ext4)', em));
-  } else r.peers.push(unavailable('e2fsck -fn', NO_PEERS ? 'skipped' : 'peer unavailable: e2fsprogs not installed'));
+  } else if (!mapEvery) r.peers.push(unavailable('e2fsck -fn', NO_PEERS ? 'skipped' : 'peer unavailable: e2fsprogs not installed'));
   if (pm) r.peers.push(peerResult('xfs_repair -n (XFS)', pm, 'in turns with daxtool'));
   else r.peers.push(unavailable('xfs_repair -n', !T.xfsRepair ? 'peer unavailable: xfsprogs not installed' : loop.why));
   await profile(id, cmd);
