@@ -98,10 +98,11 @@ async function run(core, commands) {
 
 async function main(dir, chunks) {
   keepChunkScripts(dir, chunks);
-  const work = mkdtempSync(join(tmpdir(), 'daxtool-code-cache-'));
-  const img = join(work, 'cache.img');
+  let work = null;
   let failed = 0;
   try {
+    work = mkdtempSync(join(tmpdir(), 'daxtool-code-cache-'));
+    const img = join(work, 'cache.img');
     const host = join(work, 'host.bin');
     writeFileSync(host, Buffer.alloc(24 * 1024, 0x61));
     const made = spawnSync(process.execPath, [__filename, '--setup', dir, img, host], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -112,7 +113,7 @@ async function main(dir, chunks) {
     failed++;
     process.stderr.write(`code-cache: the session stopped: ${e && e.message ? e.message : String(e)}\n`);
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
   }
   for (const chunk of chunks) {
     const file = join(dir, chunk);
