@@ -219,7 +219,7 @@ class TreeWalk<R> {
   private leafBounds(f: Frame, buf: Buffer, n: number, ordered: boolean): void {
     const L = this.L;
     const ops = L.ops;
-    const keyAt = (i: number): Key => ops.key(ops.decode(buf, L.recOff(i)));
+    const keyAt = (i: number): Key => L.recKey(buf, L.recOff(i));
     this.bounds(f, n, ordered, (i, k) => L.cmpLeaf(buf, i, k), keyAt);
     // A leaf that fails is scanned for the message.
     if (L.overlapping && f.high && !L.leafHighIs(buf, n, f.high)) this.highBound(f, n, (i) => ops.highKey!(ops.decode(buf, L.recOff(i))));
@@ -305,7 +305,7 @@ function checkLeaf<R>(
   add: (check: string, blkno: Blkno, message: string) => void,
 ): boolean {
   const ops = L.ops;
-  const keyAt = (i: number): Key => ops.key(ops.decode(buf, L.recOff(i)));
+  const keyAt = (i: number): Key => L.recKey(buf, L.recOff(i));
   // The first record whose key is not above the one before it (n: none).
   const disorder = L.ascending(buf, HDR_SIZE, n);
   for (let i = 0, off = HDR_SIZE; i < n; i++, off += L.recSize) {
