@@ -73,6 +73,8 @@ export interface BtreeOps<R> {
   keyField?(buf: Buffer, off: number, field: number): number;
   /** Overlapping trees: the same fast path for highKey(decode(buf, off)). */
   highKeyField?(buf: Buffer, off: number, field: number): number;
+  /** Overlapping trees: the greatest highKey of a leaf's n records (n ≥ 1), read in place in one loop. */
+  leafHigh?(buf: Buffer, n: number): Key;
   /** A record-level invariant violation, or null. */
   checkRecord?(r: R): string | null;
   /**
@@ -81,6 +83,14 @@ export interface BtreeOps<R> {
    * it when the caller wants bytes, not records).
    */
   checkRecordBytes?(buf: Buffer, off: number): string | null;
+  /**
+   * A whole leaf's verdict at once: true only when checkRecordBytes passes
+   * every one of its n records and their keys strictly ascend; false says
+   * only "examine record by record" (which finds and words the problem). For
+   * the trees verify reads a million records of, as one loop with no call
+   * per record.
+   */
+  leafSound?(buf: Buffer, n: number): boolean;
   /** Tests force small fanouts so trees get deep. */
   readonly maxLeafRecs?: number;
   readonly maxNodeRecs?: number;

@@ -2,7 +2,7 @@
 // verify touches each metadata block about once; the copy-on-write fork and XFS shadow checks live apart.
 import { Btree } from '../btree/btree.js';
 import type { BtreeProblem } from '../btree/types.js';
-import { HDR_SIZE, readU64 } from '../format/block.js';
+import { blockView, HDR_SIZE, readU64, viewU64 } from '../format/block.js';
 import {
   EXTENT_ROOT_INLINE,
   INLINE_EXTENTS_MAX,
@@ -20,18 +20,18 @@ import {
   direntNameText,
   direntParent,
   direntType,
+  EXT_FBLK,
+  EXT_LEN,
+  EXT_PBLK,
   EXTENT_REC_SIZE,
-  extentFblk,
-  extentLen,
-  extentPblk,
   INODE_TYPE_DIR,
   INODE_TYPE_FILE,
   type InodeRec,
-  rmapFblk,
-  rmapIno,
-  rmapLen,
+  RMAP_FBLK,
+  RMAP_INO,
+  RMAP_LEN,
+  RMAP_PBLK,
   RMAP_REC_SIZE,
-  rmapPblk,
 } from '../format/records.js';
 import { CounterId, RootId } from '../format/superblock.js';
 import type { Blkno, Ino } from '../format/units.js';
@@ -46,6 +46,7 @@ import type { ProblemList } from './problems.js';
 import { InoIndex } from './ino-index.js';
 import { type InodeLookup, InodeTable } from './inode-table.js';
 import { NamespaceSweep } from './namespace.js';
+import { RefSweep } from './refsweep.js';
 import { rowsFor, Tuples } from './tuples.js';
 
 /** One extent as verify sees it: owner, file block, physical block, length. */
@@ -287,8 +288,9 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
       mc.start(inode.ino, inode.size);
       // Read in place: a big file's extents make no objects.
       const ok = checkTree(`extent tree of inode ${inode.ino}`, fx.bmap.extentTree(inode), undefined, (leaf, n) => {
+        const dv = blockView(leaf);
         for (let i = 0, o = HDR_SIZE; i < n; i++, o += EXTENT_REC_SIZE)
-          mc.extent(extentFblk(leaf, o), extentPblk(leaf, o), extentLen(leaf, o));
+          mc.extent(viewU64(dv, o + EXT_FBLK), viewU64(dv, o + EXT_PBLK), viewU64(dv, o + EXT_LEN));
       });
       if (!ok) {
         ext.n = mc.first; // a damaged tree's records are not trusted as owners
@@ -328,11 +330,12 @@ export function checkTrees(fs: Filesystem, fx: FsTx, P: ProblemList): CheckedTre
   let s0 = 0; // the file's run of rows: s0 .. s1 (none: s1 = -1)
   let s1 = -1;
   const rmapOk = checkTree('physical-block index', fx.bmap.rmap, undefined, (leaf, n) => {
+    const dv = blockView(leaf);
     for (let k = 0, o = HDR_SIZE; k < n; k++, o += RMAP_REC_SIZE) {
-      const pblk = rmapPblk(leaf, o);
-      const len = rmapLen(leaf, o);
-      const ino = rmapIno(leaf, o);
-      const fblk = rmapFblk(leaf, o);
+      const pblk = viewU64(dv, o + RMAP_PBLK);
+      const len = viewU64(dv, o + RMAP_LEN);
+      const ino = viewU64(dv, o + RMAP_INO);
+      const fblk = viewU64(dv, o + RMAP_FBLK);
       if (ino !== lastIno) {
         const r = slice.get(ino);
         s0 = r < 0 ? 0 : sFirst[r]!;
@@ -534,84 +537,6 @@ function inRootOrder(all: Iterable<InodeRec>): InodeRec[] {
   for (const i of all) (i.extentRoot === 0 ? none : i.extentRoot === EXTENT_ROOT_INLINE ? inline : trees).push(i);
   trees.sort((x, y) => x.extentRoot - y.extentRoot);
   return none.concat(inline, trees);
-}
-
-/**
- * Reference counts from intervals fed in ascending start order: runs
- * [start, end, count] over every referenced block, adjacent equal runs merged.
- * Ends wait in a binary min-heap, so the cost is n log k for k overlapping.
- */
-class RefSweep {
-  private heap: number[] = [];
-  private at = 0;
-  private readonly out = new Tuples(3, 1 << 12);
-
-  private emit(s: number, e: number, k: number): void {
-    if (k <= 0 || e <= s) return;
-    const n = this.out.n;
-    if (n > 0) {
-      const E = this.out.col(1);
-      if (E[n - 1] === s && this.out.col(2)[n - 1] === k) {
-        E[n - 1] = e;
-        return;
-      }
-    }
-    this.out.push(s, e, k);
-  }
-
-  /** Retire every end at or before `pos`, emitting the runs between. */
-  private advance(pos: number): void {
-    const h = this.heap;
-    while (h.length && h[0]! <= pos) {
-      const end = h[0]!;
-      this.emit(this.at, end, h.length);
-      this.at = end;
-      this.pop();
-    }
-    if (h.length && pos > this.at) this.emit(this.at, pos, h.length);
-    this.at = Math.max(this.at, pos);
-  }
-
-  add(s: number, e: number): void {
-    this.advance(s);
-    this.at = s;
-    this.push(e);
-  }
-
-  finish(): Tuples {
-    this.advance(Infinity);
-    return this.out;
-  }
-
-  private push(v: number): void {
-    const h = this.heap;
-    h.push(v);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (h[p]! <= v) break;
-      h[i] = h[p]!;
-      i = p;
-    }
-    h[i] = v;
-  }
-
-  private pop(): void {
-    const h = this.heap;
-    const last = h.pop()!;
-    if (!h.length) return;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= h.length) break;
-      const r = l + 1;
-      const m = r < h.length && h[r]! < h[l]! ? r : l;
-      if (h[m]! >= last) break;
-      h[i] = h[m]!;
-      i = m;
-    }
-    h[i] = last;
-  }
 }
 
 /** Runs [start, end, references] over every referenced block (count >= 1), from extents sorted by pblk. */

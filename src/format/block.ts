@@ -91,6 +91,19 @@ export function readU64(buf: Buffer, off: number): number {
   return hi * 0x100000000 + lo;
 }
 
+/** A DataView of a block's bytes, for a loop that reads many fields of it (viewU64). */
+export const blockView = (buf: Buffer): DataView => new DataView(buf.buffer, buf.byteOffset, buf.length);
+
+/**
+ * readU64 through a DataView (blockView): the same value (2^53 for a field
+ * beyond the safe integers), in two loads instead of eight. For verify's
+ * loops over a million records, which run first in V8's interpreter.
+ */
+export function viewU64(dv: DataView, off: number): number {
+  const hi = dv.getUint32(off + 4, true);
+  return hi > 0x1fffff ? Number.MAX_SAFE_INTEGER + 1 : hi * 0x100000000 + dv.getUint32(off, true);
+}
+
 /** Read a u32 by byte reads, as readU64 does (verify decodes every record of trees as big as the mappings). */
 export function readU32(buf: Buffer, off: number): number {
   if (off < 0 || off + 4 > buf.length) throw new RangeError(`u32 read at ${off} outside a ${buf.length}-byte buffer`);

@@ -63,6 +63,7 @@ export const extentOps: BtreeOps<R.ExtentRec> = {
   decode: R.decodeExtent,
   checkRecord: R.checkExtent,
   checkRecordBytes: R.checkExtentBytes,
+  leafSound: R.extentLeafSound,
 };
 
 export const rmapOps: BtreeOps<R.RmapRec> = {
@@ -80,6 +81,8 @@ export const rmapOps: BtreeOps<R.RmapRec> = {
   decode: R.decodeRmap,
   checkRecord: R.checkRmap,
   checkRecordBytes: R.checkRmapBytes,
+  leafSound: R.rmapLeafSound,
+  leafHigh: R.rmapLeafHigh,
 };
 
 export const refcountOps: BtreeOps<R.RefcountRec> = {
