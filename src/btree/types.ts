@@ -87,8 +87,8 @@ export interface BtreeOps<R> {
    * A whole leaf's verdict at once: true only when checkRecordBytes passes
    * every one of its n records and their keys strictly ascend; false says
    * only "examine record by record" (which finds and words the problem). For
-   * the trees verify reads a million records of, as one loop with no call
-   * per record.
+   * the trees verify reads a million records of: one loop over the leaf
+   * instead of the engine's two, each with calls per record.
    */
   leafSound?(buf: Buffer, n: number): boolean;
   /** Tests force small fanouts so trees get deep. */
