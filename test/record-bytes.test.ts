@@ -3,7 +3,7 @@
  * of the directory, extent, physical-index and page-descriptor ops) give the
  * same verdict, in the same words, as checkRecord of the decoded record: for
  * sound records and for records damaged field by field and byte by byte. The
- * whole-leaf verdicts (leafSound, leafHigh) agree with the per-record path on
+ * whole-leaf verdicts (recordsSound, leafHigh) agree with the per-record path on
  * sound leaves and on leaves damaged record by record.
  */
 import { describe, expect, it } from 'vitest';
@@ -178,22 +178,22 @@ function* damaged(b: Buffer, n: number, recSize: number, rand: () => number): Ge
 
 describe('whole-leaf verdicts agree with the per-record path', () => {
   const rand = prng(1216);
-  it('extent leaves: leafSound', () => {
+  it('extent leaves: recordsSound', () => {
     const L = NodeLayout.of(extentOps, 4096);
     let unsound = 0;
     for (const n of [1, 2, 7, L.maxLeaf]) {
       const leaf = leafOf(extentOps, n, (i) => ({ fblk: i * 3 + int(2), pblk: 2 + int(1e6), len: 1 + int(2), flags: 0 }));
-      expect(extentOps.leafSound!(leaf, n)).toBe(true);
+      expect(extentOps.recordsSound!(leaf, HDR_SIZE, n)).toBe(true);
       for (const x of damaged(leaf, n, extentOps.recSize, rand)) {
         const want = soundByRecords(L, x, n);
-        expect(extentOps.leafSound!(x, n), x.subarray(HDR_SIZE, HDR_SIZE + n * extentOps.recSize).toString('hex')).toBe(want);
+        expect(extentOps.recordsSound!(x, HDR_SIZE, n), x.subarray(HDR_SIZE, HDR_SIZE + n * extentOps.recSize).toString('hex')).toBe(want);
         if (!want) unsound++;
       }
     }
     expect(unsound).toBeGreaterThan(300);
   });
 
-  it('physical-index leaves: leafSound and leafHigh', () => {
+  it('physical-index leaves: recordsSound and leafHigh', () => {
     const L = NodeLayout.of(rmapOps, 4096);
     let unsound = 0;
     for (const n of [1, 2, 9, L.maxLeaf]) {
@@ -204,10 +204,10 @@ describe('whole-leaf verdicts agree with the per-record path', () => {
         ino: 10 + ((i >> 1) & 1),
         fblk: (i & 1) * 4 + int(3),
       }));
-      expect(rmapOps.leafSound!(leaf, n)).toBe(true);
+      expect(rmapOps.recordsSound!(leaf, HDR_SIZE, n)).toBe(true);
       for (const x of damaged(leaf, n, rmapOps.recSize, rand)) {
         const want = soundByRecords(L, x, n);
-        expect(rmapOps.leafSound!(x, n)).toBe(want);
+        expect(rmapOps.recordsSound!(x, HDR_SIZE, n)).toBe(want);
         if (!want) unsound++;
         expect(rmapOps.leafHigh!(x, n)).toEqual(highByRecords(L, x, n));
       }

@@ -82,7 +82,8 @@ export class BulkLoader<R> {
         this.outOfOrder(this.lastBuf, this.lastOff, L.recKey(src, off));
       const b = this.room(0);
       const k = Math.min(count, L.maxLeaf - b.curN);
-      const ok = L.ascending(src, off, k);
+      // Records the ops table finds sound as a run (recordsSound) ascend; the others are looked at in order.
+      const ok = L.ops.recordsSound?.(src, off, k) ? k : L.ascending(src, off, k);
       if (ok < k) this.outOfOrder(src, off + (ok - 1) * rs, L.recKey(src, off + ok * rs));
       const dst = HDR_SIZE + b.curN * rs;
       copyBytes(src, off, b.cur, dst, k * rs);

@@ -305,9 +305,9 @@ function checkLeaf<R>(
   add: (check: string, blkno: Blkno, message: string) => void,
 ): boolean {
   const ops = L.ops;
-  // A leaf the ops table finds sound as a whole (ops.leafSound: every record passes and the keys ascend)
-  // has nothing to report; the loop below is for the others, and for callers that want each record.
-  if (inPlace && !opts.onRecordBytes && ops.leafSound?.(buf, n)) {
+  // A leaf the ops table finds sound as a whole (ops.recordsSound: every record passes and the keys
+  // ascend) has nothing to report; the loop below is for the others, and for callers that want each record.
+  if (inPlace && !opts.onRecordBytes && ops.recordsSound?.(buf, HDR_SIZE, n)) {
     opts.onLeaf?.(buf, n, blkno);
     return true;
   }

@@ -316,7 +316,8 @@ export class NodeLayout<R> {
   /**
    * Write the summary of a node (its first key; for overlapping trees also the
    * greatest high key in it) to dst[dstOff..dstOff+sumBytes): exactly what the
-   * parent's entry for this node must hold. The node must not be empty.
+   * parent's entry for this node must hold. The node must not be empty. A
+   * leaf's greatest high key is the ops table's leafHigh where it has one.
    */
   summarize(node: Buffer, level: number, dst: Buffer, dstOff: number): void {
     const n = hdrCount(node);
@@ -341,6 +342,11 @@ export class NodeLayout<R> {
     }
     if (!this.overlapping) return;
     const hoff = dstOff + this.keyBytes;
+    if (this.ops.leafHigh) {
+      const h = this.ops.leafHigh(node, n);
+      for (let f = 0; f < kfields; f++) writeU64(dst, hoff + f * 8, h[f]!);
+      return;
+    }
     const hkf = this.hkf;
     if (hkf) {
       // The best record's first field is kept, not re-read: this runs on every

@@ -84,13 +84,14 @@ export interface BtreeOps<R> {
    */
   checkRecordBytes?(buf: Buffer, off: number): string | null;
   /**
-   * A whole leaf's verdict at once: true only when checkRecordBytes passes
-   * every one of its n records and their keys strictly ascend; false says
-   * only "examine record by record" (which finds and words the problem). For
-   * the trees verify reads a million records of: one loop over the leaf
-   * instead of the engine's two, each with calls per record.
+   * A verdict on n records at once (at buf[off..]: a leaf's, or a run a bulk
+   * load copies): true only when checkRecordBytes passes every one and their
+   * keys strictly ascend; false says only "examine record by record" (which
+   * finds and words the problem). For the trees verify reads a million
+   * records of: one loop instead of the engine's two, each with calls per
+   * record.
    */
-  leafSound?(buf: Buffer, n: number): boolean;
+  recordsSound?(buf: Buffer, off: number, n: number): boolean;
   /** Tests force small fanouts so trees get deep. */
   readonly maxLeafRecs?: number;
   readonly maxNodeRecs?: number;

@@ -237,18 +237,18 @@ export function checkExtentBytes(b: Buffer, o: number): string | null {
 }
 
 /**
- * Whether the leaf's n extent records all pass checkExtentBytes and ascend by
- * file block (the engine's order check): both verdicts in one loop over the
- * leaf, with reads through a DataView. Verify's first pass over a big file
+ * Whether the n extent records at b[off..] (a leaf's, or a run a bulk load
+ * copies) all pass checkExtentBytes and ascend by file block (the engine's
+ * order check): both verdicts in one loop, with reads through a DataView. Verify's first pass over a big file
  * runs in V8's interpreter, where a call and each byte read cost; this loop
  * made the extent trees of 2 files × 20k extents 5 ms faster in verify
  * (bench/RESULTS.md, session 12). False says only "look record by record":
  * the engine then finds and words the problem.
  */
-export function extentLeafSound(b: Buffer, n: number): boolean {
+export function extentRecordsSound(b: Buffer, off: number, n: number): boolean {
   const dv = blockView(b);
   let prev = -1;
-  for (let i = 0, o = HDR_SIZE; i < n; i++, o += EXTENT_REC_SIZE) {
+  for (let i = 0, o = off; i < n; i++, o += EXTENT_REC_SIZE) {
     const fblk = viewU64(dv, o + EXT_FBLK);
     const len = viewU64(dv, o + EXT_LEN);
     if (len < 1 || fblk + len > Number.MAX_SAFE_INTEGER || viewU64(dv, o + EXT_PBLK) + len > Number.MAX_SAFE_INTEGER || fblk <= prev)
@@ -307,13 +307,13 @@ export function checkRmap(r: RmapRec): string | null {
 export const checkRmapBytes = (b: Buffer, o: number): string | null =>
   rmapProblem(readU64(b, o + RMAP_PBLK), readU64(b, o + RMAP_LEN), readU64(b, o + RMAP_FBLK));
 
-/** Whether the leaf's n reverse-map records all pass checkRmapBytes and ascend by (pblk, ino, fblk): as extentLeafSound. */
-export function rmapLeafSound(b: Buffer, n: number): boolean {
+/** Whether the n reverse-map records at b[off..] all pass checkRmapBytes and ascend by (pblk, ino, fblk): as extentRecordsSound. */
+export function rmapRecordsSound(b: Buffer, off: number, n: number): boolean {
   const dv = blockView(b);
   let pp = -1;
   let pi = -1;
   let pf = -1;
-  for (let i = 0, o = HDR_SIZE; i < n; i++, o += RMAP_REC_SIZE) {
+  for (let i = 0, o = off; i < n; i++, o += RMAP_REC_SIZE) {
     const pblk = viewU64(dv, o + RMAP_PBLK);
     const len = viewU64(dv, o + RMAP_LEN);
     const ino = viewU64(dv, o + RMAP_INO);

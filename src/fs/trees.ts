@@ -63,7 +63,7 @@ export const extentOps: BtreeOps<R.ExtentRec> = {
   decode: R.decodeExtent,
   checkRecord: R.checkExtent,
   checkRecordBytes: R.checkExtentBytes,
-  leafSound: R.extentLeafSound,
+  recordsSound: R.extentRecordsSound,
 };
 
 export const rmapOps: BtreeOps<R.RmapRec> = {
@@ -81,7 +81,7 @@ export const rmapOps: BtreeOps<R.RmapRec> = {
   decode: R.decodeRmap,
   checkRecord: R.checkRmap,
   checkRecordBytes: R.checkRmapBytes,
-  leafSound: R.rmapLeafSound,
+  recordsSound: R.rmapRecordsSound,
   leafHigh: R.rmapLeafHigh,
 };
 
