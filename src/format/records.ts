@@ -239,11 +239,11 @@ export function checkExtentBytes(b: Buffer, o: number): string | null {
 /**
  * Whether the n extent records at b[off..] (a leaf's, or a run a bulk load
  * copies) all pass checkExtentBytes and ascend by file block (the engine's
- * order check): both verdicts in one loop, with reads through a DataView. Verify's first pass over a big file
- * runs in V8's interpreter, where a call and each byte read cost; this loop
- * made the extent trees of 2 files × 20k extents 5 ms faster in verify
- * (bench/RESULTS.md, session 12). False says only "look record by record":
- * the engine then finds and words the problem.
+ * order check): both verdicts in one loop, with reads through a DataView.
+ * Verify's first pass over a big file runs in V8's interpreter, where a call
+ * and each byte read cost; this loop made the extent trees of 2 files × 20k
+ * extents 5 ms faster in verify (bench/RESULTS.md, session 12). False says
+ * only "look record by record": the engine then finds and words the problem.
  */
 export function extentRecordsSound(b: Buffer, off: number, n: number): boolean {
   const dv = blockView(b);
@@ -330,7 +330,8 @@ export function rmapRecordsSound(b: Buffer, off: number, n: number): boolean {
 /**
  * The greatest high key (pblk + len - 1, ino, fblk + len - 1) of the leaf's
  * n reverse-map records (n ≥ 1), as highKeyField reads them, in one loop: the
- * check compares it with the parent entry's at every leaf.
+ * check compares it with the parent entry's at every leaf, and a change to a
+ * leaf writes it into the parent's entry (NodeLayout.summarize).
  */
 export function rmapLeafHigh(b: Buffer, n: number): [number, number, number] {
   const dv = blockView(b);
